@@ -1,0 +1,1 @@
+export { ChunkerParameterError, IndexFormatError, formatBytes } from './errors.js';
