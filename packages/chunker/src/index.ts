@@ -1,1 +1,31 @@
 export { ChunkerParameterError, IndexFormatError, formatBytes } from './errors.js';
+export {
+  type ChunkerSpec,
+  type FastCdcSpec,
+  type FixedSpec,
+  type FastCdcVariant,
+  type ResolvedChunker,
+  type ResolvedFastCdc,
+  type ResolvedFixed,
+  resolveChunker,
+  cutMask,
+  KiB,
+  MiB,
+  MAX_CHUNK_SIZE,
+  MIN_AVG_SIZE,
+  MAX_AVG_SIZE,
+} from './params.js';
+export { gearTable, defaultGearTable } from './gear.js';
+export { type Cutter, createCutter, cutterFor, findCutPoints } from './cutter.js';
+export {
+  type Fingerprinter,
+  type FingerprintSpec,
+  FINGERPRINT_BYTES,
+  createFingerprinter,
+  isAllZero,
+  ChunkHasher,
+} from './fingerprint.js';
+export type { Chunk, ChunkSource } from './types.js';
+export { Chunker, chunkStream, defaultWorkerCount, type ChunkerOptions } from './chunker.js';
+export { windowBytes } from './sequential.js';
+export { defaultSegmentBytes, type SegmentPipelineOptions } from './parallel/segment-pipeline.js';

@@ -1,0 +1,85 @@
+/**
+ * The chunker's front door: turns a byte stream into fingerprinted chunks, in order.
+ *
+ *   const chunker = new Chunker({ chunker: { kind: 'fastcdc', avgSize: 1 << 20 } });
+ *   for await (const chunk of chunker.chunk(fs.createReadStream(path))) { ... }
+ *   await chunker.close();
+ *
+ * With workers (the default on machines with 2+ cores) segments are cut and hashed in
+ * worker threads; the output is identical to the in-thread path either way.
+ */
+import { availableParallelism } from 'node:os';
+import { ChunkerParameterError } from './errors.js';
+import { cutterFor, type Cutter } from './cutter.js';
+import { ChunkHasher, createFingerprinter, type FingerprintSpec } from './fingerprint.js';
+import { chunkParallel, type SegmentPipelineOptions } from './parallel/segment-pipeline.js';
+import { SegmentWorkerPool } from './parallel/worker-pool.js';
+import { resolveChunker, type ChunkerSpec } from './params.js';
+import { chunkSequential } from './sequential.js';
+import type { Chunk, ChunkSource } from './types.js';
+
+export interface ChunkerOptions {
+  chunker: ChunkerSpec;
+  /** Default BLAKE3-256, unkeyed. */
+  fingerprint?: FingerprintSpec;
+  /**
+   * Worker threads that cut and hash segments. 0 runs everything on the calling thread.
+   * Default: the number of cores, at most 4 (0 on a single core).
+   */
+  workers?: number;
+  /** Segment size and queue depth for the worker path (tuning and tests). */
+  pipeline?: SegmentPipelineOptions;
+}
+
+export function defaultWorkerCount(): number {
+  const cores = availableParallelism();
+  return cores < 2 ? 0 : Math.min(cores, 4);
+}
+
+export class Chunker {
+  readonly cutter: Cutter;
+  readonly fingerprint: FingerprintSpec;
+  readonly workers: number;
+  private readonly hasher: ChunkHasher;
+  private pool: SegmentWorkerPool | undefined;
+
+  constructor(private readonly options: ChunkerOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new ChunkerParameterError('options', options, 'an object with a `chunker` spec');
+    }
+    this.cutter = cutterFor(resolveChunker(options.chunker));
+    this.hasher = new ChunkHasher(createFingerprinter(options.fingerprint));
+    this.fingerprint = this.hasher.fingerprinter.spec;
+    const workers = options.workers ?? defaultWorkerCount();
+    if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
+      throw new ChunkerParameterError('workers', workers, 'an integer from 0 (in-thread) to 64');
+    }
+    this.workers = workers;
+  }
+
+  /** Chunks one stream. May be called again (also concurrently); workers are shared. */
+  chunk(source: ChunkSource): AsyncGenerator<Chunk> {
+    if (this.workers === 0) return chunkSequential(source, this.cutter, this.hasher);
+    this.pool ??= new SegmentWorkerPool(
+      { params: this.cutter.params, fingerprint: this.fingerprint },
+      this.workers,
+    );
+    return chunkParallel(source, this.cutter, this.hasher, this.pool, this.options.pipeline);
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.close();
+  }
+}
+
+/** One-shot convenience: chunk a single stream and release the workers afterwards. */
+export async function* chunkStream(source: ChunkSource, options: ChunkerOptions): AsyncGenerator<Chunk> {
+  const chunker = new Chunker(options);
+  try {
+    yield* chunker.chunk(source);
+  } finally {
+    await chunker.close();
+  }
+}

@@ -1,0 +1,145 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Chunker, ChunkerParameterError, chunkStream, findCutPoints, type Chunk, type ChunkerSpec } from '../dist/index.js';
+import { collect, inReads, randomBytes } from './helpers.js';
+
+const summary = (chunks: Chunk[]) => chunks.map((c) => [c.offset, c.length, Buffer.from(c.fingerprint).toString('hex'), c.zero]);
+
+/** Data with zero runs and repeats, like a disk image. */
+function imageLike(length: number, seed: number): Uint8Array {
+  const out = randomBytes(length, seed);
+  let x = seed;
+  for (let i = 0; i < 6; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    const at = x % Math.max(1, length);
+    out.fill(0, at, Math.min(length, at + (x % 70_000)));
+  }
+  return out;
+}
+
+const specs = fc.oneof(
+  fc.record({
+    kind: fc.constant('fastcdc' as const),
+    avgSize: fc.constantFrom(4096, 8192, 16384),
+    variant: fc.constantFrom('2016' as const, '2020' as const),
+    normalization: fc.integer({ min: 0, max: 3 }),
+  }),
+  fc.record({ kind: fc.constant('fixed' as const), size: fc.constantFrom(4096, 12288) }),
+) as fc.Arbitrary<ChunkerSpec>;
+
+const readSizes = fc.oneof(
+  fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 20 }),
+  fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 5 }),
+  fc.constant([1]),
+);
+
+describe('streaming chunker', () => {
+  const open: Chunker[] = [];
+  afterAll(async () => Promise.all(open.map((c) => c.close())));
+
+  it('cut points are identical however the input is split into reads (including 1-byte reads)', async () => {
+    await fc.assert(
+      fc.asyncProperty(specs, fc.integer({ min: 0, max: 120_000 }), fc.integer(), readSizes, async (spec, length, seed, sizes) => {
+        const data = imageLike(length, seed);
+        const expected = findCutPoints(data, spec);
+        const chunks = await collect(new Chunker({ chunker: spec, workers: 0 }).chunk(inReads(data, sizes)));
+        expect(chunks.map((c) => c.offset + c.length)).toEqual(expected);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('worker segments reproduce the in-thread chunks exactly, whatever the segment size and reads', async () => {
+    const pools = new Map<string, Chunker>();
+    await fc.assert(
+      fc.asyncProperty(
+        specs,
+        fc.integer({ min: 0, max: 600_000 }),
+        fc.integer(),
+        readSizes.filter((s) => s.some((n) => n > 100)),
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 1, max: 200_000 }),
+        async (spec, length, seed, sizes, workers, segmentBytes) => {
+          const data = imageLike(length, seed);
+          const reference = summary(await collect(new Chunker({ chunker: spec, workers: 0 }).chunk(inReads(data, [65536]))));
+          const key = JSON.stringify([spec, workers, segmentBytes]);
+          let chunker = pools.get(key);
+          if (!chunker) {
+            chunker = new Chunker({ chunker: spec, workers, pipeline: { segmentBytes } });
+            pools.set(key, chunker);
+            open.push(chunker);
+          }
+          expect(summary(await collect(chunker.chunk(inReads(data, sizes))))).toEqual(reference);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('yields offset, length, bytes, BLAKE3 fingerprint and the zero flag for each chunk', async () => {
+    const data = imageLike(3_000_000, 99);
+    data.fill(0, 100_000, 600_000);
+    for (const workers of [0, 2]) {
+      const chunks = await collect(chunkStream(inReads(data, [100_000]), { chunker: { kind: 'fastcdc', avgSize: 16384 }, workers }));
+      let offset = 0;
+      for (const c of chunks) {
+        expect(c.offset).toBe(offset);
+        expect(c.bytes.length).toBe(c.length);
+        expect(Buffer.from(c.bytes).equals(Buffer.from(data.subarray(c.offset, c.offset + c.length)))).toBe(true);
+        expect(Buffer.from(c.fingerprint).equals(blake3(c.bytes))).toBe(true);
+        expect(c.zero).toBe(c.bytes.every((b) => b === 0));
+        offset += c.length;
+      }
+      expect(offset).toBe(data.length);
+      expect(chunks.filter((c) => c.zero).length).toBeGreaterThan(3);
+    }
+  });
+
+  it('chunks stay valid after later chunks are produced (buffers are never reused)', async () => {
+    const data = randomBytes(30 << 20, 5);
+    for (const workers of [0, 1]) {
+      const chunks = await collect(chunkStream(inReads(data, [1 << 20]), { chunker: { kind: 'fastcdc', avgSize: 65536 }, workers }));
+      for (const c of chunks) expect(Buffer.from(blake3(c.bytes)).equals(Buffer.from(c.fingerprint))).toBe(true);
+    }
+  });
+
+  it('keyed BLAKE3 and SHA-256 fingerprints are what their specs say', async () => {
+    const data = randomBytes(200_000, 3);
+    const key = new Uint8Array(32).fill(7);
+    const keyed = await collect(chunkStream(inReads(data, [50_000]), { chunker: { kind: 'fixed', size: 65536 }, fingerprint: { algorithm: 'blake3', key }, workers: 1 }));
+    const sha = await collect(chunkStream(inReads(data, [50_000]), { chunker: { kind: 'fixed', size: 65536 }, fingerprint: { algorithm: 'sha256' }, workers: 0 }));
+    for (const c of keyed) {
+      expect(Buffer.from(c.fingerprint)).toEqual(Blake3Hasher.newKeyed(Buffer.from(key)).update(c.bytes).digestBuffer());
+      expect(Buffer.from(c.fingerprint)).not.toEqual(blake3(c.bytes));
+    }
+    for (const c of sha) expect(Buffer.from(c.fingerprint)).toEqual(createHash('sha256').update(c.bytes).digest());
+  });
+
+  it('reads a Node Readable; refuses a stream in string mode with a clear error', async () => {
+    const data = randomBytes(500_000, 4);
+    const chunks = await collect(chunkStream(Readable.from([Buffer.from(data)]), { chunker: { kind: 'fixed', size: 65536 }, workers: 0 }));
+    expect(chunks.reduce((n, c) => n + c.length, 0)).toBe(data.length);
+    const text = Readable.from(['hello']);
+    await expect(collect(chunkStream(text, { chunker: { kind: 'fixed', size: 65536 }, workers: 0 }))).rejects.toThrow(ChunkerParameterError);
+    await expect(collect(chunkStream(42 as never, { chunker: { kind: 'fixed', size: 65536 }, workers: 0 }))).rejects.toThrow(/source/);
+  });
+
+  it('an empty stream yields no chunks', async () => {
+    for (const workers of [0, 1]) {
+      expect(await collect(chunkStream(inReads(new Uint8Array(0), [1]), { chunker: { kind: 'fastcdc', avgSize: 4096 }, workers }))).toEqual([]);
+    }
+  });
+
+  it('a failing source fails the chunk stream with the source error', async () => {
+    async function* broken() {
+      yield new Uint8Array(100_000);
+      throw new Error('disk read error at 100000');
+    }
+    for (const workers of [0, 1]) {
+      await expect(collect(chunkStream(broken(), { chunker: { kind: 'fastcdc', avgSize: 4096 }, workers }))).rejects.toThrow('disk read error');
+    }
+  });
+});
