@@ -1,8 +1,26 @@
 import { defineConfig } from 'vitest/config';
+import type { Reporter, TestModule } from 'vitest/node';
+
+/** Ends the run with a plain "N passed, N failed, N skipped" line that any CI can read. */
+const summaryLine: Reporter = {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>) {
+    const counts = { passed: 0, failed: 0, skipped: 0 };
+    for (const module of testModules) {
+      for (const test of module.children.allTests()) {
+        const state = test.result().state;
+        if (state === 'passed') counts.passed++;
+        else if (state === 'failed') counts.failed++;
+        else counts.skipped++;
+      }
+      if (module.state() === 'failed' && ![...module.children.allTests()].length) counts.failed++;
+    }
+    process.stdout.write(`\n${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`);
+  },
+};
 
 // One config for the whole workspace: every package keeps its tests in test/.
-// Tests import packages by name, which resolves to their built dist/ (the test
-// script builds first), so worker threads run the same JS that users run.
+// Tests import built packages (the test script builds first), so worker threads run the
+// same JS that users run.
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'benchmarks/**/test/**/*.test.ts'],
@@ -10,5 +28,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    reporters: ['default', summaryLine],
   },
 });

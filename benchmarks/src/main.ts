@@ -1,1 +1,48 @@
-export {};
+#!/usr/bin/env node
+/**
+ * Benchmark entry point: `pnpm bench <name> [--json] [--quick]`.
+ * Tables go to stdout; progress goes to stderr so `--json` output stays parseable.
+ */
+import { fullRun, quickRun, renderChunkerReport, runChunkerBench } from './chunker-bench.js';
+import { machine } from './machine.js';
+
+const USAGE = `usage: pnpm bench <benchmark> [--json] [--quick]
+
+benchmarks:
+  chunker   FastCDC/fixed throughput, BLAKE3 vs SHA-256, fingerprint index, dedup ratios
+
+options:
+  --json    print one JSON object (figures + machine) instead of tables
+  --quick   small data sizes (a smoke run, minutes -> seconds); figures are not comparable
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const args = argv.filter((a) => !a.startsWith('--'));
+  const flags = new Set(argv.filter((a) => a.startsWith('--')));
+  const unknown = [...flags].filter((f) => !['--json', '--quick', '--help'].includes(f));
+  if (flags.has('--help') || args.length === 0) {
+    process.stdout.write(USAGE);
+    return args.length === 0 && !flags.has('--help') ? 2 : 0;
+  }
+  if (unknown.length > 0 || args.length !== 1 || args[0] !== 'chunker') {
+    process.stderr.write(`bench: unknown ${unknown.length > 0 ? `option ${unknown[0]}` : `benchmark "${args.join(' ')}"`}\n\n${USAGE}`);
+    return 2;
+  }
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const preset = flags.has('--quick') ? quickRun : fullRun;
+  const started = Date.now();
+  const result = await runChunkerBench({ ...preset, log });
+  const seconds = Math.round((Date.now() - started) / 1000);
+  const out = { benchmark: 'chunker', quick: flags.has('--quick'), ...result, machine: machine(), seconds };
+  if (flags.has('--json')) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  else process.stdout.write(`${renderChunkerReport(out)}\n\nmachine: ${JSON.stringify(out.machine)}; ${seconds} s\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -9,6 +9,7 @@
  * worker threads; the output is identical to the in-thread path either way.
  */
 import { availableParallelism } from 'node:os';
+import { BufferSource } from './buffers.js';
 import { ChunkerParameterError } from './errors.js';
 import { cutterFor, type Cutter } from './cutter.js';
 import { ChunkHasher, createFingerprinter, type FingerprintSpec } from './fingerprint.js';
@@ -24,16 +25,24 @@ export interface ChunkerOptions {
   fingerprint?: FingerprintSpec;
   /**
    * Worker threads that cut and hash segments. 0 runs everything on the calling thread.
-   * Default: the number of cores, at most 4 (0 on a single core).
+   * The calling thread cuts segments too whenever every worker is busy, so the default is
+   * one less than the number of cores, at most 4 (0 on a single core).
    */
   workers?: number;
+  /**
+   * Reuse input buffers instead of allocating new ones. Faster (fresh memory costs page
+   * faults: ~0.26 ns/byte here, a quarter of the in-thread cost), but then `chunk.bytes`
+   * is valid only until the next chunk is requested: copy it, or finish with it (e.g.
+   * compress it), before advancing the iterator. Default false: bytes stay valid.
+   */
+  reuseBuffers?: boolean;
   /** Segment size and queue depth for the worker path (tuning and tests). */
   pipeline?: SegmentPipelineOptions;
 }
 
 export function defaultWorkerCount(): number {
   const cores = availableParallelism();
-  return cores < 2 ? 0 : Math.min(cores, 4);
+  return cores < 2 ? 0 : Math.min(cores - 1, 4);
 }
 
 export class Chunker {
@@ -59,12 +68,13 @@ export class Chunker {
 
   /** Chunks one stream. May be called again (also concurrently); workers are shared. */
   chunk(source: ChunkSource): AsyncGenerator<Chunk> {
-    if (this.workers === 0) return chunkSequential(source, this.cutter, this.hasher);
+    const buffers = new BufferSource(this.options.reuseBuffers === true);
+    if (this.workers === 0) return chunkSequential(source, this.cutter, this.hasher, buffers);
     this.pool ??= new SegmentWorkerPool(
       { params: this.cutter.params, fingerprint: this.fingerprint },
       this.workers,
     );
-    return chunkParallel(source, this.cutter, this.hasher, this.pool, this.options.pipeline);
+    return chunkParallel(source, this.cutter, this.hasher, this.pool, buffers, this.options.pipeline);
   }
 
   async close(): Promise<void> {

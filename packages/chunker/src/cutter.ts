@@ -35,6 +35,7 @@ export function createCutter(spec: ChunkerSpec, engine: CutterEngine = 'wasm'): 
 /** A cutter for parameters that were already validated (e.g. inside a worker). */
 export function cutterFor(params: ResolvedChunker, engine: CutterEngine = 'wasm'): Cutter {
   let cutAll: Cutter['cutAll'];
+  let cutOne: Cutter['cut'] | undefined;
   if (params.kind === 'fixed') {
     const size = params.size;
     // Chunks start at multiples of `size` (every chunk but the last is full), so blocks
@@ -50,6 +51,7 @@ export function cutterFor(params: ResolvedChunker, engine: CutterEngine = 'wasm'
   } else if (engine === 'wasm') {
     const kernel = new WasmFastCdc(params);
     cutAll = (data, start, limit, end, ends) => kernel.cutAll(data, start, limit, end, ends);
+    cutOne = (data, start, end) => kernel.cutOne(data, start, end);
   } else {
     const fn = params.variant === '2016' ? fastCdc2016 : fastCdc2020;
     cutAll = (data, start, limit, end, ends) => {
@@ -67,10 +69,12 @@ export function cutterFor(params: ResolvedChunker, engine: CutterEngine = 'wasm'
     minSize: params.minSize,
     maxSize: params.maxSize,
     cutAll,
-    cut(data, start, end) {
-      one.length = 0;
-      return cutAll(data, start, start + 1, end, one);
-    },
+    cut:
+      cutOne ??
+      ((data, start, end) => {
+        one.length = 0;
+        return cutAll(data, start, start + 1, end, one);
+      }),
   };
 }
 

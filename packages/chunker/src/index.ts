@@ -29,3 +29,5 @@ export type { Chunk, ChunkSource } from './types.js';
 export { Chunker, chunkStream, defaultWorkerCount, type ChunkerOptions } from './chunker.js';
 export { windowBytes } from './sequential.js';
 export { defaultSegmentBytes, type SegmentPipelineOptions } from './parallel/segment-pipeline.js';
+export { FingerprintIndex, type FingerprintIndexOptions } from './fingerprint-index.js';
+export { chunkingFor, type SourceKind } from './presets.js';

@@ -7,6 +7,7 @@ import { FINGERPRINT_BYTES, type ChunkHasher } from './fingerprint.js';
 import { readPieces } from './source.js';
 import type { Chunk, ChunkSource } from './types.js';
 import { MiB } from './params.js';
+import type { BufferSource } from './buffers.js';
 
 /**
  * Window size for a given max chunk size. At least 2x max so a refill always leaves room
@@ -17,11 +18,16 @@ export function windowBytes(maxSize: number): number {
   return Math.max(4 * maxSize, 8 * MiB);
 }
 
-export async function* chunkSequential(source: ChunkSource, cutter: Cutter, hasher: ChunkHasher): AsyncGenerator<Chunk> {
+export async function* chunkSequential(
+  source: ChunkSource,
+  cutter: Cutter,
+  hasher: ChunkHasher,
+  buffers: BufferSource,
+): AsyncGenerator<Chunk> {
   const max = cutter.maxSize;
   const size = windowBytes(max);
   // A fresh window each time (never reused): chunks handed out are views into it.
-  let win = new Uint8Array(size);
+  let win = buffers.take(size);
   let base = 0; // stream offset of win[0]
   let start = 0; // start of the first unchunked byte in win
   let end = 0; // end of buffered bytes in win
@@ -48,8 +54,10 @@ export async function* chunkSequential(source: ChunkSource, cutter: Cutter, hash
     while (p < piece.length) {
       if (end === size) {
         yield* cutReady(false);
-        const next = new Uint8Array(size);
+        const next = buffers.take(size);
         next.set(win.subarray(start, end));
+        // Every chunk in `win` has been yielded and the consumer asked for the next one.
+        buffers.give(win);
         base += start;
         end -= start;
         start = 0;

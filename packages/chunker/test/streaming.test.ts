@@ -106,6 +106,28 @@ describe('streaming chunker', () => {
     }
   });
 
+  it('with reuseBuffers, every chunk is right when it is received (in-thread and workers)', async () => {
+    await fc.assert(
+      fc.asyncProperty(specs, fc.integer({ min: 0, max: 3_000_000 }), fc.integer(), fc.integer({ min: 0, max: 2 }), async (spec, length, seed, workers) => {
+        const data = imageLike(length, seed);
+        const chunker = new Chunker({ chunker: spec, workers, reuseBuffers: true, pipeline: { segmentBytes: 100_000 } });
+        let offset = 0;
+        try {
+          for await (const c of chunker.chunk(inReads(data, [40_000]))) {
+            expect(c.offset).toBe(offset);
+            expect(Buffer.compare(Buffer.from(c.bytes.buffer, c.bytes.byteOffset, c.length), data.subarray(offset, offset + c.length))).toBe(0);
+            expect(Buffer.from(c.fingerprint).equals(blake3(c.bytes))).toBe(true);
+            offset += c.length;
+          }
+        } finally {
+          await chunker.close();
+        }
+        expect(offset).toBe(data.length);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
   it('keyed BLAKE3 and SHA-256 fingerprints are what their specs say', async () => {
     const data = randomBytes(200_000, 3);
     const key = new Uint8Array(32).fill(7);

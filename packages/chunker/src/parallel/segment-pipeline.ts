@@ -19,9 +19,11 @@
 import type { Cutter } from '../cutter.js';
 import { FINGERPRINT_BYTES, type ChunkHasher } from '../fingerprint.js';
 import { MiB } from '../params.js';
+import type { BufferSource } from '../buffers.js';
 import { readPieces } from '../source.js';
 import type { Chunk, ChunkSource } from '../types.js';
 import type { SegmentResult } from './protocol.js';
+import { processSegment } from './segment.js';
 import type { SegmentWorkerPool } from './worker-pool.js';
 
 export interface SegmentPipelineOptions {
@@ -38,6 +40,9 @@ interface Segment {
   total: number;
 }
 
+/** Jobs a worker may have waiting before the main thread takes segments itself. */
+const QUEUED_PER_WORKER = 2;
+
 export function defaultSegmentBytes(maxSize: number): number {
   return Math.max(16 * MiB, 4 * maxSize);
 }
@@ -47,6 +52,7 @@ export async function* chunkParallel(
   cutter: Cutter,
   hasher: ChunkHasher,
   pool: SegmentWorkerPool,
+  buffers: BufferSource,
   options: SegmentPipelineOptions = {},
 ): AsyncGenerator<Chunk> {
   const max = cutter.maxSize;
@@ -60,13 +66,22 @@ export async function* chunkParallel(
 
   const newSegment = (base: number): Segment => ({
     base,
-    data: new Uint8Array(capacity),
+    data: buffers.take(capacity),
     own: 0,
     total: 0,
   });
 
   const dispatch = (segment: Segment): void => {
-    const result = pool.run({ buffer: segment.data.buffer as ArrayBuffer, own: segment.own, total: segment.total });
+    const buffer = segment.data.buffer as ArrayBuffer;
+    if (pool.minLoad >= QUEUED_PER_WORKER) {
+      // Every worker has work queued: cut this segment here rather than wait. On a
+      // 2-core machine the main thread would otherwise sit between two busy workers and
+      // be descheduled while they starve for input.
+      const local = processSegment(0, buffer, segment.own, segment.total, cutter, hasher);
+      queue.push({ segment, result: Promise.resolve(local) });
+      return;
+    }
+    const result = pool.run({ buffer, own: segment.own, total: segment.total });
     // Consumed in order below; mark handled now so an early failure is not "unhandled".
     result.catch(() => undefined);
     queue.push({ segment, result });
@@ -110,7 +125,10 @@ export async function* chunkParallel(
   async function* drain(keep: number): AsyncGenerator<Chunk> {
     while (queue.length > keep) {
       const { segment, result } = queue.shift()!;
-      yield* reconcile(segment, await result);
+      const r = await result;
+      yield* reconcile(segment, r);
+      // The consumer has asked for the chunk after this segment's last one.
+      buffers.give(new Uint8Array(r.buffer));
     }
   }
 

@@ -35,6 +35,11 @@ export class SegmentWorkerPool {
     return this.workers.length;
   }
 
+  /** Jobs sent to the least busy worker and not yet answered. */
+  get minLoad(): number {
+    return this.load.length === 0 ? Infinity : Math.min(...this.load);
+  }
+
   run(job: Omit<SegmentJob, 'id'>): Promise<SegmentResult> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;

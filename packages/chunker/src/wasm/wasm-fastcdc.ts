@@ -51,6 +51,24 @@ export class WasmFastCdc {
     this.kernel = params.variant === '2016' ? this.exports.cut2016 : this.exports.cut2020;
   }
 
+  /**
+   * The one chunk starting at `start` (see Cutter.cut). Copies 2 x avgSize first, which
+   * holds most chunks, and more only when needed: a cut found before the copied end is
+   * final, because each cut decision reads only bytes up to the cut. Cutting a whole
+   * window here would copy 8 MiB for one ~1 MiB chunk.
+   */
+  cutOne(data: Uint8Array, start: number, end: number): number {
+    const { maxSize, avgSize } = this.params;
+    const last = Math.min(end, start + maxSize); // the furthest this chunk can reach
+    let blockEnd = Math.min(last, start + 2 * avgSize);
+    for (;;) {
+      this.memory.set(data.subarray(start, blockEnd), DATA_OFFSET);
+      const stop = this.kernel(DATA_OFFSET, DATA_OFFSET + (blockEnd - start)) - DATA_OFFSET + start;
+      if (stop < blockEnd || blockEnd === last) return stop;
+      blockEnd = Math.min(last, start + 4 * (blockEnd - start));
+    }
+  }
+
   /** See Cutter.cutAll. */
   cutAll(data: Uint8Array, start: number, limit: number, end: number, ends: number[]): number {
     const max = this.params.maxSize;
