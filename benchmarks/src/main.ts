@@ -4,12 +4,15 @@
  * Tables go to stdout; progress goes to stderr so `--json` output stays parseable.
  */
 import { fullRun, quickRun, renderChunkerReport, runChunkerBench } from './chunker-bench.js';
+import { runIndexBench } from './index-bench.js';
 import { machine } from './machine.js';
+import { renderTable } from './table.js';
 
 const USAGE = `usage: pnpm bench <benchmark> [--json] [--quick]
 
 benchmarks:
   chunker   FastCDC/fixed throughput, BLAKE3 vs SHA-256, fingerprint index, dedup ratios
+  index     the fingerprint index alone (10M entries; 1M with --quick)
 
 options:
   --json    print one JSON object (figures + machine) instead of tables
@@ -24,12 +27,18 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return args.length === 0 && !flags.has('--help') ? 2 : 0;
   }
-  if (unknown.length > 0 || args.length !== 1 || args[0] !== 'chunker') {
+  if (unknown.length > 0 || args.length !== 1 || !['chunker', 'index'].includes(args[0])) {
     process.stderr.write(`bench: unknown ${unknown.length > 0 ? `option ${unknown[0]}` : `benchmark "${args.join(' ')}"`}\n\n${USAGE}`);
     return 2;
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const preset = flags.has('--quick') ? quickRun : fullRun;
+  if (args[0] === 'index') {
+    const result = { benchmark: 'index', index_entries: preset.indexEntries, ...(await runIndexBench({ entries: preset.indexEntries })), machine: machine() };
+    if (flags.has('--json')) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else process.stdout.write(`${renderTable(['measure', 'value'], Object.entries(result).filter(([k]) => k !== 'machine' && k !== 'benchmark').map(([k, v]) => [k, String(v)]))}\n`);
+    return 0;
+  }
   const started = Date.now();
   const result = await runChunkerBench({ ...preset, log });
   const seconds = Math.round((Date.now() - started) / 1000);
