@@ -20,7 +20,7 @@ export function cryptoRandom(length: number): Uint8Array {
 }
 
 /** Splits `data` into reads of the given sizes (cycled), as a stream would deliver them. */
-export async function* inReads(data: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+export async function* inReads(data: Uint8Array, sizes: readonly number[]): AsyncGenerator<Uint8Array> {
   let k = 0;
   for (let pos = 0; pos < data.length; k++) {
     const n = Math.max(1, sizes[k % sizes.length]);
