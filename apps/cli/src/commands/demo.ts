@@ -4,8 +4,7 @@
  * day was new, the way a backup run would report it.
  */
 import { demoSeries, type DataSeries } from '@hoard/bench-data';
-import { Chunker, FingerprintIndex, type ChunkerSpec } from '@hoard/chunker';
-import { chunkingFor } from '@hoard/chunker';
+import { Chunker, FingerprintIndex, chunkingFor, type ChunkerSpec } from '@hoard/chunker';
 
 const MiB = 1 << 20;
 
