@@ -1,0 +1,173 @@
+/**
+ * How a chunk's bytes become a stored blob and back (format: docs/format.md, "Blobs").
+ *
+ *   raw bytes --lz4 if smaller--> payload --AES-256-GCM if the store has a key--> stored
+ *   stored --xxh64--> checksum (kept in the pack trailer, checked before anything else)
+ *
+ * The checksum covers the stored bytes so `verify --read-data` can scrub a pack without
+ * decompressing or decrypting. The fingerprint is the GCM associated data: a stored blob
+ * cannot be moved under another fingerprint without failing authentication.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { compress, uncompress } from 'lz4-napi';
+import xxhash from 'xxhash-wasm';
+import { BlobCodecConfigError, BlobCorruptError } from './errors.js';
+
+/** Payload encodings (low 7 bits of the codec byte). */
+export const PAYLOAD_RAW = 0;
+export const PAYLOAD_LZ4 = 1;
+/** High bit of the codec byte: the payload is AES-256-GCM encrypted. */
+export const CODEC_ENCRYPTED = 0x80;
+
+export const GCM_NONCE_BYTES = 12;
+export const GCM_TAG_BYTES = 16;
+export const DATA_KEY_BYTES = 32;
+
+export interface EncodedBlob {
+  /** The bytes that go into the pack. */
+  stored: Uint8Array;
+  /** PAYLOAD_* | CODEC_ENCRYPTED. */
+  codec: number;
+  rawLength: number;
+  /** xxh64 of `stored`. */
+  checksum: bigint;
+}
+
+/** Verifies a decoded chunk against its fingerprint (the chunker's Fingerprinter.digest). */
+export type FingerprintCheck = (raw: Uint8Array) => Uint8Array;
+
+type Hasher = Awaited<ReturnType<typeof xxhash>>;
+let hasherPromise: Promise<Hasher> | undefined;
+
+export class BlobCodec {
+  private constructor(
+    private readonly xxh: Hasher,
+    private readonly dataKey: Buffer | undefined,
+  ) {}
+
+  /** `dataKey`: the store's 32-byte data key when the store is encrypted. */
+  static async create(options: { dataKey?: Uint8Array } = {}): Promise<BlobCodec> {
+    const { dataKey } = options;
+    if (dataKey !== undefined && (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_BYTES)) {
+      throw new BlobCodecConfigError(`data key must be ${DATA_KEY_BYTES} bytes, got ${dataKey?.length ?? typeof dataKey}`);
+    }
+    hasherPromise ??= xxhash();
+    return new BlobCodec(await hasherPromise, dataKey ? Buffer.from(dataKey) : undefined);
+  }
+
+  get encrypted(): boolean {
+    return this.dataKey !== undefined;
+  }
+
+  checksum(stored: Uint8Array): bigint {
+    return this.xxh.h64Raw(stored);
+  }
+
+  async encode(raw: Uint8Array, fingerprint: Uint8Array): Promise<EncodedBlob> {
+    let payload: Uint8Array = raw;
+    let codec = PAYLOAD_RAW;
+    if (raw.length > 0) {
+      const packed = await compress(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
+      if (packed.length < raw.length) {
+        payload = packed;
+        codec = PAYLOAD_LZ4;
+      }
+    }
+    let stored = payload;
+    if (this.dataKey) {
+      stored = this.seal(payload, fingerprint);
+      codec |= CODEC_ENCRYPTED;
+    } else if (payload === raw) {
+      // The caller may reuse `raw`'s buffer (the chunker's reuseBuffers): keep our own copy.
+      stored = Uint8Array.prototype.slice.call(raw);
+    }
+    return { stored, codec, rawLength: raw.length, checksum: this.checksum(stored) };
+  }
+
+  /**
+   * Checks and decodes a stored blob. Order: checksum (cheap, catches storage damage),
+   * authentication, decompression, length, and, when `verify` is given, the fingerprint.
+   */
+  async decode(
+    stored: Uint8Array,
+    blob: { codec: number; rawLength: number; checksum: bigint },
+    fingerprint: Uint8Array,
+    verify?: FingerprintCheck,
+  ): Promise<Uint8Array> {
+    const actual = this.checksum(stored);
+    if (actual !== blob.checksum) {
+      throw new BlobCorruptError('checksum', `xxh64 of the stored bytes is ${hex64(actual)}, the trailer says ${hex64(blob.checksum)}`);
+    }
+    let payload = stored;
+    if (blob.codec & CODEC_ENCRYPTED) {
+      if (!this.dataKey) throw new BlobCodecConfigError('blob is encrypted but no data key was given (is the repository opened with its passphrase?)');
+      payload = this.open(stored, fingerprint);
+    } else if (this.dataKey) {
+      // An unencrypted blob in an encrypted store could only have been planted.
+      throw new BlobCorruptError('authentication', 'blob is not encrypted but the store is');
+    }
+    let raw: Uint8Array;
+    const kind = blob.codec & ~CODEC_ENCRYPTED;
+    if (kind === PAYLOAD_LZ4) {
+      try {
+        raw = await uncompress(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+      } catch (err) {
+        throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
+      }
+    } else if (kind === PAYLOAD_RAW) {
+      raw = payload;
+    } else {
+      throw new BlobCorruptError('decompression', `unknown payload codec ${kind}`);
+    }
+    if (raw.length !== blob.rawLength) {
+      throw new BlobCorruptError('length', `decoded ${raw.length} bytes, the trailer says ${blob.rawLength}`);
+    }
+    if (verify) {
+      const digest = verify(raw);
+      if (!equalBytes(digest, fingerprint)) {
+        throw new BlobCorruptError('fingerprint', `content hashes to ${hexBytes(digest)}, expected ${hexBytes(fingerprint)}`);
+      }
+    }
+    return raw;
+  }
+
+  /** nonce (12) || ciphertext || tag (16), fingerprint as associated data. */
+  private seal(payload: Uint8Array, fingerprint: Uint8Array): Uint8Array {
+    const nonce = randomBytes(GCM_NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.dataKey!, nonce);
+    cipher.setAAD(fingerprint);
+    const body = cipher.update(payload);
+    const final = cipher.final();
+    const out = new Uint8Array(GCM_NONCE_BYTES + body.length + final.length + GCM_TAG_BYTES);
+    out.set(nonce, 0);
+    out.set(body, GCM_NONCE_BYTES);
+    out.set(final, GCM_NONCE_BYTES + body.length);
+    out.set(cipher.getAuthTag(), out.length - GCM_TAG_BYTES);
+    return out;
+  }
+
+  private open(stored: Uint8Array, fingerprint: Uint8Array): Uint8Array {
+    if (stored.length < GCM_NONCE_BYTES + GCM_TAG_BYTES) {
+      throw new BlobCorruptError('authentication', `encrypted blob of ${stored.length} bytes is shorter than nonce + tag`);
+    }
+    const nonce = stored.subarray(0, GCM_NONCE_BYTES);
+    const tag = stored.subarray(stored.length - GCM_TAG_BYTES);
+    const decipher = createDecipheriv('aes-256-gcm', this.dataKey!, nonce);
+    decipher.setAAD(fingerprint);
+    decipher.setAuthTag(tag);
+    try {
+      const body = decipher.update(stored.subarray(GCM_NONCE_BYTES, stored.length - GCM_TAG_BYTES));
+      const final = decipher.final();
+      return final.length === 0 ? body : Buffer.concat([body, final]);
+    } catch {
+      throw new BlobCorruptError('authentication', 'AES-GCM tag does not match (wrong key, or the blob or its fingerprint was altered)');
+    }
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+}
+
+const hex64 = (v: bigint) => v.toString(16).padStart(16, '0');
+const hexBytes = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');

@@ -1,0 +1,23 @@
+export type { ObjectStore, ObjectInfo, ByteRange, ListPage } from './store/object-store.js';
+export { listAll } from './store/object-store.js';
+export { ObjectStoreError, ObjectNotFoundError, InvalidKeyError, RangeOutOfBoundsError, type StoreOperation } from './store/errors.js';
+export {
+  BlobCodec,
+  type EncodedBlob,
+  type FingerprintCheck,
+  PAYLOAD_RAW,
+  PAYLOAD_LZ4,
+  CODEC_ENCRYPTED,
+  DATA_KEY_BYTES,
+} from './blob/codec.js';
+export { BlobCorruptError, BlobCodecConfigError, type BlobCheck } from './blob/errors.js';
+export {
+  type StoreSecrets,
+  type KeyFile,
+  SCRYPT_DEFAULTS,
+  WrongPassphraseError,
+  KeyFileFormatError,
+  generateSecrets,
+  wrapSecrets,
+  unwrapSecrets,
+} from './crypto/store-secrets.js';

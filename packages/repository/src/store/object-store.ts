@@ -1,0 +1,57 @@
+/**
+ * The one interface every storage backend implements (a local directory, S3). Packs,
+ * index segments and manifests are written once and never modified (architecture
+ * invariant 2), so the interface has no overwrite: `putIfAbsent` is the only write.
+ *
+ * Keys are relative, '/'-separated paths such as `packs/3f/3fa2...` (see docs/format.md).
+ * A key never starts with '/', never contains '..', '.' or empty segments, and uses
+ * only [A-Za-z0-9._-/]: a backend may map keys to file paths, so a key must never be
+ * able to leave the store.
+ */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  offset: number;
+  /** Number of bytes; the range must lie inside the object. */
+  length: number;
+}
+
+export interface ListPage {
+  objects: ObjectInfo[];
+  /** Pass to the next list() call; undefined when this was the last page. */
+  next?: string;
+}
+
+export interface ObjectStore {
+  /** Human-readable location for messages, e.g. `fs:/srv/hoard` or `s3://bucket/prefix`. */
+  readonly location: string;
+  /**
+   * Stores `data` under `key` unless an object with that key exists. Returns true if this
+   * call wrote it, false if it was already there (content-named objects: the existing
+   * one holds the same bytes). Durable when the promise resolves.
+   */
+  putIfAbsent(key: string, data: Uint8Array): Promise<boolean>;
+  /** The whole object, or `range` of it. Throws ObjectNotFoundError if absent. */
+  get(key: string, range?: ByteRange): Promise<Uint8Array>;
+  /** Size of the object, or undefined if absent. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Objects whose key starts with `prefix`, in lexicographic key order, a page at a time. */
+  list(prefix: string, options?: { after?: string; limit?: number }): Promise<ListPage>;
+  /** Deletes the keys that exist; absent keys are not an error. */
+  deleteMany(keys: string[]): Promise<void>;
+}
+
+/** Every object under `prefix`, following pages. */
+export async function* listAll(store: ObjectStore, prefix: string): AsyncGenerator<ObjectInfo> {
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.list(prefix, { after });
+    yield* page.objects;
+    if (page.next === undefined) return;
+    after = page.next;
+  }
+}
