@@ -21,3 +21,17 @@ export {
   wrapSecrets,
   unwrapSecrets,
 } from './crypto/store-secrets.js';
+export {
+  type PackEntry,
+  type PackTrailer,
+  PackFormatError,
+  PACK_ENTRY_BYTES,
+  PACK_FOOTER_BYTES,
+  STORE_ID_BYTES,
+  loadPackHashing,
+  packKey,
+  decodeTrailer,
+  decodeFooter,
+} from './pack/pack-format.js';
+export { PackWriter, type SealedPack, DEFAULT_PACK_BYTES, MIN_PACK_BYTES, MAX_PACK_BYTES } from './pack/pack-writer.js';
+export { readPackTrailer } from './pack/pack-reader.js';

@@ -1,0 +1,126 @@
+/**
+ * Pack objects: blobs back to back, then a trailer that lists them, then a fixed-size
+ * footer. A pack alone says which store its blobs belong to and where each blob is, so
+ * the index (and with manifests, everything) can be rebuilt from the bucket (invariant 3).
+ * Layout byte by byte: docs/format.md, "Packs".
+ */
+import { blake3 } from '@napi-rs/blake-hash';
+import xxhash from 'xxhash-wasm';
+
+export const PACK_MAGIC = Buffer.from('HOARDPK1', 'ascii');
+export const PACK_VERSION = 1;
+export const PACK_ENTRY_BYTES = 53;
+export const PACK_FOOTER_BYTES = 48;
+export const STORE_ID_BYTES = 16;
+
+export interface PackEntry {
+  fingerprint: Uint8Array;
+  offset: number;
+  storedLength: number;
+  rawLength: number;
+  codec: number;
+  checksum: bigint;
+}
+
+export interface PackTrailer {
+  storeId: Uint8Array;
+  entries: PackEntry[];
+  /** Where the blob region ends and the trailer starts. */
+  entriesOffset: number;
+}
+
+export class PackFormatError extends Error {
+  override readonly name = 'PackFormatError';
+  constructor(
+    readonly pack: string,
+    readonly reason: string,
+  ) {
+    super(`pack ${pack} is damaged or not a pack: ${reason}`);
+  }
+}
+
+type Hasher = Awaited<ReturnType<typeof xxhash>>;
+let hasher: Hasher | undefined;
+/** xxhash-wasm instantiates asynchronously; packs need it synchronously afterwards. */
+export async function loadPackHashing(): Promise<void> {
+  hasher ??= await xxhash();
+}
+function xxh64(data: Uint8Array): bigint {
+  if (!hasher) throw new Error('loadPackHashing() must be awaited before packs are built or read');
+  return hasher.h64Raw(data);
+}
+
+/** Object key of a pack: named by the BLAKE3 of its bytes (invariant 2). */
+export function packKey(packBytes: Uint8Array): string {
+  const name = blake3(packBytes).toString('hex');
+  return `packs/${name.slice(0, 2)}/${name}`;
+}
+
+export function encodeTrailer(storeId: Uint8Array, entries: readonly PackEntry[], entriesOffset: number): Uint8Array {
+  const out = Buffer.alloc(entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES);
+  let o = 0;
+  for (const e of entries) {
+    out.set(e.fingerprint, o);
+    out.writeUInt32LE(e.offset, o + 32);
+    out.writeUInt32LE(e.storedLength, o + 36);
+    out.writeUInt32LE(e.rawLength, o + 40);
+    out.writeUInt8(e.codec, o + 44);
+    out.writeBigUInt64LE(e.checksum, o + 45);
+    o += PACK_ENTRY_BYTES;
+  }
+  PACK_MAGIC.copy(out, o);
+  out.writeUInt16LE(PACK_VERSION, o + 8);
+  out.writeUInt16LE(0, o + 10);
+  out.writeUInt32LE(entries.length, o + 12);
+  out.writeBigUInt64LE(BigInt(entriesOffset), o + 16);
+  out.set(storeId, o + 24);
+  out.writeBigUInt64LE(xxh64(out.subarray(0, o + 40)), o + 40);
+  return out;
+}
+
+/** Reads the footer (the last PACK_FOOTER_BYTES of a pack of `packSize` bytes). */
+export function decodeFooter(pack: string, footer: Uint8Array, packSize: number): { count: number; entriesOffset: number; storeId: Uint8Array } {
+  const f = Buffer.from(footer.buffer, footer.byteOffset, footer.byteLength);
+  if (f.length !== PACK_FOOTER_BYTES) throw new PackFormatError(pack, `footer is ${f.length} bytes, expected ${PACK_FOOTER_BYTES}`);
+  if (!f.subarray(0, 8).equals(PACK_MAGIC)) throw new PackFormatError(pack, 'no HOARDPK1 footer at the end');
+  const version = f.readUInt16LE(8);
+  if (version !== PACK_VERSION) throw new PackFormatError(pack, `format version ${version}, this build reads ${PACK_VERSION}`);
+  const count = f.readUInt32LE(12);
+  const entriesOffset = Number(f.readBigUInt64LE(16));
+  if (entriesOffset + count * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES !== packSize) {
+    throw new PackFormatError(pack, `footer says ${count} entries from offset ${entriesOffset}, which does not end at the pack size ${packSize}`);
+  }
+  return { count, entriesOffset, storeId: Uint8Array.from(f.subarray(24, 40)) };
+}
+
+/** Parses and checks the trailer: `tail` = entries + footer (the last bytes of the pack). */
+export function decodeTrailer(pack: string, tail: Uint8Array, packSize: number): PackTrailer {
+  const t = Buffer.from(tail.buffer, tail.byteOffset, tail.byteLength);
+  const { count, entriesOffset, storeId } = decodeFooter(pack, t.subarray(t.length - PACK_FOOTER_BYTES), packSize);
+  if (t.length !== count * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES) {
+    throw new PackFormatError(pack, `trailer is ${t.length} bytes, the footer implies ${count * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES}`);
+  }
+  const expected = t.readBigUInt64LE(t.length - 8);
+  if (xxh64(t.subarray(0, t.length - 8)) !== expected) throw new PackFormatError(pack, 'trailer checksum does not match');
+  const entries: PackEntry[] = [];
+  let end = 0;
+  for (let i = 0, o = 0; i < count; i++, o += PACK_ENTRY_BYTES) {
+    const e: PackEntry = {
+      fingerprint: Uint8Array.from(t.subarray(o, o + 32)),
+      offset: t.readUInt32LE(o + 32),
+      storedLength: t.readUInt32LE(o + 36),
+      rawLength: t.readUInt32LE(o + 40),
+      codec: t.readUInt8(o + 44),
+      checksum: t.readBigUInt64LE(o + 45),
+    };
+    if (e.offset !== end || e.offset + e.storedLength > entriesOffset) {
+      throw new PackFormatError(pack, `entry ${i} at ${e.offset}+${e.storedLength} does not follow the previous blob inside the blob region`);
+    }
+    end = e.offset + e.storedLength;
+    entries.push(e);
+  }
+  if (end !== entriesOffset) throw new PackFormatError(pack, `blobs end at ${end} but the trailer starts at ${entriesOffset}`);
+  return { storeId, entries, entriesOffset };
+}
+
+export { xxh64 as packChecksum };
