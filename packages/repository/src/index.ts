@@ -35,3 +35,12 @@ export {
 } from './pack/pack-format.js';
 export { PackWriter, type SealedPack, DEFAULT_PACK_BYTES, MIN_PACK_BYTES, MAX_PACK_BYTES } from './pack/pack-writer.js';
 export { readPackTrailer } from './pack/pack-reader.js';
+export {
+  type IndexSegment,
+  type SegmentPack,
+  IndexSegmentFormatError,
+  encodeIndexSegment,
+  decodeIndexSegment,
+  segmentKey,
+  packKeyFromHash,
+} from './index-segment/index-segment.js';

@@ -56,16 +56,32 @@ export function packKey(packBytes: Uint8Array): string {
   return `packs/${name.slice(0, 2)}/${name}`;
 }
 
+/** Writes one 53-byte entry (shared by pack trailers and index segments). */
+export function writeEntry(out: Buffer, o: number, e: PackEntry): void {
+  out.set(e.fingerprint, o);
+  out.writeUInt32LE(e.offset, o + 32);
+  out.writeUInt32LE(e.storedLength, o + 36);
+  out.writeUInt32LE(e.rawLength, o + 40);
+  out.writeUInt8(e.codec, o + 44);
+  out.writeBigUInt64LE(e.checksum, o + 45);
+}
+
+export function readEntry(b: Buffer, o: number): PackEntry {
+  return {
+    fingerprint: Uint8Array.from(b.subarray(o, o + 32)),
+    offset: b.readUInt32LE(o + 32),
+    storedLength: b.readUInt32LE(o + 36),
+    rawLength: b.readUInt32LE(o + 40),
+    codec: b.readUInt8(o + 44),
+    checksum: b.readBigUInt64LE(o + 45),
+  };
+}
+
 export function encodeTrailer(storeId: Uint8Array, entries: readonly PackEntry[], entriesOffset: number): Uint8Array {
   const out = Buffer.alloc(entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES);
   let o = 0;
   for (const e of entries) {
-    out.set(e.fingerprint, o);
-    out.writeUInt32LE(e.offset, o + 32);
-    out.writeUInt32LE(e.storedLength, o + 36);
-    out.writeUInt32LE(e.rawLength, o + 40);
-    out.writeUInt8(e.codec, o + 44);
-    out.writeBigUInt64LE(e.checksum, o + 45);
+    writeEntry(out, o, e);
     o += PACK_ENTRY_BYTES;
   }
   PACK_MAGIC.copy(out, o);
@@ -105,14 +121,7 @@ export function decodeTrailer(pack: string, tail: Uint8Array, packSize: number):
   const entries: PackEntry[] = [];
   let end = 0;
   for (let i = 0, o = 0; i < count; i++, o += PACK_ENTRY_BYTES) {
-    const e: PackEntry = {
-      fingerprint: Uint8Array.from(t.subarray(o, o + 32)),
-      offset: t.readUInt32LE(o + 32),
-      storedLength: t.readUInt32LE(o + 36),
-      rawLength: t.readUInt32LE(o + 40),
-      codec: t.readUInt8(o + 44),
-      checksum: t.readBigUInt64LE(o + 45),
-    };
+    const e = readEntry(t, o);
     if (e.offset !== end || e.offset + e.storedLength > entriesOffset) {
       throw new PackFormatError(pack, `entry ${i} at ${e.offset}+${e.storedLength} does not follow the previous blob inside the blob region`);
     }
