@@ -44,3 +44,26 @@ export {
   segmentKey,
   packKeyFromHash,
 } from './index-segment/index-segment.js';
+export {
+  type ChunkRef,
+  ChunkListFormatError,
+  PAGE_CHUNKS,
+  CHUNK_RECORD_BYTES,
+  encodePage,
+  decodePage,
+  pageKey,
+} from './snapshot/chunk-list.js';
+export {
+  type SnapshotMeta,
+  type SourceKind,
+  type PageRef,
+  type Manifest,
+  ManifestFormatError,
+  InvalidJobNameError,
+  validateJobName,
+  compactTime,
+  encodeManifest,
+  decodeManifest,
+} from './snapshot/manifest.js';
+export { FsObjectStore, type FsObjectStoreOpenOptions } from './store/fs-store.js';
+export { validateKey, validatePrefix } from './store/keys.js';

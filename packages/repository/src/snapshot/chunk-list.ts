@@ -1,0 +1,77 @@
+/**
+ * A snapshot's ordered chunk list, split into pages of at most PAGE_CHUNKS records so
+ * that neither writing nor restoring ever holds a whole list (a 1 TiB image at 64 KiB is
+ * 16M chunks): pages are separate content-named objects, and the manifest lists them with
+ * their logical offsets, which also lets a byte-range restore go straight to its page.
+ * Layout: docs/format.md, "Chunk-list pages".
+ */
+import { blake3 } from '@napi-rs/blake-hash';
+
+export const PAGE_MAGIC = Buffer.from('HOARDCL1', 'ascii');
+export const PAGE_VERSION = 1;
+export const PAGE_CHUNKS = 65536;
+export const CHUNK_RECORD_BYTES = 37;
+const PAGE_HEADER_BYTES = 16;
+const FLAG_ZERO = 1;
+
+export interface ChunkRef {
+  length: number;
+  /** All-zero chunk: not stored; its fingerprint field is all zero bytes. */
+  zero: boolean;
+  fingerprint: Uint8Array;
+}
+
+export class ChunkListFormatError extends Error {
+  override readonly name = 'ChunkListFormatError';
+  constructor(
+    readonly object: string,
+    readonly reason: string,
+  ) {
+    super(`chunk list ${object} is damaged: ${reason}`);
+  }
+}
+
+export function pageKey(bytes: Uint8Array): string {
+  const h = blake3(bytes).toString('hex');
+  return `chunklists/${h.slice(0, 2)}/${h}`;
+}
+
+const ZERO_FP = new Uint8Array(32);
+
+export function encodePage(chunks: readonly ChunkRef[]): { key: string; bytes: Uint8Array; logicalBytes: number } {
+  if (chunks.length > PAGE_CHUNKS) throw new RangeError(`a page holds at most ${PAGE_CHUNKS} chunks, got ${chunks.length}`);
+  const out = Buffer.alloc(PAGE_HEADER_BYTES + chunks.length * CHUNK_RECORD_BYTES);
+  PAGE_MAGIC.copy(out, 0);
+  out.writeUInt16LE(PAGE_VERSION, 8);
+  out.writeUInt16LE(0, 10);
+  out.writeUInt32LE(chunks.length, 12);
+  let o = PAGE_HEADER_BYTES;
+  let logicalBytes = 0;
+  for (const c of chunks) {
+    out.writeUInt32LE(c.length, o);
+    out.writeUInt8(c.zero ? FLAG_ZERO : 0, o + 4);
+    out.set(c.zero ? ZERO_FP : c.fingerprint, o + 5);
+    o += CHUNK_RECORD_BYTES;
+    logicalBytes += c.length;
+  }
+  return { key: pageKey(out), bytes: out, logicalBytes };
+}
+
+export function decodePage(key: string, bytes: Uint8Array): ChunkRef[] {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (pageKey(b) !== key) throw new ChunkListFormatError(key, 'content does not match its name (BLAKE3)');
+  if (b.length < PAGE_HEADER_BYTES || !b.subarray(0, 8).equals(PAGE_MAGIC)) throw new ChunkListFormatError(key, 'no HOARDCL1 header');
+  const version = b.readUInt16LE(8);
+  if (version !== PAGE_VERSION) throw new ChunkListFormatError(key, `format version ${version}, this build reads ${PAGE_VERSION}`);
+  const count = b.readUInt32LE(12);
+  if (count > PAGE_CHUNKS || b.length !== PAGE_HEADER_BYTES + count * CHUNK_RECORD_BYTES) {
+    throw new ChunkListFormatError(key, `header says ${count} chunks, the object has room for ${(b.length - PAGE_HEADER_BYTES) / CHUNK_RECORD_BYTES}`);
+  }
+  const chunks: ChunkRef[] = [];
+  for (let i = 0, o = PAGE_HEADER_BYTES; i < count; i++, o += CHUNK_RECORD_BYTES) {
+    const flags = b.readUInt8(o + 4);
+    if (flags & ~FLAG_ZERO) throw new ChunkListFormatError(key, `chunk ${i} has unknown flags ${flags}`);
+    chunks.push({ length: b.readUInt32LE(o), zero: (flags & FLAG_ZERO) !== 0, fingerprint: Uint8Array.from(b.subarray(o + 5, o + 37)) });
+  }
+  return chunks;
+}
