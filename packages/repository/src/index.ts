@@ -65,5 +65,3 @@ export {
   encodeManifest,
   decodeManifest,
 } from './snapshot/manifest.js';
-export { FsObjectStore, type FsObjectStoreOpenOptions } from './store/fs-store.js';
-export { validateKey, validatePrefix } from './store/keys.js';
