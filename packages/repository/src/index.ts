@@ -65,3 +65,4 @@ export {
   encodeManifest,
   decodeManifest,
 } from './snapshot/manifest.js';
+export { ObjectFormatError } from './format-error.js';

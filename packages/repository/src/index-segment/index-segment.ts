@@ -8,6 +8,7 @@
  */
 import { blake3 } from '@napi-rs/blake-hash';
 import { PACK_ENTRY_BYTES, STORE_ID_BYTES, readEntry, writeEntry, type PackEntry } from '../pack/pack-format.js';
+import { ObjectFormatError } from '../format-error.js';
 
 export const SEGMENT_MAGIC = Buffer.from('HOARDIX1', 'ascii');
 export const SEGMENT_VERSION = 1;
@@ -25,13 +26,10 @@ export interface IndexSegment {
   packs: SegmentPack[];
 }
 
-export class IndexSegmentFormatError extends Error {
+export class IndexSegmentFormatError extends ObjectFormatError {
   override readonly name = 'IndexSegmentFormatError';
-  constructor(
-    readonly segment: string,
-    readonly reason: string,
-  ) {
-    super(`index segment ${segment} is damaged or not a segment: ${reason}`);
+  constructor(object: string, reason: string) {
+    super('index segment', object, reason);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { blake3 } from '@napi-rs/blake-hash';
 import xxhash from 'xxhash-wasm';
+import { ObjectFormatError } from '../format-error.js';
 
 export const PACK_MAGIC = Buffer.from('HOARDPK1', 'ascii');
 export const PACK_VERSION = 1;
@@ -29,13 +30,10 @@ export interface PackTrailer {
   entriesOffset: number;
 }
 
-export class PackFormatError extends Error {
+export class PackFormatError extends ObjectFormatError {
   override readonly name = 'PackFormatError';
-  constructor(
-    readonly pack: string,
-    readonly reason: string,
-  ) {
-    super(`pack ${pack} is damaged or not a pack: ${reason}`);
+  constructor(object: string, reason: string) {
+    super('pack', object, reason);
   }
 }
 

@@ -6,6 +6,7 @@
  * Layout: docs/format.md, "Chunk-list pages".
  */
 import { blake3 } from '@napi-rs/blake-hash';
+import { ObjectFormatError } from '../format-error.js';
 
 export const PAGE_MAGIC = Buffer.from('HOARDCL1', 'ascii');
 export const PAGE_VERSION = 1;
@@ -21,13 +22,10 @@ export interface ChunkRef {
   fingerprint: Uint8Array;
 }
 
-export class ChunkListFormatError extends Error {
+export class ChunkListFormatError extends ObjectFormatError {
   override readonly name = 'ChunkListFormatError';
-  constructor(
-    readonly object: string,
-    readonly reason: string,
-  ) {
-    super(`chunk list ${object} is damaged: ${reason}`);
+  constructor(object: string, reason: string) {
+    super('chunk list', object, reason);
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import { blake3 } from '@napi-rs/blake-hash';
 import type { ChunkerSpec } from '@hoard/chunker';
+import { ObjectFormatError } from '../format-error.js';
 
 export const MANIFEST_MAGIC = Buffer.from('HOARDSN1', 'ascii');
 export const MANIFEST_VERSION = 1;
@@ -49,13 +50,10 @@ export interface Manifest {
   pages: PageRef[];
 }
 
-export class ManifestFormatError extends Error {
+export class ManifestFormatError extends ObjectFormatError {
   override readonly name = 'ManifestFormatError';
-  constructor(
-    readonly object: string,
-    readonly reason: string,
-  ) {
-    super(`snapshot ${object} is damaged or not a snapshot: ${reason}`);
+  constructor(object: string, reason: string) {
+    super('snapshot', object, reason);
   }
 }
 
