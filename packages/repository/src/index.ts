@@ -65,4 +65,6 @@ export {
   encodeManifest,
   decodeManifest,
 } from './snapshot/manifest.js';
+export { FsObjectStore, type FsObjectStoreOpenOptions } from './store/fs-store.js';
+export { validateKey, validatePrefix } from './store/keys.js';
 export { ObjectFormatError } from './format-error.js';
