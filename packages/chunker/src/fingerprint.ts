@@ -56,7 +56,7 @@ export function isAllZero(data: Uint8Array): boolean {
   return Buffer.compare(asBuffer(data), asBuffer(zeros).subarray(0, data.length)) === 0;
 }
 
-export function asBuffer(data: Uint8Array): Buffer {
+function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 

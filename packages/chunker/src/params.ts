@@ -53,7 +53,6 @@ export interface ResolvedFastCdc {
   /** Mask used after avgSize: bits - normalization ones (easier to match). */
   maskL: number;
   gear: Int32Array;
-  seeded: boolean;
 }
 
 export interface ResolvedFixed {
@@ -141,6 +140,5 @@ export function resolveChunker(spec: ChunkerSpec): ResolvedChunker {
     maskS: cutMask(bits + normalization),
     maskL: cutMask(bits - normalization),
     gear: gearTable(spec.seed),
-    seeded: spec.seed !== undefined,
   };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsObjectStore, InvalidKeyError, ObjectNotFoundError, ObjectStoreError, validateKey, validatePrefix } from '../dist/index.js';
-import { objectStoreContract } from './store-contract.js';
+import { objectStoreContract, rejection } from './store-contract.js';
 
 // os.tmpdir() is on the real disk here, so the fsyncs in putIfAbsent are real ones.
 const tempRoot = (): Promise<string> => mkdtemp(join(tmpdir(), 'hoard-fs-store-'));
@@ -194,12 +194,3 @@ describe('FsObjectStore', () => {
     await expect(store.list('', { limit: 0 })).rejects.toBeInstanceOf(RangeError);
   });
 });
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}

@@ -471,7 +471,7 @@ async function expectInvalid(promise: Promise<unknown>, key: string): Promise<vo
   expect((err as InvalidKeyError).key).toBe(key);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise;
   } catch (err) {

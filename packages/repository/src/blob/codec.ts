@@ -10,7 +10,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { compress, uncompress } from 'lz4-napi';
-import xxhash from 'xxhash-wasm';
+import { loadXxh64, xxh64 } from '../checksum.js';
 import { BlobCodecConfigError, BlobCorruptError } from './errors.js';
 
 /** Payload encodings (low 7 bits of the codec byte). */
@@ -36,14 +36,8 @@ export interface EncodedBlob {
 /** Verifies a decoded chunk against its fingerprint (the chunker's Fingerprinter.digest). */
 export type FingerprintCheck = (raw: Uint8Array) => Uint8Array;
 
-type Hasher = Awaited<ReturnType<typeof xxhash>>;
-let hasherPromise: Promise<Hasher> | undefined;
-
 export class BlobCodec {
-  private constructor(
-    private readonly xxh: Hasher,
-    private readonly dataKey: Buffer | undefined,
-  ) {}
+  private constructor(private readonly dataKey: Buffer | undefined) {}
 
   /** `dataKey`: the store's 32-byte data key when the store is encrypted. */
   static async create(options: { dataKey?: Uint8Array } = {}): Promise<BlobCodec> {
@@ -51,8 +45,8 @@ export class BlobCodec {
     if (dataKey !== undefined && (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_BYTES)) {
       throw new BlobCodecConfigError(`data key must be ${DATA_KEY_BYTES} bytes, got ${dataKey?.length ?? typeof dataKey}`);
     }
-    hasherPromise ??= xxhash();
-    return new BlobCodec(await hasherPromise, dataKey ? Buffer.from(dataKey) : undefined);
+    await loadXxh64();
+    return new BlobCodec(dataKey ? Buffer.from(dataKey) : undefined);
   }
 
   get encrypted(): boolean {
@@ -60,7 +54,7 @@ export class BlobCodec {
   }
 
   checksum(stored: Uint8Array): bigint {
-    return this.xxh.h64Raw(stored);
+    return xxh64(stored);
   }
 
   async encode(raw: Uint8Array, fingerprint: Uint8Array): Promise<EncodedBlob> {

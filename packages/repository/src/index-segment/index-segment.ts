@@ -6,7 +6,7 @@
  * "Index segments". A segment is redundant with the pack trailers: `repair` can rewrite
  * segments from packs alone (invariant 3).
  */
-import { blake3 } from '@napi-rs/blake-hash';
+import { contentKey, contentKeyFromHash } from '../content-key.js';
 import { PACK_ENTRY_BYTES, STORE_ID_BYTES, readEntry, writeEntry, type PackEntry } from '../pack/pack-format.js';
 import { ObjectFormatError } from '../format-error.js';
 
@@ -34,13 +34,11 @@ export class IndexSegmentFormatError extends ObjectFormatError {
 }
 
 export function segmentKey(bytes: Uint8Array): string {
-  const h = blake3(bytes).toString('hex');
-  return `index/${h.slice(0, 2)}/${h}`;
+  return contentKey('index', bytes);
 }
 
 export function packKeyFromHash(hash: Uint8Array): string {
-  const h = Buffer.from(hash).toString('hex');
-  return `packs/${h.slice(0, 2)}/${h}`;
+  return contentKeyFromHash('packs', hash);
 }
 
 export function encodeIndexSegment(segment: IndexSegment): { key: string; bytes: Uint8Array } {

@@ -4,8 +4,8 @@
  * the index (and with manifests, everything) can be rebuilt from the bucket (invariant 3).
  * Layout byte by byte: docs/format.md, "Packs".
  */
-import { blake3 } from '@napi-rs/blake-hash';
-import xxhash from 'xxhash-wasm';
+import { loadXxh64, xxh64 } from '../checksum.js';
+import { contentKey } from '../content-key.js';
 import { ObjectFormatError } from '../format-error.js';
 
 export const PACK_MAGIC = Buffer.from('HOARDPK1', 'ascii');
@@ -37,21 +37,12 @@ export class PackFormatError extends ObjectFormatError {
   }
 }
 
-type Hasher = Awaited<ReturnType<typeof xxhash>>;
-let hasher: Hasher | undefined;
-/** xxhash-wasm instantiates asynchronously; packs need it synchronously afterwards. */
-export async function loadPackHashing(): Promise<void> {
-  hasher ??= await xxhash();
-}
-function xxh64(data: Uint8Array): bigint {
-  if (!hasher) throw new Error('loadPackHashing() must be awaited before packs are built or read');
-  return hasher.h64Raw(data);
-}
+/** Trailers are checksummed synchronously: load the checksum first. */
+export const loadPackHashing = loadXxh64;
 
 /** Object key of a pack: named by the BLAKE3 of its bytes (invariant 2). */
 export function packKey(packBytes: Uint8Array): string {
-  const name = blake3(packBytes).toString('hex');
-  return `packs/${name.slice(0, 2)}/${name}`;
+  return contentKey('packs', packBytes);
 }
 
 /** Writes one 53-byte entry (shared by pack trailers and index segments). */
@@ -130,4 +121,3 @@ export function decodeTrailer(pack: string, tail: Uint8Array, packSize: number):
   return { storeId, entries, entriesOffset };
 }
 
-export { xxh64 as packChecksum };

@@ -5,7 +5,7 @@
  * their logical offsets, which also lets a byte-range restore go straight to its page.
  * Layout: docs/format.md, "Chunk-list pages".
  */
-import { blake3 } from '@napi-rs/blake-hash';
+import { contentKey } from '../content-key.js';
 import { ObjectFormatError } from '../format-error.js';
 
 export const PAGE_MAGIC = Buffer.from('HOARDCL1', 'ascii');
@@ -30,8 +30,7 @@ export class ChunkListFormatError extends ObjectFormatError {
 }
 
 export function pageKey(bytes: Uint8Array): string {
-  const h = blake3(bytes).toString('hex');
-  return `chunklists/${h.slice(0, 2)}/${h}`;
+  return contentKey('chunklists', bytes);
 }
 
 const ZERO_FP = new Uint8Array(32);
