@@ -68,3 +68,11 @@ export {
 export { FsObjectStore, type FsObjectStoreOpenOptions } from './store/fs-store.js';
 export { validateKey, validatePrefix } from './store/keys.js';
 export { ObjectFormatError } from './format-error.js';
+export { RepositoryError, RepositoryNotFoundError, RepositoryExistsError, PassphraseRequiredError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError, SourceError, IntegrityError } from './repo/errors.js';
+export { type RepositoryConfig, type StoreRecord, type StoreScope, RecordFormatError, InvalidStoreNameError, describeScope } from './repo/records.js';
+export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOptions, type SnapshotInfo } from './repo/repository.js';
+export { FingerprintStore } from './repo/fingerprint-store.js';
+export { StoreIndex, type BlobLocation } from './repo/store-index.js';
+export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
+export { restore, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
+export { FileSink, StreamSink, type RestoreSink } from './repo/restore-sink.js';

@@ -1,0 +1,63 @@
+/**
+ * Errors of the repository layer. Each says what is wrong and what would be right, so the
+ * CLI can print the message as it is (no stack trace for a user's mistake).
+ */
+
+/** Base class: anything the user can act on (wrong path, wrong id, wrong passphrase). */
+export class RepositoryError extends Error {
+  override name = 'RepositoryError';
+}
+
+export class RepositoryNotFoundError extends RepositoryError {
+  override name = 'RepositoryNotFoundError';
+  constructor(readonly location: string) {
+    super(`no hoard repository at ${location} (create one with \`hoard init --repo ${location}\`, or check --repo)`);
+  }
+}
+
+export class RepositoryExistsError extends RepositoryError {
+  override name = 'RepositoryExistsError';
+  constructor(readonly location: string) {
+    super(`${location} already holds a hoard repository; init never overwrites one`);
+  }
+}
+
+export class PassphraseRequiredError extends RepositoryError {
+  override name = 'PassphraseRequiredError';
+  constructor(readonly location: string) {
+    super(`the repository at ${location} is encrypted: give its passphrase (HOARD_PASSPHRASE, --passphrase-file, or type it on a terminal)`);
+  }
+}
+
+export class SnapshotNotFoundError extends RepositoryError {
+  override name = 'SnapshotNotFoundError';
+}
+
+export class StoreScopeError extends RepositoryError {
+  override name = 'StoreScopeError';
+}
+
+export class UnknownStoreError extends RepositoryError {
+  override name = 'UnknownStoreError';
+}
+
+/** The source ended or failed before the backup could commit; nothing was committed. */
+export class SourceError extends RepositoryError {
+  override name = 'SourceError';
+}
+
+/**
+ * Restored or verified data that does not match what was committed (invariant 4). Names
+ * the snapshot, the logical offset in the stream and the object that holds the bytes.
+ */
+export class IntegrityError extends Error {
+  override name = 'IntegrityError';
+  constructor(
+    readonly snapshot: string,
+    readonly object: string,
+    readonly offset: number | undefined,
+    readonly reason: string,
+  ) {
+    super(`snapshot ${snapshot}: ${offset === undefined ? '' : `bytes at offset ${offset}, `}object ${object}: ${reason}`);
+  }
+}

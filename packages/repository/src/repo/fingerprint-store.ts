@@ -1,0 +1,81 @@
+/**
+ * A fingerprint store opened for use: its record, its secrets (encrypted repositories),
+ * the codec and fingerprinting they imply, and its in-memory index (loaded on first use).
+ * Dedup happens inside one store only (invariant 5): a chunk's fingerprint, its blob's
+ * encryption key and the chunker's gear seed are all the store's own.
+ */
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { chunkingFor, createFingerprinter, type ChunkerSpec, type Fingerprinter, type FingerprintSpec, type SourceKind as ChunkingKind } from '@hoard/chunker';
+import { BlobCodec } from '../blob/codec.js';
+import type { StoreSecrets } from '../crypto/store-secrets.js';
+import type { ObjectStore } from '../store/object-store.js';
+import type { StoreRecord } from './records.js';
+import { StoreIndex } from './store-index.js';
+
+export class FingerprintStore {
+  readonly idBytes: Uint8Array;
+  readonly fingerprintSpec: FingerprintSpec;
+  readonly fingerprinter: Fingerprinter;
+  private indexLoad: Promise<StoreIndex> | undefined;
+
+  private constructor(
+    private readonly objects: ObjectStore,
+    readonly record: StoreRecord,
+    readonly codec: BlobCodec,
+    private readonly secrets: StoreSecrets | undefined,
+  ) {
+    this.idBytes = Uint8Array.from(Buffer.from(record.id, 'hex'));
+    this.fingerprintSpec = secrets ? { algorithm: 'blake3', key: secrets.fingerprintKey } : { algorithm: 'blake3' };
+    this.fingerprinter = createFingerprinter(this.fingerprintSpec);
+  }
+
+  static async open(objects: ObjectStore, record: StoreRecord, secrets: StoreSecrets | undefined): Promise<FingerprintStore> {
+    return new FingerprintStore(objects, record, await BlobCodec.create({ dataKey: secrets?.dataKey }), secrets);
+  }
+
+  get name(): string {
+    return this.record.name;
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get encrypted(): boolean {
+    return this.secrets !== undefined;
+  }
+
+  /**
+   * Chunker parameters for a kind of source. Encrypted stores seed the gear table with
+   * their secret seed, so chunk boundaries do not reveal known content.
+   */
+  chunking(kind: ChunkingKind, avgSize?: number): ChunkerSpec {
+    const spec = chunkingFor(kind);
+    if (avgSize !== undefined && spec.kind === 'fastcdc') spec.avgSize = avgSize;
+    if (this.secrets && spec.kind === 'fastcdc') spec.seed = this.secrets.chunkerSeed;
+    return spec;
+  }
+
+  /** Whole-stream hash: BLAKE3, keyed in encrypted stores like the fingerprints. */
+  streamHasher(): Blake3Hasher {
+    return this.secrets ? Blake3Hasher.newKeyed(Buffer.from(this.secrets.fingerprintKey)) : new Blake3Hasher();
+  }
+
+  /** The store's index, loaded from its segments on first use and then kept up to date. */
+  index(): Promise<StoreIndex> {
+    this.indexLoad ??= StoreIndex.load(this.objects, this.record.id);
+    const load = this.indexLoad;
+    load.catch(() => {
+      if (this.indexLoad === load) this.indexLoad = undefined;
+    });
+    return load;
+  }
+
+  /**
+   * Forgets the in-memory index. A failed backup may have indexed blobs of packs it never
+   * uploaded; the next user reloads from the bucket, which is the truth (invariant 3).
+   */
+  dropIndex(): void {
+    this.indexLoad = undefined;
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * A hoard repository on an object store: its config, its fingerprint stores and its
+ * snapshots. Backup, restore, verify and stats work on an open Repository (backup.ts,
+ * restore.ts, verify.ts, stats.ts). Layout of every object: docs/format.md.
+ */
+import { generateSecrets, unwrapSecrets, wrapSecrets, type StoreSecrets } from '../crypto/store-secrets.js';
+import { decodeManifest, validateJobName, type Manifest, type SnapshotMeta } from '../snapshot/manifest.js';
+import { listAll, type ObjectStore } from '../store/object-store.js';
+import { mapConcurrent } from './concurrency.js';
+import { PassphraseRequiredError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError } from './errors.js';
+import { FingerprintStore } from './fingerprint-store.js';
+import {
+  CONFIG_KEY,
+  STORES_PREFIX,
+  decodeConfig,
+  decodeStoreRecord,
+  describeScope,
+  encodeRecord,
+  newId,
+  storeKey,
+  validatePackBytes,
+  validateStoreName,
+  type RepositoryConfig,
+  type StoreRecord,
+  type StoreScope,
+} from './records.js';
+import { DEFAULT_PACK_BYTES } from '../pack/pack-writer.js';
+
+export const GLOBAL_STORE = 'global';
+export const SNAPSHOTS_PREFIX = 'snapshots/';
+
+export interface InitOptions {
+  /** Encrypt the repository: every store gets random secrets wrapped with this passphrase. */
+  passphrase?: string;
+  packBytes?: number;
+  /** scrypt cost for key files (tests lower it; the default is SCRYPT_DEFAULTS). */
+  scryptCost?: { N: number; r: number; p: number };
+}
+
+export interface OpenOptions {
+  /** Needed to back up to, restore from or read data of an encrypted repository. */
+  passphrase?: string;
+  scryptCost?: { N: number; r: number; p: number };
+}
+
+export interface SnapshotInfo {
+  /** Short id: the 16 hex digits that end the manifest's key. */
+  id: string;
+  key: string;
+  meta: SnapshotMeta;
+}
+
+export class Repository {
+  private readonly opened = new Map<string, Promise<FingerprintStore>>();
+
+  private constructor(
+    readonly objects: ObjectStore,
+    readonly config: RepositoryConfig,
+    private readonly options: OpenOptions,
+  ) {}
+
+  get location(): string {
+    return this.objects.location;
+  }
+
+  get encrypted(): boolean {
+    return this.config.encrypted;
+  }
+
+  static async init(objects: ObjectStore, options: InitOptions = {}): Promise<Repository> {
+    const packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
+    validatePackBytes(packBytes);
+    if (await objects.head(CONFIG_KEY)) throw new RepositoryExistsError(objects.location);
+    const config: RepositoryConfig = {
+      format: 'hoard-repository',
+      version: 1,
+      id: newId(),
+      createdAt: new Date().toISOString(),
+      encrypted: options.passphrase !== undefined,
+      packBytes,
+    };
+    const repo = new Repository(objects, config, options);
+    // The global store first: a config without it would be a repository nobody can use.
+    await repo.createStore(GLOBAL_STORE, { kind: 'global' });
+    if (!(await objects.putIfAbsent(CONFIG_KEY, encodeRecord(config)))) throw new RepositoryExistsError(objects.location);
+    return repo;
+  }
+
+  static async open(objects: ObjectStore, options: OpenOptions = {}): Promise<Repository> {
+    const info = await objects.head(CONFIG_KEY);
+    if (!info) throw new RepositoryNotFoundError(objects.location);
+    return new Repository(objects, decodeConfig(await objects.get(CONFIG_KEY)), options);
+  }
+
+  async stores(): Promise<StoreRecord[]> {
+    const records: StoreRecord[] = [];
+    for await (const info of listAll(this.objects, STORES_PREFIX)) {
+      records.push(decodeStoreRecord(info.key, await this.objects.get(info.key)));
+    }
+    return records;
+  }
+
+  async storeRecord(name: string): Promise<StoreRecord | undefined> {
+    const key = storeKey(name);
+    if (!(await this.objects.head(key))) return undefined;
+    return decodeStoreRecord(key, await this.objects.get(key));
+  }
+
+  /** Creates a store (fails if the name is taken). Its secrets are new and its own. */
+  async createStore(name: string, scope: StoreScope): Promise<StoreRecord> {
+    validateStoreName(name);
+    if (scope.kind === 'job') validateJobName(scope.job);
+    const record: StoreRecord = { version: 1, name, id: newId(), scope, createdAt: new Date().toISOString() };
+    if (this.config.encrypted) {
+      record.keyFile = await wrapSecrets(generateSecrets(), this.requirePassphrase(), this.options.scryptCost);
+    }
+    if (!(await this.objects.putIfAbsent(storeKey(name), encodeRecord(record)))) {
+      throw new StoreScopeError(`a fingerprint store named ${name} already exists`);
+    }
+    return record;
+  }
+
+  /**
+   * The store a backup of `job` dedups against. With `name`: that store, which must be
+   * global or bound to this job; a name that does not exist yet creates a store bound to
+   * the job. Without: the store bound to the job if there is one, else `global`.
+   */
+  async storeForJob(job: string, name?: string): Promise<FingerprintStore> {
+    validateJobName(job);
+    if (name !== undefined) {
+      const record = (await this.storeRecord(name)) ?? (await this.createStore(name, { kind: 'job', job }));
+      if (record.scope.kind === 'job' && record.scope.job !== job) {
+        throw new StoreScopeError(`fingerprint store ${name} belongs to ${describeScope(record.scope)}; job ${job} cannot use it (use the global store or a store of its own)`);
+      }
+      return this.openStore(record);
+    }
+    const records = await this.stores();
+    const bound = records.find((r) => r.scope.kind === 'job' && r.scope.job === job);
+    const record = bound ?? records.find((r) => r.name === GLOBAL_STORE);
+    if (!record) throw new UnknownStoreError(`the repository at ${this.location} has no global store and job ${job} has none of its own: give --store NAME`);
+    return this.openStore(record);
+  }
+
+  async storeById(id: string): Promise<FingerprintStore> {
+    const record = (await this.stores()).find((r) => r.id === id);
+    if (!record) throw new UnknownStoreError(`no fingerprint store with id ${id} in ${this.location}`);
+    return this.openStore(record);
+  }
+
+  async storeByName(name: string): Promise<FingerprintStore> {
+    const record = await this.storeRecord(name);
+    if (!record) throw new UnknownStoreError(`no fingerprint store named ${name} in ${this.location}`);
+    return this.openStore(record);
+  }
+
+  private openStore(record: StoreRecord): Promise<FingerprintStore> {
+    let store = this.opened.get(record.id);
+    if (!store) {
+      store = (async () => {
+        let secrets: StoreSecrets | undefined;
+        if (record.keyFile) secrets = await unwrapSecrets(record.keyFile, this.requirePassphrase());
+        return FingerprintStore.open(this.objects, record, secrets);
+      })();
+      store.catch(() => this.opened.delete(record.id));
+      this.opened.set(record.id, store);
+    }
+    return store;
+  }
+
+  private requirePassphrase(): string {
+    if (this.options.passphrase === undefined) throw new PassphraseRequiredError(this.location);
+    return this.options.passphrase;
+  }
+
+  /** Snapshots, newest first; of one job or of all. */
+  async snapshots(job?: string): Promise<SnapshotInfo[]> {
+    if (job !== undefined) validateJobName(job);
+    const keys: string[] = [];
+    for await (const info of listAll(this.objects, job === undefined ? SNAPSHOTS_PREFIX : `${SNAPSHOTS_PREFIX}${job}/`)) keys.push(info.key);
+    const out: SnapshotInfo[] = [];
+    await mapConcurrent(keys, 16, (key) => this.manifest(key), (manifest, key) => {
+      out.push({ id: snapshotId(key), key, meta: manifest.meta });
+    });
+    return out.sort((a, b) => b.meta.finishedAt.localeCompare(a.meta.finishedAt) || b.key.localeCompare(a.key));
+  }
+
+  async manifest(key: string): Promise<Manifest> {
+    return decodeManifest(key, await this.objects.get(key));
+  }
+
+  /**
+   * One snapshot of `job`: by id (the 16 hex digits, any unique prefix of at least 4, or
+   * the whole `<time>-<hex>` name), by time (the newest that started at or before `at`),
+   * or the newest.
+   */
+  async findSnapshot(job: string, by: { id?: string; at?: Date } = {}): Promise<SnapshotInfo> {
+    const all = await this.snapshots(job);
+    if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}`);
+    if (by.id !== undefined) {
+      const id = by.id.toLowerCase();
+      const matches = all.filter((s) => s.id === id || s.key.endsWith(`/${id}`) || (id.length >= 4 && s.id.startsWith(id)));
+      if (matches.length === 1) return matches[0];
+      if (matches.length > 1) throw new SnapshotNotFoundError(`snapshot id ${by.id} is ambiguous in job ${job}: ${matches.map((m) => m.id).join(', ')}`);
+      throw new SnapshotNotFoundError(`job ${job} has no snapshot ${by.id} (\`hoard snapshots --job ${job}\` lists them)`);
+    }
+    if (by.at !== undefined) {
+      const at = by.at.getTime();
+      const match = all.find((s) => Date.parse(s.meta.startedAt) <= at);
+      if (!match) {
+        const first = all[all.length - 1];
+        throw new SnapshotNotFoundError(`job ${job} has no snapshot at or before ${by.at.toISOString()}: the first one started at ${first.meta.startedAt}`);
+      }
+      return match;
+    }
+    return all[0];
+  }
+}
+
+export function snapshotId(key: string): string {
+  return key.slice(key.lastIndexOf('-') + 1);
+}

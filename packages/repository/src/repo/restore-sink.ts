@@ -1,0 +1,140 @@
+/**
+ * Where restored bytes go. Restore writes strictly in stream order; a sink only has to
+ * append data and runs of zeros.
+ *
+ * - FileSink writes a file and leaves zero runs as holes (sparse), then sets the length.
+ *   It must start from an empty file: a hole reads back as zero only where nothing was.
+ * - StreamSink writes to a Writable (stdout, a pipe, an opened block device), zeros
+ *   included, honouring backpressure.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+
+export interface RestoreSink {
+  write(data: Uint8Array): Promise<void>;
+  zeros(length: number): Promise<void>;
+  /** All bytes are written: flush (and fsync where that means something). */
+  finish(): Promise<void>;
+  /** Restore failed: release what the sink holds. */
+  abort(): Promise<void>;
+}
+
+const ZERO_BLOCK = 1 << 20;
+let zeroBlock: Uint8Array | undefined;
+const zeros = (): Uint8Array => (zeroBlock ??= new Uint8Array(ZERO_BLOCK));
+
+/** Writes held back until this many bytes are pending: fewer, larger pwrite calls. */
+const FILE_BATCH_BYTES = 4 << 20;
+
+export class FileSink implements RestoreSink {
+  private position = 0;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private pendingAt = 0;
+
+  private constructor(
+    private readonly file: FileHandle,
+    private readonly sparse: boolean,
+  ) {}
+
+  /**
+   * Opens `path` for a restore. `exclusive` (default) refuses to touch an existing file;
+   * `sparse` (default) leaves zero runs as holes, which needs a file that starts empty.
+   */
+  static async create(path: string, options: { exclusive?: boolean; sparse?: boolean } = {}): Promise<FileSink> {
+    const file = await open(path, options.exclusive === false ? 'w' : 'wx');
+    return new FileSink(file, options.sparse !== false);
+  }
+
+  /** An existing file or block device, written in place (zeros written, not skipped). */
+  static async overwrite(path: string): Promise<FileSink> {
+    return new FileSink(await open(path, 'r+'), false);
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    if (this.pendingBytes === 0) this.pendingAt = this.position;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    this.position += data.length;
+    if (this.pendingBytes >= FILE_BATCH_BYTES) await this.flush();
+  }
+
+  async zeros(length: number): Promise<void> {
+    if (!this.sparse) {
+      for (let left = length; left > 0; left -= ZERO_BLOCK) await this.write(zeros().subarray(0, Math.min(left, ZERO_BLOCK)));
+      return;
+    }
+    await this.flush();
+    this.position += length;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const buffers = this.pending;
+    let at = this.pendingAt;
+    this.pending = [];
+    this.pendingBytes = 0;
+    // writev may write less than asked; loop until every buffer is out.
+    let i = 0;
+    let skip = 0;
+    while (i < buffers.length) {
+      const batch = buffers.slice(i, i + 1024).map((b, j) => (j === 0 && skip > 0 ? b.subarray(skip) : b));
+      const { bytesWritten } = await this.file.writev(batch, at);
+      at += bytesWritten;
+      let left = bytesWritten;
+      while (i < buffers.length && left >= buffers[i].length - skip) {
+        left -= buffers[i].length - skip;
+        skip = 0;
+        i++;
+      }
+      skip += left;
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.flush();
+    // Trailing holes: only the length makes them part of the file.
+    if (this.sparse) await this.file.truncate(this.position);
+    await this.file.sync();
+    await this.file.close();
+  }
+
+  async abort(): Promise<void> {
+    await this.file.close().catch(() => undefined);
+  }
+}
+
+export class StreamSink implements RestoreSink {
+  constructor(private readonly out: Writable) {}
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.out.write(data)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        this.out.off('drain', onDrain);
+        reject(err);
+      };
+      const onDrain = () => {
+        this.out.off('error', onError);
+        resolve();
+      };
+      this.out.once('drain', onDrain);
+      this.out.once('error', onError);
+    });
+  }
+
+  async zeros(length: number): Promise<void> {
+    for (let left = length; left > 0; left -= ZERO_BLOCK) await this.write(zeros().subarray(0, Math.min(left, ZERO_BLOCK)));
+  }
+
+  finish(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.out.once('error', reject);
+      this.out.end(() => resolve());
+    });
+  }
+
+  async abort(): Promise<void> {
+    this.out.end();
+  }
+}

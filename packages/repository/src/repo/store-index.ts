@@ -1,0 +1,119 @@
+/**
+ * One fingerprint store's index in memory: the chunker's FingerprintIndex (fingerprint ->
+ * where the blob lives) plus the table of pack names its values point into. Built from
+ * the store's index segments on open; a cache of the bucket (invariant 3), so it can
+ * always be rebuilt from the segments (and they from the pack trailers).
+ *
+ * Value words (3 x u32):
+ *   [0] pack ordinal (position in this process's pack table, not stored anywhere)
+ *   [1] blob offset in the pack (packs are at most 128 MiB)
+ *   [2] stored length (bits 0-24; chunks are at most 16 MiB, + 28 bytes of GCM framing)
+ *       | payload kind (bits 25-30) | encrypted (bit 31)
+ */
+import { FingerprintIndex } from '@hoard/chunker';
+import { CODEC_ENCRYPTED } from '../blob/codec.js';
+import { decodeIndexSegment, packKeyFromHash } from '../index-segment/index-segment.js';
+import type { PackEntry } from '../pack/pack-format.js';
+import { listAll, type ObjectStore } from '../store/object-store.js';
+import { mapConcurrent } from './concurrency.js';
+
+export interface BlobLocation {
+  pack: number;
+  offset: number;
+  storedLength: number;
+  /** The codec byte (payload kind | CODEC_ENCRYPTED). */
+  codec: number;
+}
+
+const LENGTH_BITS = 25;
+const LENGTH_MASK = (1 << LENGTH_BITS) - 1;
+const KIND_MASK = 0x3f;
+
+export class StoreIndex {
+  readonly fingerprints = new FingerprintIndex({ valueWords: 3 });
+  private readonly packHashes: (Uint8Array | undefined)[] = [];
+  private readonly ordinals = new Map<string, number>();
+  private readonly value = new Uint32Array(3);
+  /** Index segments read on load. */
+  segments = 0;
+
+  /** Number of packs known (including reserved ones still being written). */
+  get packCount(): number {
+    return this.packHashes.length;
+  }
+
+  /** An ordinal for a pack whose name is not known yet (the open pack of a backup). */
+  reservePack(): number {
+    this.packHashes.push(undefined);
+    return this.packHashes.length - 1;
+  }
+
+  nameReservedPack(ordinal: number, hash: Uint8Array): void {
+    this.packHashes[ordinal] = hash;
+    this.ordinals.set(Buffer.from(hash).toString('hex'), ordinal);
+  }
+
+  packOrdinal(hash: Uint8Array): number {
+    const hex = Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex');
+    let ordinal = this.ordinals.get(hex);
+    if (ordinal === undefined) {
+      ordinal = this.packHashes.push(Uint8Array.from(hash)) - 1;
+      this.ordinals.set(hex, ordinal);
+    }
+    return ordinal;
+  }
+
+  packKey(ordinal: number): string {
+    const hash = this.packHashes[ordinal];
+    if (!hash) throw new Error(`pack ${ordinal} has no name yet (still being written)`);
+    return packKeyFromHash(hash);
+  }
+
+  has(fingerprint: Uint8Array): boolean {
+    return this.fingerprints.has(fingerprint);
+  }
+
+  /** Records a blob unless the fingerprint is already known (the first copy wins). */
+  add(fingerprint: Uint8Array, location: BlobLocation): boolean {
+    if (location.storedLength > LENGTH_MASK || (location.codec & ~CODEC_ENCRYPTED) > KIND_MASK) {
+      throw new RangeError(`blob of ${location.storedLength} bytes with codec ${location.codec} does not fit the index`);
+    }
+    const v = this.value;
+    v[0] = location.pack;
+    v[1] = location.offset;
+    v[2] = (location.storedLength | ((location.codec & KIND_MASK) << LENGTH_BITS) | (location.codec & CODEC_ENCRYPTED ? 0x80000000 : 0)) >>> 0;
+    return this.fingerprints.add(fingerprint, v);
+  }
+
+  addPackEntries(packHash: Uint8Array, entries: readonly PackEntry[]): void {
+    const pack = this.packOrdinal(packHash);
+    for (const e of entries) this.add(e.fingerprint, { pack, offset: e.offset, storedLength: e.storedLength, codec: e.codec });
+  }
+
+  locate(fingerprint: Uint8Array): BlobLocation | undefined {
+    const v = this.fingerprints.get(fingerprint);
+    if (!v) return undefined;
+    const w = v[2];
+    return {
+      pack: v[0],
+      offset: v[1],
+      storedLength: w & LENGTH_MASK,
+      codec: ((w >>> LENGTH_BITS) & KIND_MASK) | (w & 0x80000000 ? CODEC_ENCRYPTED : 0),
+    };
+  }
+
+  /** Reads every index segment of the store with id `storeId` (hex). */
+  static async load(store: ObjectStore, storeId: string, concurrency = 8): Promise<StoreIndex> {
+    const index = new StoreIndex();
+    const keys: string[] = [];
+    for await (const info of listAll(store, 'index/')) keys.push(info.key);
+    // Decoding is synchronous and cheap next to the reads, so reads run ahead and the
+    // segments are applied in listing order: the same store always loads the same way.
+    await mapConcurrent(keys, concurrency, async (key) => decodeIndexSegment(key, await store.get(key)), (segment) => {
+      if (Buffer.from(segment.storeId).toString('hex') !== storeId) return;
+      index.segments++;
+      for (const p of segment.packs) index.addPackEntries(p.packHash, p.entries);
+    });
+    return index;
+  }
+}
