@@ -57,7 +57,11 @@ export class BlobCodec {
     return xxh64(stored);
   }
 
-  async encode(raw: Uint8Array, fingerprint: Uint8Array): Promise<EncodedBlob> {
+  /**
+   * `borrow`: the caller keeps `raw` unchanged until it is done with the result (e.g. the
+   * PackWriter copied it), so an uncompressed, unencrypted blob may share its bytes.
+   */
+  async encode(raw: Uint8Array, fingerprint: Uint8Array, options: { borrow?: boolean } = {}): Promise<EncodedBlob> {
     let payload: Uint8Array = raw;
     let codec = PAYLOAD_RAW;
     if (raw.length > 0) {
@@ -71,7 +75,7 @@ export class BlobCodec {
     if (this.dataKey) {
       stored = this.seal(payload, fingerprint);
       codec |= CODEC_ENCRYPTED;
-    } else if (payload === raw) {
+    } else if (payload === raw && !options.borrow) {
       // The caller may reuse `raw`'s buffer (the chunker's reuseBuffers): keep our own copy.
       stored = Uint8Array.prototype.slice.call(raw);
     }

@@ -12,7 +12,7 @@
  * Memory is bounded by constants, never by the stream (invariant 6): ENCODES_IN_FLIGHT
  * chunks being encoded, one open pack, UPLOADS_IN_FLIGHT sealed packs, one page of refs.
  */
-import { Chunker, type ChunkerSpec, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
+import { Chunker, MAX_CHUNK_SIZE, resolveChunker, type ChunkerSpec, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import type { EncodedBlob } from '../blob/codec.js';
 import { encodeIndexSegment, type SegmentPack } from '../index-segment/index-segment.js';
 import { PackWriter } from '../pack/pack-writer.js';
@@ -89,9 +89,15 @@ export async function backup(repo: Repository, source: BackupSource, options: Ba
 class BackupRun {
   private readonly progress: BackupProgress = { bytesRead: 0, bytesNew: 0, bytesStored: 0, bytesZero: 0, chunks: 0, chunksNew: 0, packs: 0 };
   private readonly pack: PackWriter;
-  private packOrdinal: number;
-  /** Fingerprints (hex) being encoded: not in the index yet, but must not be stored twice. */
-  private readonly encoding = new Set<string>();
+  /**
+   * Fingerprints (hex) this run stores that are not in the store's index yet: being
+   * encoded, in the open pack, uploading, or in a pack whose index segment is not written.
+   * They must not be stored twice by this run. The shared index only learns a blob once
+   * its pack and segment are durable, so a concurrent backup of the same store never
+   * dedups against a pack that may never be written (invariant 1). At most
+   * PACKS_PER_SEGMENT + UPLOADS_IN_FLIGHT + 1 packs' worth of entries.
+   */
+  private readonly pending = new Set<string>();
   private readonly encodes: Promise<void>[] = [];
   private readonly uploads: Promise<void>[] = [];
   /** Packs uploaded but not yet in an index segment. */
@@ -99,6 +105,9 @@ class BackupRun {
   private readonly pageWrites: Promise<void>[] = [];
   private readonly pages: PageRef[] = [];
   private page: ChunkRef[] = [];
+  /** Reused buffers that hold a new chunk's bytes while it is encoded. */
+  private readonly slots: Buffer[] = [];
+  private maxChunk = MAX_CHUNK_SIZE;
   private pageOffset = 0;
   private failure: unknown;
 
@@ -109,14 +118,16 @@ class BackupRun {
     private readonly options: BackupOptions,
   ) {
     this.pack = new PackWriter(store.idBytes, repo.config.packBytes);
-    this.packOrdinal = index.reservePack();
   }
 
   async run(source: BackupSource): Promise<BackupResult> {
     const startedAt = new Date();
     const parent = (await this.repo.snapshots(this.options.job)).find((s) => s.meta.source.name === source.name);
     const spec = this.store.chunking(this.options.chunking ?? (source.kind === 'stream' ? 'db-dump' : 'vm-image'), this.options.avgChunkSize);
-    const chunker = new Chunker({ chunker: spec, fingerprint: this.store.fingerprintSpec, workers: this.options.workers });
+    // reuseBuffers: chunk bytes are only valid until the next chunk, so new chunks are
+    // copied into an encode slot; known chunks (most of a later day) are never copied.
+    this.maxChunk = resolveChunker(spec).maxSize;
+    const chunker = new Chunker({ chunker: spec, fingerprint: this.store.fingerprintSpec, workers: this.options.workers, reuseBuffers: true });
     const streamHash = this.store.streamHasher();
     const p = this.progress;
     try {
@@ -171,25 +182,29 @@ class BackupRun {
   private async store_(fingerprint: Uint8Array, bytes: Uint8Array): Promise<void> {
     if (this.index.has(fingerprint)) return;
     const hex = Buffer.from(fingerprint.buffer, fingerprint.byteOffset, fingerprint.byteLength).toString('hex');
-    if (this.encoding.has(hex)) return;
-    this.encoding.add(hex);
+    if (this.pending.has(hex)) return;
+    this.pending.add(hex);
     this.progress.chunksNew++;
     this.progress.bytesNew += bytes.length;
-    const encode = this.store.codec.encode(bytes, fingerprint).then(
-      (blob) => this.append(fingerprint, hex, blob),
-      (err) => {
-        this.failure ??= err;
-      },
-    );
+    const slot = this.slots.pop() ?? Buffer.allocUnsafeSlow(this.maxChunk);
+    const raw = slot.subarray(0, bytes.length);
+    raw.set(bytes);
+    const encode = this.store.codec
+      .encode(raw, fingerprint, { borrow: true })
+      .then(
+        (blob) => this.append(fingerprint, blob),
+        (err) => {
+          this.failure ??= err;
+        },
+      )
+      .finally(() => this.slots.push(slot));
     this.encodes.push(encode);
     if (this.encodes.length >= ENCODES_IN_FLIGHT) await this.encodes.shift();
     while (this.uploads.length > UPLOADS_IN_FLIGHT) await this.uploads.shift();
   }
 
-  private append(fingerprint: Uint8Array, hex: string, blob: EncodedBlob): void {
-    const entry = this.pack.add(fingerprint, blob);
-    this.index.add(fingerprint, { pack: this.packOrdinal, offset: entry.offset, storedLength: entry.storedLength, codec: entry.codec });
-    this.encoding.delete(hex);
+  private append(fingerprint: Uint8Array, blob: EncodedBlob): void {
+    this.pack.add(fingerprint, blob);
     this.progress.bytesStored += blob.stored.length;
     if (this.pack.full) this.sealPack();
   }
@@ -197,11 +212,10 @@ class BackupRun {
   private sealPack(): void {
     const sealed = this.pack.seal();
     const packHash = Uint8Array.from(Buffer.from(sealed.key.slice(sealed.key.lastIndexOf('/') + 1), 'hex'));
-    this.index.nameReservedPack(this.packOrdinal, packHash);
-    this.packOrdinal = this.index.reservePack();
     this.progress.packs++;
     const upload = this.repo.objects.putIfAbsent(sealed.key, sealed.bytes).then(
       async () => {
+        this.pack.recycle(sealed.bytes);
         // Only a durable pack may appear in a segment (invariant 1).
         this.unindexed.push({ packHash, entries: sealed.entries });
         if (this.unindexed.length >= PACKS_PER_SEGMENT) await this.writeSegment();
@@ -214,8 +228,14 @@ class BackupRun {
 
   private async writeSegment(): Promise<void> {
     if (this.unindexed.length === 0) return;
-    const segment = encodeIndexSegment({ storeId: this.store.idBytes, packs: this.unindexed.splice(0) });
+    const packs = this.unindexed.splice(0);
+    const segment = encodeIndexSegment({ storeId: this.store.idBytes, packs });
     await this.repo.objects.putIfAbsent(segment.key, segment.bytes);
+    // Pack and segment are durable: now other backups (and restores) may use the blobs.
+    for (const p of packs) {
+      this.index.addPackEntries(p.packHash, p.entries);
+      for (const e of p.entries) this.pending.delete(Buffer.from(e.fingerprint.buffer, e.fingerprint.byteOffset, e.fingerprint.byteLength).toString('hex'));
+    }
   }
 
   /** Records the chunk in the current page; returns the fingerprint copy it keeps. */
