@@ -3,6 +3,7 @@
  * Benchmark entry point: `pnpm bench <name> [--json] [--quick]`.
  * Tables go to stdout; progress goes to stderr so `--json` output stays parseable.
  */
+import { backupCommand } from './backup-bench.js';
 import { fullRun, quickRun, renderChunkerReport, runChunkerBench } from './chunker-bench.js';
 import { runIndexBench } from './index-bench.js';
 import { machine } from './machine.js';
@@ -13,13 +14,25 @@ const USAGE = `usage: pnpm bench <benchmark> [--json] [--quick]
 benchmarks:
   chunker   FastCDC/fixed throughput, BLAKE3 vs SHA-256, fingerprint index, dedup ratios
   index     the fingerprint index alone (10M entries; 1M with --quick)
+  backup    hoard vs restic vs borg end to end on the VM-image and dump series: backup time
+            per day, repository size, peak RSS, restore (installs restic/borgbackup with
+            apt-get when missing, as root)
 
 options:
   --json    print one JSON object (figures + machine) instead of tables
   --quick   small data sizes (a smoke run, minutes -> seconds); figures are not comparable
+
+backup options:
+  --tools LIST  comma-separated subset of hoard,restic,borg (default: all three)
+  --encrypt     encrypted repositories for hoard and borg too (restic always encrypts)
+  --dir DIR     where the work directory goes (default: the OS temp dir; a full run
+                needs ~15 GiB)
+  --keep        keep the work directory (data, repositories) afterwards
 `;
 
 async function main(argv: string[]): Promise<number> {
+  const at = argv.findIndex((a) => !a.startsWith('--'));
+  if (argv[at] === 'backup') return backupCommand([...argv.slice(0, at), ...argv.slice(at + 1)], USAGE);
   const args = argv.filter((a) => !a.startsWith('--'));
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
   const unknown = [...flags].filter((f) => !['--json', '--quick', '--help'].includes(f));

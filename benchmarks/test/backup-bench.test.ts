@@ -1,0 +1,192 @@
+// The pure parts of `pnpm bench backup`, imported from the built output. restic, borg and
+// hoard are never run here.
+import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseBackupArgs } from '../dist/backup-bench.js';
+import { computeRatios, evaluateTargets, renderSeries, renderSummary, type BackupRun, type SeriesResult } from '../dist/backup-report.js';
+import { dirBytes, findFiles, parseTimeOutput } from '../dist/measure.js';
+import { hoardSnapshotId, missingPackages, resticSnapshotId, type ToolName } from '../dist/peers.js';
+
+describe('parseTimeOutput', () => {
+  it('reads "%e %M %U %S" (RSS in KiB)', () => {
+    expect(parseTimeOutput('12.34 204800 10.50 1.25\n')).toEqual({ elapsed_s: 12.34, peak_rss_bytes: 204800 * 1024, user_s: 10.5, sys_s: 1.25 });
+  });
+
+  it('skips the line GNU time adds for a failed command', () => {
+    const t = parseTimeOutput('Command exited with non-zero status 1\n0.01 17976 0.00 0.01\n');
+    expect(t.peak_rss_bytes).toBe(17976 * 1024);
+    expect(t.elapsed_s).toBe(0.01);
+  });
+
+  it('throws when there is no figure line', () => {
+    expect(() => parseTimeOutput('')).toThrow(/GNU time/);
+    expect(() => parseTimeOutput('/usr/bin/time: cannot run foo: No such file or directory\n')).toThrow(/GNU time/);
+  });
+});
+
+describe('dirBytes and findFiles', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoard-bench-test-'));
+    await mkdir(join(root, 'a/b'), { recursive: true });
+    await writeFile(join(root, 'x'), Buffer.alloc(1000));
+    await writeFile(join(root, 'a/y'), Buffer.alloc(234));
+    await writeFile(join(root, 'a/b/vm.img'), Buffer.alloc(4096));
+    await writeFile(join(root, 'a/vm.img.tmp'), Buffer.alloc(5));
+    await symlink(join(root, 'x'), join(root, 'a/link'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('sums regular file sizes recursively, not following symlinks', async () => {
+    expect(await dirBytes(root)).toBe(1000 + 234 + 4096 + 5);
+    expect(await dirBytes(join(root, 'a/b'))).toBe(4096);
+    expect(await dirBytes(join(root, 'x'))).toBe(1000);
+  });
+
+  it('finds a restored file by name at any depth', async () => {
+    expect(await findFiles(root, 'vm.img')).toEqual([join(root, 'a/b/vm.img')]);
+    expect(await findFiles(root, 'dump.sql')).toEqual([]);
+    expect(await findFiles(join(root, 'x'), 'vm.img')).toEqual([join(root, 'x')]);
+  });
+});
+
+describe('parseBackupArgs', () => {
+  it('defaults to all three tools, tables, full size', () => {
+    expect(parseBackupArgs([])).toEqual({ json: false, quick: false, help: false, tools: ['hoard', 'restic', 'borg'], encrypt: false, keep: false });
+  });
+
+  it('takes --tools as "--tools a,b" or "--tools=a,b", in canonical order', () => {
+    expect(parseBackupArgs(['--tools', 'borg,restic'])).toMatchObject({ tools: ['restic', 'borg'] });
+    expect(parseBackupArgs(['--quick', '--tools=restic', '--json'])).toMatchObject({ tools: ['restic'], quick: true, json: true });
+    expect(parseBackupArgs(['--dir', '/scratch', '--keep', '--encrypt'])).toMatchObject({ dir: '/scratch', keep: true, encrypt: true });
+  });
+
+  it('rejects unknown tools, options and arguments', () => {
+    expect(parseBackupArgs(['--tools', 'restic,tar'])).toEqual({ error: expect.stringMatching(/unknown tool "tar"/) });
+    expect(parseBackupArgs(['--tools'])).toEqual({ error: expect.stringMatching(/needs a list/) });
+    expect(parseBackupArgs(['--fast'])).toEqual({ error: 'unknown option --fast' });
+    expect(parseBackupArgs(['chunker'])).toEqual({ error: 'unexpected argument "chunker"' });
+    expect(parseBackupArgs(['--json=1'])).toEqual({ error: expect.stringMatching(/takes no value/) });
+  });
+});
+
+describe('snapshot ids from tool output', () => {
+  it('restic: the summary line of backup --json', () => {
+    const out = [
+      '{"message_type":"status","percent_done":1}',
+      '{"message_type":"summary","files_new":1,"snapshot_id":"d2c5e7d8a1"}',
+    ].join('\n');
+    expect(resticSnapshotId(out)).toBe('d2c5e7d8a1');
+    expect(() => resticSnapshotId('{"message_type":"status"}')).toThrow(/snapshot_id/);
+  });
+
+  it('hoard: "snapshot" as a string or an object with id, pretty-printed or not', () => {
+    expect(hoardSnapshotId('{"snapshot":"abc","bytes":1}\n')).toBe('abc');
+    expect(hoardSnapshotId(JSON.stringify({ snapshot: { id: 'def' } }, null, 2))).toBe('def');
+    expect(hoardSnapshotId('progress...\n{"snapshot":"ghi"}')).toBe('ghi');
+    expect(() => hoardSnapshotId('{"ok":true}')).toThrow(/snapshot/);
+  });
+});
+
+describe('missingPackages', () => {
+  it('asks for GNU time always and for the peers the run uses', () => {
+    const none = () => null;
+    expect(missingPackages(['hoard'], none).map((r) => r.pkg)).toEqual(['time']);
+    expect(missingPackages(['hoard', 'restic', 'borg'], none).map((r) => r.pkg)).toEqual(['time', 'restic', 'borgbackup']);
+    expect(missingPackages(['restic', 'borg'], (b) => (b === 'borg' ? null : `/usr/bin/${b}`)).map((r) => r.pkg)).toEqual(['borgbackup']);
+  });
+});
+
+function run(tool: ToolName, day: number, backup_s: number, stored_bytes: number, peak_rss_bytes = 100): BackupRun {
+  return { day, tool, bytes: 1e9, backup_s, backup_mb_s: 1e9 / backup_s / 1e6, stored_bytes, peak_rss_bytes, cpu_s: backup_s };
+}
+
+function series(name: string, runs: BackupRun[], restores: Array<[ToolName, number, number]>): SeriesResult {
+  return {
+    name,
+    job: name,
+    days: 3,
+    day_bytes: [1e9, 1e9, 1e9],
+    backups: runs,
+    restores: restores.map(([tool, restore_s, peak_rss_bytes]) => ({
+      day: 2,
+      tool,
+      bytes: 1e9,
+      restore_s,
+      restore_mb_s: 1e9 / restore_s / 1e6,
+      peak_rss_bytes,
+      cpu_s: restore_s,
+    })),
+  };
+}
+
+describe('computeRatios', () => {
+  const vm = series(
+    'vm_image',
+    [
+      run('hoard', 0, 4, 500), run('restic', 0, 10, 600), run('borg', 0, 8, 700),
+      run('hoard', 1, 1, 520), run('restic', 1, 4, 650), run('borg', 1, 2, 760),
+      run('hoard', 2, 1.5, 540, 300), run('restic', 2, 5, 700), run('borg', 2, 2, 820),
+    ],
+    [['hoard', 0.5, 150], ['restic', 2, 200], ['borg', 1, 90]],
+  );
+  const dump = series(
+    'db_dump',
+    [
+      run('hoard', 0, 2, 100), run('restic', 0, 5, 90), run('borg', 0, 3, 120),
+      run('hoard', 1, 1, 110), run('restic', 1, 4, 100), run('borg', 1, 2, 150),
+      run('hoard', 2, 1, 120), run('restic', 2, 4, 100), run('borg', 2, 2, 180),
+    ],
+    [['hoard', 0.8, 100], ['restic', 1.6, 100], ['borg', 0.4, 100]],
+  );
+
+  it('takes the worst day, the last day, the highest peak and the slowest restore', () => {
+    const r = computeRatios([vm, dump]);
+    expect(r.backup_time_ratio_restic).toBe(0.4); // dump day 0: 2 / 5
+    expect(r.backup_time_ratio_restic_first_day).toBe(0.4);
+    expect(r.backup_time_ratio_restic_later_days).toBe(0.3); // vm day 2: 1.5 / 5
+    expect(r.backup_time_ratio_borg).toBe(0.75); // vm day 2: 1.5 / 2
+    expect(r.backup_time_ratio_borg_first_day).toBe(0.667); // dump: 2 / 3
+    expect(r.stored_bytes_ratio_restic).toBe(1.2); // dump after day 2: 120 / 100
+    expect(r.stored_bytes_ratio_borg).toBe(0.667); // dump: 120 / 180
+    expect(r.peak_rss_ratio_restic).toBe(1.5); // 300 / 200
+    expect(r.peak_rss_ratio_borg).toBe(3); // 300 / 100
+    expect(r.restore_mb_s).toBe(1250); // dump: 1e9 B in 0.8 s
+    expect(r.restore_time_ratio_restic).toBe(0.5);
+    expect(r.restore_time_ratio_borg).toBe(2);
+  });
+
+  it('gives null for every figure that needs a tool that did not run', () => {
+    const peersOnly = (s: SeriesResult): SeriesResult => ({
+      ...s,
+      backups: s.backups.filter((b) => b.tool !== 'hoard'),
+      restores: s.restores.filter((b) => b.tool !== 'hoard'),
+    });
+    const r = computeRatios([peersOnly(vm), peersOnly(dump)]);
+    expect(Object.values(r).every((v) => v === null)).toBe(true);
+    expect(evaluateTargets(r).every((t) => t.met === null)).toBe(true);
+    expect(renderSummary(r, evaluateTargets(r))).toContain('not measured');
+  });
+
+  it('checks the issue targets', () => {
+    const targets = evaluateTargets(computeRatios([vm, dump]));
+    const met = Object.fromEntries(targets.map((t) => [t.measure, t.met]));
+    expect(met).toEqual({
+      backup_time_ratio_restic_first_day: true,
+      backup_time_ratio_restic_later_days: true,
+      stored_bytes_ratio_restic: false,
+      peak_rss_ratio_restic: false,
+      restore_mb_s: true,
+    });
+  });
+
+  it('renders one row per day and tool', () => {
+    const text = renderSeries(vm);
+    expect(text.split('\n').filter((l) => /^\d\s/.test(l))).toHaveLength(9);
+    expect(text).toContain('restore');
+  });
+});
