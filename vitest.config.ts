@@ -28,6 +28,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // One Ceph RGW (a real S3 server) for the whole run; see test-support/global-setup.ts.
+    globalSetup: ['./test-support/global-setup.ts'],
     reporters: ['default', summaryLine],
   },
 });

@@ -76,3 +76,7 @@ export { StoreIndex, type BlobLocation } from './repo/store-index.js';
 export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
 export { FileSink, StreamSink, type RestoreSink } from './repo/restore-sink.js';
+export { verify, type VerifyOptions, type VerifyPhase, type VerifyFinding, type VerifyReport } from './repo/verify.js';
+export { repositoryStats, type RepositoryStats, type StoreStats, type StatsFigures } from './repo/stats.js';
+export { S3ObjectStore, type S3ObjectStoreOptions, parseS3Url } from './store/s3-store.js';
+export { S3ConfigError } from './store/s3-url.js';

@@ -1,115 +1,127 @@
 /**
- * `hoard demo`: what hoard does, on data it makes itself. Generates a small series of
- * VM-image-like days and database dumps, chunks each day, and prints how much of each
- * day was new, the way a backup run would report it.
+ * `hoard demo`: a real backup series and a point-in-time restore, on data it makes itself.
+ * Creates a repository in a temporary directory, backs up 4 days of a generated VM image
+ * (job `vm`) and 4 days of a generated SQL dump (job `db`), then restores the dump as it
+ * was on day 2 by time (`--at`) and checks it byte for byte against the generator.
  */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { demoSeries, type DataSeries } from '@hoard/bench-data';
-import { Chunker, FingerprintIndex, chunkingFor, type ChunkerSpec } from '@hoard/chunker';
+import { backup, FileSink, FsObjectStore, Repository, repositoryStats, restore, type SourceKind } from '@hoard/repository';
 
 const MiB = 1 << 20;
 
 export interface DemoDay {
-  series: string;
-  chunker: string;
+  job: string;
   day: number;
+  snapshot: string;
   logical_bytes: number;
-  chunks: number;
-  zero_bytes: number;
   new_bytes: number;
+  stored_bytes: number;
+  zero_bytes: number;
+  cumulative_logical_bytes: number;
   cumulative_stored_bytes: number;
   cumulative_dedup_ratio: number;
   seconds: number;
 }
 
-function describe(spec: ChunkerSpec): string {
-  return spec.kind === 'fixed' ? `fixed ${spec.size / MiB} MiB` : `FastCDC avg ${spec.avgSize / 1024} KiB`;
+export interface DemoRestore {
+  job: string;
+  at: string;
+  snapshot: string;
+  bytes: number;
+  seconds: number;
+  identical: boolean;
 }
 
-async function runSeries(series: DataSeries, spec: ChunkerSpec, onDay: (d: DemoDay) => void): Promise<DemoDay[]> {
-  const chunker = new Chunker({ chunker: spec });
-  const index = new FingerprintIndex({ valueWords: 1 });
-  const location = new Uint32Array(1);
-  const days: DemoDay[] = [];
-  let logicalTotal = 0;
-  let stored = 0;
+async function sha256(stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<string> {
+  const h = createHash('sha256');
+  for await (const piece of stream) h.update(piece);
+  return h.digest('hex');
+}
+
+export async function runDemo(options: { json: boolean; keep?: boolean; out: (s: string) => void }): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'hoard-demo-'));
   try {
-    for (let day = 0; day < series.days; day++) {
-      const started = performance.now();
-      const d = { logical: 0, chunks: 0, zero: 0, fresh: 0 };
-      for await (const c of chunker.chunk(series.day(day))) {
-        d.logical += c.length;
-        d.chunks++;
-        if (c.zero) d.zero += c.length;
-        else if (index.add(c.fingerprint, location)) d.fresh += c.length;
-      }
-      logicalTotal += d.logical;
-      stored += d.fresh;
-      const row: DemoDay = {
-        series: series.name,
-        chunker: describe(spec),
-        day,
-        logical_bytes: d.logical,
-        chunks: d.chunks,
-        zero_bytes: d.zero,
-        new_bytes: d.fresh,
-        cumulative_stored_bytes: stored,
-        cumulative_dedup_ratio: logicalTotal / Math.max(1, stored),
-        seconds: (performance.now() - started) / 1000,
-      };
-      days.push(row);
-      onDay(row);
+    const repo = await Repository.init(await FsObjectStore.open(join(dir, 'repo'), { create: true }));
+    const { vm, dump } = demoSeries();
+    const plan: Array<[DataSeries, string, SourceKind, string]> = [
+      [vm, 'vm', 'file', 'web-01.img'],
+      [dump, 'db', 'stream', 'pg_dump shop'],
+    ];
+    const days: DemoDay[] = [];
+    const started = new Map<string, string[]>();
+    if (!options.json) {
+      options.out(`hoard demo: backing up ${vm.days} days of a ${vm.dayBytes(0) / MiB} MiB VM image and of a ~${Math.round(dump.dayBytes(0) / MiB)} MiB SQL dump into ${repo.location}\n`);
+      options.out('job  day  snapshot          size MiB  new MiB  stored MiB  zero MiB  dedup so far  seconds');
     }
-  } finally {
-    await chunker.close();
-  }
-  return days;
-}
+    for (const [series, job, kind, name] of plan) {
+      let logical = 0;
+      let stored = 0;
+      for (let day = 0; day < series.days; day++) {
+        const result = await backup(repo, { stream: series.day(day), name, kind, expectedBytes: series.dayBytes(day) }, { job });
+        logical += result.bytesRead;
+        stored += result.bytesStored;
+        started.set(job, [...(started.get(job) ?? []), result.snapshot.meta.startedAt]);
+        const row: DemoDay = {
+          job,
+          day,
+          snapshot: result.snapshot.id,
+          logical_bytes: result.bytesRead,
+          new_bytes: result.bytesNew,
+          stored_bytes: result.bytesStored,
+          zero_bytes: result.bytesZero,
+          cumulative_logical_bytes: logical,
+          cumulative_stored_bytes: stored,
+          cumulative_dedup_ratio: logical / Math.max(stored, 1),
+          seconds: result.durationMs / 1000,
+        };
+        days.push(row);
+        if (!options.json) {
+          options.out(
+            [
+              job.padEnd(3),
+              String(day).padStart(4),
+              row.snapshot.padEnd(16),
+              (row.logical_bytes / MiB).toFixed(1).padStart(9),
+              (row.new_bytes / MiB).toFixed(1).padStart(7),
+              (row.stored_bytes / MiB).toFixed(1).padStart(10),
+              (row.zero_bytes / MiB).toFixed(1).padStart(8),
+              `${row.cumulative_dedup_ratio.toFixed(2)}x`.padStart(12),
+              row.seconds.toFixed(2).padStart(7),
+            ].join('  '),
+          );
+        }
+      }
+    }
 
-export async function runDemo(options: { json: boolean; out: (s: string) => void }): Promise<void> {
-  const { vm, dump } = demoSeries();
-  const plan: Array<[DataSeries, ChunkerSpec]> = [
-    [vm, chunkingFor('vm-image')],
-    [vm, { kind: 'fixed', size: 4 * MiB }],
-    [dump, chunkingFor('db-dump')],
-    [dump, { kind: 'fixed', size: 4 * MiB }],
-  ];
-  const all: DemoDay[] = [];
-  if (!options.json) {
-    options.out('hoard demo: chunking a generated series of VM-image and database-dump "days" (nothing is stored yet)\n');
-    options.out('series    chunker               day  size MiB  chunks  zero MiB  new MiB  dedup so far');
-  }
-  for (const [series, spec] of plan) {
-    const rows = await runSeries(series, spec, (r) => {
-      if (options.json) return;
+    // Point in time: "the database as it was just after the day-2 backup started".
+    const at = new Date(Date.parse(started.get('db')![1]) + 1);
+    const snapshot = await repo.findSnapshot('db', { at });
+    const target = join(dir, 'db-restored.sql');
+    const restored = await restore(repo, snapshot, await FileSink.create(target));
+    const identical = (await sha256([await readFile(target)])) === (await sha256(dump.day(1)));
+    const pit: DemoRestore = { job: 'db', at: at.toISOString(), snapshot: snapshot.id, bytes: restored.bytesWritten, seconds: restored.durationMs / 1000, identical };
+    const stats = await repositoryStats(repo);
+    if (options.json) {
+      options.out(JSON.stringify({ repository: options.keep ? repo.location : undefined, days, restore: pit, stats }, null, 2));
+    } else {
       options.out(
-        [
-          r.series.padEnd(8),
-          r.chunker.padEnd(20),
-          String(r.day).padStart(4),
-          (r.logical_bytes / MiB).toFixed(0).padStart(9),
-          String(r.chunks).padStart(7),
-          (r.zero_bytes / MiB).toFixed(1).padStart(9),
-          (r.new_bytes / MiB).toFixed(1).padStart(8),
-          `${r.cumulative_dedup_ratio.toFixed(2)}x`.padStart(13),
-        ].join('  '),
+        `\nrestore --at ${pit.at}: snapshot ${pit.snapshot} (day 1 of db), ${(pit.bytes / MiB).toFixed(1)} MiB in ${pit.seconds.toFixed(2)} s, ` +
+          `${identical ? 'byte-identical to the day-1 dump' : 'DIFFERENT from the day-1 dump'}`,
       );
-    });
-    all.push(...rows);
+      for (const s of stats.stores) {
+        options.out(
+          `store ${s.name}: ${(s.logicalBytes / MiB).toFixed(0)} MiB backed up, ${(s.storedBytes / MiB).toFixed(1)} MiB stored in ${s.packs} packs ` +
+            `(dedup ${s.dedupFactor.toFixed(2)}x, compression ${s.compressionRatio.toFixed(2)}x)`,
+        );
+      }
+      if (options.keep) options.out(`\nthe repository is kept at ${repo.location}; try: hoard snapshots --repo ${join(dir, 'repo')}`);
+    }
+    if (!identical) throw new Error('the point-in-time restore did not match the source');
+  } finally {
+    if (!options.keep) await rm(dir, { recursive: true, force: true });
   }
-  if (options.json) {
-    options.out(JSON.stringify({ days: all }, null, 2));
-    return;
-  }
-  const last = (series: string, chunker: string) =>
-    all.filter((r) => r.series === series && r.chunker === chunker).at(-1)!;
-  const vmCdc = last(vm.name, describe(chunkingFor('vm-image')));
-  const dumpCdc = last(dump.name, describe(chunkingFor('db-dump')));
-  const dumpFixed = last(dump.name, 'fixed 4 MiB');
-  options.out(
-    `\n${vm.days} days of a ${(vm.dayBytes(0) / MiB).toFixed(0)} MiB disk image would store ` +
-      `${(vmCdc.cumulative_stored_bytes / MiB).toFixed(0)} MiB (${vmCdc.cumulative_dedup_ratio.toFixed(2)}x).\n` +
-      `${dump.days} dumps of ~${(dump.dayBytes(0) / MiB).toFixed(0)} MiB: content-defined chunking stores ` +
-      `${(dumpCdc.cumulative_stored_bytes / MiB).toFixed(0)} MiB, fixed 4 MiB blocks ${(dumpFixed.cumulative_stored_bytes / MiB).toFixed(0)} MiB ` +
-      `(rows shift between dumps, so fixed blocks stop matching).`,
-  );
 }

@@ -22,7 +22,7 @@ export interface SealedPack {
 
 /** Room beyond the target for the blob that crosses it and the trailer (grown if exceeded). */
 const SLACK_BYTES = 1024 * 1024;
-const RECYCLED_MAX = 4;
+const RECYCLED_MAX = 2;
 
 export class PackWriter {
   private buffer: Buffer | undefined;

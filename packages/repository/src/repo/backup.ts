@@ -24,7 +24,12 @@ import { snapshotId, type Repository, type SnapshotInfo } from './repository.js'
 import type { StoreIndex } from './store-index.js';
 
 const ENCODES_IN_FLIGHT = 8;
-const UPLOADS_IN_FLIGHT = 2;
+const UPLOADS_IN_FLIGHT = 1;
+/**
+ * Chunker segments: 8 MiB (the chunker's default is 16) x 4 in flight. Each pack and
+ * segment buffer is resident memory; this keeps a backup's peak RSS near 150 MiB.
+ */
+const CHUNKER_PIPELINE = { segmentBytes: 8 * 1024 * 1024 };
 /** Packs per index segment: a crash loses at most this many packs' worth of dedup. */
 const PACKS_PER_SEGMENT = 16;
 
@@ -76,14 +81,9 @@ export async function backup(repo: Repository, source: BackupSource, options: Ba
   validateJobName(options.job);
   const store = await repo.storeForJob(options.job, options.store);
   const index = await store.index();
-  const run = new BackupRun(repo, store, index, options);
-  try {
-    return await run.run(source);
-  } catch (err) {
-    // Blobs of packs that never made it to the bucket may be in the index now.
-    store.dropIndex();
-    throw err;
-  }
+  // The shared index learns this run's blobs only once their pack and segment are durable,
+  // so a failed run leaves nothing in it that the bucket lacks.
+  return new BackupRun(repo, store, index, options).run(source);
 }
 
 class BackupRun {
@@ -127,7 +127,7 @@ class BackupRun {
     // reuseBuffers: chunk bytes are only valid until the next chunk, so new chunks are
     // copied into an encode slot; known chunks (most of a later day) are never copied.
     this.maxChunk = resolveChunker(spec).maxSize;
-    const chunker = new Chunker({ chunker: spec, fingerprint: this.store.fingerprintSpec, workers: this.options.workers, reuseBuffers: true });
+    const chunker = new Chunker({ chunker: spec, fingerprint: this.store.fingerprintSpec, workers: this.options.workers, reuseBuffers: true, pipeline: CHUNKER_PIPELINE });
     const streamHash = this.store.streamHasher();
     const p = this.progress;
     try {

@@ -70,12 +70,4 @@ export class FingerprintStore {
     });
     return load;
   }
-
-  /**
-   * Forgets the in-memory index. A failed backup may have indexed blobs of packs it never
-   * uploaded; the next user reloads from the bucket, which is the truth (invariant 3).
-   */
-  dropIndex(): void {
-    this.indexLoad = undefined;
-  }
 }

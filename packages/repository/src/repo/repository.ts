@@ -6,6 +6,7 @@
 import { generateSecrets, unwrapSecrets, wrapSecrets, type StoreSecrets } from '../crypto/store-secrets.js';
 import { decodeManifest, validateJobName, type Manifest, type SnapshotMeta } from '../snapshot/manifest.js';
 import { listAll, type ObjectStore } from '../store/object-store.js';
+import { ObjectFormatError } from '../format-error.js';
 import { mapConcurrent } from './concurrency.js';
 import { PassphraseRequiredError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError } from './errors.js';
 import { FingerprintStore } from './fingerprint-store.js';
@@ -172,14 +173,23 @@ export class Repository {
     return this.options.passphrase;
   }
 
-  /** Snapshots, newest first; of one job or of all. */
-  async snapshots(job?: string): Promise<SnapshotInfo[]> {
+  /**
+   * Snapshots, newest first; of one job or of all. A damaged manifest does not hide the
+   * others (nor block the next backup): it is left out and handed to `onDamaged`.
+   */
+  async snapshots(job?: string, options: { onDamaged?: (key: string, error: ObjectFormatError) => void } = {}): Promise<SnapshotInfo[]> {
     if (job !== undefined) validateJobName(job);
     const keys: string[] = [];
     for await (const info of listAll(this.objects, job === undefined ? SNAPSHOTS_PREFIX : `${SNAPSHOTS_PREFIX}${job}/`)) keys.push(info.key);
     const out: SnapshotInfo[] = [];
-    await mapConcurrent(keys, 16, (key) => this.manifest(key), (manifest, key) => {
-      out.push({ id: snapshotId(key), key, meta: manifest.meta });
+    const read = (key: string): Promise<Manifest | ObjectFormatError> =>
+      this.manifest(key).catch((err: unknown) => {
+        if (err instanceof ObjectFormatError) return err;
+        throw err;
+      });
+    await mapConcurrent(keys, 16, read, (manifest, key) => {
+      if (manifest instanceof ObjectFormatError) options.onDamaged?.(key, manifest);
+      else out.push({ id: snapshotId(key), key, meta: manifest.meta });
     });
     return out.sort((a, b) => b.meta.finishedAt.localeCompare(a.meta.finishedAt) || b.key.localeCompare(a.key));
   }
@@ -194,11 +204,16 @@ export class Repository {
    * or the newest.
    */
   async findSnapshot(job: string, by: { id?: string; at?: Date } = {}): Promise<SnapshotInfo> {
-    const all = await this.snapshots(job);
-    if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}`);
+    const damaged = new Map<string, ObjectFormatError>();
+    const all = await this.snapshots(job, { onDamaged: (key, err) => damaged.set(key, err) });
+    // Asked for by id, a damaged snapshot is reported as damaged, not as absent.
+    for (const [key, err] of damaged) if (by.id !== undefined && (snapshotId(key) === by.id.toLowerCase() || key.toLowerCase().endsWith(`/${by.id.toLowerCase()}`))) throw err;
+    if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}${damaged.size > 0 ? ` (${damaged.size} damaged: run \`hoard verify\`)` : ''}`);
     if (by.id !== undefined) {
       const id = by.id.toLowerCase();
-      const matches = all.filter((s) => s.id === id || s.key.endsWith(`/${id}`) || (id.length >= 4 && s.id.startsWith(id)));
+      // Ids are hex, case-insensitive; the whole name compares case-insensitively too (its
+      // time is `...T...Z`).
+      const matches = all.filter((s) => s.id === id || s.key.toLowerCase().endsWith(`/${id}`) || (id.length >= 4 && s.id.startsWith(id)));
       if (matches.length === 1) return matches[0];
       if (matches.length > 1) throw new SnapshotNotFoundError(`snapshot id ${by.id} is ambiguous in job ${job}: ${matches.map((m) => m.id).join(', ')}`);
       throw new SnapshotNotFoundError(`job ${job} has no snapshot ${by.id} (\`hoard snapshots --job ${job}\` lists them)`);

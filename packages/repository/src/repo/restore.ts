@@ -20,10 +20,10 @@ import type { Repository, SnapshotInfo } from './repository.js';
 import type { RestoreSink } from './restore-sink.js';
 import type { BlobLocation, StoreIndex } from './store-index.js';
 
-const RESTORE_READS = 6;
+const RESTORE_READS = 4;
 /** Blobs closer than this in one pack are fetched together (the gap is read and dropped). */
 const BATCH_GAP_BYTES = 256 * 1024;
-const BATCH_MAX_BYTES = 8 * 1024 * 1024;
+const BATCH_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface RestoreOptions {
   /** Only these bytes of the stream (partial restore). The whole-stream hash is then not checked. */
@@ -63,6 +63,17 @@ interface Batch {
 }
 
 export async function restore(repo: Repository, snapshot: SnapshotInfo, sink: RestoreSink, options: RestoreOptions = {}): Promise<RestoreResult> {
+  try {
+    return await restoreInto(repo, snapshot, sink, options);
+  } catch (err) {
+    // Any failure, also before the first byte (a bad range, a missing passphrase): the
+    // sink holds a file or a stream the caller handed over.
+    await sink.abort();
+    throw err;
+  }
+}
+
+async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: RestoreSink, options: RestoreOptions): Promise<RestoreResult> {
   const started = Date.now();
   const manifest = await repo.manifest(snapshot.key);
   const total = manifest.meta.logicalBytes;
@@ -76,34 +87,29 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, sink: Re
   const reader = new SnapshotReader(repo, store, index, snapshot, manifest);
   const hasher = whole ? store.streamHasher() : undefined;
   const progress: RestoreProgress = { bytesWritten: 0, bytesTotal: range.length, bytesFetched: 0 };
-  try {
-    await mapConcurrent(reader.batches(range.offset, range.offset + range.length), RESTORE_READS, (batch) => reader.fetch(batch, progress), async (pieces) => {
-      for (const piece of pieces) {
-        if (piece.data === undefined) {
-          const length = piece.to - piece.from;
-          if (hasher) hashZeros(hasher, length);
-          await sink.zeros(length);
-          progress.bytesWritten += length;
-        } else {
-          const data = piece.from === 0 && piece.to === piece.data.length ? piece.data : piece.data.subarray(piece.from, piece.to);
-          hasher?.update(data);
-          await sink.write(data);
-          progress.bytesWritten += data.length;
-        }
-      }
-      options.onProgress?.(progress);
-    });
-    if (hasher) {
-      const actual = hasher.digest('hex');
-      if (actual !== manifest.meta.streamHash) {
-        throw new IntegrityError(snapshot.key, snapshot.key, undefined, `the restored stream hashes to ${actual}, the manifest says ${manifest.meta.streamHash}`);
+  await mapConcurrent(reader.batches(range.offset, range.offset + range.length), RESTORE_READS, (batch) => reader.fetch(batch, progress), async (pieces) => {
+    for (const piece of pieces) {
+      if (piece.data === undefined) {
+        const length = piece.to - piece.from;
+        if (hasher) hashZeros(hasher, length);
+        await sink.zeros(length);
+        progress.bytesWritten += length;
+      } else {
+        const data = piece.from === 0 && piece.to === piece.data.length ? piece.data : piece.data.subarray(piece.from, piece.to);
+        hasher?.update(data);
+        await sink.write(data);
+        progress.bytesWritten += data.length;
       }
     }
-    await sink.finish();
-  } catch (err) {
-    await sink.abort();
-    throw err;
+    options.onProgress?.(progress);
+  });
+  if (hasher) {
+    const actual = hasher.digest('hex');
+    if (actual !== manifest.meta.streamHash) {
+      throw new IntegrityError(snapshot.key, snapshot.key, undefined, `the restored stream hashes to ${actual}, the manifest says ${manifest.meta.streamHash}`);
+    }
   }
+  await sink.finish();
   return { ...progress, snapshot, streamHashChecked: whole, durationMs: Date.now() - started };
 }
 

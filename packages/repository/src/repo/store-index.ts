@@ -37,20 +37,9 @@ export class StoreIndex {
   /** Index segments read on load. */
   segments = 0;
 
-  /** Number of packs known (including reserved ones still being written). */
+  /** Number of packs known. */
   get packCount(): number {
     return this.packHashes.length;
-  }
-
-  /** An ordinal for a pack whose name is not known yet (the open pack of a backup). */
-  reservePack(): number {
-    this.packHashes.push(undefined);
-    return this.packHashes.length - 1;
-  }
-
-  nameReservedPack(ordinal: number, hash: Uint8Array): void {
-    this.packHashes[ordinal] = hash;
-    this.ordinals.set(Buffer.from(hash).toString('hex'), ordinal);
   }
 
   packOrdinal(hash: Uint8Array): number {

@@ -10,7 +10,7 @@ export class ObjectStoreError extends Error {
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`${operation} ${key} in ${location} failed: ${reason}`, options);
+    super(`${operation}${key ? ` ${key}` : ''} in ${location} failed: ${reason}`, options);
   }
 }
 

@@ -1,0 +1,103 @@
+/** `hoard backup --repo R --job NAME [--store S] <file|device|->` */
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { formatBytes } from '@hoard/chunker';
+import { backup, type BackupSource } from '@hoard/repository';
+import { UsageError } from '../errors.js';
+import { ProgressLine } from '../progress.js';
+import { openRepository, type RepoOptions } from '../repo-location.js';
+
+export interface BackupCommandOptions extends RepoOptions {
+  job: string;
+  store?: string;
+  name?: string;
+  size?: string;
+  chunking?: string;
+  json?: boolean;
+}
+
+const CHUNKING = ['vm-image', 'db-dump', 'file'] as const;
+
+async function openSource(path: string, options: BackupCommandOptions): Promise<BackupSource> {
+  let expectedBytes: number | undefined;
+  if (options.size !== undefined) {
+    expectedBytes = Number(options.size);
+    if (!Number.isSafeInteger(expectedBytes) || expectedBytes < 0) throw new UsageError(`--size ${options.size}: give the exact number of bytes the source will produce`);
+  }
+  if (path === '-') {
+    return { stream: process.stdin, name: options.name ?? 'stdin', kind: 'stream', expectedBytes };
+  }
+  let info;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot back up ${path}: ${code === 'ENOENT' ? 'no such file or device' : code === 'EACCES' ? 'permission denied' : String(code ?? err)}`);
+  }
+  if (info.isDirectory()) throw new UsageError(`${path} is a directory: back up a file, a block device, or - for stdin`);
+  const kind = info.isBlockDevice() ? 'block-device' : info.isFile() ? 'file' : 'stream';
+  // Fail now on a permission problem rather than after the repository is opened.
+  await (await open(path, 'r')).close();
+  return {
+    stream: createReadStream(path, { highWaterMark: 1 << 20 }),
+    name: options.name ?? path,
+    kind,
+    expectedBytes: expectedBytes ?? (kind === 'file' ? info.size : undefined),
+  };
+}
+
+export async function runBackup(path: string, options: BackupCommandOptions, out: (line: string) => void): Promise<void> {
+  if (options.chunking !== undefined && !(CHUNKING as readonly string[]).includes(options.chunking)) {
+    throw new UsageError(`--chunking ${options.chunking}: use one of ${CHUNKING.join(', ')}`);
+  }
+  const source = await openSource(path, options);
+  const repo = await openRepository(options, true);
+  const progress = ProgressLine.forCommand(options.json);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error('interrupted: no snapshot was committed'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await backup(repo, source, {
+      job: options.job,
+      store: options.store,
+      chunking: options.chunking as (typeof CHUNKING)[number] | undefined,
+      signal: controller.signal,
+      onProgress: (p) => progress.update(p.bytesRead, source.expectedBytes, `new ${formatBytes(p.bytesNew)}  dedup ${p.bytesRead > 0 ? (p.bytesRead / Math.max(p.bytesNew, 1)).toFixed(1) : '-'}x`),
+    });
+    progress.done();
+    const seconds = result.durationMs / 1000;
+    if (options.json) {
+      out(
+        JSON.stringify({
+          snapshot: result.snapshot.id,
+          key: result.snapshot.key,
+          job: options.job,
+          store: result.store,
+          source: source.name,
+          bytes_read: result.bytesRead,
+          bytes_new: result.bytesNew,
+          bytes_stored: result.bytesStored,
+          bytes_zero: result.bytesZero,
+          chunks: result.chunks,
+          chunks_new: result.chunksNew,
+          packs: result.packs,
+          dedup_ratio: result.bytesNew > 0 ? result.bytesRead / result.bytesNew : null,
+          seconds,
+          stream_hash: result.snapshot.meta.streamHash,
+        }),
+      );
+    } else {
+      out(`snapshot ${result.snapshot.id} of job ${options.job} (store ${result.store})`);
+      out(
+        `  read ${formatBytes(result.bytesRead)} in ${seconds.toFixed(1)} s (${formatBytes(Math.round(result.bytesRead / Math.max(seconds, 1e-3)))}/s); ` +
+          `new ${formatBytes(result.bytesNew)}, stored ${formatBytes(result.bytesStored)} in ${result.packs} pack(s); zero ${formatBytes(result.bytesZero)}`,
+      );
+      out(`  ${result.chunks} chunks, ${result.chunksNew} new${result.bytesNew > 0 ? `; dedup ${(result.bytesRead / result.bytesNew).toFixed(2)}x` : ''}`);
+    }
+  } finally {
+    progress.done();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

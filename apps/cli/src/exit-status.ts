@@ -1,0 +1,47 @@
+/**
+ * How an error becomes a message and an exit code. Anything the user can act on prints
+ * one line; only errors we did not expect (bugs) print a stack trace.
+ */
+import { ChunkerParameterError } from '@hoard/chunker';
+import {
+  BlobCorruptError,
+  IntegrityError,
+  InvalidJobNameError,
+  InvalidStoreNameError,
+  KeyFileFormatError,
+  ObjectFormatError,
+  ObjectStoreError,
+  RepositoryError,
+  RepositoryNotFoundError,
+  S3ConfigError,
+  SnapshotNotFoundError,
+  StoreScopeError,
+  UnknownStoreError,
+  WrongPassphraseError,
+} from '@hoard/repository';
+import { EXIT_DAMAGED, EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js';
+
+export function exitStatus(err: unknown): { code: number; message: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  if (
+    err instanceof UsageError ||
+    err instanceof ChunkerParameterError ||
+    err instanceof InvalidJobNameError ||
+    err instanceof InvalidStoreNameError ||
+    err instanceof RepositoryNotFoundError ||
+    err instanceof SnapshotNotFoundError ||
+    err instanceof StoreScopeError ||
+    err instanceof UnknownStoreError ||
+    err instanceof S3ConfigError
+  ) {
+    return { code: EXIT_USAGE, message };
+  }
+  if (err instanceof IntegrityError || err instanceof ObjectFormatError || err instanceof BlobCorruptError) return { code: EXIT_DAMAGED, message };
+  if (err instanceof RepositoryError || err instanceof WrongPassphraseError || err instanceof KeyFileFormatError || err instanceof ObjectStoreError) {
+    return { code: EXIT_FAILURE, message };
+  }
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return { code: EXIT_FAILURE, message };
+  if (err instanceof Error && err.name === 'AbortError') return { code: EXIT_FAILURE, message };
+  return { code: EXIT_FAILURE, message: `${err instanceof Error ? (err.stack ?? message) : message}\n(this looks like a bug in hoard; please report it with the command you ran)` };
+}

@@ -1,0 +1,37 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const hoard = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
+
+/** Runs the built `hoard` with `args`; `stdin` is written to its standard input. */
+export function hoardCli(args: string[], options: { stdin?: Buffer | Iterable<Buffer>; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [hoard, ...args], { env: { ...process.env, HOARD_PASSPHRASE: '', ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code: code ?? -1, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes });
+    });
+    child.stdin.on('error', () => undefined);
+    if (options.stdin === undefined) child.stdin.end();
+    else if (Buffer.isBuffer(options.stdin)) child.stdin.end(options.stdin);
+    else {
+      for (const piece of options.stdin) child.stdin.write(piece);
+      child.stdin.end();
+    }
+  });
+}
+
+/** A stack trace in user-facing output means an error was not handled as a user error. */
+export const STACK_TRACE = /\n\s+at .*(\.js|\.ts):\d+/;
