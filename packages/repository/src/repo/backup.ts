@@ -99,6 +99,7 @@ class BackupRun {
    */
   private readonly pending = new Set<string>();
   private readonly encodes: Promise<void>[] = [];
+  private lastAppend: Promise<void> = Promise.resolve();
   private readonly uploads: Promise<void>[] = [];
   /** Packs uploaded but not yet in an index segment. */
   private readonly unindexed: SegmentPack[] = [];
@@ -189,8 +190,13 @@ class BackupRun {
     const slot = this.slots.pop() ?? Buffer.allocUnsafeSlow(this.maxChunk);
     const raw = slot.subarray(0, bytes.length);
     raw.set(bytes);
-    const encode = this.store.codec
-      .encode(raw, fingerprint, { borrow: true })
+    // Encodes finish out of order (libuv pool); blobs still go into the pack in stream
+    // order, so a restore reads a run of new chunks as one contiguous range.
+    const previous = this.lastAppend;
+    const encoded = this.store.codec.encode(raw, fingerprint, { borrow: true });
+    encoded.catch(() => undefined);
+    const encode = previous
+      .then(() => encoded)
       .then(
         (blob) => this.append(fingerprint, blob),
         (err) => {
@@ -198,6 +204,7 @@ class BackupRun {
         },
       )
       .finally(() => this.slots.push(slot));
+    this.lastAppend = encode;
     this.encodes.push(encode);
     if (this.encodes.length >= ENCODES_IN_FLIGHT) await this.encodes.shift();
     while (this.uploads.length > UPLOADS_IN_FLIGHT) await this.uploads.shift();

@@ -2,13 +2,14 @@
  * A snapshot (or a byte range of it) back to a byte-identical stream.
  *
  *   manifest -> pages (read one ahead) -> chunk refs in the range
- *   -> batches: neighbouring blobs of one pack read with one ranged GET
- *   -> RESTORE_READS batches in flight; each blob decoded (lz4 on the libuv pool, AES-GCM)
- *      and re-hashed against its fingerprint (invariant 4)
+ *   -> windows of up to 16 MiB of stream; per window, the stored blobs grouped by pack,
+ *      sorted and merged into ranged GETs (RESTORE_READS in flight)
+ *   -> each blob decoded (lz4, AES-GCM) and re-hashed against its fingerprint (invariant 4)
  *   -> written in order (zero chunks as holes where the sink can) and fed to the
  *      whole-stream hash, checked against the manifest at the end.
  *
- * Memory: RESTORE_READS batches of at most BATCH_MAX_BYTES, plus two pages of refs.
+ * Memory: WINDOWS_AHEAD + 1 windows of decoded data (16 MiB each) plus the fetched
+ * ranges of one window, plus two pages of refs.
  */
 import { decodePage, type ChunkRef } from '../snapshot/chunk-list.js';
 import { contentKeyFromHash } from '../content-key.js';
@@ -20,7 +21,12 @@ import type { Repository, SnapshotInfo } from './repository.js';
 import type { RestoreSink } from './restore-sink.js';
 import type { BlobLocation, StoreIndex } from './store-index.js';
 
+/** Ranged GETs in flight within a window. */
 const RESTORE_READS = 4;
+/** Windows fetched ahead of the one being written. */
+const WINDOWS_AHEAD = 2;
+const WINDOW_BYTES = 16 * 1024 * 1024;
+const WINDOW_PIECES = 4096;
 /** Blobs closer than this in one pack are fetched together (the gap is read and dropped). */
 const BATCH_GAP_BYTES = 256 * 1024;
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
@@ -87,7 +93,7 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   const reader = new SnapshotReader(repo, store, index, snapshot, manifest);
   const hasher = whole ? store.streamHasher() : undefined;
   const progress: RestoreProgress = { bytesWritten: 0, bytesTotal: range.length, bytesFetched: 0 };
-  await mapConcurrent(reader.batches(range.offset, range.offset + range.length), RESTORE_READS, (batch) => reader.fetch(batch, progress), async (pieces) => {
+  await mapConcurrent(reader.windows(range.offset, range.offset + range.length), WINDOWS_AHEAD, (window) => reader.fetchWindow(window, progress), async (pieces) => {
     for (const piece of pieces) {
       if (piece.data === undefined) {
         const length = piece.to - piece.from;
@@ -160,38 +166,68 @@ export class SnapshotReader {
     }
   }
 
-  /** Pieces grouped into reads: zero pieces alone, stored pieces by pack and nearness. */
-  async *batches(start: number, end: number): AsyncGenerator<Batch> {
-    let batch: Batch | undefined;
+  /** Consecutive pieces, up to WINDOW_BYTES of stream or WINDOW_PIECES chunks at a time. */
+  async *windows(start: number, end: number): AsyncGenerator<Piece[]> {
+    let window: Piece[] = [];
+    let bytes = 0;
     for await (const piece of this.pieces(start, end)) {
-      const loc = piece.location;
-      if (!loc) {
-        if (batch) yield batch;
-        batch = undefined;
-        yield { pack: -1, start: 0, end: 0, pieces: [piece] };
-        continue;
+      window.push(piece);
+      bytes += piece.to - piece.from;
+      if (bytes >= WINDOW_BYTES || window.length >= WINDOW_PIECES) {
+        yield window;
+        window = [];
+        bytes = 0;
       }
-      const blobEnd = loc.offset + loc.storedLength;
-      if (
-        batch &&
-        batch.pack === loc.pack &&
-        loc.offset >= batch.start &&
-        loc.offset <= batch.end + BATCH_GAP_BYTES &&
-        Math.max(batch.end, blobEnd) - batch.start <= BATCH_MAX_BYTES
-      ) {
-        batch.end = Math.max(batch.end, blobEnd);
-        batch.pieces.push(piece);
-        continue;
-      }
-      if (batch) yield batch;
-      batch = { pack: loc.pack, start: loc.offset, end: blobEnd, pieces: [piece] };
     }
-    if (batch) yield batch;
+    if (window.length > 0) yield window;
+  }
+
+  /**
+   * The reads for one window: its stored pieces grouped by pack, sorted by offset, and
+   * merged into ranges (gaps up to BATCH_GAP_BYTES, ranges up to BATCH_MAX_BYTES). A
+   * later snapshot interleaves blobs of many packs (unchanged chunks from old packs,
+   * changed ones from new), so grouping by pack across the window, not just between
+   * neighbours, is what keeps the number of GETs small.
+   */
+  planReads(window: readonly Piece[]): Batch[] {
+    const byPack = new Map<number, Piece[]>();
+    for (const piece of window) {
+      if (!piece.location) continue;
+      let list = byPack.get(piece.location.pack);
+      if (!list) byPack.set(piece.location.pack, (list = []));
+      list.push(piece);
+    }
+    const batches: Batch[] = [];
+    for (const [pack, pieces] of byPack) {
+      pieces.sort((x, y) => x.location!.offset - y.location!.offset);
+      let batch: Batch | undefined;
+      for (const piece of pieces) {
+        const loc = piece.location!;
+        const blobEnd = loc.offset + loc.storedLength;
+        if (batch && loc.offset <= batch.end + BATCH_GAP_BYTES && Math.max(batch.end, blobEnd) - batch.start <= BATCH_MAX_BYTES) {
+          batch.end = Math.max(batch.end, blobEnd);
+          batch.pieces.push(piece);
+        } else {
+          if (batch) batches.push(batch);
+          batch = { pack, start: loc.offset, end: blobEnd, pieces: [piece] };
+        }
+      }
+      if (batch) batches.push(batch);
+    }
+    return batches;
+  }
+
+  /** Every piece of the window, fetched, decoded and checked; in window order. */
+  async fetchWindow(window: readonly Piece[], progress?: { bytesFetched: number }): Promise<{ from: number; to: number; data?: Uint8Array }[]> {
+    const decoded = new Map<Piece, Uint8Array>();
+    await mapConcurrent(this.planReads(window), RESTORE_READS, (batch) => this.fetch(batch, progress), (results, batch) => {
+      batch.pieces.forEach((piece, i) => decoded.set(piece, results[i]));
+    });
+    return window.map((piece) => ({ from: piece.from, to: piece.to, data: decoded.get(piece) }));
   }
 
   /** One ranged GET, then every blob of the batch decoded and checked, in parallel. */
-  async fetch(batch: Batch, progress?: { bytesFetched: number }): Promise<{ from: number; to: number; data?: Uint8Array }[]> {
-    if (batch.pack < 0) return batch.pieces.map((p) => ({ from: p.from, to: p.to }));
+  async fetch(batch: Batch, progress?: { bytesFetched: number }): Promise<Uint8Array[]> {
     const packKey = this.index.packKey(batch.pack);
     let bytes: Uint8Array;
     try {
@@ -206,8 +242,7 @@ export class SnapshotReader {
         const loc = p.location!;
         const stored = bytes.subarray(loc.offset - batch.start, loc.offset - batch.start + loc.storedLength);
         try {
-          const data = await this.store.codec.decode(stored, { codec: loc.codec, rawLength: p.ref.length }, p.ref.fingerprint, check);
-          return { from: p.from, to: p.to, data };
+          return await this.store.codec.decode(stored, { codec: loc.codec, rawLength: p.ref.length }, p.ref.fingerprint, check);
         } catch (err) {
           throw new IntegrityError(this.snapshot.key, packKey, p.offset, `blob at pack offset ${loc.offset} (${loc.storedLength} bytes): ${err instanceof Error ? err.message : String(err)}`);
         }
