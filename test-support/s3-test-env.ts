@@ -10,3 +10,18 @@ export function s3TestServer(): S3TestServer {
   const { endpoint, accessKeyId, secretAccessKey } = provided;
   return { endpoint, accessKeyId, secretAccessKey };
 }
+
+/**
+ * Options for an S3ObjectStore on the run's server, in `bucket`. `env: {}` keeps a
+ * developer's own AWS_* settings out of the tests.
+ */
+export function s3StoreOptions<T extends object>(bucket: string, overrides: T = {} as T) {
+  const server = s3TestServer();
+  return {
+    bucket,
+    endpoint: server.endpoint,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    env: {},
+    ...overrides,
+  };
+}

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { FsObjectStore, listAll, S3ObjectStore, type S3ObjectStoreOptions } from '../dist/index.js';
-import { s3TestServer } from '../../../test-support/s3-test-env.js';
+import { s3StoreOptions } from '../../../test-support/s3-test-env.js';
 import { repositorySuite } from './repository-suite.js';
 
 // os.tmpdir() is a real disk here (ext4): restores into it are sparse files.
@@ -19,15 +19,7 @@ const BUCKET = `hoard-repo-test-${randomUUID().slice(0, 8)}`;
 let prefixes = 0;
 
 function s3Options(overrides: Partial<S3ObjectStoreOptions> = {}): S3ObjectStoreOptions {
-  const server = s3TestServer();
-  return {
-    bucket: BUCKET,
-    endpoint: server.endpoint,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    // A developer's AWS_* settings must not leak in.
-    env: {},
-    ...overrides,
-  };
+  return s3StoreOptions(BUCKET, overrides);
 }
 
 let bucketReady: Promise<void> | undefined;

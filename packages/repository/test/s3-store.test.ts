@@ -3,7 +3,7 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listAll, ObjectNotFoundError, ObjectStoreError, parseS3Url, RangeOutOfBoundsError, S3ObjectStore, type S3ObjectStoreOptions } from '../dist/index.js';
-import { s3TestServer } from '../../../test-support/s3-test-env.js';
+import { s3StoreOptions, s3TestServer } from '../../../test-support/s3-test-env.js';
 import { objectStoreContract, rejection } from './store-contract.js';
 
 // Against a real Ceph RGW (test-support/global-setup.ts starts one per run). Each test
@@ -12,16 +12,9 @@ const BUCKET = `hoard-s3-test-${randomUUID().slice(0, 8)}`;
 let prefixes = 0;
 const freshPrefix = (): string => `t${prefixes++}-${randomUUID().slice(0, 8)}`;
 
-/** Options for a store of the test bucket; `env: {}` so a developer's AWS_* settings do not leak in. */
+/** Options for a store of the test bucket. */
 function options(overrides: Partial<S3ObjectStoreOptions> = {}): S3ObjectStoreOptions {
-  const server = s3TestServer();
-  return {
-    bucket: BUCKET,
-    endpoint: server.endpoint,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    env: {},
-    ...overrides,
-  };
+  return s3StoreOptions(BUCKET, overrides);
 }
 
 let bucketReady: Promise<void> | undefined;

@@ -3,7 +3,7 @@ import { constants, type Dirent } from 'node:fs';
 import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
-import { isKeySegment, validateKey, validatePrefix } from './keys.js';
+import { checkListArguments, isKeySegment, validateKey, validatePrefix } from './keys.js';
 import type { ByteRange, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 
 /**
@@ -13,7 +13,6 @@ import type { ByteRange, ListPage, ObjectInfo, ObjectStore } from './object-stor
  */
 export const FS_TEMP_DIR = 'tmp~';
 
-const DEFAULT_LIST_LIMIT = 1000;
 /** Parallel lstat()/unlink() calls: enough to keep libuv's thread pool busy. */
 const IO_CONCURRENCY = 32;
 /** Bounds the memory of the durable-directory cache; clearing it only costs fsyncs. */
@@ -134,11 +133,8 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async list(prefix: string, options: { after?: string; limit?: number } = {}): Promise<ListPage> {
-    validatePrefix(prefix);
-    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`list(${prefix}): limit must be a positive integer, got ${limit}`);
+    const limit = checkListArguments(prefix, options);
     const after = options.after;
-    if (after !== undefined && typeof after !== 'string') throw new TypeError(`list(${prefix}): after must be a string`);
     try {
       // One key beyond the page tells whether another page exists.
       const keys: string[] = [];

@@ -50,3 +50,15 @@ export function validatePrefix(prefix: string): void {
   segments.pop();
   for (const segment of segments) checkSegment(prefix, segment);
 }
+
+/** Keys per list() page when the caller does not say (S3's own maximum). */
+export const DEFAULT_LIST_LIMIT = 1000;
+
+/** Checks list() arguments the same way for every backend; returns the page limit. */
+export function checkListArguments(prefix: string, options: { after?: string; limit?: number }): number {
+  validatePrefix(prefix);
+  const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`list(${prefix}): limit must be a positive integer, got ${limit}`);
+  if (options.after !== undefined && typeof options.after !== 'string') throw new TypeError(`list(${prefix}): after must be a string`);
+  return limit;
+}

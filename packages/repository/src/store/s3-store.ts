@@ -11,7 +11,7 @@ import {
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
-import { validateKey, validatePrefix } from './keys.js';
+import { checkListArguments, validateKey, validatePrefix } from './keys.js';
 import type { ByteRange, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 import { describeS3Error, errorName, httpStatus, type S3ErrorContext } from './s3-errors.js';
 import { resolveRetryPolicy, S3RetryStrategy, type S3RetryPolicy } from './s3-retry.js';
@@ -58,7 +58,6 @@ export interface S3ObjectStoreOptions {
 }
 
 const DEFAULT_REGION = 'us-east-1';
-const DEFAULT_LIST_LIMIT = 1000;
 /** S3 returns at most 1000 keys per ListObjectsV2 and deletes at most 1000 per DeleteObjects. */
 const S3_PAGE_MAX = 1000;
 /** DeleteObjects batches in flight at once. */
@@ -184,11 +183,8 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async list(prefix: string, options: { after?: string; limit?: number } = {}): Promise<ListPage> {
-    validatePrefix(prefix);
-    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`list(${prefix}): limit must be a positive integer, got ${limit}`);
+    const limit = checkListArguments(prefix, options);
     const after = options.after;
-    if (after !== undefined && typeof after !== 'string') throw new TypeError(`list(${prefix}): after must be a string`);
     try {
       return await this.#list(prefix, after, Math.min(limit, S3_PAGE_MAX));
     } catch (err) {
