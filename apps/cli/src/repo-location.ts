@@ -61,9 +61,6 @@ export async function passphrase(options: RepoOptions, prompt: { ask: boolean; c
  * repository needs its passphrase (asked for on a terminal).
  */
 export async function openRepository(options: RepoOptions, needSecrets: boolean): Promise<Repository> {
-  const objects = await openObjectStore(options.repo);
-  const repo = await Repository.open(objects, {});
-  if (!repo.encrypted) return repo;
-  const secret = await passphrase(options, { ask: needSecrets });
-  return Repository.open(objects, { passphrase: secret });
+  const repo = await Repository.open(await openObjectStore(options.repo));
+  return repo.encrypted ? repo.withPassphrase(await passphrase(options, { ask: needSecrets })) : repo;
 }

@@ -13,3 +13,8 @@ export function contentKeyFromHash(dir: string, hash: Uint8Array): string {
 export function contentKey(dir: string, bytes: Uint8Array): string {
   return contentKeyFromHash(dir, blake3(bytes));
 }
+
+/** The 32-byte hash a content key was made from (its last path segment). */
+export function hashOfContentKey(key: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex'));
+}

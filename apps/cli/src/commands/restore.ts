@@ -56,7 +56,7 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
   if (!target) sink = new StreamSink(process.stdout);
   else if (target.kind === 'device') sink = await FileSink.overwrite(target.path);
   else sink = await FileSink.create(partial!, { exclusive: false });
-  const progress = ProgressLine.forCommand(options.json || toStdout ? true : options.json);
+  const progress = ProgressLine.forCommand(options.json || toStdout);
   try {
     const result = await restore(repo, snapshot, sink, { range, onProgress: (p) => progress.update(p.bytesWritten, p.bytesTotal) });
     progress.done();

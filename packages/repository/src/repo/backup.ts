@@ -14,6 +14,7 @@
  */
 import { Chunker, MAX_CHUNK_SIZE, resolveChunker, type ChunkerSpec, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import type { EncodedBlob } from '../blob/codec.js';
+import { hashOfContentKey } from '../content-key.js';
 import { encodeIndexSegment, type SegmentPack } from '../index-segment/index-segment.js';
 import { PackWriter } from '../pack/pack-writer.js';
 import { encodePage, PAGE_CHUNKS, type ChunkRef } from '../snapshot/chunk-list.js';
@@ -123,7 +124,7 @@ class BackupRun {
 
   async run(source: BackupSource): Promise<BackupResult> {
     const startedAt = new Date();
-    const parent = (await this.repo.snapshots(this.options.job)).find((s) => s.meta.source.name === source.name);
+    const parent = await this.repo.latestSnapshot(this.options.job, (s) => s.meta.source.name === source.name);
     const spec = this.store.chunking(this.options.chunking ?? (source.kind === 'stream' ? 'db-dump' : 'vm-image'), this.options.avgChunkSize);
     // reuseBuffers: chunk bytes are only valid until the next chunk, so new chunks are
     // copied into an encode slot; known chunks (most of a later day) are never copied.
@@ -140,7 +141,7 @@ class BackupRun {
         p.chunks++;
         const fingerprint = this.addRef(chunk.length, chunk.zero, chunk.fingerprint);
         if (chunk.zero) p.bytesZero += chunk.length;
-        else await this.store_(fingerprint, chunk.bytes);
+        else await this.storeChunk(fingerprint, chunk.bytes);
         this.options.onProgress?.(p);
       }
     } catch (err) {
@@ -180,7 +181,7 @@ class BackupRun {
   }
 
   /** A chunk with data: stored unless the store has it or is storing it right now. */
-  private async store_(fingerprint: Uint8Array, bytes: Uint8Array): Promise<void> {
+  private async storeChunk(fingerprint: Uint8Array, bytes: Uint8Array): Promise<void> {
     if (this.index.has(fingerprint)) return;
     const hex = Buffer.from(fingerprint.buffer, fingerprint.byteOffset, fingerprint.byteLength).toString('hex');
     if (this.pending.has(hex)) return;
@@ -218,7 +219,7 @@ class BackupRun {
 
   private sealPack(): void {
     const sealed = this.pack.seal();
-    const packHash = Uint8Array.from(Buffer.from(sealed.key.slice(sealed.key.lastIndexOf('/') + 1), 'hex'));
+    const packHash = hashOfContentKey(sealed.key);
     this.progress.packs++;
     const upload = this.repo.objects.putIfAbsent(sealed.key, sealed.bytes).then(
       async () => {
@@ -257,7 +258,7 @@ class BackupRun {
   private flushPage(): void {
     if (this.page.length === 0 && this.pages.length > 0) return;
     const encoded = encodePage(this.page);
-    this.pages.push({ offset: this.pageOffset, logicalBytes: encoded.logicalBytes, chunks: this.page.length, hash: Uint8Array.from(Buffer.from(encoded.key.slice(encoded.key.lastIndexOf('/') + 1), 'hex')) });
+    this.pages.push({ offset: this.pageOffset, logicalBytes: encoded.logicalBytes, chunks: this.page.length, hash: hashOfContentKey(encoded.key) });
     this.pageOffset += encoded.logicalBytes;
     this.page = [];
     this.pageWrites.push(

@@ -93,6 +93,11 @@ export class Repository {
     return new Repository(objects, decodeConfig(await objects.get(CONFIG_KEY)), options);
   }
 
+  /** The same repository with a passphrase, without reading its config again. */
+  withPassphrase(passphrase: string | undefined): Repository {
+    return new Repository(this.objects, this.config, { ...this.options, passphrase });
+  }
+
   async stores(): Promise<StoreRecord[]> {
     const records: StoreRecord[] = [];
     for await (const info of listAll(this.objects, STORES_PREFIX)) {
@@ -173,25 +178,51 @@ export class Repository {
     return this.options.passphrase;
   }
 
+  /** Manifest keys of one job or of all, oldest first (keys sort by finish time). */
+  private async snapshotKeys(job?: string): Promise<string[]> {
+    if (job !== undefined) validateJobName(job);
+    const keys: string[] = [];
+    for await (const info of listAll(this.objects, job === undefined ? SNAPSHOTS_PREFIX : `${SNAPSHOTS_PREFIX}${job}/`)) keys.push(info.key);
+    return keys;
+  }
+
+  /** The snapshot under `key`, or the format error that makes it unreadable. */
+  private async snapshotAt(key: string): Promise<SnapshotInfo | ObjectFormatError> {
+    try {
+      return { id: snapshotId(key), key, meta: (await this.manifest(key)).meta };
+    } catch (err) {
+      if (err instanceof ObjectFormatError) return err;
+      throw err;
+    }
+  }
+
   /**
    * Snapshots, newest first; of one job or of all. A damaged manifest does not hide the
    * others (nor block the next backup): it is left out and handed to `onDamaged`.
    */
   async snapshots(job?: string, options: { onDamaged?: (key: string, error: ObjectFormatError) => void } = {}): Promise<SnapshotInfo[]> {
-    if (job !== undefined) validateJobName(job);
-    const keys: string[] = [];
-    for await (const info of listAll(this.objects, job === undefined ? SNAPSHOTS_PREFIX : `${SNAPSHOTS_PREFIX}${job}/`)) keys.push(info.key);
     const out: SnapshotInfo[] = [];
-    const read = (key: string): Promise<Manifest | ObjectFormatError> =>
-      this.manifest(key).catch((err: unknown) => {
-        if (err instanceof ObjectFormatError) return err;
-        throw err;
-      });
-    await mapConcurrent(keys, 16, read, (manifest, key) => {
-      if (manifest instanceof ObjectFormatError) options.onDamaged?.(key, manifest);
-      else out.push({ id: snapshotId(key), key, meta: manifest.meta });
+    await mapConcurrent(await this.snapshotKeys(job), 16, (key) => this.snapshotAt(key), (info, key) => {
+      if (info instanceof ObjectFormatError) options.onDamaged?.(key, info);
+      else out.push(info);
     });
-    return out.sort((a, b) => b.meta.finishedAt.localeCompare(a.meta.finishedAt) || b.key.localeCompare(a.key));
+    return out.sort(newestFirst);
+  }
+
+  /**
+   * The newest snapshot of `job` that `match` accepts, reading manifests from the newest
+   * back and stopping at the first match: a backup looks up its parent this way without
+   * reading the job's whole history.
+   */
+  async latestSnapshot(job: string, match: (info: SnapshotInfo) => boolean): Promise<SnapshotInfo | undefined> {
+    let best: SnapshotInfo | undefined;
+    for (const key of (await this.snapshotKeys(job)).reverse()) {
+      // Keys order by finish time to the second; within that second compare the manifests.
+      if (best && finishSecond(key) !== finishSecond(best.key)) break;
+      const info = await this.snapshotAt(key);
+      if (!(info instanceof ObjectFormatError) && match(info) && (!best || newestFirst(info, best) < 0)) best = info;
+    }
+    return best;
   }
 
   async manifest(key: string): Promise<Manifest> {
@@ -204,20 +235,10 @@ export class Repository {
    * or the newest.
    */
   async findSnapshot(job: string, by: { id?: string; at?: Date } = {}): Promise<SnapshotInfo> {
-    const damaged = new Map<string, ObjectFormatError>();
-    const all = await this.snapshots(job, { onDamaged: (key, err) => damaged.set(key, err) });
-    // Asked for by id, a damaged snapshot is reported as damaged, not as absent.
-    for (const [key, err] of damaged) if (by.id !== undefined && (snapshotId(key) === by.id.toLowerCase() || key.toLowerCase().endsWith(`/${by.id.toLowerCase()}`))) throw err;
-    if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}${damaged.size > 0 ? ` (${damaged.size} damaged: run \`hoard verify\`)` : ''}`);
-    if (by.id !== undefined) {
-      const id = by.id.toLowerCase();
-      // Ids are hex, case-insensitive; the whole name compares case-insensitively too (its
-      // time is `...T...Z`).
-      const matches = all.filter((s) => s.id === id || s.key.toLowerCase().endsWith(`/${id}`) || (id.length >= 4 && s.id.startsWith(id)));
-      if (matches.length === 1) return matches[0];
-      if (matches.length > 1) throw new SnapshotNotFoundError(`snapshot id ${by.id} is ambiguous in job ${job}: ${matches.map((m) => m.id).join(', ')}`);
-      throw new SnapshotNotFoundError(`job ${job} has no snapshot ${by.id} (\`hoard snapshots --job ${job}\` lists them)`);
-    }
+    if (by.id !== undefined) return this.findSnapshotById(job, by.id);
+    let damaged = 0;
+    const all = await this.snapshots(job, { onDamaged: () => damaged++ });
+    if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}${damaged > 0 ? ` (${damaged} damaged: run \`hoard verify\`)` : ''}`);
     if (by.at !== undefined) {
       const at = by.at.getTime();
       const match = all.find((s) => Date.parse(s.meta.startedAt) <= at);
@@ -229,7 +250,25 @@ export class Repository {
     }
     return all[0];
   }
+
+  /** Matches on the keys alone, then reads the one manifest (a damaged one is reported as such). */
+  private async findSnapshotById(job: string, text: string): Promise<SnapshotInfo> {
+    const keys = await this.snapshotKeys(job);
+    if (keys.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}`);
+    // Ids are hex, case-insensitive; the whole name compares case-insensitively too (its
+    // time is `...T...Z`).
+    const id = text.toLowerCase();
+    const matches = keys.filter((key) => snapshotId(key) === id || key.toLowerCase().endsWith(`/${id}`) || (id.length >= 4 && snapshotId(key).startsWith(id)));
+    if (matches.length > 1) throw new SnapshotNotFoundError(`snapshot id ${text} is ambiguous in job ${job}: ${matches.map(snapshotId).join(', ')}`);
+    if (matches.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshot ${text} (\`hoard snapshots --job ${job}\` lists them)`);
+    const info = await this.snapshotAt(matches[0]);
+    if (info instanceof ObjectFormatError) throw info;
+    return info;
+  }
 }
+
+const newestFirst = (a: SnapshotInfo, b: SnapshotInfo): number => b.meta.finishedAt.localeCompare(a.meta.finishedAt) || b.key.localeCompare(a.key);
+const finishSecond = (key: string): string => key.slice(0, key.lastIndexOf('-'));
 
 export function snapshotId(key: string): string {
   return key.slice(key.lastIndexOf('-') + 1);

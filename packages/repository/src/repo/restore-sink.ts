@@ -21,7 +21,12 @@ export interface RestoreSink {
 
 const ZERO_BLOCK = 1 << 20;
 let zeroBlock: Uint8Array | undefined;
-const zeros = (): Uint8Array => (zeroBlock ??= new Uint8Array(ZERO_BLOCK));
+
+/** Calls `use` with views of one shared zero buffer that add up to `length` bytes. */
+export async function forZeroBlocks(length: number, use: (zeros: Uint8Array) => unknown): Promise<void> {
+  zeroBlock ??= new Uint8Array(ZERO_BLOCK);
+  for (let left = length; left > 0; left -= ZERO_BLOCK) await use(zeroBlock.subarray(0, Math.min(left, ZERO_BLOCK)));
+}
 
 /** Writes held back until this many bytes are pending: fewer, larger pwrite calls. */
 const FILE_BATCH_BYTES = 4 << 20;
@@ -60,10 +65,7 @@ export class FileSink implements RestoreSink {
   }
 
   async zeros(length: number): Promise<void> {
-    if (!this.sparse) {
-      for (let left = length; left > 0; left -= ZERO_BLOCK) await this.write(zeros().subarray(0, Math.min(left, ZERO_BLOCK)));
-      return;
-    }
+    if (!this.sparse) return forZeroBlocks(length, (zeros) => this.write(zeros));
     await this.flush();
     this.position += length;
   }
@@ -123,8 +125,8 @@ export class StreamSink implements RestoreSink {
     });
   }
 
-  async zeros(length: number): Promise<void> {
-    for (let left = length; left > 0; left -= ZERO_BLOCK) await this.write(zeros().subarray(0, Math.min(left, ZERO_BLOCK)));
+  zeros(length: number): Promise<void> {
+    return forZeroBlocks(length, (zeros) => this.write(zeros));
   }
 
   finish(): Promise<void> {

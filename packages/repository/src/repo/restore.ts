@@ -18,7 +18,7 @@ import { mapConcurrent } from './concurrency.js';
 import { IntegrityError, RepositoryError } from './errors.js';
 import type { FingerprintStore } from './fingerprint-store.js';
 import type { Repository, SnapshotInfo } from './repository.js';
-import type { RestoreSink } from './restore-sink.js';
+import { forZeroBlocks, type RestoreSink } from './restore-sink.js';
 import type { BlobLocation, StoreIndex } from './store-index.js';
 
 /** Ranged GETs in flight within a window. */
@@ -97,7 +97,7 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
     for (const piece of pieces) {
       if (piece.data === undefined) {
         const length = piece.to - piece.from;
-        if (hasher) hashZeros(hasher, length);
+        if (hasher) await forZeroBlocks(length, (zeros) => hasher.update(zeros));
         await sink.zeros(length);
         progress.bytesWritten += length;
       } else {
@@ -117,12 +117,6 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   }
   await sink.finish();
   return { ...progress, snapshot, streamHashChecked: whole, durationMs: Date.now() - started };
-}
-
-let zeroHashBlock = new Uint8Array(0);
-function hashZeros(hasher: { update(b: Uint8Array): unknown }, length: number): void {
-  if (zeroHashBlock.length < Math.min(length, 1 << 20)) zeroHashBlock = new Uint8Array(Math.min(Math.max(length, 64 * 1024), 1 << 20));
-  for (let left = length; left > 0; left -= zeroHashBlock.length) hasher.update(zeroHashBlock.subarray(0, Math.min(left, zeroHashBlock.length)));
 }
 
 /** Plans and performs the reads of one snapshot; shared by restore and verify. */

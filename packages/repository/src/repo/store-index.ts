@@ -34,13 +34,6 @@ export class StoreIndex {
   private readonly packHashes: (Uint8Array | undefined)[] = [];
   private readonly ordinals = new Map<string, number>();
   private readonly value = new Uint32Array(3);
-  /** Index segments read on load. */
-  segments = 0;
-
-  /** Number of packs known. */
-  get packCount(): number {
-    return this.packHashes.length;
-  }
 
   packOrdinal(hash: Uint8Array): number {
     const hex = Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex');
@@ -100,7 +93,6 @@ export class StoreIndex {
     // segments are applied in listing order: the same store always loads the same way.
     await mapConcurrent(keys, concurrency, async (key) => decodeIndexSegment(key, await store.get(key)), (segment) => {
       if (Buffer.from(segment.storeId).toString('hex') !== storeId) return;
-      index.segments++;
       for (const p of segment.packs) index.addPackEntries(p.packHash, p.entries);
     });
     return index;
