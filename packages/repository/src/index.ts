@@ -80,3 +80,5 @@ export { verify, type VerifyOptions, type VerifyPhase, type VerifyFinding, type 
 export { repositoryStats, type RepositoryStats, type StoreStats, type StatsFigures } from './repo/stats.js';
 export { S3ObjectStore, type S3ObjectStoreOptions, parseS3Url } from './store/s3-store.js';
 export { S3ConfigError } from './store/s3-url.js';
+export { StoreWriter, StoreWriteError, type StoreWriterOptions, type StoreWriterStats } from './repo/store-writer.js';
+export { SnapshotWriter, manifestChunker } from './repo/snapshot-writer.js';

@@ -12,17 +12,14 @@
  * Memory is bounded by constants, never by the stream (invariant 6): ENCODES_IN_FLIGHT
  * chunks being encoded, one open pack, UPLOADS_IN_FLIGHT sealed packs, one page of refs.
  */
-import { Chunker, MAX_CHUNK_SIZE, resolveChunker, type ChunkerSpec, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
-import type { EncodedBlob } from '../blob/codec.js';
-import { hashOfContentKey } from '../content-key.js';
-import { encodeIndexSegment, type SegmentPack } from '../index-segment/index-segment.js';
-import { PackWriter } from '../pack/pack-writer.js';
-import { encodePage, PAGE_CHUNKS, type ChunkRef } from '../snapshot/chunk-list.js';
-import { encodeManifest, validateJobName, type PageRef, type SourceKind } from '../snapshot/manifest.js';
+import { Chunker, MAX_CHUNK_SIZE, resolveChunker, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
+import { validateJobName, type SourceKind } from '../snapshot/manifest.js';
 import { SourceError } from './errors.js';
 import type { FingerprintStore } from './fingerprint-store.js';
-import { snapshotId, type Repository, type SnapshotInfo } from './repository.js';
+import type { Repository, SnapshotInfo } from './repository.js';
+import { SnapshotWriter } from './snapshot-writer.js';
 import type { StoreIndex } from './store-index.js';
+import { StoreWriter } from './store-writer.js';
 
 const ENCODES_IN_FLIGHT = 8;
 const UPLOADS_IN_FLIGHT = 1;
@@ -89,37 +86,28 @@ export async function backup(repo: Repository, source: BackupSource, options: Ba
 
 class BackupRun {
   private readonly progress: BackupProgress = { bytesRead: 0, bytesNew: 0, bytesStored: 0, bytesZero: 0, chunks: 0, chunksNew: 0, packs: 0 };
-  private readonly pack: PackWriter;
+  private readonly writer: StoreWriter;
+  private readonly snapshot: SnapshotWriter;
   /**
-   * Fingerprints (hex) this run stores that are not in the store's index yet: being
-   * encoded, in the open pack, uploading, or in a pack whose index segment is not written.
-   * They must not be stored twice by this run. The shared index only learns a blob once
-   * its pack and segment are durable, so a concurrent backup of the same store never
-   * dedups against a pack that may never be written (invariant 1). At most
-   * PACKS_PER_SEGMENT + UPLOADS_IN_FLIGHT + 1 packs' worth of entries.
+   * Fingerprints (hex) this run is encoding right now: not in the writer yet, but they
+   * must not be encoded twice. At most ENCODES_IN_FLIGHT entries.
    */
-  private readonly pending = new Set<string>();
+  private readonly encoding = new Set<string>();
   private readonly encodes: Promise<void>[] = [];
   private lastAppend: Promise<void> = Promise.resolve();
-  private readonly uploads: Promise<void>[] = [];
-  /** Packs uploaded but not yet in an index segment. */
-  private readonly unindexed: SegmentPack[] = [];
-  private readonly pageWrites: Promise<void>[] = [];
-  private readonly pages: PageRef[] = [];
-  private page: ChunkRef[] = [];
   /** Reused buffers that hold a new chunk's bytes while it is encoded. */
   private readonly slots: Buffer[] = [];
   private maxChunk = MAX_CHUNK_SIZE;
-  private pageOffset = 0;
   private failure: unknown;
 
   constructor(
     private readonly repo: Repository,
     private readonly store: FingerprintStore,
-    private readonly index: StoreIndex,
+    index: StoreIndex,
     private readonly options: BackupOptions,
   ) {
-    this.pack = new PackWriter(store.idBytes, repo.config.packBytes);
+    this.writer = new StoreWriter(repo.objects, store, index, { packBytes: repo.config.packBytes, uploadsInFlight: UPLOADS_IN_FLIGHT, packsPerSegment: PACKS_PER_SEGMENT });
+    this.snapshot = new SnapshotWriter(repo.objects);
   }
 
   async run(source: BackupSource): Promise<BackupResult> {
@@ -139,10 +127,12 @@ class BackupRun {
         streamHash.update(chunk.bytes);
         p.bytesRead += chunk.length;
         p.chunks++;
-        const fingerprint = this.addRef(chunk.length, chunk.zero, chunk.fingerprint);
+        // The chunker may reuse the fingerprint's memory, and encoding outlives this chunk.
+        const fingerprint = chunk.zero ? EMPTY : Uint8Array.from(chunk.fingerprint);
+        this.snapshot.add(chunk.length, chunk.zero, fingerprint, true);
         if (chunk.zero) p.bytesZero += chunk.length;
         else await this.storeChunk(fingerprint, chunk.bytes);
-        this.options.onProgress?.(p);
+        this.options.onProgress?.(this.snapshotProgress());
       }
     } catch (err) {
       await this.settle();
@@ -156,24 +146,35 @@ class BackupRun {
         `${source.name} ${p.bytesRead < source.expectedBytes ? 'ended early' : 'ran long'}: read ${p.bytesRead} bytes, expected ${source.expectedBytes}; no snapshot was committed`,
       );
     }
-    await this.finish();
-    const meta = {
+    // Everything durable before the manifest (invariant 1).
+    try {
+      await Promise.all(this.encodes.splice(0));
+      this.rethrow();
+      await this.writer.flush();
+    } catch (err) {
+      await this.settle();
+      throw err;
+    }
+    const snapshot = await this.snapshot.commit({
       job: this.options.job,
       source: { name: source.name, kind: source.kind },
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      logicalBytes: p.bytesRead,
       streamHash: streamHash.digest('hex'),
       parent: parent?.key ?? null,
       store: this.store.id,
-      // The seed of an encrypted store is a secret: the manifest only says it was seeded.
-      chunker: manifestChunker(spec),
-      chunkCount: p.chunks,
-    };
-    const manifest = encodeManifest({ meta, pages: this.pages });
-    await this.repo.objects.putIfAbsent(manifest.key, manifest.bytes);
-    this.options.onProgress?.(p);
-    return { ...p, snapshot: { id: snapshotId(manifest.key), key: manifest.key, meta }, store: this.store.name, durationMs: Date.now() - startedAt.getTime() };
+      chunker: spec,
+    });
+    const result = this.snapshotProgress();
+    this.options.onProgress?.(result);
+    return { ...result, snapshot, store: this.store.name, durationMs: Date.now() - startedAt.getTime() };
+  }
+
+  private snapshotProgress(): BackupProgress {
+    const p = this.progress;
+    p.bytesStored = this.writer.stats.storedBytes;
+    p.packs = this.writer.stats.packs;
+    return p;
   }
 
   private rethrow(): void {
@@ -182,10 +183,10 @@ class BackupRun {
 
   /** A chunk with data: stored unless the store has it or is storing it right now. */
   private async storeChunk(fingerprint: Uint8Array, bytes: Uint8Array): Promise<void> {
-    if (this.index.has(fingerprint)) return;
+    if (this.writer.has(fingerprint)) return;
     const hex = Buffer.from(fingerprint.buffer, fingerprint.byteOffset, fingerprint.byteLength).toString('hex');
-    if (this.pending.has(hex)) return;
-    this.pending.add(hex);
+    if (this.encoding.has(hex)) return;
+    this.encoding.add(hex);
     this.progress.chunksNew++;
     this.progress.bytesNew += bytes.length;
     const slot = this.slots.pop() ?? Buffer.allocUnsafeSlow(this.maxChunk);
@@ -198,104 +199,28 @@ class BackupRun {
     encoded.catch(() => undefined);
     const encode = previous
       .then(() => encoded)
+      .then((blob) => this.writer.add(fingerprint, blob))
       .then(
-        (blob) => this.append(fingerprint, blob),
-        (err) => {
-          this.failure ??= err;
-        },
-      )
-      .finally(() => this.slots.push(slot));
-    this.lastAppend = encode;
-    this.encodes.push(encode);
-    if (this.encodes.length >= ENCODES_IN_FLIGHT) await this.encodes.shift();
-    while (this.uploads.length > UPLOADS_IN_FLIGHT) await this.uploads.shift();
-  }
-
-  private append(fingerprint: Uint8Array, blob: EncodedBlob): void {
-    this.pack.add(fingerprint, blob);
-    this.progress.bytesStored += blob.stored.length;
-    if (this.pack.full) this.sealPack();
-  }
-
-  private sealPack(): void {
-    const sealed = this.pack.seal();
-    const packHash = hashOfContentKey(sealed.key);
-    this.progress.packs++;
-    const upload = this.repo.objects.putIfAbsent(sealed.key, sealed.bytes).then(
-      async () => {
-        this.pack.recycle(sealed.bytes);
-        // Only a durable pack may appear in a segment (invariant 1).
-        this.unindexed.push({ packHash, entries: sealed.entries });
-        if (this.unindexed.length >= PACKS_PER_SEGMENT) await this.writeSegment();
-      },
-    ).catch((err: unknown) => {
-      this.failure ??= err;
-    });
-    this.uploads.push(upload);
-  }
-
-  private async writeSegment(): Promise<void> {
-    if (this.unindexed.length === 0) return;
-    const packs = this.unindexed.splice(0);
-    const segment = encodeIndexSegment({ storeId: this.store.idBytes, packs });
-    await this.repo.objects.putIfAbsent(segment.key, segment.bytes);
-    // Pack and segment are durable: now other backups (and restores) may use the blobs.
-    for (const p of packs) {
-      this.index.addPackEntries(p.packHash, p.entries);
-      for (const e of p.entries) this.pending.delete(Buffer.from(e.fingerprint.buffer, e.fingerprint.byteOffset, e.fingerprint.byteLength).toString('hex'));
-    }
-  }
-
-  /** Records the chunk in the current page; returns the fingerprint copy it keeps. */
-  private addRef(length: number, zero: boolean, fingerprint: Uint8Array): Uint8Array {
-    // The chunker may reuse the fingerprint's memory, and encoding outlives this chunk.
-    const copy = zero ? EMPTY : Uint8Array.from(fingerprint);
-    this.page.push({ length, zero, fingerprint: copy });
-    if (this.page.length === PAGE_CHUNKS) this.flushPage();
-    return copy;
-  }
-
-  private flushPage(): void {
-    if (this.page.length === 0 && this.pages.length > 0) return;
-    const encoded = encodePage(this.page);
-    this.pages.push({ offset: this.pageOffset, logicalBytes: encoded.logicalBytes, chunks: this.page.length, hash: hashOfContentKey(encoded.key) });
-    this.pageOffset += encoded.logicalBytes;
-    this.page = [];
-    this.pageWrites.push(
-      this.repo.objects.putIfAbsent(encoded.key, encoded.bytes).then(
         () => undefined,
         (err: unknown) => {
           this.failure ??= err;
         },
-      ),
-    );
+      )
+      .finally(() => {
+        this.encoding.delete(hex);
+        this.slots.push(slot);
+      });
+    this.lastAppend = encode;
+    this.encodes.push(encode);
+    if (this.encodes.length >= ENCODES_IN_FLIGHT) await this.encodes.shift();
   }
 
   /** Waits for everything started, ignoring outcomes (the backup is failing anyway). */
   private async settle(): Promise<void> {
-    await Promise.allSettled([...this.encodes, ...this.uploads, ...this.pageWrites]);
-  }
-
-  /** Everything durable before the manifest (invariant 1). */
-  private async finish(): Promise<void> {
-    await Promise.all(this.encodes.splice(0));
-    this.rethrow();
-    if (this.pack.count > 0) this.sealPack();
-    // Uploads can still be queued behind the backpressure below; wait for all of them.
-    await Promise.all(this.uploads.splice(0));
-    this.rethrow();
-    await this.writeSegment();
-    if (this.page.length > 0 || this.pages.length === 0) this.flushPage();
-    await Promise.all(this.pageWrites.splice(0));
-    this.rethrow();
+    await Promise.allSettled(this.encodes);
+    await this.writer.settle();
+    await this.snapshot.settle();
   }
 }
 
 const EMPTY = new Uint8Array(32);
-
-/** The chunker spec as the manifest records it: an encrypted store's seed is a secret. */
-function manifestChunker(spec: ChunkerSpec): ChunkerSpec {
-  if (spec.kind !== 'fastcdc' || spec.seed === undefined) return spec;
-  const { seed: _secret, ...rest } = spec;
-  return { ...rest, seeded: true } as ChunkerSpec;
-}

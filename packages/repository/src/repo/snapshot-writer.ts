@@ -1,0 +1,79 @@
+/**
+ * Builds one snapshot: collects chunk references in stream order, uploads a chunk-list
+ * page each time one fills, and at the end writes the manifest. The caller must make
+ * every referenced blob durable before commit() (invariant 1); the embedded backup and
+ * the media server's sessions both do that through their StoreWriter.
+ *
+ * Memory: one page of references (at most PAGE_CHUNKS), whatever the stream's length.
+ */
+import type { ChunkerSpec } from '@hoard/chunker';
+import { hashOfContentKey } from '../content-key.js';
+import { encodePage, PAGE_CHUNKS, type ChunkRef } from '../snapshot/chunk-list.js';
+import { encodeManifest, type PageRef, type SnapshotMeta } from '../snapshot/manifest.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { snapshotId, type SnapshotInfo } from './repository.js';
+
+const NO_FINGERPRINT = new Uint8Array(32);
+
+export class SnapshotWriter {
+  private readonly pages: PageRef[] = [];
+  private page: ChunkRef[] = [];
+  private pageOffset = 0;
+  private readonly writes: Promise<void>[] = [];
+  private failure: unknown;
+  /** Chunks and bytes referenced so far. */
+  chunks = 0;
+  logicalBytes = 0;
+
+  constructor(private readonly objects: ObjectStore) {}
+
+  /**
+   * Appends a reference. `fingerprint` is copied unless `owned` says the caller hands it
+   * over (the chunker reuses its fingerprint memory).
+   */
+  add(length: number, zero: boolean, fingerprint: Uint8Array, owned = false): void {
+    const fp = zero ? NO_FINGERPRINT : owned ? fingerprint : Uint8Array.from(fingerprint);
+    this.page.push({ length, zero, fingerprint: fp });
+    this.chunks++;
+    this.logicalBytes += length;
+    if (this.page.length === PAGE_CHUNKS) this.flushPage();
+  }
+
+  /** Writes the last page and the manifest; returns the new snapshot. */
+  async commit(meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>): Promise<SnapshotInfo> {
+    if (this.page.length > 0 || this.pages.length === 0) this.flushPage();
+    await Promise.all(this.writes.splice(0));
+    if (this.failure !== undefined) throw this.failure;
+    const full: SnapshotMeta = { ...meta, chunker: manifestChunker(meta.chunker), logicalBytes: this.logicalBytes, chunkCount: this.chunks };
+    const manifest = encodeManifest({ meta: full, pages: this.pages });
+    await this.objects.putIfAbsent(manifest.key, manifest.bytes);
+    return { id: snapshotId(manifest.key), key: manifest.key, meta: full };
+  }
+
+  /** Waits for page uploads without throwing (the snapshot is abandoned). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.writes);
+  }
+
+  private flushPage(): void {
+    const encoded = encodePage(this.page);
+    this.pages.push({ offset: this.pageOffset, logicalBytes: encoded.logicalBytes, chunks: this.page.length, hash: hashOfContentKey(encoded.key) });
+    this.pageOffset += encoded.logicalBytes;
+    this.page = [];
+    this.writes.push(
+      this.objects.putIfAbsent(encoded.key, encoded.bytes).then(
+        () => undefined,
+        (err: unknown) => {
+          this.failure ??= err;
+        },
+      ),
+    );
+  }
+}
+
+/** The chunker spec as the manifest records it: an encrypted store's seed is a secret. */
+export function manifestChunker(spec: ChunkerSpec): ChunkerSpec {
+  if (spec.kind !== 'fastcdc' || spec.seed === undefined) return spec;
+  const { seed: _secret, ...rest } = spec;
+  return { ...rest, seeded: true } as ChunkerSpec;
+}
