@@ -1,1 +1,3 @@
-export {};
+export { MediaServer, type MediaServerOptions } from './media-server.js';
+export { hashToken, newToken } from './auth.js';
+export { StoreHub, type StoreReport } from './store-hub.js';

@@ -1,1 +1,4 @@
-export {};
+export * from './source-spec.js';
+export * from './wire.js';
+export * from './messages.js';
+export * from './client.js';

@@ -46,6 +46,15 @@ export class FingerprintStore {
   }
 
   /**
+   * The keys an agent needs to fingerprint and encrypt for this store (base64), handed only
+   * to agents authorised for a job of the store; undefined for an unencrypted store.
+   */
+  wireSecrets(): { dataKey: string; fingerprintKey: string } | undefined {
+    if (!this.secrets) return undefined;
+    return { dataKey: Buffer.from(this.secrets.dataKey).toString('base64'), fingerprintKey: Buffer.from(this.secrets.fingerprintKey).toString('base64') };
+  }
+
+  /**
    * Chunker parameters for a kind of source. Encrypted stores seed the gear table with
    * their secret seed, so chunk boundaries do not reveal known content.
    */

@@ -234,11 +234,16 @@ export class Repository {
    * the whole `<time>-<hex>` name), by time (the newest that started at or before `at`),
    * or the newest.
    */
-  async findSnapshot(job: string, by: { id?: string; at?: Date } = {}): Promise<SnapshotInfo> {
+  async findSnapshot(job: string, by: { id?: string; at?: Date; source?: string } = {}): Promise<SnapshotInfo> {
     if (by.id !== undefined) return this.findSnapshotById(job, by.id);
     let damaged = 0;
-    const all = await this.snapshots(job, { onDamaged: () => damaged++ });
+    let all = await this.snapshots(job, { onDamaged: () => damaged++ });
     if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}${damaged > 0 ? ` (${damaged} damaged: run \`hoard verify\`)` : ''}`);
+    if (by.source !== undefined) {
+      const sources = [...new Set(all.map((s) => s.meta.source.name))];
+      all = all.filter((s) => s.meta.source.name === by.source);
+      if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots of source ${by.source}; its sources: ${sources.join(', ')}`);
+    }
     if (by.at !== undefined) {
       const at = by.at.getTime();
       const match = all.find((s) => Date.parse(s.meta.startedAt) <= at);

@@ -1,0 +1,207 @@
+/**
+ * One backup session: an agent streams one source of one job. The agent asks which
+ * fingerprints are missing, sends batches (the next run of chunk references plus the
+ * blobs the server lacked), then commits. The server appends blobs to the store's shared
+ * StoreWriter, collects references in a SnapshotWriter, and at commit makes every
+ * referenced blob durable before it writes the manifest (invariant 1).
+ *
+ * Batches carry a sequence number: a batch is applied whole or not at all, so an agent
+ * whose connection dropped resends it; a batch already applied is acknowledged again
+ * without being applied twice.
+ */
+import type { ChunkerSpec } from '@hoard/chunker';
+import { SnapshotWriter, type EncodedBlob, type Repository, type SnapshotInfo } from '@hoard/repository';
+import {
+  BATCH_HEADER_BYTES,
+  BLOB_HEADER_BYTES,
+  REF_BYTES,
+  RequestError,
+  decodeBatchHeader,
+  decodeBlobHeader,
+  decodeRefs,
+  dedupRatio,
+  type BatchResponse,
+  type CommitRequest,
+  type SessionTotals,
+  type SourceKind,
+} from '@hoard/protocol';
+import { CODEC_ENCRYPTED } from '@hoard/repository';
+import type { BodyReader } from './http-util.js';
+import type { OpenStore } from './store-hub.js';
+
+export type SessionState = 'running' | 'committed' | 'failed' | 'expired';
+
+export interface SessionInit {
+  id: string;
+  agent: string;
+  job: string;
+  source: { name: string; kind: SourceKind };
+  run?: string;
+  store: OpenStore;
+  chunker: ChunkerSpec;
+  maxChunk: number;
+  parent: string | null;
+  /** Decode every uploaded blob and check it against its fingerprint. */
+  verifyUploads: boolean;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+export class BackupSession {
+  state: SessionState = 'running';
+  readonly startedAt = new Date();
+  lastActivity = Date.now();
+  /** Sequence number of the next batch to apply. */
+  nextSeq = 0;
+  busy = false;
+  snapshot: SnapshotInfo | undefined;
+  error: string | undefined;
+  readonly totals: SessionTotals = { bytesRead: 0, bytesSent: 0, bytesNew: 0, bytesStored: 0, chunks: 0, chunksNew: 0 };
+  private readonly writer: SnapshotWriter;
+  /** Packs (StoreWriter sequence numbers) holding referenced blobs that were not durable yet. */
+  private readonly dependsOn = new Set<number>();
+  private blobBuffer: Buffer | undefined;
+
+  constructor(
+    private readonly repo: Repository,
+    readonly init: SessionInit,
+  ) {
+    this.writer = new SnapshotWriter(repo.objects);
+  }
+
+  get id(): string {
+    return this.init.id;
+  }
+
+  /** Fingerprint query: one flag per fingerprint, true = the store lacks it. */
+  missing(fingerprints: Uint8Array): boolean[] {
+    const { writer } = this.init.store;
+    const n = fingerprints.length / 32;
+    const out = new Array<boolean>(n);
+    for (let i = 0; i < n; i++) out[i] = !writer.has(fingerprints.subarray(i * 32, i * 32 + 32));
+    this.init.store.lookups += n;
+    this.totals.bytesSent += fingerprints.length;
+    return out;
+  }
+
+  /**
+   * Applies batch `seq` from the request body. The blobs it carries are stored as they
+   * arrive (they stay useful even if the batch fails: a retry finds them present); the
+   * references are applied only once the whole batch has been read and checked.
+   */
+  async applyBatch(seq: number, body: BodyReader): Promise<BatchResponse> {
+    if (seq < this.nextSeq) return { seq, duplicate: true, blobsStored: 0, blobsDuplicate: 0 };
+    if (seq > this.nextSeq) throw new RequestError(409, `batch ${seq} is out of order: session ${this.id} expects batch ${this.nextSeq} next`);
+    const { store, writer } = this.init.store;
+    const header = decodeBatchHeader(await body.read(BATCH_HEADER_BYTES, 'the batch header'));
+    const refBytes = await body.read(header.refCount * REF_BYTES, 'the references');
+    const refs = decodeRefs(refBytes, header.refCount, this.init.maxChunk);
+    let stored = 0;
+    let duplicate = 0;
+    let bytesNew = 0;
+    let storedBytes = 0;
+    const blobHeader = Buffer.allocUnsafe(BLOB_HEADER_BYTES);
+    for (let i = 0; i < header.blobCount; i++) {
+      await body.readInto(blobHeader, `the header of blob ${i}`);
+      const h = decodeBlobHeader(blobHeader, i, this.init.maxChunk);
+      const bytes = this.blobSpace(h.storedLength);
+      await body.readInto(bytes, `blob ${i} (${hex(h.fingerprint)})`);
+      if (store.encrypted !== ((h.codec & CODEC_ENCRYPTED) !== 0)) {
+        throw new RequestError(422, `blob ${i} (${hex(h.fingerprint)}) is ${store.encrypted ? 'not ' : ''}encrypted, but store ${store.name} is ${store.encrypted ? '' : 'not '}encrypted`);
+      }
+      const blob: EncodedBlob = { stored: bytes, codec: h.codec, rawLength: h.rawLength, checksum: store.codec.checksum(bytes) };
+      if (this.init.verifyUploads && !writer.has(h.fingerprint)) {
+        // A blob that does not decode to its fingerprint would poison every later backup
+        // that dedups against it; it is refused here rather than found at restore.
+        try {
+          await store.codec.decode(bytes, blob, h.fingerprint, (raw) => store.fingerprinter.digest(raw));
+        } catch (err) {
+          throw new RequestError(422, `blob ${i} does not match its fingerprint ${hex(h.fingerprint)}: ${(err as Error).message}`);
+        }
+      }
+      if (await writer.add(h.fingerprint, blob)) {
+        stored++;
+        bytesNew += h.rawLength;
+        storedBytes += h.storedLength;
+      } else duplicate++;
+      this.lastActivity = Date.now();
+    }
+    await body.expectEnd();
+    // Every reference must name a blob the store has or is storing right now.
+    const dependsOn: number[] = [];
+    for (let i = 0; i < refs.length; i++) {
+      const ref = refs[i]!;
+      if (ref.zero) continue;
+      if (this.init.store.index.has(ref.fingerprint)) continue;
+      const pack = writer.pendingPack(ref.fingerprint);
+      if (pack === undefined) {
+        throw new RequestError(422, `reference ${i} of batch ${seq} names chunk ${hex(ref.fingerprint)}, which the store does not have and the batch did not carry; nothing of this batch was applied`);
+      }
+      dependsOn.push(pack);
+    }
+    this.init.store.lookups += refs.length;
+    for (const pack of dependsOn) this.dependsOn.add(pack);
+    for (const ref of refs) {
+      this.writer.add(ref.length, ref.zero, ref.fingerprint);
+      this.totals.bytesRead += ref.length;
+    }
+    this.totals.chunks += refs.length;
+    this.totals.chunksNew += stored;
+    this.totals.bytesNew += bytesNew;
+    this.totals.bytesStored += storedBytes;
+    this.totals.bytesSent += body.bytesRead;
+    this.nextSeq++;
+    this.forgetDurable();
+    return { seq, duplicate: false, blobsStored: stored, blobsDuplicate: duplicate };
+  }
+
+  /**
+   * Commits the snapshot: checks the agent's totals against what the server received,
+   * makes the blobs it depends on durable, then writes the last page and the manifest.
+   */
+  async commit(request: CommitRequest): Promise<SnapshotInfo> {
+    if (request.batches !== this.nextSeq) throw new RequestError(409, `commit says ${request.batches} batches, but the server applied ${this.nextSeq}; send the missing batches first`);
+    if (request.chunks !== this.writer.chunks || request.logicalBytes !== this.writer.logicalBytes) {
+      throw new RequestError(409, `commit says ${request.chunks} chunks / ${request.logicalBytes} bytes, but the batches held ${this.writer.chunks} / ${this.writer.logicalBytes}`);
+    }
+    const { writer, store } = this.init.store;
+    this.forgetDurable();
+    if (this.dependsOn.size > 0) await writer.flush().catch(() => undefined);
+    for (const pack of this.dependsOn) {
+      const state = writer.packState(pack);
+      if (state !== 'durable') {
+        throw new RequestError(503, `chunks this snapshot needs were lost: a pack of store ${store.name} could not be written (${state}); run the backup again`);
+      }
+    }
+    const snapshot = await this.writer.commit({
+      job: this.init.job,
+      source: this.init.source,
+      startedAt: new Date(request.startedAt).toISOString(),
+      finishedAt: new Date().toISOString(),
+      streamHash: request.streamHash,
+      parent: this.init.parent,
+      store: store.id,
+      chunker: this.init.chunker,
+    });
+    this.snapshot = snapshot;
+    return snapshot;
+  }
+
+  dedupRatio(): number {
+    return dedupRatio(this.totals.bytesRead, this.totals.bytesStored);
+  }
+
+  async abandon(): Promise<void> {
+    await this.writer.settle();
+  }
+
+  private forgetDurable(): void {
+    const { writer } = this.init.store;
+    for (const pack of this.dependsOn) if (writer.packState(pack) === 'durable') this.dependsOn.delete(pack);
+  }
+
+  private blobSpace(length: number): Buffer {
+    if (!this.blobBuffer || this.blobBuffer.length < length) this.blobBuffer = Buffer.allocUnsafeSlow(Math.max(length, this.init.maxChunk + 64));
+    return this.blobBuffer.subarray(0, length);
+  }
+}

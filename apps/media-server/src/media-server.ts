@@ -1,0 +1,652 @@
+/**
+ * The media server: an HTTP API in front of one repository. Routes and bodies are
+ * specified in docs/protocol.md.
+ *
+ * It owns the fingerprint stores (indexes in memory, one shared writer per store), the
+ * backup sessions, the runs handed to agents, and the catalog (a cache of the bucket plus
+ * the history only the server knows). It never connects to an agent: agents poll.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { resolveChunker, type ChunkerSpec } from '@hoard/chunker';
+import { Catalog, CatalogError, type SnapshotRecord } from '@hoard/catalog';
+import {
+  CONTENT_TYPE_BINARY,
+  MAX_QUERY_FINGERPRINTS,
+  RequestError,
+  WireFormatError,
+  checkAgentName,
+  checkJobName,
+  checkQueryBody,
+  encodeMissingBitmap,
+  parseBeginSession,
+  parseCommit,
+  parseCreateRun,
+  parseFinishRun,
+  parseRunProgress,
+  parseSourceSpec,
+  type BeginSessionResponse,
+  type CommitResponse,
+  type SnapshotSummary,
+} from '@hoard/protocol';
+import {
+  IntegrityError,
+  ObjectFormatError,
+  RepositoryError,
+  SnapshotNotFoundError,
+  StreamSink,
+  restore,
+  type Repository,
+  type SnapshotInfo,
+} from '@hoard/repository';
+import { Authenticator, hashToken, newToken, requireAdmin, requireAgent, type Principal } from './auth.js';
+import { BackupSession } from './backup-session.js';
+import { BodyReader, readBody, readJson, requireContentType, sendBinary, sendJson } from './http-util.js';
+import { ServerMetrics } from './metrics.js';
+import { RunBoard } from './run-board.js';
+import { StoreHub } from './store-hub.js';
+
+export interface MediaServerOptions {
+  repo: Repository;
+  /** Directory of the LevelDB catalog. */
+  catalogDir: string;
+  /** Default 127.0.0.1:8420; port 0 picks a free port. */
+  host?: string;
+  port?: number;
+  tls?: { certFile: string; keyFile: string };
+  /** Idle time after which a backup session expires (default 10 minutes). */
+  sessionIdleMs?: number;
+  /** Decode uploaded blobs and check their fingerprints (default true). */
+  verifyUploads?: boolean;
+  /** Batch limits announced to agents. */
+  batchChunks?: number;
+  batchBytes?: number;
+  logger?: Logger;
+  /** pino level when no logger is given (default info). */
+  logLevel?: string;
+}
+
+const DEFAULT_PORT = 8420;
+const MAX_POLL_MS = 60_000;
+
+type Handler = (req: IncomingMessage, res: ServerResponse, who: Principal, params: string[], url: URL) => Promise<void>;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: Handler;
+  /** Routes anyone may call (no token). */
+  open?: boolean;
+}
+
+export class MediaServer {
+  readonly stores: StoreHub;
+  readonly runs: RunBoard;
+  readonly metrics: ServerMetrics;
+  readonly log: Logger;
+  private readonly sessions = new Map<string, BackupSession>();
+  private readonly auth: Authenticator;
+  private readonly routes: Route[];
+  private readonly expiry: NodeJS.Timeout;
+  private readonly polls = new AbortController();
+  private server: Server | undefined;
+  url = '';
+
+  private constructor(
+    readonly repo: Repository,
+    readonly catalog: Catalog,
+    private readonly options: MediaServerOptions,
+  ) {
+    this.log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'hoard-server' } });
+    this.stores = new StoreHub(repo);
+    this.runs = new RunBoard(catalog);
+    this.auth = new Authenticator(catalog);
+    this.metrics = new ServerMetrics(this.stores, () => [...this.sessions.values()].filter((s) => s.state === 'running').length);
+    this.routes = this.buildRoutes();
+    this.expiry = setInterval(() => void this.expireSessions(), Math.min(5_000, this.idleMs));
+    this.expiry.unref();
+  }
+
+  /**
+   * Opens the catalog, loads every fingerprint store's index, rebuilds the snapshot list
+   * from the bucket (the catalog is a cache: invariant 3) and starts listening.
+   * Returns the admin token when this start created the first one.
+   */
+  static async start(options: MediaServerOptions): Promise<{ server: MediaServer; adminToken?: string }> {
+    const catalog = await Catalog.open(options.catalogDir);
+    let server: MediaServer | undefined;
+    try {
+      server = new MediaServer(options.repo, catalog, options);
+      await server.stores.loadAll();
+      await server.rebuildSnapshots();
+      let adminToken: string | undefined;
+      if ((await catalog.listAdminTokens()).length === 0) {
+        adminToken = newToken('admin');
+        await catalog.setAdminToken(hashToken(adminToken), { label: 'created at first start' });
+      }
+      await server.listen();
+      return { server, adminToken };
+    } catch (err) {
+      if (server) await server.close().catch(() => undefined);
+      else await catalog.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private get idleMs(): number {
+    return this.options.sessionIdleMs ?? 10 * 60_000;
+  }
+
+  private async listen(): Promise<void> {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    if (this.options.tls) {
+      const [cert, key] = await Promise.all([readFile(this.options.tls.certFile), readFile(this.options.tls.keyFile)]);
+      this.server = createHttpsServer({ cert, key }, handler);
+    } else this.server = createHttpServer(handler);
+    // Agents keep one connection open across a backup; long polls last up to a minute.
+    this.server.keepAliveTimeout = 75_000;
+    this.server.headersTimeout = 80_000;
+    this.server.requestTimeout = 0;
+    const server = this.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port ?? DEFAULT_PORT, this.options.host ?? '127.0.0.1', () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    this.url = `${this.options.tls ? 'https' : 'http'}://${host}:${address.port}`;
+    this.log.info({ url: this.url, repository: this.repo.location }, 'media server listening');
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.expiry);
+    this.polls.abort();
+    this.runs.close();
+    if (this.server) {
+      const server = this.server;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      });
+    }
+    await this.stores.close();
+    await this.catalog.close();
+  }
+
+  /** Replaces the catalog's snapshot list with what the bucket holds. */
+  async rebuildSnapshots(): Promise<number> {
+    const all = await this.repo.snapshots(undefined, { onDamaged: (key, error) => this.log.warn({ key, error: error.message }, 'damaged snapshot manifest skipped') });
+    await this.catalog.replaceSnapshots(undefined, all.map(snapshotRecord));
+    return all.length;
+  }
+
+  // --- request handling ------------------------------------------------------------------
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://hoard');
+    } catch {
+      return this.fail(req, res, new RequestError(400, 'malformed request URL'), started);
+    }
+    try {
+      const route = this.match(req.method ?? 'GET', url.pathname);
+      if (!route) throw new RequestError(404, `no route ${req.method} ${url.pathname} (see docs/protocol.md)`);
+      const who: Principal = route.route.open ? { kind: 'admin' } : await this.auth.principal(req);
+      await route.route.handler(req, res, who, route.params, url);
+      this.log.debug({ method: req.method, path: url.pathname, status: res.statusCode, ms: Date.now() - started }, 'request');
+    } catch (err) {
+      this.fail(req, res, err, started, url);
+    }
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown, started: number, url?: URL): void {
+    const { status, message, details } = describeError(err);
+    this.metrics.httpErrors.inc({ status: String(status) });
+    const log = { method: req.method, path: url?.pathname, status, ms: Date.now() - started, error: message };
+    if (status >= 500) this.log.error({ ...log, stack: (err as Error)?.stack }, 'request failed');
+    else this.log.info(log, 'request refused');
+    if (res.headersSent) {
+      // A restore stream that fails midway: cut the connection so the client sees an
+      // incomplete body (Content-Length) instead of a short file that looks whole.
+      res.destroy(err instanceof Error ? err : new Error(message));
+      return;
+    }
+    // Leave the unread rest of a refused upload to be discarded, then close, so a client
+    // still sending does not wedge the connection.
+    if (!req.complete) res.setHeader('connection', 'close');
+    sendJson(res, status, { error: message, status, ...details });
+    if (!req.complete) req.resume();
+  }
+
+  private match(method: string, path: string): { route: Route; params: string[] } | undefined {
+    let methodMismatch = false;
+    for (const route of this.routes) {
+      const m = route.pattern.exec(path);
+      if (!m) continue;
+      if (route.method !== method) {
+        methodMismatch = true;
+        continue;
+      }
+      return { route, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+    }
+    if (methodMismatch) throw new RequestError(405, `${method} is not allowed on ${path}`);
+    return undefined;
+  }
+
+  private buildRoutes(): Route[] {
+    const r = (method: string, pattern: RegExp, handler: Handler, open = false): Route => ({ method, pattern, handler: handler.bind(this), open });
+    const ID = '([^/]+)';
+    return [
+      r('GET', /^\/v1\/health$/, this.health, true),
+      r('GET', /^\/metrics$/, this.prometheus, true),
+      r('GET', /^\/v1\/stores$/, this.listStores),
+      // agents (admin)
+      r('POST', /^\/v1\/agents$/, this.addAgent),
+      r('GET', /^\/v1\/agents$/, this.listAgents),
+      r('DELETE', new RegExp(`^/v1/agents/${ID}$`), this.revokeAgent),
+      // the agent's own calls
+      r('POST', /^\/v1\/agent\/hello$/, this.hello),
+      r('GET', /^\/v1\/agent\/work$/, this.work),
+      // runs
+      r('POST', /^\/v1\/runs$/, this.createRun),
+      r('GET', /^\/v1\/runs$/, this.listRuns),
+      r('GET', new RegExp(`^/v1/runs/${ID}$`), this.getRun),
+      r('POST', new RegExp(`^/v1/runs/${ID}/progress$`), this.runProgress),
+      r('POST', new RegExp(`^/v1/runs/${ID}/finish$`), this.finishRun),
+      // backup sessions
+      r('POST', /^\/v1\/sessions$/, this.beginSession),
+      r('GET', /^\/v1\/sessions$/, this.listSessions),
+      r('POST', new RegExp(`^/v1/sessions/${ID}/missing$`), this.missing),
+      r('PUT', new RegExp(`^/v1/sessions/${ID}/batches/${ID}$`), this.batch),
+      r('POST', new RegExp(`^/v1/sessions/${ID}/commit$`), this.commit),
+      r('DELETE', new RegExp(`^/v1/sessions/${ID}$`), this.abortSession),
+      // snapshots and restore
+      r('GET', /^\/v1\/snapshots$/, this.listSnapshots),
+      r('GET', new RegExp(`^/v1/jobs/${ID}/restore$`), this.restore),
+    ];
+  }
+
+  // --- routes --------------------------------------------------------------------------
+
+  private async health(_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    sendJson(res, 200, { ok: true, repository: this.repo.location, sessions: this.sessions.size });
+  }
+
+  private async prometheus(_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await this.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+    res.end(body);
+  }
+
+  private async listStores(_req: IncomingMessage, res: ServerResponse): Promise<void> {
+    sendJson(res, 200, { stores: await this.stores.reports() });
+  }
+
+  private async addAgent(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const body = (await readJson(req)) as { name?: unknown };
+    const name = checkAgentName(body?.name, 'name');
+    const token = newToken('agent');
+    await this.catalog.addAgent(name, hashToken(token));
+    this.log.info({ agent: name }, 'agent added');
+    sendJson(res, 201, { name, token });
+  }
+
+  private async listAgents(_req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const agents = await this.catalog.listAgents({ includeRevoked: true });
+    sendJson(res, 200, { agents: agents.map(({ tokenHash: _hidden, ...a }) => a) });
+  }
+
+  private async revokeAgent(_req: IncomingMessage, res: ServerResponse, who: Principal, [name]: string[]): Promise<void> {
+    requireAdmin(who);
+    const agent = await this.catalog.revokeAgent(checkAgentName(name, 'agent name'));
+    this.log.info({ agent: name }, 'agent revoked');
+    sendJson(res, 200, { name: agent.name, revokedAt: agent.revokedAt });
+  }
+
+  private async hello(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    const agent = requireAgent(who);
+    const body = (await readJson(req)) as { hostname?: unknown; version?: unknown };
+    const text = (v: unknown): string | undefined => (typeof v === 'string' && v.length <= 255 ? v : undefined);
+    await this.catalog.touchAgent(agent.name, { hostname: text(body?.hostname), version: text(body?.version) });
+    sendJson(res, 200, { agent: agent.name, server: 'hoard', protocol: 1 });
+  }
+
+  private async work(req: IncomingMessage, res: ServerResponse, who: Principal, _p: string[], url: URL): Promise<void> {
+    const agent = requireAgent(who);
+    const waitMs = pollWait(url);
+    const abort = abortOnClose(req, this.polls.signal);
+    await this.catalog.touchAgent(agent.name, {});
+    const run = await this.runs.claim(agent.name, waitMs, abort);
+    if (!run) {
+      if (!res.destroyed) res.writeHead(204).end();
+      return;
+    }
+    this.log.info({ run: run.id, agent: agent.name, job: run.job }, 'run claimed');
+    sendJson(res, 200, run);
+  }
+
+  private async createRun(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const body = parseCreateRun(await readJson(req), (spec) => void parseSourceSpec(spec));
+    const agent = await this.catalog.getAgent(body.agent);
+    if (!agent || agent.revokedAt) throw new RequestError(404, `no agent ${body.agent} (\`hoard agent add ${body.agent}\` creates it)`);
+    // The job is bound to the agent: only that agent may write its snapshots.
+    const existing = await this.catalog.getJob(body.job);
+    if (body.store !== undefined) await this.repo.storeForJob(body.job, body.store);
+    await this.catalog.putJob({ name: body.job, agent: body.agent, sources: body.sources, store: body.store ?? existing?.store });
+    const run = await this.runs.create(body.agent, body.job, body.sources);
+    this.log.info({ run: run.id, agent: body.agent, job: body.job }, 'run queued');
+    sendJson(res, 201, run);
+  }
+
+  private async listRuns(_req: IncomingMessage, res: ServerResponse, who: Principal, _p: string[], url: URL): Promise<void> {
+    requireAdmin(who);
+    const agent = url.searchParams.get('agent') ?? undefined;
+    const runs = await this.catalog.listRuns({ agent, newestFirst: true, limit: 100 });
+    sendJson(res, 200, { runs: await Promise.all(runs.map((r) => this.runs.view(r.id))) });
+  }
+
+  private async getRun(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[], url: URL): Promise<void> {
+    const run = await this.runs.get(id!);
+    if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError(403, `run ${id} belongs to agent ${run.agent}`);
+    const view = await this.runs.waitFinished(id!, pollWait(url), abortOnClose(req, this.polls.signal));
+    if (!res.destroyed) sendJson(res, 200, view);
+  }
+
+  private async runProgress(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
+    const agent = requireAgent(who);
+    await this.runs.progress(id!, agent.name, parseRunProgress(await readJson(req)));
+    sendJson(res, 200, { ok: true });
+  }
+
+  private async finishRun(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
+    const agent = requireAgent(who);
+    const view = await this.runs.finish(id!, agent.name, parseFinishRun(await readJson(req)));
+    this.log.info({ run: id, state: view.state, error: view.error }, 'run finished');
+    sendJson(res, 200, view);
+  }
+
+  private async beginSession(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    const body = parseBeginSession(await readJson(req));
+    const job = await this.catalog.getJob(body.job);
+    if (who.kind === 'agent') {
+      if (!job) throw new RequestError(403, `job ${body.job} is not defined on this server; an admin defines it (\`hoard run --agent ${who.name} --job ${body.job} ...\`)`);
+      if (job.agent !== who.name) throw new RequestError(403, `agent ${who.name} may not write job ${body.job}: it belongs to agent ${job.agent ?? '(none)'}`);
+    }
+    if (body.run !== undefined) {
+      const run = await this.runs.get(body.run);
+      if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError(403, `run ${body.run} belongs to agent ${run.agent}`);
+      if (run.job !== body.job) throw new RequestError(400, `run ${body.run} is for job ${run.job}, not ${body.job}`);
+    }
+    const store = await this.stores.forJob(body.job, job?.store);
+    const chunker = store.store.chunking(body.chunking);
+    const parent = await this.repo.latestSnapshot(body.job, (s) => s.meta.source.name === body.source.name);
+    const id = randomBytes(16).toString('hex');
+    const session = new BackupSession(this.repo, {
+      id,
+      agent: who.kind === 'agent' ? who.name : 'admin',
+      job: body.job,
+      source: body.source,
+      run: body.run,
+      store,
+      chunker,
+      maxChunk: resolveChunker(chunker).maxSize,
+      parent: parent?.key ?? null,
+      verifyUploads: this.options.verifyUploads ?? true,
+    });
+    this.sessions.set(id, session);
+    const discovered = await this.catalog.addKnownSources(body.job, [body.source.name]).catch(() => [] as string[]);
+    if (body.run !== undefined) await this.runs.addSession(body.run, id, discovered);
+    await this.recordSession(session);
+    this.log.info({ session: id, job: body.job, source: body.source.name, store: store.store.name, discovered: discovered.length > 0 }, 'session started');
+    const response: BeginSessionResponse = {
+      session: id,
+      store: {
+        id: store.store.id,
+        name: store.store.name,
+        encrypted: store.store.encrypted,
+        secrets: store.store.wireSecrets(),
+      },
+      chunker: chunkerToJson(chunker),
+      maxChunk: resolveChunker(chunker).maxSize,
+      limits: { queryFingerprints: MAX_QUERY_FINGERPRINTS, batchChunks: this.options.batchChunks ?? 4096, batchBytes: this.options.batchBytes ?? 16 * 1024 * 1024 },
+      idleTimeoutMs: this.idleMs,
+      parent: parent?.key ?? null,
+    };
+    sendJson(res, 201, response);
+  }
+
+  private async listSessions(_req: IncomingMessage, res: ServerResponse, who: Principal, _p: string[], url: URL): Promise<void> {
+    requireAdmin(who);
+    const job = url.searchParams.get('job') ?? undefined;
+    sendJson(res, 200, { sessions: await this.catalog.listSessions({ job, newestFirst: true, limit: Number(url.searchParams.get('limit') ?? 100) || 100 }) });
+  }
+
+  private session(id: string, who: Principal): BackupSession {
+    const session = this.sessions.get(id);
+    if (!session) throw new RequestError(404, `no session ${id} (sessions live until they commit or expire; start a new one)`);
+    if (who.kind === 'agent' && session.init.agent !== who.name) throw new RequestError(403, `session ${id} belongs to agent ${session.init.agent}`);
+    if (session.state === 'expired') throw new RequestError(410, `session ${id} expired after ${Math.round(this.idleMs / 1000)} s without requests; start a new session (what it uploaded is kept)`);
+    if (session.state === 'committed') throw new RequestError(409, `session ${id} is already committed as snapshot ${session.snapshot?.id}`, { snapshot: session.snapshot?.id });
+    if (session.state === 'failed') throw new RequestError(409, `session ${id} failed (${session.error}); start a new session`);
+    return session;
+  }
+
+  /** Runs `work` with the session marked busy: one request at a time per session. */
+  private async exclusive<T>(session: BackupSession, work: () => Promise<T>): Promise<T> {
+    if (session.busy) throw new RequestError(409, `session ${session.id} is busy with another request; retry when it has finished`);
+    session.busy = true;
+    session.lastActivity = Date.now();
+    try {
+      return await work();
+    } finally {
+      session.busy = false;
+      session.lastActivity = Date.now();
+    }
+  }
+
+  private async missing(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
+    const session = this.session(id!, who);
+    requireContentType(req, CONTENT_TYPE_BINARY);
+    const body = await readBody(req, MAX_QUERY_FINGERPRINTS * 32);
+    checkQueryBody(body.length);
+    session.lastActivity = Date.now();
+    this.metrics.bytesReceived.inc(body.length);
+    sendBinary(res, encodeMissingBitmap(session.missing(body)));
+  }
+
+  private async batch(req: IncomingMessage, res: ServerResponse, who: Principal, [id, seqText]: string[]): Promise<void> {
+    const session = this.session(id!, who);
+    requireContentType(req, CONTENT_TYPE_BINARY);
+    const seq = Number(seqText);
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RequestError(400, `batch number must be a non-negative integer; got ${JSON.stringify(seqText)}`);
+    const result = await this.exclusive(session, async () => {
+      const reader = new BodyReader(req);
+      try {
+        return await session.applyBatch(seq, reader);
+      } finally {
+        this.metrics.bytesReceived.inc(reader.bytesRead);
+      }
+    });
+    this.metrics.blobs.inc({ outcome: 'stored' }, result.blobsStored);
+    this.metrics.blobs.inc({ outcome: 'duplicate' }, result.blobsDuplicate);
+    if (result.duplicate) req.resume();
+    sendJson(res, 200, result);
+  }
+
+  private async commit(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
+    const session = this.session(id!, who);
+    const body = parseCommit(await readJson(req));
+    const snapshot = await this.exclusive(session, async () => session.commit(body));
+    session.state = 'committed';
+    session.totals.bytesRead = Math.max(session.totals.bytesRead, body.bytesRead);
+    this.metrics.sessions.inc({ result: 'committed' });
+    this.metrics.bytesNew.inc(session.totals.bytesNew);
+    await this.catalog.putSnapshot({ ...snapshotRecord(snapshot), sessionId: session.id });
+    await this.recordSession(session);
+    this.log.info({ session: session.id, job: session.init.job, snapshot: snapshot.id, ...session.totals }, 'snapshot committed');
+    const response: CommitResponse = { snapshot: summary(snapshot), totals: session.totals, dedupRatio: session.dedupRatio() };
+    sendJson(res, 200, response);
+  }
+
+  private async abortSession(_req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
+    const session = this.session(id!, who);
+    await this.endSession(session, 'failed', 'abandoned by the agent');
+    sendJson(res, 200, { session: id, state: session.state });
+  }
+
+  private async listSnapshots(_req: IncomingMessage, res: ServerResponse, who: Principal, _p: string[], url: URL): Promise<void> {
+    const q = url.searchParams;
+    const job = q.get('job') ?? undefined;
+    if (job !== undefined) checkJobName(job);
+    if (who.kind === 'agent' && (job === undefined || (await this.catalog.getJob(job))?.agent !== who.name)) {
+      throw new RequestError(403, `agent ${who.name} may list only the snapshots of its own jobs (name one with ?job=)`);
+    }
+    const time = (name: string): string | undefined => {
+      const v = q.get(name);
+      if (v === null) return undefined;
+      if (Number.isNaN(Date.parse(v))) throw new RequestError(400, `${name} must be an ISO-8601 time; got ${JSON.stringify(v)}`);
+      return new Date(v).toISOString();
+    };
+    const snapshots = await this.catalog.listSnapshots({ job, source: q.get('source') ?? undefined, since: time('since'), until: time('until'), newestFirst: true });
+    sendJson(res, 200, { snapshots });
+  }
+
+  private async restore(req: IncomingMessage, res: ServerResponse, who: Principal, [job]: string[], url: URL): Promise<void> {
+    checkJobName(job);
+    if (who.kind === 'agent' && (await this.catalog.getJob(job!))?.agent !== who.name) throw new RequestError(403, `agent ${who.name} may not restore job ${job}`);
+    const q = url.searchParams;
+    const at = q.get('at');
+    if (at !== null && Number.isNaN(Date.parse(at))) throw new RequestError(400, `at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
+    const snapshot = await this.repo.findSnapshot(job!, { id: q.get('id') ?? undefined, at: at === null ? undefined : new Date(at), source: q.get('source') ?? undefined });
+    const total = snapshot.meta.logicalBytes;
+    const offset = q.has('offset') ? Number(q.get('offset')) : 0;
+    const length = q.has('length') ? Number(q.get('length')) : total - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > total) {
+      throw new RequestError(416, `range offset=${q.get('offset')} length=${q.get('length')} is outside snapshot ${snapshot.id} (${total} bytes)`);
+    }
+    res.writeHead(200, {
+      'content-type': CONTENT_TYPE_BINARY,
+      'content-length': length,
+      'x-hoard-snapshot': snapshot.id,
+      'x-hoard-snapshot-key': snapshot.key,
+      'x-hoard-started-at': snapshot.meta.startedAt,
+      'x-hoard-source': encodeURIComponent(snapshot.meta.source.name),
+      'x-hoard-logical-bytes': String(total),
+    });
+    this.log.info({ job, snapshot: snapshot.id, offset, length }, 'restore started');
+    // restore() re-hashes every chunk and, for a whole stream, checks the stream hash
+    // before finishing; on any mismatch the response is cut short (see fail()).
+    await restore(this.repo, snapshot, new ResponseSink(res), { range: { offset, length } });
+  }
+
+  // --- sessions' end ----------------------------------------------------------------------
+
+  private async expireSessions(): Promise<void> {
+    const now = Date.now();
+    for (const session of this.sessions.values()) {
+      if (session.state === 'running' && !session.busy && now - session.lastActivity > this.idleMs) {
+        await this.endSession(session, 'expired', `no request for ${Math.round(this.idleMs / 1000)} s`);
+      } else if (session.state !== 'running' && now - session.lastActivity > Math.max(this.idleMs, 60_000)) {
+        // Ended sessions stay a while so a replayed id gets a precise answer; the catalog keeps the history.
+        this.sessions.delete(session.id);
+      }
+    }
+  }
+
+  private async endSession(session: BackupSession, state: 'failed' | 'expired', reason: string): Promise<void> {
+    session.state = state;
+    session.error = reason;
+    session.lastActivity = Date.now();
+    this.metrics.sessions.inc({ result: state });
+    await session.abandon();
+    await this.recordSession(session).catch((err: unknown) => this.log.error({ err }, 'recording session failed'));
+    this.log.warn({ session: session.id, job: session.init.job, state, reason }, 'session ended without a snapshot');
+  }
+
+  private async recordSession(session: BackupSession): Promise<void> {
+    const done = session.state !== 'running';
+    await this.catalog.putSession({
+      id: session.id,
+      agent: session.init.agent,
+      job: session.init.job,
+      source: session.init.source.name,
+      store: session.init.store.store.id,
+      startedAt: session.startedAt.toISOString(),
+      finishedAt: done ? new Date().toISOString() : undefined,
+      state: session.state,
+      ...session.totals,
+      error: session.error,
+      snapshot: session.snapshot?.id,
+    });
+  }
+}
+
+// --- helpers ------------------------------------------------------------------------------
+
+/** A restore's output: on failure the error handler cuts the connection (not a clean end). */
+class ResponseSink extends StreamSink {
+  override async abort(): Promise<void> {}
+}
+
+function describeError(err: unknown): { status: number; message: string; details?: Record<string, unknown> } {
+  if (err instanceof RequestError) return { status: err.status, message: err.message, details: err.details };
+  if (err instanceof WireFormatError) return { status: 400, message: err.message };
+  if (err instanceof SnapshotNotFoundError) return { status: 404, message: err.message };
+  if (err instanceof IntegrityError || err instanceof ObjectFormatError) return { status: 500, message: `stored data is damaged: ${(err as Error).message}` };
+  if (err instanceof CatalogError) {
+    const name = (err as Error).name;
+    const status = name === 'AgentExistsError' || name === 'TokenInUseError' ? 409 : name === 'AgentNotFoundError' || name === 'JobNotFoundError' ? 404 : /Validation|InvalidName|Revoked/.test(name) ? 400 : 500;
+    return { status, message: err.message };
+  }
+  if (err instanceof RepositoryError) {
+    const name = (err as Error).name;
+    return { status: /UnknownStore|StoreScope|InvalidJobName/.test(name) ? 400 : 500, message: err.message };
+  }
+  if ((err as Error)?.name === 'InvalidJobNameError') return { status: 400, message: (err as Error).message };
+  return { status: 500, message: `internal error: ${(err as Error)?.message ?? String(err)}` };
+}
+
+function pollWait(url: URL): number {
+  const text = url.searchParams.get('wait');
+  if (text === null) return 0;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new RequestError(400, `wait must be a number of seconds; got ${JSON.stringify(text)}`);
+  return Math.min(MAX_POLL_MS, seconds * 1000);
+}
+
+/** Aborts when the client goes away or the server stops. */
+function abortOnClose(req: IncomingMessage, server: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  req.socket.once('close', abort);
+  server.addEventListener('abort', abort, { once: true });
+  return controller.signal;
+}
+
+function snapshotRecord(s: SnapshotInfo): SnapshotRecord {
+  return { job: s.meta.job, id: s.id, key: s.key, source: s.meta.source, startedAt: s.meta.startedAt, finishedAt: s.meta.finishedAt, logicalBytes: s.meta.logicalBytes, store: s.meta.store };
+}
+
+function summary(s: SnapshotInfo): SnapshotSummary {
+  return { id: s.id, key: s.key, job: s.meta.job, source: s.meta.source, startedAt: s.meta.startedAt, finishedAt: s.meta.finishedAt, logicalBytes: s.meta.logicalBytes, store: s.meta.store };
+}
+
+/** JSON for a chunker spec: a seed (bytes or bigint) travels as base64 / decimal text. */
+function chunkerToJson(spec: ChunkerSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...spec };
+  if (spec.kind === 'fastcdc' && spec.seed !== undefined) {
+    out.seed = spec.seed instanceof Uint8Array ? { base64: Buffer.from(spec.seed).toString('base64') } : { bigint: spec.seed.toString() };
+  }
+  return out;
+}
+

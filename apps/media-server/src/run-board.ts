@@ -1,0 +1,158 @@
+/**
+ * Runs: work the server hands to agents. Agents pull (long-poll) rather than being called,
+ * so they may sit behind NAT. A run is queued for one agent, claimed by that agent's next
+ * poll, reported on while it runs, and finished by the agent's result. The catalog keeps
+ * every run; this class adds the waiting: an agent's poll and an admin's "wait for the
+ * result" both return as soon as there is something to say.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Catalog, RunRecord } from '@hoard/catalog';
+import { RequestError, type FinishRunRequest, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+
+interface RunResult {
+  targets: TargetResult[];
+  discovered: string[];
+  progress?: RunProgress;
+}
+
+export class RunBoard {
+  private readonly agentWaiters = new Map<string, Set<() => void>>();
+  private readonly runWaiters = new Map<string, Set<() => void>>();
+
+  constructor(private readonly catalog: Catalog) {}
+
+  async create(agent: string, job: string, sources: string[]): Promise<RunView> {
+    const run: RunRecord = {
+      id: `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(6).toString('hex')}`,
+      agent,
+      job,
+      sources,
+      state: 'queued',
+      createdAt: new Date().toISOString(),
+      sessions: [],
+      result: { targets: [], discovered: [] } satisfies RunResult,
+    };
+    await this.catalog.putRun(run);
+    this.wake(this.agentWaiters, agent);
+    return view(run);
+  }
+
+  async get(id: string): Promise<RunRecord> {
+    const run = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id) ? await this.catalog.getRun(id) : undefined;
+    if (!run) throw new RequestError(404, `no run ${id}`);
+    return run;
+  }
+
+  async view(id: string): Promise<RunView> {
+    return view(await this.get(id));
+  }
+
+  /** The agent's next run, waiting up to `waitMs` for one to be queued. */
+  async claim(agent: string, waitMs: number, signal: AbortSignal): Promise<RunView | undefined> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const run = await this.catalog.claimNextRun(agent);
+      if (run) {
+        this.wake(this.runWaiters, run.id);
+        return view(run);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || signal.aborted) return undefined;
+      await this.wait(this.agentWaiters, agent, left, signal);
+    }
+  }
+
+  /** The run once it has finished, or as it is after `waitMs`. */
+  async waitFinished(id: string, waitMs: number, signal: AbortSignal): Promise<RunView> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const run = await this.get(id);
+      const left = deadline - Date.now();
+      if (finished(run) || left <= 0 || signal.aborted) return view(run);
+      await this.wait(this.runWaiters, id, left, signal);
+    }
+  }
+
+  async addSession(id: string, session: string, discovered: string[]): Promise<void> {
+    const run = await this.get(id);
+    const result = (run.result ?? { targets: [], discovered: [] }) as RunResult;
+    result.discovered = [...new Set([...result.discovered, ...discovered])];
+    await this.catalog.putRun({ ...run, sessions: [...run.sessions, session], result });
+  }
+
+  async progress(id: string, agent: string, progress: RunProgress): Promise<void> {
+    const run = await this.ownedRunning(id, agent);
+    await this.catalog.putRun({ ...run, result: { ...(run.result as RunResult), progress } });
+    this.wake(this.runWaiters, id);
+  }
+
+  async finish(id: string, agent: string, report: FinishRunRequest): Promise<RunView> {
+    const run = await this.ownedRunning(id, agent);
+    const result = run.result as RunResult;
+    const done: RunRecord = {
+      ...run,
+      state: report.state,
+      finishedAt: new Date().toISOString(),
+      error: report.error,
+      result: { targets: report.targets, discovered: result.discovered },
+    };
+    await this.catalog.putRun(done);
+    this.wake(this.runWaiters, id);
+    return view(done);
+  }
+
+  private async ownedRunning(id: string, agent: string): Promise<RunRecord> {
+    const run = await this.get(id);
+    if (run.agent !== agent) throw new RequestError(403, `run ${id} belongs to agent ${run.agent}`);
+    if (run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state}, not running`);
+    return run;
+  }
+
+  private wait(waiters: Map<string, Set<() => void>>, key: string, ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let set = waiters.get(key);
+      if (!set) waiters.set(key, (set = new Set()));
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        set!.delete(done);
+        if (set!.size === 0 && waiters.get(key) === set) waiters.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+      set.add(done);
+    });
+  }
+
+  private wake(waiters: Map<string, Set<() => void>>, key: string): void {
+    for (const done of [...(waiters.get(key) ?? [])]) done();
+  }
+
+  /** Ends every long poll (server shutdown). */
+  close(): void {
+    for (const set of [...this.agentWaiters.values(), ...this.runWaiters.values()]) for (const done of [...set]) done();
+  }
+}
+
+function finished(run: RunRecord): boolean {
+  return run.state === 'succeeded' || run.state === 'failed' || run.state === 'cancelled';
+}
+
+function view(run: RunRecord): RunView {
+  const result = (run.result ?? { targets: [], discovered: [] }) as RunResult;
+  return {
+    id: run.id,
+    agent: run.agent,
+    job: run.job,
+    sources: run.sources,
+    state: run.state,
+    createdAt: run.createdAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    error: run.error,
+    targets: result.targets,
+    discovered: result.discovered,
+    progress: result.progress,
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * The catalog's record types. All times are ISO-8601 UTC strings
+ * (`2024-05-01T02:00:00.000Z`; fractional seconds optional, `Z` required).
+ */
+
+/** An agent (a daemon on a hypervisor host) and its authentication token. */
+export interface AgentRecord {
+  /** `[a-z0-9][a-z0-9._-]{0,62}`. */
+  name: string;
+  /** Lowercase hex SHA-256 of the agent's bearer token (the token itself is never stored). */
+  tokenHash: string;
+  createdAt: string;
+  /** Set when revoked; a revoked agent's token no longer authenticates. */
+  revokedAt?: string;
+  lastSeenAt?: string;
+  hostname?: string;
+  version?: string;
+}
+
+/** What touchAgent() records about an agent's latest contact. */
+export interface AgentContact {
+  /** Defaults to now. */
+  lastSeenAt?: string;
+  hostname?: string;
+  version?: string;
+}
+
+export interface AdminTokenRecord {
+  /** Lowercase hex SHA-256 of the admin token. */
+  hash: string;
+  createdAt: string;
+  /** Free text to tell tokens apart ("alice's laptop"). */
+  label?: string;
+}
+
+/** A backup job definition. */
+export interface JobRecord {
+  /** `[A-Za-z0-9][A-Za-z0-9._-]{0,127}` (the same rule as snapshot manifests). */
+  name: string;
+  /** The fingerprint store the job writes to. */
+  store?: string;
+  /** The agent that runs the job. */
+  agent?: string;
+  /** Source specs, as the agent understands them. */
+  sources: string[];
+  /** Target names discovered so far (for "newly discovered" reporting), in discovery order. */
+  knownSources: string[];
+  createdAt: string;
+  /** When the definition last changed (putJob); addKnownSources does not change it. */
+  updatedAt: string;
+}
+
+/** putJob's argument: timestamps and knownSources are filled in when omitted. */
+export interface JobInput {
+  name: string;
+  store?: string;
+  agent?: string;
+  sources: string[];
+  /** Omitted: keep the stored list (or [] for a new job). */
+  knownSources?: string[];
+  /** Omitted: keep the stored value (or now for a new job). */
+  createdAt?: string;
+  /** Omitted: now. */
+  updatedAt?: string;
+}
+
+/** A committed snapshot, as its manifest in the bucket describes it. */
+export interface SnapshotRecord {
+  job: string;
+  /** 16 lowercase hex digits (the manifest name's hash part). */
+  id: string;
+  /** The manifest's object key in the bucket. */
+  key: string;
+  source: { name: string; kind: string };
+  startedAt: string;
+  finishedAt: string;
+  logicalBytes: number;
+  /** The fingerprint store's id, lowercase hex. */
+  store: string;
+  /** The backup session that wrote it, when known (not recorded in the bucket). */
+  sessionId?: string;
+}
+
+export interface SnapshotQuery {
+  job?: string;
+  /** Only snapshots of this source (matched against `source.name`). */
+  source?: string;
+  /** Inclusive lower bound on startedAt. */
+  since?: string;
+  /** Exclusive upper bound on startedAt. */
+  until?: string;
+  limit?: number;
+  /** Newest first instead of oldest first. */
+  newestFirst?: boolean;
+}
+
+export type SessionState = 'running' | 'committed' | 'failed' | 'expired';
+
+/** One backup session (one source streamed by one agent), for history and reports. */
+export interface SessionRecord {
+  /** `[A-Za-z0-9][A-Za-z0-9._-]{0,127}` (e.g. a UUID or hex). */
+  id: string;
+  agent: string;
+  job: string;
+  /** Source name. */
+  source: string;
+  /** Fingerprint store id. */
+  store: string;
+  startedAt: string;
+  finishedAt?: string;
+  state: SessionState;
+  /** Bytes read from the source (logical stream length so far). */
+  bytesRead: number;
+  /** Bytes sent over the wire (compressed new chunks plus protocol overhead). */
+  bytesSent: number;
+  /** Uncompressed size of the chunks the store did not have. */
+  bytesNew: number;
+  /** Bytes added to the bucket for this session (new chunks, compressed). */
+  bytesStored: number;
+  chunks: number;
+  chunksNew: number;
+  /** bytesRead / max(1, bytesStored), computed by putSession. */
+  dedupRatio: number;
+  /** finishedAt - startedAt in ms; putSession fills it in when finishedAt is set. */
+  durationMs?: number;
+  error?: string;
+  /** The committed snapshot's id. */
+  snapshot?: string;
+}
+
+/** putSession's argument: dedupRatio is always computed, durationMs when omitted. */
+export type SessionInput = Omit<SessionRecord, 'dedupRatio'> & { dedupRatio?: number };
+
+export interface SessionQuery {
+  job?: string;
+  agent?: string;
+  limit?: number;
+  newestFirst?: boolean;
+}
+
+export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** A one-off or scheduled run dispatched to an agent. */
+export interface RunRecord {
+  /** `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`. */
+  id: string;
+  agent: string;
+  job: string;
+  sources: string[];
+  state: RunState;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Session ids, in the order they started. */
+  sessions: string[];
+  error?: string;
+  /** Anything JSON. */
+  result?: unknown;
+}
+
+export interface RunQuery {
+  agent?: string;
+  state?: RunState;
+  limit?: number;
+  newestFirst?: boolean;
+}
+
+/** The `schema` record. */
+export interface SchemaRecord {
+  version: number;
+  createdAt: string;
+}

@@ -1,0 +1,132 @@
+/**
+ * HTTP client for the media server, shared by the agent and the `hoard` CLI. Uses
+ * Node's fetch (HTTP/1.1 keep-alive). Errors are typed: ServerError carries the server's
+ * status and message; ServerUnreachableError means no answer at all (worth a retry).
+ */
+import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON } from './wire.js';
+import {
+  type BatchResponse,
+  type BeginSessionRequest,
+  type BeginSessionResponse,
+  type CommitRequest,
+  type CommitResponse,
+  type FinishRunRequest,
+  type RunProgress,
+  type RunView,
+} from './messages.js';
+
+/** The server answered with an error status. */
+export class ServerError extends Error {
+  override readonly name = 'ServerError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** No answer: connection refused or reset, DNS, TLS. */
+export class ServerUnreachableError extends Error {
+  override readonly name = 'ServerUnreachableError';
+}
+
+export interface ClientOptions {
+  /** http(s)://host:port */
+  url: string;
+  token: string;
+}
+
+export class HoardClient {
+  readonly base: string;
+
+  constructor(private readonly options: ClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw new TypeError(`server URL ${JSON.stringify(options.url)} is not a URL; expected e.g. http://backup.example:8420`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`server URL ${options.url} must start with http:// or https://`);
+    this.base = url.origin;
+  }
+
+  async request(method: string, path: string, init: { json?: unknown; body?: Uint8Array | AsyncIterable<Uint8Array>; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}` };
+    let body: string | Uint8Array | AsyncIterable<Uint8Array> | undefined;
+    if (init.json !== undefined) {
+      headers['content-type'] = CONTENT_TYPE_JSON;
+      body = JSON.stringify(init.json);
+    } else if (init.body !== undefined) {
+      headers['content-type'] = init.contentType ?? CONTENT_TYPE_BINARY;
+      body = init.body;
+    }
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, { method, headers, body, signal: init.signal, ...(body !== undefined && !(body instanceof Uint8Array) && typeof body !== 'string' ? { duplex: 'half' } : {}) } as RequestInit);
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
+    if (res.status >= 400) {
+      let parsed: Record<string, unknown> = {};
+      try {
+        parsed = (await res.json()) as Record<string, unknown>;
+      } catch {
+        // not JSON: keep the status alone
+      }
+      const message = typeof parsed.error === 'string' ? parsed.error : `HTTP ${res.status} ${res.statusText}`;
+      throw new ServerError(res.status, message, parsed);
+    }
+    return res;
+  }
+
+  async json<T>(method: string, path: string, json?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.request(method, path, { json, signal });
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
+
+  // --- agent calls -----------------------------------------------------------------------
+
+  hello(info: { hostname: string; version: string }): Promise<{ agent: string }> {
+    return this.json('POST', '/v1/agent/hello', info);
+  }
+
+  /** The next run for this agent, or undefined after `waitSeconds`. */
+  work(waitSeconds: number, signal?: AbortSignal): Promise<RunView | undefined> {
+    return this.json('GET', `/v1/agent/work?wait=${waitSeconds}`, undefined, signal);
+  }
+
+  runProgress(run: string, progress: RunProgress): Promise<unknown> {
+    return this.json('POST', `/v1/runs/${encodeURIComponent(run)}/progress`, progress);
+  }
+
+  finishRun(run: string, report: FinishRunRequest): Promise<RunView> {
+    return this.json('POST', `/v1/runs/${encodeURIComponent(run)}/finish`, report);
+  }
+
+  beginSession(request: BeginSessionRequest): Promise<BeginSessionResponse> {
+    return this.json('POST', '/v1/sessions', request);
+  }
+
+  async missing(session: string, fingerprints: Uint8Array): Promise<Uint8Array> {
+    const res = await this.request('POST', `/v1/sessions/${session}/missing`, { body: fingerprints });
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  async batch(session: string, seq: number, body: AsyncIterable<Uint8Array>): Promise<BatchResponse> {
+    const res = await this.request('PUT', `/v1/sessions/${session}/batches/${seq}`, { body });
+    return (await res.json()) as BatchResponse;
+  }
+
+  commit(session: string, request: CommitRequest): Promise<CommitResponse> {
+    return this.json('POST', `/v1/sessions/${session}/commit`, request);
+  }
+
+  abortSession(session: string): Promise<unknown> {
+    return this.json('DELETE', `/v1/sessions/${session}`);
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * JSON messages of the HTTP API (routes in docs/protocol.md) and their validation. Both
+ * sides import these types; the server validates every body it reads with the parse*
+ * functions, which throw RequestError (a 4xx with a message naming the field).
+ */
+
+export type SourceKind = 'file' | 'block-device' | 'stream';
+export type ChunkingKind = 'vm-image' | 'db-dump' | 'file';
+
+/** An HTTP error the server answers with; `status` is 4xx for the caller's mistakes. */
+export class RequestError extends Error {
+  override readonly name = 'RequestError';
+  constructor(
+    readonly status: number,
+    message: string,
+    /** Extra JSON fields for the error body (e.g. the snapshot a replayed commit made). */
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+/** Job names: what snapshot keys allow (see the repository's validateJobName). */
+const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const AGENT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+export function checkJobName(value: unknown, field = 'job'): string {
+  if (typeof value !== 'string' || !JOB_NAME.test(value)) {
+    throw new RequestError(400, `${field} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export function checkAgentName(value: unknown, field = 'agent'): string {
+  if (typeof value !== 'string' || !AGENT_NAME.test(value)) {
+    throw new RequestError(400, `${field} must be 1-63 characters of lower-case letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function object(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RequestError(400, `${what} must be a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function string(o: Record<string, unknown>, field: string, max = 4096): string {
+  const v = o[field];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || v.includes('\0')) {
+    throw new RequestError(400, `${field} must be a non-empty string of at most ${max} characters without NUL bytes`);
+  }
+  return v;
+}
+
+function count(o: Record<string, unknown>, field: string): number {
+  const v = o[field];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RequestError(400, `${field} must be a non-negative integer; got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function oneOf<T extends string>(o: Record<string, unknown>, field: string, values: readonly T[]): T {
+  const v = o[field];
+  if (!values.includes(v as T)) throw new RequestError(400, `${field} must be one of ${values.join(', ')}; got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+// --- sessions --------------------------------------------------------------------------
+
+export interface BeginSessionRequest {
+  job: string;
+  source: { name: string; kind: SourceKind };
+  chunking: ChunkingKind;
+  /** The run this session belongs to, when the server dispatched it. */
+  run?: string;
+}
+
+export function parseBeginSession(body: unknown): BeginSessionRequest {
+  const o = object(body, 'the session request');
+  const source = object(o.source, 'source');
+  const run = o.run === undefined ? undefined : string(o, 'run', 64);
+  return {
+    job: checkJobName(o.job),
+    source: { name: string(source, 'name'), kind: oneOf(source, 'kind', ['file', 'block-device', 'stream'] as const) },
+    chunking: oneOf(o, 'chunking', ['vm-image', 'db-dump', 'file'] as const),
+    run,
+  };
+}
+
+/** Store secrets travel to an authorised agent so it can encrypt and fingerprint (base64). */
+export interface WireStoreSecrets {
+  dataKey: string;
+  fingerprintKey: string;
+}
+
+export interface BeginSessionResponse {
+  session: string;
+  store: { id: string; name: string; encrypted: boolean; secrets?: WireStoreSecrets };
+  /** The chunker spec to use, as JSON (an encrypted store's seed in base64 under `seed`). */
+  chunker: Record<string, unknown>;
+  maxChunk: number;
+  limits: { queryFingerprints: number; batchChunks: number; batchBytes: number };
+  /** The session expires when idle this long. */
+  idleTimeoutMs: number;
+  /** The previous snapshot of this job and source, if any. */
+  parent: string | null;
+}
+
+export interface BatchResponse {
+  seq: number;
+  /** True when the batch had been applied before (a retry after a lost response). */
+  duplicate: boolean;
+  blobsStored: number;
+  blobsDuplicate: number;
+}
+
+export interface CommitRequest {
+  batches: number;
+  chunks: number;
+  logicalBytes: number;
+  streamHash: string;
+  bytesRead: number;
+  startedAt: string;
+}
+
+export function parseCommit(body: unknown): CommitRequest {
+  const o = object(body, 'the commit request');
+  const streamHash = string(o, 'streamHash', 64);
+  if (!/^[0-9a-f]{64}$/.test(streamHash)) throw new RequestError(400, 'streamHash must be 64 lower-case hex digits (BLAKE3-256)');
+  const startedAt = string(o, 'startedAt', 40);
+  if (Number.isNaN(Date.parse(startedAt))) throw new RequestError(400, `startedAt must be an ISO-8601 time; got ${JSON.stringify(startedAt)}`);
+  return { batches: count(o, 'batches'), chunks: count(o, 'chunks'), logicalBytes: count(o, 'logicalBytes'), streamHash, bytesRead: count(o, 'bytesRead'), startedAt };
+}
+
+export interface SessionTotals {
+  bytesRead: number;
+  /** Bytes of request bodies the server read for this session (fingerprints, refs, blobs). */
+  bytesSent: number;
+  /** Raw bytes of chunks the store did not have. */
+  bytesNew: number;
+  /** Bytes the new blobs take in packs. */
+  bytesStored: number;
+  chunks: number;
+  chunksNew: number;
+}
+
+export interface SnapshotSummary {
+  id: string;
+  key: string;
+  job: string;
+  source: { name: string; kind: SourceKind };
+  startedAt: string;
+  finishedAt: string;
+  logicalBytes: number;
+  store: string;
+}
+
+export interface CommitResponse {
+  snapshot: SnapshotSummary;
+  totals: SessionTotals;
+  dedupRatio: number;
+}
+
+// --- runs (jobs dispatched to agents) ---------------------------------------------------
+
+export interface CreateRunRequest {
+  agent: string;
+  job: string;
+  sources: string[];
+  store?: string;
+}
+
+export function parseCreateRun(body: unknown, checkSource: (spec: string) => void): CreateRunRequest {
+  const o = object(body, 'the run request');
+  if (!Array.isArray(o.sources) || o.sources.length === 0 || o.sources.length > 64) throw new RequestError(400, 'sources must be a list of 1-64 source specs');
+  const sources = o.sources.map((s, i) => {
+    if (typeof s !== 'string') throw new RequestError(400, `sources[${i}] must be a string`);
+    try {
+      checkSource(s);
+    } catch (err) {
+      throw new RequestError(400, `sources[${i}]: ${(err as Error).message}`);
+    }
+    return s;
+  });
+  const store = o.store === undefined ? undefined : string(o, 'store', 64);
+  return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store };
+}
+
+export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface TargetResult {
+  name: string;
+  ok: boolean;
+  snapshot?: SnapshotSummary;
+  totals?: SessionTotals;
+  dedupRatio?: number;
+  error?: string;
+  durationMs: number;
+}
+
+export interface RunView {
+  id: string;
+  agent: string;
+  job: string;
+  sources: string[];
+  state: RunState;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  error?: string;
+  targets: TargetResult[];
+  /** Targets this job had never backed up before this run (e.g. a new VM). */
+  discovered: string[];
+  progress?: RunProgress;
+}
+
+export interface RunProgress {
+  target: string;
+  bytesRead: number;
+  bytesTotal?: number;
+  bytesSent: number;
+  bytesNew: number;
+}
+
+/** An agent's report when it finishes a run. */
+export interface FinishRunRequest {
+  state: 'succeeded' | 'failed';
+  targets: TargetResult[];
+  error?: string;
+}
+
+export function parseFinishRun(body: unknown): FinishRunRequest {
+  const o = object(body, 'the run result');
+  const state = oneOf(o, 'state', ['succeeded', 'failed'] as const);
+  if (!Array.isArray(o.targets) || o.targets.length > 10_000) throw new RequestError(400, 'targets must be a list');
+  const error = o.error === undefined ? undefined : string(o, 'error', 8192);
+  return { state, targets: o.targets as TargetResult[], error };
+}
+
+export function parseRunProgress(body: unknown): RunProgress {
+  const o = object(body, 'the progress report');
+  return { target: string(o, 'target'), bytesRead: count(o, 'bytesRead'), bytesSent: count(o, 'bytesSent'), bytesNew: count(o, 'bytesNew'), bytesTotal: o.bytesTotal === undefined ? undefined : count(o, 'bytesTotal') };
+}
+
+/** Dedup ratio as hoard reports it: logical bytes read / bytes newly stored (>= 1). */
+export function dedupRatio(bytesRead: number, bytesStored: number): number {
+  if (bytesRead === 0) return 1;
+  return Math.round((bytesRead / Math.max(1, bytesStored)) * 100) / 100;
+}
