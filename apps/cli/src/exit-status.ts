@@ -19,10 +19,17 @@ import {
   UnknownStoreError,
   WrongPassphraseError,
 } from '@hoard/repository';
+import { ServerError, ServerUnreachableError } from '@hoard/protocol';
 import { EXIT_DAMAGED, EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js';
 
 export function exitStatus(err: unknown): { code: number; message: string } {
   const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof ServerError) {
+    // The server names what is wrong; 4xx means nothing was done.
+    if (/stored data is damaged/.test(message)) return { code: EXIT_DAMAGED, message: `server: ${message}` };
+    return { code: err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 403 && err.status !== 410 ? EXIT_USAGE : EXIT_FAILURE, message: `server: ${message}` };
+  }
+  if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError'))) return { code: EXIT_FAILURE, message };
   if (
     err instanceof UsageError ||
     err instanceof ChunkerParameterError ||

@@ -7,7 +7,11 @@ import { runRestore } from './commands/restore.js';
 import { runSnapshots } from './commands/snapshots.js';
 import { runStats } from './commands/stats.js';
 import { runVerify } from './commands/verify.js';
+import { runAgentAdd, runAgentList, runAgentRevoke, runAgentStart } from './commands/agents.js';
+import { runRemoteRestore, runRemoteSnapshots, runRun } from './commands/remote.js';
+import { runServerStart } from './commands/server.js';
 import { EXIT_DAMAGED, EXIT_USAGE } from './errors.js';
+import { serverOption, tokenFileOption, tokenOption } from './server-client.js';
 import { exitStatus } from './exit-status.js';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -75,8 +79,15 @@ program
   .addOption(repoOption())
   .option('--job <name>', 'only this job')
   .addOption(passphraseFile())
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
+  .option('--source <name>', 'with --server: only snapshots of this source')
+  .option('--since <time>', 'with --server: only snapshots that started at or after this time')
+  .option('--until <time>', 'with --server: only snapshots that started before this time')
   .option('--json', 'print a JSON array')
-  .action((opts) => runSnapshots(opts, out));
+  .addHelpText('after', '\nWith --server the list comes from the media server (its catalog); otherwise from --repo.\n')
+  .action((opts) => (opts.server ? runRemoteSnapshots(opts, out) : runSnapshots(opts, out)));
 
 program
   .command('restore')
@@ -89,13 +100,17 @@ program
   .option('--force', 'replace an existing file')
   .option('--offset <bytes>', 'restore only from this byte on')
   .option('--length <bytes>', 'restore only this many bytes')
+  .option('--source <name>', 'with --server: the snapshot of this source (a job may back up several)')
   .addOption(passphraseFile())
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
   .option('--json', 'print the result as JSON (not with --to -)')
   .addHelpText(
     'after',
     '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n',
   )
-  .action((job: string, opts) => runRestore(job, opts, out));
+  .action((job: string, opts) => (opts.server ? runRemoteRestore(job, opts, out) : runRestore(job, opts, out)));
 
 program
   .command('verify')
@@ -118,6 +133,73 @@ program
   .addOption(passphraseFile())
   .option('--json', 'print the figures as JSON')
   .action((opts) => runStats(opts, out));
+
+const server = program.command('server').description('the media server: agents send it only the chunks it lacks');
+server
+  .command('start')
+  .description('run the media server until SIGINT/SIGTERM')
+  .option('--config <file>', 'JSON settings (reference: docs/operations.md); flags override it')
+  .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8420)')
+  .option('--storage <location>', 'fs:/path/to/dir or s3://bucket/prefix (created with a repository if empty)')
+  .option('--data <dir>', 'catalog and admin token directory (default /var/lib/hoard/server)')
+  .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
+  .option('--tls-key <file>', 'and this key (PEM)')
+  .option('--encrypt', 'when creating the repository: encrypt it (passphrase from HOARD_PASSPHRASE or --passphrase-file)')
+  .addOption(passphraseFile())
+  .option('--log-level <level>', 'debug, info, warn or error (default info); logs are JSON lines on stdout')
+  .addHelpText('after', '\nThe first start prints the admin token and writes it to <data>/admin-token.\n\nExample:\n  hoard server start --storage fs:/srv/hoard --data /var/lib/hoard/server --listen 0.0.0.0:8420\n')
+  .action((opts) => runServerStart(opts, out));
+
+const agent = program.command('agent').description('agents: add and revoke them (admin), or run one on this host');
+for (const [name, description] of [
+  ['add', 'create an agent and print its token (shown once)'],
+  ['revoke', "revoke an agent's token"],
+] as const) {
+  agent
+    .command(name)
+    .description(description)
+    .argument('<name>', 'agent name: lower-case letters, digits, . _ -')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(tokenFileOption())
+    .option('--json', 'print the result as JSON')
+    .action((agentName: string, opts) => (name === 'add' ? runAgentAdd(agentName, opts, out) : runAgentRevoke(agentName, opts, out)));
+}
+agent
+  .command('list')
+  .description('list agents, when they were last seen, and from which host')
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
+  .option('--json', 'print a JSON array')
+  .action((opts) => runAgentList(opts, out));
+agent
+  .command('start')
+  .description('run the agent daemon: take runs from the server and send only what it lacks')
+  .addOption(serverOption())
+  .addOption(new Option('--token <token>', "this agent's token (from `hoard agent add`)").env('HOARD_TOKEN'))
+  .addOption(tokenFileOption())
+  .option('--log-level <level>', 'info, warn or error (default info); JSON lines on stderr')
+  .addHelpText('after', '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExample:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n')
+  .action((opts) => runAgentStart(opts, out));
+
+program
+  .command('run')
+  .description('run a job once on an agent, through the server, and wait for the result')
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
+  .requiredOption('--agent <name>', 'the agent that reads the sources')
+  .requiredOption('--job <name>', 'the job (created or updated, and bound to the agent)')
+  .option('--source <spec>', 'what to back up (repeatable): file:PATH, dir:PATH, vm:GLOB, libvirt:PATTERN, postgres://..., mysql://..., cmd:COMMAND', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--store <name>', "fingerprint store: 'global' or the job's own store")
+  .option('--no-wait', 'queue the run and return')
+  .option('--json', 'print the run as JSON')
+  .addHelpText(
+    'after',
+    '\nPrints bytes read, sent over the network, new in the store, the dedup ratio and the snapshot of each source.\n\nExamples:\n  hoard run --server http://backup:8420 --agent kvm1 --job vms --source "vm:/var/lib/libvirt/images/*.qcow2"\n  hoard run --server http://backup:8420 --agent db1 --job shop-db --source postgres://backup@localhost/shop\n',
+  )
+  .action((opts) => runRun(opts, out));
 
 program
   .command('demo')

@@ -52,6 +52,10 @@ export class HoardClient {
     this.base = url.origin;
   }
 
+  get token(): string {
+    return this.options.token;
+  }
+
   async request(method: string, path: string, init: { json?: unknown; body?: Uint8Array | AsyncIterable<Uint8Array>; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}` };
     let body: string | Uint8Array | AsyncIterable<Uint8Array> | undefined;

@@ -1,0 +1,12 @@
+export * from './source.js';
+export * from './errors.js';
+export { cmdTarget, CMD_SHELL } from './cmd.js';
+export { resolveFileSource, blockDeviceSize, FILE_READ_CHUNK } from './file.js';
+export { expandGlob, globMatch, globToRegExp } from './glob.js';
+export { detectImageFormat, imageTarget, openQemuImage, qemuVirtualSize } from './image.js';
+export { parseDiskFormats, parseDomblklist, resolveLibvirtSource, type LibvirtDisk } from './libvirt.js';
+export { mysqldumpInvocation, mysqlTarget } from './mysql.js';
+export { NbdClient, NbdError } from './nbd.js';
+export { pgDumpInvocation, postgresTarget, type Invocation } from './postgres.js';
+export { STDERR_TAIL_BYTES } from './process.js';
+export { resolveVmSource } from './vm.js';

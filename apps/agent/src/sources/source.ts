@@ -1,0 +1,82 @@
+/**
+ * What the agent reads: a source spec (see @hoard/protocol's parseSourceSpec) resolves to
+ * one or more targets, each opened as a byte stream for the chunker. docs/sources.md
+ * describes every source type, how it is read and how it fails.
+ */
+import type { SourceSpec } from '@hoard/protocol';
+import { formatSourceSpec } from '@hoard/protocol';
+import { cmdTarget } from './cmd.js';
+import { SourceUnsupportedError } from './errors.js';
+import { resolveFileSource } from './file.js';
+import { resolveLibvirtSource } from './libvirt.js';
+import { mysqlTarget } from './mysql.js';
+import { postgresTarget } from './postgres.js';
+import { resolveVmSource } from './vm.js';
+
+/** As recorded in snapshot manifests. */
+export type SourceKind = 'file' | 'block-device' | 'stream';
+/** Chunker preset. */
+export type ChunkingKind = 'vm-image' | 'db-dump' | 'file';
+
+export interface SourceTarget {
+  /**
+   * Stable name recorded in the snapshot: the image path, `postgres://host:port/db` (no
+   * password), the command, ... Two runs of the same job produce the same name for the
+   * same thing.
+   */
+  name: string;
+  kind: SourceKind;
+  chunking: ChunkingKind;
+  open(signal?: AbortSignal): Promise<OpenedSource>;
+}
+
+export interface OpenedSource {
+  /** The bytes, in order; iterate it once. Consumed with backpressure: the producer waits for the reader. */
+  stream: AsyncIterable<Uint8Array>;
+  /**
+   * Known size (regular file, block device, qcow2 virtual size). The stream itself fails
+   * with SourceSizeMismatchError when it ends early or runs long, and so does `done`.
+   */
+  expectedBytes?: number;
+  /**
+   * Resolves when the producer finished successfully (command exit 0, every byte read);
+   * rejects with SourceFailedError (exit status + the last ~2 KiB of stderr) or another
+   * SourceError otherwise. Await it after the stream ends and before committing anything.
+   * It never causes an unhandled rejection when nobody awaits it.
+   */
+  done: Promise<void>;
+  /** Stops the producer (kills the child process group, closes files); idempotent; resolves once it is gone. */
+  close(): Promise<void>;
+}
+
+export interface ResolveOptions {
+  /**
+   * Environment for the programs the sources run (pg_dump, mysqldump, virsh, qemu-nbd,
+   * commands); default process.env. Passwords from URLs are added to it, never put on
+   * a command line.
+   */
+  env?: NodeJS.ProcessEnv;
+  /** Told about things that were skipped on purpose (a libvirt network disk, an empty CD-ROM drive). */
+  onWarning?: (message: string) => void;
+}
+
+/** Turns a spec into its targets. A glob or pattern that matches nothing yields []: the caller decides whether that is an error. */
+export async function resolveSource(spec: SourceSpec, options: ResolveOptions = {}): Promise<SourceTarget[]> {
+  const env = options.env ?? process.env;
+  switch (spec.type) {
+    case 'file':
+      return [await resolveFileSource(spec.path)];
+    case 'vm':
+      return resolveVmSource(spec.glob, env);
+    case 'libvirt':
+      return resolveLibvirtSource(spec, env, options.onWarning ?? (() => {}));
+    case 'postgres':
+      return [postgresTarget(spec, env)];
+    case 'mysql':
+      return [mysqlTarget(spec, env)];
+    case 'cmd':
+      return [cmdTarget(spec.command, env)];
+    case 'dir':
+      throw new SourceUnsupportedError(formatSourceSpec(spec), `${formatSourceSpec(spec)}: directory sources are not read by the agent yet; back up a tar stream instead, e.g. cmd:tar -C ${spec.path} -cf - .`);
+  }
+}

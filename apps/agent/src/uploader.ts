@@ -1,0 +1,271 @@
+/**
+ * Source-side dedup: one source streamed to the media server as one backup session.
+ *
+ *   source -> Chunker (FastCDC + BLAKE3, the store's parameters) -> batch of references
+ *     -> "which of these are missing?" -> encode only those (lz4 [+ AES-GCM]) -> PUT batch
+ *   end -> the source's exit status -> commit (the server writes the manifest)
+ *
+ * Memory is bounded: two batch arenas (one filling while the other is sent), each at most
+ * the server's batchBytes plus one chunk, and the encoded blobs of one batch.
+ *
+ * A dropped connection is retried within the session: a batch is resent under the same
+ * sequence number (the server applies it once), so a flaky link costs time, not a restart.
+ */
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { Chunker, type ChunkerSpec, type FingerprintSpec } from '@hoard/chunker';
+import {
+  BATCH_HEADER_BYTES,
+  BLOB_HEADER_BYTES,
+  HoardClient,
+  ServerError,
+  ServerUnreachableError,
+  encodeBatchHeader,
+  encodeBlobHeader,
+  encodeRefs,
+  isMissing,
+  type BeginSessionResponse,
+  type CommitResponse,
+  type RunProgress,
+  type WireRef,
+} from '@hoard/protocol';
+import { BlobCodec, type EncodedBlob } from '@hoard/repository';
+import type { SourceTarget } from './sources/source.js';
+
+const ENCODES_IN_FLIGHT = 8;
+const RETRIES = 8;
+
+export interface UploadOptions {
+  job: string;
+  run?: string;
+  signal?: AbortSignal;
+  onProgress?: (progress: RunProgress) => void;
+  /** Chunker worker threads (default: the chunker's). */
+  workers?: number;
+}
+
+export interface UploadResult extends CommitResponse {
+  /** Request bytes the agent sent on the data path (fingerprint queries and batches). */
+  wireBytes: number;
+  durationMs: number;
+}
+
+/** A source failed (read error, dump exited non-zero, wrong length); nothing was committed. */
+export class BackupFailedError extends Error {
+  override readonly name = 'BackupFailedError';
+}
+
+interface PendingBlob {
+  ref: number;
+  at: number;
+  length: number;
+  fingerprint: Uint8Array;
+}
+
+class Batch {
+  readonly refs: WireRef[] = [];
+  readonly blobs: PendingBlob[] = [];
+  /** First blob per fingerprint in this batch: a chunk repeated within it is sent once. */
+  readonly seen = new Set<string>();
+  used = 0;
+
+  constructor(readonly arena: Buffer) {}
+
+  reset(): void {
+    this.refs.length = 0;
+    this.blobs.length = 0;
+    this.seen.clear();
+    this.used = 0;
+  }
+}
+
+export async function uploadSource(client: HoardClient, target: SourceTarget, options: UploadOptions): Promise<UploadResult> {
+  const started = Date.now();
+  const opened = await target.open(options.signal);
+  let session: BeginSessionResponse | undefined;
+  try {
+    session = await retrying(() => client.beginSession({ job: options.job, source: { name: target.name, kind: target.kind }, chunking: target.chunking, run: options.run }), options.signal);
+    const upload = new SessionUpload(client, session, target, options);
+    await upload.init();
+    const totals = await upload.run(opened.stream);
+    // The producer's verdict comes before any commit: a dump that exited non-zero leaves
+    // no snapshot (like `set -o pipefail`).
+    try {
+      await opened.done;
+    } catch (err) {
+      const message = (err as Error).message;
+      throw new BackupFailedError(`${message.includes(target.name) ? '' : `${target.name}: `}${message}; no snapshot was committed`);
+    }
+    if (opened.expectedBytes !== undefined && totals.bytesRead !== opened.expectedBytes) {
+      throw new BackupFailedError(`${target.name} ${totals.bytesRead < opened.expectedBytes ? 'ended early' : 'ran long'}: read ${totals.bytesRead} bytes, expected ${opened.expectedBytes}; no snapshot was committed`);
+    }
+    const commit = await upload.commit(totals, new Date(started).toISOString());
+    return { ...commit, wireBytes: upload.wireBytes, durationMs: Date.now() - started };
+  } catch (err) {
+    if (session) await client.abortSession(session.session).catch(() => undefined);
+    throw err;
+  } finally {
+    await opened.close();
+  }
+}
+
+class SessionUpload {
+  private codec!: BlobCodec;
+  private readonly chunker: ChunkerSpec;
+  private readonly fingerprint: FingerprintSpec;
+  private readonly hasher: Blake3Hasher;
+  private seq = 0;
+  wireBytes = 0;
+  private bytesNew = 0;
+  private readonly batchChunks: number;
+  private readonly batchBytes: number;
+
+  constructor(
+    private readonly client: HoardClient,
+    private readonly session: BeginSessionResponse,
+    private readonly target: SourceTarget,
+    private readonly options: UploadOptions,
+  ) {
+    const secrets = session.store.secrets;
+    const fingerprintKey = secrets ? Buffer.from(secrets.fingerprintKey, 'base64') : undefined;
+    this.fingerprint = fingerprintKey ? { algorithm: 'blake3', key: fingerprintKey } : { algorithm: 'blake3' };
+    this.hasher = fingerprintKey ? Blake3Hasher.newKeyed(fingerprintKey) : new Blake3Hasher();
+    this.chunker = chunkerFromJson(session.chunker);
+    this.batchChunks = Math.max(1, Math.min(session.limits.batchChunks, session.limits.queryFingerprints));
+    this.batchBytes = Math.max(session.limits.batchBytes, session.maxChunk);
+  }
+
+  async init(): Promise<void> {
+    const secrets = this.session.store.secrets;
+    this.codec = await BlobCodec.create({ dataKey: secrets ? Buffer.from(secrets.dataKey, 'base64') : undefined });
+  }
+
+  async run(stream: AsyncIterable<Uint8Array>): Promise<{ bytesRead: number; chunks: number }> {
+    const arenaBytes = this.batchBytes + this.session.maxChunk;
+    const spare = [new Batch(Buffer.allocUnsafeSlow(arenaBytes)), new Batch(Buffer.allocUnsafeSlow(arenaBytes))];
+    let current = spare.pop()!;
+    let sending: Promise<Batch> | undefined;
+    let bytesRead = 0;
+    let chunks = 0;
+    const chunker = new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: this.options.workers, reuseBuffers: true, pipeline: { segmentBytes: 8 * 1024 * 1024 } });
+    const ship = async (): Promise<void> => {
+      const full = current;
+      // One batch on the wire while the next one fills: the arena comes back when sent.
+      if (sending) spare.push(await sending);
+      sending = this.send(full, bytesRead).then(() => full);
+      current = spare.pop()!;
+      current.reset();
+    };
+    try {
+      for await (const chunk of chunker.chunk(stream)) {
+        this.options.signal?.throwIfAborted();
+        this.hasher.update(chunk.bytes);
+        bytesRead += chunk.length;
+        chunks++;
+        const fingerprint = chunk.zero ? new Uint8Array(32) : Uint8Array.from(chunk.fingerprint);
+        current.refs.push({ length: chunk.length, zero: chunk.zero, fingerprint });
+        if (!chunk.zero) {
+          const hex = Buffer.from(fingerprint).toString('hex');
+          if (!current.seen.has(hex)) {
+            current.seen.add(hex);
+            current.arena.set(chunk.bytes, current.used);
+            current.blobs.push({ ref: current.refs.length - 1, at: current.used, length: chunk.length, fingerprint });
+            current.used += chunk.length;
+          }
+        }
+        if (current.refs.length >= this.batchChunks || current.used >= this.batchBytes) await ship();
+      }
+      if (current.refs.length > 0) await ship();
+      if (sending) await sending;
+    } catch (err) {
+      await sending?.catch(() => undefined);
+      throw err;
+    } finally {
+      await chunker.close();
+    }
+    return { bytesRead, chunks };
+  }
+
+  /** Asks which blobs the server lacks, encodes those, and sends the batch. */
+  private async send(batch: Batch, bytesRead: number): Promise<void> {
+    const id = this.session.session;
+    let wanted: PendingBlob[] = [];
+    if (batch.blobs.length > 0) {
+      const query = Buffer.allocUnsafe(batch.blobs.length * 32);
+      batch.blobs.forEach((b, i) => query.set(b.fingerprint, i * 32));
+      const bitmap = await retrying(() => this.client.missing(id, query), this.options.signal);
+      this.wireBytes += query.length;
+      wanted = batch.blobs.filter((_, i) => isMissing(bitmap, i));
+    }
+    const encoded = await encodeAll(this.codec, batch, wanted);
+    const refs = encodeRefs(batch.refs);
+    const header = encodeBatchHeader({ refCount: batch.refs.length, blobCount: encoded.length });
+    const seq = this.seq++;
+    async function* body(): AsyncGenerator<Uint8Array> {
+      yield header;
+      yield refs;
+      for (const e of encoded) {
+        yield encodeBlobHeader({ fingerprint: e.fingerprint, codec: e.blob.codec, rawLength: e.blob.rawLength, storedLength: e.blob.stored.length });
+        yield e.blob.stored;
+      }
+    }
+    await retrying(() => this.client.batch(id, seq, body()), this.options.signal);
+    const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
+    this.wireBytes += bodyBytes;
+    this.bytesNew += wanted.reduce((n, b) => n + b.length, 0);
+    this.options.onProgress?.({ target: this.target.name, bytesRead, bytesSent: this.wireBytes, bytesNew: this.bytesNew });
+  }
+
+  async commit(totals: { bytesRead: number; chunks: number }, startedAt: string): Promise<CommitResponse> {
+    const request = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.bytesRead, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), startedAt };
+    try {
+      return await retrying(() => this.client.commit(this.session.session, request), this.options.signal);
+    } catch (err) {
+      // A commit whose answer was lost and is retried: the server says it is already
+      // committed and names the snapshot.
+      if (err instanceof ServerError && err.status === 409 && typeof err.body.snapshot === 'string') {
+        throw new BackupFailedError(`the commit's answer was lost; the server committed snapshot ${err.body.snapshot}`);
+      }
+      throw err;
+    }
+  }
+}
+
+async function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<{ fingerprint: Uint8Array; blob: EncodedBlob }[]> {
+  const out = new Array<{ fingerprint: Uint8Array; blob: EncodedBlob }>(wanted.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < wanted.length) {
+      const i = next++;
+      const w = wanted[i]!;
+      // borrow: the arena is not touched until this batch has been sent.
+      out[i] = { fingerprint: w.fingerprint, blob: await codec.encode(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint, { borrow: true }) };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ENCODES_IN_FLIGHT, wanted.length) }, worker));
+  return out;
+}
+
+/**
+ * Retries what a dropped connection or a busy session interrupted: unreachable server,
+ * 5xx answers, and 409 "busy" (the server is still finishing the interrupted request).
+ */
+async function retrying<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const retryable = err instanceof ServerUnreachableError || (err instanceof ServerError && (err.status >= 500 && err.status !== 501 ? err.status !== 503 || attempt < 3 : err.status === 409 && /busy/.test(err.message)));
+      if (!retryable || attempt >= RETRIES) throw err;
+      signal?.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+    }
+  }
+}
+
+/** The chunker spec from the session (its seed arrives as base64 or decimal text). */
+export function chunkerFromJson(json: Record<string, unknown>): ChunkerSpec {
+  const spec = { ...json } as Record<string, unknown>;
+  const seed = spec.seed as { base64?: string; bigint?: string } | undefined;
+  if (seed && typeof seed === 'object') spec.seed = seed.base64 !== undefined ? Uint8Array.from(Buffer.from(seed.base64, 'base64')) : BigInt(seed.bigint!);
+  return spec as unknown as ChunkerSpec;
+}

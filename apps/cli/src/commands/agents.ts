@@ -1,0 +1,72 @@
+/**
+ * `hoard agent add NAME | list | revoke NAME` (admin, against the server) and
+ * `hoard agent start --server URL --token T` (the daemon on a hypervisor host).
+ */
+import { AgentDaemon, type AgentLog } from '@hoard/agent';
+import { renderTable } from '../table.js';
+import { serverClient, type ServerOptions } from '../server-client.js';
+import { UsageError } from '../errors.js';
+
+interface AgentView {
+  name: string;
+  createdAt: string;
+  revokedAt?: string;
+  lastSeenAt?: string;
+  hostname?: string;
+  version?: string;
+}
+
+export async function runAgentAdd(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  const added = await client.json<{ name: string; token: string }>('POST', '/v1/agents', { name });
+  if (options.json) return out(JSON.stringify(added));
+  out(`agent ${added.name} added. Its token (shown once; the server keeps only a hash):`);
+  out(`  ${added.token}`);
+  out(`On the host: hoard agent start --server ${client.base} --token-file /etc/hoard/agent-token`);
+}
+
+export async function runAgentList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  const { agents } = await client.json<{ agents: AgentView[] }>('GET', '/v1/agents');
+  if (options.json) return out(JSON.stringify(agents));
+  if (agents.length === 0) return out('no agents yet (`hoard agent add NAME`)');
+  out(renderTable(['agent', 'host', 'last seen', 'state'], agents.map((a) => [a.name, a.hostname ?? '-', a.lastSeenAt ?? 'never', a.revokedAt ? `revoked ${a.revokedAt}` : 'active'])));
+}
+
+export async function runAgentRevoke(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  const revoked = await client.json<{ name: string; revokedAt: string }>('DELETE', `/v1/agents/${encodeURIComponent(name)}`);
+  out(options.json ? JSON.stringify(revoked) : `agent ${revoked.name} revoked: its token no longer works`);
+}
+
+/** JSON lines on stderr: what a systemd journal or a log shipper wants. */
+function jsonLog(level: string): AgentLog {
+  const quietInfo = level === 'warn' || level === 'error';
+  const write = (lvl: string, msg: string, fields?: Record<string, unknown>): void => {
+    process.stderr.write(`${JSON.stringify({ level: lvl, time: new Date().toISOString(), service: 'hoard-agent', msg, ...fields })}\n`);
+  };
+  return {
+    info: (m, f) => (quietInfo ? undefined : write('info', m, f)),
+    warn: (m, f) => (level === 'error' ? undefined : write('warn', m, f)),
+    error: (m, f) => write('error', m, f),
+  };
+}
+
+export async function runAgentStart(options: ServerOptions & { logLevel?: string }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  const level = options.logLevel ?? 'info';
+  if (!['info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${level}: use info, warn or error`);
+  const agent = new AgentDaemon({ server: client.base, token: client.token, log: jsonLog(level) });
+  await agent.start();
+  out(`hoard agent ${agent.name} connected to ${client.base}; waiting for runs`);
+  await new Promise<void>((done) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      done();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await agent.close();
+}
