@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { runBackup } from './commands/backup.js';
 import { runDemo } from './commands/demo.js';
+import { runNetworkDemo } from './commands/network-demo.js';
 import { runInit } from './commands/init.js';
 import { runRestore } from './commands/restore.js';
 import { runSnapshots } from './commands/snapshots.js';
@@ -203,12 +204,14 @@ program
 
 program
   .command('demo')
-  .description('back up a generated VM-image and database-dump series into a temporary repository, restore a point in time, and print the figures')
+  .description('start a media server and an agent, back up a generated VM image and SQL dump twice over HTTP, restore a point in time, and print what crossed the network')
+  .option('--embedded', 'the embedded path instead: no server, 4 days of each into a temporary repository')
   .option('--json', 'print the figures as one JSON object')
   .option('--keep', 'keep the demo repository and print where it is')
-  .addHelpText('after', '\nExample:\n  hoard demo            # a table of each day: size, new bytes, stored bytes, dedup, time\n  hoard demo --json     # the same figures for scripts\n')
-  .action(async (opts: { json?: boolean; keep?: boolean }) => {
-    await runDemo({ json: Boolean(opts.json), keep: Boolean(opts.keep), out });
+  .addHelpText('after', '\nExample:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n')
+  .action(async (opts: { json?: boolean; keep?: boolean; embedded?: boolean }) => {
+    const run = opts.embedded ? runDemo : runNetworkDemo;
+    await run({ json: Boolean(opts.json), keep: Boolean(opts.keep), out });
   });
 
 async function main(): Promise<number> {
