@@ -3,7 +3,7 @@ import { hoardCli, STACK_TRACE } from './helpers.js';
 
 describe('hoard CLI', () => {
   it('demo --json: a real backup series where later days store little, and a byte-identical point-in-time restore', async () => {
-    const { code, stdout, stderr } = await hoardCli(['demo', '--json']);
+    const { code, stdout, stderr } = await hoardCli(['demo', '--embedded', '--json']);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const report = JSON.parse(stdout) as {
@@ -25,11 +25,29 @@ describe('hoard CLI', () => {
     expect(global.dedupFactor).toBeGreaterThan(2);
   });
 
-  it('demo prints a readable table', async () => {
-    const { code, stdout } = await hoardCli(['demo']);
+  it('demo --embedded prints a readable table', async () => {
+    const { code, stdout } = await hoardCli(['demo', '--embedded']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/dedup so far/);
     expect(stdout).toMatch(/byte-identical to the day-1 dump/);
+  });
+
+  it('demo (server + agent over HTTP): the second day sends a small share of what it reads, and both point-in-time restores are byte-identical', async () => {
+    const { code, stdout, stderr } = await hoardCli(['demo', '--json']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as {
+      days: Array<{ day: number; source: string; read_bytes: number; sent_bytes: number; new_bytes: number; stored_bytes: number }>;
+      restores: Array<{ source: string; identical: boolean; bytes: number }>;
+    };
+    expect(report.days).toHaveLength(4);
+    for (const d of report.days.filter((r) => r.day === 0)) expect(d.sent_bytes).toBeGreaterThanOrEqual(d.stored_bytes);
+    for (const d of report.days.filter((r) => r.day === 1)) {
+      // Only new chunks cross the wire: sent is about the new compressed bytes, far below what was read.
+      expect(d.sent_bytes).toBeLessThan(d.read_bytes * 0.2);
+      expect(d.sent_bytes).toBeLessThanOrEqual(d.stored_bytes * 1.05 + d.read_bytes * 0.005 + 64 * 1024);
+    }
+    expect(report.restores.map((r) => r.identical)).toEqual([true, true]);
   });
 
   it('--help teaches; an unknown command is a usage error (exit 2) without a stack trace', async () => {
