@@ -6,13 +6,16 @@ const summaryLine: Reporter = {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>) {
     const counts = { passed: 0, failed: 0, skipped: 0 };
     for (const module of testModules) {
+      let failedTests = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') counts.passed++;
-        else if (state === 'failed') counts.failed++;
+        else if (state === 'failed') failedTests++;
         else counts.skipped++;
       }
-      if (module.state() === 'failed' && ![...module.children.allTests()].length) counts.failed++;
+      // A failing beforeAll/afterAll (a server that did not start) fails the file while its
+      // tests show as skipped: count it, so the line never says 0 failed for a red run.
+      counts.failed += failedTests > 0 ? failedTests : module.state() === 'failed' ? 1 : 0;
     }
     process.stdout.write(`\n${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`);
   },

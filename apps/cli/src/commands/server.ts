@@ -87,7 +87,8 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('TLS needs both --tls-cert and --tls-key');
   const location = storageLocation(storage);
   const secretOptions = { passphraseFile: options.passphraseFile ?? config.passphraseFile };
-  const objects = await openObjectStore(location, { create: !location.startsWith('s3://') });
+  // A new deployment: the directory or the bucket is created when missing.
+  const objects = await openObjectStore(location, { create: true });
   let repo: Repository;
   try {
     repo = await Repository.open(objects);
