@@ -17,6 +17,18 @@ DEPS=(
   monmaptool:ceph-base
   uuidgen:uuid-runtime
   curl:curl
+  # The agent's sources (apps/agent/test/sources-*.test.ts): a throwaway PostgreSQL and
+  # MariaDB (test-support/postgres.ts, mariadb.ts; the PostgreSQL server binaries live in
+  # /usr/lib/postgresql/NN/bin, off PATH, so the server is keyed on pg_ctlcluster),
+  # qcow2 images (test-support/qemu.ts) read through qemu-nbd, libvirt's test driver.
+  pg_dump:postgresql-client
+  pg_ctlcluster:postgresql
+  mariadb-install-db:mariadb-server
+  mysqldump:mariadb-client
+  qemu-img:qemu-utils
+  qemu-nbd:qemu-utils
+  qemu-io:qemu-utils
+  virsh:libvirt-clients
 )
 
 missing=()

@@ -25,8 +25,8 @@ export interface RunningMariadb {
   dir: string;
   dataDir: string;
   socket: string;
-  /** Runs SQL through the `mariadb` client as root over the socket; returns tab-separated rows without column names. */
-  mysql(sql: string, db?: string): Promise<string>;
+  /** Runs SQL (text, or the bytes of a dump) through the `mariadb` client as root over the socket; returns tab-separated rows without column names. */
+  mysql(sql: string | Buffer, db?: string): Promise<string>;
   createDatabase(name: string): Promise<void>;
   stop(): Promise<void>;
 }
@@ -93,7 +93,7 @@ export async function startMariadb(): Promise<RunningMariadb> {
       exited = code !== null ? `exited with status ${code}` : `was killed by ${signal}`;
     });
 
-    const mysql = (sql: string, db?: string): Promise<string> =>
+    const mysql = (sql: string | Buffer, db?: string): Promise<string> =>
       runWithInput('mariadb', ['--no-defaults', `--socket=${socket}`, '-uroot', '-N', '-B', ...(db ? [db] : [])], sql);
     const deadline = Date.now() + 60_000;
     for (;;) {

@@ -31,7 +31,7 @@ export interface RunningPostgres {
   /** Path of a PostgreSQL program of the server's version (psql, pg_restore, pg_dump, ...). */
   bin(program: string): string;
   /** Runs SQL through psql over the unix socket as the superuser; returns unaligned, tuples-only output. Fails on the first error. */
-  psql(sql: string, db?: string): Promise<string>;
+  psql(sql: string | Buffer, db?: string): Promise<string>;
   createDatabase(name: string): Promise<void>;
   stop(): Promise<void>;
 }
@@ -95,7 +95,7 @@ export async function startPostgres(): Promise<RunningPostgres> {
     const [startCmd, startArgs] = asServer('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', options]);
     await run(startCmd, startArgs, { timeout: 90_000 });
 
-    const psql = (sql: string, db = 'postgres'): Promise<string> =>
+    const psql = (sql: string | Buffer, db = 'postgres'): Promise<string> =>
       runWithInput(bin('psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', db, '-f', '-'], sql);
     const urlFor = (db: string): string => `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(db)}`;
     return {
@@ -200,7 +200,8 @@ export function stopWatchdog(pid: number | undefined): void {
 export async function reapStale(prefix: string): Promise<void> {
   const base = tmpdir();
   for (const name of await readdir(base).catch(() => [] as string[])) {
-    if (!name.startsWith(prefix)) continue;
+    // Exactly PREFIX + mkdtemp's 6 characters: never another harness's or test's directory.
+    if (!name.startsWith(prefix) || !/^[A-Za-z0-9]{6}$/.test(name.slice(prefix.length))) continue;
     const dir = join(base, name);
     const owner = Number.parseInt(await readFile(join(dir, 'owner.pid'), 'utf8').catch(() => ''), 10);
     if (Number.isNaN(owner)) {

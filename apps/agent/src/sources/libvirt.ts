@@ -64,6 +64,11 @@ export async function resolveLibvirtSource(spec: LibvirtSourceSpec, env: NodeJS.
         warn(`${name}: skipped, a ${disk.type} disk (${disk.source}); only file and block disks are read, back up ${disk.type} storage where it lives`);
         continue;
       }
+      if (!disk.source.startsWith('/')) {
+        // qemu would read "nbd:...", "json:{...}" and the like as protocols, not files.
+        warn(`${name}: skipped, its source ${JSON.stringify(disk.source)} is not an absolute path`);
+        continue;
+      }
       const kind = disk.type === 'block' ? 'block-device' : 'file';
       const format = formats.get(disk.target);
       if (format !== undefined) targets.push(imageTarget(name, disk.source, kind, format, env));

@@ -32,11 +32,17 @@ export function pgDumpInvocation(spec: PostgresSourceSpec, env: NodeJS.ProcessEn
   const childEnv: NodeJS.ProcessEnv = { ...env };
   if (password !== '') childEnv.PGPASSWORD = password;
   return {
-    name: `postgres://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}/${db}`,
+    name: `postgres://${nameHost(host)}:${port}/${db}`,
     command: 'pg_dump',
     args: [`--dbname=${url.toString()}`, spec.format === 'plain' ? '--format=plain' : '--format=custom', ...(spec.format === 'custom' ? ['--compress=0'] : []), '--no-password'],
     env: childEnv,
   };
+}
+
+/** A host for the target name: a socket directory percent-encoded (as libpq URIs write it), a bare IPv6 address in brackets. */
+function nameHost(host: string): string {
+  if (host.startsWith('/')) return encodeURIComponent(host);
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
 export function postgresTarget(spec: PostgresSourceSpec, env: NodeJS.ProcessEnv): SourceTarget {

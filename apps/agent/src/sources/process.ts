@@ -3,9 +3,10 @@
  * command), with the failure semantics every source shares:
  *
  * - stdout is read with backpressure (the child blocks on a full pipe while the chunker
- *   is busy); nothing is buffered beyond the pipe and one stream chunk;
- * - `done` resolves on exit status 0 and rejects with SourceFailedError (status or
- *   signal + the last 2 KiB of stderr) otherwise;
+ *   is busy); nothing is buffered beyond the pipe and the stream's 64 KiB buffer;
+ * - `done` resolves on exit status 0 once stdout was read to its end, and rejects with
+ *   SourceFailedError (status or signal + the last 2 KiB of stderr) otherwise, or with
+ *   SourceClosedError when closed first;
  * - the child runs in its own process group, and close() (or the abort signal) sends
  *   SIGTERM to the whole group, then SIGKILL after a grace period, and waits until the
  *   leader is reaped: a shell's children die with it and no zombie is left.

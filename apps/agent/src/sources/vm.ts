@@ -5,7 +5,7 @@
  * expanded on every resolve, so a VM image created since the last run is picked up.
  */
 import { hasGlobMagic } from '@hoard/protocol';
-import { SourceFailedError } from './errors.js';
+import { SourceFailedError, SourceNotFoundError, SourceUnsupportedError } from './errors.js';
 import { statError, statTarget } from './file.js';
 import { expandGlob } from './glob.js';
 import { openDetectedImage } from './image.js';
@@ -35,7 +35,7 @@ export async function resolveVmSource(glob: string, env: NodeJS.ProcessEnv): Pro
       info = await statTarget(spec, path);
     } catch (err) {
       // Matched, but not an image (a directory, a socket) or gone since the listing: not a target.
-      if ((err as Error).name === 'SourceUnsupportedError' || (err as Error).name === 'SourceNotFoundError') continue;
+      if (err instanceof SourceUnsupportedError || err instanceof SourceNotFoundError) continue;
       throw err;
     }
     targets.push(vmTarget(path, info.isBlockDevice(), env));
