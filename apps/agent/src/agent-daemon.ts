@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { HoardClient, ServerError, ServerUnreachableError, dedupRatio, parseSourceSpec, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import { runHook } from './hooks.js';
 import { resolveSource, type SourceTarget } from './sources/index.js';
 import { uploadSource } from './uploader.js';
 
@@ -76,11 +77,44 @@ export class AgentDaemon {
     }
   }
 
-  /** Runs one job: every target of every source spec; reports the result to the server. */
+  /**
+   * Runs one job: the pre hook, every target of every source spec, the post hook (always,
+   * once the pre hook ran); reports the result to the server.
+   */
   async execute(run: RunView): Promise<void> {
     this.log.info('run started', { run: run.id, job: run.job, sources: run.sources });
     const targets: TargetResult[] = [];
     const errors: string[] = [];
+    const hookEnv = { ...(this.options.env ?? process.env), HOARD_JOB: run.job, HOARD_RUN: run.id };
+    let preOk = true;
+    if (run.hooks?.pre) {
+      try {
+        await runHook('pre', run.hooks.pre, hookEnv);
+      } catch (err) {
+        preOk = false;
+        errors.push(`${(err as Error).message}; no source was read`);
+      }
+    }
+    if (preOk) {
+      try {
+        await this.backupSources(run, targets, errors);
+      } finally {
+        if (run.hooks?.post) {
+          await runHook('post', run.hooks.post, { ...hookEnv, HOARD_RESULT: errors.length === 0 && targets.every((t) => t.ok) ? 'succeeded' : 'failed' }).catch((err: unknown) =>
+            errors.push((err as Error).message),
+          );
+        }
+      }
+    }
+    for (const t of targets) if (!t.ok && t.error && !errors.some((e) => e.includes(t.error!))) errors.push(t.error.includes(t.name) ? t.error : `${t.name}: ${t.error}`);
+    const state = errors.length === 0 ? 'succeeded' : 'failed';
+    await retry(() => this.client.finishRun(run.id, { state, targets, error: errors.length ? errors.join('; ') : undefined }), this.stop.signal).catch((err: unknown) =>
+      this.log.error('reporting the run result failed', { run: run.id, error: (err as Error).message }),
+    );
+    this.log.info('run finished', { run: run.id, state });
+  }
+
+  private async backupSources(run: RunView, targets: TargetResult[], errors: string[]): Promise<void> {
     for (const text of run.sources) {
       let resolved: SourceTarget[];
       try {
@@ -93,12 +127,6 @@ export class AgentDaemon {
       }
       for (const target of resolved) targets.push(await this.backupTarget(run, target));
     }
-    for (const t of targets) if (!t.ok && t.error && !errors.some((e) => e.includes(t.error!))) errors.push(t.error.includes(t.name) ? t.error : `${t.name}: ${t.error}`);
-    const state = errors.length === 0 ? 'succeeded' : 'failed';
-    await retry(() => this.client.finishRun(run.id, { state, targets, error: errors.length ? errors.join('; ') : undefined }), this.stop.signal).catch((err: unknown) =>
-      this.log.error('reporting the run result failed', { run: run.id, error: (err as Error).message }),
-    );
-    this.log.info('run finished', { run: run.id, state });
   }
 
   private async backupTarget(run: RunView, target: SourceTarget): Promise<TargetResult> {

@@ -86,6 +86,15 @@ describe('cmd: sources', () => {
     expect(await zombieChildren()).toEqual([]);
   });
 
+  it('a command that exits before anyone reads keeps its whole output (Node would discard an unread stdout at exit)', async () => {
+    const opened = await (await target('cmd:echo quick')).open();
+    // The uploader talks to the server before it reads: the command is long gone by then.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const bytes = await readAll(opened);
+    await opened.done;
+    expect(bytes.toString()).toBe('quick\n');
+  });
+
   it('a command that exits 3 after writing output: done rejects with the status and the stderr tail', async () => {
     const opened = await (await target('cmd:echo some output; echo "first line" >&2; echo "disk full: cannot write /x" >&2; exit 3')).open();
     expect((await readAll(opened)).toString()).toBe('some output\n');

@@ -194,6 +194,8 @@ program
   .requiredOption('--job <name>', 'the job (created or updated, and bound to the agent)')
   .option('--source <spec>', 'what to back up (repeatable): file:PATH, dir:PATH, vm:GLOB, libvirt:PATTERN, postgres://..., mysql://..., cmd:COMMAND', (v: string, prev: string[] = []) => [...prev, v])
   .option('--store <name>', "fingerprint store: 'global' or the job's own store")
+  .option('--pre <command>', 'run on the agent before any source is read, e.g. "virsh domfsfreeze web"; failing fails the run')
+  .option('--post <command>', 'run on the agent after the sources, whatever happened, e.g. "virsh domfsthaw web"')
   .option('--no-wait', 'queue the run and return')
   .option('--json', 'print the run as JSON')
   .addHelpText(

@@ -210,6 +210,30 @@ describe('server and agent processes on fs storage', () => {
     }
   });
 
+  it('pre and post hooks run on the agent around the sources; a failing pre hook reads nothing', async () => {
+    const log = join(work, 'hooks.log');
+    const hooked = await server.cli([
+      'run', '--agent', 'kvm1', '--job', 'hooked', '--source', `cmd:cat ${log}`,
+      '--pre', `echo "$HOARD_PHASE $HOARD_JOB" > ${log}`,
+      '--post', `echo "$HOARD_PHASE $HOARD_RESULT" >> ${log}`,
+      '--json',
+    ]);
+    expect(hooked.code, hooked.stderr).toBe(0);
+    const run = JSON.parse(hooked.stdout) as RunJson;
+    // The source saw what the pre hook wrote; the post hook ran after it.
+    const restored = await server.cli(['restore', 'hooked', '--snapshot', run.targets[0]!.snapshot!.id, '--to', '-']);
+    expect(restored.stdout).toBe('pre hooked\n');
+    expect(await readFile(log, 'utf8')).toBe('pre hooked\npost succeeded\n');
+
+    const failing = await server.cli(['run', '--agent', 'kvm1', '--job', 'hooked', '--source', `cmd:cat ${log}`, '--pre', 'echo frozen-fs-busy >&2; exit 4', '--post', `echo post >> ${log}.post`, '--json']);
+    expect(failing.code).toBe(1);
+    const failed = JSON.parse(failing.stdout) as RunJson;
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatch(/pre hook .*exited with status 4: frozen-fs-busy; no source was read/);
+    expect(failed.targets).toEqual([]);
+    await expect(readFile(`${log}.post`)).rejects.toThrow();
+  });
+
   it('bad input through the CLI is a clear error, not a stack trace', async () => {
     const noAgent = await runJobRaw(server, ['run', '--agent', 'nobody', '--job', 'x', '--source', 'cmd:true']);
     expect(noAgent.code).toBe(2);

@@ -7,9 +7,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Catalog, RunRecord } from '@hoard/catalog';
-import { RequestError, type FinishRunRequest, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import { RequestError, type FinishRunRequest, type RunHooks, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
 
 interface RunResult {
+  hooks?: RunHooks;
   targets: TargetResult[];
   discovered: string[];
   progress?: RunProgress;
@@ -21,7 +22,7 @@ export class RunBoard {
 
   constructor(private readonly catalog: Catalog) {}
 
-  async create(agent: string, job: string, sources: string[]): Promise<RunView> {
+  async create(agent: string, job: string, sources: string[], hooks?: RunHooks): Promise<RunView> {
     const run: RunRecord = {
       id: `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(6).toString('hex')}`,
       agent,
@@ -30,7 +31,7 @@ export class RunBoard {
       state: 'queued',
       createdAt: new Date().toISOString(),
       sessions: [],
-      result: { targets: [], discovered: [] } satisfies RunResult,
+      result: { targets: [], discovered: [], hooks } satisfies RunResult,
     };
     await this.catalog.putRun(run);
     this.wake(this.agentWaiters, agent);
@@ -94,7 +95,7 @@ export class RunBoard {
       state: report.state,
       finishedAt: new Date().toISOString(),
       error: report.error,
-      result: { targets: report.targets, discovered: result.discovered },
+      result: { targets: report.targets, discovered: result.discovered, hooks: result.hooks },
     };
     await this.catalog.putRun(done);
     this.wake(this.runWaiters, id);
@@ -147,6 +148,7 @@ function view(run: RunRecord): RunView {
     job: run.job,
     sources: run.sources,
     state: run.state,
+    hooks: result.hooks,
     createdAt: run.createdAt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,

@@ -161,11 +161,31 @@ export interface CommitResponse {
 
 // --- runs (jobs dispatched to agents) ---------------------------------------------------
 
+/** Commands the agent runs around a run's sources (bash -o pipefail -c). */
+export interface RunHooks {
+  /** Before any source is read, e.g. `virsh domfsfreeze web`; failing fails the run. */
+  pre?: string;
+  /** After all sources, whatever happened, e.g. `virsh domfsthaw web`. */
+  post?: string;
+}
+
 export interface CreateRunRequest {
   agent: string;
   job: string;
   sources: string[];
   store?: string;
+  hooks?: RunHooks;
+}
+
+function parseHooks(value: unknown): RunHooks | undefined {
+  if (value === undefined) return undefined;
+  const o = object(value, 'hooks');
+  const hooks: RunHooks = {};
+  for (const key of Object.keys(o)) {
+    if (key !== 'pre' && key !== 'post') throw new RequestError(400, `hooks.${key} is not a hook; use hooks.pre and hooks.post`);
+    hooks[key] = string(o, key, 4096);
+  }
+  return hooks;
 }
 
 export function parseCreateRun(body: unknown, checkSource: (spec: string) => void): CreateRunRequest {
@@ -181,7 +201,7 @@ export function parseCreateRun(body: unknown, checkSource: (spec: string) => voi
     return s;
   });
   const store = o.store === undefined ? undefined : string(o, 'store', 64);
-  return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store };
+  return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store, hooks: parseHooks(o.hooks) };
 }
 
 export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -202,6 +222,7 @@ export interface RunView {
   job: string;
   sources: string[];
   state: RunState;
+  hooks?: RunHooks;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

@@ -108,6 +108,11 @@ export async function launch(options: {
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
   child.stderr!.on('error', () => {});
   child.stdout?.on('error', () => {});
+  // Node resumes (and so discards) a child's stdout that nobody listens to when the child
+  // exits: a fast command (`cat small-file`) that ends before the uploader starts reading
+  // would back up as an empty stream. A 'readable' listener marks the output as wanted;
+  // it reads nothing itself, so backpressure is unchanged.
+  child.stdout?.on('readable', keepOutput);
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
     child.once('error', (err: NodeJS.ErrnoException) => {
@@ -153,6 +158,8 @@ export function processFailure(target: string, program: string, words: string, s
     stderrTail,
   });
 }
+
+function keepOutput(): void {}
 
 /** Starts the child and returns once it is running (a missing program fails here). */
 export async function spawnSource(options: SpawnSourceOptions): Promise<OpenedSource> {

@@ -28,6 +28,8 @@ export interface RunCommandOptions extends ServerOptions {
   job?: string;
   source?: string[];
   store?: string;
+  pre?: string;
+  post?: string;
   json?: boolean;
   wait?: boolean;
 }
@@ -46,7 +48,8 @@ export async function runRun(options: RunCommandOptions, out: (line: string) => 
     }
   }
   const client = await serverClient(options);
-  let run = await client.json<RunView>('POST', '/v1/runs', { agent: options.agent, job: options.job, sources, store: options.store });
+  const hooks = options.pre !== undefined || options.post !== undefined ? { pre: options.pre, post: options.post } : undefined;
+  let run = await client.json<RunView>('POST', '/v1/runs', { agent: options.agent, job: options.job, sources, store: options.store, hooks });
   if (options.wait === false) {
     out(options.json ? JSON.stringify(run) : `run ${run.id} queued for agent ${run.agent}`);
     return;
