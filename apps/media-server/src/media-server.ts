@@ -60,6 +60,11 @@ export interface MediaServerOptions {
   tls?: { certFile: string; keyFile: string };
   /** Idle time after which a backup session expires (default 10 minutes). */
   sessionIdleMs?: number;
+  /**
+   * A store's open pack is sealed and uploaded when no blob was added to it for this long
+   * (default 5 s), so what an agent that went away uploaded becomes durable for its retry.
+   */
+  sealIdleMs?: number;
   /** Decode uploaded blobs and check their fingerprints (default true). */
   verifyUploads?: boolean;
   /** Batch limits announced to agents. */
@@ -102,7 +107,7 @@ export class MediaServer {
     private readonly options: MediaServerOptions,
   ) {
     this.log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'hoard-server' } });
-    this.stores = new StoreHub(repo);
+    this.stores = new StoreHub(repo, { sealIdleMs: options.sealIdleMs });
     this.runs = new RunBoard(catalog);
     this.auth = new Authenticator(catalog);
     this.metrics = new ServerMetrics(this.stores, () => [...this.sessions.values()].filter((s) => s.state === 'running').length);
@@ -234,7 +239,7 @@ export class MediaServer {
         methodMismatch = true;
         continue;
       }
-      return { route, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+      return { route, params: m.slice(1).map(decodePathPart) };
     }
     if (methodMismatch) throw new RequestError(405, `${method} is not allowed on ${path}`);
     return undefined;
@@ -343,7 +348,7 @@ export class MediaServer {
     const existing = await this.catalog.getJob(body.job);
     if (body.store !== undefined) await this.repo.storeForJob(body.job, body.store);
     await this.catalog.putJob({ name: body.job, agent: body.agent, sources: body.sources, store: body.store ?? existing?.store });
-    const run = await this.runs.create(body.agent, body.job, body.sources);
+    const run = await this.runs.create(body.agent, body.job, body.sources, body.hooks);
     this.log.info({ run: run.id, agent: body.agent, job: body.job }, 'run queued');
     sendJson(res, 201, run);
   }
@@ -470,10 +475,15 @@ export class MediaServer {
     const seq = Number(seqText);
     if (!Number.isSafeInteger(seq) || seq < 0) throw new RequestError(400, `batch number must be a non-negative integer; got ${JSON.stringify(seqText)}`);
     const result = await this.exclusive(session, async () => {
+      // An upload that stalls (an agent gone without closing its connection) would keep the
+      // session busy, and so unexpired and refusing the agent's retry, forever: after the
+      // session's idle time without a byte, the request is cut.
+      req.setTimeout(this.idleMs, () => req.destroy(new RequestError(408, `batch ${seq} of session ${session.id} stalled: no bytes for ${Math.round(this.idleMs / 1000)} s`)));
       const reader = new BodyReader(req);
       try {
         return await session.applyBatch(seq, reader);
       } finally {
+        req.setTimeout(0);
         this.metrics.bytesReceived.inc(reader.bytesRead);
       }
     });
@@ -610,10 +620,19 @@ function describeError(err: unknown): { status: number; message: string; details
   }
   if (err instanceof RepositoryError) {
     const name = (err as Error).name;
-    return { status: /UnknownStore|StoreScope|InvalidJobName/.test(name) ? 400 : 500, message: err.message };
+    return { status: /UnknownStore|StoreScope|InvalidJobName|InvalidStoreName/.test(name) ? 400 : 500, message: err.message };
   }
   if ((err as Error)?.name === 'InvalidJobNameError') return { status: 400, message: (err as Error).message };
   return { status: 500, message: `internal error: ${(err as Error)?.message ?? String(err)}` };
+}
+
+/** A percent-decoded path segment; malformed escapes (`%ZZ`) are the client's mistake. */
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new RequestError(400, `malformed percent-encoding in the request path: ${JSON.stringify(part)}`);
+  }
 }
 
 function pollWait(url: URL): number {

@@ -41,9 +41,9 @@ export class StoreHub {
 
   constructor(
     private readonly repo: Repository,
-    private readonly options: { uploadsInFlight?: number } = {},
+    private readonly options: { uploadsInFlight?: number; sealIdleMs?: number } = {},
   ) {
-    this.timer = setInterval(() => void this.tick(), IDLE_SEAL_MS);
+    this.timer = setInterval(() => void this.tick(), options.sealIdleMs ?? IDLE_SEAL_MS);
     this.timer.unref();
   }
 

@@ -12,8 +12,10 @@ export const FINGERPRINT_BYTES = 32;
 /** Limits both sides agree on (the server announces its own in BeginSessionResponse). */
 export const MAX_QUERY_FINGERPRINTS = 65_536;
 export const MAX_BATCH_CHUNKS = 65_536;
+/** Bytes the codec may add to a chunk (AES-GCM nonce and tag; lz4 is kept only when smaller), rounded up. */
+export const BLOB_FRAMING_BYTES = 64;
 /** Largest stored blob a batch may carry: 16 MiB chunk + codec framing. */
-export const MAX_STORED_BLOB_BYTES = 16 * 1024 * 1024 + 64;
+export const MAX_STORED_BLOB_BYTES = 16 * 1024 * 1024 + BLOB_FRAMING_BYTES;
 /** Largest JSON body the server reads. */
 export const MAX_JSON_BYTES = 1024 * 1024;
 
@@ -145,7 +147,10 @@ export function decodeBlobHeader(b: Uint8Array, index: number, maxChunk: number)
   const rawLength = v.getUint32(33, true);
   const storedLength = v.getUint32(37, true);
   if (rawLength === 0 || rawLength > maxChunk) throw new WireFormatError(`blob ${index}: raw length ${rawLength} is outside 1..${maxChunk}`);
-  if (storedLength === 0 || storedLength > MAX_STORED_BLOB_BYTES) throw new WireFormatError(`blob ${index}: stored length ${storedLength} is outside 1..${MAX_STORED_BLOB_BYTES}`);
+  // A stored blob is its chunk plus at most the codec's framing: a larger one cannot be
+  // valid, and accepting it would make the server buffer up to 16 MiB for a small chunk.
+  const maxStored = Math.min(MAX_STORED_BLOB_BYTES, maxChunk + BLOB_FRAMING_BYTES);
+  if (storedLength === 0 || storedLength > maxStored) throw new WireFormatError(`blob ${index}: stored length ${storedLength} is outside 1..${maxStored}`);
   return { fingerprint: Uint8Array.prototype.slice.call(b, 0, 32), codec: b[32]!, rawLength, storedLength };
 }
 
