@@ -222,8 +222,8 @@ class SessionUpload {
     } catch (err) {
       // A commit whose answer was lost and is retried: the server says it is already
       // committed and names the snapshot.
-      if (err instanceof ServerError && err.status === 409 && typeof err.body.snapshot === 'string') {
-        throw new BackupFailedError(`the commit's answer was lost; the server committed snapshot ${err.body.snapshot}`);
+      if (err instanceof ServerError && err.status === 409 && typeof err.body.committed === 'object' && err.body.committed !== null) {
+        return err.body.committed as CommitResponse;
       }
       throw err;
     }

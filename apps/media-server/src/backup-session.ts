@@ -55,6 +55,8 @@ export class BackupSession {
   nextSeq = 0;
   busy = false;
   snapshot: SnapshotInfo | undefined;
+  /** What the commit answered, repeated to an agent that retries a commit whose answer it lost. */
+  committed: unknown;
   error: string | undefined;
   readonly totals: SessionTotals = { bytesRead: 0, bytesSent: 0, bytesNew: 0, bytesStored: 0, chunks: 0, chunksNew: 0 };
   private readonly writer: SnapshotWriter;
@@ -101,9 +103,11 @@ export class BackupSession {
     let bytesNew = 0;
     let storedBytes = 0;
     const blobHeader = Buffer.allocUnsafe(BLOB_HEADER_BYTES);
+    const blobLengths = new Map<string, number>();
     for (let i = 0; i < header.blobCount; i++) {
       await body.readInto(blobHeader, `the header of blob ${i}`);
       const h = decodeBlobHeader(blobHeader, i, this.init.maxChunk);
+      blobLengths.set(hex(h.fingerprint), h.rawLength);
       const bytes = this.blobSpace(h.storedLength);
       await body.readInto(bytes, `blob ${i} (${hex(h.fingerprint)})`);
       if (store.encrypted !== ((h.codec & CODEC_ENCRYPTED) !== 0)) {
@@ -132,6 +136,10 @@ export class BackupSession {
     for (let i = 0; i < refs.length; i++) {
       const ref = refs[i]!;
       if (ref.zero) continue;
+      const carried = blobLengths.get(hex(ref.fingerprint));
+      if (carried !== undefined && carried !== ref.length) {
+        throw new RequestError(422, `reference ${i} of batch ${seq} says ${ref.length} bytes, but the blob the batch carried for ${hex(ref.fingerprint)} has ${carried}; nothing of this batch was applied`);
+      }
       if (this.init.store.index.has(ref.fingerprint)) continue;
       const pack = writer.pendingPack(ref.fingerprint);
       if (pack === undefined) {

@@ -290,7 +290,8 @@ export class MediaServer {
     res.end(body);
   }
 
-  private async listStores(_req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async listStores(_req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
     sendJson(res, 200, { stores: await this.stores.reports() });
   }
 
@@ -441,7 +442,7 @@ export class MediaServer {
     if (!session) throw new RequestError(404, `no session ${id} (sessions live until they commit or expire; start a new one)`);
     if (who.kind === 'agent' && session.init.agent !== who.name) throw new RequestError(403, `session ${id} belongs to agent ${session.init.agent}`);
     if (session.state === 'expired') throw new RequestError(410, `session ${id} expired after ${Math.round(this.idleMs / 1000)} s without requests; start a new session (what it uploaded is kept)`);
-    if (session.state === 'committed') throw new RequestError(409, `session ${id} is already committed as snapshot ${session.snapshot?.id}`, { snapshot: session.snapshot?.id });
+    if (session.state === 'committed') throw new RequestError(409, `session ${id} is already committed as snapshot ${session.snapshot?.id}`, { snapshot: session.snapshot?.id, committed: session.committed });
     if (session.state === 'failed') throw new RequestError(409, `session ${id} failed (${session.error}); start a new session`);
     return session;
   }
@@ -505,6 +506,7 @@ export class MediaServer {
     await this.recordSession(session);
     this.log.info({ session: session.id, job: session.init.job, snapshot: snapshot.id, ...session.totals }, 'snapshot committed');
     const response: CommitResponse = { snapshot: summary(snapshot), totals: session.totals, dedupRatio: session.dedupRatio() };
+    session.committed = response;
     sendJson(res, 200, response);
   }
 
@@ -539,6 +541,10 @@ export class MediaServer {
     if (at !== null && Number.isNaN(Date.parse(at))) throw new RequestError(400, `at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
     const snapshot = await this.repo.findSnapshot(job!, { id: q.get('id') ?? undefined, at: at === null ? undefined : new Date(at), source: q.get('source') ?? undefined });
     const total = snapshot.meta.logicalBytes;
+    for (const name of ['offset', 'length']) {
+      const v = q.get(name);
+      if (v !== null && !/^\d+$/.test(v)) throw new RequestError(400, `${name} must be a number of bytes (0 or more); got ${JSON.stringify(v)}`);
+    }
     const offset = q.has('offset') ? Number(q.get('offset')) : 0;
     const length = q.has('length') ? Number(q.get('length')) : total - offset;
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > total) {

@@ -146,7 +146,10 @@ describe('restore requests', () => {
     expectError(await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=ffffffffffffffff`, { token: a.token }), 404, /ffffffffffffffff/);
     expectError(await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?at=not-a-time`, { token: a.token }), 400, /at must be an ISO-8601 time; got "not-a-time"/);
     const size = first!.data.length;
-    for (const q of [`offset=${size + 1}`, `offset=-1`, `offset=0&length=${size + 1}`, 'offset=abc', `offset=${size - 10}&length=11`]) {
+    for (const q of ['offset=-1', 'offset=abc', 'length=1.5']) {
+      expectError(await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=${first!.snapshot}&${q}`, { token: a.token }), 400, /must be a number of bytes/);
+    }
+    for (const q of [`offset=${size + 1}`, `offset=0&length=${size + 1}`, `offset=${size - 10}&length=11`]) {
       expectError(await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=${first!.snapshot}&${q}`, { token: a.token }), 416, new RegExp(`is outside snapshot ${first!.snapshot} \\(${size} bytes\\)`));
     }
     const tail = await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=${first!.snapshot}&offset=${size - 10}`, { token: a.token });

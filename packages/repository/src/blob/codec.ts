@@ -111,6 +111,12 @@ export class BlobCodec {
     let raw: Uint8Array;
     const kind = blob.codec & ~CODEC_ENCRYPTED;
     if (kind === PAYLOAD_LZ4) {
+      // lz4-napi's block starts with the uncompressed size (u32 LE). Checked first: a
+      // forged size would make the decompressor allocate and work for seconds before failing.
+      const declared = payload.length >= 4 ? new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0, true) : -1;
+      if (declared !== blob.rawLength) {
+        throw new BlobCorruptError('length', `the lz4 block holds ${declared} bytes, the trailer says ${blob.rawLength}`);
+      }
       try {
         raw = await uncompress(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
       } catch (err) {
