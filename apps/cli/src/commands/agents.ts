@@ -6,6 +6,7 @@ import { AgentDaemon, type AgentLog } from '@hoard/agent';
 import { renderTable } from '../table.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { UsageError } from '../errors.js';
+import { untilStopSignal } from '../signals.js';
 
 interface AgentView {
   name: string;
@@ -59,14 +60,6 @@ export async function runAgentStart(options: ServerOptions & { logLevel?: string
   const agent = new AgentDaemon({ server: client.base, token: client.token, log: jsonLog(level) });
   await agent.start();
   out(`hoard agent ${agent.name} connected to ${client.base}; waiting for runs`);
-  await new Promise<void>((done) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      done();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopSignal();
   await agent.close();
 }

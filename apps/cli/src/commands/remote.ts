@@ -9,7 +9,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
 import { formatBytes } from '@hoard/chunker';
-import { parseSourceSpec, type RunView } from '@hoard/protocol';
+import { parseSourceSpec, type RunView, type SnapshotSummary } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
@@ -84,16 +84,8 @@ function printRun(run: RunView, out: (line: string) => void): void {
   );
 }
 
-interface SnapshotRow {
-  job: string;
-  id: string;
-  key: string;
-  source: { name: string; kind: string };
-  startedAt: string;
-  finishedAt: string;
-  logicalBytes: number;
-  store: string;
-}
+/** The catalog's snapshot records have the shape of the protocol's summaries. */
+type SnapshotRow = SnapshotSummary;
 
 export interface RemoteSnapshotsOptions extends ServerOptions {
   job?: string;

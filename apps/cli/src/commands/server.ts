@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { MediaServer } from '@hoard/media-server';
 import { Repository, RepositoryNotFoundError } from '@hoard/repository';
 import { UsageError } from '../errors.js';
+import { untilStopSignal } from '../signals.js';
 import { openObjectStore, passphrase } from '../repo-location.js';
 
 export interface ServerConfig {
@@ -125,15 +126,7 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
 /** Runs until SIGINT/SIGTERM, then finishes open packs and closes the catalog. */
 export async function runServerStart(options: ServerStartOptions, out: (line: string) => void): Promise<void> {
   const server = await startServerFromOptions(options, out);
-  await new Promise<void>((done) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      done();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopSignal();
   process.stderr.write('hoard server: stopping\n');
   await server.close();
 }
