@@ -115,7 +115,8 @@ interface SeriesSpec {
   series: DataSeries;
 }
 
-async function materialize(series: DataSeries, day: number, path: string): Promise<{ bytes: number; sha256: string }> {
+/** Writes day `day` of `series` to `path` (beside it, then renamed over it); returns its size and SHA-256. */
+export async function materialize(series: DataSeries, day: number, path: string): Promise<{ bytes: number; sha256: string }> {
   const tmp = `${path}.tmp`;
   const hash = createHash('sha256');
   const fh = await open(tmp, 'w');
@@ -134,7 +135,7 @@ async function materialize(series: DataSeries, day: number, path: string): Promi
 }
 
 /** Reads the file once (into the page cache) and returns its SHA-256. */
-async function readThrough(path: string): Promise<{ bytes: number; sha256: string }> {
+export async function readThrough(path: string): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
   const fh = await open(path, 'r');
   const buf = Buffer.allocUnsafe(8 * MiB);
@@ -152,7 +153,7 @@ async function readThrough(path: string): Promise<{ bytes: number; sha256: strin
   return { bytes, sha256: hash.digest('hex') };
 }
 
-function syncDisks(): void {
+export function syncDisks(): void {
   spawnSync('sync', { stdio: 'ignore' });
 }
 

@@ -7,6 +7,7 @@ import { backupCommand } from './backup-bench.js';
 import { fullRun, quickRun, renderChunkerReport, runChunkerBench } from './chunker-bench.js';
 import { runIndexBench } from './index-bench.js';
 import { machine } from './machine.js';
+import { networkCommand } from './network-bench.js';
 import { renderTable } from './table.js';
 
 const USAGE = `usage: pnpm bench <benchmark> [--json] [--quick]
@@ -17,6 +18,9 @@ benchmarks:
   backup    hoard vs restic vs borg end to end on the VM-image and dump series: backup time
             per day, repository size, peak RSS, restore (installs restic/borgbackup with
             apt-get when missing, as root)
+  network   agent and media server on loopback (separate processes): bytes on the wire per
+            day vs new compressed bytes, throughput vs the embedded path, server RSS per
+            million chunks indexed, N agents at once
 
 options:
   --json    print one JSON object (figures + machine) instead of tables
@@ -28,11 +32,20 @@ backup options:
   --dir DIR     where the work directory goes (default: the OS temp dir; a full run
                 needs ~15 GiB)
   --keep        keep the work directory (data, repositories) afterwards
+
+network options (default: 1 GiB image + 256 MiB dump x 5 days, 4 agents x 512 MiB;
+--quick: 128 MiB + 32 MiB x 3 days, 4 agents x 64 MiB):
+  --image-mib N        VM image size           --dump-mib N    dump size on day 0
+  --days N             days of each series     --seed N        data seed (default 1)
+  --agents N           agents at once (0: skip that phase)
+  --agent-image-mib N  each concurrent agent's image size
+  --dir DIR, --keep    as for backup
 `;
 
 async function main(argv: string[]): Promise<number> {
   const at = argv.findIndex((a) => !a.startsWith('--'));
   if (argv[at] === 'backup') return backupCommand([...argv.slice(0, at), ...argv.slice(at + 1)], USAGE);
+  if (argv[at] === 'network') return networkCommand([...argv.slice(0, at), ...argv.slice(at + 1)], USAGE);
   const args = argv.filter((a) => !a.startsWith('--'));
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
   const unknown = [...flags].filter((f) => !['--json', '--quick', '--help'].includes(f));
