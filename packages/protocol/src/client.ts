@@ -3,6 +3,8 @@
  * Node's fetch (HTTP/1.1 keep-alive). Errors are typed: ServerError carries the server's
  * status and message; ServerUnreachableError means no answer at all (worth a retry).
  */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON } from './wire.js';
 import {
   type BatchResponse,
@@ -40,6 +42,8 @@ export interface ClientOptions {
 
 export class HoardClient {
   readonly base: string;
+  /** Batch uploads go through node:http: fetch copies every piece of a streamed body. */
+  private readonly uploadAgent: HttpAgent;
 
   constructor(private readonly options: ClientOptions) {
     let url: URL;
@@ -50,6 +54,7 @@ export class HoardClient {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`server URL ${options.url} must start with http:// or https://`);
     this.base = url.origin;
+    this.uploadAgent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   }
 
   get token(): string {
@@ -121,9 +126,57 @@ export class HoardClient {
     return new Uint8Array(await res.arrayBuffer());
   }
 
-  async batch(session: string, seq: number, body: AsyncIterable<Uint8Array>): Promise<BatchResponse> {
-    const res = await this.request('PUT', `/v1/sessions/${session}/batches/${seq}`, { body });
-    return (await res.json()) as BatchResponse;
+  /** Streams a batch, writing each piece as it comes and waiting when the socket is full. */
+  batch(session: string, seq: number, body: AsyncIterable<Uint8Array>): Promise<BatchResponse> {
+    const url = new URL(`/v1/sessions/${session}/batches/${seq}`, this.base);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<BatchResponse>((resolve, reject) => {
+      const req = send(url, { method: 'PUT', agent: this.uploadAgent, headers: { authorization: `Bearer ${this.options.token}`, 'content-type': CONTENT_TYPE_BINARY } });
+      let settled = false;
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        req.destroy();
+        reject(err);
+      };
+      req.on('error', (err: NodeJS.ErrnoException) => fail(new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${err.code ?? err.message}`)));
+      req.on('response', (res: IncomingMessage) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('error', (err) => fail(new ServerUnreachableError(`the media server at ${this.base} broke off its answer: ${err.message}`)));
+        res.on('end', () => {
+          let parsed: Record<string, unknown> = {};
+          try {
+            parsed = JSON.parse(Buffer.concat(parts).toString('utf8')) as Record<string, unknown>;
+          } catch {
+            // not JSON: the status says enough
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            fail(new ServerError(res.statusCode ?? 500, typeof parsed.error === 'string' ? parsed.error : `HTTP ${res.statusCode}`, parsed));
+          } else if (!settled) {
+            settled = true;
+            resolve(parsed as unknown as BatchResponse);
+          }
+        });
+      });
+      void (async () => {
+        try {
+          for await (const piece of body) {
+            if (settled) return;
+            if (!req.write(piece)) {
+              // 'close' too: a request that fails while full never drains.
+              await new Promise<void>((drained) => {
+                req.once('drain', drained);
+                req.once('close', drained);
+              });
+            }
+          }
+          req.end();
+        } catch (err) {
+          fail(err);
+        }
+      })();
+    });
   }
 
   commit(session: string, request: CommitRequest): Promise<CommitResponse> {
