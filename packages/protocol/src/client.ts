@@ -166,8 +166,13 @@ export class HoardClient {
             if (!req.write(piece)) {
               // 'close' too: a request that fails while full never drains.
               await new Promise<void>((drained) => {
-                req.once('drain', drained);
-                req.once('close', drained);
+                const done = (): void => {
+                  req.off('drain', done);
+                  req.off('close', done);
+                  drained();
+                };
+                req.on('drain', done);
+                req.on('close', done);
               });
             }
           }
