@@ -41,6 +41,7 @@ import {
   type NetworkDay,
   type ServerMemory,
 } from './network-report.js';
+import type { SessionTotals } from '@hoard/protocol';
 import { HOARD_CLI, REPO_ROOT, findOnPath } from './peers.js';
 
 const MiB = 1 << 20;
@@ -302,14 +303,8 @@ function lastJson<T>(stdout: string): T {
   throw new Error(`no JSON in output: ${stdout.slice(-300)}`);
 }
 
-interface Totals {
-  bytesRead: number;
-  bytesSent: number;
-  bytesNew: number;
-  bytesStored: number;
-  chunks: number;
-  chunksNew: number;
-}
+/** A target's totals as the agent reports them (the protocol's SessionTotals). */
+type Totals = SessionTotals;
 
 interface RunViewLite {
   id: string;

@@ -11,7 +11,7 @@
  * A dropped connection is retried within the session: a batch is resent under the same
  * sequence number (the server applies it once), so a flaky link costs time, not a restart.
  */
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import type { Blake3Hasher } from '@napi-rs/blake-hash';
 import { Chunker, type ChunkerSpec, type FingerprintSpec } from '@hoard/chunker';
 import {
   BATCH_HEADER_BYTES,
@@ -19,6 +19,7 @@ import {
   HoardClient,
   ServerError,
   ServerUnreachableError,
+  chunkerFromWire,
   encodeBatchHeader,
   encodeBlobHeader,
   encodeRefs,
@@ -28,7 +29,7 @@ import {
   type RunProgress,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, type EncodedBlob } from '@hoard/repository';
+import { BlobCodec, streamHasher, type EncodedBlob } from '@hoard/repository';
 import type { SourceTarget } from './sources/source.js';
 
 const ENCODES_IN_FLIGHT = 8;
@@ -128,8 +129,8 @@ class SessionUpload {
     const secrets = session.store.secrets;
     const fingerprintKey = secrets ? Buffer.from(secrets.fingerprintKey, 'base64') : undefined;
     this.fingerprint = fingerprintKey ? { algorithm: 'blake3', key: fingerprintKey } : { algorithm: 'blake3' };
-    this.hasher = fingerprintKey ? Blake3Hasher.newKeyed(fingerprintKey) : new Blake3Hasher();
-    this.chunker = chunkerFromJson(session.chunker);
+    this.hasher = streamHasher(fingerprintKey);
+    this.chunker = chunkerFromWire(session.chunker);
     this.batchChunks = Math.max(1, Math.min(session.limits.batchChunks, session.limits.queryFingerprints));
     this.batchBytes = Math.max(session.limits.batchBytes, session.maxChunk);
   }
@@ -246,6 +247,16 @@ async function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]):
 }
 
 /**
+ * 5xx is worth retrying (a 503 "pack lost" only twice: the session cannot recover it),
+ * and so is 409 "busy": the server is still finishing the interrupted request.
+ */
+function retryableStatus(err: ServerError, attempt: number): boolean {
+  if (err.status === 409) return /busy/.test(err.message);
+  if (err.status === 503) return attempt < 3;
+  return err.status >= 500 && err.status !== 501;
+}
+
+/**
  * Retries what a dropped connection or a busy session interrupted: unreachable server,
  * 5xx answers, and 409 "busy" (the server is still finishing the interrupted request).
  */
@@ -254,7 +265,7 @@ async function retrying<T>(call: () => Promise<T>, signal?: AbortSignal): Promis
     try {
       return await call();
     } catch (err) {
-      const retryable = err instanceof ServerUnreachableError || (err instanceof ServerError && (err.status >= 500 && err.status !== 501 ? err.status !== 503 || attempt < 3 : err.status === 409 && /busy/.test(err.message)));
+      const retryable = err instanceof ServerUnreachableError || (err instanceof ServerError && retryableStatus(err, attempt));
       if (!retryable || attempt >= RETRIES) throw err;
       signal?.throwIfAborted();
       await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
@@ -262,10 +273,3 @@ async function retrying<T>(call: () => Promise<T>, signal?: AbortSignal): Promis
   }
 }
 
-/** The chunker spec from the session (its seed arrives as base64 or decimal text). */
-export function chunkerFromJson(json: Record<string, unknown>): ChunkerSpec {
-  const spec = { ...json } as Record<string, unknown>;
-  const seed = spec.seed as { base64?: string; bigint?: string } | undefined;
-  if (seed && typeof seed === 'object') spec.seed = seed.base64 !== undefined ? Uint8Array.from(Buffer.from(seed.base64, 'base64')) : BigInt(seed.bigint!);
-  return spec as unknown as ChunkerSpec;
-}

@@ -27,7 +27,9 @@ export function exitStatus(err: unknown): { code: number; message: string } {
   if (err instanceof ServerError) {
     // The server names what is wrong; 4xx means nothing was done.
     if (/stored data is damaged/.test(message)) return { code: EXIT_DAMAGED, message: `server: ${message}` };
-    return { code: err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 403 && err.status !== 410 ? EXIT_USAGE : EXIT_FAILURE, message: `server: ${message}` };
+    // A refused token or an expired session is a failure of the work, not of the command line.
+    const usage = err.status >= 400 && err.status < 500 && ![401, 403, 410].includes(err.status);
+    return { code: usage ? EXIT_USAGE : EXIT_FAILURE, message: `server: ${message}` };
   }
   if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError'))) return { code: EXIT_FAILURE, message };
   if (

@@ -235,19 +235,15 @@ describe('server and agent processes on fs storage', () => {
   });
 
   it('bad input through the CLI is a clear error, not a stack trace', async () => {
-    const noAgent = await runJobRaw(server, ['run', '--agent', 'nobody', '--job', 'x', '--source', 'cmd:true']);
+    const noAgent = await server.cli(['run', '--agent', 'nobody', '--job', 'x', '--source', 'cmd:true']);
     expect(noAgent.code).toBe(2);
     expect(noAgent.stderr).toMatch(/no agent nobody/);
-    const badSpec = await runJobRaw(server, ['run', '--agent', 'kvm1', '--job', 'x', '--source', 'vm:relative/*.qcow2']);
+    const badSpec = await server.cli(['run', '--agent', 'kvm1', '--job', 'x', '--source', 'vm:relative/*.qcow2']);
     expect(badSpec.code).toBe(2);
     expect(badSpec.stderr).toMatch(/absolute/);
     for (const r of [noAgent, badSpec]) expect(r.stderr).not.toMatch(STACK_TRACE);
   });
 });
-
-function runJobRaw(server: ServerProcess, args: string[]): ReturnType<ServerProcess['cli']> {
-  return server.cli(args);
-}
 
 describe('server and agent processes on S3 storage (Ceph RGW)', () => {
   let server: ServerProcess;

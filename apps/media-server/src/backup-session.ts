@@ -10,7 +10,7 @@
  * without being applied twice.
  */
 import type { ChunkerSpec } from '@hoard/chunker';
-import { SnapshotWriter, type EncodedBlob, type Repository, type SnapshotInfo } from '@hoard/repository';
+import { CODEC_ENCRYPTED, SnapshotWriter, type EncodedBlob, type Repository, type SnapshotInfo } from '@hoard/repository';
 import {
   BATCH_HEADER_BYTES,
   BLOB_HEADER_BYTES,
@@ -25,7 +25,6 @@ import {
   type SessionTotals,
   type SourceKind,
 } from '@hoard/protocol';
-import { CODEC_ENCRYPTED } from '@hoard/repository';
 import type { BodyReader } from './http-util.js';
 import type { OpenStore } from './store-hub.js';
 
@@ -136,7 +135,9 @@ export class BackupSession {
     for (let i = 0; i < refs.length; i++) {
       const ref = refs[i]!;
       if (ref.zero) continue;
-      const carried = blobLengths.get(hex(ref.fingerprint));
+      // Most references name chunks the store already had: only a batch that carried
+      // blobs needs the per-reference lookup.
+      const carried = blobLengths.size > 0 ? blobLengths.get(hex(ref.fingerprint)) : undefined;
       if (carried !== undefined && carried !== ref.length) {
         throw new RequestError(422, `reference ${i} of batch ${seq} says ${ref.length} bytes, but the blob the batch carried for ${hex(ref.fingerprint)} has ${carried}; nothing of this batch was applied`);
       }

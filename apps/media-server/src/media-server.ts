@@ -13,7 +13,17 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { resolveChunker, type ChunkerSpec } from '@hoard/chunker';
-import { Catalog, CatalogError, type SnapshotRecord } from '@hoard/catalog';
+import {
+  AgentExistsError,
+  AgentNotFoundError,
+  AgentRevokedError,
+  Catalog,
+  CatalogError,
+  CatalogValidationError,
+  JobNotFoundError,
+  TokenInUseError,
+  type SnapshotRecord,
+} from '@hoard/catalog';
 import {
   CONTENT_TYPE_BINARY,
   MAX_QUERY_FINGERPRINTS,
@@ -22,6 +32,7 @@ import {
   checkAgentName,
   checkJobName,
   checkQueryBody,
+  chunkerToWire,
   encodeMissingBitmap,
   parseBeginSession,
   parseCommit,
@@ -35,9 +46,13 @@ import {
 } from '@hoard/protocol';
 import {
   IntegrityError,
+  InvalidJobNameError,
+  InvalidStoreNameError,
   ObjectFormatError,
   RepositoryError,
   SnapshotNotFoundError,
+  StoreScopeError,
+  UnknownStoreError,
   StreamSink,
   restore,
   type Repository,
@@ -395,6 +410,7 @@ export class MediaServer {
     }
     const store = await this.stores.forJob(body.job, job?.store);
     const chunker = store.store.chunking(body.chunking);
+    const maxChunk = resolveChunker(chunker).maxSize;
     const parent = await this.repo.latestSnapshot(body.job, (s) => s.meta.source.name === body.source.name);
     const id = randomBytes(16).toString('hex');
     const session = new BackupSession(this.repo, {
@@ -405,7 +421,7 @@ export class MediaServer {
       run: body.run,
       store,
       chunker,
-      maxChunk: resolveChunker(chunker).maxSize,
+      maxChunk,
       parent: parent?.key ?? null,
       verifyUploads: this.options.verifyUploads ?? true,
     });
@@ -422,8 +438,8 @@ export class MediaServer {
         encrypted: store.store.encrypted,
         secrets: store.store.wireSecrets(),
       },
-      chunker: chunkerToJson(chunker),
-      maxChunk: resolveChunker(chunker).maxSize,
+      chunker: chunkerToWire(chunker),
+      maxChunk,
       limits: { queryFingerprints: MAX_QUERY_FINGERPRINTS, batchChunks: this.options.batchChunks ?? 4096, batchBytes: this.options.batchBytes ?? 16 * 1024 * 1024 },
       idleTimeoutMs: this.idleMs,
       parent: parent?.key ?? null,
@@ -499,7 +515,6 @@ export class MediaServer {
     const body = parseCommit(await readJson(req));
     const snapshot = await this.exclusive(session, async () => session.commit(body));
     session.state = 'committed';
-    session.totals.bytesRead = Math.max(session.totals.bytesRead, body.bytesRead);
     this.metrics.sessions.inc({ result: 'committed' });
     this.metrics.bytesNew.inc(session.totals.bytesNew);
     await this.catalog.putSnapshot({ ...snapshotRecord(snapshot), sessionId: session.id });
@@ -619,16 +634,19 @@ function describeError(err: unknown): { status: number; message: string; details
   if (err instanceof WireFormatError) return { status: 400, message: err.message };
   if (err instanceof SnapshotNotFoundError) return { status: 404, message: err.message };
   if (err instanceof IntegrityError || err instanceof ObjectFormatError) return { status: 500, message: `stored data is damaged: ${(err as Error).message}` };
-  if (err instanceof CatalogError) {
-    const name = (err as Error).name;
-    const status = name === 'AgentExistsError' || name === 'TokenInUseError' ? 409 : name === 'AgentNotFoundError' || name === 'JobNotFoundError' ? 404 : /Validation|InvalidName|Revoked/.test(name) ? 400 : 500;
-    return { status, message: err.message };
+  if (err instanceof AgentExistsError || err instanceof TokenInUseError) return { status: 409, message: err.message };
+  if (err instanceof AgentNotFoundError || err instanceof JobNotFoundError) return { status: 404, message: err.message };
+  if (
+    err instanceof CatalogValidationError ||
+    err instanceof AgentRevokedError ||
+    err instanceof UnknownStoreError ||
+    err instanceof StoreScopeError ||
+    err instanceof InvalidStoreNameError ||
+    err instanceof InvalidJobNameError
+  ) {
+    return { status: 400, message: err.message };
   }
-  if (err instanceof RepositoryError) {
-    const name = (err as Error).name;
-    return { status: /UnknownStore|StoreScope|InvalidJobName|InvalidStoreName/.test(name) ? 400 : 500, message: err.message };
-  }
-  if ((err as Error)?.name === 'InvalidJobNameError') return { status: 400, message: (err as Error).message };
+  if (err instanceof CatalogError || err instanceof RepositoryError) return { status: 500, message: err.message };
   return { status: 500, message: `internal error: ${(err as Error)?.message ?? String(err)}` };
 }
 
@@ -666,12 +684,4 @@ function summary(s: SnapshotInfo): SnapshotSummary {
   return { id: s.id, key: s.key, job: s.meta.job, source: s.meta.source, startedAt: s.meta.startedAt, finishedAt: s.meta.finishedAt, logicalBytes: s.meta.logicalBytes, store: s.meta.store };
 }
 
-/** JSON for a chunker spec: a seed (bytes or bigint) travels as base64 / decimal text. */
-function chunkerToJson(spec: ChunkerSpec): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...spec };
-  if (spec.kind === 'fastcdc' && spec.seed !== undefined) {
-    out.seed = spec.seed instanceof Uint8Array ? { base64: Buffer.from(spec.seed).toString('base64') } : { bigint: spec.seed.toString() };
-  }
-  return out;
-}
 

@@ -2,3 +2,4 @@ export * from './source-spec.js';
 export * from './wire.js';
 export * from './messages.js';
 export * from './client.js';
+export * from './chunker-wire.js';

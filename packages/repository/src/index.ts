@@ -71,7 +71,7 @@ export { ObjectFormatError } from './format-error.js';
 export { RepositoryError, RepositoryNotFoundError, RepositoryExistsError, PassphraseRequiredError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError, SourceError, IntegrityError } from './repo/errors.js';
 export { type RepositoryConfig, type StoreRecord, type StoreScope, RecordFormatError, InvalidStoreNameError, describeScope } from './repo/records.js';
 export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOptions, type SnapshotInfo } from './repo/repository.js';
-export { FingerprintStore } from './repo/fingerprint-store.js';
+export { FingerprintStore, streamHasher } from './repo/fingerprint-store.js';
 export { StoreIndex, type BlobLocation } from './repo/store-index.js';
 export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
 export { restore, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';

@@ -12,6 +12,14 @@ import type { ObjectStore } from '../store/object-store.js';
 import type { StoreRecord } from './records.js';
 import { StoreIndex } from './store-index.js';
 
+/**
+ * The whole-stream hash of a store: BLAKE3, keyed with the fingerprint key in encrypted
+ * stores. The agent computes it with the key it was handed; restore checks it.
+ */
+export function streamHasher(fingerprintKey?: Uint8Array): Blake3Hasher {
+  return fingerprintKey ? Blake3Hasher.newKeyed(Buffer.from(fingerprintKey)) : new Blake3Hasher();
+}
+
 export class FingerprintStore {
   readonly idBytes: Uint8Array;
   readonly fingerprintSpec: FingerprintSpec;
@@ -67,7 +75,7 @@ export class FingerprintStore {
 
   /** Whole-stream hash: BLAKE3, keyed in encrypted stores like the fingerprints. */
   streamHasher(): Blake3Hasher {
-    return this.secrets ? Blake3Hasher.newKeyed(Buffer.from(this.secrets.fingerprintKey)) : new Blake3Hasher();
+    return streamHasher(this.secrets?.fingerprintKey);
   }
 
   /** The store's index, loaded from its segments on first use and then kept up to date. */
