@@ -140,10 +140,19 @@ export class AgentDaemon {
       pendingReport = this.client.runProgress(run.id, p).catch(() => undefined);
     };
     try {
-      const result = await uploadSource(this.client, target, { job: run.job, run: run.id, signal: this.stop.signal, onProgress, workers: this.options.workers });
+      const result = await uploadSource(this.client, target, { job: run.job, run: run.id, signal: this.stop.signal, onProgress, workers: this.options.workers, full: run.full });
       await pendingReport;
       this.log.info('snapshot committed', { run: run.id, target: target.name, snapshot: result.snapshot.id, ...result.totals });
-      return { name: target.name, ok: true, snapshot: result.snapshot, totals: { ...result.totals, bytesSent: result.wireBytes }, dedupRatio: dedupRatio(result.totals.bytesRead, result.totals.bytesStored), durationMs: Date.now() - started };
+      const a = result.archive;
+      return {
+        name: target.name,
+        ok: true,
+        snapshot: result.snapshot,
+        totals: { ...result.totals, bytesSent: result.wireBytes },
+        dedupRatio: dedupRatio(result.snapshot.logicalBytes, result.totals.bytesStored),
+        ...(a ? { files: { read: a.filesRead, unchanged: a.filesUnchanged, bytesUnchanged: a.bytesUnchanged, skipped: a.skipped } } : {}),
+        durationMs: Date.now() - started,
+      };
     } catch (err) {
       await pendingReport;
       this.log.warn('backup failed', { run: run.id, target: target.name, error: (err as Error).message });

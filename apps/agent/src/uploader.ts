@@ -25,12 +25,15 @@ import {
   encodeRefs,
   isMissing,
   type BeginSessionResponse,
+  type CommitRequest,
   type CommitResponse,
   type RunProgress,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, streamHasher, type EncodedBlob } from '@hoard/repository';
-import type { SourceTarget } from './sources/source.js';
+import { BlobCodec, hashChunkRef, streamHasher, type EncodedBlob } from '@hoard/repository';
+import { RemotePreviousSnapshot } from './previous-snapshot.js';
+import { SMALL_FILE_BYTES, type DirArchiveStats } from './sources/dir.js';
+import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/source.js';
 
 const ENCODES_IN_FLIGHT = 8;
 const RETRIES = 8;
@@ -42,17 +45,34 @@ export interface UploadOptions {
   onProgress?: (progress: RunProgress) => void;
   /** Chunker worker threads (default: the chunker's). */
   workers?: number;
+  /**
+   * Read everything again (a full run). Otherwise (incremental, the default) a source
+   * that can, a directory, refers to what did not change since the previous snapshot
+   * instead of reading it.
+   */
+  full?: boolean;
 }
 
 export interface UploadResult extends CommitResponse {
   /** Request bytes the agent sent on the data path (fingerprint queries and batches). */
   wireBytes: number;
   durationMs: number;
+  /** Directory archives: files read and files unchanged (referred to again, not read). */
+  archive?: DirArchiveStats;
 }
 
 /** A source failed (read error, dump exited non-zero, wrong length); nothing was committed. */
 export class BackupFailedError extends Error {
   override readonly name = 'BackupFailedError';
+}
+
+interface Totals {
+  /** Bytes the source actually read (less than logicalBytes when unchanged parts were referred to again). */
+  bytesRead: number;
+  logicalBytes: number;
+  chunks: number;
+  /** What the stream hash covers (see hashChunkRef). */
+  hashOver: 'bytes' | 'chunks';
 }
 
 interface PendingBlob {
@@ -81,13 +101,19 @@ class Batch {
 
 export async function uploadSource(client: HoardClient, target: SourceTarget, options: UploadOptions): Promise<UploadResult> {
   const started = Date.now();
-  const opened = await target.open(options.signal);
   let session: BeginSessionResponse | undefined;
+  // Asked for only once the parts are being read, which is after the session began.
+  const previous = async (): Promise<PreviousSnapshot | undefined> => {
+    const parent = session?.parentSnapshot;
+    if (options.full || !parent || !parent.sameStore) return undefined;
+    return new RemotePreviousSnapshot(client, options.job, parent.id, parent.kind, parent.logicalBytes, options.signal);
+  };
+  const opened = await target.open(options.signal, { previous });
   try {
     session = await retrying(() => client.beginSession({ job: options.job, source: { name: target.name, kind: target.kind }, chunking: target.chunking, run: options.run }), options.signal);
     const upload = new SessionUpload(client, session, target, options);
     await upload.init();
-    const totals = await upload.run(opened.stream);
+    const totals = await upload.run(opened);
     // The producer's verdict comes before any commit: a dump that exited non-zero leaves
     // no snapshot (like `set -o pipefail`).
     try {
@@ -100,7 +126,7 @@ export async function uploadSource(client: HoardClient, target: SourceTarget, op
       throw new BackupFailedError(`${target.name} ${totals.bytesRead < opened.expectedBytes ? 'ended early' : 'ran long'}: read ${totals.bytesRead} bytes, expected ${opened.expectedBytes}; no snapshot was committed`);
     }
     const commit = await upload.commit(totals, new Date(started).toISOString());
-    return { ...commit, wireBytes: upload.wireBytes, durationMs: Date.now() - started };
+    return { ...commit, wireBytes: upload.wireBytes, durationMs: Date.now() - started, ...(opened.archive ? { archive: opened.archive } : {}) };
   } catch (err) {
     if (session) await client.abortSession(session.session).catch(() => undefined);
     throw err;
@@ -140,40 +166,58 @@ class SessionUpload {
     this.codec = await BlobCodec.create({ dataKey: secrets ? Buffer.from(secrets.dataKey, 'base64') : undefined });
   }
 
-  async run(stream: AsyncIterable<Uint8Array>): Promise<{ bytesRead: number; chunks: number }> {
+  async run(input: OpenedSource): Promise<Totals> {
     const arenaBytes = this.batchBytes + this.session.maxChunk;
     const spare = [new Batch(Buffer.allocUnsafeSlow(arenaBytes)), new Batch(Buffer.allocUnsafeSlow(arenaBytes))];
     let current = spare.pop()!;
     let sending: Promise<Batch> | undefined;
-    let bytesRead = 0;
-    let chunks = 0;
+    const totals: Totals = { bytesRead: 0, logicalBytes: 0, chunks: 0, hashOver: input.parts ? 'chunks' : 'bytes' };
     const chunker = new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: this.options.workers, reuseBuffers: true, pipeline: { segmentBytes: 8 * 1024 * 1024 } });
+    // Small parts (most files of a directory) are cut in-thread: a worker round trip per file costs more than it saves.
+    const small = input.parts ? new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: 0, reuseBuffers: true }) : undefined;
     const ship = async (): Promise<void> => {
       const full = current;
       // One batch on the wire while the next one fills: the arena comes back when sent.
       if (sending) spare.push(await sending);
-      sending = this.send(full, bytesRead).then(() => full);
+      sending = this.send(full, totals.bytesRead).then(() => full);
       current = spare.pop()!;
       current.reset();
     };
+    const add = async (ref: WireRef, bytes?: Uint8Array): Promise<void> => {
+      this.options.signal?.throwIfAborted();
+      if (totals.hashOver === 'chunks') hashChunkRef(this.hasher, ref.length, ref.fingerprint);
+      else if (bytes) this.hasher.update(bytes);
+      totals.logicalBytes += ref.length;
+      totals.chunks++;
+      current.refs.push(ref);
+      if (bytes && !ref.zero) {
+        const hex = Buffer.from(ref.fingerprint).toString('hex');
+        if (!current.seen.has(hex)) {
+          current.seen.add(hex);
+          current.arena.set(bytes, current.used);
+          current.blobs.push({ ref: current.refs.length - 1, at: current.used, length: ref.length, fingerprint: ref.fingerprint });
+          current.used += ref.length;
+        }
+      }
+      if (current.refs.length >= this.batchChunks || current.used >= this.batchBytes) await ship();
+    };
+    const chunkAll = async (stream: AsyncIterable<Uint8Array>, using: Chunker): Promise<void> => {
+      for await (const chunk of using.chunk(stream)) {
+        totals.bytesRead += chunk.length;
+        await add({ length: chunk.length, zero: chunk.zero, fingerprint: chunk.zero ? new Uint8Array(32) : Uint8Array.from(chunk.fingerprint) }, chunk.bytes);
+      }
+    };
     try {
-      for await (const chunk of chunker.chunk(stream)) {
-        this.options.signal?.throwIfAborted();
-        this.hasher.update(chunk.bytes);
-        bytesRead += chunk.length;
-        chunks++;
-        const fingerprint = chunk.zero ? new Uint8Array(32) : Uint8Array.from(chunk.fingerprint);
-        current.refs.push({ length: chunk.length, zero: chunk.zero, fingerprint });
-        if (!chunk.zero) {
-          const hex = Buffer.from(fingerprint).toString('hex');
-          if (!current.seen.has(hex)) {
-            current.seen.add(hex);
-            current.arena.set(chunk.bytes, current.used);
-            current.blobs.push({ ref: current.refs.length - 1, at: current.used, length: chunk.length, fingerprint });
-            current.used += chunk.length;
+      if (input.parts) {
+        for await (const part of input.parts) {
+          if (part.kind === 'chunks') {
+            for await (const ref of part.refs) await add({ length: ref.length, zero: ref.zero, fingerprint: Uint8Array.from(ref.fingerprint) });
+          } else {
+            await chunkAll(part.stream, small && (part.sizeHint ?? Infinity) < SMALL_FILE_BYTES ? small : chunker);
           }
         }
-        if (current.refs.length >= this.batchChunks || current.used >= this.batchBytes) await ship();
+      } else if (input.stream) {
+        await chunkAll(input.stream, chunker);
       }
       if (current.refs.length > 0) await ship();
       if (sending) await sending;
@@ -182,8 +226,9 @@ class SessionUpload {
       throw err;
     } finally {
       await chunker.close();
+      await small?.close();
     }
-    return { bytesRead, chunks };
+    return totals;
   }
 
   /** Asks which blobs the server lacks, encodes those, and sends the batch. */
@@ -216,8 +261,9 @@ class SessionUpload {
     this.options.onProgress?.({ target: this.target.name, bytesRead, bytesSent: this.wireBytes, bytesNew: this.bytesNew });
   }
 
-  async commit(totals: { bytesRead: number; chunks: number }, startedAt: string): Promise<CommitResponse> {
-    const request = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.bytesRead, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), startedAt };
+  async commit(totals: Totals, startedAt: string): Promise<CommitResponse> {
+    const request: CommitRequest = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.logicalBytes, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), startedAt };
+    if (totals.hashOver === 'chunks') request.streamHashOver = 'chunks';
     try {
       return await retrying(() => this.client.commit(this.session.session, request), this.options.signal);
     } catch (err) {

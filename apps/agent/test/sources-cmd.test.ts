@@ -18,7 +18,7 @@ async function target(spec: string, env?: NodeJS.ProcessEnv): Promise<SourceTarg
 
 async function readAll(opened: OpenedSource): Promise<Buffer> {
   const parts: Uint8Array[] = [];
-  for await (const part of opened.stream) parts.push(part);
+  for await (const part of opened.stream!) parts.push(part);
   return Buffer.concat(parts);
 }
 
@@ -177,7 +177,7 @@ describe('cmd: sources', () => {
   it('stopping the iteration early (break) stops the command', async () => {
     const duration = uniqueSleep();
     const opened = await (await target(`cmd:echo start; exec sleep ${duration}`)).open();
-    for await (const part of opened.stream) {
+    for await (const part of opened.stream!) {
       expect(Buffer.from(part).toString()).toBe('start\n');
       break;
     }
@@ -189,7 +189,7 @@ describe('cmd: sources', () => {
     const counter = join(dir, 'written');
     // Writes 64 KiB blocks forever, counting them in a file.
     const opened = await (await target(`cmd:i=0; while :; do head -c 65536 /dev/zero; i=$((i+1)); echo $i > ${counter}; done`)).open();
-    const iterator = opened.stream[Symbol.asyncIterator]();
+    const iterator = opened.stream![Symbol.asyncIterator]();
     await iterator.next();
     await sleep(500);
     const written = Number((await readFile(counter, 'utf8')).trim());
@@ -209,7 +209,7 @@ describe('cmd: sources', () => {
     const opened = await (await target('cmd:echo x')).open();
     await readAll(opened);
     await opened.done;
-    expect(() => opened.stream[Symbol.asyncIterator]()).toThrow(/read only once/);
+    expect(() => opened.stream![Symbol.asyncIterator]()).toThrow(/read only once/);
   });
 
   it('a missing program in a command is the command failing (status 127), with bash saying what', async () => {

@@ -46,7 +46,7 @@ async function resolve(spec: string, warnings?: string[]): Promise<SourceTarget[
 
 async function readAll(opened: OpenedSource): Promise<Buffer> {
   const parts: Uint8Array[] = [];
-  for await (const part of opened.stream) parts.push(part);
+  for await (const part of opened.stream!) parts.push(part);
   return Buffer.concat(parts);
 }
 
@@ -54,7 +54,7 @@ async function readHash(target: SourceTarget): Promise<{ sha256: string; bytes: 
   const opened = await target.open();
   const hash = createHash('sha256');
   let bytes = 0;
-  for await (const part of opened.stream) {
+  for await (const part of opened.stream!) {
     hash.update(part);
     bytes += part.length;
   }
@@ -127,7 +127,7 @@ describe('file: sources', () => {
     const path = join(dir, 'growing.img');
     await writeFile(path, noise(4 * MiB, 1));
     const opened = await (await resolve(`file:${path}`))[0].open();
-    const iterator = opened.stream[Symbol.asyncIterator]();
+    const iterator = opened.stream![Symbol.asyncIterator]();
     await iterator.next();
     await appendFile(path, noise(2 * MiB, 2));
     let err: unknown;
@@ -145,7 +145,7 @@ describe('file: sources', () => {
     const path = join(dir, 'shrinking.img');
     await writeFile(path, noise(6 * MiB, 3));
     const opened = await (await resolve(`file:${path}`))[0].open();
-    const iterator = opened.stream[Symbol.asyncIterator]();
+    const iterator = opened.stream![Symbol.asyncIterator]();
     await iterator.next();
     await truncate(path, 2 * MiB);
     const err = await (async () => {
@@ -160,7 +160,7 @@ describe('file: sources', () => {
     const path = join(dir, 'closed.img');
     await writeFile(path, noise(4 * MiB, 4));
     const opened = await (await resolve(`file:${path}`))[0].open();
-    await opened.stream[Symbol.asyncIterator]().next();
+    await opened.stream![Symbol.asyncIterator]().next();
     await opened.close();
     await opened.close();
     await expect(opened.done).rejects.toBeInstanceOf(SourceClosedError);
@@ -346,7 +346,7 @@ describe('vm: sources', () => {
     const nbdDirsBefore = (await readdir(tmpdir())).filter((n) => n.startsWith('hoard-nbd-'));
     const [t] = await resolve(`vm:${path}`);
     const opened = await t.open();
-    const iterator = opened.stream[Symbol.asyncIterator]();
+    const iterator = opened.stream![Symbol.asyncIterator]();
     await iterator.next();
     expect(await qemuNbdProcessesFor(path)).toHaveLength(1);
     await opened.close();

@@ -67,7 +67,7 @@ describe('mysql:// sources (MariaDB)', () => {
     expect(t).toMatchObject({ name: `mysql://127.0.0.1:${db.port}/shop`, kind: 'stream', chunking: 'db-dump' });
     const opened = await t.open();
     const parts: Uint8Array[] = [];
-    for await (const part of opened.stream) parts.push(part);
+    for await (const part of opened.stream!) parts.push(part);
     await opened.done;
     const dump = Buffer.concat(parts);
     expect(dump.toString('utf8', 0, 300)).toMatch(/(MariaDB|MySQL) dump/);
@@ -83,7 +83,7 @@ describe('mysql:// sources (MariaDB)', () => {
 
   it('a database that does not exist: done rejects with mysqldump\'s reason', async () => {
     const opened = await (await target(db.urlFor('no_such_db'))).open();
-    for await (const _ of opened.stream) void _;
+    for await (const _ of opened.stream!) void _;
     const err = (await opened.done.catch((e: unknown) => e)) as SourceFailedError;
     expect(err).toBeInstanceOf(SourceFailedError);
     expect(err.exitCode).not.toBe(0);
@@ -93,7 +93,7 @@ describe('mysql:// sources (MariaDB)', () => {
 
   it('a wrong password: access denied, and the password is not in the message', async () => {
     const opened = await (await target(`mysql://${db.user}:wrong-pw-456@127.0.0.1:${db.port}/shop`)).open();
-    for await (const _ of opened.stream) void _;
+    for await (const _ of opened.stream!) void _;
     const err = (await opened.done.catch((e: unknown) => e)) as SourceFailedError;
     expect(err).toBeInstanceOf(SourceFailedError);
     expect(err.message).toMatch(/Access denied for user 'hoard'/);
@@ -109,7 +109,7 @@ describe('mysql:// sources (MariaDB)', () => {
     expect(t.name).toBe(`mysql://127.0.0.1:${db.port}/shop`);
     const opened = await t.open();
     let bytes = 0;
-    for await (const part of opened.stream) bytes += part.length;
+    for await (const part of opened.stream!) bytes += part.length;
     await opened.done;
     expect(bytes).toBeGreaterThan(100_000);
   });

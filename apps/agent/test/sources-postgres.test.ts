@@ -69,7 +69,7 @@ async function target(spec: string): Promise<SourceTarget> {
 async function dumpTo(t: SourceTarget, file: string): Promise<Buffer> {
   const opened = await t.open();
   const parts: Uint8Array[] = [];
-  for await (const part of opened.stream) parts.push(part);
+  for await (const part of opened.stream!) parts.push(part);
   await opened.done;
   await opened.close();
   const bytes = Buffer.concat(parts);
@@ -108,7 +108,7 @@ describe('postgres:// sources', () => {
   it('a database that does not exist: done rejects with a SourceFailedError carrying pg_dump\'s reason', async () => {
     const opened = await (await target(pg.urlFor('no_such_db'))).open();
     const parts: Uint8Array[] = [];
-    for await (const part of opened.stream) parts.push(part);
+    for await (const part of opened.stream!) parts.push(part);
     const err = await opened.done.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SourceFailedError);
     const failed = err as SourceFailedError;
@@ -121,7 +121,7 @@ describe('postgres:// sources', () => {
 
   it('a wrong password: password authentication failed, and the password is not in the message', async () => {
     const opened = await (await target(`postgres://postgres:wrong-pw-123@127.0.0.1:${pg.port}/shop`)).open();
-    for await (const _ of opened.stream) void _;
+    for await (const _ of opened.stream!) void _;
     const err = (await opened.done.catch((e: unknown) => e)) as SourceFailedError;
     expect(err).toBeInstanceOf(SourceFailedError);
     expect(err.message).toMatch(/password authentication failed for user "postgres"/);

@@ -4,6 +4,7 @@
  */
 import { ChunkerParameterError } from '@hoard/chunker';
 import {
+  ArchiveEntryNotFoundError,
   BlobCorruptError,
   IntegrityError,
   InvalidJobNameError,
@@ -31,7 +32,7 @@ export function exitStatus(err: unknown): { code: number; message: string } {
     const usage = err.status >= 400 && err.status < 500 && ![401, 403, 410].includes(err.status);
     return { code: usage ? EXIT_USAGE : EXIT_FAILURE, message: `server: ${message}` };
   }
-  if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError'))) return { code: EXIT_FAILURE, message };
+  if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError' || err.name === 'RestoreFailedError'))) return { code: EXIT_FAILURE, message };
   if (
     err instanceof UsageError ||
     err instanceof ChunkerParameterError ||
@@ -39,6 +40,7 @@ export function exitStatus(err: unknown): { code: number; message: string } {
     err instanceof InvalidStoreNameError ||
     err instanceof RepositoryNotFoundError ||
     err instanceof SnapshotNotFoundError ||
+    err instanceof ArchiveEntryNotFoundError ||
     err instanceof StoreScopeError ||
     err instanceof UnknownStoreError ||
     err instanceof S3ConfigError

@@ -92,12 +92,13 @@ program
 
 program
   .command('restore')
-  .description('restore a snapshot of a job, byte-identical, to a file, a block device or stdout')
+  .description('restore a snapshot of a job, byte-identical, to a file, a block device, a directory or stdout')
   .argument('<job>', 'the job to restore from')
   .addOption(repoOption())
   .option('--at <time>', 'the newest snapshot that started at or before this time (ISO-8601, or local "YYYY-MM-DD HH:MM")')
   .option('--snapshot <id>', 'a snapshot id from `hoard snapshots` (a unique prefix of 4+ digits is enough)')
-  .option('--to <path>', 'where to write: a file path, a block device, or - for stdout')
+  .option('--to <path>', 'where to write: a file path, a block device, a new directory (directory snapshots), or - for stdout')
+  .option('--file <path>', 'with --server, directory snapshots: restore only this file (path relative to the backed-up directory)')
   .option('--force', 'replace an existing file')
   .option('--offset <bytes>', 'restore only from this byte on')
   .option('--length <bytes>', 'restore only this many bytes')
@@ -109,7 +110,7 @@ program
   .option('--json', 'print the result as JSON (not with --to -)')
   .addHelpText(
     'after',
-    '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n',
+    '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n  hoard restore --server http://backup:8420 www --to /srv/www.restored          # a dir: snapshot, as a tree\n  hoard restore --server http://backup:8420 www --file etc/nginx.conf --to -   # one file of it\n',
   )
   .action((job: string, opts) => (opts.server ? runRemoteRestore(job, opts, out) : runRestore(job, opts, out)));
 
@@ -196,6 +197,7 @@ program
   .option('--store <name>', "fingerprint store: 'global' or the job's own store")
   .option('--pre <command>', 'run on the agent before any source is read, e.g. "virsh domfsfreeze web"; failing fails the run')
   .option('--post <command>', 'run on the agent after the sources, whatever happened, e.g. "virsh domfsthaw web"')
+  .option('--full', 'read everything again; by default unchanged files of dir: sources are referred to, not read')
   .option('--no-wait', 'queue the run and return')
   .option('--json', 'print the run as JSON')
   .addHelpText(

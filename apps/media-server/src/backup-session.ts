@@ -188,16 +188,20 @@ export class BackupSession {
       startedAt: new Date(request.startedAt).toISOString(),
       finishedAt: new Date().toISOString(),
       streamHash: request.streamHash,
+      ...(request.streamHashOver ? { streamHashOver: request.streamHashOver } : {}),
       parent: this.init.parent,
       store: store.id,
       chunker: this.init.chunker,
     });
     this.snapshot = snapshot;
+    // What the agent actually read: less than the stream when it referred to unchanged
+    // files' chunks again (directory archives).
+    this.totals.bytesRead = request.bytesRead;
     return snapshot;
   }
 
   dedupRatio(): number {
-    return dedupRatio(this.totals.bytesRead, this.totals.bytesStored);
+    return dedupRatio(this.writer.logicalBytes, this.totals.bytesStored);
   }
 
   async abandon(): Promise<void> {

@@ -26,6 +26,7 @@ import {
 } from '@hoard/catalog';
 import {
   CONTENT_TYPE_BINARY,
+  MAX_CHUNK_REFS,
   MAX_QUERY_FINGERPRINTS,
   RequestError,
   WireFormatError,
@@ -34,6 +35,7 @@ import {
   checkQueryBody,
   chunkerToWire,
   encodeMissingBitmap,
+  encodeRefs,
   parseBeginSession,
   parseCommit,
   parseCreateRun,
@@ -43,6 +45,7 @@ import {
   type BeginSessionResponse,
   type CommitResponse,
   type SnapshotSummary,
+  type WireRef,
 } from '@hoard/protocol';
 import {
   IntegrityError,
@@ -55,6 +58,7 @@ import {
   UnknownStoreError,
   StreamSink,
   restore,
+  snapshotChunkRefs,
   type Repository,
   type SnapshotInfo,
 } from '@hoard/repository';
@@ -290,6 +294,7 @@ export class MediaServer {
       // snapshots and restore
       r('GET', /^\/v1\/snapshots$/, this.listSnapshots),
       r('GET', new RegExp(`^/v1/jobs/${ID}/restore$`), this.restore),
+      r('GET', new RegExp(`^/v1/jobs/${ID}/snapshots/${ID}/chunks$`), this.snapshotChunks),
     ];
   }
 
@@ -364,7 +369,7 @@ export class MediaServer {
     const existing = await this.catalog.getJob(body.job);
     if (body.store !== undefined) await this.repo.storeForJob(body.job, body.store);
     await this.catalog.putJob({ name: body.job, agent: body.agent, sources: body.sources, store: body.store ?? existing?.store });
-    const run = await this.runs.create(body.agent, body.job, body.sources, body.hooks);
+    const run = await this.runs.create(body.agent, body.job, body.sources, body.hooks, body.full);
     this.log.info({ run: run.id, agent: body.agent, job: body.job }, 'run queued');
     sendJson(res, 201, run);
   }
@@ -444,6 +449,7 @@ export class MediaServer {
       idleTimeoutMs: this.idleMs,
       parent: parent?.key ?? null,
     };
+    if (parent) response.parentSnapshot = { id: parent.id, kind: parent.meta.source.kind, logicalBytes: parent.meta.logicalBytes, sameStore: parent.meta.store === store.store.id };
     sendJson(res, 201, response);
   }
 
@@ -572,12 +578,41 @@ export class MediaServer {
       'x-hoard-snapshot-key': snapshot.key,
       'x-hoard-started-at': snapshot.meta.startedAt,
       'x-hoard-source': encodeURIComponent(snapshot.meta.source.name),
+      'x-hoard-source-kind': snapshot.meta.source.kind,
       'x-hoard-logical-bytes': String(total),
     });
     this.log.info({ job, snapshot: snapshot.id, offset, length }, 'restore started');
     // restore() re-hashes every chunk and, for a whole stream, checks the stream hash
     // before finishing; on any mismatch the response is cut short (see fail()).
     await restore(this.repo, snapshot, new ResponseSink(res), { range: { offset, length } });
+  }
+
+  /**
+   * A snapshot's chunk references over a byte range, for an agent that refers to chunks
+   * of its previous snapshot again (unchanged files) instead of reading them.
+   */
+  private async snapshotChunks(_req: IncomingMessage, res: ServerResponse, who: Principal, [job, id]: string[], url: URL): Promise<void> {
+    checkJobName(job);
+    if (who.kind === 'agent' && (await this.catalog.getJob(job!))?.agent !== who.name) throw new RequestError(403, `agent ${who.name} may not read job ${job}`);
+    const q = url.searchParams;
+    for (const name of ['offset', 'length']) {
+      if (!/^\d+$/.test(q.get(name) ?? '')) throw new RequestError(400, `${name} must be a number of bytes (0 or more); got ${JSON.stringify(q.get(name))}`);
+    }
+    const snapshot = await this.repo.findSnapshot(job!, { id: id! });
+    const offset = Number(q.get('offset'));
+    const length = Number(q.get('length'));
+    if (!Number.isSafeInteger(offset + length) || offset + length > snapshot.meta.logicalBytes) {
+      throw new RequestError(416, `range offset=${offset} length=${length} is outside snapshot ${snapshot.id} (${snapshot.meta.logicalBytes} bytes)`);
+    }
+    const refs: WireRef[] = [];
+    let first = offset;
+    for await (const { offset: at, ref } of snapshotChunkRefs(this.repo, snapshot, offset, length, MAX_CHUNK_REFS)) {
+      if (refs.length === 0) first = at;
+      refs.push(ref);
+    }
+    const body = encodeRefs(refs);
+    res.writeHead(200, { 'content-type': CONTENT_TYPE_BINARY, 'content-length': body.length, 'x-hoard-first-offset': String(first) });
+    res.end(body);
   }
 
   // --- sessions' end ----------------------------------------------------------------------

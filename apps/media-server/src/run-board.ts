@@ -11,6 +11,8 @@ import { RequestError, type FinishRunRequest, type RunHooks, type RunProgress, t
 
 interface RunResult {
   hooks?: RunHooks;
+  /** A full run: the agent reads everything again instead of referring to unchanged parts. */
+  full?: boolean;
   targets: TargetResult[];
   discovered: string[];
   progress?: RunProgress;
@@ -22,7 +24,7 @@ export class RunBoard {
 
   constructor(private readonly catalog: Catalog) {}
 
-  async create(agent: string, job: string, sources: string[], hooks?: RunHooks): Promise<RunView> {
+  async create(agent: string, job: string, sources: string[], hooks?: RunHooks, full?: boolean): Promise<RunView> {
     const run: RunRecord = {
       id: `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(6).toString('hex')}`,
       agent,
@@ -31,7 +33,7 @@ export class RunBoard {
       state: 'queued',
       createdAt: new Date().toISOString(),
       sessions: [],
-      result: { targets: [], discovered: [], hooks } satisfies RunResult,
+      result: { targets: [], discovered: [], hooks, ...(full ? { full } : {}) } satisfies RunResult,
     };
     await this.catalog.putRun(run);
     this.wake(this.agentWaiters, agent);
@@ -95,7 +97,7 @@ export class RunBoard {
       state: report.state,
       finishedAt: new Date().toISOString(),
       error: report.error,
-      result: { targets: report.targets, discovered: result.discovered, hooks: result.hooks },
+      result: { targets: report.targets, discovered: result.discovered, hooks: result.hooks, full: result.full },
     };
     await this.catalog.putRun(done);
     this.wake(this.runWaiters, id);
@@ -149,6 +151,7 @@ function view(run: RunRecord): RunView {
     sources: run.sources,
     state: run.state,
     hooks: result.hooks,
+    ...(result.full ? { full: true } : {}),
     createdAt: run.createdAt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,

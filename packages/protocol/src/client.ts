@@ -5,7 +5,8 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON } from './wire.js';
+import { MAX_CHUNK_SIZE } from '@hoard/chunker';
+import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, REF_BYTES, WireFormatError, decodeRefs, type WireRef } from './wire.js';
 import {
   type BatchResponse,
   type BeginSessionRequest,
@@ -186,6 +187,32 @@ export class HoardClient {
 
   commit(session: string, request: CommitRequest): Promise<CommitResponse> {
     return this.json('POST', `/v1/sessions/${session}/commit`, request);
+  }
+
+  /**
+   * References of a snapshot's chunks overlapping [offset, offset+length), at most
+   * MAX_CHUNK_REFS of them; `first` is the stream offset of the first one.
+   */
+  async snapshotChunks(job: string, id: string, offset: number, length: number, signal?: AbortSignal): Promise<{ first: number; refs: WireRef[] }> {
+    const res = await this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/snapshots/${encodeURIComponent(id)}/chunks?offset=${offset}&length=${length}`, { signal });
+    const body = new Uint8Array(await res.arrayBuffer());
+    if (body.length % REF_BYTES !== 0) throw new WireFormatError(`chunk list answer of ${body.length} bytes is not a whole number of ${REF_BYTES}-byte references`);
+    return { first: Number(res.headers.get('x-hoard-first-offset') ?? offset), refs: decodeRefs(body, body.length / REF_BYTES, MAX_CHUNK_SIZE) };
+  }
+
+  /**
+   * A snapshot's bytes, or a range of them (GET /v1/jobs/J/restore): the response with
+   * its body unread. The server checks every chunk; a failed check cuts the body short,
+   * so the reader must compare what it got with content-length.
+   */
+  restore(job: string, query: { id?: string; at?: Date; source?: string; offset?: number; length?: number }, signal?: AbortSignal): Promise<Response> {
+    const q = new URLSearchParams();
+    if (query.id !== undefined) q.set('id', query.id);
+    if (query.at !== undefined) q.set('at', query.at.toISOString());
+    if (query.source !== undefined) q.set('source', query.source);
+    if (query.offset !== undefined) q.set('offset', String(query.offset));
+    if (query.length !== undefined) q.set('length', String(query.length));
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/restore?${q}`, { signal });
   }
 
   abortSession(session: string): Promise<unknown> {

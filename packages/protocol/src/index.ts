@@ -3,3 +3,4 @@ export * from './wire.js';
 export * from './messages.js';
 export * from './client.js';
 export * from './chunker-wire.js';
+export * from './policy/index.js';

@@ -4,7 +4,7 @@
  * functions, which throw RequestError (a 4xx with a message naming the field).
  */
 
-export type SourceKind = 'file' | 'block-device' | 'stream';
+export type SourceKind = 'file' | 'block-device' | 'stream' | 'directory';
 export type ChunkingKind = 'vm-image' | 'db-dump' | 'file';
 
 /** An HTTP error the server answers with; `status` is 4xx for the caller's mistakes. */
@@ -79,7 +79,7 @@ export function parseBeginSession(body: unknown): BeginSessionRequest {
   const run = o.run === undefined ? undefined : string(o, 'run', 64);
   return {
     job: checkJobName(o.job),
-    source: { name: string(source, 'name'), kind: oneOf(source, 'kind', ['file', 'block-device', 'stream'] as const) },
+    source: { name: string(source, 'name'), kind: oneOf(source, 'kind', ['file', 'block-device', 'stream', 'directory'] as const) },
     chunking: oneOf(o, 'chunking', ['vm-image', 'db-dump', 'file'] as const),
     run,
   };
@@ -102,6 +102,11 @@ export interface BeginSessionResponse {
   idleTimeoutMs: number;
   /** The previous snapshot of this job and source, if any. */
   parent: string | null;
+  /**
+   * The same snapshot described for reuse: an agent may refer to its chunks again
+   * (GET /v1/jobs/J/snapshots/ID/chunks) when it is in this session's store.
+   */
+  parentSnapshot?: { id: string; kind: string; logicalBytes: number; sameStore: boolean };
 }
 
 export interface BatchResponse {
@@ -117,6 +122,8 @@ export interface CommitRequest {
   chunks: number;
   logicalBytes: number;
   streamHash: string;
+  /** "chunks": streamHash covers the chunk list, not the bytes (docs/format.md). */
+  streamHashOver?: 'chunks';
   bytesRead: number;
   startedAt: string;
 }
@@ -127,7 +134,10 @@ export function parseCommit(body: unknown): CommitRequest {
   if (!/^[0-9a-f]{64}$/.test(streamHash)) throw new RequestError(400, 'streamHash must be 64 lower-case hex digits (BLAKE3-256)');
   const startedAt = string(o, 'startedAt', 40);
   if (Number.isNaN(Date.parse(startedAt))) throw new RequestError(400, `startedAt must be an ISO-8601 time; got ${JSON.stringify(startedAt)}`);
-  return { batches: count(o, 'batches'), chunks: count(o, 'chunks'), logicalBytes: count(o, 'logicalBytes'), streamHash, bytesRead: count(o, 'bytesRead'), startedAt };
+  const request: CommitRequest = { batches: count(o, 'batches'), chunks: count(o, 'chunks'), logicalBytes: count(o, 'logicalBytes'), streamHash, bytesRead: count(o, 'bytesRead'), startedAt };
+  if (o.streamHashOver !== undefined) request.streamHashOver = oneOf(o, 'streamHashOver', ['chunks'] as const);
+  if (request.bytesRead > request.logicalBytes) throw new RequestError(400, `bytesRead (${request.bytesRead}) cannot exceed logicalBytes (${request.logicalBytes})`);
+  return request;
 }
 
 export interface SessionTotals {
@@ -175,6 +185,8 @@ export interface CreateRunRequest {
   sources: string[];
   store?: string;
   hooks?: RunHooks;
+  /** Read everything again; default incremental (unchanged files are referred to, not read). */
+  full?: boolean;
 }
 
 function parseHooks(value: unknown): RunHooks | undefined {
@@ -201,7 +213,8 @@ export function parseCreateRun(body: unknown, checkSource: (spec: string) => voi
     return s;
   });
   const store = o.store === undefined ? undefined : string(o, 'store', 64);
-  return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store, hooks: parseHooks(o.hooks) };
+  if (o.full !== undefined && typeof o.full !== 'boolean') throw new RequestError(400, `full must be true or false; got ${JSON.stringify(o.full)}`);
+  return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store, hooks: parseHooks(o.hooks), ...(o.full ? { full: true } : {}) };
 }
 
 export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -212,6 +225,8 @@ export interface TargetResult {
   snapshot?: SnapshotSummary;
   totals?: SessionTotals;
   dedupRatio?: number;
+  /** Directory sources: files read, files unchanged since the previous snapshot (not read), entries skipped. */
+  files?: { read: number; unchanged: number; bytesUnchanged: number; skipped: number };
   error?: string;
   durationMs: number;
 }
@@ -223,6 +238,7 @@ export interface RunView {
   sources: string[];
   state: RunState;
   hooks?: RunHooks;
+  full?: boolean;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

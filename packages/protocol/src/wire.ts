@@ -12,6 +12,8 @@ export const FINGERPRINT_BYTES = 32;
 /** Limits both sides agree on (the server announces its own in BeginSessionResponse). */
 export const MAX_QUERY_FINGERPRINTS = 65_536;
 export const MAX_BATCH_CHUNKS = 65_536;
+/** References per answer of GET /v1/jobs/J/snapshots/ID/chunks. */
+export const MAX_CHUNK_REFS = 65_536;
 /** Bytes the codec may add to a chunk (AES-GCM nonce and tag; lz4 is kept only when smaller), rounded up. */
 export const BLOB_FRAMING_BYTES = 64;
 /** Largest stored blob a batch may carry: 16 MiB chunk + codec framing. */

@@ -71,10 +71,10 @@ export { ObjectFormatError } from './format-error.js';
 export { RepositoryError, RepositoryNotFoundError, RepositoryExistsError, PassphraseRequiredError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError, SourceError, IntegrityError } from './repo/errors.js';
 export { type RepositoryConfig, type StoreRecord, type StoreScope, RecordFormatError, InvalidStoreNameError, describeScope } from './repo/records.js';
 export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOptions, type SnapshotInfo } from './repo/repository.js';
-export { FingerprintStore, streamHasher } from './repo/fingerprint-store.js';
+export { FingerprintStore, hashChunkRef, streamHasher } from './repo/fingerprint-store.js';
 export { StoreIndex, type BlobLocation } from './repo/store-index.js';
 export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
-export { restore, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
+export { restore, snapshotChunkRefs, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
 export { FileSink, StreamSink, type RestoreSink } from './repo/restore-sink.js';
 export { verify, type VerifyOptions, type VerifyPhase, type VerifyFinding, type VerifyReport } from './repo/verify.js';
 export { repositoryStats, type RepositoryStats, type StoreStats, type StatsFigures } from './repo/stats.js';
@@ -82,3 +82,27 @@ export { S3ObjectStore, type S3ObjectStoreOptions, parseS3Url } from './store/s3
 export { S3ConfigError } from './store/s3-url.js';
 export { StoreWriter, StoreWriteError, type StoreWriterOptions, type StoreWriterStats } from './repo/store-writer.js';
 export { SnapshotWriter, manifestChunker } from './repo/snapshot-writer.js';
+export {
+  ARCHIVE_TRAILER_BYTES,
+  ArchiveFormatError,
+  EntryTableParser,
+  decodeArchiveTrailer,
+  encodeArchiveTrailer,
+  encodeEntry,
+  printablePath,
+  unsafePathReason,
+  type ArchiveTrailer,
+  type DirEntry,
+  type EntryType,
+} from './archive/dir-archive.js';
+export {
+  ArchiveEntryNotFoundError,
+  archivePath,
+  extractArchive,
+  findEntry,
+  readArchiveFile,
+  readArchiveIndex,
+  type ArchiveIndex,
+  type ArchiveSource,
+  type ExtractResult,
+} from './archive/extract.js';

@@ -4,9 +4,8 @@
  * describes every source type, how it is read and how it fails.
  */
 import type { SourceSpec } from '@hoard/protocol';
-import { formatSourceSpec } from '@hoard/protocol';
 import { cmdTarget } from './cmd.js';
-import { SourceUnsupportedError } from './errors.js';
+import { resolveDirSource, type DirArchiveStats } from './dir.js';
 import { resolveFileSource } from './file.js';
 import { resolveLibvirtSource } from './libvirt.js';
 import { mysqlTarget } from './mysql.js';
@@ -14,7 +13,7 @@ import { postgresTarget } from './postgres.js';
 import { resolveVmSource } from './vm.js';
 
 /** As recorded in snapshot manifests. */
-export type SourceKind = 'file' | 'block-device' | 'stream';
+export type SourceKind = 'file' | 'block-device' | 'stream' | 'directory';
 /** Chunker preset. */
 export type ChunkingKind = 'vm-image' | 'db-dump' | 'file';
 
@@ -27,12 +26,58 @@ export interface SourceTarget {
   name: string;
   kind: SourceKind;
   chunking: ChunkingKind;
-  open(signal?: AbortSignal): Promise<OpenedSource>;
+  open(signal?: AbortSignal, context?: OpenContext): Promise<OpenedSource>;
 }
+
+/** What a source may use besides its own data (only directory sources use it so far). */
+export interface OpenContext {
+  /**
+   * The previous snapshot of the same job and source, for referring to its chunks again
+   * instead of re-reading what did not change. Undefined on a full run, on the first run,
+   * or when the previous snapshot is in another fingerprint store. Call it only once the
+   * stream is being read (it needs the backup session).
+   */
+  previous?: () => Promise<PreviousSnapshot | undefined>;
+}
+
+/** Read access to the previous snapshot, through the media server. */
+export interface PreviousSnapshot {
+  id: string;
+  kind: string;
+  logicalBytes: number;
+  /** Bytes of the previous stream (the server checks every chunk on the way). */
+  read(offset: number, length: number): AsyncIterable<Uint8Array>;
+  /**
+   * The chunks that make up exactly [offset, offset+length) of the previous stream, in
+   * order; undefined when the range does not start on a chunk boundary. Fails when the
+   * range's end is not one either.
+   */
+  chunks(offset: number, length: number): Promise<AsyncIterable<SourceChunkRef> | undefined>;
+}
+
+export interface SourceChunkRef {
+  length: number;
+  zero: boolean;
+  fingerprint: Uint8Array;
+}
+
+/**
+ * A source delivered in parts: bytes to chunk (each part chunked on its own, so its
+ * boundaries are chunk boundaries) or chunks of the previous snapshot referred to again.
+ */
+export type SourcePart = { kind: 'bytes'; stream: AsyncIterable<Uint8Array>; sizeHint?: number } | { kind: 'chunks'; refs: AsyncIterable<SourceChunkRef> };
 
 export interface OpenedSource {
   /** The bytes, in order; iterate it once. Consumed with backpressure: the producer waits for the reader. */
-  stream: AsyncIterable<Uint8Array>;
+  stream?: AsyncIterable<Uint8Array>;
+  /**
+   * Instead of `stream`: the source in parts (directory archives). The snapshot's stream
+   * hash then covers its chunk list (manifest `streamHashOver: "chunks"`), because parts
+   * referred to again are not read.
+   */
+  parts?: AsyncIterable<SourcePart>;
+  /** Directory archives: files read, files unchanged (not read), entries skipped; filled in as it goes. */
+  archive?: DirArchiveStats;
   /**
    * Known size (regular file, block device, qcow2 virtual size). The stream itself fails
    * with SourceSizeMismatchError when it ends early or runs long, and so does `done`.
@@ -77,6 +122,6 @@ export async function resolveSource(spec: SourceSpec, options: ResolveOptions = 
     case 'cmd':
       return [cmdTarget(spec.command, env)];
     case 'dir':
-      throw new SourceUnsupportedError(formatSourceSpec(spec), `${formatSourceSpec(spec)}: directory sources are not read by the agent yet; back up a tar stream instead, e.g. cmd:tar -C ${spec.path} -cf - .`);
+      return [await resolveDirSource(spec.path, options.onWarning ?? (() => {}))];
   }
 }

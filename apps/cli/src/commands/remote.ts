@@ -9,14 +9,19 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
 import { formatBytes } from '@hoard/chunker';
-import { parseSourceSpec, type RunView, type SnapshotSummary } from '@hoard/protocol';
-import { validateJobName } from '@hoard/repository';
+import { HoardClient, parseSourceSpec, type RunView, type SnapshotSummary } from '@hoard/protocol';
+import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { parseTime } from '../time.js';
 import { localTime } from './snapshots.js';
+
+/** A restore through the server did not complete (a chunk failed its check, the connection dropped); nothing was kept. */
+export class RestoreFailedError extends Error {
+  override readonly name = 'RestoreFailedError';
+}
 
 /** A run that finished with failures: exit 1 after printing the result. */
 export class RunFailedError extends Error {
@@ -32,6 +37,7 @@ export interface RunCommandOptions extends ServerOptions {
   post?: string;
   json?: boolean;
   wait?: boolean;
+  full?: boolean;
 }
 
 export async function runRun(options: RunCommandOptions, out: (line: string) => void): Promise<void> {
@@ -49,7 +55,7 @@ export async function runRun(options: RunCommandOptions, out: (line: string) => 
   }
   const client = await serverClient(options);
   const hooks = options.pre !== undefined || options.post !== undefined ? { pre: options.pre, post: options.post } : undefined;
-  let run = await client.json<RunView>('POST', '/v1/runs', { agent: options.agent, job: options.job, sources, store: options.store, hooks });
+  let run = await client.json<RunView>('POST', '/v1/runs', { agent: options.agent, job: options.job, sources, store: options.store, hooks, ...(options.full ? { full: true } : {}) });
   if (options.wait === false) {
     out(options.json ? JSON.stringify(run) : `run ${run.id} queued for agent ${run.agent}`);
     return;
@@ -82,6 +88,9 @@ function printRun(run: RunView, out: (line: string) => void): void {
       ]),
     ),
   );
+  for (const t of run.targets) {
+    if (t.files) out(`  ${t.name}: ${t.files.read} files read, ${t.files.unchanged} unchanged (${formatBytes(t.files.bytesUnchanged)} not read again)${t.files.skipped > 0 ? `, ${t.files.skipped} skipped (see the agent's log)` : ''}`);
+  }
 }
 
 /** The catalog's snapshot records have the shape of the protocol's summaries. */
@@ -120,24 +129,63 @@ export interface RemoteRestoreOptions extends ServerOptions {
   force?: boolean;
   offset?: string;
   length?: string;
+  /** One file out of a directory snapshot (path relative to the backed-up directory). */
+  file?: string;
   json?: boolean;
 }
 
 export async function runRemoteRestore(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
   validateJobName(job);
-  if (!options.to) throw new UsageError('--to is required: a file path, a block device, or - for stdout');
+  if (!options.to) throw new UsageError('--to is required: a file path, a block device, a directory (for a directory snapshot), or - for stdout');
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
   const toStdout = options.to === '-';
   if (toStdout && options.json) throw new UsageError('--json and --to - both want stdout: restore to a file, or drop --json');
-  const q = new URLSearchParams();
-  if (options.at !== undefined) q.set('at', parseTime(options.at).toISOString());
-  if (options.snapshot !== undefined) q.set('id', options.snapshot);
-  if (options.source !== undefined) q.set('source', options.source);
+  if (options.file !== undefined && (options.offset !== undefined || options.length !== undefined)) throw new UsageError('--file restores one whole file: drop --offset/--length');
+  const range: { offset?: number; length?: number } = {};
   for (const [flag, value] of [['offset', options.offset], ['length', options.length]] as const) {
     if (value === undefined) continue;
     if (!/^\d+$/.test(value)) throw new UsageError(`--${flag} ${value}: give a number of bytes (0 or more)`);
-    q.set(flag, value);
+    range[flag] = Number(value);
   }
+  const client = await serverClient(options);
+  const started = Date.now();
+  // Which snapshot, and what it holds: a zero-length read answers with its headers.
+  const probe = await client.restore(job, { id: options.snapshot, at: options.at === undefined ? undefined : parseTime(options.at), source: options.source, offset: 0, length: 0 });
+  await probe.arrayBuffer();
+  const snapshot = probe.headers.get('x-hoard-snapshot') ?? '?';
+  const startedAt = probe.headers.get('x-hoard-started-at') ?? '?';
+  const kind = probe.headers.get('x-hoard-source-kind') ?? 'stream';
+  const total = Number(probe.headers.get('x-hoard-logical-bytes'));
+  const read = (offset: number, length: number): AsyncIterable<Uint8Array> => remoteRange(client, job, snapshot, offset, length);
+  const done = (bytes: number, what: string): void => {
+    const seconds = (Date.now() - started) / 1000;
+    const summary = { snapshot, job, started_at: startedAt, to: options.to, bytes, seconds, ...(options.file !== undefined ? { file: options.file } : {}) };
+    if (options.json) out(JSON.stringify(summary));
+    else if (!toStdout) out(`restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}) to ${options.to}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s, every chunk checked by the server`);
+    else process.stderr.write(`restored ${what} of snapshot ${snapshot} of job ${job}: ${formatBytes(bytes)}\n`);
+  };
+  if (kind !== 'directory' && options.file !== undefined) throw new UsageError(`--file picks one file out of a directory snapshot, but snapshot ${snapshot} of job ${job} is a ${kind} snapshot`);
+  if (kind === 'directory' && !toStdout && options.file === undefined && range.offset === undefined && range.length === undefined) {
+    // A directory snapshot restored as a tree.
+    if (await stat(options.to).catch(() => undefined)) throw new UsageError(`--to ${options.to} exists: a directory snapshot is restored into a new directory; name one that does not exist yet`);
+    const source: ArchiveSource = { snapshot, length: total, read };
+    const progress = ProgressLine.forCommand(options.json === true);
+    const result = await extractArchive(source, options.to, { onProgress: (bytes) => progress.update(bytes, undefined) });
+    progress.done();
+    return done(result.bytes, `${result.files} files, ${result.directories} directories and ${result.symlinks} symlinks`);
+  }
+  let offset = range.offset ?? 0;
+  let length = range.length ?? total - offset;
+  let what = 'the stream';
+  if (options.file !== undefined) {
+    const source: ArchiveSource = { snapshot, length: total, read };
+    const entry = findEntry(await readArchiveIndex(source), options.file, snapshot);
+    readArchiveFile(source, entry); // checks it is a regular file
+    offset = entry.offset;
+    length = entry.size;
+    what = options.file;
+  }
+  if (offset + length > total) throw new UsageError(`--offset/--length ${offset}+${length} is outside snapshot ${snapshot} (${total} bytes)`);
   let device = false;
   if (!toStdout) {
     const info = await stat(options.to).catch(() => undefined);
@@ -145,40 +193,39 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
     device = info?.isBlockDevice() ?? false;
     if (info && !device && !options.force) throw new UsageError(`--to ${options.to} exists: restore elsewhere, or add --force to replace it`);
   }
-  const client = await serverClient(options);
-  const started = Date.now();
-  const res = await client.request('GET', `/v1/jobs/${encodeURIComponent(job)}/restore?${q}`);
-  const expected = Number(res.headers.get('content-length'));
-  const snapshot = res.headers.get('x-hoard-snapshot') ?? '?';
-  const startedAt = res.headers.get('x-hoard-started-at') ?? '?';
   const progress = ProgressLine.forCommand(options.json || toStdout);
   let received = 0;
   const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
+    transform(chunk: Buffer, _enc, next) {
       received += chunk.length;
-      progress.update(received, expected);
-      done(null, chunk);
+      progress.update(received, length);
+      next(null, chunk);
     },
   });
   const partial = toStdout || device ? undefined : `${options.to}.partial`;
   const sink = toStdout ? process.stdout : createWriteStream(partial ?? options.to, device ? { flags: 'r+' } : {});
   try {
-    await pipeline(Readable.fromWeb(res.body as never), counter, sink, { end: !toStdout });
+    await pipeline(Readable.from(read(offset, length)), counter, sink, { end: !toStdout });
   } catch (err) {
     if (partial) await rm(partial, { force: true });
-    throw new Error(`restore of snapshot ${snapshot} of job ${job} broke off after ${received} of ${expected} bytes: ${(err as Error).message}; nothing was kept`);
+    throw new RestoreFailedError(`restore of snapshot ${snapshot} of job ${job} broke off after ${received} of ${length} bytes: ${(err as Error).message}; nothing was kept`);
   }
   progress.done();
-  // The server checks every chunk and the stream hash; a check that fails cuts the stream,
-  // which shows here as a short body.
-  if (received !== expected) {
-    if (partial) await rm(partial, { force: true });
-    throw new Error(`restore of snapshot ${snapshot} of job ${job} ended after ${received} of ${expected} bytes; nothing was kept`);
-  }
   if (partial) await rename(partial, options.to);
-  const seconds = (Date.now() - started) / 1000;
-  const summary = { snapshot, job, started_at: startedAt, to: options.to, bytes: received, seconds };
-  if (options.json) out(JSON.stringify(summary));
-  else if (!toStdout) out(`restored snapshot ${snapshot} of job ${job} (started ${startedAt}) to ${options.to}: ${formatBytes(received)} in ${seconds.toFixed(1)} s, every chunk checked by the server`);
-  else process.stderr.write(`restored snapshot ${snapshot} of job ${job}: ${formatBytes(received)}\n`);
+  done(received, what);
+}
+
+/**
+ * Bytes [offset, offset+length) of a snapshot through the server. The server checks every
+ * chunk (and, for the whole stream, its hash) and cuts the body short when a check fails,
+ * which shows here as a short read.
+ */
+async function* remoteRange(client: HoardClient, job: string, id: string, offset: number, length: number): AsyncGenerator<Uint8Array> {
+  const res = await client.restore(job, { id, offset, length });
+  let received = 0;
+  for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
+    received += piece.length;
+    yield piece;
+  }
+  if (received !== length) throw new RestoreFailedError(`the server's answer ended after ${received} of ${length} bytes (a chunk failed its check, or the connection dropped)`);
 }

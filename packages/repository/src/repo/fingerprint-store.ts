@@ -20,6 +20,20 @@ export function streamHasher(fingerprintKey?: Uint8Array): Blake3Hasher {
   return fingerprintKey ? Blake3Hasher.newKeyed(Buffer.from(fingerprintKey)) : new Blake3Hasher();
 }
 
+/**
+ * The whole-stream hash over the chunk list instead of the bytes (manifest
+ * `streamHashOver: "chunks"`): each chunk as u64 LE length + its 32-byte fingerprint (all
+ * zero for a zero chunk). Used where the agent refers to chunks it did not read again
+ * (unchanged files of a directory archive); every chunk is still checked against its
+ * fingerprint on restore, so the chain from manifest to bytes stays unbroken.
+ */
+export function hashChunkRef(hasher: Blake3Hasher, length: number, fingerprint: Uint8Array): void {
+  const record = Buffer.allocUnsafe(40);
+  record.writeBigUInt64LE(BigInt(length), 0);
+  record.set(fingerprint, 8);
+  hasher.update(record);
+}
+
 export class FingerprintStore {
   readonly idBytes: Uint8Array;
   readonly fingerprintSpec: FingerprintSpec;

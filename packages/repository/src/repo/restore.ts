@@ -16,7 +16,7 @@ import { contentKeyFromHash } from '../content-key.js';
 import type { Manifest } from '../snapshot/manifest.js';
 import { mapConcurrent } from './concurrency.js';
 import { IntegrityError, RepositoryError } from './errors.js';
-import type { FingerprintStore } from './fingerprint-store.js';
+import { hashChunkRef, type FingerprintStore } from './fingerprint-store.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { forZeroBlocks, type RestoreSink } from './restore-sink.js';
 import type { BlobLocation, StoreIndex } from './store-index.js';
@@ -92,17 +92,19 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   const index = await store.index();
   const reader = new SnapshotReader(repo, store, index, snapshot, manifest);
   const hasher = whole ? store.streamHasher() : undefined;
+  const byChunks = manifest.meta.streamHashOver === 'chunks';
   const progress: RestoreProgress = { bytesWritten: 0, bytesTotal: range.length, bytesFetched: 0 };
   await mapConcurrent(reader.windows(range.offset, range.offset + range.length), WINDOWS_AHEAD, (window) => reader.fetchWindow(window, progress), async (pieces) => {
     for (const piece of pieces) {
+      if (hasher && byChunks) hashChunkRef(hasher, piece.ref.length, piece.ref.fingerprint);
       if (piece.data === undefined) {
         const length = piece.to - piece.from;
-        if (hasher) await forZeroBlocks(length, (zeros) => hasher.update(zeros));
+        if (hasher && !byChunks) await forZeroBlocks(length, (zeros) => hasher.update(zeros));
         await sink.zeros(length);
         progress.bytesWritten += length;
       } else {
         const data = piece.from === 0 && piece.to === piece.data.length ? piece.data : piece.data.subarray(piece.from, piece.to);
-        hasher?.update(data);
+        if (!byChunks) hasher?.update(data);
         await sink.write(data);
         progress.bytesWritten += data.length;
       }
@@ -117,6 +119,23 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   }
   await sink.finish();
   return { ...progress, snapshot, streamHashChecked: whole, durationMs: Date.now() - started };
+}
+
+/**
+ * The chunk references overlapping [offset, offset+length) of a snapshot, each with its
+ * stream offset, at most `limit` of them. Every stored chunk returned is in the store's
+ * index (else IntegrityError): an agent that refers to these chunks again, for files it
+ * did not re-read, gets only chunks the store can serve.
+ */
+export async function* snapshotChunkRefs(repo: Repository, snapshot: SnapshotInfo, offset: number, length: number, limit: number): AsyncGenerator<{ offset: number; ref: ChunkRef }> {
+  const manifest = await repo.manifest(snapshot.key);
+  const store = await repo.storeById(manifest.meta.store);
+  const reader = new SnapshotReader(repo, store, await store.index(), snapshot, manifest);
+  let n = 0;
+  for await (const piece of reader.pieces(offset, Math.min(offset + length, manifest.meta.logicalBytes))) {
+    if (n++ >= limit) return;
+    yield { offset: piece.offset, ref: piece.ref };
+  }
 }
 
 /** Plans and performs the reads of one snapshot; shared by restore and verify. */
@@ -212,12 +231,12 @@ export class SnapshotReader {
   }
 
   /** Every piece of the window, fetched, decoded and checked; in window order. */
-  async fetchWindow(window: readonly Piece[], progress?: { bytesFetched: number }): Promise<{ from: number; to: number; data?: Uint8Array }[]> {
+  async fetchWindow(window: readonly Piece[], progress?: { bytesFetched: number }): Promise<{ from: number; to: number; ref: ChunkRef; data?: Uint8Array }[]> {
     const decoded = new Map<Piece, Uint8Array>();
     await mapConcurrent(this.planReads(window), RESTORE_READS, (batch) => this.fetch(batch, progress), (results, batch) => {
       batch.pieces.forEach((piece, i) => decoded.set(piece, results[i]));
     });
-    return window.map((piece) => ({ from: piece.from, to: piece.to, data: decoded.get(piece) }));
+    return window.map((piece) => ({ from: piece.from, to: piece.to, ref: piece.ref, data: decoded.get(piece) }));
   }
 
   /** One ranged GET, then every blob of the batch decoded and checked, in parallel. */

@@ -17,7 +17,7 @@ export const MANIFEST_VERSION = 1;
 export const PAGE_REF_BYTES = 8 + 8 + 4 + 32;
 const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-export type SourceKind = 'file' | 'block-device' | 'stream';
+export type SourceKind = 'file' | 'block-device' | 'stream' | 'directory';
 
 export interface SnapshotMeta {
   job: string;
@@ -28,6 +28,11 @@ export interface SnapshotMeta {
   logicalBytes: number;
   /** BLAKE3-256 (keyed in encrypted stores) of the whole stream, hex. */
   streamHash: string;
+  /**
+   * What streamHash covers: the stream's bytes (absent, the default) or its chunk list
+   * ("chunks", see hashChunkRef), for streams whose unchanged parts were not read again.
+   */
+  streamHashOver?: 'chunks';
   /** Key of the previous snapshot of this job and source, if any. */
   parent: string | null;
   /** The fingerprint store (16-byte id, hex). */

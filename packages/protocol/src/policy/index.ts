@@ -1,0 +1,32 @@
+// The policy module's public surface (see docs/policies.md).
+export { CALENDAR_WORDS, calendarWord, cronDayMatches, cronMatches, parseCron, ScheduleError, type CronFieldName, type CronFields } from './cron.js';
+export { checkTimeZone, resolveWall, wallClock, wallToInstant, type WallClock, type WallResolution } from './timezone.js';
+export { firesAt, fireTimes, nextRuns, parseSchedule, type Schedule } from './schedule.js';
+export {
+  formatRetentionDuration,
+  inRunWindow,
+  parseBandwidth,
+  parsePercent,
+  parseRetentionDuration,
+  parseRunWindow,
+  retentionCutoff,
+  type Bandwidth,
+  type RetentionDuration,
+  type RunWindow,
+} from './units.js';
+export { formatProblem, PolicyError, type PolicyProblem } from './errors.js';
+export {
+  POLICY_DEFAULTS,
+  validatePolicy,
+  type Compression,
+  type Policy,
+  type PolicyLimits,
+  type PolicySchedule,
+  type PolicySource,
+  type PolicyStore,
+  type RetentionRules,
+  type StoreScope,
+  type VerifyPolicy,
+} from './policy.js';
+export { parsePolicyDocument, policyToDocument, serializePolicies, type ParsePolicyOptions, type PolicyFormat, type SerializePolicyOptions } from './document.js';
+export { nextPolicyRuns, nextVerifyRuns, type BackupKind, type PolicyRun, type VerifyKind } from './runs.js';
