@@ -8,6 +8,7 @@ import { runRestore } from './commands/restore.js';
 import { runSnapshots } from './commands/snapshots.js';
 import { runStats } from './commands/stats.js';
 import { runVerify } from './commands/verify.js';
+import { runPolicyDelete, runPolicyList, runPolicyShow, runPolicyWrite } from './commands/policies.js';
 import { runAgentAdd, runAgentList, runAgentRevoke, runAgentStart } from './commands/agents.js';
 import { runRemoteRestore, runRemoteSnapshots, runRun } from './commands/remote.js';
 import { runServerStart } from './commands/server.js';
@@ -184,6 +185,51 @@ agent
   .option('--log-level <level>', 'info, warn or error (default info); JSON lines on stderr')
   .addHelpText('after', '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExample:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n')
   .action((opts) => runAgentStart(opts, out));
+
+const policy = program.command('policy').description('backup policies on the server: sources, schedules, retention (docs/policies.md)');
+for (const [mode, what] of [
+  ['apply', 'create or update the policies in a file (YAML or JSON)'],
+  ['create', 'create the policies in a file; fails if one exists'],
+  ['update', 'update the policies in a file; fails if one does not exist'],
+] as const) {
+  policy
+    .command(mode)
+    .description(what)
+    .option('-f, --file <file>', 'the policy file, or - for standard input')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .addOption(tokenFileOption())
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nEvery field is checked; all problems are listed with their line, and nothing is stored\nunless the whole file is valid.\n\nExample:\n  hoard policy apply -f /etc/hoard/policies/vms.yaml\n')
+    .action((opts) => runPolicyWrite(mode, opts, out));
+}
+policy
+  .command('list')
+  .description('list policies, their jobs and next run')
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
+  .option('--json', 'print as JSON')
+  .action((opts) => runPolicyList(opts, out));
+policy
+  .command('show')
+  .description('print a policy as YAML (passwords masked) and its next run times')
+  .argument('<name>', 'the policy')
+  .option('--next <n>', 'how many upcoming runs to list (default 5)')
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
+  .option('--json', 'print as JSON')
+  .action((name: string, opts) => runPolicyShow(name, opts, out));
+policy
+  .command('delete')
+  .description('delete a policy (its jobs, snapshots and history stay)')
+  .argument('<name>', 'the policy')
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
+  .option('--json', 'print as JSON')
+  .action((name: string, opts) => runPolicyDelete(name, opts, out));
 
 program
   .command('run')

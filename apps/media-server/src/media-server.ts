@@ -42,6 +42,11 @@ import {
   parseFinishRun,
   parseRunProgress,
   parseSourceSpec,
+  nextPolicyRuns,
+  parsePolicyDocument,
+  policyToDocument,
+  serializePolicies,
+  validatePolicy,
   type BeginSessionResponse,
   type CommitResponse,
   type SnapshotSummary,
@@ -67,6 +72,7 @@ import { BackupSession } from './backup-session.js';
 import { BodyReader, readBody, readJson, requireContentType, sendBinary, sendJson } from './http-util.js';
 import { ServerMetrics } from './metrics.js';
 import { RunBoard } from './run-board.js';
+import { PolicyScheduler, policyJobName, type SchedulerClock } from './policy-scheduler.js';
 import { StoreHub } from './store-hub.js';
 
 export interface MediaServerOptions {
@@ -92,6 +98,12 @@ export interface MediaServerOptions {
   logger?: Logger;
   /** pino level when no logger is given (default info). */
   logLevel?: string;
+  /** Run the policies' schedules (default true). */
+  scheduler?: boolean;
+  /** Run once at start what was missed while the server was down (default true). */
+  catchUpMissedRuns?: boolean;
+  /** The scheduler's clock (tests). */
+  clock?: SchedulerClock;
 }
 
 const DEFAULT_PORT = 8420;
@@ -110,6 +122,7 @@ interface Route {
 export class MediaServer {
   readonly stores: StoreHub;
   readonly runs: RunBoard;
+  readonly scheduler: PolicyScheduler;
   readonly metrics: ServerMetrics;
   readonly log: Logger;
   private readonly sessions = new Map<string, BackupSession>();
@@ -128,6 +141,7 @@ export class MediaServer {
     this.log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'hoard-server' } });
     this.stores = new StoreHub(repo, { sealIdleMs: options.sealIdleMs });
     this.runs = new RunBoard(catalog);
+    this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
     this.auth = new Authenticator(catalog);
     this.metrics = new ServerMetrics(this.stores, () => [...this.sessions.values()].filter((s) => s.state === 'running').length);
     this.routes = this.buildRoutes();
@@ -153,6 +167,7 @@ export class MediaServer {
         await catalog.setAdminToken(hashToken(adminToken), { label: 'created at first start' });
       }
       await server.listen();
+      if (options.scheduler !== false) server.scheduler.start();
       return { server, adminToken };
     } catch (err) {
       if (server) await server.close().catch(() => undefined);
@@ -187,6 +202,7 @@ export class MediaServer {
   }
 
   async close(): Promise<void> {
+    this.scheduler.stop();
     clearInterval(this.expiry);
     this.polls.abort();
     this.runs.close();
@@ -279,6 +295,10 @@ export class MediaServer {
       r('POST', /^\/v1\/agent\/hello$/, this.hello),
       r('GET', /^\/v1\/agent\/work$/, this.work),
       // runs
+      r('GET', /^\/v1\/policies$/, this.listPolicies),
+      r('POST', /^\/v1\/policies$/, this.applyPolicies),
+      r('GET', new RegExp(`^/v1/policies/${ID}$`), this.getPolicy),
+      r('DELETE', new RegExp(`^/v1/policies/${ID}$`), this.deletePolicy),
       r('POST', /^\/v1\/runs$/, this.createRun),
       r('GET', /^\/v1\/runs$/, this.listRuns),
       r('GET', new RegExp(`^/v1/runs/${ID}$`), this.getRun),
@@ -360,6 +380,79 @@ export class MediaServer {
     sendJson(res, 200, run);
   }
 
+  // --- policies -----------------------------------------------------------------------
+
+  /**
+   * Creates or replaces policies: body {document: TEXT, format?: 'yaml'|'json', mode?:
+   * 'apply'|'create'|'update', file?: NAME}. All or nothing: one invalid policy, or a
+   * create of one that exists, stores none of them.
+   */
+  private async applyPolicies(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const body = (await readJson(req)) as { document?: unknown; format?: unknown; mode?: unknown; file?: unknown };
+    if (typeof body.document !== 'string') throw new RequestError(400, 'document must be the policy file as text (YAML or JSON)');
+    if (body.format !== undefined && body.format !== 'yaml' && body.format !== 'json') throw new RequestError(400, 'format must be yaml or json');
+    const mode = body.mode ?? 'apply';
+    if (mode !== 'apply' && mode !== 'create' && mode !== 'update') throw new RequestError(400, 'mode must be apply, create or update');
+    const policies = parsePolicyDocument(body.document, { format: body.format as 'yaml' | 'json' | undefined, file: typeof body.file === 'string' ? body.file : undefined });
+    for (const policy of policies) {
+      const agents = policy.sources.flatMap((s) => s.agents);
+      for (const agent of agents) {
+        const record = await this.catalog.getAgent(agent);
+        if (!record || record.revokedAt) throw new RequestError(404, `policy ${policy.name}: no agent ${agent} (\`hoard agent add ${agent}\` creates it)`);
+        const job = policyJobName(policy, agent);
+        if (job.length > 128) throw new RequestError(400, `policy ${policy.name}: job name ${job} is longer than 128 characters; use a shorter policy name`);
+      }
+      const exists = (await this.catalog.getPolicy(policy.name)) !== undefined;
+      if (mode === 'create' && exists) throw new RequestError(409, `policy ${policy.name} exists; use \`hoard policy update\` or \`apply\` to change it`);
+      if (mode === 'update' && !exists) throw new RequestError(404, `no policy ${policy.name}; use \`hoard policy create\` or \`apply\``);
+    }
+    const stored = [];
+    for (const policy of policies) {
+      const before = await this.catalog.getPolicy(policy.name);
+      await this.catalog.putPolicy(policy.name, policyToDocument(policy));
+      stored.push({ name: policy.name, action: before ? 'updated' : 'created' });
+    }
+    this.scheduler.wake();
+    this.log.info({ policies: stored }, 'policies applied');
+    sendJson(res, 200, { policies: stored });
+  }
+
+  private async listPolicies(_req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const now = new Date(this.options.clock?.now() ?? Date.now());
+    const out = [];
+    for (const record of await this.catalog.listPolicies()) out.push(this.describePolicy(record.document, record.updatedAt, now, 1));
+    sendJson(res, 200, { policies: out });
+  }
+
+  private async getPolicy(_req: IncomingMessage, res: ServerResponse, who: Principal, [name]: string[], url: URL): Promise<void> {
+    requireAdmin(who);
+    const record = await this.catalog.getPolicy(name!);
+    if (!record) throw new RequestError(404, `no policy ${name} (\`hoard policy list\` shows them)`);
+    const count = Math.min(100, Math.max(1, Number(url.searchParams.get('next') ?? 5) || 5));
+    sendJson(res, 200, { ...this.describePolicy(record.document, record.updatedAt, new Date(this.options.clock?.now() ?? Date.now()), count), yaml: serializePolicies(validatePolicy(record.document), { format: 'yaml', redactSecrets: true }) });
+  }
+
+  private describePolicy(document: Record<string, unknown>, updatedAt: string, now: Date, next: number): Record<string, unknown> {
+    const policy = validatePolicy(document);
+    const agents = policy.sources.flatMap((s) => s.agents);
+    return {
+      name: policy.name,
+      updatedAt,
+      jobs: agents.map((a) => ({ agent: a, job: policyJobName(policy, a) })),
+      nextRuns: nextPolicyRuns(policy, now, next).map((r) => ({ at: r.at.toISOString(), kind: r.kind })),
+      document: policyToDocument(policy, { redactSecrets: true }),
+    };
+  }
+
+  private async deletePolicy(_req: IncomingMessage, res: ServerResponse, who: Principal, [name]: string[]): Promise<void> {
+    requireAdmin(who);
+    if (!(await this.catalog.deletePolicy(name!))) throw new RequestError(404, `no policy ${name}`);
+    this.log.info({ policy: name }, 'policy deleted');
+    sendJson(res, 200, { name, deleted: true, note: 'its jobs, snapshots and history stay' });
+  }
+
   private async createRun(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
     requireAdmin(who);
     const body = parseCreateRun(await readJson(req), (spec) => void parseSourceSpec(spec));
@@ -397,6 +490,7 @@ export class MediaServer {
   private async finishRun(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
     const agent = requireAgent(who);
     const view = await this.runs.finish(id!, agent.name, parseFinishRun(await readJson(req)));
+    await this.scheduler.runFinished(view);
     this.log.info({ run: id, state: view.state, error: view.error }, 'run finished');
     sendJson(res, 200, view);
   }

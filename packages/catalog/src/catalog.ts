@@ -30,6 +30,7 @@ import type {
   AgentRecord,
   JobInput,
   JobRecord,
+  PolicyRecord,
   RunQuery,
   RunRecord,
   RunState,
@@ -340,6 +341,41 @@ export class Catalog {
    */
   async deleteJob(name: string): Promise<boolean> {
     const k = keys.job(v.jobName(name));
+    return this.#write(async () => {
+      if ((await this.#get(k)) === undefined) return false;
+      await this.#db.del(k);
+      return true;
+    });
+  }
+
+  // ---------------------------------------------------------------- policies
+
+  /** Creates or replaces a policy; `createdAt` is kept from the one it replaces. */
+  async putPolicy(name: string, document: Record<string, unknown>): Promise<PolicyRecord> {
+    v.jobName(name, 'policy name');
+    v.record(document, 'policy document');
+    return this.#write(async () => {
+      const existing = await this.#get<PolicyRecord>(keys.policy(name));
+      const now = nowIso();
+      const record: PolicyRecord = { name, document, createdAt: existing?.createdAt ?? now, updatedAt: now };
+      await this.#db.put(keys.policy(name), record);
+      return record;
+    });
+  }
+
+  async getPolicy(name: string): Promise<PolicyRecord | undefined> {
+    this.#check();
+    return this.#get<PolicyRecord>(keys.policy(v.jobName(name, 'policy name')));
+  }
+
+  async listPolicies(): Promise<PolicyRecord[]> {
+    this.#check();
+    return this.#values<PolicyRecord>(prefixes.policy);
+  }
+
+  /** True if it was there. Jobs, snapshots and history of the policy stay. */
+  async deletePolicy(name: string): Promise<boolean> {
+    const k = keys.policy(v.jobName(name, 'policy name'));
     return this.#write(async () => {
       if ((await this.#get(k)) === undefined) return false;
       await this.#db.del(k);

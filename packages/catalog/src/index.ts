@@ -19,6 +19,7 @@ export type {
   AgentRecord,
   JobInput,
   JobRecord,
+  PolicyRecord,
   RunQuery,
   RunRecord,
   RunState,

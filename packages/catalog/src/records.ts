@@ -50,6 +50,18 @@ export interface JobRecord {
   updatedAt: string;
 }
 
+/**
+ * A backup policy as the admin wrote it, in its canonical document form (kebab-case keys,
+ * defaults written out; @hoard/protocol's policyToDocument). The catalog stores it and
+ * does not interpret it: @hoard/protocol validates it on the way in and out.
+ */
+export interface PolicyRecord {
+  name: string;
+  document: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
 /** putJob's argument: timestamps and knownSources are filled in when omitted. */
 export interface JobInput {
   name: string;

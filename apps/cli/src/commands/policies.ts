@@ -1,0 +1,85 @@
+/**
+ * `hoard policy apply|create|update -f FILE`, `show NAME`, `list`, `delete NAME`: backup
+ * policies on the media server (docs/policies.md). The file is sent as written and
+ * validated by the server, which reports every problem with its place in the file.
+ */
+import { readFile } from 'node:fs/promises';
+import { ServerError } from '@hoard/protocol';
+import { UsageError } from '../errors.js';
+import { serverClient, type ServerOptions } from '../server-client.js';
+import { renderTable } from '../table.js';
+import { localTime } from './snapshots.js';
+
+export type PolicyWriteMode = 'apply' | 'create' | 'update';
+
+interface PolicyView {
+  name: string;
+  updatedAt: string;
+  jobs: { agent: string; job: string }[];
+  nextRuns: { at: string; kind: string }[];
+  document: Record<string, unknown>;
+  yaml?: string;
+}
+
+/** The policy file failed validation: exit 2, every problem listed. */
+export class PolicyFileError extends UsageError {}
+
+async function readPolicyFile(file: string | undefined): Promise<{ text: string; format?: 'json' | 'yaml'; name: string }> {
+  if (!file) throw new UsageError('-f FILE is required: a policy file (YAML or JSON), or - for standard input');
+  if (file === '-') {
+    const parts: Buffer[] = [];
+    for await (const p of process.stdin) parts.push(p as Buffer);
+    return { text: Buffer.concat(parts).toString('utf8'), name: 'stdin' };
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read policy file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (err as Error).message}`);
+  }
+  return { text, format: file.endsWith('.json') ? 'json' : undefined, name: file };
+}
+
+export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptions & { file?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+  const { text, format, name } = await readPolicyFile(options.file);
+  const client = await serverClient(options);
+  let result: { policies: { name: string; action: string }[] };
+  try {
+    result = await client.json('POST', '/v1/policies', { document: text, format, mode, file: name });
+  } catch (err) {
+    const problems = err instanceof ServerError ? (err.body.problems as { path: string; message: string; line?: number }[] | undefined) : undefined;
+    if (problems && problems.length > 0) {
+      throw new PolicyFileError(`${name}: ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was stored:\n${problems.map((p) => `  ${p.line !== undefined ? `line ${p.line}: ` : ''}${p.path}: ${p.message}`).join('\n')}`);
+    }
+    throw err;
+  }
+  if (options.json) return out(JSON.stringify(result));
+  for (const p of result.policies) out(`policy ${p.name} ${p.action}`);
+}
+
+export async function runPolicyList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  const { policies } = await client.json<{ policies: PolicyView[] }>('GET', '/v1/policies');
+  if (options.json) return out(JSON.stringify(policies));
+  if (policies.length === 0) return out('no policies yet (`hoard policy apply -f FILE`)');
+  out(renderTable(['policy', 'jobs', 'next run (local)', 'kind'], policies.map((p) => [p.name, p.jobs.map((j) => j.job).join(', '), p.nextRuns[0] ? localTime(p.nextRuns[0].at) : '-', p.nextRuns[0]?.kind ?? '-'])));
+}
+
+export async function runPolicyShow(name: string, options: ServerOptions & { json?: boolean; next?: string }, out: (line: string) => void): Promise<void> {
+  const next = options.next === undefined ? 5 : Number(options.next);
+  if (!Number.isInteger(next) || next < 1 || next > 100) throw new UsageError(`--next ${options.next}: give a whole number from 1 to 100`);
+  const client = await serverClient(options);
+  const policy = await client.json<PolicyView>('GET', `/v1/policies/${encodeURIComponent(name)}?next=${next}`);
+  if (options.json) return out(JSON.stringify(policy));
+  out((policy.yaml ?? '').trimEnd());
+  out('');
+  out(`jobs: ${policy.jobs.map((j) => `${j.job} (agent ${j.agent})`).join(', ')}`);
+  out(`next ${policy.nextRuns.length} runs:`);
+  for (const r of policy.nextRuns) out(`  ${localTime(r.at)}  ${r.kind}  (${r.at})`);
+}
+
+export async function runPolicyDelete(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  const result = await client.json<{ name: string }>('DELETE', `/v1/policies/${encodeURIComponent(name)}`);
+  out(options.json ? JSON.stringify(result) : `policy ${result.name} deleted; its jobs, snapshots and history stay`);
+}

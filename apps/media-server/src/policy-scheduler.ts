@@ -1,0 +1,241 @@
+/**
+ * Turns policies into runs: at each policy's full and incremental fire times, a run per
+ * agent of the policy is queued for that agent (agents long-poll for work, so the server
+ * never connects to them).
+ *
+ * - Fire times come from @hoard/protocol's nextPolicyRuns (its cron and DST rules), not
+ *   from node-cron's matcher, so `hoard policy show` and the scheduler always agree.
+ * - No overlap: while a job's previous run is queued or running, a due run of the same
+ *   job is skipped and logged.
+ * - Missed runs: the time of the last check is kept in the catalog; fire times that passed
+ *   while the server was down are collapsed into one run at start (full if any of them
+ *   was a full run). `catchUp: false` skips them instead.
+ * - Retries: a failed scheduled run is queued again after 1, 4 and 16 minutes (in memory:
+ *   a restart forgets pending retries; the next fire time still comes).
+ *
+ * The clock is injectable so a test can drive months of schedule in milliseconds.
+ */
+import { hostname } from 'node:os';
+import type { Catalog } from '@hoard/catalog';
+import { nextPolicyRuns, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
+import type { RunBoard } from './run-board.js';
+
+export interface SchedulerClock {
+  now(): number;
+}
+
+export const systemClock: SchedulerClock = { now: () => Date.now() };
+
+export interface SchedulerLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export interface SchedulerOptions {
+  clock?: SchedulerClock;
+  /** Run once at start what was missed while the server was down (default true). */
+  catchUp?: boolean;
+  /** Retry delays for a failed scheduled run (default 1, 4, 16 minutes). */
+  retryDelaysMs?: number[];
+  log?: SchedulerLog;
+}
+
+/** Longest sleep between checks: policy edits and clock jumps are noticed within it. */
+const MAX_SLEEP_MS = 60_000;
+const STATE_KEY = (policy: string) => `scheduler/${policy}`;
+
+interface PolicyState {
+  /** Fire times up to here (ms) have been handled. */
+  checkedUntil: number;
+}
+
+export interface DispatchedRun {
+  policy: string;
+  job: string;
+  agent: string;
+  kind: 'full' | 'incremental';
+  at: number;
+  run?: RunView;
+  skipped?: string;
+  attempt: number;
+}
+
+/** Job name of a policy's agent: the policy's name when it has one agent, else `<policy>.<agent>`. */
+export function policyJobName(policy: Policy, agent: string): string {
+  const agents = policy.sources.flatMap((s) => s.agents);
+  return agents.length === 1 ? policy.name : `${policy.name}.${agent}`;
+}
+
+export class PolicyScheduler {
+  private readonly clock: SchedulerClock;
+  private readonly retryDelays: number[];
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private ticking: Promise<DispatchedRun[]> | undefined;
+  /** Scheduled runs awaiting their result, for retries. */
+  private readonly watched = new Map<string, DispatchedRun>();
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly runs: RunBoard,
+    private readonly options: SchedulerOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.retryDelays = options.retryDelaysMs ?? [60_000, 240_000, 960_000];
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
+  }
+
+  /** A policy changed: look again now. */
+  wake(): void {
+    if (!this.stopped) this.schedule(0);
+  }
+
+  /**
+   * Handles every fire time up to now, and returns what it dispatched. Safe to call at
+   * any time (calls are serialized); the timer calls it, and so can a test's clock.
+   */
+  tick(): Promise<DispatchedRun[]> {
+    const previous = this.ticking ?? Promise.resolve([]);
+    const next = previous.catch(() => []).then(() => this.check());
+    this.ticking = next;
+    return next;
+  }
+
+  /** A run finished: retry a failed scheduled run after its backoff. */
+  async runFinished(run: RunView): Promise<DispatchedRun | undefined> {
+    const dispatched = this.watched.get(run.id);
+    if (!dispatched) return undefined;
+    this.watched.delete(run.id);
+    if (run.state !== 'failed' || this.stopped) return undefined;
+    const delay = this.retryDelays[dispatched.attempt - 1];
+    if (delay === undefined) {
+      this.options.log?.warn({ policy: dispatched.policy, job: dispatched.job, run: run.id, attempts: dispatched.attempt }, 'scheduled run failed; no retries left');
+      return undefined;
+    }
+    this.options.log?.warn({ policy: dispatched.policy, job: dispatched.job, run: run.id, retryInMs: delay }, 'scheduled run failed; retrying');
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      void this.retry(dispatched).catch(() => undefined);
+    }, delay);
+    timer.unref();
+    this.retryTimers.add(timer);
+    return dispatched;
+  }
+
+  /** Queues a retry now (the timer calls it; a test may too). */
+  async retry(failed: DispatchedRun): Promise<DispatchedRun | undefined> {
+    const record = await this.catalog.getPolicy(failed.policy);
+    if (!record) return undefined;
+    const policy = validatePolicy(record.document);
+    const source = policy.sources.find((s) => s.agents.includes(failed.agent));
+    if (!source) return undefined;
+    return this.dispatch(policy, source, failed.agent, failed.kind, this.clock.now(), failed.attempt + 1);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.tick()
+        .catch((err: unknown) => this.options.log?.warn({ error: (err as Error).message }, 'scheduler check failed'))
+        .finally(() => {
+          if (!this.stopped) void this.nextWait().then((wait) => this.schedule(wait));
+        });
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Until the earliest next fire time, at most MAX_SLEEP_MS. */
+  private async nextWait(): Promise<number> {
+    const now = this.clock.now();
+    let wait = MAX_SLEEP_MS;
+    for (const record of await this.catalog.listPolicies()) {
+      try {
+        const [next] = nextPolicyRuns(validatePolicy(record.document), new Date(now), 1);
+        if (next) wait = Math.min(wait, Math.max(0, next.at.getTime() - now));
+      } catch {
+        // an unreadable policy is reported by check()
+      }
+    }
+    return wait;
+  }
+
+  private async check(): Promise<DispatchedRun[]> {
+    const now = this.clock.now();
+    const out: DispatchedRun[] = [];
+    for (const record of await this.catalog.listPolicies()) {
+      let policy: Policy;
+      try {
+        policy = validatePolicy(record.document);
+      } catch (err) {
+        this.options.log?.warn({ policy: record.name, error: (err as Error).message }, 'policy in the catalog does not validate; not scheduled');
+        continue;
+      }
+      const state = await this.catalog.getMeta<PolicyState>(STATE_KEY(policy.name));
+      if (!state) {
+        // A new policy starts from now: nothing before it existed is "missed".
+        await this.catalog.putMeta(STATE_KEY(policy.name), { checkedUntil: now } satisfies PolicyState);
+        continue;
+      }
+      if (now <= state.checkedUntil) continue;
+      const due = duePolicyRuns(policy, state.checkedUntil, now);
+      await this.catalog.putMeta(STATE_KEY(policy.name), { checkedUntil: now } satisfies PolicyState);
+      if (due.length === 0) continue;
+      const late = now - due[due.length - 1]!.at.getTime() > MAX_SLEEP_MS * 2;
+      if (late && this.options.catchUp === false) {
+        this.options.log?.info({ policy: policy.name, missed: due.length }, 'missed runs skipped (catch-up is off)');
+        continue;
+      }
+      // Several fire times at once (missed while down, or a coarse test clock): one run,
+      // full if any of them was full.
+      const kind = due.some((d) => d.kind === 'full') ? 'full' : 'incremental';
+      for (const source of policy.sources) {
+        for (const agent of source.agents) out.push(await this.dispatch(policy, source, agent, kind, now, 1, due.length > 1 ? due.length : undefined));
+      }
+    }
+    return out;
+  }
+
+  private async dispatch(policy: Policy, source: Policy['sources'][number], agent: string, kind: 'full' | 'incremental', at: number, attempt: number, collapsed?: number): Promise<DispatchedRun> {
+    const job = policyJobName(policy, agent);
+    const result: DispatchedRun = { policy: policy.name, job, agent, kind, at, attempt };
+    const active = [...(await this.catalog.listRuns({ agent, state: 'queued' })), ...(await this.catalog.listRuns({ agent, state: 'running' }))].find((r) => r.job === job);
+    if (active) {
+      result.skipped = `run ${active.id} of job ${job} is still ${active.state}`;
+      this.options.log?.warn({ policy: policy.name, job, kind, previous: active.id }, 'scheduled run skipped: the previous run of the job has not finished');
+      return result;
+    }
+    const existing = await this.catalog.getJob(job);
+    await this.catalog.putJob({ name: job, agent, sources: source.specs, store: policy.store.scope === 'global' ? 'global' : job, knownSources: existing?.knownSources });
+    result.run = await this.runs.create(agent, job, source.specs, source.hooks, kind === 'full');
+    this.watched.set(result.run.id, result);
+    this.options.log?.info({ policy: policy.name, job, agent, kind, run: result.run.id, attempt, collapsed, host: hostname() }, 'scheduled run queued');
+    return result;
+  }
+}
+
+/** Fire times in (from, to], in order. */
+export function duePolicyRuns(policy: Policy, from: number, to: number): { at: Date; kind: 'full' | 'incremental' }[] {
+  const out: { at: Date; kind: 'full' | 'incremental' }[] = [];
+  let cursor = from;
+  for (;;) {
+    const batch = nextPolicyRuns(policy, new Date(cursor), 64);
+    for (const run of batch) {
+      if (run.at.getTime() > to) return out;
+      out.push(run);
+      cursor = run.at.getTime();
+    }
+    if (batch.length < 64) return out;
+  }
+}
