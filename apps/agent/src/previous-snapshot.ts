@@ -58,13 +58,13 @@ export class RemotePreviousSnapshot implements PreviousSnapshot {
         const w = self.window!;
         if (index! >= w.refs.length) {
           index = await self.locate(at);
-          if (index === undefined) throw new PreviousSnapshotError(`snapshot ${self.id} has no chunk starting at ${at}`);
+          if (index === undefined) throw new PreviousSnapshotError(`snapshot ${self.id} has no chunk starting at ${at}; run this backup with --full`);
           continue;
         }
         const ref = self.window!.refs[index!]!;
         at += ref.length;
         index!++;
-        if (at > end) throw new PreviousSnapshotError(`snapshot ${self.id}: a chunk runs past ${end}, where a file ends; the previous archive is not cut at file boundaries`);
+        if (at > end) throw new PreviousSnapshotError(`snapshot ${self.id}: a chunk runs past ${end}, where a file ends; the previous archive is not cut at file boundaries; run this backup with --full`);
         yield ref;
       }
     })();

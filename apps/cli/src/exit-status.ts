@@ -5,6 +5,7 @@
 import { ChunkerParameterError } from '@hoard/chunker';
 import {
   ArchiveEntryNotFoundError,
+  ArchiveTargetExistsError,
   BlobCorruptError,
   IntegrityError,
   InvalidJobNameError,
@@ -41,6 +42,7 @@ export function exitStatus(err: unknown): { code: number; message: string } {
     err instanceof RepositoryNotFoundError ||
     err instanceof SnapshotNotFoundError ||
     err instanceof ArchiveEntryNotFoundError ||
+    err instanceof ArchiveTargetExistsError ||
     err instanceof StoreScopeError ||
     err instanceof UnknownStoreError ||
     err instanceof S3ConfigError

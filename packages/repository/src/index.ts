@@ -97,6 +97,7 @@ export {
 } from './archive/dir-archive.js';
 export {
   ArchiveEntryNotFoundError,
+  ArchiveTargetExistsError,
   archivePath,
   extractArchive,
   findEntry,

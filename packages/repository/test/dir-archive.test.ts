@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { ArchiveFormatError, EntryTableParser, decodeArchiveTrailer, encodeArchiveTrailer, encodeEntry, unsafePathReason, type DirEntry } from '../dist/index.js';
 
 const name = fc.uint8Array({ minLength: 1, maxLength: 12 }).map((b) => Buffer.from(b.map((x) => (x === 0 || x === 0x2f ? 0x61 : x)))).filter((b) => !b.equals(Buffer.from('.')) && !b.equals(Buffer.from('..')));
-const relPath = fc.array(name, { minLength: 1, maxLength: 4 }).map((parts) => Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('/'), p]))));
+
 
 const entryArb = fc.record({
   type: fc.constantFrom<DirEntry['type']>('file', 'dir', 'symlink'),
-  path: relPath,
+  path: name,
   mode: fc.integer({ min: 0, max: 0o7777 }),
   uid: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
   gid: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
@@ -73,5 +73,18 @@ describe('directory archive entry table', () => {
     expect(decodeArchiveTrailer('s', trailer, 332)).toEqual({ tableOffset: 100, entryCount: 3, tableBytes: 200 });
     expect(() => decodeArchiveTrailer('s', trailer, 333)).toThrow(/does not end where/);
     expect(() => decodeArchiveTrailer('s', Buffer.alloc(32), 332)).toThrow(/not a directory archive/);
+  });
+});
+
+describe('directory archive parents', () => {
+  const entry = (type: DirEntry['type'], path: string, extra: Partial<DirEntry> = {}): DirEntry => ({ type, path: Buffer.from(path), mode: 0o755, uid: 0, gid: 0, size: 0, offset: 0, mtimeNs: 0n, inode: 1n, dev: 1n, ...extra });
+  const parse = (...entries: DirEntry[]) => parseAll(Buffer.concat(entries.map(encodeEntry)), 0, entries.length, 1000);
+
+  it('refuses an entry under a symlink or a file (a restore would write through it)', () => {
+    expect(() => parse(entry('dir', '.'), entry('symlink', 'a', { target: Buffer.from('/etc') }), entry('file', 'a/passwd'))).toThrow(/parent is not a directory/);
+    expect(() => parse(entry('dir', '.'), entry('file', 'f'), entry('dir', 'f/sub'))).toThrow(/parent is not a directory/);
+    expect(() => parse(entry('dir', '.'), entry('file', 'x/y'))).toThrow(/parent is not a directory/);
+    expect(() => parse(entry('dir', '.'), entry('dir', '.'))).toThrow(/"\." must be the first entry/);
+    expect(parse(entry('dir', '.'), entry('dir', 'a'), entry('dir', 'a/b'), entry('file', 'a/b/c')).map((e) => e.path.toString())).toEqual(['.', 'a', 'a/b', 'a/b/c']);
   });
 });

@@ -16,10 +16,11 @@
  * read error inside a file fails the backup: half a file cannot be recorded.
  *
  * Memory: the entry table being written and the previous one (for incremental runs) are
- * held in memory, about 100 bytes plus the path per entry; file contents stream.
+ * held in memory: measured about 750 bytes of RSS per file for an incremental run with
+ * 42-byte paths (0.75 GB per million files); file contents stream.
  */
 import type { BigIntStats } from 'node:fs';
-import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, stat, type FileHandle } from 'node:fs/promises';
 import {
   ARCHIVE_TRAILER_BYTES,
   EntryTableParser,
@@ -41,7 +42,8 @@ export async function resolveDirSource(path: string, onWarning: (message: string
   const name = `dir:${root}`;
   let info: BigIntStats;
   try {
-    info = await lstat(root, { bigint: true });
+    // stat, not lstat: a root given as a symlink to a directory is archived (links below it are recorded as links).
+    info = await stat(root, { bigint: true });
   } catch (err) {
     throw statError(name, root, err);
   }
@@ -92,11 +94,11 @@ async function openDir(name: string, root: string, onWarning: (message: string) 
   };
 
   async function* archive(): AsyncGenerator<SourcePart> {
-    const previousFiles = await loadPrevious(name, context, warn);
+    const previousFiles = await loadPrevious(name, context, onWarning);
     const previous = previousFiles?.snapshot;
     const table: Buffer[] = [];
     let offset = 0;
-    const rootInfo = await lstat(root, { bigint: true });
+    const rootInfo = await stat(root, { bigint: true });
     const record = (entry: DirEntry): void => {
       table.push(encodeEntry(entry));
       stats.entries++;
@@ -219,7 +221,7 @@ async function openDir(name: string, root: string, onWarning: (message: string) 
 }
 
 /** The previous snapshot's entry table, when it is a directory archive this run may reuse. */
-async function loadPrevious(name: string, context: OpenContext | undefined, warn: (message: string) => void): Promise<{ snapshot: PreviousSnapshot; files: Map<string, PreviousFile> } | undefined> {
+async function loadPrevious(name: string, context: OpenContext | undefined, onWarning: (message: string) => void): Promise<{ snapshot: PreviousSnapshot; files: Map<string, PreviousFile> } | undefined> {
   const snapshot = await context?.previous?.();
   if (!snapshot || snapshot.kind !== 'directory' || snapshot.logicalBytes < ARCHIVE_TRAILER_BYTES) return undefined;
   try {
@@ -236,7 +238,7 @@ async function loadPrevious(name: string, context: OpenContext | undefined, warn
     return { snapshot, files };
   } catch (err) {
     // Not worth failing the backup over: this run reads every file instead.
-    warn(`the previous snapshot ${snapshot.id} could not be used to skip unchanged files (${(err as Error).message}); every file is read`);
+    onWarning(`${name}: the previous snapshot ${snapshot.id} could not be used to skip unchanged files (${(err as Error).message}); every file is read`);
     return undefined;
   }
 }

@@ -108,6 +108,8 @@ export function decodeArchiveTrailer(snapshot: string, bytes: Uint8Array, archiv
 export class EntryTableParser {
   private pending: Buffer = Buffer.alloc(0);
   private nextOffset = 0;
+  /** Directories recorded so far (latin1 keys): an entry's parent must be one of them. */
+  private readonly directories = new Set<string>(['.']);
   count = 0;
 
   constructor(
@@ -162,6 +164,18 @@ export class EntryTableParser {
     const where = `entry ${this.count} (${printablePath(entry.path)})`;
     const reason = unsafePathReason(entry.path);
     if (reason) throw new ArchiveFormatError(this.snapshot, `${where}: ${reason}`);
+    // The parent must be a directory recorded earlier, never a symlink or a file: else a
+    // crafted table (symlink "a" -> /etc, then file "a/passwd") would make a restore
+    // write through the link, outside its target.
+    const key = entry.path.toString('latin1');
+    if (key !== '.') {
+      const slash = key.lastIndexOf('/');
+      const parent = slash < 0 ? '.' : key.slice(0, slash);
+      if (!this.directories.has(parent)) throw new ArchiveFormatError(this.snapshot, `${where}: its parent is not a directory recorded before it`);
+      if (entry.type === 'dir') this.directories.add(key);
+    } else if (entry.type !== 'dir' || this.count !== 0) {
+      throw new ArchiveFormatError(this.snapshot, `${where}: "." must be the first entry, a directory`);
+    }
     if (entry.type === 'file') {
       if (entry.offset !== this.nextOffset) throw new ArchiveFormatError(this.snapshot, `${where} starts at ${entry.offset}, expected ${this.nextOffset}`);
       this.nextOffset += entry.size;

@@ -38,6 +38,11 @@ export interface ExtractResult {
   bytes: number;
 }
 
+/** The directory a restore builds in already exists; it is never removed for the user. */
+export class ArchiveTargetExistsError extends Error {
+  override readonly name = 'ArchiveTargetExistsError';
+}
+
 /** A file that was asked for is not in the archive, or is not a regular file. */
 export class ArchiveEntryNotFoundError extends Error {
   override readonly name = 'ArchiveEntryNotFoundError';
@@ -79,8 +84,12 @@ export function readArchiveFile(source: ArchiveSource, entry: DirEntry): AsyncIt
 export async function extractArchive(source: ArchiveSource, target: string, options: { index?: ArchiveIndex; onProgress?: (bytes: number) => void } = {}): Promise<ExtractResult> {
   const index = options.index ?? (await readArchiveIndex(source));
   const partial = `${target}.partial`;
-  await rm(partial, { recursive: true, force: true });
-  await mkdir(partial, { recursive: false });
+  try {
+    await mkdir(partial, { recursive: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ArchiveTargetExistsError(`${partial} exists (left by an interrupted restore?): remove it, or restore elsewhere`);
+    throw err;
+  }
   const base = Buffer.from(partial);
   const at = (e: DirEntry): Buffer => (e.path.equals(DOT) ? base : Buffer.concat([base, SLASH, e.path]));
   const result: ExtractResult = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
@@ -117,6 +126,7 @@ export async function extractArchive(source: ArchiveSource, target: string, opti
     for (const e of check.push(tail.subarray(0, index.trailer.tableBytes))) {
       if (!e.path.equals(index.entries[i++]!.path)) throw new ArchiveFormatError(source.snapshot, 'the entry table read with the stream differs from the one read first');
     }
+    check.end();
     await reader.end();
     // Metadata last, deepest first: writing into a directory changes its mtime, and a
     // read-only directory would refuse its children.
