@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { postgresBinDir } from '../../../test-support/postgres.js';
 import { hoardCli, STACK_TRACE } from './helpers.js';
+
+const demoClusters = async (): Promise<string[]> => (await readdir(tmpdir())).filter((name) => name.startsWith('hoard-demo-pg-'));
 
 describe('hoard CLI', () => {
   it('demo --json: a real backup series where later days store little, and a byte-identical point-in-time restore', async () => {
@@ -32,14 +37,14 @@ describe('hoard CLI', () => {
     expect(stdout).toMatch(/byte-identical to the day-1 dump/);
   });
 
-  it('demo (server + agent over HTTP): the second day sends a small share of what it reads, and both point-in-time restores are byte-identical', async () => {
-    const { code, stdout, stderr } = await hoardCli(['demo', '--json']);
-    expect(stderr).toBe('');
-    expect(code).toBe(0);
-    const report = JSON.parse(stdout) as {
-      days: Array<{ day: number; source: string; read_bytes: number; sent_bytes: number; new_bytes: number; stored_bytes: number }>;
-      restores: Array<{ source: string; identical: boolean; bytes: number }>;
-    };
+  interface NetworkDemoReport {
+    dump_source: 'postgresql' | 'generated';
+    dump_note: string;
+    days: Array<{ day: number; source: string; read_bytes: number; sent_bytes: number; new_bytes: number; stored_bytes: number }>;
+    restores: Array<{ source: string; check: 'sha256' | 'pg_restore'; identical: boolean; bytes: number; rows?: number; day1_rows?: number }>;
+  }
+
+  const checkNetworkDemo = (report: NetworkDemoReport): void => {
     expect(report.days).toHaveLength(4);
     for (const d of report.days.filter((r) => r.day === 0)) expect(d.sent_bytes).toBeGreaterThanOrEqual(d.stored_bytes);
     for (const d of report.days.filter((r) => r.day === 1)) {
@@ -48,6 +53,39 @@ describe('hoard CLI', () => {
       expect(d.sent_bytes).toBeLessThanOrEqual(d.stored_bytes * 1.05 + d.read_bytes * 0.005 + 64 * 1024);
     }
     expect(report.restores.map((r) => r.identical)).toEqual([true, true]);
+  };
+
+  it('demo (server + agent over HTTP): the second day sends a small share of what it reads, and both point-in-time restores check out (a real PostgreSQL dump when installed)', async () => {
+    const before = await demoClusters();
+    const { code, stdout, stderr } = await hoardCli(['demo', '--json']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as NetworkDemoReport;
+    checkNetworkDemo(report);
+    const installed = await postgresBinDir().then(() => true, () => false);
+    expect(report.dump_source, report.dump_note).toBe(installed ? 'postgresql' : 'generated');
+    if (report.dump_source === 'postgresql') {
+      expect(report.days.map((d) => d.source)).toEqual(['web-01.img', 'pg_dump shop', 'web-01.img', 'pg_dump shop']);
+      // Restored with pg_restore into a fresh database: day 0's rows, not day 1's.
+      const db = report.restores[1]!;
+      expect(db.check).toBe('pg_restore');
+      expect(db.rows).toBeGreaterThan(100_000);
+      expect(db.rows).not.toBe(db.day1_rows);
+    }
+    // The throwaway cluster is gone.
+    expect((await demoClusters()).filter((name) => !before.includes(name))).toEqual([]);
+  });
+
+  it('demo with HOARD_DEMO_NO_POSTGRES=1 falls back to the generated SQL dump stream and says so', async () => {
+    const json = await hoardCli(['demo', '--json'], { env: { HOARD_DEMO_NO_POSTGRES: '1' } });
+    expect(json.stderr).toBe('');
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.stdout) as NetworkDemoReport;
+    checkNetworkDemo(report);
+    expect(report.dump_source).toBe('generated');
+    expect(report.days.map((d) => d.source)).toEqual(['web-01.img', 'cat shop.sql', 'web-01.img', 'cat shop.sql']);
+    expect(report.dump_note).toBe('HOARD_DEMO_NO_POSTGRES is set');
+    expect(report.restores.map((r) => r.check)).toEqual(['sha256', 'sha256']);
   });
 
   it('--help teaches; an unknown command is a usage error (exit 2) without a stack trace', async () => {
