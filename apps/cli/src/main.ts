@@ -8,6 +8,8 @@ import { runRestore } from './commands/restore.js';
 import { runSnapshots } from './commands/snapshots.js';
 import { runStats } from './commands/stats.js';
 import { runVerify } from './commands/verify.js';
+import { runProtect, runPrune } from './commands/prune.js';
+import { runGc } from './commands/gc.js';
 import { runPolicyDelete, runPolicyList, runPolicyShow, runPolicyWrite } from './commands/policies.js';
 import { runAgentAdd, runAgentList, runAgentRevoke, runAgentStart } from './commands/agents.js';
 import { runRemoteRestore, runRemoteSnapshots, runRun } from './commands/remote.js';
@@ -88,8 +90,69 @@ program
   .option('--since <time>', 'with --server: only snapshots that started at or after this time')
   .option('--until <time>', 'with --server: only snapshots that started before this time')
   .option('--json', 'print a JSON array')
-  .addHelpText('after', '\nWith --server the list comes from the media server (its catalog); otherwise from --repo.\n')
-  .action((opts) => (opts.server ? runRemoteSnapshots(opts, out) : runSnapshots(opts, out)));
+  .option('--protect <id>', 'with --job: exempt this snapshot from retention (prune keeps it)')
+  .option('--unprotect <id>', 'with --job: make it subject to retention again')
+  .addHelpText('after', '\nWith --server the list comes from the media server (its catalog); otherwise from --repo.\nProtection is a marker in the repository (protected/<job>/<snapshot>), so every server and CLI sees it.\n\nExample:\n  hoard snapshots --repo /srv/hoard --job shop-db --protect 3fa2c1d0\n')
+  .action((opts) => (opts.protect !== undefined || opts.unprotect !== undefined ? runProtect(opts, out) : opts.server ? runRemoteSnapshots(opts, out) : runSnapshots(opts, out)));
+
+program
+  .command('prune')
+  .description("forget a job's snapshots that a retention policy does not keep (then run gc to free space)")
+  .addOption(repoOption())
+  .requiredOption('--job <name>', 'the job whose snapshots are pruned')
+  .option('--source <name>', 'only snapshots of this source (a job may back up several)')
+  .option('--keep-last <n>', 'keep the n newest snapshots')
+  .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one')
+  .option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days that have one')
+  .option('--keep-weekly <n>', 'keep the newest snapshot of each of the last n ISO weeks that have one')
+  .option('--keep-monthly <n>', 'keep the newest snapshot of each of the last n months that have one')
+  .option('--keep-yearly <n>', 'keep the newest snapshot of each of the last n years that have one')
+  .option('--keep-within <duration>', 'keep every snapshot taken within this long before the newest one: 36h, 14d, 3w, 2m (months), 1y')
+  .option('--timezone <iana>', 'time zone for hour/day/week/month/year boundaries (default UTC), e.g. Europe/Berlin')
+  .option('--dry-run', 'show what would be kept and forgotten, change nothing')
+  .addOption(passphraseFile())
+  .option('--json', 'print the plan as JSON')
+  .addHelpText(
+    'after',
+    `
+Rules add up: a snapshot is kept if any rule keeps it, and the output says which.
+Calendar rules count only periods that have snapshots, from the newest back, and keep the
+newest snapshot of each. Protected snapshots (snapshots --protect) are always kept and
+take no slot. At least one rule is required. Forgetting deletes only the snapshot's
+manifest; \`hoard gc\` frees the data nothing else references.
+
+Examples:
+  hoard prune --repo /srv/hoard --job shop-db --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+  hoard prune --repo /srv/hoard --job web-vm --keep-last 3 --keep-within 2m --timezone Europe/Berlin
+`,
+  )
+  .action((opts) => runPrune(opts, out));
+
+program
+  .command('gc')
+  .description('garbage collection: delete packs and chunk lists no snapshot references, repack mostly dead packs')
+  .addOption(repoOption())
+  .option('--dry-run', 'report what would be condemned, repacked and deleted; change nothing')
+  .option('--repack-threshold <share>', 'repack a pack when more than this share of its stored bytes is dead (default 0.2)')
+  .option('--grace <duration>', 'keep condemned objects this long before a later gc deletes them, and leave younger objects alone (default 24h): s, m, h, d')
+  .option('--break-lock', 'remove the lock of a gc run that died')
+  .addOption(passphraseFile())
+  .option('--json', 'print the report as JSON')
+  .addHelpText(
+    'after',
+    `
+Safe to run while backups run. Nothing is deleted in the run that finds it dead: dead
+objects are condemned (listed under gc/ and dropped from the index), and a later gc
+deletes them once the grace period has passed, unless a snapshot uses them again. Run
+it regularly (e.g. daily, after prune); the second run frees the space. Needs no
+passphrase: blobs are copied as stored. Protocol: docs/gc.md.
+
+Examples:
+  hoard gc --repo /srv/hoard --dry-run
+  hoard gc --repo s3://backups/hoard --repack-threshold 0.3
+`,
+  )
+  .action((opts) => runGc(opts, out));
 
 program
   .command('restore')

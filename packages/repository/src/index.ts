@@ -1,4 +1,4 @@
-export type { ObjectStore, ObjectInfo, ByteRange, ListPage } from './store/object-store.js';
+export type { ObjectStore, ObjectInfo, ByteRange, ListPage, ListOptions } from './store/object-store.js';
 export { listAll } from './store/object-store.js';
 export { ObjectStoreError, ObjectNotFoundError, InvalidKeyError, RangeOutOfBoundsError, type StoreOperation } from './store/errors.js';
 export {
@@ -107,3 +107,10 @@ export {
   type ArchiveSource,
   type ExtractResult,
 } from './archive/extract.js';
+export { SnapshotProtectedError, PROTECTED_PREFIX } from './repo/protection.js';
+export { planRetention, parseRetentionRules, hasKeepRule, type RetentionSnapshot, type RetentionRules, type RetentionDecision } from './retention/retention-plan.js';
+export { parseDuration, subtractDuration, type RetentionDuration, type DurationUnit } from './retention/duration.js';
+export { RetentionRuleError } from './retention/errors.js';
+export { collectGarbage, DEFAULT_GC_GRACE_MS, DEFAULT_REPACK_THRESHOLD, type GcOptions, type GcReport, type GcPhase } from './gc/collect-garbage.js';
+export { GcError, GcLockedError, GcConflictError } from './gc/errors.js';
+export { commitGuarded, type CommitReferences } from './gc/commit-guard.js';

@@ -99,14 +99,16 @@ class BackupRun {
   private readonly slots: Buffer[] = [];
   private maxChunk = MAX_CHUNK_SIZE;
   private failure: unknown;
+  /** Ordinals (in the store index) of packs this run deduplicated against: the commit check needs them. */
+  private readonly reusedPacks = new Set<number>();
 
   constructor(
     private readonly repo: Repository,
     private readonly store: FingerprintStore,
-    index: StoreIndex,
+    private readonly index: StoreIndex,
     private readonly options: BackupOptions,
   ) {
-    this.writer = new StoreWriter(repo.objects, store, index, { packBytes: repo.config.packBytes, uploadsInFlight: UPLOADS_IN_FLIGHT, packsPerSegment: PACKS_PER_SEGMENT });
+    this.writer = new StoreWriter(repo.objects, store, index, { packBytes: repo.config.packBytes, uploadsInFlight: UPLOADS_IN_FLIGHT, packsPerSegment: PACKS_PER_SEGMENT, recordPacks: true });
     this.snapshot = new SnapshotWriter(repo.objects);
   }
 
@@ -164,7 +166,7 @@ class BackupRun {
       parent: parent?.key ?? null,
       store: this.store.id,
       chunker: spec,
-    });
+    }, { packs: () => this.referencedPacks() });
     const result = this.snapshotProgress();
     this.options.onProgress?.(result);
     return { ...result, snapshot, store: this.store.name, durationMs: Date.now() - startedAt.getTime() };
@@ -177,12 +179,27 @@ class BackupRun {
     return p;
   }
 
+  /**
+   * Every pack the snapshot's blobs are in: those deduplicated against, and those this run
+   * wrote. A blob this run stored is never also counted as reused (it was pending, not
+   * indexed, when it was looked up).
+   */
+  private *referencedPacks(): Generator<Uint8Array> {
+    for (const ordinal of this.reusedPacks) yield this.index.packHash(ordinal);
+    yield* this.writer.writtenPacks;
+  }
+
   private rethrow(): void {
     if (this.failure !== undefined) throw this.failure;
   }
 
   /** A chunk with data: stored unless the store has it or is storing it right now. */
   private async storeChunk(fingerprint: Uint8Array, bytes: Uint8Array): Promise<void> {
+    const reused = this.index.packOf(fingerprint);
+    if (reused !== undefined) {
+      this.reusedPacks.add(reused);
+      return;
+    }
     if (this.writer.has(fingerprint)) return;
     const hex = Buffer.from(fingerprint.buffer, fingerprint.byteOffset, fingerprint.byteLength).toString('hex');
     if (this.encoding.has(hex)) return;

@@ -6,6 +6,7 @@
 import { generateSecrets, unwrapSecrets, wrapSecrets, type StoreSecrets } from '../crypto/store-secrets.js';
 import { decodeManifest, validateJobName, type Manifest, type SnapshotMeta } from '../snapshot/manifest.js';
 import { listAll, type ObjectStore } from '../store/object-store.js';
+import { ObjectNotFoundError } from '../store/errors.js';
 import { ObjectFormatError } from '../format-error.js';
 import { mapConcurrent } from './concurrency.js';
 import { PassphraseRequiredError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError } from './errors.js';
@@ -26,6 +27,7 @@ import {
   type StoreScope,
 } from './records.js';
 import { DEFAULT_PACK_BYTES } from '../pack/pack-writer.js';
+import { encodeProtection, PROTECTED_PREFIX, protectionKey, SnapshotProtectedError, snapshotKeyOfProtection } from './protection.js';
 
 export const GLOBAL_STORE = 'global';
 export const SNAPSHOTS_PREFIX = 'snapshots/';
@@ -186,12 +188,16 @@ export class Repository {
     return keys;
   }
 
-  /** The snapshot under `key`, or the format error that makes it unreadable. */
-  private async snapshotAt(key: string): Promise<SnapshotInfo | ObjectFormatError> {
+  /**
+   * The snapshot under `key`, the format error that makes it unreadable, or undefined if
+   * it was forgotten since the listing (a prune running meanwhile).
+   */
+  private async snapshotAt(key: string): Promise<SnapshotInfo | ObjectFormatError | undefined> {
     try {
       return { id: snapshotId(key), key, meta: (await this.manifest(key)).meta };
     } catch (err) {
       if (err instanceof ObjectFormatError) return err;
+      if (err instanceof ObjectNotFoundError) return undefined;
       throw err;
     }
   }
@@ -204,7 +210,7 @@ export class Repository {
     const out: SnapshotInfo[] = [];
     await mapConcurrent(await this.snapshotKeys(job), 16, (key) => this.snapshotAt(key), (info, key) => {
       if (info instanceof ObjectFormatError) options.onDamaged?.(key, info);
-      else out.push(info);
+      else if (info) out.push(info);
     });
     return out.sort(newestFirst);
   }
@@ -220,7 +226,7 @@ export class Repository {
       // Keys order by finish time to the second; within that second compare the manifests.
       if (best && finishSecond(key) !== finishSecond(best.key)) break;
       const info = await this.snapshotAt(key);
-      if (!(info instanceof ObjectFormatError) && match(info) && (!best || newestFirst(info, best) < 0)) best = info;
+      if (info && !(info instanceof ObjectFormatError) && match(info) && (!best || newestFirst(info, best) < 0)) best = info;
     }
     return best;
   }
@@ -256,6 +262,36 @@ export class Repository {
     return all[0];
   }
 
+  /** Marks a snapshot as exempt from retention (idempotent). */
+  async protectSnapshot(key: string): Promise<void> {
+    await this.objects.putIfAbsent(protectionKey(key), encodeProtection());
+  }
+
+  async unprotectSnapshot(key: string): Promise<void> {
+    await this.objects.deleteMany([protectionKey(key)]);
+  }
+
+  /** Manifest keys of the protected snapshots, of one job or of all. */
+  async protectedSnapshots(job?: string): Promise<Set<string>> {
+    if (job !== undefined) validateJobName(job);
+    const out = new Set<string>();
+    for await (const info of listAll(this.objects, job === undefined ? PROTECTED_PREFIX : `${PROTECTED_PREFIX}${job}/`)) out.add(snapshotKeyOfProtection(info.key));
+    return out;
+  }
+
+  /**
+   * Forgets snapshots: deletes their manifests. What only they referenced (chunk-list
+   * pages, blobs) becomes garbage for `collectGarbage`. Protected snapshots are refused
+   * (SnapshotProtectedError) and nothing is deleted then.
+   */
+  async forgetSnapshots(keys: readonly string[]): Promise<void> {
+    for (const key of keys) protectionKey(key); // checks the shape
+    const protectedKeys = await this.protectedSnapshots();
+    const refused = keys.filter((k) => protectedKeys.has(k));
+    if (refused.length > 0) throw new SnapshotProtectedError(refused);
+    if (keys.length > 0) await this.objects.deleteMany([...keys]);
+  }
+
   /** Matches on the keys alone, then reads the one manifest (a damaged one is reported as such). */
   private async findSnapshotById(job: string, text: string): Promise<SnapshotInfo> {
     const keys = await this.snapshotKeys(job);
@@ -268,6 +304,7 @@ export class Repository {
     if (matches.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshot ${text} (\`hoard snapshots --job ${job}\` lists them)`);
     const info = await this.snapshotAt(matches[0]);
     if (info instanceof ObjectFormatError) throw info;
+    if (!info) throw new SnapshotNotFoundError(`snapshot ${text} of job ${job} was just forgotten`);
     return info;
   }
 }

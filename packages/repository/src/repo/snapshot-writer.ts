@@ -11,6 +11,7 @@ import { hashOfContentKey } from '../content-key.js';
 import { encodePage, PAGE_CHUNKS, type ChunkRef } from '../snapshot/chunk-list.js';
 import { encodeManifest, type PageRef, type SnapshotMeta } from '../snapshot/manifest.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { commitGuarded } from '../gc/commit-guard.js';
 import { snapshotId, type SnapshotInfo } from './repository.js';
 
 const NO_FINGERPRINT = new Uint8Array(32);
@@ -39,14 +40,23 @@ export class SnapshotWriter {
     if (this.page.length === PAGE_CHUNKS) this.flushPage();
   }
 
-  /** Writes the last page and the manifest; returns the new snapshot. */
-  async commit(meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>): Promise<SnapshotInfo> {
+  /**
+   * Writes the last page and the manifest; returns the new snapshot. With `packs` (the
+   * names of every pack the snapshot's blobs are in) the manifest write is wrapped in the
+   * commit check against a concurrent GC (gc/commit-guard.ts, docs/gc.md).
+   */
+  async commit(meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>, options: { packs?: () => Iterable<Uint8Array> } = {}): Promise<SnapshotInfo> {
     if (this.page.length > 0 || this.pages.length === 0) this.flushPage();
     await Promise.all(this.writes.splice(0));
     if (this.failure !== undefined) throw this.failure;
     const full: SnapshotMeta = { ...meta, chunker: manifestChunker(meta.chunker), logicalBytes: this.logicalBytes, chunkCount: this.chunks };
     const manifest = encodeManifest({ meta: full, pages: this.pages });
-    await this.objects.putIfAbsent(manifest.key, manifest.bytes);
+    const put = async () => {
+      await this.objects.putIfAbsent(manifest.key, manifest.bytes);
+      return manifest.key;
+    };
+    if (options.packs) await commitGuarded(this.objects, { packs: options.packs(), pages: this.pages.map((p) => p.hash) }, put);
+    else await put();
     return { id: snapshotId(manifest.key), key: manifest.key, meta: full };
   }
 

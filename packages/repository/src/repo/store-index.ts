@@ -14,6 +14,7 @@ import { FingerprintIndex } from '@hoard/chunker';
 import { CODEC_ENCRYPTED } from '../blob/codec.js';
 import { decodeIndexSegment, packKeyFromHash } from '../index-segment/index-segment.js';
 import type { PackEntry } from '../pack/pack-format.js';
+import { ObjectNotFoundError } from '../store/errors.js';
 import { listAll, type ObjectStore } from '../store/object-store.js';
 import { mapConcurrent } from './concurrency.js';
 
@@ -72,6 +73,18 @@ export class StoreIndex {
     for (const e of entries) this.add(e.fingerprint, { pack, offset: e.offset, storedLength: e.storedLength, codec: e.codec });
   }
 
+  /** Ordinal of the pack holding the blob (no allocation: the backup asks this per dedup hit). */
+  packOf(fingerprint: Uint8Array): number | undefined {
+    return this.fingerprints.get(fingerprint)?.[0];
+  }
+
+  /** The BLAKE3 name of pack `ordinal`. */
+  packHash(ordinal: number): Uint8Array {
+    const hash = this.packHashes[ordinal];
+    if (!hash) throw new Error(`pack ${ordinal} has no name yet (still being written)`);
+    return hash;
+  }
+
   locate(fingerprint: Uint8Array): BlobLocation | undefined {
     const v = this.fingerprints.get(fingerprint);
     if (!v) return undefined;
@@ -86,6 +99,19 @@ export class StoreIndex {
 
   /** Reads every index segment of the store with id `storeId` (hex). */
   static async load(store: ObjectStore, storeId: string, concurrency = 8): Promise<StoreIndex> {
+    // GC replaces segments by writing the new ones before deleting the old (docs/gc.md):
+    // a segment that vanishes between listing and reading means a newer listing has its
+    // replacement, so the load starts over.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await StoreIndex.loadOnce(store, storeId, concurrency);
+      } catch (err) {
+        if (!(err instanceof ObjectNotFoundError) || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private static async loadOnce(store: ObjectStore, storeId: string, concurrency: number): Promise<StoreIndex> {
     const index = new StoreIndex();
     const keys: string[] = [];
     for await (const info of listAll(store, 'index/')) keys.push(info.key);

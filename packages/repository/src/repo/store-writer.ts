@@ -26,6 +26,8 @@ export interface StoreWriterOptions {
   uploadsInFlight?: number;
   /** Packs per index segment: a crash loses at most this many packs' worth of dedup. */
   packsPerSegment?: number;
+  /** Remember the name of every pack this writer indexed (`writtenPacks`): a backup's commit check needs them (gc/commit-guard.ts). */
+  recordPacks?: boolean;
 }
 
 export interface StoreWriterStats {
@@ -67,6 +69,9 @@ export class StoreWriter {
   readonly stats: StoreWriterStats = { blobs: 0, storedBytes: 0, packs: 0, segments: 0, duplicates: 0 };
   private readonly uploadsInFlight: number;
   private readonly packsPerSegment: number;
+  /** With `recordPacks`: names of the packs this writer wrote and indexed. */
+  readonly writtenPacks: Uint8Array[] = [];
+  private readonly recordPacks: boolean;
 
   constructor(
     private readonly objects: ObjectStore,
@@ -77,6 +82,7 @@ export class StoreWriter {
     this.pack = new PackWriter(store.idBytes, options.packBytes);
     this.uploadsInFlight = options.uploadsInFlight ?? 1;
     this.packsPerSegment = options.packsPerSegment ?? 16;
+    this.recordPacks = options.recordPacks ?? false;
   }
 
   /** True when the store has the blob or this writer is storing it. */
@@ -184,9 +190,11 @@ export class StoreWriter {
         return;
       }
       this.stats.segments++;
+      if (process.env.GC_DEBUG) console.error('SEGMENT', segment.key.slice(-6), packs.map((p) => Buffer.from(p.packHash).toString('hex').slice(0, 6)).join(','));
       // Pack and segment are durable: from now on everyone may use the blobs.
       for (const p of packs) {
         this.index.addPackEntries(p.packHash, p.entries);
+        if (this.recordPacks) this.writtenPacks.push(p.packHash);
         this.forget(p.entries, p.seq);
         this.undurable.delete(p.seq);
       }

@@ -4,7 +4,7 @@ import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type
 import { dirname, join, resolve } from 'node:path';
 import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, isKeySegment, validateKey, validatePrefix } from './keys.js';
-import type { ByteRange, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
+import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 
 /**
  * Where temp files live, inside the root. '~' is outside the key alphabet, so no key can
@@ -132,7 +132,7 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string, options: { after?: string; limit?: number } = {}): Promise<ListPage> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ListPage> {
     const limit = checkListArguments(prefix, options);
     const after = options.after;
     try {
@@ -144,7 +144,8 @@ export class FsObjectStore implements ObjectStore {
       const infos = await mapLimit(pageKeys, IO_CONCURRENCY, async (key): Promise<ObjectInfo | undefined> => {
         try {
           const info = await lstat(this.#path(key));
-          return info.isFile() ? { key, size: info.size } : undefined;
+          if (!info.isFile()) return undefined;
+          return options.times ? { key, size: info.size, modified: info.mtime } : { key, size: info.size };
         } catch (err) {
           // Deleted between readdir() and lstat(): no longer part of the listing.
           if (isAbsent(err)) return undefined;

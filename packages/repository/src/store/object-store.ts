@@ -11,6 +11,15 @@
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** When the object was written; only from list() with `times: true` (GC's age rule). */
+  modified?: Date;
+}
+
+export interface ListOptions {
+  after?: string;
+  limit?: number;
+  /** Also report each object's write time (`modified`). */
+  times?: boolean;
 }
 
 export interface ByteRange {
@@ -40,16 +49,16 @@ export interface ObjectStore {
   /** Size of the object, or undefined if absent. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Objects whose key starts with `prefix`, in lexicographic key order, a page at a time. */
-  list(prefix: string, options?: { after?: string; limit?: number }): Promise<ListPage>;
+  list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Deletes the keys that exist; absent keys are not an error. */
   deleteMany(keys: string[]): Promise<void>;
 }
 
 /** Every object under `prefix`, following pages. */
-export async function* listAll(store: ObjectStore, prefix: string): AsyncGenerator<ObjectInfo> {
+export async function* listAll(store: ObjectStore, prefix: string, options: { times?: boolean } = {}): AsyncGenerator<ObjectInfo> {
   let after: string | undefined;
   for (;;) {
-    const page = await store.list(prefix, { after });
+    const page = await store.list(prefix, options.times ? { after, times: true } : { after });
     yield* page.objects;
     if (page.next === undefined) return;
     after = page.next;

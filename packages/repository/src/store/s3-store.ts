@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, validateKey, validatePrefix } from './keys.js';
-import type { ByteRange, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
+import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 import { describeS3Error, errorName, httpStatus, type S3ErrorContext } from './s3-errors.js';
 import { resolveRetryPolicy, S3RetryStrategy, type S3RetryPolicy } from './s3-retry.js';
 import { formatS3Url, parseS3Url, S3ConfigError, validateBucketName, validateStorePrefix, type S3Url } from './s3-url.js';
@@ -182,11 +182,11 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string, options: { after?: string; limit?: number } = {}): Promise<ListPage> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ListPage> {
     const limit = checkListArguments(prefix, options);
     const after = options.after;
     try {
-      return await this.#list(prefix, after, Math.min(limit, S3_PAGE_MAX));
+      return await this.#list(prefix, after, Math.min(limit, S3_PAGE_MAX), options.times === true);
     } catch (err) {
       throw this.#wrap('list', prefix, err);
     }
@@ -294,7 +294,7 @@ export class S3ObjectStore implements ObjectStore {
 
   // --- list ---
 
-  async #list(prefix: string, after: string | undefined, maxKeys: number): Promise<ListPage> {
+  async #list(prefix: string, after: string | undefined, maxKeys: number, times: boolean): Promise<ListPage> {
     let continuationToken: string | undefined;
     for (;;) {
       const response = await this.#client.send(
@@ -311,7 +311,7 @@ export class S3ObjectStore implements ObjectStore {
       const objects: ObjectInfo[] = [];
       for (const entry of response.Contents ?? []) {
         const key = this.#storeKey(entry.Key);
-        if (key !== undefined) objects.push({ key, size: entry.Size ?? 0 });
+        if (key !== undefined) objects.push(times && entry.LastModified ? { key, size: entry.Size ?? 0, modified: entry.LastModified } : { key, size: entry.Size ?? 0 });
       }
       const more = response.IsTruncated === true;
       if (!more) return { objects };

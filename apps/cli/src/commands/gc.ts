@@ -1,0 +1,64 @@
+/** `hoard gc --repo R [--dry-run] [--json] [--repack-threshold 0.2] [--grace 24h] [--break-lock]` */
+import { formatBytes } from '@hoard/chunker';
+import { collectGarbage } from '@hoard/repository';
+import { UsageError } from '../errors.js';
+import { formatDuration, ProgressLine } from '../progress.js';
+import { openRepository, type RepoOptions } from '../repo-location.js';
+
+export interface GcCommandOptions extends RepoOptions {
+  dryRun?: boolean;
+  json?: boolean;
+  repackThreshold?: string;
+  grace?: string;
+  breakLock?: boolean;
+}
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3600_000, d: 86400_000 };
+
+/** `--grace`: a whole number and s, m (minutes here: no calendar months in a grace period), h or d. */
+export function parseGrace(text: string): number {
+  const match = /^(\d{1,7})([smhd])$/.exec(text.trim());
+  if (!match) throw new UsageError(`--grace ${JSON.stringify(text)}: use a whole number followed by s, m, h or d (seconds, minutes, hours, days), e.g. 24h`);
+  return Number(match[1]) * UNITS[match[2]];
+}
+
+export async function runGc(options: GcCommandOptions, out: (line: string) => void): Promise<void> {
+  let repackThreshold: number | undefined;
+  if (options.repackThreshold !== undefined) {
+    const text = options.repackThreshold.trim();
+    repackThreshold = text.endsWith('%') ? Number(text.slice(0, -1)) / 100 : Number(text);
+    if (text === '' || !Number.isFinite(repackThreshold) || repackThreshold < 0 || repackThreshold > 1) {
+      throw new UsageError(`--repack-threshold ${options.repackThreshold}: give the dead share above which a pack is repacked, from 0 to 1 (or 0% to 100%), e.g. 0.2`);
+    }
+  }
+  const graceMs = options.grace !== undefined ? parseGrace(options.grace) : undefined;
+  const repo = await openRepository(options, false);
+  const progress = ProgressLine.forCommand(options.json);
+  const report = await collectGarbage(repo, {
+    dryRun: options.dryRun,
+    repackThreshold,
+    graceMs,
+    breakLock: options.breakLock,
+    onProgress: (p) => progress.update(p.done, undefined, `${p.phase} ${p.done}/${p.total}`),
+  });
+  progress.done();
+  if (options.json) {
+    out(JSON.stringify(report));
+    return;
+  }
+  const would = report.dryRun ? 'would be ' : '';
+  out(`${report.dryRun ? 'dry run: ' : ''}${report.snapshots} snapshot(s) reference ${report.blobs.live} blob(s) (${formatBytes(report.bytes.live)} stored); ${report.blobs.dead} blob(s) (${formatBytes(report.bytes.dead)}) are dead`);
+  out(
+    `packs: ${report.packs.total} in the bucket; ${report.packs.condemned} ${would}condemned, ${report.packs.repacked} ${would}repacked into ${report.dryRun ? 'new packs' : `${report.packs.written} new`}, ` +
+      `${report.packs.deleted} ${would}deleted, ${report.packs.revived} ${would}revived, ${report.packs.waiting} waiting out their grace period`,
+  );
+  out(`chunk-list pages: ${report.pages.total}; ${report.pages.condemned} ${would}condemned, ${report.pages.deleted} ${would}deleted, ${report.pages.waiting} waiting`);
+  out(
+    `stored bytes: ${formatBytes(report.bytes.before)} before, ${formatBytes(report.bytes.after)} after${report.dryRun ? ' (projected)' : ''} ` +
+      `(${formatBytes(report.bytes.deleted)} ${would}deleted, ${formatBytes(report.bytes.written)} ${would}written)`,
+  );
+  out(`condemned objects are deleted by a gc run at least ${formatDuration(report.graceMs / 1000)} later, if nothing references them again`);
+  if (report.missingChunks > 0) out(`warning: ${report.missingChunks} chunk reference(s) point at blobs no pack holds: run \`hoard verify\``);
+  for (const s of report.skipped) out(`warning: ${s.pack} was not repacked: ${s.problem}`);
+  out(`done in ${(report.durationMs / 1000).toFixed(1)} s`);
+}

@@ -1,0 +1,113 @@
+/**
+ * The commit check that makes a backup safe against a concurrent GC (docs/gc.md,
+ * "Backups that span a GC"). A backup may have deduplicated against a pack that GC
+ * condemned after the backup loaded its index, and its own packs and pages may be
+ * condemned while it runs. Around the manifest write:
+ *
+ *   before: read the condemnations; every referenced pack or page that is condemned is
+ *           revived if its revival window is open (single-pack index segment, then a
+ *           revival marker), else the backup fails with nothing committed;
+ *   write the manifest;
+ *   after:  read the condemnations again, then check that every referenced pack and page
+ *           still exists; anything condemned since is revived if its window is open,
+ *           otherwise (or if something is gone) the manifest is deleted again and the
+ *           backup fails.
+ *
+ * Why "after" is enough without any timing assumption: a GC that deletes an object
+ * condemned it first and lists manifests only after its grace period began, and
+ * condemnations stay listed until the object is deleted. If the check after the manifest
+ * sees no condemnation and then finds the object, any later condemnation comes after the
+ * manifest existed, so the GC that would delete the object lists the manifest and keeps it.
+ */
+import { encodeIndexSegment, packKeyFromHash } from '../index-segment/index-segment.js';
+import { readPackTrailer } from '../pack/pack-reader.js';
+import { contentKeyFromHash } from '../content-key.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { mapConcurrent } from '../repo/concurrency.js';
+import { GcConflictError } from './errors.js';
+import { instanceId, readCondemnations, revivedKey, reviveUntilMs, type CondemnationState } from './gc-objects.js';
+
+export interface CommitReferences {
+  /** BLAKE3 names of every pack holding a blob the snapshot references. */
+  packs: Iterable<Uint8Array>;
+  /** BLAKE3 names of the snapshot's chunk-list pages. */
+  pages: Iterable<Uint8Array>;
+}
+
+const HEADS_IN_FLIGHT = 16;
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** Runs `writeManifest` (returns the manifest key) between the two checks. */
+export async function commitGuarded(objects: ObjectStore, refs: CommitReferences, writeManifest: () => Promise<string>, now: () => number = Date.now): Promise<string> {
+  const packs = new Set([...refs.packs].map(hex));
+  const pages = new Set([...refs.pages].map(hex));
+  await settle(objects, await readCondemnations(objects), packs, pages, now, 'nothing was committed');
+  const key = await writeManifest();
+  if (process.env.GC_DEBUG) console.error('COMMIT', key.slice(-6), 'packs', [...packs].map((h) => h.slice(0, 6)).join(','));
+  try {
+    const after = await readCondemnations(objects);
+    await requireExisting(objects, packs, pages);
+    await settle(objects, after, packs, pages, now, 'the snapshot was withdrawn again');
+  } catch (err) {
+    if (err instanceof GcConflictError) await objects.deleteMany([key]);
+    throw err;
+  }
+  if (process.env.GC_DEBUG) console.error('COMMITTED', key.slice(-6));
+  return key;
+}
+
+async function settle(objects: ObjectStore, state: CondemnationState, packs: Set<string>, pages: Set<string>, now: () => number, outcome: string): Promise<void> {
+  for (const c of state.items.values()) {
+    if (!(c.kind === 'pack' ? packs : pages).has(c.hash)) continue;
+    // Every instance must be revived: an older one may still be the one a GC acts on.
+    for (const instance of c.instances) {
+      if (state.revived.has(instanceId(instance))) continue;
+      if (now() >= reviveUntilMs(instance)) {
+        throw new GcConflictError(
+          `garbage collection condemned ${c.kind === 'pack' ? `pack packs/${c.hash.slice(0, 2)}/${c.hash}` : `chunk-list page chunklists/${c.hash.slice(0, 2)}/${c.hash}`} at ${instance.condemnedAt}, which this snapshot needs, and it is too late to revive it; ${outcome}: run the backup again`,
+        );
+      }
+      if (c.kind === 'pack') {
+        if (!(await objects.head(packKeyFromHash(Buffer.from(c.hash, 'hex'))))) {
+          throw new GcConflictError(`pack packs/${c.hash.slice(0, 2)}/${c.hash}, which this snapshot needs, was deleted by garbage collection while the backup ran; ${outcome}: run the backup again`);
+        }
+        const segment = await revivePack(objects, c.hash);
+        await objects.putIfAbsent(revivedKey(instance), Buffer.from(JSON.stringify({ version: 1, revivedAt: new Date(now()).toISOString() })));
+        // The segment is content-named: it may be one that existed already and that the GC
+        // which condemned the pack is deleting right now. A GC deletes such segments before
+        // it looks for revival markers; if ours came too late for it, the segment is gone
+        // by now and is written again.
+        if (!(await objects.head(segment))) await revivePack(objects, c.hash);
+        continue;
+      }
+      await objects.putIfAbsent(revivedKey(instance), Buffer.from(JSON.stringify({ version: 1, revivedAt: new Date(now()).toISOString() })));
+    }
+  }
+}
+
+/**
+ * Lists a condemned pack in an index segment of its own again, so restores find its blobs
+ * before the next GC resolves the condemnation. The segment's bytes depend only on the
+ * pack, so reviving twice writes the same object.
+ */
+export async function revivePack(objects: ObjectStore, hash: string): Promise<string> {
+  const packHash = Uint8Array.from(Buffer.from(hash, 'hex'));
+  const trailer = await readPackTrailer(objects, packKeyFromHash(packHash));
+  const segment = encodeIndexSegment({ storeId: trailer.storeId, packs: [{ packHash, entries: trailer.entries }] });
+  await objects.putIfAbsent(segment.key, segment.bytes);
+  return segment.key;
+}
+
+async function requireExisting(objects: ObjectStore, packs: Set<string>, pages: Set<string>): Promise<void> {
+  const keys = [
+    ...[...packs].map((h) => contentKeyFromHash('packs', Buffer.from(h, 'hex'))),
+    ...[...pages].map((h) => contentKeyFromHash('chunklists', Buffer.from(h, 'hex'))),
+  ];
+  const missing: string[] = [];
+  await mapConcurrent(keys, HEADS_IN_FLIGHT, (key) => objects.head(key), (info, key) => {
+    if (!info) missing.push(key);
+  });
+  if (missing.length > 0) {
+    throw new GcConflictError(`${missing[0]}${missing.length > 1 ? ` and ${missing.length - 1} more object(s)` : ''}, which this snapshot needs, was deleted by garbage collection while the backup ran; the snapshot was withdrawn again: run the backup again`);
+  }
+}
