@@ -326,7 +326,6 @@ class GcRun {
     // The list first: a pack leaves the index only once it is listed as condemned, so a
     // backup that still dedups against it finds out at its commit check.
     const items = [...carried, ...newItems];
-    if (process.env.GC_DEBUG) console.error('GC', this.startMs, 'manifests', manifests.map((m) => m.slice(-6)).join(','), 'segs', segmentKeys.map((k) => k.slice(-6)).join(','), 'new', newItems.map((i) => `${i.kind}:${i.hash.slice(0, 6)}:${i.reason}`).join(','), 'delete', deletePacks.map((h) => h.slice(0, 6)).join(','), 'revive', revive.map((h) => h.slice(0, 6)).join(','));
     if (items.length > 0) await this.objects.putIfAbsent(newListKey(new Date(this.startMs)), encodeList(items));
     const ownSegments = new Set<string>();
     for (const h of revive) ownSegments.add(await revivePack(this.objects, h));
@@ -337,7 +336,6 @@ class GcRun {
     this.progress('write', 1, 3);
     const drop = new Set(newItems.filter((i) => i.kind === 'pack' && !rescued.has(itemId('pack', i.hash))).map((i) => i.hash));
     const segments = await rewriteSegments(this.objects, this.live, drop, added);
-    if (process.env.GC_DEBUG) console.error('GC rewrite drop', [...drop].map((h) => h.slice(0, 6)).join(','), 'wrote', segments.written.map((k) => k.slice(-6)).join(','), 'deleted', segments.deleted.map((k) => k.slice(-6)).join(','), 'rescued', [...rescued].join(','));
     for (const key of segments.written) ownSegments.add(key);
     r.segments.written = ownSegments.size;
     r.segments.deleted = segments.deleted.length;

@@ -43,7 +43,6 @@ export async function commitGuarded(objects: ObjectStore, refs: CommitReferences
   const pages = new Set([...refs.pages].map(hex));
   await settle(objects, await readCondemnations(objects), packs, pages, now, 'nothing was committed');
   const key = await writeManifest();
-  if (process.env.GC_DEBUG) console.error('COMMIT', key.slice(-6), 'packs', [...packs].map((h) => h.slice(0, 6)).join(','));
   try {
     const after = await readCondemnations(objects);
     await requireExisting(objects, packs, pages);
@@ -52,7 +51,6 @@ export async function commitGuarded(objects: ObjectStore, refs: CommitReferences
     if (err instanceof GcConflictError) await objects.deleteMany([key]);
     throw err;
   }
-  if (process.env.GC_DEBUG) console.error('COMMITTED', key.slice(-6));
   return key;
 }
 

@@ -190,7 +190,6 @@ export class StoreWriter {
         return;
       }
       this.stats.segments++;
-      if (process.env.GC_DEBUG) console.error('SEGMENT', segment.key.slice(-6), packs.map((p) => Buffer.from(p.packHash).toString('hex').slice(0, 6)).join(','));
       // Pack and segment are durable: from now on everyone may use the blobs.
       for (const p of packs) {
         this.index.addPackEntries(p.packHash, p.entries);
