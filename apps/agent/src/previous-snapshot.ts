@@ -7,7 +7,7 @@
  * unchanged files in the previous archive's order), so a run of many small unchanged
  * files costs one request per window, not one per file.
  */
-import { HoardClient, ServerUnreachableError, type WireRef } from '@hoard/protocol';
+import { HoardClient, type WireRef } from '@hoard/protocol';
 import type { PreviousSnapshot, SourceChunkRef } from './sources/source.js';
 
 /** The previous stream no longer matches what its chunk list says (a damaged snapshot). */
@@ -35,15 +35,8 @@ export class RemotePreviousSnapshot implements PreviousSnapshot {
     private readonly signal?: AbortSignal,
   ) {}
 
-  async *read(offset: number, length: number): AsyncGenerator<Uint8Array> {
-    const res = await this.client.restore(this.job, { id: this.id, offset, length }, this.signal);
-    let received = 0;
-    for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
-      received += piece.length;
-      yield piece;
-    }
-    // The server cuts the body short when a chunk fails its check.
-    if (received !== length) throw new ServerUnreachableError(`reading ${length} bytes at ${offset} of snapshot ${this.id} ended after ${received}`);
+  read(offset: number, length: number): AsyncIterable<Uint8Array> {
+    return this.client.restoreRange(this.job, this.id, offset, length, this.signal);
   }
 
   async chunks(offset: number, length: number): Promise<AsyncIterable<SourceChunkRef> | undefined> {

@@ -48,6 +48,7 @@ import {
   serializePolicies,
   validatePolicy,
   type BeginSessionResponse,
+  type Policy,
   type CommitResponse,
   type SnapshotSummary,
   type WireRef,
@@ -420,9 +421,9 @@ export class MediaServer {
 
   private async listPolicies(_req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
     requireAdmin(who);
-    const now = new Date(this.options.clock?.now() ?? Date.now());
+    const now = this.now();
     const out = [];
-    for (const record of await this.catalog.listPolicies()) out.push(this.describePolicy(record.document, record.updatedAt, now, 1));
+    for (const record of await this.catalog.listPolicies()) out.push(this.describePolicy(validatePolicy(record.document), record.updatedAt, now, 1));
     sendJson(res, 200, { policies: out });
   }
 
@@ -431,11 +432,16 @@ export class MediaServer {
     const record = await this.catalog.getPolicy(name!);
     if (!record) throw new RequestError(404, `no policy ${name} (\`hoard policy list\` shows them)`);
     const count = Math.min(100, Math.max(1, Number(url.searchParams.get('next') ?? 5) || 5));
-    sendJson(res, 200, { ...this.describePolicy(record.document, record.updatedAt, new Date(this.options.clock?.now() ?? Date.now()), count), yaml: serializePolicies(validatePolicy(record.document), { format: 'yaml', redactSecrets: true }) });
+    const policy = validatePolicy(record.document);
+    sendJson(res, 200, { ...this.describePolicy(policy, record.updatedAt, this.now(), count), yaml: serializePolicies(policy, { format: 'yaml', redactSecrets: true }) });
   }
 
-  private describePolicy(document: Record<string, unknown>, updatedAt: string, now: Date, next: number): Record<string, unknown> {
-    const policy = validatePolicy(document);
+  /** The scheduler's clock, so what `policy show` lists is what the scheduler will do. */
+  private now(): Date {
+    return new Date(this.options.clock?.now() ?? Date.now());
+  }
+
+  private describePolicy(policy: Policy, updatedAt: string, now: Date, next: number): Record<string, unknown> {
     const agents = policy.sources.flatMap((s) => s.agents);
     return {
       name: policy.name,

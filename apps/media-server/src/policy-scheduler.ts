@@ -15,7 +15,6 @@
  *
  * The clock is injectable so a test can drive months of schedule in milliseconds.
  */
-import { hostname } from 'node:os';
 import type { Catalog } from '@hoard/catalog';
 import { nextPolicyRuns, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
 import type { RunBoard } from './run-board.js';
@@ -220,7 +219,7 @@ export class PolicyScheduler {
     await this.catalog.putJob({ name: job, agent, sources: source.specs, store: policy.store.scope === 'global' ? 'global' : job, knownSources: existing?.knownSources });
     result.run = await this.runs.create(agent, job, source.specs, source.hooks, kind === 'full');
     this.watched.set(result.run.id, result);
-    this.options.log?.info({ policy: policy.name, job, agent, kind, run: result.run.id, attempt, collapsed, host: hostname() }, 'scheduled run queued');
+    this.options.log?.info({ policy: policy.name, job, agent, kind, run: result.run.id, attempt, collapsed }, 'scheduled run queued');
     return result;
   }
 }

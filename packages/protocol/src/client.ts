@@ -215,6 +215,20 @@ export class HoardClient {
     return this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/restore?${q}`, { signal });
   }
 
+  /**
+   * Bytes [offset, offset+length) of snapshot `id`, checked for length: the server cuts
+   * the body short when a chunk fails its check, which shows here as a short read.
+   */
+  async *restoreRange(job: string, id: string, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const res = await this.restore(job, { id, offset, length }, signal);
+    let received = 0;
+    for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
+      received += piece.length;
+      yield piece;
+    }
+    if (received !== length) throw new ServerUnreachableError(`reading ${length} bytes at ${offset} of snapshot ${id} of job ${job} ended after ${received} (a chunk failed its check on the server, or the connection dropped)`);
+  }
+
   abortSession(session: string): Promise<unknown> {
     return this.json('DELETE', `/v1/sessions/${session}`);
   }

@@ -101,6 +101,7 @@ export {
   archivePath,
   extractArchive,
   findEntry,
+  readArchiveEntries,
   readArchiveFile,
   readArchiveIndex,
   type ArchiveIndex,

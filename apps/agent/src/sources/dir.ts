@@ -21,14 +21,7 @@
  */
 import type { BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink, stat, type FileHandle } from 'node:fs/promises';
-import {
-  ARCHIVE_TRAILER_BYTES,
-  EntryTableParser,
-  decodeArchiveTrailer,
-  encodeArchiveTrailer,
-  encodeEntry,
-  type DirEntry,
-} from '@hoard/repository';
+import { ARCHIVE_TRAILER_BYTES, encodeArchiveTrailer, encodeEntry, readArchiveEntries, type DirEntry } from '@hoard/repository';
 import { SourceClosedError, SourceError, SourceFailedError, SourceUnsupportedError } from './errors.js';
 import { FILE_READ_CHUNK, statError } from './file.js';
 import { abortError, deferred } from './process.js';
@@ -225,16 +218,10 @@ async function loadPrevious(name: string, context: OpenContext | undefined, onWa
   const snapshot = await context?.previous?.();
   if (!snapshot || snapshot.kind !== 'directory' || snapshot.logicalBytes < ARCHIVE_TRAILER_BYTES) return undefined;
   try {
-    const trailerBytes = await collect(snapshot.read(snapshot.logicalBytes - ARCHIVE_TRAILER_BYTES, ARCHIVE_TRAILER_BYTES));
-    const trailer = decodeArchiveTrailer(snapshot.id, trailerBytes, snapshot.logicalBytes);
-    const parser = new EntryTableParser(snapshot.id, trailer);
     const files = new Map<string, PreviousFile>();
-    for await (const piece of snapshot.read(trailer.tableOffset, trailer.tableBytes)) {
-      for (const e of parser.push(piece)) {
-        if (e.type === 'file') files.set(e.path.toString('latin1'), { size: e.size, offset: e.offset, mtimeNs: e.mtimeNs, inode: e.inode });
-      }
-    }
-    parser.end();
+    await readArchiveEntries({ snapshot: snapshot.id, length: snapshot.logicalBytes, read: (offset, length) => snapshot.read(offset, length) }, (e) => {
+      if (e.type === 'file') files.set(e.path.toString('latin1'), { size: e.size, offset: e.offset, mtimeNs: e.mtimeNs, inode: e.inode });
+    });
     return { snapshot, files };
   } catch (err) {
     // Not worth failing the backup over: this run reads every file instead.
@@ -267,8 +254,3 @@ async function* fromBuffers(buffers: Buffer[]): AsyncGenerator<Uint8Array> {
 
 async function* emptyRefs(): AsyncGenerator<never> {}
 
-async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const p of stream) parts.push(p);
-  return Buffer.concat(parts);
-}

@@ -9,7 +9,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
 import { formatBytes } from '@hoard/chunker';
-import { HoardClient, parseSourceSpec, type RunView, type SnapshotSummary } from '@hoard/protocol';
+import { parseSourceSpec, type RunView, type SnapshotSummary } from '@hoard/protocol';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
@@ -156,7 +156,7 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
   const startedAt = probe.headers.get('x-hoard-started-at') ?? '?';
   const kind = probe.headers.get('x-hoard-source-kind') ?? 'stream';
   const total = Number(probe.headers.get('x-hoard-logical-bytes'));
-  const read = (offset: number, length: number): AsyncIterable<Uint8Array> => remoteRange(client, job, snapshot, offset, length);
+  const read = (offset: number, length: number): AsyncIterable<Uint8Array> => client.restoreRange(job, snapshot, offset, length);
   const done = (bytes: number, what: string): void => {
     const seconds = (Date.now() - started) / 1000;
     const summary = { snapshot, job, started_at: startedAt, to: options.to, bytes, seconds, ...(options.file !== undefined ? { file: options.file } : {}) };
@@ -213,19 +213,4 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
   progress.done();
   if (partial) await rename(partial, options.to);
   done(received, what);
-}
-
-/**
- * Bytes [offset, offset+length) of a snapshot through the server. The server checks every
- * chunk (and, for the whole stream, its hash) and cuts the body short when a check fails,
- * which shows here as a short read.
- */
-async function* remoteRange(client: HoardClient, job: string, id: string, offset: number, length: number): AsyncGenerator<Uint8Array> {
-  const res = await client.restore(job, { id, offset, length });
-  let received = 0;
-  for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
-    received += piece.length;
-    yield piece;
-  }
-  if (received !== length) throw new RestoreFailedError(`the server's answer ended after ${received} of ${length} bytes (a chunk failed its check, or the connection dropped)`);
 }

@@ -49,13 +49,22 @@ export class ArchiveEntryNotFoundError extends Error {
 }
 
 export async function readArchiveIndex(source: ArchiveSource): Promise<ArchiveIndex> {
+  const entries: DirEntry[] = [];
+  const trailer = await readArchiveEntries(source, (e) => void entries.push(e));
+  return { trailer, entries };
+}
+
+/**
+ * Reads the trailer, then streams the entry table to `each`, checked (EntryTableParser);
+ * for callers that keep only part of each entry.
+ */
+export async function readArchiveEntries(source: ArchiveSource, each: (entry: DirEntry) => void): Promise<ArchiveTrailer> {
   if (source.length < ARCHIVE_TRAILER_BYTES) throw new ArchiveFormatError(source.snapshot, `${source.length} bytes is too short for a directory archive`);
   const trailer = decodeArchiveTrailer(source.snapshot, await collect(source.read(source.length - ARCHIVE_TRAILER_BYTES, ARCHIVE_TRAILER_BYTES)), source.length);
   const parser = new EntryTableParser(source.snapshot, trailer);
-  const entries: DirEntry[] = [];
-  for await (const piece of source.read(trailer.tableOffset, trailer.tableBytes)) for (const e of parser.push(piece)) entries.push(e);
+  for await (const piece of source.read(trailer.tableOffset, trailer.tableBytes)) for (const e of parser.push(piece)) each(e);
   parser.end();
-  return { trailer, entries };
+  return trailer;
 }
 
 /** Normalizes a path as asked for by a user ("./etc/hosts", "/etc/hosts") to the form recorded. */
