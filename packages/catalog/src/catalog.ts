@@ -20,6 +20,7 @@ import {
   keys,
   prefixes,
   runIndexKeys,
+  taskIndexKeys,
   sessionIndexKeys,
   snapshotIndexKeys,
   timeKey,
@@ -41,6 +42,10 @@ import type {
   SessionState,
   SnapshotQuery,
   SnapshotRecord,
+  TaskKind,
+  TaskQuery,
+  TaskRecord,
+  TaskState,
 } from './records.js';
 import * as v from './validate.js';
 
@@ -49,6 +54,8 @@ export const SCHEMA_VERSION = 1;
 
 const SESSION_STATES: readonly SessionState[] = ['running', 'committed', 'failed', 'expired'];
 const RUN_STATES: readonly RunState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const TASK_KINDS: readonly TaskKind[] = ['verify', 'prune', 'gc'];
+const TASK_STATES: readonly TaskState[] = ['running', 'succeeded', 'failed'];
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
@@ -595,6 +602,34 @@ export class Catalog {
     });
   }
 
+  // ---------------------------------------------------------------- tasks
+
+  /** Creates or replaces a maintenance task record (verify, prune, gc). */
+  async putTask(task: TaskRecord): Promise<TaskRecord> {
+    const record = cleanTask(task);
+    const key = keys.task(record.id);
+    return this.#write(async () => {
+      const old = await this.#get<TaskRecord>(key);
+      await this.#batch(upsertOps(key, record, old, taskIndexKeys));
+      return record;
+    });
+  }
+
+  async getTask(id: string): Promise<TaskRecord | undefined> {
+    this.#check();
+    return this.#get<TaskRecord>(keys.task(v.recordId(id, 'task id')));
+  }
+
+  /** Tasks in startedAt order (oldest first unless newestFirst), of a job and/or of a kind. */
+  async listTasks(query: TaskQuery = {}): Promise<TaskRecord[]> {
+    this.#check();
+    v.record(query, 'task query');
+    if (query.job !== undefined) v.jobName(query.job);
+    if (query.kind !== undefined) v.oneOf(query.kind, TASK_KINDS, 'kind');
+    const kind = query.kind;
+    return this.#listIndexed<TaskRecord>(query.job !== undefined ? prefixes.taskJob(query.job) : prefixes.taskAt, query, kind === undefined ? undefined : (t) => t.kind === kind);
+  }
+
   // ---------------------------------------------------------------- maintenance
 
   /**
@@ -632,6 +667,7 @@ export class Catalog {
         [prefixes.snapshot, snapshotIndexKeys as (r: never) => string[]],
         [prefixes.session, sessionIndexKeys as (r: never) => string[]],
         [prefixes.run, runIndexKeys as (r: never) => string[]],
+        [prefixes.task, taskIndexKeys as (r: never) => string[]],
       ];
       for (const [prefix, indexKeys] of primaries) {
         for (const [key, record] of await read(prefix)) {
@@ -859,6 +895,26 @@ function cleanRun(input: RunRecord): RunRecord {
       throw new CatalogValidationError('run.result', `run.result must be JSON-serializable: ${(err as Error).message}`);
     }
     if (json === undefined) throw new CatalogValidationError('run.result', 'run.result must be a JSON value');
+    out.result = JSON.parse(json) as unknown;
+  }
+  return out;
+}
+
+function cleanTask(input: TaskRecord): TaskRecord {
+  const r = v.record(input, 'task') as unknown as TaskRecord;
+  v.isoTime(r.startedAt, 'task.startedAt');
+  const out: TaskRecord = { id: v.recordId(r.id, 'task id'), kind: v.oneOf(r.kind, TASK_KINDS, 'task.kind'), state: v.oneOf(r.state, TASK_STATES, 'task.state'), startedAt: r.startedAt };
+  if (r.job !== undefined) out.job = v.jobName(r.job, 'task.job');
+  if (r.policy !== undefined) out.policy = v.jobName(r.policy, 'task.policy');
+  if (r.finishedAt !== undefined) {
+    v.isoTime(r.finishedAt, 'task.finishedAt');
+    out.finishedAt = r.finishedAt;
+  }
+  if (r.summary !== undefined) out.summary = v.text(r.summary, 'task.summary');
+  if (r.error !== undefined) out.error = v.text(r.error, 'task.error');
+  if (r.result !== undefined) {
+    const json = JSON.stringify(r.result);
+    if (json === undefined) throw new CatalogValidationError('task.result', 'task.result must be a JSON value');
     out.result = JSON.parse(json) as unknown;
   }
   return out;

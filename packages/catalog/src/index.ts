@@ -30,5 +30,9 @@ export type {
   SessionState,
   SnapshotQuery,
   SnapshotRecord,
+  TaskKind,
+  TaskQuery,
+  TaskRecord,
+  TaskState,
 } from './records.js';
 export { AGENT_NAME_RULE, JOB_NAME_RULE } from './validate.js';

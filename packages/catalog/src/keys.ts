@@ -4,7 +4,7 @@
  * `/`, and timestamps are fixed width, so a prefix scan of `<prefix>/<name>/` covers
  * exactly one name and returns its entries in time order.
  */
-import type { RunRecord, SessionRecord, SnapshotRecord } from './records.js';
+import type { RunRecord, SessionRecord, SnapshotRecord, TaskRecord } from './records.js';
 
 export const SCHEMA_KEY = 'schema';
 
@@ -29,6 +29,7 @@ export const keys = {
   snapshot: (job: string, id: string) => `snapshot/${job}/${id}`,
   session: (id: string) => `session/${id}`,
   run: (id: string) => `run/${id}`,
+  task: (id: string) => `task/${id}`,
 };
 
 /** Key prefixes, each ending in `/`. */
@@ -52,6 +53,9 @@ export const prefixes = {
   runAgent: (agent: string) => `run-agent/${agent}/`,
   runState: (state: string) => `run-state/${state}/`,
   runAgentState: (agent: string, state: string) => `run-agent-state/${agent}/${state}/`,
+  task: 'task/',
+  taskAt: 'task-at/',
+  taskJob: (job: string) => `task-job/${job}/`,
 };
 
 /** Every prefix under which index entries (value = the primary key they point at) live. */
@@ -65,6 +69,8 @@ export const INDEX_PREFIXES = [
   'run-agent/',
   'run-state/',
   'run-agent-state/',
+  'task-at/',
+  'task-job/',
 ] as const;
 
 export function snapshotIndexKeys(r: SnapshotRecord): string[] {
@@ -89,4 +95,9 @@ export function runIndexKeys(r: RunRecord): string[] {
     `${prefixes.runState(r.state)}${ts}/${r.id}`,
     `${prefixes.runAgentState(r.agent, r.state)}${ts}/${r.id}`,
   ];
+}
+
+export function taskIndexKeys(r: TaskRecord): string[] {
+  const ts = timeKey(Date.parse(r.startedAt));
+  return [`task-at/${ts}/${r.id}`, ...(r.job !== undefined ? [`${prefixes.taskJob(r.job)}${ts}/${r.id}`] : [])];
 }

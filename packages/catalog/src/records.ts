@@ -152,6 +152,39 @@ export interface SessionQuery {
 
 export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
+/** Work the server does itself, on a schedule or on request (not dispatched to an agent). */
+export type TaskKind = 'verify' | 'prune' | 'gc';
+export type TaskState = 'running' | 'succeeded' | 'failed';
+
+/**
+ * One maintenance task: a verify of a job's snapshots, a prune of a job by its policy's
+ * retention, or a GC of the repository (no job). Job history lists them with the runs.
+ */
+export interface TaskRecord {
+  /** `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`. */
+  id: string;
+  kind: TaskKind;
+  /** The job it concerned; absent for a repository-wide task (gc). */
+  job?: string;
+  /** The policy that scheduled it; absent when an admin asked for it. */
+  policy?: string;
+  state: TaskState;
+  startedAt: string;
+  finishedAt?: string;
+  /** One line for people: what it found or did. */
+  summary?: string;
+  error?: string;
+  /** The full report (JSON). */
+  result?: unknown;
+}
+
+export interface TaskQuery {
+  job?: string;
+  kind?: TaskKind;
+  limit?: number;
+  newestFirst?: boolean;
+}
+
 /** A one-off or scheduled run dispatched to an agent. */
 export interface RunRecord {
   /** `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`. */

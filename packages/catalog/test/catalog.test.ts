@@ -651,3 +651,21 @@ describe('meta', () => {
     await expect(cat.putMeta('k', undefined)).rejects.toThrow(/must be a JSON value/);
   });
 });
+
+describe('tasks', () => {
+  it('lists by job and kind in time order, keeps the indexes consistent across updates, refuses bad records', async () => {
+    const t = (id: string, kind: 'verify' | 'prune' | 'gc', minute: number, job?: string) => ({ id, kind, ...(job ? { job } : {}), state: 'running' as const, startedAt: new Date(Date.UTC(2026, 10, 20, 3, minute)).toISOString() });
+    await cat.putTask(t('v1', 'verify', 1, 'shop-db'));
+    await cat.putTask(t('p1', 'prune', 2, 'shop-db'));
+    await cat.putTask(t('g1', 'gc', 3));
+    await cat.putTask(t('v2', 'verify', 4, 'web-vm'));
+    await cat.putTask({ ...t('v1', 'verify', 1, 'shop-db'), state: 'failed', finishedAt: new Date(Date.UTC(2026, 10, 20, 3, 5)).toISOString(), error: 'pack x is damaged', summary: '1 problem' });
+    expect((await cat.listTasks()).map((x) => x.id)).toEqual(['v1', 'p1', 'g1', 'v2']);
+    expect((await cat.listTasks({ job: 'shop-db', newestFirst: true })).map((x) => x.id)).toEqual(['p1', 'v1']);
+    expect((await cat.listTasks({ kind: 'verify' })).map((x) => x.id)).toEqual(['v1', 'v2']);
+    expect(await cat.getTask('v1')).toMatchObject({ state: 'failed', error: 'pack x is damaged', summary: '1 problem' });
+    expect(await cat.checkConsistency()).toEqual([]);
+    await expect(cat.putTask({ ...t('x', 'verify', 1), kind: 'backup' as never })).rejects.toThrow(/task.kind/);
+    await expect(cat.listTasks({ kind: 'nope' as never })).rejects.toThrow(CatalogValidationError);
+  });
+});
