@@ -1,18 +1,23 @@
 /**
  * The agent daemon: says hello, then long-polls the media server for runs and executes
- * them one at a time. It only ever opens connections to the server (agents may sit
- * behind NAT). Each run expands its source specs into targets (a glob or libvirt spec may
- * find VMs that did not exist last time) and backs up each target as its own session.
+ * up to N of them at once, N being what the server's claim answer says (its policies'
+ * max-concurrent-jobs-per-agent; 1 until told). It only ever opens connections to the
+ * server (agents may sit behind NAT). Each run expands its source specs into targets (a
+ * glob or libvirt spec may find VMs that did not exist last time) and backs up each target
+ * as its own session, its uploads throttled to the run's bandwidth cap if it has one.
  */
 import { hostname } from 'node:os';
-import { HoardClient, ServerError, ServerUnreachableError, dedupRatio, parseSourceSpec, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import { HoardClient, ServerError, ServerUnreachableError, TokenBucket, dedupRatio, parseSourceSpec, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
 import { runHook } from './hooks.js';
+import { executeRestoreRun } from './restore-run.js';
 import { resolveSource, type SourceTarget } from './sources/index.js';
 import { uploadSource } from './uploader.js';
 
 export const AGENT_VERSION = '0.1.0';
 const POLL_SECONDS = 25;
 const PROGRESS_EVERY_MS = 1_000;
+/** A progress report at least this often while a target runs, so a cancel is heard even while nothing is sent. */
+const PROGRESS_HEARTBEAT_MS = 2_000;
 
 export interface AgentLog {
   info(message: string, fields?: Record<string, unknown>): void;
@@ -28,6 +33,8 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
   /** Chunker worker threads. */
   workers?: number;
+  /** What snapshots record as their start time, in ms (default Date.now; tests simulate months). */
+  clock?: () => number;
 }
 
 const quiet: AgentLog = { info() {}, warn() {}, error() {} };
@@ -36,7 +43,13 @@ export class AgentDaemon {
   readonly client: HoardClient;
   private readonly log: AgentLog;
   private readonly stop = new AbortController();
+  /** Runs an admin cancelled (the answer to a progress report said so), by run id. */
+  private readonly cancels = new Map<string, AbortController>();
   private loop: Promise<void> | undefined;
+  /** Runs being executed, at most `concurrency` of them. */
+  private readonly active = new Set<Promise<void>>();
+  /** How many runs the server lets this agent run at once (in each claim answer; 1 until told). */
+  private concurrency = 1;
   name = '';
 
   constructor(private readonly options: AgentOptions) {
@@ -58,12 +71,25 @@ export class AgentDaemon {
   }
 
   private async pollLoop(): Promise<void> {
+    try {
+      await this.poll();
+    } finally {
+      await Promise.allSettled([...this.active]);
+    }
+  }
+
+  /** Claims runs while fewer than `concurrency` are executing (the server enforces the same limit). */
+  private async poll(): Promise<void> {
     let backoff = 500;
     while (!this.stop.signal.aborted) {
+      if (this.active.size >= this.concurrency) {
+        await Promise.race(this.active);
+        continue;
+      }
       try {
         const run = await this.client.work(POLL_SECONDS, this.stop.signal);
         backoff = 500;
-        if (run) await this.execute(run);
+        if (run) this.launch(run);
       } catch (err) {
         if (this.stop.signal.aborted) return;
         if (err instanceof ServerError && err.status === 401) {
@@ -77,11 +103,27 @@ export class AgentDaemon {
     }
   }
 
+  private launch(run: RunView): void {
+    if (run.maxConcurrentRuns !== undefined) this.concurrency = Math.max(1, run.maxConcurrentRuns);
+    const running: Promise<void> = this.execute(run)
+      .catch((err: unknown) => this.log.error('run failed', { run: run.id, error: (err as Error).message }))
+      .finally(() => this.active.delete(running));
+    this.active.add(running);
+  }
+
   /**
    * Runs one job: the pre hook, every target of every source spec, the post hook (always,
    * once the pre hook ran); reports the result to the server.
    */
   async execute(run: RunView): Promise<void> {
+    if (run.restore) {
+      // A restore run: write a snapshot on this host (restore-run.ts).
+      this.log.info('restore run started', { run: run.id, job: run.job, snapshot: run.restore.snapshot, path: run.restore.path });
+      const report = await executeRestoreRun(this.client, run, { agent: this.name, signal: this.stop.signal });
+      await retry(() => this.client.finishRun(run.id, report), this.stop.signal).catch((err: unknown) => this.log.error('reporting the run result failed', { run: run.id, error: (err as Error).message }));
+      this.log.info('restore run finished', { run: run.id, state: report.state, error: report.error });
+      return;
+    }
     this.log.info('run started', { run: run.id, job: run.job, sources: run.sources });
     const targets: TargetResult[] = [];
     const errors: string[] = [];
@@ -107,8 +149,11 @@ export class AgentDaemon {
       }
     }
     for (const t of targets) if (!t.ok && t.error && !errors.some((e) => e.includes(t.error!))) errors.push(t.error.includes(t.name) ? t.error : `${t.name}: ${t.error}`);
-    const state = errors.length === 0 ? 'succeeded' : 'failed';
-    await retry(() => this.client.finishRun(run.id, { state, targets, error: errors.length ? errors.join('; ') : undefined }), this.stop.signal).catch((err: unknown) =>
+    const cancelled = this.cancels.get(run.id)?.signal.aborted === true;
+    this.cancels.delete(run.id);
+    const state = cancelled ? 'cancelled' : errors.length === 0 ? 'succeeded' : 'failed';
+    const error = cancelled ? 'cancelled by an admin while running; the interrupted source was abandoned, nothing of it was committed' : errors.length ? errors.join('; ') : undefined;
+    await retry(() => this.client.finishRun(run.id, { state, targets, error }), this.stop.signal).catch((err: unknown) =>
       this.log.error('reporting the run result failed', { run: run.id, error: (err as Error).message }),
     );
     this.log.info('run finished', { run: run.id, state });
@@ -125,22 +170,42 @@ export class AgentDaemon {
         targets.push({ name: text, ok: false, error: (err as Error).message, durationMs: 0 });
         continue;
       }
-      for (const target of resolved) targets.push(await this.backupTarget(run, target));
+      for (const target of resolved) if (!this.runSignal(run.id).aborted) targets.push(await this.backupTarget(run, target));
     }
+  }
+
+  /** Aborted when the daemon stops or an admin cancels the run. */
+  private runSignal(id: string): AbortSignal {
+    let cancel = this.cancels.get(id);
+    if (!cancel) this.cancels.set(id, (cancel = new AbortController()));
+    return AbortSignal.any([this.stop.signal, cancel.signal]);
   }
 
   private async backupTarget(run: RunView, target: SourceTarget): Promise<TargetResult> {
     const started = Date.now();
     let last = 0;
     let pendingReport: Promise<unknown> = Promise.resolve();
+    let latest: RunProgress = { target: target.name, bytesRead: 0, bytesSent: 0, bytesNew: 0 };
     const onProgress = (p: RunProgress): void => {
+      latest = p;
       const now = Date.now();
       if (now - last < PROGRESS_EVERY_MS) return;
       last = now;
-      pendingReport = this.client.runProgress(run.id, p).catch(() => undefined);
+      pendingReport = this.client
+        .runProgress(run.id, p)
+        .then((answer) => {
+          if (answer?.cancel && !this.cancels.get(run.id)?.signal.aborted) {
+            this.log.warn('run cancelled by an admin; abandoning the current source', { run: run.id, target: target.name });
+            this.cancels.get(run.id)?.abort(new Error('the run was cancelled by an admin'));
+          }
+        })
+        .catch(() => undefined);
     };
+    const heartbeat = setInterval(() => {
+      if (Date.now() - last >= PROGRESS_HEARTBEAT_MS) onProgress(latest);
+    }, PROGRESS_HEARTBEAT_MS);
     try {
-      const result = await uploadSource(this.client, target, { job: run.job, run: run.id, signal: this.stop.signal, onProgress, workers: this.options.workers, full: run.full });
+      const result = await uploadSource(this.client, target, { job: run.job, run: run.id, signal: this.runSignal(run.id), onProgress, workers: this.options.workers, full: run.full, clock: this.options.clock, throttle: run.bandwidth ? new TokenBucket(run.bandwidth) : undefined });
       await pendingReport;
       this.log.info('snapshot committed', { run: run.id, target: target.name, snapshot: result.snapshot.id, ...result.totals });
       const a = result.archive;
@@ -151,12 +216,15 @@ export class AgentDaemon {
         totals: { ...result.totals, bytesSent: result.wireBytes },
         dedupRatio: dedupRatio(result.snapshot.logicalBytes, result.totals.bytesStored),
         ...(a ? { files: { read: a.filesRead, unchanged: a.filesUnchanged, bytesUnchanged: a.bytesUnchanged, skipped: a.skipped } } : {}),
+        ...(result.image ? { image: result.image } : {}),
         durationMs: Date.now() - started,
       };
     } catch (err) {
       await pendingReport;
       this.log.warn('backup failed', { run: run.id, target: target.name, error: (err as Error).message });
       return { name: target.name, ok: false, error: (err as Error).message, durationMs: Date.now() - started };
+    } finally {
+      clearInterval(heartbeat);
     }
   }
 }

@@ -7,7 +7,7 @@
  * unchanged files in the previous archive's order), so a run of many small unchanged
  * files costs one request per window, not one per file.
  */
-import { HoardClient, type WireRef } from '@hoard/protocol';
+import { HoardClient, type SourceStat, type WireRef } from '@hoard/protocol';
 import type { PreviousSnapshot, SourceChunkRef } from './sources/source.js';
 
 /** The previous stream no longer matches what its chunk list says (a damaged snapshot). */
@@ -33,6 +33,7 @@ export class RemotePreviousSnapshot implements PreviousSnapshot {
     readonly kind: string,
     readonly logicalBytes: number,
     private readonly signal?: AbortSignal,
+    readonly sourceStat?: SourceStat,
   ) {}
 
   read(offset: number, length: number): AsyncIterable<Uint8Array> {

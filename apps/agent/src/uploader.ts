@@ -24,10 +24,13 @@ import {
   encodeBlobHeader,
   encodeRefs,
   isMissing,
+  throttled,
   type BeginSessionResponse,
   type CommitRequest,
   type CommitResponse,
   type RunProgress,
+  type SourceStat,
+  type TokenBucket,
   type WireRef,
 } from '@hoard/protocol';
 import { BlobCodec, hashChunkRef, streamHasher, type EncodedBlob } from '@hoard/repository';
@@ -51,6 +54,10 @@ export interface UploadOptions {
    * instead of reading it.
    */
   full?: boolean;
+  /** The snapshot's start time, in ms since the epoch (default Date.now; tests simulate months). */
+  clock?: () => number;
+  /** Caps the bytes sent in batch bodies (the run's bandwidth limit). */
+  throttle?: TokenBucket;
 }
 
 export interface UploadResult extends CommitResponse {
@@ -59,6 +66,8 @@ export interface UploadResult extends CommitResponse {
   durationMs: number;
   /** Directory archives: files read and files unchanged (referred to again, not read). */
   archive?: DirArchiveStats;
+  /** Image files: whether the image was unchanged and referred to again instead of read. */
+  image?: { unchanged: boolean; bytesUnchanged: number; previous?: string };
 }
 
 /** A source failed (read error, dump exited non-zero, wrong length); nothing was committed. */
@@ -101,18 +110,21 @@ class Batch {
 
 export async function uploadSource(client: HoardClient, target: SourceTarget, options: UploadOptions): Promise<UploadResult> {
   const started = Date.now();
+  const startedAt = new Date(options.clock?.() ?? started).toISOString();
   let session: BeginSessionResponse | undefined;
   // Asked for only once the parts are being read, which is after the session began.
   const previous = async (): Promise<PreviousSnapshot | undefined> => {
     const parent = session?.parentSnapshot;
     if (options.full || !parent || !parent.sameStore) return undefined;
-    return new RemotePreviousSnapshot(client, options.job, parent.id, parent.kind, parent.logicalBytes, options.signal);
+    return new RemotePreviousSnapshot(client, options.job, parent.id, parent.kind, parent.logicalBytes, options.signal, parent.sourceStat);
   };
   const opened = await target.open(options.signal, { previous });
   try {
     session = await retrying(() => client.beginSession({ job: options.job, source: { name: target.name, kind: target.kind }, chunking: target.chunking, run: options.run }), options.signal);
     const upload = new SessionUpload(client, session, target, options);
     await upload.init();
+    // An image source decides here, with the session's previous snapshot, whether to read (unchanged-image.ts).
+    await opened.prepare?.();
     const totals = await upload.run(opened);
     // The producer's verdict comes before any commit: a dump that exited non-zero leaves
     // no snapshot (like `set -o pipefail`).
@@ -125,8 +137,8 @@ export async function uploadSource(client: HoardClient, target: SourceTarget, op
     if (opened.expectedBytes !== undefined && totals.bytesRead !== opened.expectedBytes) {
       throw new BackupFailedError(`${target.name} ${totals.bytesRead < opened.expectedBytes ? 'ended early' : 'ran long'}: read ${totals.bytesRead} bytes, expected ${opened.expectedBytes}; no snapshot was committed`);
     }
-    const commit = await upload.commit(totals, new Date(started).toISOString());
-    return { ...commit, wireBytes: upload.wireBytes, durationMs: Date.now() - started, ...(opened.archive ? { archive: opened.archive } : {}) };
+    const commit = await upload.commit(totals, startedAt, opened.sourceStat);
+    return { ...commit, wireBytes: upload.wireBytes, durationMs: Date.now() - started, ...(opened.archive ? { archive: opened.archive } : {}), ...(opened.image ? { image: opened.image } : {}) };
   } catch (err) {
     if (session) await client.abortSession(session.session).catch(() => undefined);
     throw err;
@@ -254,16 +266,17 @@ class SessionUpload {
         yield e.blob.stored;
       }
     }
-    await retrying(() => this.client.batch(id, seq, body()), this.options.signal);
+    await retrying(() => this.client.batch(id, seq, throttled(body(), this.options.throttle, this.options.signal)), this.options.signal);
     const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
     this.wireBytes += bodyBytes;
     this.bytesNew += wanted.reduce((n, b) => n + b.length, 0);
     this.options.onProgress?.({ target: this.target.name, bytesRead, bytesSent: this.wireBytes, bytesNew: this.bytesNew });
   }
 
-  async commit(totals: Totals, startedAt: string): Promise<CommitResponse> {
+  async commit(totals: Totals, startedAt: string, sourceStat?: SourceStat): Promise<CommitResponse> {
     const request: CommitRequest = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.logicalBytes, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), startedAt };
     if (totals.hashOver === 'chunks') request.streamHashOver = 'chunks';
+    if (sourceStat) request.sourceStat = sourceStat;
     try {
       return await retrying(() => this.client.commit(this.session.session, request), this.options.signal);
     } catch (err) {

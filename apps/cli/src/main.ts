@@ -14,6 +14,7 @@ import { runPolicyDelete, runPolicyList, runPolicyShow, runPolicyWrite } from '.
 import { runAgentAdd, runAgentList, runAgentRevoke, runAgentStart } from './commands/agents.js';
 import { runRemoteRestore, runRemoteSnapshots, runRun } from './commands/remote.js';
 import { runServerStart } from './commands/server.js';
+import { runJobCancel, runJobHistory, runJobList, runJobRun, runReport } from './commands/jobs.js';
 import { EXIT_DAMAGED, EXIT_USAGE } from './errors.js';
 import { serverOption, tokenFileOption, tokenOption } from './server-client.js';
 import { exitStatus } from './exit-status.js';
@@ -86,13 +87,13 @@ program
   .addOption(serverOption())
   .addOption(tokenOption())
   .addOption(tokenFileOption())
-  .option('--source <name>', 'with --server: only snapshots of this source')
-  .option('--since <time>', 'with --server: only snapshots that started at or after this time')
-  .option('--until <time>', 'with --server: only snapshots that started before this time')
+  .option('--source <name>', 'only snapshots of this source (its name, as in the source column)')
+  .option('--since <time>', 'only snapshots that started at or after this time (ISO-8601, or local "YYYY-MM-DD HH:MM")')
+  .option('--until <time>', 'only snapshots that started before this time (same forms as --since)')
   .option('--json', 'print a JSON array')
   .option('--protect <id>', 'with --job: exempt this snapshot from retention (prune keeps it)')
   .option('--unprotect <id>', 'with --job: make it subject to retention again')
-  .addHelpText('after', '\nWith --server the list comes from the media server (its catalog); otherwise from --repo.\nProtection is a marker in the repository (protected/<job>/<snapshot>), so every server and CLI sees it.\n\nExample:\n  hoard snapshots --repo /srv/hoard --job shop-db --protect 3fa2c1d0\n')
+  .addHelpText('after', '\nWith --server the list comes from the media server (its catalog); otherwise from --repo.\n--source, --since and --until work with both.\nProtection is a marker in the repository (protected/<job>/<snapshot>), so every server and CLI sees it.\n\nExamples:\n  hoard snapshots --repo /srv/hoard --job shop-db --since 2026-11-01 --until "2026-11-20 12:00"\n  hoard snapshots --repo /srv/hoard --job shop-db --protect 3fa2c1d0\n')
   .action((opts) => (opts.protect !== undefined || opts.unprotect !== undefined ? runProtect(opts, out) : opts.server ? runRemoteSnapshots(opts, out) : runSnapshots(opts, out)));
 
 program
@@ -161,7 +162,8 @@ program
   .addOption(repoOption())
   .option('--at <time>', 'the newest snapshot that started at or before this time (ISO-8601, or local "YYYY-MM-DD HH:MM")')
   .option('--snapshot <id>', 'a snapshot id from `hoard snapshots` (a unique prefix of 4+ digits is enough)')
-  .option('--to <path>', 'where to write: a file path, a block device, a new directory (directory snapshots), or - for stdout')
+  .option('--to <path>', 'where to write: a file path, a block device, a new directory (directory snapshots), a database (postgres://user@host:port/db, mysql://user:pass@host:port/db), agent:NAME:/abs/path (with --server: on that agent\'s host), or - for stdout')
+  .option('--verify-only', 'read and check the whole snapshot (every chunk, the stream hash, a directory archive\'s entry table) and write nothing; no --to')
   .option('--file <path>', 'with --server, directory snapshots: restore only this file (path relative to the backed-up directory)')
   .option('--force', 'replace an existing file')
   .option('--offset <bytes>', 'restore only from this byte on')
@@ -174,7 +176,7 @@ program
   .option('--json', 'print the result as JSON (not with --to -)')
   .addHelpText(
     'after',
-    '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n  hoard restore --server http://backup:8420 www --to /srv/www.restored          # a dir: snapshot, as a tree\n  hoard restore --server http://backup:8420 www --file etc/nginx.conf --to -   # one file of it\n',
+    '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\nA database URL streams the dump into pg_restore (custom format) or psql (SQL), or into\nmysql/mariadb; the password goes to the tool in PGPASSWORD/MYSQL_PWD, never on its command line.\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to postgres://postgres@localhost:5432/shop_copy\n  hoard restore --repo /srv/hoard crm-db --to mysql://root:secret@127.0.0.1:3306/crm_copy\n  hoard restore --repo /srv/hoard shop-db --verify-only       # exit 3 if anything is damaged\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n  hoard restore --server http://backup:8420 www --to /srv/www.restored          # a dir: snapshot, as a tree\n  hoard restore --server http://backup:8420 www --file etc/nginx.conf --to -   # one file of it\n',
   )
   .action((job: string, opts) => (opts.server ? runRemoteRestore(job, opts, out) : runRestore(job, opts, out)));
 
@@ -314,6 +316,36 @@ program
     '\nPrints bytes read, sent over the network, new in the store, the dedup ratio and the snapshot of each source.\n\nExamples:\n  hoard run --server http://backup:8420 --agent kvm1 --job vms --source "vm:/var/lib/libvirt/images/*.qcow2"\n  hoard run --server http://backup:8420 --agent db1 --job shop-db --source postgres://backup@localhost/shop\n',
   )
   .action((opts) => runRun(opts, out));
+
+const job = program.command('job').description('jobs on the server: list them, run one now, cancel a run, show their history');
+const serverCommand = (c: Command): Command => c.addOption(serverOption()).addOption(tokenOption()).addOption(tokenFileOption());
+serverCommand(job.command('list').description('every job: agent, policy, store, last run, last success, next scheduled run, snapshots kept, newest size'))
+  .option('--json', 'print a JSON array')
+  .action((opts) => runJobList(opts, out));
+serverCommand(job.command('run').description("queue a run of an existing job now, on its agent, with its sources and hooks (its policy's when it has one)"))
+  .argument('<job>', 'the job (`hoard job list`)')
+  .option('--full', 'read everything again; by default unchanged files of dir: sources are referred to, not read')
+  .option('--wait', 'wait for the result and print it as `hoard run` does (exit 1 unless it succeeded)')
+  .option('--json', 'print the run as JSON')
+  .addHelpText('after', '\nExample:\n  hoard job run shop-db --wait\n')
+  .action((name: string, opts) => runJobRun(name, opts, out));
+serverCommand(job.command('cancel').description('cancel a run: a queued run at once; a running one stops at its next progress report, committing nothing of the source it was reading'))
+  .argument('<run>', 'the run id (`hoard job history JOB`, `hoard run --json`)')
+  .option('--wait', 'wait until the run has ended')
+  .option('--json', 'print the run as JSON')
+  .action((id: string, opts) => runJobCancel(id, opts, out));
+serverCommand(job.command('history').description("a job's backups and maintenance tasks (verify, prune, gc), newest first"))
+  .argument('<job>', 'the job')
+  .option('--limit <n>', 'at most this many entries (default 20)')
+  .option('--json', 'print a JSON array')
+  .action((name: string, opts) => runJobHistory(name, opts, out));
+
+serverCommand(program.command('report').description('per job: last success and failure, snapshots kept, logical and stored bytes, dedup; capacity: growth trend, fill date, the classic estimate next to what is stored'))
+  .option('--quota <size>', 'repository quota for the fill date: bytes or 10TB, 500GiB (default: the server\'s quotaBytes setting)')
+  .option('--growth-years <n>', 'planning horizon of the classic estimate in years (default 1)')
+  .option('--json', 'print the report as JSON')
+  .addHelpText('after', '\nThe formula and each input: docs/cli.md, "report".\n\nExample:\n  hoard report --quota 20TB --growth-years 3\n')
+  .action((opts) => runReport(opts, out));
 
 program
   .command('demo')

@@ -61,6 +61,13 @@ export class BackupSession {
   private readonly writer: SnapshotWriter;
   /** Packs (StoreWriter sequence numbers) holding referenced blobs that were not durable yet. */
   private readonly dependsOn = new Set<number>();
+  /**
+   * Every pack the snapshot references, for the commit check against a concurrent GC
+   * (docs/gc.md): ordinals of indexed packs, and for packs still being written one
+   * fingerprint each (all blobs of a pending pack end up in the same pack).
+   */
+  private readonly referencedPacks = new Set<number>();
+  private readonly pendingReferences = new Map<number, Uint8Array>();
   private blobBuffer: Buffer | undefined;
 
   constructor(
@@ -132,6 +139,7 @@ export class BackupSession {
     await body.expectEnd();
     // Every reference must name a blob the store has or is storing right now.
     const dependsOn: number[] = [];
+    const packs: number[] = [];
     for (let i = 0; i < refs.length; i++) {
       const ref = refs[i]!;
       if (ref.zero) continue;
@@ -141,15 +149,21 @@ export class BackupSession {
       if (carried !== undefined && carried !== ref.length) {
         throw new RequestError(422, `reference ${i} of batch ${seq} says ${ref.length} bytes, but the blob the batch carried for ${hex(ref.fingerprint)} has ${carried}; nothing of this batch was applied`);
       }
-      if (this.init.store.index.has(ref.fingerprint)) continue;
+      const indexed = this.init.store.index.packOf(ref.fingerprint);
+      if (indexed !== undefined) {
+        packs.push(indexed);
+        continue;
+      }
       const pack = writer.pendingPack(ref.fingerprint);
       if (pack === undefined) {
         throw new RequestError(422, `reference ${i} of batch ${seq} names chunk ${hex(ref.fingerprint)}, which the store does not have and the batch did not carry; nothing of this batch was applied`);
       }
       dependsOn.push(pack);
+      if (!this.pendingReferences.has(pack)) this.pendingReferences.set(pack, Uint8Array.from(ref.fingerprint));
     }
     this.init.store.lookups += refs.length;
     for (const pack of dependsOn) this.dependsOn.add(pack);
+    for (const pack of packs) this.referencedPacks.add(pack);
     for (const ref of refs) {
       this.writer.add(ref.length, ref.zero, ref.fingerprint);
       this.totals.bytesRead += ref.length;
@@ -189,15 +203,28 @@ export class BackupSession {
       finishedAt: new Date().toISOString(),
       streamHash: request.streamHash,
       ...(request.streamHashOver ? { streamHashOver: request.streamHashOver } : {}),
+      ...(request.sourceStat ? { sourceStat: request.sourceStat } : {}),
       parent: this.init.parent,
       store: store.id,
       chunker: this.init.chunker,
-    });
+    }, { packs: () => this.packNames() });
     this.snapshot = snapshot;
     // What the agent actually read: less than the stream when it referred to unchanged
     // files' chunks again (directory archives).
     this.totals.bytesRead = request.bytesRead;
     return snapshot;
+  }
+
+  /** Names of every pack holding a blob this snapshot references (all durable by now). */
+  private *packNames(): Generator<Uint8Array> {
+    const { index } = this.init.store;
+    const ordinals = new Set(this.referencedPacks);
+    for (const fingerprint of this.pendingReferences.values()) {
+      const ordinal = index.packOf(fingerprint);
+      if (ordinal === undefined) throw new RequestError(503, `a chunk this snapshot needs (${hex(fingerprint)}) is no longer in store ${this.init.store.store.name}; run the backup again`);
+      ordinals.add(ordinal);
+    }
+    for (const ordinal of ordinals) yield index.packHash(ordinal);
   }
 
   dedupRatio(): number {

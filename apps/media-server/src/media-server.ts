@@ -42,6 +42,7 @@ import {
   parseFinishRun,
   parseRunProgress,
   parseSourceSpec,
+  parseSchedule,
   nextPolicyRuns,
   parsePolicyDocument,
   policyToDocument,
@@ -49,13 +50,18 @@ import {
   validatePolicy,
   type BeginSessionResponse,
   type Policy,
+  type RunView,
   type CommitResponse,
   type SnapshotSummary,
   type WireRef,
 } from '@hoard/protocol';
 import {
+  GcConflictError,
+  GcLockedError,
   IntegrityError,
   InvalidJobNameError,
+  RetentionRuleError,
+  SnapshotProtectedError,
   InvalidStoreNameError,
   ObjectFormatError,
   RepositoryError,
@@ -73,7 +79,12 @@ import { BackupSession } from './backup-session.js';
 import { BodyReader, readBody, readJson, requireContentType, sendBinary, sendJson } from './http-util.js';
 import { ServerMetrics } from './metrics.js';
 import { RunBoard } from './run-board.js';
-import { PolicyScheduler, policyJobName, type SchedulerClock } from './policy-scheduler.js';
+import { jobHistory, listJobSummaries, queueJobRun } from './job-history.js';
+import { buildReport } from './capacity-report.js';
+import { queueRestoreRun, restoreReadAccess } from './restore-runs.js';
+import { PolicyScheduler, policyJobName, policyJobs, type SchedulerClock } from './policy-scheduler.js';
+import { Maintenance } from './maintenance.js';
+import { MaintenanceScheduler } from './maintenance-scheduler.js';
 import { StoreHub } from './store-hub.js';
 
 export interface MediaServerOptions {
@@ -101,10 +112,21 @@ export interface MediaServerOptions {
   logLevel?: string;
   /** Run the policies' schedules (default true). */
   scheduler?: boolean;
+  /** Repository quota for `hoard report`'s fill date when the request names none (bytes). */
+  quotaBytes?: number;
   /** Run once at start what was missed while the server was down (default true). */
   catchUpMissedRuns?: boolean;
   /** The scheduler's clock (tests). */
   clock?: SchedulerClock;
+  /**
+   * When the server collects garbage: a cron expression or calendar word (default
+   * `30 4 * * *`, daily at 04:30), or null for never (then run `hoard gc --server`).
+   */
+  gcSchedule?: string | null;
+  /** Time zone of gcSchedule (default UTC). */
+  gcTimeZone?: string;
+  /** Grace period of scheduled GC runs (default 24 h). */
+  gcGraceMs?: number;
 }
 
 const DEFAULT_PORT = 8420;
@@ -124,6 +146,10 @@ export class MediaServer {
   readonly stores: StoreHub;
   readonly runs: RunBoard;
   readonly scheduler: PolicyScheduler;
+  readonly maintenance: Maintenance;
+  readonly maintenanceScheduler: MaintenanceScheduler;
+  /** Prunes started after runs finished, not awaited by the agent's request. */
+  private readonly background = new Set<Promise<unknown>>();
   readonly metrics: ServerMetrics;
   readonly log: Logger;
   private readonly sessions = new Map<string, BackupSession>();
@@ -143,6 +169,9 @@ export class MediaServer {
     this.stores = new StoreHub(repo, { sealIdleMs: options.sealIdleMs });
     this.runs = new RunBoard(catalog);
     this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
+    this.maintenance = new Maintenance(repo, catalog, this.stores, () => this.now(), this.log);
+    const gcSchedule = options.gcSchedule === null ? null : parseSchedule(options.gcSchedule ?? '30 4 * * *', options.gcTimeZone ?? 'UTC');
+    this.maintenanceScheduler = new MaintenanceScheduler(catalog, this.maintenance, { clock: options.clock ?? { now: () => Date.now() }, gcSchedule, gcGraceMs: options.gcGraceMs, log: this.log });
     this.auth = new Authenticator(catalog);
     this.metrics = new ServerMetrics(this.stores, () => [...this.sessions.values()].filter((s) => s.state === 'running').length);
     this.routes = this.buildRoutes();
@@ -168,7 +197,10 @@ export class MediaServer {
         await catalog.setAdminToken(hashToken(adminToken), { label: 'created at first start' });
       }
       await server.listen();
-      if (options.scheduler !== false) server.scheduler.start();
+      if (options.scheduler !== false) {
+        server.scheduler.start();
+        server.maintenanceScheduler.start();
+      }
       return { server, adminToken };
     } catch (err) {
       if (server) await server.close().catch(() => undefined);
@@ -204,6 +236,8 @@ export class MediaServer {
 
   async close(): Promise<void> {
     this.scheduler.stop();
+    this.maintenanceScheduler.stop();
+    await this.settled();
     clearInterval(this.expiry);
     this.polls.abort();
     this.runs.close();
@@ -300,11 +334,21 @@ export class MediaServer {
       r('POST', /^\/v1\/policies$/, this.applyPolicies),
       r('GET', new RegExp(`^/v1/policies/${ID}$`), this.getPolicy),
       r('DELETE', new RegExp(`^/v1/policies/${ID}$`), this.deletePolicy),
+      // the server's own work on the repository
+      r('POST', /^\/v1\/prune$/, this.prune),
+      r('POST', /^\/v1\/gc$/, this.gc),
+      r('POST', /^\/v1\/verify$/, this.verifyRepository),
       r('POST', /^\/v1\/runs$/, this.createRun),
       r('GET', /^\/v1\/runs$/, this.listRuns),
       r('GET', new RegExp(`^/v1/runs/${ID}$`), this.getRun),
       r('POST', new RegExp(`^/v1/runs/${ID}/progress$`), this.runProgress),
       r('POST', new RegExp(`^/v1/runs/${ID}/finish$`), this.finishRun),
+      r('POST', new RegExp(`^/v1/runs/${ID}/cancel$`), this.cancelRun),
+      // jobs and the report (job-history.ts, capacity-report.ts)
+      r('GET', /^\/v1\/jobs$/, this.listJobs),
+      r('POST', new RegExp(`^/v1/jobs/${ID}/run$`), this.runJob),
+      r('GET', new RegExp(`^/v1/jobs/${ID}/history$`), this.jobHistory),
+      r('GET', /^\/v1\/report$/, this.report),
       // backup sessions
       r('POST', /^\/v1\/sessions$/, this.beginSession),
       r('GET', /^\/v1\/sessions$/, this.listSessions),
@@ -459,16 +503,116 @@ export class MediaServer {
     sendJson(res, 200, { name, deleted: true, note: 'its jobs, snapshots and history stay' });
   }
 
+  // --- prune, gc, verify ----------------------------------------------------------------
+
+  /**
+   * Applies retention: body {policy?, job?, dryRun?}. A job is pruned by the retention of
+   * the policy it belongs to; a policy prunes each of its jobs; neither: every policy.
+   */
+  private async prune(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const body = (await readJson(req)) as { policy?: unknown; job?: unknown; dryRun?: unknown };
+    if (body.policy !== undefined && typeof body.policy !== 'string') throw new RequestError(400, 'policy must be a policy name');
+    if (body.job !== undefined) checkJobName(body.job);
+    const dryRun = body.dryRun === true;
+    let policies = await this.policies();
+    if (body.policy !== undefined) {
+      policies = policies.filter((p) => p.name === body.policy);
+      if (policies.length === 0) throw new RequestError(404, `no policy ${body.policy as string} (\`hoard policy list\` shows them)`);
+    }
+    let jobs: string[] | undefined;
+    if (body.job !== undefined) {
+      const job = body.job as string;
+      policies = policies.filter((p) => policyJobs(p).includes(job));
+      if (policies.length === 0) throw new RequestError(404, `job ${job} belongs to no policy, so it has no retention rules; prune it with \`hoard prune --repo R --job ${job} --keep-...\``);
+      jobs = [job];
+    }
+    const results = [];
+    for (const policy of policies) {
+      for (const r of await this.maintenance.prunePolicy(policy, { dryRun, jobs })) {
+        results.push({
+          policy: policy.name,
+          job: r.job,
+          dryRun: r.dryRun,
+          kept: r.kept,
+          forgotten: r.forgotten,
+          snapshots: r.decisions.map((d) => ({ id: d.snapshot.id, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
+        });
+      }
+    }
+    const skipped = policies.filter((p) => !p.retention).map((p) => p.name);
+    sendJson(res, 200, { dryRun, results, withoutRetention: skipped });
+  }
+
+  /** Garbage collection of the repository: body {dryRun?, graceMs?, repackThreshold?, breakLock?}. */
+  private async gc(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const body = (await readJson(req)) as { dryRun?: unknown; graceMs?: unknown; repackThreshold?: unknown; breakLock?: unknown };
+    const number = (name: string, v: unknown, max: number): number | undefined => {
+      if (v === undefined) return undefined;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) throw new RequestError(400, `${name} must be a number from 0 to ${max}`);
+      return v;
+    };
+    const graceMs = number('graceMs', body.graceMs, 365 * 86400_000);
+    if (graceMs !== undefined && !Number.isSafeInteger(graceMs)) throw new RequestError(400, 'graceMs must be a whole number of milliseconds');
+    const report = await this.maintenance.gc({ dryRun: body.dryRun === true, graceMs, repackThreshold: number('repackThreshold', body.repackThreshold, 1), breakLock: body.breakLock === true });
+    sendJson(res, 200, report);
+  }
+
+  /** Checks the repository (or one job's snapshots): body {job?, readData?, subset?}. */
+  private async verifyRepository(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    const body = (await readJson(req)) as { job?: unknown; readData?: unknown; subset?: unknown };
+    if (body.job !== undefined) checkJobName(body.job);
+    if (body.subset !== undefined && (typeof body.subset !== 'number' || !(body.subset > 0 && body.subset <= 100))) throw new RequestError(400, 'subset must be a percentage above 0 and at most 100');
+    const report = await this.maintenance.verify({ job: body.job as string | undefined, readData: body.readData === true, subset: body.subset as number | undefined });
+    sendJson(res, 200, report);
+  }
+
+  /** Every stored policy that validates (the scheduler logs the others). */
+  private async policies(): Promise<Policy[]> {
+    const out: Policy[] = [];
+    for (const record of await this.catalog.listPolicies()) {
+      try {
+        out.push(validatePolicy(record.document));
+      } catch {
+        // reported by the scheduler
+      }
+    }
+    return out;
+  }
+
+  /** After a successful run of a policy's job: prune that job by the policy's retention. */
+  private afterRun(run: RunView): void {
+    const work = (async () => {
+      const policy = (await this.policies()).find((p) => policyJobs(p).includes(run.job));
+      const done = await this.maintenanceScheduler.afterRun(run, policy?.name);
+      if (done && !done.ok) this.log.warn({ job: run.job, error: done.error }, 'prune after the run failed');
+    })().catch((err: unknown) => this.log.warn({ job: run.job, error: (err as Error).message }, 'prune after the run failed'));
+    this.background.add(work);
+    void work.finally(() => this.background.delete(work));
+  }
+
+  /** Waits for work started in the background (prunes after runs). */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
   private async createRun(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
     requireAdmin(who);
     const body = parseCreateRun(await readJson(req), (spec) => void parseSourceSpec(spec));
+    if (body.restore) {
+      const queued = await queueRestoreRun(this.catalog, this.repo, this.runs, body);
+      this.log.info({ run: queued.id, agent: body.agent, job: body.job, snapshot: queued.restore?.snapshot, path: queued.restore?.path }, 'restore run queued');
+      return sendJson(res, 201, queued);
+    }
     const agent = await this.catalog.getAgent(body.agent);
     if (!agent || agent.revokedAt) throw new RequestError(404, `no agent ${body.agent} (\`hoard agent add ${body.agent}\` creates it)`);
     // The job is bound to the agent: only that agent may write its snapshots.
     const existing = await this.catalog.getJob(body.job);
     if (body.store !== undefined) await this.repo.storeForJob(body.job, body.store);
     await this.catalog.putJob({ name: body.job, agent: body.agent, sources: body.sources, store: body.store ?? existing?.store });
-    const run = await this.runs.create(body.agent, body.job, body.sources, body.hooks, body.full);
+    const run = await this.runs.create(body.agent, body.job, body.sources, body.hooks, body.full, undefined, { manual: true }, { bandwidth: body.bandwidth });
     this.log.info({ run: run.id, agent: body.agent, job: body.job }, 'run queued');
     sendJson(res, 201, run);
   }
@@ -489,16 +633,59 @@ export class MediaServer {
 
   private async runProgress(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
     const agent = requireAgent(who);
-    await this.runs.progress(id!, agent.name, parseRunProgress(await readJson(req)));
-    sendJson(res, 200, { ok: true });
+    const { cancel } = await this.runs.progress(id!, agent.name, parseRunProgress(await readJson(req)));
+    sendJson(res, 200, { ok: true, ...(cancel ? { cancel: true } : {}) });
   }
 
   private async finishRun(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
     const agent = requireAgent(who);
     const view = await this.runs.finish(id!, agent.name, parseFinishRun(await readJson(req)));
     await this.scheduler.runFinished(view);
+    this.afterRun(view);
     this.log.info({ run: id, state: view.state, error: view.error }, 'run finished');
     sendJson(res, 200, view);
+  }
+
+  // --- jobs, cancel and the report ---------------------------------------------------------
+
+  private async cancelRun(_req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
+    requireAdmin(who);
+    const view = await this.runs.cancel(id!);
+    this.log.info({ run: id, state: view.state }, view.state === 'cancelled' ? 'queued run cancelled' : 'run asked to stop');
+    sendJson(res, 200, view);
+  }
+
+  private async listJobs(_req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
+    requireAdmin(who);
+    sendJson(res, 200, { jobs: await listJobSummaries(this.catalog, this.now()) });
+  }
+
+  private async runJob(req: IncomingMessage, res: ServerResponse, who: Principal, [job]: string[]): Promise<void> {
+    requireAdmin(who);
+    const body = (await readJson(req)) as { full?: unknown };
+    if (body?.full !== undefined && typeof body.full !== 'boolean') throw new RequestError(400, `full must be true or false; got ${JSON.stringify(body.full)}`);
+    const run = await queueJobRun(this.catalog, this.runs, checkJobName(job), body?.full === true);
+    this.log.info({ run: run.id, agent: run.agent, job }, 'run queued');
+    sendJson(res, 201, run);
+  }
+
+  private async jobHistory(_req: IncomingMessage, res: ServerResponse, who: Principal, [job]: string[], url: URL): Promise<void> {
+    requireAdmin(who);
+    const record = await this.catalog.getJob(checkJobName(job));
+    if (!record) throw new RequestError(404, `no job ${job} (\`hoard job list\` shows them)`);
+    const limit = Number(url.searchParams.get('limit') ?? 20);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RequestError(400, `limit must be a whole number from 1 to 10000; got ${JSON.stringify(url.searchParams.get('limit'))}`);
+    sendJson(res, 200, { job: record.name, entries: await jobHistory(this.catalog, record, limit) });
+  }
+
+  private async report(_req: IncomingMessage, res: ServerResponse, who: Principal, _p: string[], url: URL): Promise<void> {
+    requireAdmin(who);
+    const q = url.searchParams;
+    const quota = q.has('quota') ? Number(q.get('quota')) : this.options.quotaBytes;
+    if (quota !== undefined && (!Number.isSafeInteger(quota) || quota <= 0)) throw new RequestError(400, `quota must be a number of bytes above 0; got ${JSON.stringify(q.get('quota'))}`);
+    const years = q.has('growthYears') ? Number(q.get('growthYears')) : 1;
+    if (!Number.isFinite(years) || years < 0 || years > 100) throw new RequestError(400, `growthYears must be a number from 0 to 100; got ${JSON.stringify(q.get('growthYears'))}`);
+    sendJson(res, 200, await buildReport(this.catalog, this.repo, { now: this.now(), quotaBytes: quota, growthYears: years }));
   }
 
   private async beginSession(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
@@ -549,7 +736,7 @@ export class MediaServer {
       idleTimeoutMs: this.idleMs,
       parent: parent?.key ?? null,
     };
-    if (parent) response.parentSnapshot = { id: parent.id, kind: parent.meta.source.kind, logicalBytes: parent.meta.logicalBytes, sameStore: parent.meta.store === store.store.id };
+    if (parent) response.parentSnapshot = { id: parent.id, kind: parent.meta.source.kind, logicalBytes: parent.meta.logicalBytes, sameStore: parent.meta.store === store.store.id, ...(parent.meta.sourceStat ? { sourceStat: parent.meta.sourceStat } : {}) };
     sendJson(res, 201, response);
   }
 
@@ -656,11 +843,12 @@ export class MediaServer {
 
   private async restore(req: IncomingMessage, res: ServerResponse, who: Principal, [job]: string[], url: URL): Promise<void> {
     checkJobName(job);
-    if (who.kind === 'agent' && (await this.catalog.getJob(job!))?.agent !== who.name) throw new RequestError(403, `agent ${who.name} may not restore job ${job}`);
+    const mayRead = await restoreReadAccess(this.catalog, who, job!);
     const q = url.searchParams;
     const at = q.get('at');
     if (at !== null && Number.isNaN(Date.parse(at))) throw new RequestError(400, `at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
     const snapshot = await this.repo.findSnapshot(job!, { id: q.get('id') ?? undefined, at: at === null ? undefined : new Date(at), source: q.get('source') ?? undefined });
+    if (!mayRead(snapshot.id)) throw new RequestError(403, `agent ${who.kind === 'agent' ? who.name : ''} may read only snapshot(s) of its restore run of job ${job}, not ${snapshot.id}`);
     const total = snapshot.meta.logicalBytes;
     for (const name of ['offset', 'length']) {
       const v = q.get(name);
@@ -768,6 +956,8 @@ function describeError(err: unknown): { status: number; message: string; details
   if (err instanceof RequestError) return { status: err.status, message: err.message, details: err.details };
   if (err instanceof WireFormatError) return { status: 400, message: err.message };
   if (err instanceof SnapshotNotFoundError) return { status: 404, message: err.message };
+  if (err instanceof GcLockedError || err instanceof GcConflictError || err instanceof SnapshotProtectedError) return { status: 409, message: err.message };
+  if (err instanceof RetentionRuleError) return { status: 400, message: err.message };
   if (err instanceof IntegrityError || err instanceof ObjectFormatError) return { status: 500, message: `stored data is damaged: ${(err as Error).message}` };
   if (err instanceof AgentExistsError || err instanceof TokenInUseError) return { status: 409, message: err.message };
   if (err instanceof AgentNotFoundError || err instanceof JobNotFoundError) return { status: 404, message: err.message };

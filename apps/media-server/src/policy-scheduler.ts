@@ -12,11 +12,17 @@
  *   was a full run). `catchUp: false` skips them instead.
  * - Retries: a failed scheduled run is queued again after 1, 4 and 16 minutes (in memory:
  *   a restart forgets pending retries; the next fire time still comes).
+ * - Run window (limits.run-window): fire times lie inside it already, but a retry or a
+ *   missed-run catch-up can fall outside; then it waits until the window next opens (a
+ *   deferred catch-up is kept in the catalog with the policy's state, so it survives a
+ *   restart; a deferred retry is in memory like any retry). Manual runs are not limited.
+ * - Bandwidth (limits.bandwidth): each run carries the policy's cap, which the agent
+ *   applies to its uploads.
  *
  * The clock is injectable so a test can drive months of schedule in milliseconds.
  */
 import type { Catalog } from '@hoard/catalog';
-import { nextPolicyRuns, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
+import { inRunWindow, nextPolicyRuns, nextRunWindowOpen, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
 import type { RunBoard } from './run-board.js';
 
 export interface SchedulerClock {
@@ -46,6 +52,8 @@ const STATE_KEY = (policy: string) => `scheduler/${policy}`;
 interface PolicyState {
   /** Fire times up to here (ms) have been handled. */
   checkedUntil: number;
+  /** A due run held back by the run window, queued when it opens (ms). */
+  deferred?: { kind: 'full' | 'incremental'; until: number };
 }
 
 export interface DispatchedRun {
@@ -56,6 +64,8 @@ export interface DispatchedRun {
   at: number;
   run?: RunView;
   skipped?: string;
+  /** Outside the policy's run window: queued when the window opens, at this time (ms). */
+  deferredUntil?: number;
   attempt: number;
 }
 
@@ -63,6 +73,11 @@ export interface DispatchedRun {
 export function policyJobName(policy: Policy, agent: string): string {
   const agents = policy.sources.flatMap((s) => s.agents);
   return agents.length === 1 ? policy.name : `${policy.name}.${agent}`;
+}
+
+/** Every job of a policy (one per agent). */
+export function policyJobs(policy: Policy): string[] {
+  return [...new Set(policy.sources.flatMap((s) => s.agents).map((a) => policyJobName(policy, a)))];
 }
 
 export class PolicyScheduler {
@@ -74,6 +89,8 @@ export class PolicyScheduler {
   /** Scheduled runs awaiting their result, for retries. */
   private readonly watched = new Map<string, DispatchedRun>();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Retries that fell outside their policy's run window, by job: retried by tick() once it opens. */
+  private readonly deferredRetries = new Map<string, { failed: DispatchedRun; until: number }>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -133,14 +150,24 @@ export class PolicyScheduler {
     return dispatched;
   }
 
-  /** Queues a retry now (the timer calls it; a test may too). */
+  /**
+   * Queues a retry now (the timer calls it; a test may too), or, outside the policy's run
+   * window, holds it until the window opens (tick() then retries it).
+   */
   async retry(failed: DispatchedRun): Promise<DispatchedRun | undefined> {
     const record = await this.catalog.getPolicy(failed.policy);
     if (!record) return undefined;
     const policy = validatePolicy(record.document);
     const source = policy.sources.find((s) => s.agents.includes(failed.agent));
     if (!source) return undefined;
-    return this.dispatch(policy, source, failed.agent, failed.kind, this.clock.now(), failed.attempt + 1);
+    const now = this.clock.now();
+    const until = windowOpensAt(policy, now);
+    if (until !== undefined) {
+      this.deferredRetries.set(failed.job, { failed, until });
+      this.options.log?.info({ policy: policy.name, job: failed.job, kind: failed.kind, until: new Date(until).toISOString() }, 'retry outside the run window; waiting until it opens');
+      return { policy: policy.name, job: failed.job, agent: failed.agent, kind: failed.kind, at: now, attempt: failed.attempt + 1, deferredUntil: until };
+    }
+    return this.dispatch(policy, source, failed.agent, failed.kind, now, failed.attempt + 1);
   }
 
   private schedule(ms: number): void {
@@ -159,10 +186,13 @@ export class PolicyScheduler {
   private async nextWait(): Promise<number> {
     const now = this.clock.now();
     let wait = MAX_SLEEP_MS;
+    for (const { until } of this.deferredRetries.values()) wait = Math.min(wait, Math.max(0, until - now));
     for (const record of await this.catalog.listPolicies()) {
       try {
         const [next] = nextPolicyRuns(validatePolicy(record.document), new Date(now), 1);
         if (next) wait = Math.min(wait, Math.max(0, next.at.getTime() - now));
+        const deferred = (await this.catalog.getMeta<PolicyState>(STATE_KEY(record.name)))?.deferred;
+        if (deferred) wait = Math.min(wait, Math.max(0, deferred.until - now));
       } catch {
         // an unreadable policy is reported by check()
       }
@@ -173,6 +203,15 @@ export class PolicyScheduler {
   private async check(): Promise<DispatchedRun[]> {
     const now = this.clock.now();
     const out: DispatchedRun[] = [];
+    for (const [job, { failed, until }] of [...this.deferredRetries]) {
+      if (until > now) continue;
+      this.deferredRetries.delete(job);
+      const retried = await this.retry(failed).catch((err: unknown) => {
+        this.options.log?.warn({ policy: failed.policy, job, error: (err as Error).message }, 'deferred retry failed');
+        return undefined;
+      });
+      if (retried) out.push(retried);
+    }
     for (const record of await this.catalog.listPolicies()) {
       let policy: Policy;
       try {
@@ -187,18 +226,28 @@ export class PolicyScheduler {
         await this.catalog.putMeta(STATE_KEY(policy.name), { checkedUntil: now } satisfies PolicyState);
         continue;
       }
-      if (now <= state.checkedUntil) continue;
-      const due = duePolicyRuns(policy, state.checkedUntil, now);
-      await this.catalog.putMeta(STATE_KEY(policy.name), { checkedUntil: now } satisfies PolicyState);
-      if (due.length === 0) continue;
-      const late = now - due[due.length - 1]!.at.getTime() > MAX_SLEEP_MS * 2;
+      if (now <= state.checkedUntil && !(state.deferred && state.deferred.until <= now)) continue;
+      let due = now > state.checkedUntil ? duePolicyRuns(policy, state.checkedUntil, now) : [];
+      const late = due.length > 0 && now - due[due.length - 1]!.at.getTime() > MAX_SLEEP_MS * 2;
       if (late && this.options.catchUp === false) {
         this.options.log?.info({ policy: policy.name, missed: due.length }, 'missed runs skipped (catch-up is off)');
+        due = [];
+      }
+      // Several fire times at once (missed while down, or a coarse test clock), and a run
+      // held back by the run window: one run, full if any of them was full.
+      const kinds = [...due.map((d) => d.kind), ...(state.deferred ? [state.deferred.kind] : [])];
+      const kind = kinds.includes('full') ? 'full' : 'incremental';
+      const until = kinds.length > 0 ? windowOpensAt(policy, now) : undefined;
+      await this.catalog.putMeta(STATE_KEY(policy.name), { checkedUntil: Math.max(now, state.checkedUntil), ...(until !== undefined ? { deferred: { kind, until } } : {}) } satisfies PolicyState);
+      if (kinds.length === 0) continue;
+      if (until !== undefined) {
+        // Reported once, when it is held back (not again at every check while it waits).
+        const unchanged = due.length === 0 && state.deferred?.kind === kind && state.deferred.until === until;
+        if (unchanged) continue;
+        this.options.log?.info({ policy: policy.name, kind, missed: due.length, until: new Date(until).toISOString() }, 'due run outside the run window; waiting until it opens');
+        for (const agent of policy.sources.flatMap((s) => s.agents)) out.push({ policy: policy.name, job: policyJobName(policy, agent), agent, kind, at: now, attempt: 1, deferredUntil: until });
         continue;
       }
-      // Several fire times at once (missed while down, or a coarse test clock): one run,
-      // full if any of them was full.
-      const kind = due.some((d) => d.kind === 'full') ? 'full' : 'incremental';
       for (const source of policy.sources) {
         for (const agent of source.agents) out.push(await this.dispatch(policy, source, agent, kind, now, 1, due.length > 1 ? due.length : undefined));
       }
@@ -217,11 +266,18 @@ export class PolicyScheduler {
     }
     const existing = await this.catalog.getJob(job);
     await this.catalog.putJob({ name: job, agent, sources: source.specs, store: policy.store.scope === 'global' ? 'global' : job, knownSources: existing?.knownSources });
-    result.run = await this.runs.create(agent, job, source.specs, source.hooks, kind === 'full');
+    result.run = await this.runs.create(agent, job, source.specs, source.hooks, kind === 'full', undefined, undefined, { bandwidth: policy.limits.bandwidth?.bytesPerSecond });
     this.watched.set(result.run.id, result);
     this.options.log?.info({ policy: policy.name, job, agent, kind, run: result.run.id, attempt, collapsed }, 'scheduled run queued');
     return result;
   }
+}
+
+/** When a run due at `now` may start: undefined inside the policy's run window (or without one), else when the window next opens (ms). */
+function windowOpensAt(policy: Policy, now: number): number | undefined {
+  const window = policy.limits.runWindow;
+  if (!window || inRunWindow(window, new Date(now), policy.schedule.timeZone)) return undefined;
+  return nextRunWindowOpen(window, new Date(now), policy.schedule.timeZone).getTime();
 }
 
 /** Fire times in (from, to], in order. */

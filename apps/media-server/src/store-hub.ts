@@ -8,9 +8,18 @@
  * without new blobs, so what that agent uploaded becomes durable and deduplicable for its
  * retry.
  */
-import { StoreWriter, type FingerprintStore, type Repository, type StoreIndex } from '@hoard/repository';
+import { CONDEMNED_PREFIX, REVIVED_PREFIX, StoreWriter, condemnedPacks, listAll, type FingerprintStore, type Repository, type StoreIndex } from '@hoard/repository';
 
 const IDLE_SEAL_MS = 5_000;
+/** How often the bucket is checked for the work of a GC run elsewhere (`hoard gc --repo`). */
+const GC_FOLLOW_MS = 60_000;
+
+export interface GcFollowResult {
+  /** Packs the indexes stopped using (condemned). */
+  dropped: number;
+  /** Packs the indexes learned (repacked or revived). */
+  added: number;
+}
 
 export interface OpenStore {
   store: FingerprintStore;
@@ -38,10 +47,14 @@ export class StoreHub {
   private readonly lastBlobs = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private lastRate = { at: Date.now(), lookups: new Map<string, number>(), perSecond: new Map<string, number>() };
+  /** Listing of gc/condemned/ and gc/revived/ when the indexes last followed a GC. */
+  private gcSeen = '';
+  private lastGcCheck = Date.now();
+  private following: Promise<GcFollowResult | undefined> | undefined;
 
   constructor(
     private readonly repo: Repository,
-    private readonly options: { uploadsInFlight?: number; sealIdleMs?: number } = {},
+    private readonly options: { uploadsInFlight?: number; sealIdleMs?: number; gcFollowMs?: number } = {},
   ) {
     this.timer = setInterval(() => void this.tick(), options.sealIdleMs ?? IDLE_SEAL_MS);
     this.timer.unref();
@@ -72,6 +85,39 @@ export class StoreHub {
       entry.catch(() => this.open.delete(name));
     }
     return entry;
+  }
+
+  /**
+   * Brings the in-memory indexes in line with what garbage collection did to the bucket:
+   * condemned packs are no longer deduplicated against (a backup that used one anyway is
+   * caught by its commit check), repacked and revived packs are learned. Does nothing
+   * while a GC holds the lock or when the GC objects have not changed since last time,
+   * unless `force`. Calls are serialized.
+   */
+  followGc(force = false): Promise<GcFollowResult | undefined> {
+    const previous = this.following ?? Promise.resolve(undefined);
+    const next = previous.catch(() => undefined).then(() => this.followGcOnce(force));
+    this.following = next;
+    return next;
+  }
+
+  private async followGcOnce(force: boolean): Promise<GcFollowResult | undefined> {
+    const objects = this.repo.objects;
+    const keys: string[] = [];
+    for (const prefix of [CONDEMNED_PREFIX, REVIVED_PREFIX]) for await (const info of listAll(objects, prefix)) keys.push(info.key);
+    const seen = keys.sort().join('\n');
+    if (!force && seen === this.gcSeen) return undefined;
+    const { packs, gcRunning } = await condemnedPacks(objects);
+    if (gcRunning) return undefined;
+    const result: GcFollowResult = { dropped: 0, added: 0 };
+    for (const entry of this.open.values()) {
+      const s = await entry.catch(() => undefined);
+      if (!s) continue;
+      result.dropped += s.index.dropPacks(packs);
+      result.added += await s.index.refresh(objects, s.store.id);
+    }
+    this.gcSeen = seen;
+    return result;
   }
 
   async reports(): Promise<StoreReport[]> {
@@ -120,6 +166,10 @@ export class StoreHub {
       this.lastBlobs.set(name, blobs);
     }
     this.lastRate = { at: now, lookups, perSecond };
+    if (now - this.lastGcCheck >= (this.options.gcFollowMs ?? GC_FOLLOW_MS)) {
+      this.lastGcCheck = now;
+      await this.followGc().catch(() => undefined);
+    }
   }
 
   /** Makes every open pack durable (server shutdown). */

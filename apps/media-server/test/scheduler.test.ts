@@ -142,3 +142,90 @@ retention:
     expect((await call(t.url, 'GET', '/v1/policies/vms', { token: t.admin })).status).toBe(404);
   });
 });
+
+const limitedYaml = (agent: string, name: string, limits: string, full = '"0 23 * * *"') => `
+name: ${name}
+sources:
+  - agent: ${agent}
+    specs: ["cmd:echo hello"]
+schedule:
+  timezone: UTC
+  full: ${full}
+limits:
+${limits}
+`;
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+describe('policy limits', () => {
+  it('run-window: a missed-run catch-up outside the window waits until it opens', async () => {
+    const agent = await addAgent(t);
+    expect((await apply(limitedYaml(agent.name, 'nightly', '  run-window: "22:00-06:00"'))).status).toBe(200);
+    await t.server.scheduler.tick(); // first sight, Sunday 00:00
+    // "Down" until Tuesday 09:00: the 23:00 runs of Sunday and Monday were missed, and
+    // 09:00 is outside the window.
+    now = Date.parse('2026-11-03T09:00:00Z');
+    const held = await t.server.scheduler.tick();
+    expect(held.map((d) => [d.job, d.kind, d.run, iso(d.deferredUntil)])).toEqual([['nightly', 'full', undefined, '2026-11-03T22:00:00.000Z']]);
+    expect((await call(t.url, 'GET', '/v1/agent/work?wait=0', { token: agent.token })).status).toBe(204);
+    now = Date.parse('2026-11-03T21:59:00Z');
+    expect(await t.server.scheduler.tick()).toEqual([]);
+    now = Date.parse('2026-11-03T22:00:00Z'); // the window opens: one run, not also the 23:00 one
+    const opened = await t.server.scheduler.tick();
+    expect(opened.map((d) => [d.kind, d.deferredUntil, d.run?.state])).toEqual([['full', undefined, 'queued']]);
+    now = Date.parse('2026-11-03T23:00:00Z');
+    expect((await t.server.scheduler.tick())[0]!.skipped).toMatch(/still queued/);
+  });
+
+  it('run-window: a retry outside the window waits until it opens', async () => {
+    const agent = await addAgent(t);
+    await apply(limitedYaml(agent.name, 'nightly', '  run-window: "22:00-06:00"', '"0 5 * * *"'));
+    await t.server.scheduler.tick();
+    now = Date.parse('2026-11-01T05:00:00Z');
+    expect((await t.server.scheduler.tick()).map((d) => d.kind)).toEqual(['full']);
+    await finishQueued(agent.token, 'failed');
+    now = Date.parse('2026-11-01T06:01:00Z'); // the retry comes after the window closed
+    const held = await t.server.scheduler.retry({ policy: 'nightly', job: 'nightly', agent: agent.name, kind: 'full', at: now, attempt: 1 });
+    expect([held?.run, iso(held?.deferredUntil), held?.attempt]).toEqual([undefined, '2026-11-01T22:00:00.000Z', 2]);
+    now = Date.parse('2026-11-01T12:00:00Z');
+    expect(await t.server.scheduler.tick()).toEqual([]);
+    now = Date.parse('2026-11-01T22:00:00Z');
+    const retried = await t.server.scheduler.tick();
+    expect(retried.map((d) => [d.kind, d.attempt, d.run?.state])).toEqual([['full', 2, 'queued']]);
+    expect(await t.server.scheduler.tick()).toEqual([]); // once
+  });
+
+  it('max-concurrent-jobs-per-agent: claim never hands the agent more running runs than the smallest limit of its policies', async () => {
+    const agent = await addAgent(t);
+    const policy = (name: string, max: number) => limitedYaml(agent.name, name, `  max-concurrent-jobs-per-agent: ${max}\n  bandwidth: 200Mbit/s`, '"0 1 * * *"');
+    for (const name of ['a', 'b', 'c']) expect((await apply(policy(name, 2))).status).toBe(200);
+    await t.server.scheduler.tick();
+    now = Date.parse('2026-11-01T01:00:00Z');
+    expect(await t.server.scheduler.tick()).toHaveLength(3);
+    const claim = (wait = 0) => call(t.url, 'GET', `/v1/agent/work?wait=${wait}`, { token: agent.token });
+    const first = await claim();
+    const second = await claim();
+    expect([first.status, second.status]).toEqual([200, 200]);
+    // The answer tells the agent its limit; the run carries the policy's bandwidth (25 MB/s).
+    expect([first.json.maxConcurrentRuns, first.json.bandwidth]).toEqual([2, 25_000_000]);
+    expect((await claim()).status).toBe(204); // the third stays queued while two run
+    // A claim waiting on the limit goes on as soon as a run finishes.
+    const waiting = claim(20);
+    const finished = await call(t.url, 'POST', `/v1/runs/${first.json.id as string}/finish`, { token: agent.token, json: { state: 'succeeded', targets: [] } });
+    expect(finished.status).toBe(200);
+    const third = await waiting;
+    expect(third.status).toBe(200);
+    for (const r of [second, third]) await call(t.url, 'POST', `/v1/runs/${r.json.id as string}/finish`, { token: agent.token, json: { state: 'succeeded', targets: [] } });
+
+    // Policy c now allows 1: the smallest limit of the agent's policies wins.
+    expect((await apply(policy('c', 1))).status).toBe(200);
+    now = Date.parse('2026-11-02T01:00:00Z');
+    expect(await t.server.scheduler.tick()).toHaveLength(3);
+    const only = await claim();
+    expect([only.status, only.json.maxConcurrentRuns]).toEqual([200, 1]);
+    expect((await claim()).status).toBe(204);
+    const runs = (await call(t.url, 'GET', `/v1/runs?agent=${agent.name}`, { token: t.admin })).json.runs as RunView[];
+    expect(runs.filter((r) => r.state === 'running')).toHaveLength(1);
+    expect(runs.filter((r) => r.state === 'queued')).toHaveLength(2);
+  });
+});

@@ -588,12 +588,17 @@ export class Catalog {
 
   /**
    * Atomically takes the agent's oldest queued run and marks it running (startedAt = now
-   * unless given), so two polls never get the same run. Undefined if none is queued.
+   * unless given), so two polls never get the same run. Undefined if none is queued, or
+   * if the agent already has `maxRunning` runs running (a policy's concurrency limit).
    */
-  async claimNextRun(agent: string, startedAt?: string): Promise<RunRecord | undefined> {
+  async claimNextRun(agent: string, startedAt?: string, options: { maxRunning?: number } = {}): Promise<RunRecord | undefined> {
     v.agentName(agent);
     v.optionalIsoTime(startedAt, 'startedAt');
+    const { maxRunning } = options;
+    if (maxRunning !== undefined && !(Number.isSafeInteger(maxRunning) && maxRunning >= 1)) throw new TypeError(`maxRunning must be a whole number >= 1; got ${maxRunning}`);
     return this.#write(async () => {
+      // Counted under the write lock, so concurrent claims never exceed the limit.
+      if (maxRunning !== undefined && (await this.#listIndexed<RunRecord>(prefixes.runAgentState(agent, 'running'), { limit: maxRunning })).length >= maxRunning) return undefined;
       const [run] = await this.#listIndexed<RunRecord>(prefixes.runAgentState(agent, 'queued'), { limit: 1 });
       if (!run) return undefined;
       const running: RunRecord = { ...run, state: 'running', startedAt: startedAt ?? nowIso() };

@@ -15,6 +15,7 @@ import {
   type CommitResponse,
   type FinishRunRequest,
   type RunProgress,
+  type RunProgressAnswer,
   type RunView,
 } from './messages.js';
 
@@ -110,7 +111,8 @@ export class HoardClient {
     return this.json('GET', `/v1/agent/work?wait=${waitSeconds}`, undefined, signal);
   }
 
-  runProgress(run: string, progress: RunProgress): Promise<unknown> {
+  /** Reports progress; the answer's `cancel` asks the agent to stop the run. */
+  runProgress(run: string, progress: RunProgress): Promise<RunProgressAnswer> {
     return this.json('POST', `/v1/runs/${encodeURIComponent(run)}/progress`, progress);
   }
 

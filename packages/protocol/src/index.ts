@@ -4,3 +4,4 @@ export * from './messages.js';
 export * from './client.js';
 export * from './chunker-wire.js';
 export * from './policy/index.js';
+export * from './throttle.js';

@@ -106,7 +106,7 @@ export interface BeginSessionResponse {
    * The same snapshot described for reuse: an agent may refer to its chunks again
    * (GET /v1/jobs/J/snapshots/ID/chunks) when it is in this session's store.
    */
-  parentSnapshot?: { id: string; kind: string; logicalBytes: number; sameStore: boolean };
+  parentSnapshot?: { id: string; kind: string; logicalBytes: number; sameStore: boolean; sourceStat?: SourceStat };
 }
 
 export interface BatchResponse {
@@ -126,6 +126,30 @@ export interface CommitRequest {
   streamHashOver?: 'chunks';
   bytesRead: number;
   startedAt: string;
+  /** Image sources: the image file's stat when it was read (recorded in the manifest). */
+  sourceStat?: SourceStat;
+}
+
+/**
+ * The stat of an image file (docs/format.md, manifest `sourceStat`): size in bytes,
+ * modification time in nanoseconds since the epoch, inode and device; the 64-bit ones
+ * as decimal strings (they exceed 2^53).
+ */
+export interface SourceStat {
+  size: number;
+  mtimeNs: string;
+  ino: string;
+  dev: string;
+}
+
+export function parseSourceStat(value: unknown): SourceStat {
+  const o = object(value, 'sourceStat');
+  const digits = (field: string, signed: boolean): string => {
+    const v = o[field];
+    if (typeof v !== 'string' || !(signed ? /^-?\d{1,20}$/ : /^\d{1,20}$/).test(v)) throw new RequestError(400, `sourceStat.${field} must be ${signed ? 'an' : 'a non-negative'} integer as a decimal string; got ${JSON.stringify(v)}`);
+    return v;
+  };
+  return { size: count(o, 'size'), mtimeNs: digits('mtimeNs', true), ino: digits('ino', false), dev: digits('dev', false) };
 }
 
 export function parseCommit(body: unknown): CommitRequest {
@@ -136,6 +160,7 @@ export function parseCommit(body: unknown): CommitRequest {
   if (Number.isNaN(Date.parse(startedAt))) throw new RequestError(400, `startedAt must be an ISO-8601 time; got ${JSON.stringify(startedAt)}`);
   const request: CommitRequest = { batches: count(o, 'batches'), chunks: count(o, 'chunks'), logicalBytes: count(o, 'logicalBytes'), streamHash, bytesRead: count(o, 'bytesRead'), startedAt };
   if (o.streamHashOver !== undefined) request.streamHashOver = oneOf(o, 'streamHashOver', ['chunks'] as const);
+  if (o.sourceStat !== undefined) request.sourceStat = parseSourceStat(o.sourceStat);
   if (request.bytesRead > request.logicalBytes) throw new RequestError(400, `bytesRead (${request.bytesRead}) cannot exceed logicalBytes (${request.logicalBytes})`);
   return request;
 }
@@ -187,6 +212,77 @@ export interface CreateRunRequest {
   hooks?: RunHooks;
   /** Read everything again; default incremental (unchanged files are referred to, not read). */
   full?: boolean;
+  /** Cap on the agent's upload rate for this run, bytes per second (a policy's limits.bandwidth); absent: no cap. */
+  bandwidth?: number;
+  /** A restore run instead of a backup: the agent writes a snapshot of `job` on its host (then `sources` is empty). */
+  restore?: RestoreRunRequest;
+}
+
+/** What `hoard restore --to agent:NAME:PATH` asks for (POST /v1/runs with `restore`). */
+export interface RestoreRunRequest {
+  /** A snapshot id or unique prefix; or `at`; neither: the newest. */
+  snapshot?: string;
+  /** ISO-8601: the newest snapshot that started at or before it. */
+  at?: string;
+  /** The snapshot of this source of the job. */
+  source?: string;
+  /** Absolute path on the agent's host: a file, a block device, or a new directory (directory snapshots). */
+  path: string;
+  /** Replace an existing file. */
+  force?: boolean;
+  /** One file of a directory snapshot (relative to the backed-up directory). */
+  file?: string;
+}
+
+/** A restore run as queued: the snapshot is pinned when the run is created. */
+export interface RestoreRunSpec {
+  /** The snapshot's full id (resolved from snapshot/at/source at queue time). */
+  snapshot: string;
+  source: string;
+  kind: SourceKind;
+  startedAt: string;
+  logicalBytes: number;
+  path: string;
+  force?: boolean;
+  file?: string;
+}
+
+/** An agent's report of a restore run (the run's one target). */
+export interface RestoreResult {
+  snapshot: string;
+  path: string;
+  /** Bytes written (file contents for a tree). */
+  bytes: number;
+  /** `stream`: a file or device; `tree`: a directory snapshot as a tree; `file`: one file of it. */
+  wrote: 'stream' | 'tree' | 'file';
+  device?: boolean;
+  files?: number;
+  directories?: number;
+  symlinks?: number;
+}
+
+export function parseRestoreRun(value: unknown): RestoreRunRequest {
+  const o = object(value, 'restore');
+  for (const key of Object.keys(o)) {
+    if (!['snapshot', 'at', 'source', 'path', 'force', 'file'].includes(key)) throw new RequestError(400, `restore.${key} is not a restore option; use snapshot, at, source, path, force, file`);
+  }
+  const path = string(o, 'path', 4096);
+  if (!path.startsWith('/')) throw new RequestError(400, `restore.path must be an absolute path on the agent's host; got ${JSON.stringify(path)}`);
+  const out: RestoreRunRequest = { path };
+  if (o.snapshot !== undefined) out.snapshot = string(o, 'snapshot', 64);
+  if (o.at !== undefined) {
+    const at = string(o, 'at', 40);
+    if (Number.isNaN(Date.parse(at))) throw new RequestError(400, `restore.at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
+    out.at = at;
+  }
+  if (out.snapshot !== undefined && out.at !== undefined) throw new RequestError(400, 'restore: give snapshot or at, not both');
+  if (o.source !== undefined) out.source = string(o, 'source');
+  if (o.force !== undefined) {
+    if (typeof o.force !== 'boolean') throw new RequestError(400, `restore.force must be true or false; got ${JSON.stringify(o.force)}`);
+    if (o.force) out.force = true;
+  }
+  if (o.file !== undefined) out.file = string(o, 'file');
+  return out;
 }
 
 function parseHooks(value: unknown): RunHooks | undefined {
@@ -202,6 +298,11 @@ function parseHooks(value: unknown): RunHooks | undefined {
 
 export function parseCreateRun(body: unknown, checkSource: (spec: string) => void): CreateRunRequest {
   const o = object(body, 'the run request');
+  if (o.restore !== undefined) {
+    if (o.sources !== undefined && !(Array.isArray(o.sources) && o.sources.length === 0)) throw new RequestError(400, 'a restore run has no sources; give restore or sources, not both');
+    for (const key of ['store', 'hooks', 'full', 'bandwidth']) if (o[key] !== undefined) throw new RequestError(400, `${key} does not apply to a restore run`);
+    return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources: [], restore: parseRestoreRun(o.restore) };
+  }
   if (!Array.isArray(o.sources) || o.sources.length === 0 || o.sources.length > 64) throw new RequestError(400, 'sources must be a list of 1-64 source specs');
   const sources = o.sources.map((s, i) => {
     if (typeof s !== 'string') throw new RequestError(400, `sources[${i}] must be a string`);
@@ -214,7 +315,10 @@ export function parseCreateRun(body: unknown, checkSource: (spec: string) => voi
   });
   const store = o.store === undefined ? undefined : string(o, 'store', 64);
   if (o.full !== undefined && typeof o.full !== 'boolean') throw new RequestError(400, `full must be true or false; got ${JSON.stringify(o.full)}`);
-  return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store, hooks: parseHooks(o.hooks), ...(o.full ? { full: true } : {}) };
+  if (o.bandwidth !== undefined && !(typeof o.bandwidth === 'number' && Number.isSafeInteger(o.bandwidth) && o.bandwidth >= 1)) {
+    throw new RequestError(400, `bandwidth must be a whole number of bytes per second >= 1; got ${JSON.stringify(o.bandwidth)}`);
+  }
+  return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store, hooks: parseHooks(o.hooks), ...(o.full ? { full: true } : {}), ...(o.bandwidth !== undefined ? { bandwidth: o.bandwidth as number } : {}) };
 }
 
 export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -227,6 +331,14 @@ export interface TargetResult {
   dedupRatio?: number;
   /** Directory sources: files read, files unchanged since the previous snapshot (not read), entries skipped. */
   files?: { read: number; unchanged: number; bytesUnchanged: number; skipped: number };
+  /** Restore runs: what the agent wrote. */
+  restored?: RestoreResult;
+  /**
+   * Image sources (file:, vm: images; not block devices): `unchanged` when size, mtime and
+   * inode matched the previous snapshot's and its chunks were referred to instead of
+   * reading the image (`bytesUnchanged` bytes not read; `previous` that snapshot).
+   */
+  image?: { unchanged: boolean; bytesUnchanged: number; previous?: string };
   error?: string;
   durationMs: number;
 }
@@ -239,6 +351,15 @@ export interface RunView {
   state: RunState;
   hooks?: RunHooks;
   full?: boolean;
+  /** Upload cap for this run in bytes per second (the policy's limits.bandwidth); the agent throttles its batch bodies to it. */
+  bandwidth?: number;
+  /**
+   * In the claim answer (GET /v1/agent/work): how many runs this agent may run at once,
+   * the smallest max-concurrent-jobs-per-agent of the policies naming it (default 1).
+   */
+  maxConcurrentRuns?: number;
+  /** Present on a restore run (docs/protocol.md, restore runs). */
+  restore?: RestoreRunSpec;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
@@ -247,6 +368,14 @@ export interface RunView {
   /** Targets this job had never backed up before this run (e.g. a new VM). */
   discovered: string[];
   progress?: RunProgress;
+  /** When an admin asked this running run to stop (POST /v1/runs/ID/cancel). */
+  cancelRequestedAt?: string;
+}
+
+/** The answer to a progress report: `cancel` asks the agent to stop the run. */
+export interface RunProgressAnswer {
+  ok: true;
+  cancel?: boolean;
 }
 
 export interface RunProgress {
@@ -259,14 +388,15 @@ export interface RunProgress {
 
 /** An agent's report when it finishes a run. */
 export interface FinishRunRequest {
-  state: 'succeeded' | 'failed';
+  /** `cancelled`: the agent stopped because the progress answer asked it to. */
+  state: 'succeeded' | 'failed' | 'cancelled';
   targets: TargetResult[];
   error?: string;
 }
 
 export function parseFinishRun(body: unknown): FinishRunRequest {
   const o = object(body, 'the run result');
-  const state = oneOf(o, 'state', ['succeeded', 'failed'] as const);
+  const state = oneOf(o, 'state', ['succeeded', 'failed', 'cancelled'] as const);
   if (!Array.isArray(o.targets) || o.targets.length > 10_000) throw new RequestError(400, 'targets must be a list');
   const error = o.error === undefined ? undefined : string(o, 'error', 8192);
   return { state, targets: o.targets as TargetResult[], error };

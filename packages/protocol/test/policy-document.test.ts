@@ -5,6 +5,7 @@ import {
   nextVerifyRuns,
   parsePolicyDocument,
   PolicyError,
+  policyRetentionRules,
   RequestError,
   serializePolicies,
   validatePolicy,
@@ -65,6 +66,9 @@ describe('parsing', () => {
     expect(p.schedule.timeZone).toBe('Europe/Berlin');
     expect(p.schedule.full.expression).toBe('0 1 * * SUN');
     expect(p.retention).toEqual({ keepLast: 3, keepWithin: { text: '2m', years: 0, months: 2, weeks: 0, days: 0, hours: 0 } });
+    // planRetention's rules for the policy: the retention block in the schedule's time zone.
+    expect(policyRetentionRules(p)).toEqual({ ...p.retention, timeZone: 'Europe/Berlin' });
+    expect(policyRetentionRules({ ...p, retention: undefined })).toBeUndefined();
     expect(p.store).toEqual({ scope: 'global', compression: 'lz4', encryption: false });
     expect(p.limits).toEqual({});
     expect(p.verify.structure?.expression).toBe('daily');
@@ -132,8 +136,8 @@ describe('validation messages', () => {
     ['quoted number', base('retention: {keep-last: "7"}'), '(write the number without quotes)'],
     ['fractional keep', base('retention: {keep-hourly: 1.5}'), 'keep-hourly must be a whole number'],
     ['keep-within words', base('retention: {keep-within: 2 months}'), 'retention.keep-within: "2 months": write 2m'],
-    ['keep-within minutes', base('retention: {keep-within: 30min}'), 'keep-within has no minutes or seconds ("m" means months)'],
-    ['keep-within garbage', base('retention: {keep-within: soon}'), '"soon" is not a duration'],
+    ['keep-within minutes', base('retention: {keep-within: 30min}'), 'retention.keep-within: "30min": durations have no minutes or seconds ("m" means months)'],
+    ['keep-within garbage', base('retention: {keep-within: soon}'), 'retention.keep-within: "soon": use a whole number followed by h, d, w, m or y'],
     ['store scope', base('store: {scope: tenant}'), 'store.scope: must be global'],
     ['compression', base('store: {compression: zstd}'), 'store.compression: must be lz4 or none; got string "zstd"'],
     ['encryption', base('store: {encryption: "yes"}'), 'store.encryption: must be true or false'],

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { inRunWindow, parseBandwidth, parsePercent, parseRetentionDuration, parseRunWindow, retentionCutoff } from '../dist/index.js';
+// keep-within durations and cutoffs are tested once, with @hoard/retention (packages/retention/test).
+import { agentRunLimit, inRunWindow, nextRunWindowOpen, parseBandwidth, parsePercent, parsePolicyDocument, parseRunWindow } from '../dist/index.js';
 
 describe('bandwidth', () => {
   it.each([
@@ -28,6 +29,17 @@ describe('run window', () => {
     expect(inRunWindow(w, new Date('2026-11-20T05:00:00Z'), 'Europe/Berlin')).toBe(false); // 06:00, end exclusive
     expect(inRunWindow(w, new Date('2026-11-20T04:59:00Z'), 'Europe/Berlin')).toBe(true);
     expect(parseRunWindow('00:00-24:00')).toEqual({ text: '00:00-24:00', start: 0, end: 1440 });
+  });
+  it('finds when the window next opens (the scheduler holds retries and catch-ups until then)', () => {
+    const w = parseRunWindow('22:00-06:00');
+    const open = (at: string, tz = 'UTC', window = w): string => nextRunWindowOpen(window, new Date(at), tz).toISOString();
+    expect(open('2026-11-20T23:00:00Z')).toBe('2026-11-20T23:00:00.000Z'); // inside: now
+    expect(open('2026-11-20T03:00:00Z')).toBe('2026-11-20T03:00:00.000Z'); // inside, after midnight
+    expect(open('2026-11-20T06:00:00Z')).toBe('2026-11-20T22:00:00.000Z'); // end excluded
+    expect(open('2026-11-20T12:00:00Z', 'Europe/Berlin')).toBe('2026-11-20T21:00:00.000Z'); // 22:00 CET
+    expect(open('2026-11-20T23:30:00Z', 'UTC', parseRunWindow('01:00-02:00'))).toBe('2026-11-21T01:00:00.000Z'); // tomorrow
+    // A start that does not exist (02:30 on 29 March 2026 in Berlin) moves forward by the gap.
+    expect(open('2026-03-28T23:00:00Z', 'Europe/Berlin', parseRunWindow('02:30-04:00'))).toBe('2026-03-29T01:30:00.000Z');
   });
   it.each([
     ['22:00', 'is not a time range'],
@@ -58,48 +70,13 @@ describe('percent', () => {
   });
 });
 
-describe('keep-within durations', () => {
-  it.each([
-    ['2m', { months: 2 }, '2m'],
-    ['14d', { days: 14 }, '14d'],
-    ['3w', { weeks: 3 }, '3w'],
-    ['1y', { years: 1 }, '1y'],
-    ['36h', { hours: 36 }, '36h'],
-    ['1Y6M', { years: 1, months: 6 }, '1y6m'],
-  ])('%s', (text, fields, canonical) => {
-    const d = parseRetentionDuration(text);
-    expect(d).toEqual({ years: 0, months: 0, weeks: 0, days: 0, hours: 0, ...fields, text: canonical });
-  });
-  it.each([
-    ['2 months', 'write 2m'],
-    ['30min', '"m" means months'],
-    ['6m1y', 'is not a duration'],
-    ['0d', 'is zero'],
-    ['', 'is not a duration'],
-  ])('rejects %s', (text, message) => expect(() => parseRetentionDuration(text)).toThrow(message));
-
-  it('computes calendar cutoffs in the time zone', () => {
-    const at = (s: string): string => retentionCutoff(new Date(s), parseRetentionDuration('2m'), 'Europe/Berlin').toISOString();
-    // 2m before 20 Nov 2026 10:00 CET is 20 Sep 2026 10:00 CEST.
-    expect(at('2026-11-20T09:00:00Z')).toBe('2026-09-20T08:00:00.000Z');
-    // Month ends clamp: 31 May minus 3 months is 28 Feb.
-    expect(retentionCutoff(new Date('2026-05-31T12:00:00Z'), parseRetentionDuration('3m'), 'UTC').toISOString()).toBe('2026-02-28T12:00:00.000Z');
-    expect(retentionCutoff(new Date('2028-05-31T12:00:00Z'), parseRetentionDuration('3m'), 'UTC').toISOString()).toBe('2028-02-29T12:00:00.000Z');
-    expect(retentionCutoff(new Date('2026-11-20T12:00:00Z'), parseRetentionDuration('1y2w'), 'UTC').toISOString()).toBe('2025-11-06T12:00:00.000Z');
-    // Days are calendar days across DST (23-hour day on 29 March in Berlin); hours are elapsed.
-    expect(retentionCutoff(new Date('2026-03-30T10:00:00Z'), parseRetentionDuration('1d'), 'Europe/Berlin').toISOString()).toBe('2026-03-29T10:00:00.000Z');
-    expect(retentionCutoff(new Date('2026-03-30T10:00:00Z'), parseRetentionDuration('24h'), 'Europe/Berlin').toISOString()).toBe('2026-03-29T10:00:00.000Z');
-    expect(retentionCutoff(new Date('2026-03-29T12:00:00Z'), parseRetentionDuration('1d'), 'Europe/Berlin').toISOString()).toBe('2026-03-28T13:00:00.000Z');
-  });
-
-  it('property: the cutoff is earlier than now and later for shorter durations', () => {
-    fc.assert(
-      fc.property(fc.date({ min: new Date('2001-01-01'), max: new Date('2090-01-01'), noInvalidDate: true }), fc.integer({ min: 1, max: 30 }), fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York'), (now, n, tz) => {
-        const a = retentionCutoff(now, parseRetentionDuration(`${n}m`), tz).getTime();
-        const b = retentionCutoff(now, parseRetentionDuration(`${n + 1}m`), tz).getTime();
-        expect(a).toBeLessThan(now.getTime());
-        expect(b).toBeLessThan(a);
-      }),
-    );
+describe('agent run limit', () => {
+  it('is the smallest max-concurrent-jobs-per-agent of the policies naming the agent; 1 without one', () => {
+    const policy = (name: string, agents: string, limits = '') => `name: ${name}\nsources: [{agents: [${agents}], specs: ["cmd:true"]}]\nschedule: {timezone: UTC, full: daily}\n${limits}`;
+    const [a, b, c] = parsePolicyDocument([policy('a', 'kvm-01', 'limits: {max-concurrent-jobs-per-agent: 3}'), policy('b', 'kvm-01, kvm-02', 'limits: {max-concurrent-jobs-per-agent: 2}'), policy('c', 'kvm-03')].join('\n---\n'));
+    expect(agentRunLimit([a!, b!, c!], 'kvm-01')).toBe(2);
+    expect(agentRunLimit([a!], 'kvm-01')).toBe(3);
+    expect(agentRunLimit([a!, b!, c!], 'kvm-03')).toBe(1); // a policy without the limit counts as 1
+    expect(agentRunLimit([a!, b!, c!], 'kvm-09')).toBe(1); // named by no policy
   });
 });

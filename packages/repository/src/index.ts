@@ -109,9 +109,26 @@ export {
   type ExtractResult,
 } from './archive/extract.js';
 export { SnapshotProtectedError, PROTECTED_PREFIX } from './repo/protection.js';
-export { planRetention, parseRetentionRules, hasKeepRule, type RetentionSnapshot, type RetentionRules, type RetentionDecision } from './retention/retention-plan.js';
-export { parseDuration, subtractDuration, type RetentionDuration, type DurationUnit } from './retention/duration.js';
-export { RetentionRuleError } from './retention/errors.js';
+export { pruneJob, type PruneDecision, type PruneResult, type PruneOptions } from './repo/prune.js';
+// Retention lives in @hoard/retention (one implementation for the CLI and policies); re-exported
+// here so that embedded users (hoard prune --repo) keep one import.
+export {
+  planRetention,
+  parseRetentionRules,
+  hasKeepRule,
+  parseRetentionDuration,
+  parseRetentionDuration as parseDuration,
+  retentionCutoff,
+  retentionCutoff as subtractDuration,
+  formatRetentionDuration,
+  RetentionRuleError,
+  type RetentionSnapshot,
+  type RetentionRules,
+  type RetentionDecision,
+  type RetentionDuration,
+  type DurationUnit,
+} from '@hoard/retention';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, DEFAULT_REPACK_THRESHOLD, type GcOptions, type GcReport, type GcPhase } from './gc/collect-garbage.js';
 export { GcError, GcLockedError, GcConflictError } from './gc/errors.js';
+export { condemnedPacks, CONDEMNED_PREFIX, REVIVED_PREFIX } from './gc/gc-objects.js';
 export { commitGuarded, type CommitReferences } from './gc/commit-guard.js';

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { SourceClosedError, SourceError, SourceFailedError, SourceNotFoundError, SourceSizeMismatchError, SourceUnsupportedError } from './errors.js';
 import { abortError, deferred } from './process.js';
 import type { ChunkingKind, OpenedSource, SourceKind, SourceTarget } from './source.js';
+import { skipWhenUnchanged } from './unchanged-image.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -23,7 +24,7 @@ export const FILE_READ_CHUNK = 1 << 20;
 
 export async function resolveFileSource(path: string): Promise<SourceTarget> {
   const info = await statTarget(path, path);
-  return fileTarget(path, path, info.isBlockDevice() ? 'block-device' : 'file', 'vm-image');
+  return skipWhenUnchanged(fileTarget(path, path, info.isBlockDevice() ? 'block-device' : 'file', 'vm-image'), path);
 }
 
 /** stat() with the errors a user can act on; only regular files and block devices pass. */

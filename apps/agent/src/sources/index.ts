@@ -8,5 +8,6 @@ export { parseDiskFormats, parseDomblklist, resolveLibvirtSource, type LibvirtDi
 export { mysqldumpInvocation, mysqlTarget } from './mysql.js';
 export { NbdClient, NbdError } from './nbd.js';
 export { pgDumpInvocation, postgresTarget, type Invocation } from './postgres.js';
+export { findInDirs, findPostgresProgram, findProgram, pathDirs, postgresBinDirs } from './programs.js';
 export { STDERR_TAIL_BYTES } from './process.js';
 export { resolveVmSource } from './vm.js';

@@ -3,7 +3,7 @@
  * one or more targets, each opened as a byte stream for the chunker. docs/sources.md
  * describes every source type, how it is read and how it fails.
  */
-import type { SourceSpec } from '@hoard/protocol';
+import type { SourceSpec, SourceStat } from '@hoard/protocol';
 import { cmdTarget } from './cmd.js';
 import { resolveDirSource, type DirArchiveStats } from './dir.js';
 import { resolveFileSource } from './file.js';
@@ -45,6 +45,8 @@ export interface PreviousSnapshot {
   id: string;
   kind: string;
   logicalBytes: number;
+  /** Image sources: the image file's stat recorded in that snapshot (absent in older ones). */
+  sourceStat?: SourceStat;
   /** Bytes of the previous stream (the server checks every chunk on the way). */
   read(offset: number, length: number): AsyncIterable<Uint8Array>;
   /**
@@ -78,6 +80,16 @@ export interface OpenedSource {
   parts?: AsyncIterable<SourcePart>;
   /** Directory archives: files read, files unchanged (not read), entries skipped; filled in as it goes. */
   archive?: DirArchiveStats;
+  /**
+   * Called once the backup session has begun (so `context.previous` works), before
+   * `stream` or `parts` is read; it may set them (an image found unchanged delivers the
+   * previous snapshot's chunks as `parts` instead of a `stream`). See unchanged-image.ts.
+   */
+  prepare?(): Promise<void>;
+  /** Image sources: the stat to record in the snapshot; read once `done` has resolved. */
+  sourceStat?: SourceStat;
+  /** Image sources: whether the image was found unchanged and not read. */
+  image?: { unchanged: boolean; bytesUnchanged: number; previous?: string };
   /**
    * Known size (regular file, block device, qcow2 virtual size). The stream itself fails
    * with SourceSizeMismatchError when it ends early or runs long, and so does `done`.

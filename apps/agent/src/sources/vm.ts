@@ -10,6 +10,7 @@ import { statError, statTarget } from './file.js';
 import { expandGlob } from './glob.js';
 import { openDetectedImage } from './image.js';
 import type { SourceTarget } from './source.js';
+import { skipWhenUnchanged } from './unchanged-image.js';
 
 export async function resolveVmSource(glob: string, env: NodeJS.ProcessEnv): Promise<SourceTarget[]> {
   const spec = `vm:${glob}`;
@@ -44,10 +45,13 @@ export async function resolveVmSource(glob: string, env: NodeJS.ProcessEnv): Pro
 }
 
 function vmTarget(path: string, blockDevice: boolean, env: NodeJS.ProcessEnv): SourceTarget {
-  return {
-    name: path,
-    kind: blockDevice ? 'block-device' : 'file',
-    chunking: 'vm-image',
-    open: (signal) => openDetectedImage(path, path, env, signal),
-  };
+  return skipWhenUnchanged(
+    {
+      name: path,
+      kind: blockDevice ? 'block-device' : 'file',
+      chunking: 'vm-image',
+      open: (signal) => openDetectedImage(path, path, env, signal),
+    },
+    path,
+  );
 }

@@ -16,12 +16,13 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { access, chmod, constants, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, constants, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { pathDirs, postgresBinDirs } from '@hoard/agent';
 
 export interface DemoPostgres {
   /** `16.4` */
@@ -56,16 +57,8 @@ const TABLES = ['customers', 'products', 'orders'] as const;
 
 /** The directory holding initdb, pg_ctl and postgres, or undefined when PostgreSQL is not installed. */
 export async function findPostgresBinDir(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  const versioned = async (base: string, prefix: string, suffix: string): Promise<string[]> =>
-    (await readdir(base).catch(() => [] as string[]))
-      .filter((name) => name.startsWith(prefix) && /^\d+(\.\d+)?$/.test(name.slice(prefix.length)))
-      .sort((a, b) => Number(b.slice(prefix.length)) - Number(a.slice(prefix.length)))
-      .map((name) => join(base, name, suffix));
-  const candidates = [
-    ...(await versioned('/usr/lib/postgresql', '', 'bin')),
-    ...(await versioned('/usr', 'pgsql-', 'bin')),
-    ...(env.PATH ?? '').split(delimiter).filter((d) => d !== ''),
-  ];
+  // Server binaries are rarely on PATH (Debian keeps them in /usr/lib/postgresql/NN/bin): versioned directories first.
+  const candidates = [...postgresBinDirs(), ...pathDirs(env)];
   for (const dir of candidates) {
     if ((await Promise.all(['initdb', 'pg_ctl', 'postgres'].map((p) => isExecutable(join(dir, p))))).every(Boolean)) return dir;
   }

@@ -9,7 +9,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
 import { formatBytes } from '@hoard/chunker';
-import { parseSourceSpec, type RunView, type SnapshotSummary } from '@hoard/protocol';
+import { parseSourceSpec, type HoardClient, type RunView, type SnapshotSummary } from '@hoard/protocol';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
@@ -17,6 +17,9 @@ import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { parseTime } from '../time.js';
 import { localTime } from './snapshots.js';
+import { isDatabaseUrl } from './restore-database.js';
+import { runRemoteRestoreToDatabase, runRemoteVerifyOnly } from './remote-restore-targets.js';
+import { AGENT_TARGET_PREFIX, runRestoreToAgent } from './restore-to-agent.js';
 
 /** A restore through the server did not complete (a chunk failed its check, the connection dropped); nothing was kept. */
 export class RestoreFailedError extends Error {
@@ -55,8 +58,17 @@ export async function runRun(options: RunCommandOptions, out: (line: string) => 
   }
   const client = await serverClient(options);
   const hooks = options.pre !== undefined || options.post !== undefined ? { pre: options.pre, post: options.post } : undefined;
-  let run = await client.json<RunView>('POST', '/v1/runs', { agent: options.agent, job: options.job, sources, store: options.store, hooks, ...(options.full ? { full: true } : {}) });
-  if (options.wait === false) {
+  const run = await client.json<RunView>('POST', '/v1/runs', { agent: options.agent, job: options.job, sources, store: options.store, hooks, ...(options.full ? { full: true } : {}) });
+  await followRun(client, run, { wait: options.wait !== false, json: options.json }, out);
+}
+
+/**
+ * What `hoard run` and `hoard job run` print for a queued run: with `wait`, progress
+ * while it runs and the result table (exit 1 unless it succeeded); without, one line.
+ */
+export async function followRun(client: HoardClient, queued: RunView, options: { wait: boolean; json?: boolean }, out: (line: string) => void): Promise<void> {
+  let run = queued;
+  if (!options.wait) {
     out(options.json ? JSON.stringify(run) : `run ${run.id} queued for agent ${run.agent}`);
     return;
   }
@@ -89,6 +101,7 @@ function printRun(run: RunView, out: (line: string) => void): void {
     ),
   );
   for (const t of run.targets) {
+    if (t.image?.unchanged) out(`  ${t.name}: unchanged since snapshot ${t.image.previous} (same size, mtime and inode): not read, its ${formatBytes(t.image.bytesUnchanged)} referred to again`);
     if (t.files) out(`  ${t.name}: ${t.files.read} files read, ${t.files.unchanged} unchanged (${formatBytes(t.files.bytesUnchanged)} not read again)${t.files.skipped > 0 ? `, ${t.files.skipped} skipped (see the agent's log)` : ''}`);
   }
 }
@@ -132,12 +145,17 @@ export interface RemoteRestoreOptions extends ServerOptions {
   /** One file out of a directory snapshot (path relative to the backed-up directory). */
   file?: string;
   json?: boolean;
+  /** Read and check everything, write nothing. */
+  verifyOnly?: boolean;
 }
 
 export async function runRemoteRestore(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
   validateJobName(job);
-  if (!options.to) throw new UsageError('--to is required: a file path, a block device, a directory (for a directory snapshot), or - for stdout');
+  if (options.verifyOnly) return runRemoteVerifyOnly(job, options, out);
+  if (!options.to) throw new UsageError('--to is required: a file path, a block device, a directory (for a directory snapshot), a database URL (postgres://, mysql://), or - for stdout');
+  if (options.to.startsWith(AGENT_TARGET_PREFIX)) return runRestoreToAgent(job, options, out);
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
+  if (isDatabaseUrl(options.to)) return runRemoteRestoreToDatabase(job, options, out);
   const toStdout = options.to === '-';
   if (toStdout && options.json) throw new UsageError('--json and --to - both want stdout: restore to a file, or drop --json');
   if (options.file !== undefined && (options.offset !== undefined || options.length !== undefined)) throw new UsageError('--file restores one whole file: drop --offset/--length');
@@ -162,7 +180,7 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
     const summary = { snapshot, job, started_at: startedAt, to: options.to, bytes, seconds, ...(options.file !== undefined ? { file: options.file } : {}) };
     if (options.json) out(JSON.stringify(summary));
     else if (!toStdout) out(`restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}) to ${options.to}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s, every chunk checked by the server`);
-    else process.stderr.write(`restored ${what} of snapshot ${snapshot} of job ${job}: ${formatBytes(bytes)}\n`);
+    else process.stderr.write(`restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}): ${formatBytes(bytes)}\n`);
   };
   if (kind !== 'directory' && options.file !== undefined) throw new UsageError(`--file picks one file out of a directory snapshot, but snapshot ${snapshot} of job ${job} is a ${kind} snapshot`);
   if (kind === 'directory' && !toStdout && options.file === undefined && range.offset === undefined && range.length === undefined) {

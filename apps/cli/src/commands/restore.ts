@@ -7,11 +7,12 @@
  */
 import { rename, rm, stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
-import { FileSink, restore, StreamSink, validateJobName, type RestoreSink } from '@hoard/repository';
+import { FileSink, IntegrityError, ObjectFormatError, BlobCorruptError, readArchiveEntries, restore, StreamSink, validateJobName, type ArchiveSource, type Repository, type RestoreSink, type SnapshotInfo } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { parseTime } from '../time.js';
+import { DatabaseSink, damagedAfterData, isDatabaseUrl, NullSink, parseDatabaseTarget, sinkToIterable } from './restore-database.js';
 
 export interface RestoreCommandOptions extends RepoOptions {
   at?: string;
@@ -21,6 +22,8 @@ export interface RestoreCommandOptions extends RepoOptions {
   offset?: string;
   length?: string;
   json?: boolean;
+  /** Read and check everything, write nothing. */
+  verifyOnly?: boolean;
 }
 
 function parseCount(flag: string, value: string | undefined): number | undefined {
@@ -32,8 +35,11 @@ function parseCount(flag: string, value: string | undefined): number | undefined
 
 export async function runRestore(job: string, options: RestoreCommandOptions, out: (line: string) => void): Promise<void> {
   validateJobName(job);
-  if (!options.to) throw new UsageError('--to is required: a file path, a block device, or - for stdout');
+  if (options.verifyOnly) return runVerifyOnly(job, options, out);
+  if (!options.to) throw new UsageError('--to is required: a file path, a block device, a database URL (postgres://, mysql://), or - for stdout');
+  if (options.to.startsWith('agent:')) throw new UsageError(`--to ${options.to}: restoring onto an agent's host goes through the media server; add --server URL`);
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
+  if (isDatabaseUrl(options.to)) return runRestoreToDatabase(job, options, out);
   const at = options.at !== undefined ? parseTime(options.at) : undefined;
   const offset = parseCount('--offset', options.offset);
   const length = parseCount('--length', options.length);
@@ -76,11 +82,95 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
       out(`restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}) to ${options.to}`);
       out(`  ${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s${result.streamHashChecked ? '; every chunk and the whole-stream hash checked' : '; every chunk checked (partial restore: no whole-stream hash)'}`);
     } else {
-      process.stderr.write(`restored snapshot ${snapshot.id} of job ${job}: ${formatBytes(result.bytesWritten)}, verified\n`);
+      process.stderr.write(`restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}): ${formatBytes(result.bytesWritten)}, verified\n`);
     }
   } catch (err) {
     progress.done();
     if (partial) await rm(partial, { force: true });
     throw err;
   }
+}
+
+/** The snapshot `--at`/`--snapshot` pick, with the repository it is in. */
+async function pickSnapshot(job: string, options: RestoreCommandOptions): Promise<{ repo: Repository; snapshot: SnapshotInfo }> {
+  if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
+  const at = options.at !== undefined ? parseTime(options.at) : undefined;
+  const repo = await openRepository(options, true);
+  return { repo, snapshot: await repo.findSnapshot(job, { id: options.snapshot, at }) };
+}
+
+/** Data damage: IntegrityError and its kin (exit 3). */
+export function isDamage(err: unknown): err is Error {
+  return err instanceof IntegrityError || err instanceof ObjectFormatError || err instanceof BlobCorruptError;
+}
+
+/** `--to postgres://...` / `--to mysql://...`: the whole dump streamed into the database's own tool. */
+async function runRestoreToDatabase(job: string, options: RestoreCommandOptions, out: (line: string) => void): Promise<void> {
+  if (options.offset !== undefined || options.length !== undefined) throw new UsageError('a database is restored from the whole dump: drop --offset/--length');
+  const target = parseDatabaseTarget(options.to!);
+  const { repo, snapshot } = await pickSnapshot(job, options);
+  const sink = new DatabaseSink(target);
+  const progress = ProgressLine.forCommand(options.json);
+  let result;
+  try {
+    result = await restore(repo, snapshot, sink, { onProgress: (p) => progress.update(p.bytesWritten, p.bytesTotal) });
+  } catch (err) {
+    progress.done();
+    if (isDamage(err) && sink.started) throw damagedAfterData(err, sink);
+    throw err;
+  } finally {
+    progress.done();
+  }
+  const seconds = result.durationMs / 1000;
+  if (options.json) {
+    out(JSON.stringify({ snapshot: snapshot.id, job, started_at: snapshot.meta.startedAt, to: target.name, tool: sink.tool, bytes: result.bytesWritten, seconds, stream_hash_checked: result.streamHashChecked }));
+    return;
+  }
+  out(`restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}) into ${target.name} with ${sink.tool}`);
+  out(`  ${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s; every chunk and the whole-stream hash checked`);
+}
+
+/**
+ * `--verify-only`: the whole restore and every check, nothing written: every chunk
+ * against its fingerprint, the whole-stream hash, and for a directory snapshot the
+ * archive's trailer and entry table parsed.
+ */
+async function runVerifyOnly(job: string, options: RestoreCommandOptions, out: (line: string) => void): Promise<void> {
+  if (options.to !== undefined) throw new UsageError('--verify-only writes nothing: drop --to');
+  if (options.offset !== undefined || options.length !== undefined) throw new UsageError('--verify-only checks the whole snapshot: drop --offset/--length');
+  const { repo, snapshot } = await pickSnapshot(job, options);
+  const started = Date.now();
+  let entries: number | undefined;
+  if (snapshot.meta.source.kind === 'directory') {
+    const source: ArchiveSource = {
+      snapshot: snapshot.id,
+      length: snapshot.meta.logicalBytes,
+      read: (offset, length) => sinkToIterable((sink) => restore(repo, snapshot, sink, { range: { offset, length } })),
+    };
+    let n = 0;
+    await readArchiveEntries(source, () => void n++);
+    entries = n;
+  }
+  const sink = new NullSink();
+  const progress = ProgressLine.forCommand(options.json);
+  try {
+    await restore(repo, snapshot, sink, { onProgress: (p) => progress.update(p.bytesWritten, p.bytesTotal) });
+  } finally {
+    progress.done();
+  }
+  printVerified(out, options.json === true, { snapshot: snapshot.id, job, startedAt: snapshot.meta.startedAt, bytes: sink.bytes, seconds: (Date.now() - started) / 1000, entries });
+}
+
+/** The summary of a `--verify-only` that found nothing wrong (shared with the server path). */
+export function printVerified(
+  out: (line: string) => void,
+  json: boolean,
+  v: { snapshot: string; job: string; startedAt: string; bytes: number; seconds: number; entries?: number },
+): void {
+  if (json) {
+    out(JSON.stringify({ snapshot: v.snapshot, job: v.job, started_at: v.startedAt, verified: true, bytes: v.bytes, seconds: v.seconds, stream_hash_checked: true, ...(v.entries !== undefined ? { entries: v.entries } : {}) }));
+    return;
+  }
+  const table = v.entries !== undefined ? `, and the archive's entry table (${v.entries} entries) read` : '';
+  out(`verified snapshot ${v.snapshot} of job ${v.job} (started ${v.startedAt}): ${v.bytes} bytes (${formatBytes(v.bytes)}), every chunk and the stream hash checked${table}; nothing was written`);
 }

@@ -22,6 +22,8 @@ export interface ServerConfig {
   passphraseFile?: string;
   encrypt?: boolean;
   sessionIdleSeconds?: number;
+  /** Repository quota in bytes for `hoard report`'s fill date. */
+  quotaBytes?: number;
   verifyUploads?: boolean;
   logLevel?: string;
 }
@@ -38,7 +40,7 @@ export interface ServerStartOptions {
   logLevel?: string;
 }
 
-const CONFIG_KEYS = new Set(['listen', 'storage', 'data', 'tls', 'passphraseFile', 'encrypt', 'sessionIdleSeconds', 'verifyUploads', 'logLevel']);
+const CONFIG_KEYS = new Set(['listen', 'storage', 'data', 'tls', 'passphraseFile', 'encrypt', 'sessionIdleSeconds', 'verifyUploads', 'logLevel', 'quotaBytes']);
 
 export async function loadServerConfig(file: string): Promise<ServerConfig> {
   let text: string;
@@ -59,6 +61,7 @@ export async function loadServerConfig(file: string): Promise<ServerConfig> {
   }
   const c = value as ServerConfig;
   if (c.tls !== undefined && (typeof c.tls.cert !== 'string' || typeof c.tls.key !== 'string')) throw new UsageError(`--config ${file}: tls needs "cert" and "key" file paths`);
+  if (c.quotaBytes !== undefined && !(typeof c.quotaBytes === 'number' && Number.isSafeInteger(c.quotaBytes) && c.quotaBytes > 0)) throw new UsageError(`--config ${file}: quotaBytes must be a whole number of bytes > 0`);
   if (c.sessionIdleSeconds !== undefined && !(typeof c.sessionIdleSeconds === 'number' && c.sessionIdleSeconds >= 1)) throw new UsageError(`--config ${file}: sessionIdleSeconds must be a number of seconds >= 1`);
   return c;
 }
@@ -111,6 +114,7 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
     tls: certFile && keyFile ? { certFile, keyFile } : undefined,
     sessionIdleMs: config.sessionIdleSeconds !== undefined ? config.sessionIdleSeconds * 1000 : undefined,
     verifyUploads: config.verifyUploads,
+    quotaBytes: config.quotaBytes,
     logLevel: options.logLevel ?? config.logLevel,
   });
   if (adminToken) {

@@ -1,19 +1,34 @@
-/** `hoard snapshots --repo R [--job J] [--json]` */
+/** `hoard snapshots --repo R [--job J] [--source S] [--since T] [--until T] [--json]` */
 import { formatBytes } from '@hoard/chunker';
 import { validateJobName } from '@hoard/repository';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { renderTable } from '../table.js';
+import { parseTime } from '../time.js';
 
 export interface SnapshotsCommandOptions extends RepoOptions {
   job?: string;
+  /** Only snapshots of this source name. */
+  source?: string;
+  /** Only snapshots that started at or after this time. */
+  since?: string;
+  /** Only snapshots that started before this time. */
+  until?: string;
   json?: boolean;
 }
 
 export async function runSnapshots(options: SnapshotsCommandOptions, out: (line: string) => void): Promise<void> {
   if (options.job !== undefined) validateJobName(options.job);
+  // The server's semantics (its catalog's [since, until)): since inclusive, until exclusive, by start time.
+  const since = options.since !== undefined ? parseTime(options.since).getTime() : undefined;
+  const until = options.until !== undefined ? parseTime(options.until).getTime() : undefined;
   const repo = await openRepository(options, false);
-  const snapshots = await repo.snapshots(options.job, {
-    onDamaged: (key, err) => process.stderr.write(`hoard: warning: ${err.message}; it is not listed (run \`hoard verify\`)\n`),
+  const snapshots = (
+    await repo.snapshots(options.job, {
+      onDamaged: (key, err) => process.stderr.write(`hoard: warning: ${err.message}; it is not listed (run \`hoard verify\`)\n`),
+    })
+  ).filter((s) => {
+    const t = Date.parse(s.meta.startedAt);
+    return (options.source === undefined || s.meta.source.name === options.source) && (since === undefined || t >= since) && (until === undefined || t < until);
   });
   if (options.json) {
     out(
@@ -36,7 +51,8 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
     return;
   }
   if (snapshots.length === 0) {
-    out(options.job ? `job ${options.job} has no snapshots` : 'no snapshots yet');
+    const filtered = options.source !== undefined || since !== undefined || until !== undefined;
+    out(filtered ? 'no snapshots match' : options.job ? `job ${options.job} has no snapshots` : 'no snapshots yet');
     return;
   }
   out(

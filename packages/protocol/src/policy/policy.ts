@@ -5,22 +5,14 @@
  * The document format is described field by field in docs/policies.md.
  */
 
+import { parseRetentionDuration, type RetentionRules as PlanRetentionRules } from '@hoard/retention';
 import { checkAgentName, checkJobName, type RunHooks } from '../messages.js';
 import { parseSourceSpec } from '../source-spec.js';
 import { ScheduleError } from './cron.js';
 import { formatPath, PolicyError, ProblemList, unknownKeyMessage, type PathSegment } from './errors.js';
 import { parseSchedule, type Schedule } from './schedule.js';
 import { checkTimeZone } from './timezone.js';
-import {
-  inRunWindowMinutes,
-  parseBandwidth,
-  parsePercent,
-  parseRetentionDuration,
-  parseRunWindow,
-  type Bandwidth,
-  type RetentionDuration,
-  type RunWindow,
-} from './units.js';
+import { inRunWindowMinutes, parseBandwidth, parsePercent, parseRunWindow, type Bandwidth, type RunWindow } from './units.js';
 
 export interface PolicySource {
   /** Agents that run these specs (each agent at most once per policy). */
@@ -36,16 +28,12 @@ export interface PolicySchedule {
   incremental?: Schedule;
 }
 
-/** Absent rules keep nothing on their own; a snapshot is kept if any rule keeps it. */
-export interface RetentionRules {
-  keepLast?: number;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
-  keepWithin?: RetentionDuration;
-}
+/**
+ * A policy's retention block: @hoard/retention's rules without the time zone (a policy's
+ * is its schedule's; policyRetentionRules adds it). Absent rules keep nothing on their
+ * own; a snapshot is kept if any rule keeps it.
+ */
+export type RetentionRules = Omit<PlanRetentionRules, 'timeZone'>;
 
 export type StoreScope = 'global' | 'job';
 export type Compression = 'lz4' | 'none';
@@ -258,6 +246,7 @@ function checkRetention(v: unknown, path: PathSegment[], problems: ProblemList):
     if (n !== undefined) (r as Record<string, number>)[field] = n;
   }
   if (o['keep-within'] !== undefined) {
+    // The one keep-within parser (@hoard/retention); its message gets this field's path.
     const d = guard([...path, 'keep-within'], problems, () => parseRetentionDuration(o['keep-within']));
     if (d) r.keepWithin = d;
   }
@@ -393,6 +382,34 @@ function reorder(p: Policy): Policy {
   out.limits = p.limits;
   out.verify = p.verify;
   return out;
+}
+
+/**
+ * The rules planRetention applies to a validated policy's snapshots: its retention block
+ * in the time zone of its schedule (buckets and the keep-within calendar are that zone's).
+ * Undefined when the policy has no retention block: every snapshot is kept.
+ */
+export function policyRetentionRules(policy: Policy): PlanRetentionRules | undefined {
+  if (policy.retention === undefined) return undefined;
+  return { ...policy.retention, timeZone: policy.schedule.timeZone };
+}
+
+/** Runs an agent may run at once when no policy says otherwise. */
+export const DEFAULT_AGENT_RUN_LIMIT = 1;
+
+/**
+ * How many runs an agent may run at once: the smallest `max-concurrent-jobs-per-agent` of
+ * the policies naming it (a policy without the limit counts as the default, 1), or 1 when
+ * no policy names it. The server's claim enforces it and tells the agent.
+ */
+export function agentRunLimit(policies: readonly Policy[], agent: string): number {
+  let limit: number | undefined;
+  for (const p of policies) {
+    if (!p.sources.some((s) => s.agents.includes(agent))) continue;
+    const own = p.limits.maxConcurrentJobsPerAgent ?? DEFAULT_AGENT_RUN_LIMIT;
+    limit = limit === undefined ? own : Math.min(limit, own);
+  }
+  return limit ?? DEFAULT_AGENT_RUN_LIMIT;
 }
 
 /** Validates one policy object (kebab-case keys, as in a policy file); throws PolicyError with every problem. */

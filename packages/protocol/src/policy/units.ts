@@ -1,7 +1,8 @@
 /**
- * The small value syntaxes of a policy: bandwidth rates, run windows, percentages and
- * retention durations. Each parse function returns the value or throws a plain Error whose
- * message says what would be right (the policy validator adds the field path).
+ * The small value syntaxes of a policy: bandwidth rates, run windows and percentages
+ * (keep-within durations are @hoard/retention's parseRetentionDuration). Each parse
+ * function returns the value or throws a plain Error whose message says what would be
+ * right (the policy validator adds the field path).
  */
 
 import { wallClock, wallToInstant } from './timezone.js';
@@ -107,6 +108,21 @@ export function inRunWindow(window: RunWindow, at: Date, timeZone: string): bool
   return inRunWindowMinutes(window, w.hour * 60 + w.minute);
 }
 
+/**
+ * The first instant at or after `at` inside the window, read in `timeZone`: `at` itself
+ * when it is inside, else the window's next start (today's or tomorrow's local start time;
+ * a start that does not exist on a DST day moves forward by the gap).
+ */
+export function nextRunWindowOpen(window: RunWindow, at: Date, timeZone: string): Date {
+  if (inRunWindow(window, at, timeZone)) return at;
+  const w = wallClock(at, timeZone);
+  for (let day = 0; day <= 2; day++) {
+    const open = wallToInstant(Date.UTC(w.year, w.month - 1, w.day + day, Math.floor(window.start / 60), window.start % 60), timeZone);
+    if (open > at.getTime()) return new Date(open);
+  }
+  return new Date(at.getTime() + 86_400_000); // unreachable: some start lies within two days
+}
+
 // --- percent ------------------------------------------------------------------------------
 
 /** `10%` -> 10; more than 0, at most 100. */
@@ -117,68 +133,4 @@ export function parsePercent(value: unknown): number {
   const n = Number(m[1]);
   if (!(n > 0 && n <= 100)) throw new Error(`must be more than 0% and at most 100%; got ${JSON.stringify(value)}`);
   return n;
-}
-
-// --- retention durations --------------------------------------------------------------------
-
-/** A calendar duration for keep-within: `2m` is two calendar months, not minutes. */
-export interface RetentionDuration {
-  /** Canonical text, units in the order y m w d h: `1y6m`. */
-  text: string;
-  years: number;
-  months: number;
-  weeks: number;
-  days: number;
-  hours: number;
-}
-
-const DURATION_EXAMPLE = 'e.g. 2m (two months), 14d, 3w, 1y, 36h or 1y6m; units y, m (months), w, d, h';
-
-/** Parses `2m`, `14d`, `3w`, `1y`, `36h`, `1y6m` (each unit at most once, in that order, any case). */
-export function parseRetentionDuration(value: unknown): RetentionDuration {
-  if (typeof value !== 'string') throw new Error(`must be a duration, ${DURATION_EXAMPLE}; got ${JSON.stringify(value)}`);
-  const text = value.replace(/\s+/g, '').toLowerCase();
-  if (/^\d+(min|mins|minutes?|s|sec|seconds?)$/.test(text)) throw new Error(`${JSON.stringify(value)}: keep-within has no minutes or seconds ("m" means months); ${DURATION_EXAMPLE}`);
-  const longUnit = /^(\d+)(years?|months?|mo|weeks?|days?|hours?)$/.exec(text);
-  if (longUnit) {
-    const short = longUnit[2].startsWith('mo') ? 'm' : longUnit[2][0];
-    throw new Error(`${JSON.stringify(value)}: write ${longUnit[1]}${short}; ${DURATION_EXAMPLE}`);
-  }
-  const m = /^(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?$/.exec(text);
-  if (!m || text === '') throw new Error(`${JSON.stringify(value)} is not a duration; ${DURATION_EXAMPLE}`);
-  const [years, months, weeks, days, hours] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
-  if (years + months + weeks + days + hours === 0) throw new Error(`${JSON.stringify(value)} is zero; omit keep-within instead`);
-  if ([years, months, weeks, days, hours].some((n) => n > 100_000)) throw new Error(`${JSON.stringify(value)} is too long`);
-  return { text: formatRetentionDuration({ years, months, weeks, days, hours }), years, months, weeks, days, hours };
-}
-
-export function formatRetentionDuration(d: Omit<RetentionDuration, 'text'>): string {
-  const parts: [number, string][] = [
-    [d.years, 'y'],
-    [d.months, 'm'],
-    [d.weeks, 'w'],
-    [d.days, 'd'],
-    [d.hours, 'h'],
-  ];
-  return parts
-    .filter(([n]) => n > 0)
-    .map(([n, u]) => `${n}${u}`)
-    .join('');
-}
-
-/**
- * The oldest instant keep-within keeps: `now` minus the duration, in calendar terms in
- * `timeZone`. Years and months move the local date (the day clamped to the month's end:
- * 31 March minus 1m is 28 or 29 February), weeks and days move it by whole local days,
- * then hours are subtracted as elapsed time. Snapshots taken at or after it are kept.
- */
-export function retentionCutoff(now: Date, duration: Omit<RetentionDuration, 'text'>, timeZone: string): Date {
-  const w = wallClock(now, timeZone);
-  const totalMonths = w.year * 12 + (w.month - 1) - (duration.years * 12 + duration.months);
-  const year = Math.floor(totalMonths / 12);
-  const month = totalMonths - year * 12; // 0-11
-  const lastDay = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
-  const day = Math.min(w.day, lastDay) - duration.weeks * 7 - duration.days;
-  const wall = Date.UTC(year, month, day, w.hour, w.minute, w.second) + (now.getTime() % 1000 + 1000) % 1000;
-  return new Date(wallToInstant(wall, timeZone) - duration.hours * 3_600_000);
 }

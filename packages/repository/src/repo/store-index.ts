@@ -35,6 +35,13 @@ export class StoreIndex {
   private readonly packHashes: (Uint8Array | undefined)[] = [];
   private readonly ordinals = new Map<string, number>();
   private readonly value = new Uint32Array(3);
+  /**
+   * Packs garbage collection condemned after this index was loaded (bit per ordinal).
+   * Their entries stay in the table but count as absent, so backups stop deduplicating
+   * against them; a later copy of the same blob (a repacked pack) replaces the entry.
+   */
+  private dead = new Uint8Array(0);
+  private deadPacks = 0;
 
   packOrdinal(hash: Uint8Array): number {
     const hex = Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex');
@@ -53,7 +60,9 @@ export class StoreIndex {
   }
 
   has(fingerprint: Uint8Array): boolean {
-    return this.fingerprints.has(fingerprint);
+    if (this.deadPacks === 0) return this.fingerprints.has(fingerprint);
+    const v = this.fingerprints.get(fingerprint);
+    return v !== undefined && !this.isDead(v[0]);
   }
 
   /** Records a blob unless the fingerprint is already known (the first copy wins). */
@@ -65,17 +74,91 @@ export class StoreIndex {
     v[0] = location.pack;
     v[1] = location.offset;
     v[2] = (location.storedLength | ((location.codec & KIND_MASK) << LENGTH_BITS) | (location.codec & CODEC_ENCRYPTED ? 0x80000000 : 0)) >>> 0;
+    if (this.deadPacks > 0) {
+      const existing = this.fingerprints.get(fingerprint);
+      if (existing !== undefined && this.isDead(existing[0])) this.fingerprints.delete(fingerprint);
+    }
     return this.fingerprints.add(fingerprint, v);
+  }
+
+  /** Number of packs currently dropped (condemned by GC since load). */
+  get droppedPacks(): number {
+    return this.deadPacks;
+  }
+
+  /**
+   * Stops using the blobs of these packs (GC condemned them): lookups miss them from now
+   * on. Packs this index does not know are ignored. Returns how many were newly dropped.
+   */
+  dropPacks(hashes: Iterable<Uint8Array>): number {
+    let dropped = 0;
+    for (const hash of hashes) {
+      const ordinal = this.ordinals.get(Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex'));
+      if (ordinal === undefined || this.isDead(ordinal)) continue;
+      if (ordinal >= this.dead.length * 8) {
+        const grown = new Uint8Array(Math.max(this.dead.length * 2, (ordinal >> 3) + 1, 64));
+        grown.set(this.dead);
+        this.dead = grown;
+      }
+      this.dead[ordinal >> 3]! |= 1 << (ordinal & 7);
+      this.deadPacks++;
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /**
+   * Reads the store's index segments again and adds every pack this index does not list
+   * (packs a GC wrote while repacking, packs it revived). Entries of dropped packs are
+   * replaced by the new copies. Returns the number of packs added.
+   */
+  async refresh(store: ObjectStore, storeId: string, concurrency = 8): Promise<number> {
+    const keys: string[] = [];
+    for await (const info of listAll(store, 'index/')) keys.push(info.key);
+    let added = 0;
+    await mapConcurrent(
+      keys,
+      concurrency,
+      async (key) => {
+        try {
+          return decodeIndexSegment(key, await store.get(key));
+        } catch (err) {
+          // Replaced by a GC between listing and reading: its replacement is listed too.
+          if (err instanceof ObjectNotFoundError) return undefined;
+          throw err;
+        }
+      },
+      (segment) => {
+        if (!segment || Buffer.from(segment.storeId).toString('hex') !== storeId) return;
+        for (const p of segment.packs) {
+          const ordinal = this.ordinals.get(Buffer.from(p.packHash).toString('hex'));
+          if (ordinal !== undefined && !this.isDead(ordinal)) continue;
+          this.addPackEntries(p.packHash, p.entries);
+          added++;
+        }
+      },
+    );
+    return added;
+  }
+
+  private isDead(ordinal: number): boolean {
+    return ordinal < this.dead.length * 8 && (this.dead[ordinal >> 3]! & (1 << (ordinal & 7))) !== 0;
   }
 
   addPackEntries(packHash: Uint8Array, entries: readonly PackEntry[]): void {
     const pack = this.packOrdinal(packHash);
+    if (this.isDead(pack)) {
+      // Listed again (revived, or uploaded again with the same bytes): in use again.
+      this.dead[pack >> 3]! &= ~(1 << (pack & 7));
+      this.deadPacks--;
+    }
     for (const e of entries) this.add(e.fingerprint, { pack, offset: e.offset, storedLength: e.storedLength, codec: e.codec });
   }
 
   /** Ordinal of the pack holding the blob (no allocation: the backup asks this per dedup hit). */
   packOf(fingerprint: Uint8Array): number | undefined {
-    return this.fingerprints.get(fingerprint)?.[0];
+    const ordinal = this.fingerprints.get(fingerprint)?.[0];
+    return ordinal !== undefined && this.deadPacks > 0 && this.isDead(ordinal) ? undefined : ordinal;
   }
 
   /** The BLAKE3 name of pack `ordinal`. */
@@ -87,7 +170,7 @@ export class StoreIndex {
 
   locate(fingerprint: Uint8Array): BlobLocation | undefined {
     const v = this.fingerprints.get(fingerprint);
-    if (!v) return undefined;
+    if (!v || (this.deadPacks > 0 && this.isDead(v[0]))) return undefined;
     const w = v[2];
     return {
       pack: v[0],

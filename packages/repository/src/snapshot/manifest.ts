@@ -39,6 +39,20 @@ export interface SnapshotMeta {
   store: string;
   chunker: ChunkerSpec;
   chunkCount: number;
+  /**
+   * Image sources (file:, vm:, not block devices): the image file's stat when it was
+   * read, so the next incremental run can tell it is unchanged (docs/format.md). Absent
+   * in older manifests and for other sources.
+   */
+  sourceStat?: SnapshotSourceStat;
+}
+
+/** `stat` of a source file: size, modification time (ns since the epoch), inode, device; 64-bit values as decimal strings. */
+export interface SnapshotSourceStat {
+  size: number;
+  mtimeNs: string;
+  ino: string;
+  dev: string;
 }
 
 export interface PageRef {

@@ -3,42 +3,9 @@
  * snapshot taken at 00:30 in Berlin belongs to that Berlin day, not to the UTC day before.
  * Labels double as the reasons printed by `hoard prune` (`daily 2026-11-20`).
  */
-import { RetentionRuleError } from './errors.js';
+import type { LocalTime } from './calendar.js';
 
 export type BucketKind = 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly';
-
-export interface LocalTime {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-}
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    try {
-      f = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric' });
-    } catch {
-      throw new RetentionRuleError(`time zone ${JSON.stringify(timeZone)} is not known: use an IANA name such as UTC, Europe/Berlin or America/New_York`);
-    }
-    formatters.set(timeZone, f);
-  }
-  return f;
-}
-
-/** Checks a time zone name (throws RetentionRuleError) and returns its canonical form. */
-export function validateTimeZone(timeZone: string): string {
-  return formatter(timeZone).resolvedOptions().timeZone;
-}
-
-export function localTime(ms: number, timeZone: string): LocalTime {
-  const parts: Record<string, number> = {};
-  for (const p of formatter(timeZone).formatToParts(new Date(ms))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  return { year: parts.year, month: parts.month, day: parts.day, hour: parts.hour };
-}
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
@@ -53,7 +20,7 @@ export function isoWeek(year: number, month: number, day: number): { year: numbe
   return { year: weekYear, week };
 }
 
-export function bucketLabel(kind: BucketKind, t: LocalTime): string {
+export function bucketLabel(kind: BucketKind, t: Pick<LocalTime, 'year' | 'month' | 'day' | 'hour'>): string {
   switch (kind) {
     case 'hourly':
       return `${t.year}-${pad(t.month)}-${pad(t.day)}T${pad(t.hour)}`;

@@ -1,6 +1,7 @@
 /**
  * Which snapshots a retention policy keeps: a pure function of the snapshots and the
- * rules, so `prune --dry-run`, `prune` and the media server's scheduler decide alike.
+ * rules, so `hoard prune --repo`, `--dry-run` and the media server's scheduled prune of a
+ * policy decide alike.
  *
  * Semantics (those of restic's `forget`, chosen because admins know them):
  *
@@ -13,7 +14,8 @@
  *   calendar hours/days/ISO weeks/months/years in `timeZone` (IANA, default UTC). A
  *   snapshot may be kept by several rules; each rule counts its own buckets.
  * - `keepWithin d`: every snapshot no older than d before the *newest* snapshot (not
- *   before now): when backups stop, retention never eats the last good ones.
+ *   before now: when backups stop, retention never eats the last good ones), the cutoff
+ *   computed on the wall calendar of `timeZone` (retentionCutoff).
  * - Protected snapshots are always kept (reason `protected`) and stand outside the policy:
  *   they take no slot and do not move the keep-within anchor, so protecting an old
  *   snapshot never changes what else is kept.
@@ -21,8 +23,9 @@
  *
  * Consequence used by the tests: whenever a rule is non-zero, the newest snapshot is kept.
  */
-import { bucketLabel, localTime, validateTimeZone, type BucketKind } from './buckets.js';
-import { parseDuration, subtractDuration, type RetentionDuration } from './duration.js';
+import { bucketLabel, type BucketKind } from './buckets.js';
+import { localTime, validateTimeZone } from './calendar.js';
+import { parseRetentionDuration, retentionCutoff, type RetentionDuration } from './duration.js';
 import { RetentionRuleError } from './errors.js';
 
 export interface RetentionSnapshot {
@@ -32,6 +35,7 @@ export interface RetentionSnapshot {
   protected?: boolean;
 }
 
+/** Absent rules keep nothing on their own; a snapshot is kept if any rule keeps it. */
 export interface RetentionRules {
   keepLast?: number;
   keepHourly?: number;
@@ -40,7 +44,7 @@ export interface RetentionRules {
   keepMonthly?: number;
   keepYearly?: number;
   keepWithin?: RetentionDuration;
-  /** IANA time zone for bucket boundaries; default UTC. */
+  /** IANA time zone for bucket boundaries and the keep-within calendar; default UTC. */
   timeZone?: string;
 }
 
@@ -53,7 +57,7 @@ export interface RetentionDecision {
   reasons: string[];
 }
 
-const COUNT_RULES = [
+export const COUNT_RULES = [
   ['keepLast', 'keep-last'],
   ['keepHourly', 'keep-hourly'],
   ['keepDaily', 'keep-daily'],
@@ -70,11 +74,14 @@ const BUCKET_RULES: [keyof RetentionRules, BucketKind][] = [
   ['keepYearly', 'yearly'],
 ];
 
+export type RetentionRulesInput = Partial<Record<'keepLast' | 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly' | 'keepYearly' | 'keepWithin' | 'timeZone', unknown>>;
+
 /**
- * Rules from loosely typed input (CLI strings, a policy file): counts as numbers or digit
- * strings, keep-within as `2m`. Throws RetentionRuleError naming the option and the value.
+ * Rules from loosely typed input (CLI strings, a policy): counts as numbers or digit
+ * strings (0 allowed: no slots), keep-within as text (`1y6m`) or a RetentionDuration.
+ * Throws RetentionRuleError naming the option and the value.
  */
-export function parseRetentionRules(input: Partial<Record<'keepLast' | 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly' | 'keepYearly' | 'keepWithin' | 'timeZone', unknown>>): RetentionRules {
+export function parseRetentionRules(input: RetentionRulesInput): RetentionRules {
   const rules: RetentionRules = {};
   for (const [field, option] of COUNT_RULES) {
     const value = input[field];
@@ -85,7 +92,8 @@ export function parseRetentionRules(input: Partial<Record<'keepLast' | 'keepHour
   }
   if (input.keepWithin !== undefined) {
     const w = input.keepWithin;
-    rules.keepWithin = typeof w === 'object' && w !== null && 'unit' in w ? (w as RetentionDuration) : parseDuration(String(w));
+    const text = typeof w === 'object' && w !== null && typeof (w as { text?: unknown }).text === 'string' ? (w as { text: string }).text : w;
+    rules.keepWithin = parseRetentionDuration(text, 'keep-within');
   }
   if (input.timeZone !== undefined) rules.timeZone = validateTimeZone(String(input.timeZone));
   return rules;
@@ -93,16 +101,15 @@ export function parseRetentionRules(input: Partial<Record<'keepLast' | 'keepHour
 
 /** True when the rules keep something (any count above zero, or a keep-within). */
 export function hasKeepRule(rules: RetentionRules): boolean {
-  return COUNT_RULES.some(([field]) => (rules[field] ?? 0) > 0) || (rules.keepWithin !== undefined && rules.keepWithin.amount > 0);
+  return COUNT_RULES.some(([field]) => (rules[field] ?? 0) > 0) || rules.keepWithin !== undefined;
 }
 
 export function planRetention(snapshots: readonly RetentionSnapshot[], rulesInput: RetentionRules, options: { allowNoRules?: boolean } = {}): RetentionDecision[] {
-  const rules = parseRetentionRules(rulesInput as Record<string, unknown>);
+  const rules = parseRetentionRules(rulesInput as RetentionRulesInput);
   if (!options.allowNoRules && !hasKeepRule(rules)) {
     throw new RetentionRuleError('give at least one rule that keeps snapshots (keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-within): without one, every snapshot would be forgotten');
   }
-  const timeZone = rules.timeZone ?? 'UTC';
-  validateTimeZone(timeZone);
+  const timeZone = validateTimeZone(rules.timeZone ?? 'UTC');
   const ordered = snapshots
     .map((s) => {
       const ms = s.time instanceof Date ? s.time.getTime() : typeof s.time === 'number' ? s.time : Date.parse(s.time);
@@ -130,8 +137,8 @@ export function planRetention(snapshots: readonly RetentionSnapshot[], rulesInpu
     }
   }
 
-  if (rules.keepWithin && rules.keepWithin.amount > 0 && policy.length > 0) {
-    const since = subtractDuration(new Date(policy[0].ms), rules.keepWithin).getTime();
+  if (rules.keepWithin && policy.length > 0) {
+    const since = retentionCutoff(policy[0].ms, rules.keepWithin, timeZone).getTime();
     for (const s of policy) if (s.ms >= since) s.reasons.push(`within ${rules.keepWithin.text}`);
   }
 

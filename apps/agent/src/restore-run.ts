@@ -1,0 +1,119 @@
+/**
+ * A restore run (`hoard restore --server URL JOB --to agent:NAME:PATH`): the agent
+ * streams the snapshot the server pinned at queue time through the restore route (the
+ * server checks every chunk and, for a whole stream, the stream hash) and writes it on
+ * this host:
+ *
+ * - a file or block device snapshot, or `--file` (one file of a directory snapshot):
+ *   to PATH. A file is written as `PATH.partial`, synced and renamed into place only when
+ *   every byte arrived; an existing PATH is refused unless `force`. A block device is
+ *   overwritten in place.
+ * - a directory snapshot: as a tree in the new directory PATH (extractArchive builds it
+ *   in `PATH.partial` and renames it); PATH must not exist.
+ *
+ * The result (bytes, snapshot, path) or the failure goes back to the server as the run's
+ * one target; the CLI that queued the run prints it.
+ */
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { HoardClient, type FinishRunRequest, type RestoreResult, type RestoreRunSpec, type RunProgress, type RunView } from '@hoard/protocol';
+import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, type ArchiveSource } from '@hoard/repository';
+
+const PROGRESS_EVERY_MS = 1_000;
+
+/** What makes a restore impossible on this host (path exists, not a directory...). */
+export class RestoreRefusedError extends Error {
+  override readonly name = 'RestoreRefusedError';
+}
+
+export interface RestoreRunOptions {
+  /** This agent's name, for messages. */
+  agent: string;
+  signal?: AbortSignal;
+}
+
+export async function executeRestoreRun(client: HoardClient, run: RunView, options: RestoreRunOptions): Promise<FinishRunRequest> {
+  const spec = run.restore!;
+  const started = Date.now();
+  let last = 0;
+  let pending: Promise<unknown> = Promise.resolve();
+  const progress = (bytes: number, total?: number): void => {
+    const now = Date.now();
+    if (now - last < PROGRESS_EVERY_MS) return;
+    last = now;
+    const p: RunProgress = { target: spec.path, bytesRead: bytes, bytesSent: 0, bytesNew: 0, ...(total !== undefined ? { bytesTotal: total } : {}) };
+    pending = client.runProgress(run.id, p).catch(() => undefined);
+  };
+  try {
+    const restored = await restoreOnHost(client, run.job, spec, options, progress);
+    await pending;
+    return { state: 'succeeded', targets: [{ name: spec.path, ok: true, restored, durationMs: Date.now() - started }] };
+  } catch (err) {
+    await pending;
+    const message = (err as Error).message;
+    return {
+      state: 'failed',
+      targets: [{ name: spec.path, ok: false, error: message, durationMs: Date.now() - started }],
+      error: `restore of snapshot ${spec.snapshot} of job ${run.job} to ${spec.path} on agent ${options.agent} failed: ${message}`,
+    };
+  }
+}
+
+async function restoreOnHost(client: HoardClient, job: string, spec: RestoreRunSpec, options: RestoreRunOptions, progress: (bytes: number, total?: number) => void): Promise<RestoreResult> {
+  const path = spec.path;
+  const read = (offset: number, length: number): AsyncIterable<Uint8Array> => client.restoreRange(job, spec.snapshot, offset, length, options.signal);
+  const source: ArchiveSource = { snapshot: spec.snapshot, length: spec.logicalBytes, read };
+  const parent = dirname(path);
+  if (!(await stat(parent).catch(() => undefined))?.isDirectory()) throw new RestoreRefusedError(`${parent} is not a directory on agent ${options.agent}; create it first, or restore elsewhere`);
+
+  if (spec.kind === 'directory' && spec.file === undefined) {
+    if (await stat(path).catch(() => undefined)) {
+      throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: a directory snapshot is restored into a new directory; name one that does not exist yet`);
+    }
+    const result = await extractArchive(source, path, { onProgress: (bytes) => progress(bytes) });
+    return { snapshot: spec.snapshot, path, bytes: result.bytes, wrote: 'tree', files: result.files, directories: result.directories, symlinks: result.symlinks };
+  }
+
+  let offset = 0;
+  let length = spec.logicalBytes;
+  if (spec.file !== undefined) {
+    const entry = findEntry(await readArchiveIndex(source), spec.file, spec.snapshot);
+    readArchiveFile(source, entry); // refuses a directory or a symlink
+    offset = entry.offset;
+    length = entry.size;
+  }
+  const info = await stat(path).catch(() => undefined);
+  if (info?.isDirectory()) throw new RestoreRefusedError(`${path} is a directory on agent ${options.agent}: give the path of the file to write`);
+  const device = info?.isBlockDevice() ?? false;
+  if (info && !device && !spec.force) throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: restore elsewhere, or add --force to replace it`);
+  const partial = device ? undefined : `${path}.partial`;
+  const fh = device ? await open(path, 'r+') : await open(partial!, 'w', 0o600);
+  let written = 0;
+  try {
+    if (device && info!.size > 0 && length > info!.size) throw new RestoreRefusedError(`block device ${path} holds ${info!.size} bytes, the snapshot ${length}`);
+    for await (const piece of length === 0 ? empty() : read(offset, length)) {
+      await writeAll(fh, piece, written);
+      written += piece.length;
+      progress(written, length);
+    }
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    if (partial) await rm(partial, { force: true });
+    if (err instanceof RestoreRefusedError) throw err;
+    throw new Error(`broke off after ${written} of ${length} bytes: ${(err as Error).message}; ${partial ? 'nothing was kept' : `the device ${path} holds a partial restore`}`);
+  }
+  await fh.close();
+  if (partial) await rename(partial, path);
+  return { snapshot: spec.snapshot, path, bytes: written, wrote: spec.file !== undefined ? 'file' : 'stream', ...(device ? { device: true } : {}) };
+}
+
+async function writeAll(fh: import('node:fs/promises').FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function* empty(): AsyncGenerator<Uint8Array> {}

@@ -1,0 +1,237 @@
+/**
+ * `hoard job list|run|cancel|history` and `hoard report`, through a media server
+ * (docs/cli.md, "job" and "report"):
+ *   hoard job list [--json]
+ *   hoard job run JOB [--full] [--wait] [--json]
+ *   hoard job cancel RUN_ID [--wait] [--json]
+ *   hoard job history JOB [--limit N] [--json]
+ *   hoard report [--quota SIZE] [--growth-years N] [--json]
+ */
+import { formatBytes } from '@hoard/chunker';
+import type { RunView } from '@hoard/protocol';
+import { validateJobName } from '@hoard/repository';
+import { UsageError } from '../errors.js';
+import { serverClient, type ServerOptions } from '../server-client.js';
+import { renderTable } from '../table.js';
+import { followRun } from './remote.js';
+import { localTime } from './snapshots.js';
+
+interface JobSummary {
+  job: string;
+  agent: string | null;
+  policy: string | null;
+  store: string;
+  lastRun: { id: string; state: string; at: string } | null;
+  lastSuccess: { id: string; at: string } | null;
+  nextRun: { at: string; kind: string } | null;
+  snapshots: number;
+  newestSnapshot: { id: string; startedAt: string; logicalBytes: number } | null;
+}
+
+interface HistoryEntry {
+  type: 'run' | 'task';
+  id: string;
+  kind: string;
+  state: string;
+  startedAt: string;
+  durationMs: number | null;
+  bytesRead: number | null;
+  bytesNew: number | null;
+  dedupRatio: number | null;
+  snapshots: string[];
+  error: string | null;
+  summary: string | null;
+}
+
+const bytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : formatBytes(n));
+
+export function formatDuration(ms: number | null): string {
+  if (ms === null) return '-';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export async function runJobList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  const { jobs } = await client.json<{ jobs: JobSummary[] }>('GET', '/v1/jobs');
+  if (options.json) return out(JSON.stringify(jobs));
+  if (jobs.length === 0) return out('no jobs yet (`hoard run --agent A --job J --source ...` or `hoard policy apply -f FILE` defines them)');
+  out(
+    renderTable(
+      ['job', 'agent', 'policy', 'store', 'last run (local)', 'last success (local)', 'next run (local)', 'snapshots', 'newest size'],
+      jobs.map((j) => [
+        j.job,
+        j.agent ?? '-',
+        j.policy ?? '-',
+        j.store,
+        j.lastRun ? `${j.lastRun.state} ${localTime(j.lastRun.at)}` : '-',
+        j.lastSuccess ? localTime(j.lastSuccess.at) : '-',
+        j.nextRun ? `${localTime(j.nextRun.at)} ${j.nextRun.kind}` : '-',
+        String(j.snapshots),
+        bytes(j.newestSnapshot?.logicalBytes),
+      ]),
+    ),
+  );
+}
+
+export async function runJobRun(job: string, options: ServerOptions & { full?: boolean; wait?: boolean; json?: boolean }, out: (line: string) => void): Promise<void> {
+  validateJobName(job);
+  const client = await serverClient(options);
+  const run = await client.json<RunView>('POST', `/v1/jobs/${encodeURIComponent(job)}/run`, { full: options.full === true });
+  await followRun(client, run, { wait: options.wait === true, json: options.json }, out);
+}
+
+export async function runJobCancel(id: string, options: ServerOptions & { wait?: boolean; json?: boolean }, out: (line: string) => void): Promise<void> {
+  const client = await serverClient(options);
+  let run = await client.json<RunView>('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, {});
+  if (options.wait) while (run.state === 'queued' || run.state === 'running') run = await client.json<RunView>('GET', `/v1/runs/${encodeURIComponent(id)}?wait=5`);
+  if (options.json) return out(JSON.stringify(run));
+  if (run.state === 'running') out(`run ${run.id} of job ${run.job}: asked agent ${run.agent} to stop; it abandons the source it is reading at its next progress report (nothing of it is committed) and the run ends cancelled`);
+  else out(`run ${run.id} of job ${run.job}: ${run.state}${run.error ? ` (${run.error})` : ''}`);
+}
+
+export async function runJobHistory(job: string, options: ServerOptions & { limit?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+  validateJobName(job);
+  const limit = options.limit === undefined ? 20 : Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit ${options.limit}: give a whole number from 1 to 10000`);
+  const client = await serverClient(options);
+  const { entries } = await client.json<{ entries: HistoryEntry[] }>('GET', `/v1/jobs/${encodeURIComponent(job)}/history?limit=${limit}`);
+  if (options.json) return out(JSON.stringify(entries));
+  if (entries.length === 0) return out(`job ${job} has no runs or tasks yet`);
+  out(
+    renderTable(
+      ['started (local)', 'kind', 'status', 'duration', 'read', 'new', 'dedup', 'snapshot', 'error / summary', 'id'],
+      entries.map((e) => [
+        localTime(e.startedAt),
+        e.type === 'run' ? `${e.kind} backup` : e.kind,
+        e.state,
+        formatDuration(e.durationMs),
+        bytes(e.bytesRead),
+        bytes(e.bytesNew),
+        e.dedupRatio === null ? '-' : `${e.dedupRatio}x`,
+        e.snapshots.length === 0 ? '-' : e.snapshots.length === 1 ? e.snapshots[0]! : `${e.snapshots[0]} +${e.snapshots.length - 1}`,
+        e.error ?? e.summary ?? '',
+        e.id,
+      ]),
+    ),
+  );
+}
+
+// --- report -------------------------------------------------------------------------------
+
+const UNITS: Record<string, number> = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, PB: 1e15, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40, PiB: 2 ** 50 };
+
+/** `--quota`: bytes, or a number and a unit (`10TB`, `500 GiB`, `1.5TiB`); kB..PB are powers of 1000, KiB..PiB of 1024. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text);
+  const factor = m ? (m[2] === '' ? 1 : UNITS[m[2]!]) : undefined;
+  if (!m || factor === undefined) throw new UsageError(`--quota ${JSON.stringify(text)}: give bytes or a size such as 10TB, 500GiB (units ${Object.keys(UNITS).join(' ')})`);
+  const n = Math.round(Number(m[1]) * factor);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--quota ${JSON.stringify(text)}: must be more than 0 bytes`);
+  return n;
+}
+
+interface ClassicInputs {
+  base: number;
+  fullsKept: number;
+  incremental: number;
+  incrementalsPerFull: number;
+  growth: number;
+  years: number;
+  compression: number;
+}
+
+interface Report {
+  generatedAt: string;
+  jobs: {
+    job: string;
+    agent: string | null;
+    policy: string | null;
+    lastSuccess: { run: string; at: string } | null;
+    lastFailure: { run: string; at: string; error: string | null } | null;
+    snapshotsKept: number;
+    logicalBytesKept: number;
+    newestLogicalBytes: number;
+    storedBytesWritten: number;
+    dedupFactor: number | null;
+    classic: { inputs: ClassicInputs; bytes: number };
+  }[];
+  stores: { name: string; scope: string; snapshots: number; logicalBytes: number; storedBytes: number; dedupFactor: number; compressionRatio: number; trend: { bytesPerDay: number } | null }[];
+  capacity: {
+    storedBytes: number;
+    logicalBytes: number;
+    dedupFactor: number;
+    trendDays: number;
+    trend: { bytesPerDay: number; r2: number; days: number } | null;
+    quotaBytes: number | null;
+    fill: { status: string; at: string | null; days: number | null };
+    growthYears: number;
+    classicBytes: number;
+    classicOverMeasured: number | null;
+  };
+}
+
+export async function runReport(options: ServerOptions & { json?: boolean; quota?: string; growthYears?: string }, out: (line: string) => void): Promise<void> {
+  const q = new URLSearchParams();
+  if (options.quota !== undefined) q.set('quota', String(parseSize(options.quota)));
+  if (options.growthYears !== undefined) {
+    const years = Number(options.growthYears);
+    if (!Number.isFinite(years) || years < 0 || years > 100) throw new UsageError(`--growth-years ${options.growthYears}: give a number of years from 0 to 100`);
+    q.set('growthYears', String(years));
+  }
+  const client = await serverClient(options);
+  const report = await client.json<Report>('GET', `/v1/report?${q}`);
+  if (options.json) return out(JSON.stringify(report));
+  const c = report.capacity;
+  out('jobs');
+  out(
+    renderTable(
+      ['job', 'agent', 'policy', 'last success (local)', 'last failure (local)', 'kept', 'logical kept', 'newest', 'stored (written)', 'dedup'],
+      report.jobs.map((j) => [
+        j.job,
+        j.agent ?? '-',
+        j.policy ?? '-',
+        j.lastSuccess ? localTime(j.lastSuccess.at) : '-',
+        j.lastFailure ? localTime(j.lastFailure.at) : '-',
+        String(j.snapshotsKept),
+        formatBytes(j.logicalBytesKept),
+        formatBytes(j.newestLogicalBytes),
+        formatBytes(j.storedBytesWritten),
+        j.dedupFactor === null ? '-' : `${j.dedupFactor}x`,
+      ]),
+    ),
+  );
+  out('');
+  out('stores');
+  out(
+    renderTable(
+      ['store', 'scope', 'snapshots', 'logical', 'stored', 'dedup', 'compression', 'growth/day'],
+      report.stores.map((s) => [s.name, s.scope, String(s.snapshots), formatBytes(s.logicalBytes), formatBytes(s.storedBytes), `${s.dedupFactor}x`, `${s.compressionRatio}x`, s.trend ? `${formatBytes(s.trend.bytesPerDay)}` : '-']),
+    ),
+  );
+  out('');
+  out('capacity');
+  out(`  stored now (measured):  ${formatBytes(c.storedBytes)} for ${formatBytes(c.logicalBytes)} of snapshots: dedup factor ${c.dedupFactor}x`);
+  out(c.trend ? `  growth (last ${c.trendDays} days):  ${formatBytes(c.trend.bytesPerDay)}/day (least squares over ${c.trend.days} days, r² ${c.trend.r2})` : `  growth (last ${c.trendDays} days):  not enough history (needs sessions on 2 days or more)`);
+  const fill =
+    c.quotaBytes === null
+      ? 'no quota given (--quota SIZE)'
+      : c.fill.status === 'full'
+        ? `${formatBytes(c.quotaBytes)}: reached already`
+        : c.fill.status === 'date'
+          ? `${formatBytes(c.quotaBytes)}: full around ${localTime(c.fill.at!)} (in ${c.fill.days} days at this trend)`
+          : c.fill.status === 'never'
+            ? `${formatBytes(c.quotaBytes)}: not reached at this trend (flat or shrinking)`
+            : `${formatBytes(c.quotaBytes)}: no trend yet to extrapolate`;
+  out(`  quota:                  ${fill}`);
+  out(`  classic estimate (${c.growthYears} y): ${formatBytes(c.classicBytes)}${c.classicOverMeasured === null ? '' : ` = ${c.classicOverMeasured}x the measured stored bytes`}`);
+  for (const j of report.jobs) {
+    const i = j.classic.inputs;
+    out(
+      `    ${j.job}: (${formatBytes(i.base)} x ${i.fullsKept} + ${formatBytes(i.incremental)} x ${i.incrementalsPerFull} x ${i.fullsKept}) x (1 + ${i.growth})^${i.years} x ${i.compression} = ${formatBytes(j.classic.bytes)}`,
+    );
+  }
+  out('  (base x fulls kept + incremental x incrementals per full x fulls kept) x (1 + growth)^years x compression; docs/cli.md#report');
+}

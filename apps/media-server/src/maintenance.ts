@@ -1,0 +1,158 @@
+/**
+ * The work the media server does on the repository itself, by hand (`hoard prune|gc
+ * --server`) or on a policy's schedule: prune (a job's snapshots by its policy's
+ * retention), gc (the whole repository) and verify (a job's snapshots, with or without
+ * reading data). Each real run is recorded as a catalog task, so job history shows it;
+ * dry runs change nothing and record nothing.
+ *
+ * GC here runs while backups run: sessions pass every pack they reference to the commit
+ * check (backup-session.ts), and after GC the store indexes stop using condemned packs
+ * and learn repacked ones (StoreHub.followGc).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Catalog, TaskKind, TaskRecord } from '@hoard/catalog';
+import { policyRetentionRules, RequestError, type Policy } from '@hoard/protocol';
+import { collectGarbage, pruneJob, verify, type GcReport, type PruneResult, type Repository, type RetentionRules, type VerifyReport } from '@hoard/repository';
+import type { StoreHub } from './store-hub.js';
+import { policyJobs } from './policy-scheduler.js';
+
+export interface MaintenanceLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export interface GcRequest {
+  dryRun?: boolean;
+  graceMs?: number;
+  repackThreshold?: number;
+  breakLock?: boolean;
+  /** The policy whose schedule asked for it. */
+  policy?: string;
+}
+
+export interface VerifyRequest {
+  job?: string;
+  readData?: boolean;
+  /** Percent of the packs read with readData. */
+  subset?: number;
+  policy?: string;
+}
+
+export class Maintenance {
+  /** One GC at a time in this server (the repository lock covers other processes). */
+  private gcRunning: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly catalog: Catalog,
+    private readonly stores: StoreHub,
+    private readonly now: () => Date,
+    private readonly log: MaintenanceLog,
+  ) {}
+
+  /** Applies a policy's retention to each of its jobs. A policy without retention keeps everything. */
+  async prunePolicy(policy: Policy, options: { dryRun?: boolean; scheduled?: boolean; jobs?: string[] } = {}): Promise<PruneResult[]> {
+    const rules = policyRetentionRules(policy);
+    if (!rules) return [];
+    const jobs = policyJobs(policy).filter((j) => options.jobs === undefined || options.jobs.includes(j));
+    const out: PruneResult[] = [];
+    for (const job of jobs) out.push(await this.pruneJob(job, rules, { dryRun: options.dryRun, policy: policy.name }));
+    return out;
+  }
+
+  async pruneJob(job: string, rules: RetentionRules, options: { dryRun?: boolean; policy?: string; source?: string } = {}): Promise<PruneResult> {
+    const work = async (): Promise<PruneResult> => {
+      const result = await pruneJob(this.repo, job, rules, {
+        dryRun: options.dryRun,
+        source: options.source,
+        onDamaged: (key, error) => this.log.warn({ job, key, error: error.message }, 'damaged snapshot manifest left alone by prune'),
+      });
+      if (!options.dryRun) {
+        for (const d of result.decisions) if (!d.keep) await this.catalog.deleteSnapshot(job, d.snapshot.id);
+      }
+      return result;
+    };
+    if (options.dryRun) return work();
+    return this.recorded('prune', { job, policy: options.policy }, work, (r) => `kept ${r.kept}, forgot ${r.forgotten} snapshot(s)`, (r) => ({
+      kept: r.kept,
+      forgotten: r.forgotten,
+      snapshots: r.decisions.map((d) => ({ id: d.snapshot.id, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
+    }));
+  }
+
+  async gc(request: GcRequest = {}): Promise<GcReport> {
+    if (this.gcRunning) throw new RequestError(409, 'a garbage collection is already running on this server; wait for it to finish');
+    const work = async (): Promise<GcReport> => {
+      const report = await collectGarbage(this.repo, {
+        dryRun: request.dryRun,
+        graceMs: request.graceMs,
+        repackThreshold: request.repackThreshold,
+        breakLock: request.breakLock,
+        now: this.now,
+      });
+      // Even a GC that failed midway may have condemned packs: follow whatever it did.
+      if (!request.dryRun) {
+        const followed = await this.stores.followGc(true);
+        this.log.info({ ...followed }, 'store indexes follow the garbage collection');
+      }
+      return report;
+    };
+    const run = request.dryRun
+      ? work()
+      : this.recorded('gc', { policy: request.policy }, work, (r) => `condemned ${r.packs.condemned} pack(s), repacked ${r.packs.repacked}, deleted ${r.packs.deleted}; stored ${r.bytes.before} -> ${r.bytes.after} bytes`, (r) => r);
+    this.gcRunning = run;
+    try {
+      return await run;
+    } finally {
+      this.gcRunning = undefined;
+    }
+  }
+
+  async verify(request: VerifyRequest = {}): Promise<VerifyReport> {
+    return this.recorded(
+      'verify',
+      { job: request.job, policy: request.policy },
+      () => verify(this.repo, { job: request.job, readData: request.readData, subsetPercent: request.readData ? request.subset : undefined }),
+      (r) =>
+        `${r.findings.length === 0 ? 'ok' : `${r.findings.length} problem(s)`}: ${r.snapshots} snapshot(s), ${r.packs} pack(s)${request.readData ? `, data of ${r.packsRead} pack(s) read (${request.subset ?? 100}%)` : ', structure only'}`,
+      (r) => r,
+      (r) => (r.findings.length > 0 ? `${r.findings.length} problem(s), first: ${r.findings[0]!.object}: ${r.findings[0]!.problem}` : undefined),
+    );
+  }
+
+  /** Runs `work` as a recorded task: running, then succeeded or failed with a summary. */
+  private async recorded<T>(
+    kind: TaskKind,
+    about: { job?: string; policy?: string },
+    work: () => Promise<T>,
+    summary: (result: T) => string,
+    result: (result: T) => unknown,
+    failure?: (result: T) => string | undefined,
+  ): Promise<T> {
+    const task: TaskRecord = {
+      id: `${compactNow(this.now())}-${kind}-${randomBytes(4).toString('hex')}`,
+      kind,
+      ...(about.job !== undefined ? { job: about.job } : {}),
+      ...(about.policy !== undefined ? { policy: about.policy } : {}),
+      state: 'running',
+      startedAt: this.now().toISOString(),
+    };
+    await this.catalog.putTask(task);
+    try {
+      const value = await work();
+      const error = failure?.(value);
+      await this.catalog.putTask({ ...task, state: error ? 'failed' : 'succeeded', finishedAt: this.now().toISOString(), summary: summary(value), result: result(value), ...(error ? { error } : {}) });
+      this.log[error ? 'warn' : 'info']({ task: task.id, kind, job: about.job, summary: summary(value) }, `${kind} finished`);
+      return value;
+    } catch (err) {
+      const message = (err as Error)?.message ?? String(err);
+      await this.catalog.putTask({ ...task, state: 'failed', finishedAt: this.now().toISOString(), error: message }).catch(() => undefined);
+      this.log.warn({ task: task.id, kind, job: about.job, error: message }, `${kind} failed`);
+      throw err;
+    }
+  }
+}
+
+function compactNow(at: Date): string {
+  return at.toISOString().replace(/[-:.]/g, '').slice(0, 15);
+}

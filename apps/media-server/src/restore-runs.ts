@@ -1,0 +1,59 @@
+/**
+ * Restore runs: `hoard restore --to agent:NAME:PATH`. The server never calls an agent, so
+ * a restore onto an agent's host is a run queued for that agent, like a backup. The
+ * agent claims it, streams the snapshot from the restore route (every chunk and the
+ * stream hash checked here) and writes it on its host, then reports what it wrote.
+ *
+ * The snapshot is pinned when the run is queued (an `at` or a prefix becomes one id), so
+ * the agent restores exactly what the operator was told. While the run is running, its
+ * agent may read that snapshot of that job through the restore route even when the job
+ * belongs to another agent (restoring kvm-01's VM onto kvm-02); nothing else of the job.
+ */
+import type { Catalog } from '@hoard/catalog';
+import { RequestError, type CreateRunRequest, type RestoreRunSpec, type RunView } from '@hoard/protocol';
+import type { Repository } from '@hoard/repository';
+import type { Principal } from './auth.js';
+import type { RunBoard } from './run-board.js';
+
+export async function queueRestoreRun(catalog: Catalog, repo: Repository, runs: RunBoard, body: CreateRunRequest): Promise<RunView> {
+  const request = body.restore!;
+  const agent = await catalog.getAgent(body.agent);
+  if (!agent) throw new RequestError(404, `no agent ${body.agent} (\`hoard agent list\` shows the agents; \`hoard agent add ${body.agent}\` creates one)`);
+  if (agent.revokedAt) {
+    throw new RequestError(409, `agent ${body.agent} was revoked at ${agent.revokedAt}: it can no longer connect, so it would never pick up this restore; restore to another agent`);
+  }
+  const snapshot = await repo.findSnapshot(body.job, { id: request.snapshot, at: request.at === undefined ? undefined : new Date(request.at), source: request.source });
+  const kind = snapshot.meta.source.kind;
+  if (request.file !== undefined && kind !== 'directory') {
+    throw new RequestError(400, `--file picks one file out of a directory snapshot, but snapshot ${snapshot.id} of job ${body.job} is a ${kind} snapshot`);
+  }
+  const spec: RestoreRunSpec = {
+    snapshot: snapshot.id,
+    source: snapshot.meta.source.name,
+    kind,
+    startedAt: snapshot.meta.startedAt,
+    logicalBytes: snapshot.meta.logicalBytes,
+    path: request.path,
+    ...(request.force ? { force: true } : {}),
+    ...(request.file !== undefined ? { file: request.file } : {}),
+  };
+  return runs.create(body.agent, body.job, [], undefined, undefined, spec);
+}
+
+/**
+ * Which snapshots of `job` the caller may read through the restore route: all of them
+ * (admin, or the job's own agent), or those of the caller's running restore runs of the
+ * job. Throws 403 when there are none.
+ */
+export async function restoreReadAccess(catalog: Catalog, who: Principal, job: string): Promise<(snapshotId: string) => boolean> {
+  if (who.kind === 'admin') return () => true;
+  if ((await catalog.getJob(job))?.agent === who.name) return () => true;
+  const running = await catalog.listRuns({ agent: who.name, state: 'running' });
+  const pinned = new Set<string>();
+  for (const run of running) {
+    const spec = (run.result as { restore?: RestoreRunSpec } | undefined)?.restore;
+    if (run.job === job && spec) pinned.add(spec.snapshot);
+  }
+  if (pinned.size === 0) throw new RequestError(403, `agent ${who.name} may not restore job ${job}`);
+  return (id) => pinned.has(id);
+}
