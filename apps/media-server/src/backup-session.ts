@@ -42,6 +42,8 @@ export interface SessionInit {
   parent: string | null;
   /** Decode every uploaded blob and check it against its fingerprint. */
   verifyUploads: boolean;
+  /** The server's clock, which its GC also uses: the commit check compares revival windows against it. */
+  now?: () => number;
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -207,7 +209,7 @@ export class BackupSession {
       parent: this.init.parent,
       store: store.id,
       chunker: this.init.chunker,
-    }, { packs: () => this.packNames() });
+    }, { packs: () => this.packNames(), now: this.init.now });
     this.snapshot = snapshot;
     // What the agent actually read: less than the stream when it referred to unchanged
     // files' chunks again (directory archives).

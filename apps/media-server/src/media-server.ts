@@ -716,6 +716,7 @@ export class MediaServer {
       maxChunk,
       parent: parent?.key ?? null,
       verifyUploads: this.options.verifyUploads ?? true,
+      now: () => this.now().getTime(),
     });
     this.sessions.set(id, session);
     const discovered = await this.catalog.addKnownSources(body.job, [body.source.name]).catch(() => [] as string[]);

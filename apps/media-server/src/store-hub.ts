@@ -8,17 +8,18 @@
  * without new blobs, so what that agent uploaded becomes durable and deduplicable for its
  * retry.
  */
-import { CONDEMNED_PREFIX, REVIVED_PREFIX, StoreWriter, condemnedPacks, listAll, type FingerprintStore, type Repository, type StoreIndex } from '@hoard/repository';
+import { CONDEMNED_PREFIX, GC_LOCK_KEY, REVIVED_PREFIX, StoreWriter, listAll, type FingerprintStore, type Repository, type StoreIndex } from '@hoard/repository';
 
 const IDLE_SEAL_MS = 5_000;
 /** How often the bucket is checked for the work of a GC run elsewhere (`hoard gc --repo`). */
 const GC_FOLLOW_MS = 60_000;
 
 export interface GcFollowResult {
-  /** Packs the indexes stopped using (condemned). */
-  dropped: number;
-  /** Packs the indexes learned (repacked or revived). */
-  added: number;
+  /** Store indexes rebuilt from the segments. */
+  rebuilt: number;
+  /** Their entries before and after. */
+  entriesBefore: number;
+  entriesAfter: number;
 }
 
 export interface OpenStore {
@@ -88,11 +89,11 @@ export class StoreHub {
   }
 
   /**
-   * Brings the in-memory indexes in line with what garbage collection did to the bucket:
-   * condemned packs are no longer deduplicated against (a backup that used one anyway is
-   * caught by its commit check), repacked and revived packs are learned. Does nothing
-   * while a GC holds the lock or when the GC objects have not changed since last time,
-   * unless `force`. Calls are serialized.
+   * Brings the in-memory indexes in line with what garbage collection did to the bucket,
+   * by rebuilding them from the index segments (StoreIndex.rebuild): condemned packs are
+   * no longer deduplicated against (a backup that used one anyway is caught by its commit
+   * check), repacked and revived packs are used. Does nothing while a GC holds the lock or
+   * when the GC objects have not changed since last time, unless `force`. Serialized.
    */
   followGc(force = false): Promise<GcFollowResult | undefined> {
     const previous = this.following ?? Promise.resolve(undefined);
@@ -107,14 +108,16 @@ export class StoreHub {
     for (const prefix of [CONDEMNED_PREFIX, REVIVED_PREFIX]) for await (const info of listAll(objects, prefix)) keys.push(info.key);
     const seen = keys.sort().join('\n');
     if (!force && seen === this.gcSeen) return undefined;
-    const { packs, gcRunning } = await condemnedPacks(objects);
-    if (gcRunning) return undefined;
-    const result: GcFollowResult = { dropped: 0, added: 0 };
+    // A GC rewriting the segments right now: look again once it is done.
+    if (await objects.head(GC_LOCK_KEY)) return undefined;
+    const result: GcFollowResult = { rebuilt: 0, entriesBefore: 0, entriesAfter: 0 };
     for (const entry of this.open.values()) {
       const s = await entry.catch(() => undefined);
       if (!s) continue;
-      result.dropped += s.index.dropPacks(packs);
-      result.added += await s.index.refresh(objects, s.store.id);
+      result.entriesBefore += s.index.fingerprints.size;
+      await s.index.rebuild(objects, s.store.id);
+      result.entriesAfter += s.index.fingerprints.size;
+      result.rebuilt++;
     }
     this.gcSeen = seen;
     return result;

@@ -130,5 +130,5 @@ export {
 } from '@hoard/retention';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, DEFAULT_REPACK_THRESHOLD, type GcOptions, type GcReport, type GcPhase } from './gc/collect-garbage.js';
 export { GcError, GcLockedError, GcConflictError } from './gc/errors.js';
-export { condemnedPacks, CONDEMNED_PREFIX, REVIVED_PREFIX } from './gc/gc-objects.js';
+export { CONDEMNED_PREFIX, GC_LOCK_KEY, REVIVED_PREFIX } from './gc/gc-objects.js';
 export { commitGuarded, type CommitReferences } from './gc/commit-guard.js';

@@ -178,17 +178,3 @@ export interface GcLock {
   pid: number;
 }
 
-/**
- * Packs a GC has condemned and nobody revived: a process that keeps an index in memory
- * (the media server) must stop deduplicating against them. With a GC running (its lock
- * exists) the answer may be half-written, so callers ask again once the lock is gone.
- */
-export async function condemnedPacks(objects: ObjectStore): Promise<{ packs: Uint8Array[]; gcRunning: boolean }> {
-  if (await objects.head(GC_LOCK_KEY)) return { packs: [], gcRunning: true };
-  const state = await readCondemnations(objects);
-  const packs: Uint8Array[] = [];
-  for (const c of state.items.values()) {
-    if (c.kind === 'pack' && !state.revived.has(instanceId(c.latest))) packs.push(Uint8Array.from(Buffer.from(c.hash, 'hex')));
-  }
-  return { packs, gcRunning: false };
-}

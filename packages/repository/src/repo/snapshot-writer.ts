@@ -45,7 +45,7 @@ export class SnapshotWriter {
    * names of every pack the snapshot's blobs are in) the manifest write is wrapped in the
    * commit check against a concurrent GC (gc/commit-guard.ts, docs/gc.md).
    */
-  async commit(meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>, options: { packs?: () => Iterable<Uint8Array> } = {}): Promise<SnapshotInfo> {
+  async commit(meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>, options: { packs?: () => Iterable<Uint8Array>; now?: () => number } = {}): Promise<SnapshotInfo> {
     if (this.page.length > 0 || this.pages.length === 0) this.flushPage();
     await Promise.all(this.writes.splice(0));
     if (this.failure !== undefined) throw this.failure;
@@ -55,7 +55,8 @@ export class SnapshotWriter {
       await this.objects.putIfAbsent(manifest.key, manifest.bytes);
       return manifest.key;
     };
-    if (options.packs) await commitGuarded(this.objects, { packs: options.packs(), pages: this.pages.map((p) => p.hash) }, put);
+    // `now` must be the clock the GC uses (revival windows are compared against it).
+    if (options.packs) await commitGuarded(this.objects, { packs: options.packs(), pages: this.pages.map((p) => p.hash) }, put, options.now);
     else await put();
     return { id: snapshotId(manifest.key), key: manifest.key, meta: full };
   }
