@@ -10,6 +10,7 @@ import { runStats } from './commands/stats.js';
 import { runVerify } from './commands/verify.js';
 import { runProtect, runPrune } from './commands/prune.js';
 import { runGc } from './commands/gc.js';
+import { runServerGc, runServerPrune, runServerVerify } from './commands/server-maintenance.js';
 import { runPolicyDelete, runPolicyList, runPolicyShow, runPolicyWrite } from './commands/policies.js';
 import { runAgentAdd, runAgentList, runAgentRevoke, runAgentStart } from './commands/agents.js';
 import { runRemoteRestore, runRemoteSnapshots, runRun } from './commands/remote.js';
@@ -98,9 +99,13 @@ program
 
 program
   .command('prune')
-  .description("forget a job's snapshots that a retention policy does not keep (then run gc to free space)")
+  .description("forget snapshots that a retention policy does not keep (then gc frees the space)")
   .addOption(repoOption())
-  .requiredOption('--job <name>', 'the job whose snapshots are pruned')
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
+  .option('--job <name>', 'the job whose snapshots are pruned (required with --repo)')
+  .option('--policy <name>', "with --server: only this policy's jobs")
   .option('--source <name>', 'only snapshots of this source (a job may back up several)')
   .option('--keep-last <n>', 'keep the n newest snapshots')
   .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one')
@@ -122,17 +127,32 @@ newest snapshot of each. Protected snapshots (snapshots --protect) are always ke
 take no slot. At least one rule is required. Forgetting deletes only the snapshot's
 manifest; \`hoard gc\` frees the data nothing else references.
 
+With --server, each job is pruned by the retention rules of its policy (no --keep-...
+flags); the server also does this by itself after every successful scheduled run. Each
+source of a job is planned on its own: keep-daily 7 keeps 7 days of every VM.
+
 Examples:
   hoard prune --repo /srv/hoard --job shop-db --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
   hoard prune --repo /srv/hoard --job web-vm --keep-last 3 --keep-within 2m --timezone Europe/Berlin
+  hoard prune --server http://backup:8420 --dry-run            # every policy, nothing changed
+  hoard prune --server http://backup:8420 --policy shop
 `,
   )
-  .action((opts) => runPrune(opts, out));
+  .action((opts) => {
+    if (!opts.server) return runPrune(opts, out);
+    const keepRules = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'keepWithin', 'timezone', 'source']
+      .filter((k) => opts[k] !== undefined)
+      .map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    return runServerPrune({ ...opts, keepRules }, out);
+  });
 
 program
   .command('gc')
   .description('garbage collection: delete packs and chunk lists no snapshot references, repack mostly dead packs')
   .addOption(repoOption())
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
   .option('--dry-run', 'report what would be condemned, repacked and deleted; change nothing')
   .option('--repack-threshold <share>', 'repack a pack when more than this share of its stored bytes is dead (default 0.2)')
   .option('--grace <duration>', 'keep condemned objects this long before a later gc deletes them, and leave younger objects alone (default 24h): s, m, h, d')
@@ -148,12 +168,16 @@ deletes them once the grace period has passed, unless a snapshot uses them again
 it regularly (e.g. daily, after prune); the second run frees the space. Needs no
 passphrase: blobs are copied as stored. Protocol: docs/gc.md.
 
+With --server the media server collects (it also does so nightly by itself, see
+docs/operations.md), and its backups keep running: each checks its packs at commit.
+
 Examples:
   hoard gc --repo /srv/hoard --dry-run
   hoard gc --repo s3://backups/hoard --repack-threshold 0.3
+  hoard gc --server http://backup:8420 --dry-run
 `,
   )
-  .action((opts) => runGc(opts, out));
+  .action((opts) => (opts.server ? runServerGc(opts, out) : runGc(opts, out)));
 
 program
   .command('restore')
@@ -188,10 +212,16 @@ program
   .option('--subset <percent>', 'with --read-data: read only this share of the packs, e.g. 10%')
   .option('--job <name>', 'check only the snapshots of this job')
   .addOption(passphraseFile())
+  .addOption(serverOption())
+  .addOption(tokenOption())
+  .addOption(tokenFileOption())
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nExit code 3 when problems are found; each names the snapshot, the object and the offset.\n')
+  .addHelpText(
+    'after',
+    '\nExit code 3 when problems are found; each names the snapshot, the object and the offset.\nWith --server the media server checks its repository and records the result in job history\n(it also runs each policy\'s verify schedule by itself).\n\nExamples:\n  hoard verify --repo /srv/hoard --read-data --subset 10%\n  hoard verify --server http://backup:8420 --job shop\n',
+  )
   .action(async (opts) => {
-    if (!(await runVerify(opts, out))) exitCode = EXIT_DAMAGED;
+    if (!(await (opts.server ? runServerVerify(opts, out) : runVerify(opts, out)))) exitCode = EXIT_DAMAGED;
   });
 
 program

@@ -414,7 +414,7 @@ export class MediaServer {
   private async work(req: IncomingMessage, res: ServerResponse, who: Principal, _p: string[], url: URL): Promise<void> {
     const agent = requireAgent(who);
     const waitMs = pollWait(url);
-    const abort = abortOnClose(req, this.polls.signal);
+    const abort = abortOnClose(req, res, this.polls.signal);
     await this.catalog.touchAgent(agent.name, {});
     const run = await this.runs.claim(agent.name, waitMs, abort);
     if (!run) {
@@ -627,7 +627,7 @@ export class MediaServer {
   private async getRun(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[], url: URL): Promise<void> {
     const run = await this.runs.get(id!);
     if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError(403, `run ${id} belongs to agent ${run.agent}`);
-    const view = await this.runs.waitFinished(id!, pollWait(url), abortOnClose(req, this.polls.signal));
+    const view = await this.runs.waitFinished(id!, pollWait(url), abortOnClose(req, res, this.polls.signal));
     if (!res.destroyed) sendJson(res, 200, view);
   }
 
@@ -994,11 +994,18 @@ function pollWait(url: URL): number {
 }
 
 /** Aborts when the client goes away or the server stops. */
-function abortOnClose(req: IncomingMessage, server: AbortSignal): AbortSignal {
+function abortOnClose(req: IncomingMessage, res: ServerResponse, server: AbortSignal): AbortSignal {
   const controller = new AbortController();
   const abort = (): void => controller.abort();
   req.socket.once('close', abort);
   server.addEventListener('abort', abort, { once: true });
+  // A keep-alive connection carries many long polls: drop this request's listeners when
+  // its answer is done, or they pile up on the socket and the server's signal.
+  const release = (): void => {
+    req.socket.off('close', abort);
+    server.removeEventListener('abort', abort);
+  };
+  res.once('close', release);
   return controller.signal;
 }
 

@@ -1,6 +1,6 @@
 /** `hoard gc --repo R [--dry-run] [--json] [--repack-threshold 0.2] [--grace 24h] [--break-lock]` */
 import { formatBytes } from '@hoard/chunker';
-import { collectGarbage } from '@hoard/repository';
+import { collectGarbage, type GcReport } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { formatDuration, ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
@@ -22,15 +22,19 @@ export function parseGrace(text: string): number {
   return Number(match[1]) * UNITS[match[2]];
 }
 
-export async function runGc(options: GcCommandOptions, out: (line: string) => void): Promise<void> {
-  let repackThreshold: number | undefined;
-  if (options.repackThreshold !== undefined) {
-    const text = options.repackThreshold.trim();
-    repackThreshold = text.endsWith('%') ? Number(text.slice(0, -1)) / 100 : Number(text);
-    if (text === '' || !Number.isFinite(repackThreshold) || repackThreshold < 0 || repackThreshold > 1) {
-      throw new UsageError(`--repack-threshold ${options.repackThreshold}: give the dead share above which a pack is repacked, from 0 to 1 (or 0% to 100%), e.g. 0.2`);
-    }
+/** `--repack-threshold`: a share from 0 to 1, or a percentage. */
+export function parseRepackThreshold(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const t = text.trim();
+  const value = t.endsWith('%') ? Number(t.slice(0, -1)) / 100 : Number(t);
+  if (t === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new UsageError(`--repack-threshold ${text}: give the dead share above which a pack is repacked, from 0 to 1 (or 0% to 100%), e.g. 0.2`);
   }
+  return value;
+}
+
+export async function runGc(options: GcCommandOptions, out: (line: string) => void): Promise<void> {
+  const repackThreshold = parseRepackThreshold(options.repackThreshold);
   const graceMs = options.grace !== undefined ? parseGrace(options.grace) : undefined;
   const repo = await openRepository(options, false);
   const progress = ProgressLine.forCommand(options.json);
@@ -42,6 +46,10 @@ export async function runGc(options: GcCommandOptions, out: (line: string) => vo
     onProgress: (p) => progress.update(p.done, undefined, `${p.phase} ${p.done}/${p.total}`),
   });
   progress.done();
+  printGcReport(report, options, out);
+}
+
+export function printGcReport(report: GcReport, options: { json?: boolean }, out: (line: string) => void): void {
   if (options.json) {
     out(JSON.stringify(report));
     return;

@@ -3,14 +3,14 @@
  * retention policy to one job's snapshots (RetentionPlan) and forgets the rest. Storage is
  * given back by `hoard gc` afterwards: forgetting only deletes manifests.
  */
-import { parseRetentionRules, planRetention, RetentionRuleError, validateJobName, type RetentionRules } from '@hoard/repository';
+import { parseRetentionRules, pruneJob, RetentionRuleError, validateJobName, type RetentionRules } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { renderTable } from '../table.js';
 import { localTime } from './snapshots.js';
 
 export interface PruneCommandOptions extends RepoOptions {
-  job: string;
+  job?: string;
   source?: string;
   keepLast?: string;
   keepHourly?: string;
@@ -42,58 +42,78 @@ function rules(options: PruneCommandOptions): RetentionRules {
   }
 }
 
-export async function runPrune(options: PruneCommandOptions, out: (line: string) => void): Promise<void> {
-  validateJobName(options.job);
-  const policy = rules(options);
-  const repo = await openRepository(options, false);
-  let snapshots = await repo.snapshots(options.job, {
-    onDamaged: (key, err) => process.stderr.write(`hoard: warning: ${err.message}; it is left alone (run \`hoard verify\`)\n`),
-  });
-  if (options.source !== undefined) snapshots = snapshots.filter((s) => s.meta.source.name === options.source);
-  const protectedKeys = await repo.protectedSnapshots(options.job);
-  let plan;
-  try {
-    // Snapshots are placed in time by when they started: that is the point in time they hold.
-    plan = planRetention(snapshots.map((s) => ({ id: s.key, time: s.meta.startedAt, protected: protectedKeys.has(s.key) })), policy);
-  } catch (err) {
-    if (err instanceof RetentionRuleError) throw new UsageError(err.message);
-    throw err;
-  }
-  const byKey = new Map(snapshots.map((s) => [s.key, s]));
-  const forget = plan.filter((d) => !d.keep).map((d) => d.id);
-  if (!options.dryRun) await repo.forgetSnapshots(forget);
-  if (options.json) {
-    out(
-      JSON.stringify({
-        job: options.job,
-        dry_run: options.dryRun === true,
-        kept: plan.filter((d) => d.keep).length,
-        forgotten: forget.length,
-        snapshots: plan.map((d) => {
-          const s = byKey.get(d.id)!;
-          return { id: s.id, key: s.key, source: s.meta.source.name, started_at: s.meta.startedAt, keep: d.keep, reasons: d.reasons };
-        }),
-      }),
-    );
-    return;
-  }
-  if (plan.length === 0) {
-    out(`job ${options.job} has no snapshots${options.source !== undefined ? ` of source ${options.source}` : ''}; nothing to do`);
+/** One line of a prune plan, as the repository and the server both report it. */
+export interface PrunePlanRow {
+  id: string;
+  key?: string;
+  source: string;
+  startedAt: string;
+  keep: boolean;
+  reasons: string[];
+}
+
+export interface PrunePlan {
+  job: string;
+  dryRun: boolean;
+  kept: number;
+  forgotten: number;
+  snapshots: PrunePlanRow[];
+}
+
+export function prunePlanJson(plan: PrunePlan): Record<string, unknown> {
+  return {
+    job: plan.job,
+    dry_run: plan.dryRun,
+    kept: plan.kept,
+    forgotten: plan.forgotten,
+    snapshots: plan.snapshots.map((s) => ({ id: s.id, ...(s.key ? { key: s.key } : {}), source: s.source, started_at: s.startedAt, keep: s.keep, reasons: s.reasons })),
+  };
+}
+
+/** The plan as a table: every snapshot, what happens to it, and which rules keep it. */
+export function printPrunePlan(plan: PrunePlan, out: (line: string) => void, gcHint: string): void {
+  if (plan.snapshots.length === 0) {
+    out(`job ${plan.job} has no snapshots; nothing to do`);
     return;
   }
   out(
     renderTable(
       ['id', 'started (local)', 'source', 'action', 'kept by'],
-      plan.map((d) => {
-        const s = byKey.get(d.id)!;
-        return [s.id, localTime(s.meta.startedAt), s.meta.source.name, d.keep ? 'keep' : options.dryRun ? 'would forget' : 'forget', d.reasons.join(', ')];
-      }),
+      plan.snapshots.map((s) => [s.id, localTime(s.startedAt), s.source, s.keep ? 'keep' : plan.dryRun ? 'would forget' : 'forget', s.reasons.join(', ')]),
     ),
   );
   out(
-    `${options.dryRun ? 'dry run: would keep' : 'kept'} ${plan.length - forget.length}, ${options.dryRun ? 'would forget' : 'forgot'} ${forget.length} snapshot(s) of job ${options.job}` +
-      (forget.length > 0 && !options.dryRun ? '; run `hoard gc` to free the space they alone used' : ''),
+    `${plan.dryRun ? 'dry run: would keep' : 'kept'} ${plan.kept}, ${plan.dryRun ? 'would forget' : 'forgot'} ${plan.forgotten} snapshot(s) of job ${plan.job}` +
+      (plan.forgotten > 0 && !plan.dryRun ? `; ${gcHint}` : ''),
   );
+}
+
+export async function runPrune(options: PruneCommandOptions, out: (line: string) => void): Promise<void> {
+  if (!options.job) throw new UsageError('--job is required with --repo: the job whose snapshots are pruned (with --server, policies give the rules)');
+  validateJobName(options.job);
+  const policy = rules(options);
+  const repo = await openRepository(options, false);
+  let result;
+  try {
+    result = await pruneJob(repo, options.job, policy, {
+      source: options.source,
+      dryRun: options.dryRun,
+      onDamaged: (_key, err) => process.stderr.write(`hoard: warning: ${err.message}; it is left alone (run \`hoard verify\`)\n`),
+    });
+  } catch (err) {
+    if (err instanceof RetentionRuleError) throw new UsageError(err.message);
+    throw err;
+  }
+  const plan: PrunePlan = {
+    job: options.job,
+    dryRun: result.dryRun,
+    kept: result.kept,
+    forgotten: result.forgotten,
+    snapshots: result.decisions.map((d) => ({ id: d.snapshot.id, key: d.snapshot.key, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
+  };
+  if (options.json) return out(JSON.stringify(prunePlanJson(plan)));
+  if (plan.snapshots.length === 0 && options.source !== undefined) return out(`job ${options.job} has no snapshots of source ${options.source}; nothing to do`);
+  printPrunePlan(plan, out, 'run `hoard gc` to free the space they alone used');
 }
 
 /** `hoard snapshots --protect ID / --unprotect ID` (needs --job). */

@@ -9,6 +9,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { MediaServer } from '@hoard/media-server';
+import { parseSchedule } from '@hoard/protocol';
 import { Repository, RepositoryNotFoundError } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { untilStopSignal } from '../signals.js';
@@ -26,6 +27,10 @@ export interface ServerConfig {
   quotaBytes?: number;
   verifyUploads?: boolean;
   logLevel?: string;
+  /** Nightly GC: a cron expression or calendar word, or "off". */
+  gcSchedule?: string;
+  gcTimeZone?: string;
+  gcGraceHours?: number;
 }
 
 export interface ServerStartOptions {
@@ -40,7 +45,7 @@ export interface ServerStartOptions {
   logLevel?: string;
 }
 
-const CONFIG_KEYS = new Set(['listen', 'storage', 'data', 'tls', 'passphraseFile', 'encrypt', 'sessionIdleSeconds', 'verifyUploads', 'logLevel', 'quotaBytes']);
+const CONFIG_KEYS = new Set(['listen', 'storage', 'data', 'tls', 'passphraseFile', 'encrypt', 'sessionIdleSeconds', 'verifyUploads', 'logLevel', 'quotaBytes', 'gcSchedule', 'gcTimeZone', 'gcGraceHours']);
 
 export async function loadServerConfig(file: string): Promise<ServerConfig> {
   let text: string;
@@ -62,6 +67,17 @@ export async function loadServerConfig(file: string): Promise<ServerConfig> {
   const c = value as ServerConfig;
   if (c.tls !== undefined && (typeof c.tls.cert !== 'string' || typeof c.tls.key !== 'string')) throw new UsageError(`--config ${file}: tls needs "cert" and "key" file paths`);
   if (c.quotaBytes !== undefined && !(typeof c.quotaBytes === 'number' && Number.isSafeInteger(c.quotaBytes) && c.quotaBytes > 0)) throw new UsageError(`--config ${file}: quotaBytes must be a whole number of bytes > 0`);
+  if (c.gcSchedule !== undefined) {
+    if (typeof c.gcSchedule !== 'string') throw new UsageError(`--config ${file}: gcSchedule must be a cron expression such as "30 4 * * *", a calendar word (daily, weekly) or "off"`);
+    if (c.gcSchedule !== 'off') {
+      try {
+        parseSchedule(c.gcSchedule, c.gcTimeZone ?? 'UTC');
+      } catch (err) {
+        throw new UsageError(`--config ${file}: gcSchedule: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (c.gcGraceHours !== undefined && !(typeof c.gcGraceHours === 'number' && c.gcGraceHours >= 0 && c.gcGraceHours <= 24 * 365)) throw new UsageError(`--config ${file}: gcGraceHours must be a number of hours from 0 to 8760`);
   if (c.sessionIdleSeconds !== undefined && !(typeof c.sessionIdleSeconds === 'number' && c.sessionIdleSeconds >= 1)) throw new UsageError(`--config ${file}: sessionIdleSeconds must be a number of seconds >= 1`);
   return c;
 }
@@ -115,6 +131,9 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
     sessionIdleMs: config.sessionIdleSeconds !== undefined ? config.sessionIdleSeconds * 1000 : undefined,
     verifyUploads: config.verifyUploads,
     quotaBytes: config.quotaBytes,
+    gcSchedule: config.gcSchedule === 'off' ? null : config.gcSchedule,
+    gcTimeZone: config.gcTimeZone,
+    gcGraceMs: config.gcGraceHours !== undefined ? Math.round(config.gcGraceHours * 3600_000) : undefined,
     logLevel: options.logLevel ?? config.logLevel,
   });
   if (adminToken) {

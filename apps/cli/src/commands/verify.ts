@@ -1,6 +1,6 @@
 /** `hoard verify --repo R [--read-data [--subset N%]] [--json]` */
 import { formatBytes } from '@hoard/chunker';
-import { verify } from '@hoard/repository';
+import { verify, type VerifyReport } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
@@ -12,14 +12,18 @@ export interface VerifyCommandOptions extends RepoOptions {
   json?: boolean;
 }
 
+/** `--subset N%` (only with --read-data): the share of packs whose data is read. */
+export function parseSubset(options: { readData?: boolean; subset?: string }): number | undefined {
+  if (options.subset === undefined) return undefined;
+  if (!options.readData) throw new UsageError('--subset only applies with --read-data');
+  const subsetPercent = Number(options.subset.replace(/%$/, ''));
+  if (!Number.isFinite(subsetPercent) || subsetPercent <= 0 || subsetPercent > 100) throw new UsageError(`--subset ${options.subset}: give a percentage above 0 and at most 100, e.g. 10%`);
+  return subsetPercent;
+}
+
 /** Resolves to true when the repository is sound. */
 export async function runVerify(options: VerifyCommandOptions, out: (line: string) => void): Promise<boolean> {
-  let subsetPercent: number | undefined;
-  if (options.subset !== undefined) {
-    if (!options.readData) throw new UsageError('--subset only applies with --read-data');
-    subsetPercent = Number(options.subset.replace(/%$/, ''));
-    if (!Number.isFinite(subsetPercent) || subsetPercent <= 0 || subsetPercent > 100) throw new UsageError(`--subset ${options.subset}: give a percentage above 0 and at most 100, e.g. 10%`);
-  }
+  const subsetPercent = parseSubset(options);
   const repo = await openRepository(options, false);
   const progress = ProgressLine.forCommand(options.json);
   const report = await verify(repo, {
@@ -29,9 +33,14 @@ export async function runVerify(options: VerifyCommandOptions, out: (line: strin
     onProgress: (p) => progress.update(p.done, undefined, `${p.phase} ${p.done}/${p.total}`),
   });
   progress.done();
+  printVerifyReport(report, options, out);
+  return report.ok;
+}
+
+export function printVerifyReport(report: VerifyReport, options: { readData?: boolean; json?: boolean }, out: (line: string) => void): void {
   if (options.json) {
     out(JSON.stringify(report));
-    return report.ok;
+    return;
   }
   out(
     `checked ${report.snapshots} snapshot(s), ${report.pages} chunk-list page(s), ${report.segments} index segment(s), ${report.packs} pack(s)` +
@@ -50,5 +59,4 @@ export async function runVerify(options: VerifyCommandOptions, out: (line: strin
       out(`  ${f.snapshot ? `snapshot ${f.snapshot}: ` : ''}${f.object}${f.offset !== undefined ? ` at offset ${f.offset}` : ''}: ${f.problem}`);
     }
   }
-  return report.ok;
 }
