@@ -7,6 +7,7 @@
  *   hoard job history JOB [--limit N] [--json]
  *   hoard report [--quota SIZE] [--growth-years N] [--json]
  */
+import type { CapacityReport } from '@hoard/media-server';
 import { formatBytes } from '@hoard/chunker';
 import type { RunView } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
@@ -133,45 +134,8 @@ export function parseSize(text: string): number {
   return n;
 }
 
-interface ClassicInputs {
-  base: number;
-  fullsKept: number;
-  incremental: number;
-  incrementalsPerFull: number;
-  growth: number;
-  years: number;
-  compression: number;
-}
-
-interface Report {
-  generatedAt: string;
-  jobs: {
-    job: string;
-    agent: string | null;
-    policy: string | null;
-    lastSuccess: { run: string; at: string } | null;
-    lastFailure: { run: string; at: string; error: string | null } | null;
-    snapshotsKept: number;
-    logicalBytesKept: number;
-    newestLogicalBytes: number;
-    storedBytesWritten: number;
-    dedupFactor: number | null;
-    classic: { inputs: ClassicInputs; bytes: number };
-  }[];
-  stores: { name: string; scope: string; snapshots: number; logicalBytes: number; storedBytes: number; dedupFactor: number; compressionRatio: number; trend: { bytesPerDay: number } | null }[];
-  capacity: {
-    storedBytes: number;
-    logicalBytes: number;
-    dedupFactor: number;
-    trendDays: number;
-    trend: { bytesPerDay: number; r2: number; days: number } | null;
-    quotaBytes: number | null;
-    fill: { status: string; at: string | null; days: number | null };
-    growthYears: number;
-    classicBytes: number;
-    classicOverMeasured: number | null;
-  };
-}
+/** The report's shape is the server's (GET /v1/report). */
+type Report = CapacityReport;
 
 export async function runReport(options: ServerOptions & { json?: boolean; quota?: string; growthYears?: string }, out: (line: string) => void): Promise<void> {
   const q = new URLSearchParams();
