@@ -4,19 +4,10 @@
  * clocks go forward, move forward by the gap; repeated ones take the first).
  */
 import { RetentionRuleError } from './errors.js';
-import { checkTimeZone, wallClock, wallToInstant } from './timezone.js';
+import { checkTimeZone, wallClock, wallToInstant, type WallClock } from './timezone.js';
 
-export interface LocalTime {
-  year: number;
-  /** 1-12 */
-  month: number;
-  /** 1-31 */
-  day: number;
-  /** 0-23 */
-  hour: number;
-  minute: number;
-  second: number;
-}
+/** A wall-clock date and time (WallClock without the weekday). */
+export type LocalTime = Omit<WallClock, 'weekday'>;
 
 /** Checks a time zone name (throws RetentionRuleError) and returns its canonical form. */
 export function validateTimeZone(timeZone: string): string {
