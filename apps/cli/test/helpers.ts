@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -35,3 +38,21 @@ export function hoardCli(args: string[], options: { stdin?: Buffer | Iterable<Bu
 
 /** A stack trace in user-facing output means an error was not handled as a user error. */
 export const STACK_TRACE = /\n\s+at .*(\.js|\.ts):\d+/;
+
+/** A tree as path -> kind, mode, mtime, size and content hash (symlinks by target): equal maps, equal trees. */
+export async function describeTree(root: string, rel = ''): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const name of (await readdir(join(root, rel))).sort()) {
+    const path = join(rel, name);
+    const info = await lstat(join(root, path));
+    if (info.isSymbolicLink()) out.set(path, `link -> ${await readlink(join(root, path))}`);
+    else if (info.isDirectory()) {
+      out.set(path, `dir ${(info.mode & 0o7777).toString(8)}`);
+      for (const [k, v] of await describeTree(root, path)) out.set(k, v);
+    } else {
+      const hash = createHash('sha256').update(await readFile(join(root, path))).digest('hex');
+      out.set(path, `file ${(info.mode & 0o7777).toString(8)} ${Math.floor(info.mtimeMs)} ${info.size} ${hash}`);
+    }
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STACK_TRACE } from './helpers.js';
+import { STACK_TRACE, describeTree } from './helpers.js';
 import { startServerProcess, type AgentProcess, type ServerProcess } from './server-processes.js';
 
 interface RestoreJson {
@@ -25,22 +25,6 @@ interface RestoreJson {
   file?: string;
 }
 
-async function describeTree(root: string, rel = ''): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const name of (await readdir(join(root, rel))).sort()) {
-    const path = join(rel, name);
-    const info = await lstat(join(root, path));
-    if (info.isSymbolicLink()) out.set(path, `link -> ${await readlink(join(root, path))}`);
-    else if (info.isDirectory()) {
-      out.set(path, `dir ${(info.mode & 0o7777).toString(8)}`);
-      for (const [k, v] of await describeTree(root, path)) out.set(k, v);
-    } else {
-      const hash = createHash('sha256').update(await readFile(join(root, path))).digest('hex');
-      out.set(path, `file ${(info.mode & 0o7777).toString(8)} ${Math.floor(info.mtimeMs)} ${info.size} ${hash}`);
-    }
-  }
-  return out;
-}
 
 describe('restore to an agent (--to agent:NAME:PATH)', () => {
   let server: ServerProcess;

@@ -16,6 +16,7 @@
 import type { Catalog } from '@hoard/catalog';
 import { fireTimes, nextVerifyRuns, validatePolicy, type Policy, type RunView, type Schedule } from '@hoard/protocol';
 import type { Maintenance, MaintenanceLog } from './maintenance.js';
+import { Serial } from './serial.js';
 import { policyJobs, type SchedulerClock } from './policy-scheduler.js';
 
 const MAX_SLEEP_MS = 60_000;
@@ -46,7 +47,7 @@ export interface MaintenanceDone {
 export class MaintenanceScheduler {
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
-  private ticking: Promise<MaintenanceDone[]> | undefined;
+  private readonly checks = new Serial();
 
   constructor(
     private readonly catalog: Catalog,
@@ -66,10 +67,7 @@ export class MaintenanceScheduler {
 
   /** Handles every verify and GC fire time up to now; calls are serialized. */
   tick(): Promise<MaintenanceDone[]> {
-    const previous = this.ticking ?? Promise.resolve([]);
-    const next = previous.catch(() => []).then(() => this.check());
-    this.ticking = next;
-    return next;
+    return this.checks.run(() => this.check());
   }
 
   /**
@@ -77,13 +75,10 @@ export class MaintenanceScheduler {
    * policy's retention. Failed runs prune nothing (the snapshots they would have
    * replaced must stay).
    */
-  async afterRun(run: RunView, policyName: string | undefined): Promise<MaintenanceDone | undefined> {
-    if (run.state !== 'succeeded' || policyName === undefined) return undefined;
-    const record = await this.catalog.getPolicy(policyName);
-    if (!record) return undefined;
-    const policy = validatePolicy(record.document);
+  async afterRun(run: RunView, policy: Policy | undefined): Promise<MaintenanceDone | undefined> {
+    if (run.state !== 'succeeded' || policy === undefined) return undefined;
     try {
-      const results = await this.maintenance.prunePolicy(policy, { scheduled: true, jobs: [run.job] });
+      const results = await this.maintenance.prunePolicy(policy, { jobs: [run.job] });
       return results.length > 0 ? { kind: 'prune', job: run.job, policy: policy.name, ok: true } : undefined;
     } catch (err) {
       return { kind: 'prune', job: run.job, policy: policy.name, ok: false, error: (err as Error).message };

@@ -15,6 +15,7 @@ import { policyRetentionRules, RequestError, type Policy } from '@hoard/protocol
 import { collectGarbage, pruneJob, verify, type GcReport, type PruneResult, type Repository, type RetentionRules, type VerifyReport } from '@hoard/repository';
 import type { StoreHub } from './store-hub.js';
 import { policyJobs } from './policy-scheduler.js';
+import { timeOrderedId } from './run-board.js';
 
 export interface MaintenanceLog {
   info(fields: object, message: string): void;
@@ -38,6 +39,17 @@ export interface VerifyRequest {
   policy?: string;
 }
 
+/** A prune result as the API answers it and the task records it. */
+export function pruneSummary(r: PruneResult): { job: string; dryRun: boolean; kept: number; forgotten: number; snapshots: { id: string; source: string; startedAt: string; keep: boolean; reasons: string[] }[] } {
+  return {
+    job: r.job,
+    dryRun: r.dryRun,
+    kept: r.kept,
+    forgotten: r.forgotten,
+    snapshots: r.decisions.map((d) => ({ id: d.snapshot.id, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
+  };
+}
+
 export class Maintenance {
   /** One GC at a time in this server (the repository lock covers other processes). */
   private gcRunning: Promise<unknown> | undefined;
@@ -51,7 +63,7 @@ export class Maintenance {
   ) {}
 
   /** Applies a policy's retention to each of its jobs. A policy without retention keeps everything. */
-  async prunePolicy(policy: Policy, options: { dryRun?: boolean; scheduled?: boolean; jobs?: string[] } = {}): Promise<PruneResult[]> {
+  async prunePolicy(policy: Policy, options: { dryRun?: boolean; jobs?: string[] } = {}): Promise<PruneResult[]> {
     const rules = policyRetentionRules(policy);
     if (!rules) return [];
     const jobs = policyJobs(policy).filter((j) => options.jobs === undefined || options.jobs.includes(j));
@@ -73,11 +85,7 @@ export class Maintenance {
       return result;
     };
     if (options.dryRun) return work();
-    return this.recorded('prune', { job, policy: options.policy }, work, (r) => `kept ${r.kept}, forgot ${r.forgotten} snapshot(s)`, (r) => ({
-      kept: r.kept,
-      forgotten: r.forgotten,
-      snapshots: r.decisions.map((d) => ({ id: d.snapshot.id, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
-    }));
+    return this.recorded('prune', { job, policy: options.policy }, work, (r) => `kept ${r.kept}, forgot ${r.forgotten} snapshot(s)`, pruneSummary);
   }
 
   async gc(request: GcRequest = {}): Promise<GcReport> {
@@ -130,7 +138,7 @@ export class Maintenance {
     failure?: (result: T) => string | undefined,
   ): Promise<T> {
     const task: TaskRecord = {
-      id: `${compactNow(this.now())}-${kind}-${randomBytes(4).toString('hex')}`,
+      id: timeOrderedId(this.now(), `${kind}-${randomBytes(4).toString('hex')}`),
       kind,
       ...(about.job !== undefined ? { job: about.job } : {}),
       ...(about.policy !== undefined ? { policy: about.policy } : {}),
@@ -151,8 +159,4 @@ export class Maintenance {
       throw err;
     }
   }
-}
-
-function compactNow(at: Date): string {
-  return at.toISOString().replace(/[-:.]/g, '').slice(0, 15);
 }

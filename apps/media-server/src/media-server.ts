@@ -83,7 +83,7 @@ import { jobHistory, listJobSummaries, queueJobRun } from './job-history.js';
 import { buildReport } from './capacity-report.js';
 import { queueRestoreRun, restoreReadAccess } from './restore-runs.js';
 import { PolicyScheduler, policyJobName, policyJobs, type SchedulerClock } from './policy-scheduler.js';
-import { Maintenance } from './maintenance.js';
+import { Maintenance, pruneSummary } from './maintenance.js';
 import { MaintenanceScheduler } from './maintenance-scheduler.js';
 import { StoreHub } from './store-hub.js';
 
@@ -530,14 +530,7 @@ export class MediaServer {
     const results = [];
     for (const policy of policies) {
       for (const r of await this.maintenance.prunePolicy(policy, { dryRun, jobs })) {
-        results.push({
-          policy: policy.name,
-          job: r.job,
-          dryRun: r.dryRun,
-          kept: r.kept,
-          forgotten: r.forgotten,
-          snapshots: r.decisions.map((d) => ({ id: d.snapshot.id, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
-        });
+        results.push({ policy: policy.name, ...pruneSummary(r) });
       }
     }
     const skipped = policies.filter((p) => !p.retention).map((p) => p.name);
@@ -586,7 +579,7 @@ export class MediaServer {
   private afterRun(run: RunView): void {
     const work = (async () => {
       const policy = (await this.policies()).find((p) => policyJobs(p).includes(run.job));
-      const done = await this.maintenanceScheduler.afterRun(run, policy?.name);
+      const done = await this.maintenanceScheduler.afterRun(run, policy);
       if (done && !done.ok) this.log.warn({ job: run.job, error: done.error }, 'prune after the run failed');
     })().catch((err: unknown) => this.log.warn({ job: run.job, error: (err as Error).message }, 'prune after the run failed'));
     this.background.add(work);

@@ -24,6 +24,7 @@
 import type { Catalog } from '@hoard/catalog';
 import { inRunWindow, nextPolicyRuns, nextRunWindowOpen, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
 import type { RunBoard } from './run-board.js';
+import { Serial } from './serial.js';
 
 export interface SchedulerClock {
   now(): number;
@@ -85,7 +86,7 @@ export class PolicyScheduler {
   private readonly retryDelays: number[];
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
-  private ticking: Promise<DispatchedRun[]> | undefined;
+  private readonly checks = new Serial();
   /** Scheduled runs awaiting their result, for retries. */
   private readonly watched = new Map<string, DispatchedRun>();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
@@ -123,10 +124,7 @@ export class PolicyScheduler {
    * any time (calls are serialized); the timer calls it, and so can a test's clock.
    */
   tick(): Promise<DispatchedRun[]> {
-    const previous = this.ticking ?? Promise.resolve([]);
-    const next = previous.catch(() => []).then(() => this.check());
-    this.ticking = next;
-    return next;
+    return this.checks.run(() => this.check());
   }
 
   /** A run finished: retry a failed scheduled run after its backoff. */

@@ -35,7 +35,7 @@ export class RunBoard {
 
   async create(agent: string, job: string, sources: string[], hooks?: RunHooks, full?: boolean, restore?: RestoreRunSpec, origin?: { manual?: boolean }, limits?: { bandwidth?: number }): Promise<RunView> {
     const run: RunRecord = {
-      id: `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(6).toString('hex')}`,
+      id: timeOrderedId(new Date(), randomBytes(6).toString('hex')),
       agent,
       job,
       sources,
@@ -201,6 +201,11 @@ export class RunBoard {
   close(): void {
     for (const set of [...this.agentWaiters.values(), ...this.runWaiters.values()]) for (const done of [...set]) done();
   }
+}
+
+/** `20261122T090000-<suffix>`: ids that sort by creation time (runs, tasks). */
+export function timeOrderedId(at: Date, suffix: string): string {
+  return `${at.toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${suffix}`;
 }
 
 function finished(run: RunRecord): boolean {

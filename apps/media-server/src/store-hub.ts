@@ -10,6 +10,8 @@
  */
 import { CONDEMNED_PREFIX, GC_LOCK_KEY, REVIVED_PREFIX, StoreWriter, listAll, type FingerprintStore, type Repository, type StoreIndex } from '@hoard/repository';
 
+import { Serial } from './serial.js';
+
 const IDLE_SEAL_MS = 5_000;
 /** How often the bucket is checked for the work of a GC run elsewhere (`hoard gc --repo`). */
 const GC_FOLLOW_MS = 60_000;
@@ -51,7 +53,7 @@ export class StoreHub {
   /** Listing of gc/condemned/ and gc/revived/ when the indexes last followed a GC. */
   private gcSeen = '';
   private lastGcCheck = Date.now();
-  private following: Promise<GcFollowResult | undefined> | undefined;
+  private readonly following = new Serial();
 
   constructor(
     private readonly repo: Repository,
@@ -96,10 +98,7 @@ export class StoreHub {
    * when the GC objects have not changed since last time, unless `force`. Serialized.
    */
   followGc(force = false): Promise<GcFollowResult | undefined> {
-    const previous = this.following ?? Promise.resolve(undefined);
-    const next = previous.catch(() => undefined).then(() => this.followGcOnce(force));
-    this.following = next;
-    return next;
+    return this.following.run(() => this.followGcOnce(force));
   }
 
   private async followGcOnce(force: boolean): Promise<GcFollowResult | undefined> {
