@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
 import { backup, type BackupSource } from '@hoard/repository';
+import { blockDeviceSize } from '@hoard/agent';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
@@ -18,14 +19,19 @@ export interface BackupCommandOptions extends RepoOptions {
 
 const CHUNKING = ['vm-image', 'db-dump', 'file'] as const;
 
-async function openSource(path: string, options: BackupCommandOptions): Promise<BackupSource> {
+/**
+ * The source, and the size progress shows percent and ETA against: `--size`, a file's
+ * size, or a block device's (from sysfs; only a hint for progress, not a size the
+ * backup is held to).
+ */
+async function openSource(path: string, options: BackupCommandOptions): Promise<BackupSource & { progressTotal?: number }> {
   let expectedBytes: number | undefined;
   if (options.size !== undefined) {
     expectedBytes = Number(options.size);
     if (!Number.isSafeInteger(expectedBytes) || expectedBytes < 0) throw new UsageError(`--size ${options.size}: give the exact number of bytes the source will produce`);
   }
   if (path === '-') {
-    return { stream: process.stdin, name: options.name ?? 'stdin', kind: 'stream', expectedBytes };
+    return { stream: process.stdin, name: options.name ?? 'stdin', kind: 'stream', expectedBytes, progressTotal: expectedBytes };
   }
   let info;
   try {
@@ -38,7 +44,12 @@ async function openSource(path: string, options: BackupCommandOptions): Promise<
   const kind = info.isBlockDevice() ? 'block-device' : info.isFile() ? 'file' : 'stream';
   // Fail now on a permission problem rather than after the repository is opened.
   await (await open(path, 'r')).close();
+  let deviceBytes: number | undefined;
+  if (kind === 'block-device' && expectedBytes === undefined) {
+    deviceBytes = await blockDeviceSize(path, path, await stat(path, { bigint: true })).catch(() => undefined);
+  }
   return {
+    progressTotal: expectedBytes ?? (kind === 'file' ? info.size : deviceBytes),
     stream: createReadStream(path, { highWaterMark: 1 << 20 }),
     name: options.name ?? path,
     kind,
@@ -52,7 +63,7 @@ export async function runBackup(path: string, options: BackupCommandOptions, out
   }
   const source = await openSource(path, options);
   const repo = await openRepository(options, true);
-  const progress = ProgressLine.forCommand(options.json);
+  const progress = ProgressLine.forCommand(options.json, { summary: true });
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error('interrupted: no snapshot was committed'));
   process.once('SIGINT', onSignal);
@@ -63,7 +74,7 @@ export async function runBackup(path: string, options: BackupCommandOptions, out
       store: options.store,
       chunking: options.chunking as (typeof CHUNKING)[number] | undefined,
       signal: controller.signal,
-      onProgress: (p) => progress.update(p.bytesRead, source.expectedBytes, `new ${formatBytes(p.bytesNew)}  dedup ${p.bytesRead > 0 ? (p.bytesRead / Math.max(p.bytesNew, 1)).toFixed(1) : '-'}x`),
+      onProgress: (p) => progress.update(p.bytesRead, source.progressTotal, `new ${formatBytes(p.bytesNew)}  dedup ${p.bytesRead > 0 ? (p.bytesRead / Math.max(p.bytesNew, 1)).toFixed(1) : '-'}x`),
     });
     progress.done();
     const seconds = result.durationMs / 1000;
