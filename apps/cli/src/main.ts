@@ -5,6 +5,7 @@ import { runDemo } from './commands/demo.js';
 import { runNetworkDemo } from './commands/network-demo.js';
 import { runInit } from './commands/init.js';
 import { runRestore } from './commands/restore.js';
+import { parseParallelRestore } from './commands/restore-database.js';
 import { runSnapshots } from './commands/snapshots.js';
 import { runStats } from './commands/stats.js';
 import { runVerify } from './commands/verify.js';
@@ -193,6 +194,8 @@ program
   .option('--offset <bytes>', 'restore only from this byte on')
   .option('--length <bytes>', 'restore only this many bytes')
   .option('--source <name>', 'with --server: the snapshot of this source (a job may back up several)')
+  .option('--jobs <n>', 'with --to postgres://... and a custom-format dump (pg_dump -Fc): run pg_restore --jobs n (1-64) on a temporary copy of the dump instead of streaming it')
+  .option('--temp-dir <dir>', `with --jobs: where the temporary copy goes; needs free space for the whole dump (default ${'$'}TMPDIR or /tmp)`)
   .addOption(passphraseFile())
   .addOption(serverOption())
   .addOption(tokenOption())
@@ -200,9 +203,12 @@ program
   .option('--json', 'print the result as JSON (not with --to -)')
   .addHelpText(
     'after',
-    '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\nA database URL streams the dump into pg_restore (custom format) or psql (SQL), or into\nmysql/mariadb; the password goes to the tool in PGPASSWORD/MYSQL_PWD, never on its command line.\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to postgres://postgres@localhost:5432/shop_copy\n  hoard restore --repo /srv/hoard crm-db --to mysql://root:secret@127.0.0.1:3306/crm_copy\n  hoard restore --repo /srv/hoard shop-db --verify-only       # exit 3 if anything is damaged\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n  hoard restore --server http://backup:8420 www --to /srv/www.restored          # a dir: snapshot, as a tree\n  hoard restore --server http://backup:8420 www --file etc/nginx.conf --to -   # one file of it\n',
+    '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\nA database URL streams the dump into pg_restore (custom format) or psql (SQL), or into\nmysql/mariadb; the password goes to the tool in PGPASSWORD/MYSQL_PWD, never on its command line.\nWith --jobs N a custom-format dump is first restored (and checked) into a temporary file\nunder --temp-dir, which needs free space for the whole dump, then pg_restore --jobs N reads\nit; the file is removed afterwards, also on failure and Ctrl-C. Without --jobs it streams.\nA plain SQL dump or a MySQL target with --jobs is refused (exit 2).\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to postgres://postgres@localhost:5432/shop_copy\n  hoard restore --repo /srv/hoard shop-db --to postgres://postgres@localhost:5432/shop_copy --jobs 4 --temp-dir /var/tmp\n  hoard restore --repo /srv/hoard crm-db --to mysql://root:secret@127.0.0.1:3306/crm_copy\n  hoard restore --repo /srv/hoard shop-db --verify-only       # exit 3 if anything is damaged\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n  hoard restore --server http://backup:8420 www --to /srv/www.restored          # a dir: snapshot, as a tree\n  hoard restore --server http://backup:8420 www --file etc/nginx.conf --to -   # one file of it\n',
   )
-  .action((job: string, opts) => (opts.server ? runRemoteRestore(job, opts, out) : runRestore(job, opts, out)));
+  .action(async (job: string, opts) => {
+    const withJobs = { ...opts, parallel: await parseParallelRestore(opts) };
+    return opts.server ? runRemoteRestore(job, withJobs, out) : runRestore(job, withJobs, out);
+  });
 
 program
   .command('verify')

@@ -93,7 +93,7 @@ export async function runRemoteVerifyOnly(job: string, options: RemoteRestoreOpt
     await readArchiveEntries(source, () => void n++);
     entries = n;
   }
-  const progress = ProgressLine.forCommand(options.json);
+  const progress = ProgressLine.forCommand(options.json, { summary: true });
   let bytes: number;
   try {
     bytes = await streamChecked(job, p, async () => {}, (b) => progress.update(b, p.total));
@@ -109,8 +109,8 @@ export async function runRemoteRestoreToDatabase(job: string, options: RemoteRes
   const p = await pick(job, options);
   if (p.kind === 'directory') throw new UsageError(`snapshot ${p.snapshot} of job ${job} is a directory snapshot, not a database dump: restore it to a directory`);
   const started = Date.now();
-  const sink = new DatabaseSink(target);
-  const progress = ProgressLine.forCommand(options.json);
+  const sink = new DatabaseSink(target, { parallel: options.parallel, dumpBytes: p.total });
+  const progress = ProgressLine.forCommand(options.json, { summary: true });
   let bytes: number;
   try {
     bytes = await streamChecked(job, p, (piece) => sink.write(piece), (b) => progress.update(b, p.total));

@@ -17,7 +17,7 @@ import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { parseTime } from '../time.js';
 import { localTime } from './snapshots.js';
-import { isDatabaseUrl } from './restore-database.js';
+import { isDatabaseUrl, type ParallelRestore } from './restore-database.js';
 import { runRemoteRestoreToDatabase, runRemoteVerifyOnly } from './remote-restore-targets.js';
 import { AGENT_TARGET_PREFIX, runRestoreToAgent } from './restore-to-agent.js';
 
@@ -147,6 +147,8 @@ export interface RemoteRestoreOptions extends ServerOptions {
   json?: boolean;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
+  /** `--jobs`/`--temp-dir`, checked (restore-database.ts): a parallel pg_restore. */
+  parallel?: ParallelRestore;
 }
 
 export async function runRemoteRestore(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
@@ -187,7 +189,7 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
     // A directory snapshot restored as a tree.
     if (await stat(options.to).catch(() => undefined)) throw new UsageError(`--to ${options.to} exists: a directory snapshot is restored into a new directory; name one that does not exist yet`);
     const source: ArchiveSource = { snapshot, length: total, read };
-    const progress = ProgressLine.forCommand(options.json === true);
+    const progress = ProgressLine.forCommand(options.json === true, { summary: true });
     const result = await extractArchive(source, options.to, { onProgress: (bytes) => progress.update(bytes, undefined) });
     progress.done();
     return done(result.bytes, `${result.files} files, ${result.directories} directories and ${result.symlinks} symlinks`);
@@ -211,7 +213,7 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
     device = info?.isBlockDevice() ?? false;
     if (info && !device && !options.force) throw new UsageError(`--to ${options.to} exists: restore elsewhere, or add --force to replace it`);
   }
-  const progress = ProgressLine.forCommand(options.json || toStdout);
+  const progress = ProgressLine.forCommand(options.json || toStdout, { summary: true });
   let received = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, next) {

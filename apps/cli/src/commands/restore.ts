@@ -12,7 +12,7 @@ import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { parseTime } from '../time.js';
-import { DatabaseSink, damagedAfterData, isDatabaseUrl, NullSink, parseDatabaseTarget, sinkToIterable } from './restore-database.js';
+import { DatabaseSink, damagedAfterData, isDatabaseUrl, NullSink, parseDatabaseTarget, sinkToIterable, type ParallelRestore } from './restore-database.js';
 
 export interface RestoreCommandOptions extends RepoOptions {
   at?: string;
@@ -24,6 +24,8 @@ export interface RestoreCommandOptions extends RepoOptions {
   json?: boolean;
   /** Read and check everything, write nothing. */
   verifyOnly?: boolean;
+  /** `--jobs`/`--temp-dir`, checked (restore-database.ts): a parallel pg_restore. */
+  parallel?: ParallelRestore;
 }
 
 function parseCount(flag: string, value: string | undefined): number | undefined {
@@ -62,7 +64,7 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
   if (!target) sink = new StreamSink(process.stdout);
   else if (target.kind === 'device') sink = await FileSink.overwrite(target.path);
   else sink = await FileSink.create(partial!, { exclusive: false });
-  const progress = ProgressLine.forCommand(options.json || toStdout);
+  const progress = ProgressLine.forCommand(options.json || toStdout, { summary: true });
   try {
     const result = await restore(repo, snapshot, sink, { range, onProgress: (p) => progress.update(p.bytesWritten, p.bytesTotal) });
     progress.done();
@@ -109,8 +111,8 @@ async function runRestoreToDatabase(job: string, options: RestoreCommandOptions,
   if (options.offset !== undefined || options.length !== undefined) throw new UsageError('a database is restored from the whole dump: drop --offset/--length');
   const target = parseDatabaseTarget(options.to!);
   const { repo, snapshot } = await pickSnapshot(job, options);
-  const sink = new DatabaseSink(target);
-  const progress = ProgressLine.forCommand(options.json);
+  const sink = new DatabaseSink(target, { parallel: options.parallel, dumpBytes: snapshot.meta.logicalBytes });
+  const progress = ProgressLine.forCommand(options.json, { summary: true });
   let result;
   try {
     result = await restore(repo, snapshot, sink, { onProgress: (p) => progress.update(p.bytesWritten, p.bytesTotal) });
@@ -152,7 +154,7 @@ async function runVerifyOnly(job: string, options: RestoreCommandOptions, out: (
     entries = n;
   }
   const sink = new NullSink();
-  const progress = ProgressLine.forCommand(options.json);
+  const progress = ProgressLine.forCommand(options.json, { summary: true });
   try {
     await restore(repo, snapshot, sink, { onProgress: (p) => progress.update(p.bytesWritten, p.bytesTotal) });
   } finally {
