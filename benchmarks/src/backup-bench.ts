@@ -14,7 +14,13 @@
  *   CPU from the child's rusage;
  * - stored bytes = sum of the file sizes in the tool's repository directory;
  * - restore: the last day's snapshot into an empty directory, then checked against the
- *   SHA-256 of the generated file (not timed).
+ *   SHA-256 of the generated file (not timed);
+ * - hoard's restore again through a media server on loopback serving the same repository
+ *   (`hoard server start --storage fs:REPO`, `hoard restore --server`);
+ * - the last VM-image day backed up into one Ceph RGW (one bucket per tool, not part of
+ *   the figures) and restored from it by hoard and restic (rgw.ts);
+ * - the machine's floors in the same run: lz4 decode and BLAKE3 on 64 KiB blocks of the
+ *   generated files, page-cache write rate (floors.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -26,15 +32,23 @@ import { dumpSeries, vmImageSeries, type DataSeries } from '@hoard/bench-data';
 import {
   computeRatios,
   evaluateTargets,
+  renderFloors,
+  renderRestores,
   renderSeries,
   renderSummary,
   type BackupRun,
   type RestoreRun,
+  type S3Result,
   type SeriesResult,
+  type ServerRestoreRun,
 } from './backup-report.js';
+import { Server, killDaemons } from './daemon.js';
+import { combineFloors, measurePageCacheWrite, measureSeriesFloors, type Floors, type SeriesFloors } from './floors.js';
 import { machine } from './machine.js';
-import { dirBytes, findFiles, killRunning } from './measure.js';
-import { ALL_TOOLS, checkHoardCli, createTool, ensureInstalled, type BackupTool, type ToolName } from './peers.js';
+import { dirBytes, findFiles, killRunning, runMeasured, type Measured } from './measure.js';
+import { ALL_TOOLS, HOARD_CLI, checkHoardCli, createTool, ensureInstalled, type BackupTool, type Hoard, type ToolName } from './peers.js';
+import { resolveRestic, type ResticBinary } from './restic-sid.js';
+import { ensureRgwInstalled, startRgw } from './rgw.js';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
@@ -49,6 +63,10 @@ export interface BackupBenchOptions {
   /** Parent of the work directory (default: the OS temp dir). */
   dir?: string;
   keep: boolean;
+  /** A restic binary to run instead of Debian unstable's (--restic PATH). */
+  restic?: string;
+  /** Restore from a Ceph RGW too (off with --no-s3). */
+  s3: boolean;
   log: (line: string) => void;
 }
 
@@ -65,11 +83,13 @@ export interface BackupArgs {
   encrypt: boolean;
   dir?: string;
   keep: boolean;
+  restic?: string;
+  s3: boolean;
 }
 
 /** Parses the arguments after `backup`. Returns an error message for bad input. */
 export function parseBackupArgs(argv: string[]): BackupArgs | { error: string } {
-  const a: BackupArgs = { json: false, quick: false, help: false, tools: [...ALL_TOOLS], encrypt: false, keep: false };
+  const a: BackupArgs = { json: false, quick: false, help: false, tools: [...ALL_TOOLS], encrypt: false, keep: false, s3: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -101,6 +121,16 @@ export function parseBackupArgs(argv: string[]): BackupArgs | { error: string } 
         a.dir = v;
         break;
       }
+      case '--restic': {
+        const v = value();
+        if (!v) return { error: '--restic needs the path of a restic binary, e.g. --restic /usr/bin/restic' };
+        a.restic = v;
+        break;
+      }
+      case '--no-s3':
+        if (eq > 0) return { error: 'option --no-s3 takes no value' };
+        a.s3 = false;
+        break;
       default:
         return { error: arg.startsWith('-') ? `unknown option ${arg}` : `unexpected argument "${arg}"` };
     }
@@ -160,7 +190,51 @@ export function syncDisks(): void {
 const mbps = (bytes: number, s: number) => Number((bytes / s / 1e6).toFixed(1));
 const r3 = (v: number) => Number(v.toFixed(3));
 
-async function runSeries(spec: SeriesSpec, tools: BackupTool[], work: string, log: (l: string) => void): Promise<SeriesResult> {
+/** Largest sample of each series' file the lz4/BLAKE3 floors use. */
+const FLOOR_SAMPLE_BYTES = 256 * MiB;
+
+/** What runs after a series' last-day restores, while its last file is still on disk. */
+interface AfterSeries {
+  spec: SeriesSpec;
+  file: string;
+  last: { bytes: number; sha256: string };
+  snapshots: Map<ToolName, string>;
+  repoOf: (t: BackupTool) => string;
+}
+
+/** Restores into an empty directory with `restore`, checks the file against `last` (not timed), then removes it. */
+async function timedRestore(
+  what: string,
+  target: string,
+  fileName: string,
+  last: { bytes: number; sha256: string },
+  restore: (target: string) => Promise<Measured>,
+): Promise<Measured> {
+  await rm(target, { recursive: true, force: true });
+  await mkdir(target, { recursive: true });
+  const m = await restore(target);
+  const found = await findFiles(target, fileName);
+  if (found.length !== 1) throw new Error(`${what}: expected one ${fileName} under ${target}, found ${found.length}`);
+  const got = await readThrough(found[0]);
+  if (got.bytes !== last.bytes || got.sha256 !== last.sha256) {
+    throw new Error(`${what} differs from the source (${got.bytes} vs ${last.bytes} bytes)`);
+  }
+  await rm(target, { recursive: true, force: true });
+  syncDisks();
+  return m;
+}
+
+function restoreRun(tool: ToolName, day: number, bytes: number, m: Measured): RestoreRun {
+  return { day, tool, bytes, restore_s: r3(m.wall_s), restore_mb_s: mbps(bytes, m.wall_s), peak_rss_bytes: m.peak_rss_bytes, cpu_s: r3(m.cpu_s) };
+}
+
+async function runSeries(
+  spec: SeriesSpec,
+  tools: BackupTool[],
+  work: string,
+  log: (l: string) => void,
+  after: (a: AfterSeries) => Promise<Partial<SeriesResult>>,
+): Promise<SeriesResult> {
   const { series, job, fileName } = spec;
   const srcDir = join(work, 'src', spec.name);
   const file = join(srcDir, fileName);
@@ -204,30 +278,106 @@ async function runSeries(spec: SeriesSpec, tools: BackupTool[], work: string, lo
   const day = series.days - 1;
   for (const t of tools) {
     const target = join(work, 'restore', `${t.name}-${spec.name}`);
-    await rm(target, { recursive: true, force: true });
-    await mkdir(target, { recursive: true });
-    const m = await t.restore(repoOf(t), job, snapshots.get(t.name)!, target, fileName);
-    const found = await findFiles(target, fileName);
-    if (found.length !== 1) throw new Error(`${t.name} restore: expected one ${fileName} under ${target}, found ${found.length}`);
-    const got = await readThrough(found[0]);
-    if (got.bytes !== last.bytes || got.sha256 !== last.sha256) {
-      throw new Error(`${t.name} restore of ${spec.name} day ${day} differs from the source (${got.bytes} vs ${last.bytes} bytes)`);
-    }
-    const run: RestoreRun = {
-      day,
-      tool: t.name,
-      bytes: last.bytes,
-      restore_s: r3(m.wall_s),
-      restore_mb_s: mbps(last.bytes, m.wall_s),
-      peak_rss_bytes: m.peak_rss_bytes,
-      cpu_s: r3(m.cpu_s),
-    };
+    const m = await timedRestore(`${t.name} restore of ${spec.name} day ${day}`, target, fileName, last, (to) =>
+      t.restore(repoOf(t), job, snapshots.get(t.name)!, to, fileName),
+    );
+    const run = restoreRun(t.name, day, last.bytes, m);
     result.restores.push(run);
-    await rm(target, { recursive: true, force: true });
-    syncDisks();
     log(`  ${t.name.padEnd(6)} restore ${run.restore_s.toFixed(2)} s (${run.restore_mb_s.toFixed(0)} MB/s), verified`);
   }
+  Object.assign(result, await after({ spec, file, last, snapshots, repoOf }));
   await rm(srcDir, { recursive: true, force: true });
+  return result;
+}
+
+/**
+ * hoard's restore of the last day through a media server on loopback that serves the
+ * series' own hoard repository (`hoard server start --storage fs:REPO`): the same snapshot
+ * the embedded restore just read, `hoard restore --server URL --token T JOB --snapshot ID`.
+ */
+async function restoreThroughServer(hoard: Hoard, a: AfterSeries, work: string, log: (l: string) => void): Promise<ServerRestoreRun> {
+  const { spec, last } = a;
+  const day = spec.series.days - 1;
+  const server = await Server.start(a.repoOf(hoard), join(work, 'server-data', spec.name), hoard.env);
+  try {
+    const before = await server.daemon.cpuSeconds();
+    const m = await timedRestore(`hoard restore --server of ${spec.name} day ${day}`, join(work, 'restore', `hoard-server-${spec.name}`), spec.fileName, last, (to) =>
+      runMeasured(
+        process.execPath,
+        [HOARD_CLI, 'restore', '--server', server.url, '--token', server.adminToken, spec.job, '--snapshot', a.snapshots.get('hoard')!, '--to', join(to, spec.fileName)],
+        { env: hoard.env },
+      ),
+    );
+    // Read after the check: the server is idle again, its CPU since `before` is the restore's.
+    const cpu = await server.daemon.cpuSeconds();
+    const mem = await server.daemon.memory();
+    const run: ServerRestoreRun = { ...restoreRun('hoard', day, last.bytes, m), server_cpu_s: r3(cpu.self - before.self), server_peak_rss_bytes: mem.hwm };
+    log(`  hoard  restore through the server ${run.restore_s.toFixed(2)} s (${run.restore_mb_s.toFixed(0)} MB/s), server CPU ${run.server_cpu_s} s, verified`);
+    return run;
+  } finally {
+    await server.daemon.stop();
+  }
+}
+
+/**
+ * hoard and restic restoring the last VM-image day from the same Ceph RGW: each backs the
+ * file up into its own bucket first (recorded, not a figure), then restores it (timed,
+ * checked). Any failure (RGW not installed or not starting, a tool failing against it)
+ * gives status "failed" with the reason, not a failed benchmark.
+ */
+async function runS3(
+  a: AfterSeries,
+  o: { encrypt: boolean; resticBin: string; stateDir: string; work: string; unavailable: string | null; log: (l: string) => void },
+): Promise<S3Result> {
+  const result: S3Result = { status: 'failed', reason: null, series: a.spec.name, bytes: a.last.bytes, backups: [], restores: [] };
+  if (o.unavailable !== null) return { ...result, reason: o.unavailable };
+  const { spec, file, last } = a;
+  const day = spec.series.days - 1;
+  let rgw: Awaited<ReturnType<typeof startRgw>> | undefined;
+  try {
+    const t0 = Date.now();
+    rgw = await startRgw();
+    o.log(`S3: Ceph RGW at ${rgw.endpoint}, started in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const env: NodeJS.ProcessEnv = {
+      AWS_ACCESS_KEY_ID: rgw.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey,
+      AWS_SESSION_TOKEN: undefined,
+      AWS_PROFILE: undefined,
+      AWS_REGION: 'us-east-1',
+      HOARD_S3_ENDPOINT: rgw.endpoint,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    };
+    const stateDir = join(o.stateDir, 's3');
+    await mkdir(stateDir, { recursive: true });
+    const tools: Array<{ tool: BackupTool; repo: string }> = [
+      { tool: createTool('hoard', { stateDir, encrypt: o.encrypt, env }), repo: `s3://hoard-${spec.job}` },
+      { tool: createTool('restic', { stateDir, encrypt: o.encrypt, env, resticBin: o.resticBin }), repo: `s3:${rgw.endpoint}/restic-${spec.job}` },
+    ];
+    const snapshots = new Map<ToolName, string>();
+    for (const { tool, repo } of tools) {
+      await tool.init(repo);
+      await readThrough(file);
+      const b = await tool.backup(repo, spec.job, file, day, spec.series.name);
+      snapshots.set(tool.name, b.snapshot);
+      result.backups.push({ tool: tool.name, backup_s: r3(b.wall_s), peak_rss_bytes: b.peak_rss_bytes, cpu_s: r3(b.cpu_s) });
+      syncDisks();
+      o.log(`  ${tool.name.padEnd(6)} backup into S3 ${b.wall_s.toFixed(2)} s (not a figure)`);
+    }
+    for (const { tool, repo } of tools) {
+      const m = await timedRestore(`${tool.name} restore from S3 of ${spec.name} day ${day}`, join(o.work, 'restore', `${tool.name}-s3-${spec.name}`), spec.fileName, last, (to) =>
+        tool.restore(repo, spec.job, snapshots.get(tool.name)!, to, spec.fileName),
+      );
+      const run = restoreRun(tool.name, day, last.bytes, m);
+      result.restores.push(run);
+      o.log(`  ${tool.name.padEnd(6)} restore from S3 ${run.restore_s.toFixed(2)} s (${run.restore_mb_s.toFixed(0)} MB/s), verified`);
+    }
+    result.status = 'measured';
+  } catch (err) {
+    result.reason = (err as Error).message.split('\n').slice(0, 6).join('\n').slice(0, 1000);
+    o.log(`S3 restores not measured: ${result.reason}`);
+  } finally {
+    await rgw?.stop();
+  }
   return result;
 }
 
@@ -237,13 +387,24 @@ async function runSeries(spec: SeriesSpec, tools: BackupTool[], work: string, lo
  */
 export function diskNeed(o: Sizes & { tools: readonly ToolName[] }): number {
   const dump = o.dumpBytes * 1.1;
-  return Math.round(3 * Math.max(o.vmImageBytes, dump) + o.tools.length * 1.5 * (o.vmImageBytes + dump));
+  return Math.round(3 * Math.max(o.vmImageBytes, dump) + o.tools.length * 1.5 * (o.vmImageBytes + dump) + GiB);
+}
+
+/** Why the S3 restores are not measured before anything runs, or null to try them. */
+function s3SkipReason(o: BackupBenchOptions): string | null {
+  if (!o.s3) return '--no-s3';
+  const left = (['hoard', 'restic'] as const).filter((t) => !o.tools.includes(t));
+  return left.length > 0 ? `${left.join(' and ')} left out with --tools` : null;
 }
 
 export async function runBackupBench(o: BackupBenchOptions): Promise<Record<string, unknown>> {
   const started = Date.now();
   if (o.tools.includes('hoard')) checkHoardCli();
-  ensureInstalled(o.tools, o.log);
+  // restic is Debian unstable's (or --restic PATH), not the machine's package.
+  ensureInstalled(o.tools.filter((t) => t !== 'restic'), o.log);
+  const restic: ResticBinary | null = o.tools.includes('restic') ? await resolveRestic(o.restic, o.log) : null;
+  const s3Skip = s3SkipReason(o);
+  const rgwUnavailable = s3Skip === null ? ensureRgwInstalled(o.log) : null;
   const parent = resolve(o.dir ?? tmpdir());
   await mkdir(parent, { recursive: true });
   const fsStat = await statfs(parent);
@@ -254,17 +415,24 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
   o.log(`work directory ${work}${o.keep ? ' (kept)' : ''}`);
   const stateDir = join(work, 'state');
   await mkdir(stateDir, { recursive: true });
-  const tools = o.tools.map((name) => createTool(name, { stateDir, encrypt: o.encrypt }));
+  const tools = o.tools.map((name) => createTool(name, { stateDir, encrypt: o.encrypt, resticBin: restic?.path }));
+  const hoard = tools.find((t): t is Hoard => t.name === 'hoard');
   const versions = Object.fromEntries(tools.map((t) => [t.name, t.version()]));
   for (const t of tools) o.log(`${t.name}: ${versions[t.name]}; ${t.settings}`);
+  if (restic) o.log(`restic binary: ${restic.path} (${restic.source})`);
   const specs: SeriesSpec[] = [
     { name: 'vm_image', job: 'vm', fileName: 'vm.img', series: vmImageSeries({ seed: o.seed, imageBytes: o.vmImageBytes, days: o.days }) },
     { name: 'db_dump', job: 'dump', fileName: 'dump.sql', series: dumpSeries({ seed: o.seed, approxBytes: o.dumpBytes, days: o.days }) },
   ];
   const series: SeriesResult[] = [];
+  const floorsBySeries: Record<string, SeriesFloors> = {};
+  let s3: S3Result = { status: 'skipped', reason: s3Skip, series: 'vm_image', bytes: null, backups: [], restores: [] };
+  let pageCacheWrite: number | null = null;
   // A full run would leave up to ~12 GiB behind if interrupted: clean up on Ctrl-C / SIGTERM too.
+  // (The RGW's own watchdog stops it once this process is gone.)
   const onSignal = (signal: NodeJS.Signals) => {
     killRunning('SIGTERM');
+    killDaemons();
     if (!o.keep) {
       try {
         rmSync(work, { recursive: true, force: true, maxRetries: 3 });
@@ -277,20 +445,43 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    for (const spec of specs) series.push(await runSeries(spec, tools, work, o.log));
+    for (const spec of specs) {
+      const after = async (a: AfterSeries): Promise<Partial<SeriesResult>> => {
+        const extra: Partial<SeriesResult> = {};
+        if (hoard) extra.server_restores = [await restoreThroughServer(hoard, a, work, o.log)];
+        if (spec.name === 'vm_image' && s3Skip === null && restic) {
+          s3 = await runS3(a, { encrypt: o.encrypt, resticBin: restic.path, stateDir, work, unavailable: rgwUnavailable, log: o.log });
+        }
+        floorsBySeries[spec.name] = await measureSeriesFloors(a.file, FLOOR_SAMPLE_BYTES);
+        return extra;
+      };
+      series.push(await runSeries(spec, tools, work, o.log, after));
+    }
+    pageCacheWrite = measurePageCacheWrite(work);
+    syncDisks();
   } finally {
+    killDaemons();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (!o.keep) await rm(work, { recursive: true, force: true });
   }
-  const ratios = computeRatios(series);
+  const floors = combineFloors(floorsBySeries, pageCacheWrite);
+  o.log(`floors: lz4 decode ${floors.lz4_decode_mb_s} MB/s, BLAKE3 ${floors.blake3_mb_s} MB/s, page-cache write ${floors.page_cache_write_mb_s} MB/s`);
+  const ratios = computeRatios(series, s3);
   return {
     benchmark: 'backup',
     tools: o.tools,
     ...ratios,
     targets: evaluateTargets(ratios),
+    floors,
+    s3,
+    restic: restic && { version: restic.version, version_line: restic.versionLine, source: restic.source },
     versions,
-    settings: Object.fromEntries(tools.map((t) => [t.name, t.settings])),
+    settings: {
+      ...Object.fromEntries(tools.map((t) => [t.name, t.settings])),
+      server: 'hoard server start --storage fs:<the series hoard repository> --listen 127.0.0.1:0 (plain HTTP), then hoard restore --server URL --token T JOB --snapshot ID --to PATH',
+      s3: 'Ceph RGW (test-support/ceph-rgw.sh: memstore OSD, objects in RAM) on 127.0.0.1; hoard: s3://hoard-vm with HOARD_S3_ENDPOINT; restic: -r s3:http://127.0.0.1:PORT/restic-vm; the last VM-image day',
+    },
     data: { vm_image_bytes: o.vmImageBytes, db_dump_bytes_day0: o.dumpBytes, days: o.days, seed: o.seed },
     series: Object.fromEntries(series.map((s) => [s.name, s])),
     machine: machine(),
@@ -300,10 +491,16 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
 
 export function renderBackupReport(res: Record<string, unknown>): string {
   const series = Object.values(res.series as Record<string, SeriesResult>);
-  const ratios = computeRatios(series);
+  const s3 = (res.s3 as S3Result | undefined) ?? null;
+  const ratios = computeRatios(series, s3);
   const parts = series.map(renderSeries);
+  parts.push(renderRestores(series, s3));
+  if (res.floors) parts.push(renderFloors(res.floors as Floors));
   parts.push(renderSummary(ratios, evaluateTargets(ratios)));
-  parts.push(`versions: ${JSON.stringify(res.versions)}\nmachine: ${JSON.stringify(res.machine)}; ${String(res.seconds)} s`);
+  const restic = res.restic as { version: string; source: string } | null | undefined;
+  parts.push(
+    `versions: ${JSON.stringify(res.versions)}${restic ? `\nrestic ${restic.version}: ${restic.source}` : ''}\nmachine: ${JSON.stringify(res.machine)}; ${String(res.seconds)} s`,
+  );
   return parts.join('\n\n');
 }
 
@@ -322,7 +519,7 @@ export async function backupCommand(argv: string[], usage: string): Promise<numb
   const sizes = args.quick ? quickBackupRun : fullBackupRun;
   let res: Record<string, unknown>;
   try {
-    res = await runBackupBench({ ...sizes, tools: args.tools, encrypt: args.encrypt, dir: args.dir, keep: args.keep, log });
+    res = await runBackupBench({ ...sizes, tools: args.tools, encrypt: args.encrypt, dir: args.dir, keep: args.keep, restic: args.restic, s3: args.s3, log });
   } catch (err) {
     process.stderr.write(`bench backup: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

@@ -2,6 +2,7 @@
  * `pnpm bench backup` figures: the ratios hoard/restic and hoard/borg, the targets, and the
  * tables. Pure functions of the measured runs, so they are unit-tested.
  */
+import type { Floors } from './floors.js';
 import type { ToolName } from './peers.js';
 import { fmt, renderTable } from './table.js';
 
@@ -30,6 +31,14 @@ export interface RestoreRun {
   cpu_s: number;
 }
 
+/** hoard restore through a media server on loopback (the client's figures, plus the server's). */
+export interface ServerRestoreRun extends RestoreRun {
+  /** CPU seconds the media server process used during the restore (/proc/PID/stat). */
+  server_cpu_s: number | null;
+  /** The server's peak RSS (VmHWM) after the restore: its whole life, started for this restore. */
+  server_peak_rss_bytes: number | null;
+}
+
 export interface SeriesResult {
   /** "vm_image" | "db_dump" */
   name: string;
@@ -37,7 +46,21 @@ export interface SeriesResult {
   days: number;
   day_bytes: number[];
   backups: BackupRun[];
-  /** Restores of the last day. */
+  /** Restores of the last day from the local repositories. */
+  restores: RestoreRun[];
+  /** hoard restores of the last day through a media server serving the same repository. */
+  server_restores?: ServerRestoreRun[];
+}
+
+/** Restores of the last VM-image day from one Ceph RGW, each tool from its own bucket. */
+export interface S3Result {
+  /** measured; skipped (--no-s3, or hoard or restic left out); failed (RGW missing, a tool failed). */
+  status: 'measured' | 'skipped' | 'failed';
+  reason: string | null;
+  series: string;
+  bytes: number | null;
+  /** The untimed-for-the-figures backups into the buckets (recorded anyway). */
+  backups: Array<{ tool: ToolName; backup_s: number; peak_rss_bytes: number; cpu_s: number }>;
   restores: RestoreRun[];
 }
 
@@ -64,6 +87,20 @@ export interface BackupRatios {
   /** hoard/peer restore time; worst series. */
   restore_time_ratio_restic: number | null;
   restore_time_ratio_borg: number | null;
+  /** Peer restore throughput, MB/s; slower series. */
+  restore_mb_s_restic: number | null;
+  restore_mb_s_borg: number | null;
+  /** hoard restore through a media server on loopback, MB/s; slower series. */
+  restore_server_mb_s: number | null;
+  /** Through the server / embedded (`--repo`) MB/s, same snapshot, same run; worst series. */
+  restore_server_ratio_embedded: number | null;
+  /** Restores of the last VM-image day from the same Ceph RGW, MB/s. */
+  restore_s3_mb_s: number | null;
+  restore_s3_mb_s_restic: number | null;
+  /** hoard/restic restore time from S3. */
+  restore_s3_time_ratio_restic: number | null;
+  /** hoard restore peak RSS / restic restore peak RSS; worst of the local series and S3. */
+  restore_peak_rss_ratio_restic: number | null;
 }
 
 export interface Target {
@@ -127,11 +164,45 @@ function restoreRatios(series: SeriesResult[], peer: Peer): number[] {
   return out;
 }
 
-export function computeRatios(series: SeriesResult[]): BackupRatios {
+function minMbS(runs: RestoreRun[], tool: ToolName): number | null {
+  const mine = runs.filter((r) => r.tool === tool);
+  return mine.length === 0 ? null : round(Math.min(...mine.map((r) => r.restore_mb_s)), 1);
+}
+
+/** server MB/s / embedded MB/s of the same series (= embedded s / server s). */
+function serverRatios(series: SeriesResult[]): number[] {
+  const out: number[] = [];
+  for (const s of series) {
+    const e = s.restores.find((r) => r.tool === 'hoard');
+    const n = s.server_restores?.find((r) => r.tool === 'hoard');
+    if (e && n) out.push(e.restore_s / n.restore_s);
+  }
+  return out;
+}
+
+/** hoard/restic restore peak RSS per local series and for the S3 restores. */
+function restoreRssRatios(series: SeriesResult[], s3: S3Result | null): number[] {
+  const pairs = [...series.map((s) => s.restores), ...(s3?.status === 'measured' ? [s3.restores] : [])];
+  const out: number[] = [];
+  for (const runs of pairs) {
+    const h = runs.find((r) => r.tool === 'hoard');
+    const p = runs.find((r) => r.tool === 'restic');
+    if (h && p) out.push(h.peak_rss_bytes / p.peak_rss_bytes);
+  }
+  return out;
+}
+
+export function computeRatios(series: SeriesResult[], s3: S3Result | null = null): BackupRatios {
   const all = () => true;
   const first = (d: number) => d === 0;
   const later = (d: number) => d > 0;
   const hoardRestores = series.flatMap((s) => s.restores.filter((r) => r.tool === 'hoard'));
+  const localRestores = series.flatMap((s) => s.restores);
+  const serverRestores = series.flatMap((s) => s.server_restores ?? []);
+  const s3Restores = s3?.status === 'measured' ? s3.restores : [];
+  const s3h = s3Restores.find((r) => r.tool === 'hoard');
+  const s3r = s3Restores.find((r) => r.tool === 'restic');
+  const serverRatio = serverRatios(series);
   return {
     backup_time_ratio_restic: maxOrNull(timeRatios(series, 'restic', all)),
     backup_time_ratio_borg: maxOrNull(timeRatios(series, 'borg', all)),
@@ -146,10 +217,23 @@ export function computeRatios(series: SeriesResult[]): BackupRatios {
     restore_mb_s: hoardRestores.length === 0 ? null : round(Math.min(...hoardRestores.map((r) => r.restore_mb_s)), 1),
     restore_time_ratio_restic: maxOrNull(restoreRatios(series, 'restic')),
     restore_time_ratio_borg: maxOrNull(restoreRatios(series, 'borg')),
+    restore_mb_s_restic: minMbS(localRestores, 'restic'),
+    restore_mb_s_borg: minMbS(localRestores, 'borg'),
+    restore_server_mb_s: minMbS(serverRestores, 'hoard'),
+    restore_server_ratio_embedded: serverRatio.length === 0 ? null : round(Math.min(...serverRatio)),
+    restore_s3_mb_s: minMbS(s3Restores, 'hoard'),
+    restore_s3_mb_s_restic: minMbS(s3Restores, 'restic'),
+    restore_s3_time_ratio_restic: s3h && s3r ? round(s3h.restore_s / s3r.restore_s) : null,
+    restore_peak_rss_ratio_restic: maxOrNull(restoreRssRatios(series, s3)),
   };
 }
 
-/** The issue's targets: half restic's backup time (first and later days), no more storage or memory than restic, restore >= 1 GB/s. */
+/**
+ * The issues' targets: half restic's backup time (first and later days), no more storage or
+ * memory than restic, restore >= 1 GB/s; restore in half restic's time on both series
+ * (the worst one) and from S3, through the server at >= 0.9x the embedded restore, with
+ * no more memory than restic's restore.
+ */
 export function evaluateTargets(r: BackupRatios): Target[] {
   const t = (measure: keyof BackupRatios, op: '<=' | '>=', target: number): Target => {
     const value = r[measure];
@@ -161,6 +245,10 @@ export function evaluateTargets(r: BackupRatios): Target[] {
     t('stored_bytes_ratio_restic', '<=', 1),
     t('peak_rss_ratio_restic', '<=', 1),
     t('restore_mb_s', '>=', 1000),
+    t('restore_time_ratio_restic', '<=', 0.5),
+    t('restore_s3_time_ratio_restic', '<=', 0.5),
+    t('restore_server_ratio_embedded', '>=', 0.9),
+    t('restore_peak_rss_ratio_restic', '<=', 1),
   ];
 }
 
@@ -186,6 +274,48 @@ export function renderSeries(s: SeriesResult): string {
     s.restores.map((r) => [r.tool, String(r.day), mib(r.bytes), secs(r.restore_s), fmt.mbps(r.restore_mb_s), mib(r.peak_rss_bytes), secs(r.cpu_s)]),
   );
   return `${s.name} (${s.days} days, ${mib(s.day_bytes[0])} MiB on day 0)\n\n${backups}\n\n${restores}`;
+}
+
+/** Every restore of the run side by side: local repositories, through the server, from S3. */
+export function renderRestores(series: SeriesResult[], s3: S3Result | null): string {
+  const rows: string[][] = [];
+  const row = (from: string, name: string, r: RestoreRun, server?: ServerRestoreRun) =>
+    rows.push([
+      `${r.tool} ${from}`,
+      name,
+      mib(r.bytes),
+      secs(r.restore_s),
+      fmt.mbps(r.restore_mb_s),
+      mib(r.peak_rss_bytes),
+      secs(r.cpu_s),
+      server?.server_cpu_s == null ? '' : secs(server.server_cpu_s),
+    ]);
+  for (const s of series) {
+    for (const r of s.restores) row('local', s.name, r);
+    for (const r of s.server_restores ?? []) row('server', s.name, r, r);
+  }
+  if (s3?.status === 'measured') for (const r of s3.restores) row('s3', s3.series, r);
+  const table = renderTable(['restore from', 'series', 'MiB', 's', 'MB/s', 'peak RSS MiB', 'CPU s', 'server CPU s'], rows);
+  const s3Note = s3 === null || s3.status === 'measured' ? '' : `\nS3 restores: ${s3.status}${s3.reason ? `: ${s3.reason}` : ''}`;
+  return `Restores of the last day (local = --repo DIR; server = hoard restore --server on loopback; s3 = Ceph RGW on loopback)\n\n${table}${s3Note}`;
+}
+
+/** The machine's floors, measured in the same run. */
+export function renderFloors(f: Floors): string {
+  const show = (v: number | null | undefined) => (v === null || v === undefined ? '-' : fmt.mbps(v));
+  const names = Object.keys(f.by_series);
+  const rows: string[][] = [
+    ['lz4_decode_mb_s', show(f.lz4_decode_mb_s), ...names.map((n) => show(f.by_series[n].lz4_decode_mb_s))],
+    ['blake3_mb_s', show(f.blake3_mb_s), ...names.map((n) => show(f.by_series[n].blake3_mb_s))],
+    ['page_cache_write_mb_s', show(f.page_cache_write_mb_s), ...names.map(() => '')],
+  ];
+  const kib = f.block_bytes / 1024;
+  const sample = names.map((n) => `${n} ${mib(f.by_series[n].sample_bytes)} MiB sampled, ${(f.by_series[n].compressed_share * 100).toFixed(0)}% of it lz4-compressible`).join('; ');
+  return (
+    `Floors (this machine, this run; MB/s, 1 core; the figure is the slower series)\n\n${renderTable(['floor', 'MB/s', ...names], rows)}\n` +
+    `lz4: lz4-napi uncompressSync of ${kib} KiB blocks of the last day's files (zero blocks left out); BLAKE3: @napi-rs/blake-hash on the same blocks;\n` +
+    `page cache: ${(f.page_cache_write_bytes / MiB).toFixed(0)} MiB in 4 MiB writes to a new file, no fsync. ${sample}`
+  );
 }
 
 export function renderSummary(r: BackupRatios, targets: Target[]): string {

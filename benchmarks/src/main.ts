@@ -16,8 +16,9 @@ benchmarks:
   chunker   FastCDC/fixed throughput, BLAKE3 vs SHA-256, fingerprint index, dedup ratios
   index     the fingerprint index alone (10M entries; 1M with --quick)
   backup    hoard vs restic vs borg end to end on the VM-image and dump series: backup time
-            per day, repository size, peak RSS, restore (installs restic/borgbackup with
-            apt-get when missing, as root)
+            per day, repository size, peak RSS, restore (local, through a media server,
+            from S3) and the machine's floors (installs borgbackup and Ceph with apt-get
+            when missing, as root; restic comes from Debian unstable)
   network   agent and media server on loopback (separate processes): bytes on the wire per
             day vs new compressed bytes, throughput vs the embedded path, server RSS per
             million chunks indexed, N agents at once
@@ -32,6 +33,11 @@ backup options:
   --dir DIR     where the work directory goes (default: the OS temp dir; a full run
                 needs ~15 GiB)
   --keep        keep the work directory (data, repositories) afterwards
+  --restic PATH run this restic binary (e.g. /usr/bin/restic, Debian's 0.14) instead of
+                Debian unstable's, which is fetched with apt-get download into
+                ~/.cache/hoard-bench on first use
+  --no-s3       skip the restores from a Ceph RGW (installed with apt-get when missing,
+                as root)
 
 network options (default: 1 GiB image + 256 MiB dump x 5 days, 4 agents x 512 MiB;
 --quick: 128 MiB + 32 MiB x 3 days, 4 agents x 64 MiB):

@@ -50,8 +50,14 @@ export interface ToolContext {
   /** Where caches and homes go (inside the benchmark's work directory). */
   stateDir: string;
   encrypt: boolean;
+  /** The restic binary (default: `restic` on PATH). */
+  resticBin?: string;
+  /** Extra environment for every run (the S3 endpoint and keys). */
+  env?: NodeJS.ProcessEnv;
 }
 
+export function createTool(name: 'hoard', ctx: ToolContext): Hoard;
+export function createTool(name: ToolName, ctx: ToolContext): BackupTool;
 export function createTool(name: ToolName, ctx: ToolContext): BackupTool {
   switch (name) {
     case 'hoard':
@@ -96,8 +102,9 @@ export function missingPackages(tools: readonly ToolName[], find: (bin: string) 
 
 function aptGet(args: string[], log: (l: string) => void): boolean {
   log(`  apt-get ${args.join(' ')}`);
-  // apt's output goes to stderr, so that --json output on stdout stays one object.
-  const r = spawnSync('apt-get', args, {
+  // apt's output goes to stderr, so that --json output on stdout stays one object. Another
+  // apt or dpkg run (a test run installing its servers) holds the lock for minutes: wait.
+  const r = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', ...args], {
     stdio: ['ignore', 2, 2],
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
@@ -105,9 +112,25 @@ function aptGet(args: string[], log: (l: string) => void): boolean {
 }
 
 /**
+ * `apt-get install -y --no-install-recommends PKGS` (after an `apt-get update` if the first
+ * attempt fails); throws when it fails. The caller checks that it runs as root.
+ */
+export function aptInstall(pkgs: string[], log: (l: string) => void): void {
+  if (findOnPath('apt-get') === null) throw new Error(`apt-get is not available to install ${pkgs.join(' ')}: install them by hand.`);
+  log(`installing ${pkgs.join(' ')} ...`);
+  const install = ['install', '-y', '--no-install-recommends', ...pkgs];
+  if (!aptGet(install, log)) {
+    if (!aptGet(['update'], log) || !aptGet(install, log)) {
+      throw new Error(`apt-get install ${pkgs.join(' ')} failed (output above)`);
+    }
+  }
+}
+
+/**
  * Makes sure GNU time, restic and borg (as `tools` need) are installed: installs the missing
  * Debian packages with `apt-get install -y --no-install-recommends` (after an `apt-get update`
  * if the first attempt fails). Needs root; otherwise throws with the command to run.
+ * (`pnpm bench backup` resolves restic itself, see restic-sid.ts, and leaves it out here.)
  */
 export function ensureInstalled(tools: readonly ToolName[], log: (l: string) => void): void {
   const missing = missingPackages(tools);
@@ -126,13 +149,7 @@ export function ensureInstalled(tools: readonly ToolName[], log: (l: string) => 
   if (findOnPath('apt-get') === null) {
     throw new Error(`missing: ${list}, and apt-get is not available to install them: install them by hand.`);
   }
-  log(`installing ${pkgs.join(' ')} ...`);
-  const install = ['install', '-y', '--no-install-recommends', ...pkgs];
-  if (!aptGet(install, log)) {
-    if (!aptGet(['update'], log) || !aptGet(install, log)) {
-      throw new Error(`apt-get install ${pkgs.join(' ')} failed (output above)`);
-    }
-  }
+  aptInstall(pkgs, log);
   const still = missingPackages(tools);
   if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.map((r) => r.bin).join(', ')}`);
 }
@@ -180,11 +197,14 @@ class Restic implements BackupTool {
   readonly name = 'restic' as const;
   readonly settings = 'repository v2, --compression auto (zstd), AES-256 + Poly1305 (always encrypted), default chunker (avg 1 MiB); restore --sparse where supported (0.15+)';
   private readonly env: NodeJS.ProcessEnv;
+  private readonly bin: string;
   private sparse: boolean | undefined;
 
   constructor(ctx: ToolContext) {
+    this.bin = ctx.resticBin ?? 'restic';
     this.env = {
       ...process.env,
+      ...ctx.env,
       RESTIC_PASSWORD: PASSPHRASE,
       RESTIC_CACHE_DIR: join(ctx.stateDir, 'restic-cache'),
       RESTIC_PROGRESS_FPS: undefined,
@@ -192,16 +212,16 @@ class Restic implements BackupTool {
   }
 
   version(): string {
-    return firstLine('restic', ['version']);
+    return firstLine(this.bin, ['version']);
   }
 
   async init(repo: string): Promise<void> {
-    await run('restic', ['-r', repo, 'init', '--repository-version', '2'], { env: this.env });
+    await run(this.bin, ['-r', repo, 'init', '--repository-version', '2'], { env: this.env });
   }
 
   async backup(repo: string, _job: string, file: string): Promise<BackupResult> {
     const m = await runMeasured(
-      'restic',
+      this.bin,
       ['-r', repo, 'backup', '--compression', 'auto', '--host', 'hoard-bench', '--json', basename(file)],
       { cwd: dirname(file), env: this.env, keepOutput: 64 * 1024 },
     );
@@ -210,8 +230,8 @@ class Restic implements BackupTool {
 
   async restore(repo: string, _job: string, snapshot: string, target: string): Promise<Measured> {
     // Restoring a VM image with holes for zero runs is what one would do; 0.14 cannot.
-    this.sparse ??= /--sparse\b/.test(firstLines('restic', ['restore', '--help']));
-    return runMeasured('restic', ['-r', repo, 'restore', snapshot, '--target', target, ...(this.sparse ? ['--sparse'] : [])], {
+    this.sparse ??= /--sparse\b/.test(firstLines(this.bin, ['restore', '--help']));
+    return runMeasured(this.bin, ['-r', repo, 'restore', snapshot, '--target', target, ...(this.sparse ? ['--sparse'] : [])], {
       env: this.env,
     });
   }
@@ -241,6 +261,7 @@ class Borg implements BackupTool {
     this.settings = `--encryption ${this.encryption}, --compression lz4, default chunker (buzhash, avg 2 MiB); extract --sparse`;
     this.env = {
       ...process.env,
+      ...ctx.env,
       BORG_BASE_DIR: join(ctx.stateDir, 'borg-home'),
       BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
       BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
@@ -270,16 +291,17 @@ class Borg implements BackupTool {
   }
 }
 
-class Hoard implements BackupTool {
+export class Hoard implements BackupTool {
   readonly name = 'hoard' as const;
   readonly settings: string;
-  private readonly env: NodeJS.ProcessEnv;
+  /** The environment every hoard command runs with (a media server on its repository too). */
+  readonly env: NodeJS.ProcessEnv;
   private readonly encrypt: boolean;
 
   constructor(ctx: ToolContext) {
     this.encrypt = ctx.encrypt;
     this.settings = `${ctx.encrypt ? '--encrypt' : 'unencrypted'}, --chunking vm-image (avg 64 KiB) / db-dump (avg 16 KiB), CLI default compression (lz4)`;
-    this.env = { ...process.env, XDG_CACHE_HOME: join(ctx.stateDir, 'hoard-cache'), HOARD_PASSPHRASE: PASSPHRASE };
+    this.env = { ...process.env, ...ctx.env, XDG_CACHE_HOME: join(ctx.stateDir, 'hoard-cache'), HOARD_PASSPHRASE: PASSPHRASE };
   }
 
   version(): string {
@@ -296,7 +318,7 @@ class Hoard implements BackupTool {
   }
 
   async init(repo: string): Promise<void> {
-    await mkdir(dirname(repo), { recursive: true });
+    if (!repo.startsWith('s3://')) await mkdir(dirname(repo), { recursive: true });
     await run(process.execPath, [HOARD_CLI, 'init', '--repo', repo, ...(this.encrypt ? ['--encrypt'] : [])], { env: this.env });
   }
 

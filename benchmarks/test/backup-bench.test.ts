@@ -5,7 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBackupArgs } from '../dist/backup-bench.js';
-import { computeRatios, evaluateTargets, renderSeries, renderSummary, type BackupRun, type SeriesResult } from '../dist/backup-report.js';
+import {
+  computeRatios,
+  evaluateTargets,
+  renderFloors,
+  renderRestores,
+  renderSeries,
+  renderSummary,
+  type BackupRun,
+  type RestoreRun,
+  type S3Result,
+  type SeriesResult,
+} from '../dist/backup-report.js';
+import { combineFloors } from '../dist/floors.js';
 import { dirBytes, findFiles, parseTimeOutput } from '../dist/measure.js';
 import { hoardSnapshotId, missingPackages, resticSnapshotId, type ToolName } from '../dist/peers.js';
 
@@ -56,13 +68,20 @@ describe('dirBytes and findFiles', () => {
 
 describe('parseBackupArgs', () => {
   it('defaults to all three tools, tables, full size', () => {
-    expect(parseBackupArgs([])).toEqual({ json: false, quick: false, help: false, tools: ['hoard', 'restic', 'borg'], encrypt: false, keep: false });
+    expect(parseBackupArgs([])).toEqual({ json: false, quick: false, help: false, tools: ['hoard', 'restic', 'borg'], encrypt: false, keep: false, s3: true });
   });
 
   it('takes --tools as "--tools a,b" or "--tools=a,b", in canonical order', () => {
     expect(parseBackupArgs(['--tools', 'borg,restic'])).toMatchObject({ tools: ['restic', 'borg'] });
     expect(parseBackupArgs(['--quick', '--tools=restic', '--json'])).toMatchObject({ tools: ['restic'], quick: true, json: true });
     expect(parseBackupArgs(['--dir', '/scratch', '--keep', '--encrypt'])).toMatchObject({ dir: '/scratch', keep: true, encrypt: true });
+  });
+
+  it('takes --restic PATH and --no-s3', () => {
+    expect(parseBackupArgs(['--restic', '/usr/bin/restic', '--no-s3'])).toMatchObject({ restic: '/usr/bin/restic', s3: false });
+    expect(parseBackupArgs(['--restic=/opt/restic'])).toMatchObject({ restic: '/opt/restic', s3: true });
+    expect(parseBackupArgs(['--restic'])).toEqual({ error: expect.stringMatching(/--restic needs/) });
+    expect(parseBackupArgs(['--no-s3=1'])).toEqual({ error: expect.stringMatching(/takes no value/) });
   });
 
   it('rejects unknown tools, options and arguments', () => {
@@ -158,6 +177,49 @@ describe('computeRatios', () => {
     expect(r.restore_mb_s).toBe(1250); // dump: 1e9 B in 0.8 s
     expect(r.restore_time_ratio_restic).toBe(0.5);
     expect(r.restore_time_ratio_borg).toBe(2);
+    expect(r.restore_mb_s_restic).toBe(500); // vm: 1e9 B in 2 s
+    expect(r.restore_mb_s_borg).toBe(1000); // vm: 1 s
+    expect(r.restore_peak_rss_ratio_restic).toBe(1); // dump: 100 / 100 (vm: 150 / 200)
+    // No server or S3 restores in these series.
+    expect(r.restore_server_mb_s).toBeNull();
+    expect(r.restore_server_ratio_embedded).toBeNull();
+    expect(r.restore_s3_time_ratio_restic).toBeNull();
+  });
+
+  const restoreOf = (tool: ToolName, restore_s: number, peak_rss_bytes: number): RestoreRun => ({
+    day: 2,
+    tool,
+    bytes: 1e9,
+    restore_s,
+    restore_mb_s: 1e9 / restore_s / 1e6,
+    peak_rss_bytes,
+    cpu_s: restore_s,
+  });
+
+  it('through the server: server / embedded MB/s, worst series', () => {
+    const withServer = [
+      { ...vm, server_restores: [{ ...restoreOf('hoard', 0.625, 120), server_cpu_s: 0.4, server_peak_rss_bytes: 300 }] }, // 0.5 / 0.625 = 0.8
+      { ...dump, server_restores: [{ ...restoreOf('hoard', 0.8, 120), server_cpu_s: 0.4, server_peak_rss_bytes: 300 }] }, // 0.8 / 0.8 = 1
+    ];
+    const r = computeRatios(withServer);
+    expect(r.restore_server_ratio_embedded).toBe(0.8);
+    expect(r.restore_server_mb_s).toBe(1250); // vm 1600, dump 1250: the slower
+    const text = renderRestores(withServer, null);
+    expect(text.split('\n').filter((l) => l.startsWith('hoard server'))).toHaveLength(2);
+  });
+
+  it('from S3: hoard / restic time, and the S3 pair counts for the restore RSS ratio', () => {
+    const s3: S3Result = { status: 'measured', reason: null, series: 'vm_image', bytes: 1e9, backups: [], restores: [restoreOf('hoard', 3, 400), restoreOf('restic', 2, 200)] };
+    const r = computeRatios([vm, dump], s3);
+    expect(r.restore_s3_time_ratio_restic).toBe(1.5);
+    expect(r.restore_s3_mb_s).toBe(333.3);
+    expect(r.restore_s3_mb_s_restic).toBe(500);
+    expect(r.restore_peak_rss_ratio_restic).toBe(2); // S3: 400 / 200
+    const failed: S3Result = { ...s3, status: 'failed', reason: 'could not start Ceph RGW: radosgw did not answer', restores: [] };
+    const rf = computeRatios([vm, dump], failed);
+    expect(rf.restore_s3_time_ratio_restic).toBeNull();
+    expect(rf.restore_peak_rss_ratio_restic).toBe(1);
+    expect(renderRestores([vm, dump], failed)).toContain('S3 restores: failed: could not start Ceph RGW');
   });
 
   it('gives null for every figure that needs a tool that did not run', () => {
@@ -167,7 +229,10 @@ describe('computeRatios', () => {
       restores: s.restores.filter((b) => b.tool !== 'hoard'),
     });
     const r = computeRatios([peersOnly(vm), peersOnly(dump)]);
-    expect(Object.values(r).every((v) => v === null)).toBe(true);
+    // Only the peers' own restore rates remain.
+    const { restore_mb_s_restic, restore_mb_s_borg, ...hoardFigures } = r;
+    expect([restore_mb_s_restic, restore_mb_s_borg]).toEqual([500, 1000]);
+    expect(Object.values(hoardFigures).every((v) => v === null)).toBe(true);
     expect(evaluateTargets(r).every((t) => t.met === null)).toBe(true);
     expect(renderSummary(r, evaluateTargets(r))).toContain('not measured');
   });
@@ -181,7 +246,25 @@ describe('computeRatios', () => {
       stored_bytes_ratio_restic: false,
       peak_rss_ratio_restic: false,
       restore_mb_s: true,
+      restore_time_ratio_restic: true, // 0.5 on the worst series
+      restore_s3_time_ratio_restic: null,
+      restore_server_ratio_embedded: null,
+      restore_peak_rss_ratio_restic: true,
     });
+  });
+
+  it('renders the floors', () => {
+    const f = combineFloors(
+      {
+        vm_image: { sample_bytes: 64 * 2 ** 20, compressed_share: 0.7, lz4_decode_mb_s: 3000, blake3_mb_s: 4000 },
+        db_dump: { sample_bytes: 32 * 2 ** 20, compressed_share: 1, lz4_decode_mb_s: 2500, blake3_mb_s: 4100 },
+      },
+      1800,
+    );
+    expect(f).toMatchObject({ lz4_decode_mb_s: 2500, blake3_mb_s: 4000, page_cache_write_mb_s: 1800, block_bytes: 65536 });
+    const text = renderFloors(f);
+    expect(text).toMatch(/lz4_decode_mb_s\s+2500/);
+    expect(text).toMatch(/page_cache_write_mb_s\s+1800/);
   });
 
   it('renders one row per day and tool', () => {
