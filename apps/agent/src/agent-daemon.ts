@@ -5,6 +5,12 @@
  * server (agents may sit behind NAT). Each run expands its source specs into targets (a
  * glob or libvirt spec may find VMs that did not exist last time) and backs up each target
  * as its own session, its uploads throttled to the run's bandwidth cap if it has one.
+ *
+ * While a run executes, the daemon renews its lease on a timer of its own (a quarter of
+ * the server's lease, independent of progress), so the server ends the run when this
+ * process dies, and this process stops a run the server has ended. Each poll lists the
+ * runs this process holds: after a restart, the server ends the runs the old process held
+ * at once (docs/protocol.md, "Leases").
  */
 import { hostname } from 'node:os';
 import { HoardClient, ServerError, ServerUnreachableError, TokenBucket, dedupRatio, parseSourceSpec, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
@@ -48,6 +54,10 @@ export class AgentDaemon {
   private loop: Promise<void> | undefined;
   /** Runs being executed, at most `concurrency` of them. */
   private readonly active = new Set<Promise<void>>();
+  /** Ids of the runs being executed (sent with each poll). */
+  private readonly holding = new Set<string>();
+  /** Runs the server ended while this process worked on them, with the server's reason. */
+  private readonly endedByServer = new Map<string, string>();
   /** How many runs the server lets this agent run at once (in each claim answer; 1 until told). */
   private concurrency = 1;
   name = '';
@@ -87,7 +97,7 @@ export class AgentDaemon {
         continue;
       }
       try {
-        const run = await this.client.work(POLL_SECONDS, this.stop.signal);
+        const run = await this.client.work(POLL_SECONDS, this.stop.signal, [...this.holding]);
         backoff = 500;
         if (run) this.launch(run);
       } catch (err) {
@@ -105,10 +115,57 @@ export class AgentDaemon {
 
   private launch(run: RunView): void {
     if (run.maxConcurrentRuns !== undefined) this.concurrency = Math.max(1, run.maxConcurrentRuns);
+    this.holding.add(run.id);
+    const stopRenewing = this.keepLease(run);
     const running: Promise<void> = this.execute(run)
       .catch((err: unknown) => this.log.error('run failed', { run: run.id, error: (err as Error).message }))
-      .finally(() => this.active.delete(running));
+      .finally(() => {
+        stopRenewing();
+        this.holding.delete(run.id);
+        this.endedByServer.delete(run.id);
+        this.active.delete(running);
+      });
     this.active.add(running);
+  }
+
+  /**
+   * Renews the run's lease every quarter of the server's lease until the returned
+   * function is called. An older server that grants no lease (no `leaseMs`) gets none.
+   */
+  private keepLease(run: RunView): () => void {
+    if (run.leaseMs === undefined) return () => undefined;
+    let inFlight = false;
+    const renew = async (): Promise<void> => {
+      if (inFlight) return;
+      inFlight = true;
+      try {
+        const answer = await this.client.renewLease(run.id, this.stop.signal);
+        if (answer?.cancel) this.cancelRun(run.id, 'the run was cancelled by an admin');
+      } catch (err) {
+        if (err instanceof ServerError && (err.status === 409 || err.status === 404)) {
+          // The server ended the run (its lease passed, it restarted, an admin cancelled
+          // it): nothing this process does for it can be committed any more.
+          if (!this.endedByServer.has(run.id)) {
+            this.endedByServer.set(run.id, err.message);
+            this.log.warn('the server ended this run; stopping it', { run: run.id, reason: err.message });
+            this.cancelRun(run.id, err.message);
+          }
+        } else if (!this.stop.signal.aborted) {
+          this.log.warn('renewing the run\'s lease failed; retrying', { run: run.id, error: (err as Error).message });
+        }
+      } finally {
+        inFlight = false;
+      }
+    };
+    const timer = setInterval(() => void renew(), Math.max(50, Math.floor(run.leaseMs / 4)));
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private cancelRun(id: string, reason: string): void {
+    let cancel = this.cancels.get(id);
+    if (!cancel) this.cancels.set(id, (cancel = new AbortController()));
+    if (!cancel.signal.aborted) cancel.abort(new Error(reason));
   }
 
   /**
@@ -119,7 +176,9 @@ export class AgentDaemon {
     if (run.restore) {
       // A restore run: write a snapshot on this host (restore-run.ts).
       this.log.info('restore run started', { run: run.id, job: run.job, snapshot: run.restore.snapshot, path: run.restore.path });
-      const report = await executeRestoreRun(this.client, run, { agent: this.name, signal: this.stop.signal });
+      const report = await executeRestoreRun(this.client, run, { agent: this.name, signal: this.runSignal(run.id) });
+      this.cancels.delete(run.id);
+      if (this.endedByServer.has(run.id)) return this.log.warn('restore run ended by the server', { run: run.id, reason: this.endedByServer.get(run.id) });
       await retry(() => this.client.finishRun(run.id, report), this.stop.signal).catch((err: unknown) => this.log.error('reporting the run result failed', { run: run.id, error: (err as Error).message }));
       this.log.info('restore run finished', { run: run.id, state: report.state, error: report.error });
       return;
@@ -151,6 +210,11 @@ export class AgentDaemon {
     for (const t of targets) if (!t.ok && t.error && !errors.some((e) => e.includes(t.error!))) errors.push(t.error.includes(t.name) ? t.error : `${t.name}: ${t.error}`);
     const cancelled = this.cancels.get(run.id)?.signal.aborted === true;
     this.cancels.delete(run.id);
+    if (this.endedByServer.has(run.id)) {
+      // The server has recorded the run's end already and would refuse a report.
+      this.log.warn('run ended by the server', { run: run.id, reason: this.endedByServer.get(run.id) });
+      return;
+    }
     const state = cancelled ? 'cancelled' : errors.length === 0 ? 'succeeded' : 'failed';
     const error = cancelled ? 'cancelled by an admin while running; the interrupted source was abandoned, nothing of it was committed' : errors.length ? errors.join('; ') : undefined;
     await retry(() => this.client.finishRun(run.id, { state, targets, error }), this.stop.signal).catch((err: unknown) =>

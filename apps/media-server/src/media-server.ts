@@ -79,6 +79,9 @@ import { BackupSession } from './backup-session.js';
 import { BodyReader, readBody, readJson, requireContentType, sendBinary, sendJson } from './http-util.js';
 import { ServerMetrics } from './metrics.js';
 import { RunBoard } from './run-board.js';
+import { RunLeases } from './run-leases.js';
+import { checkFinishReport } from './run-results.js';
+import { clientGone } from './client-gone.js';
 import { jobHistory, listJobSummaries, queueJobRun } from './job-history.js';
 import { buildReport } from './capacity-report.js';
 import { queueRestoreRun, restoreReadAccess } from './restore-runs.js';
@@ -127,6 +130,13 @@ export interface MediaServerOptions {
   gcTimeZone?: string;
   /** Grace period of scheduled GC runs (default 24 h). */
   gcGraceMs?: number;
+  /**
+   * How long a claimed run lives without its agent renewing its lease (default 60 s); the
+   * agent renews every quarter of it. docs/protocol.md, "Leases".
+   */
+  runLeaseMs?: number;
+  /** How often passed leases are looked for (default a quarter of the lease, 0.1-5 s). */
+  runLeaseCheckMs?: number;
 }
 
 const DEFAULT_PORT = 8420;
@@ -145,6 +155,7 @@ interface Route {
 export class MediaServer {
   readonly stores: StoreHub;
   readonly runs: RunBoard;
+  readonly leases: RunLeases;
   readonly scheduler: PolicyScheduler;
   readonly maintenance: Maintenance;
   readonly maintenanceScheduler: MaintenanceScheduler;
@@ -167,7 +178,10 @@ export class MediaServer {
   ) {
     this.log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'hoard-server' } });
     this.stores = new StoreHub(repo, { sealIdleMs: options.sealIdleMs });
-    this.runs = new RunBoard(catalog);
+    this.runs = new RunBoard(catalog, { leaseMs: options.runLeaseMs });
+    // A run the server ended (lease passed, session expired, restart) is retried by the
+    // policy's rules like a run its agent reported failed.
+    this.leases = new RunLeases(catalog, this.runs, { checkMs: options.runLeaseCheckMs, log: this.log, onEnded: (run) => this.scheduler.runFinished(run) });
     this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
     this.maintenance = new Maintenance(repo, catalog, this.stores, () => this.now(), this.log);
     const gcSchedule = options.gcSchedule === null ? null : parseSchedule(options.gcSchedule ?? '30 4 * * *', options.gcTimeZone ?? 'UTC');
@@ -189,6 +203,8 @@ export class MediaServer {
     let server: MediaServer | undefined;
     try {
       server = new MediaServer(options.repo, catalog, options);
+      // Before anyone can connect: what a previous process left running is over.
+      await server.leases.reapAtStart();
       await server.stores.loadAll();
       await server.rebuildSnapshots();
       let adminToken: string | undefined;
@@ -197,6 +213,7 @@ export class MediaServer {
         await catalog.setAdminToken(hashToken(adminToken), { label: 'created at first start' });
       }
       await server.listen();
+      server.leases.start();
       if (options.scheduler !== false) {
         server.scheduler.start();
         server.maintenanceScheduler.start();
@@ -219,6 +236,11 @@ export class MediaServer {
       const [cert, key] = await Promise.all([readFile(this.options.tls.certFile), readFile(this.options.tls.keyFile)]);
       this.server = createHttpsServer({ cert, key }, handler);
     } else this.server = createHttpServer(handler);
+    // A client that sends its request and then shuts down its write side (a TCP half-close)
+    // still gets its answer: by default node:http aborts the request and ends the socket at
+    // the client's FIN. `httpAllowHalfOpen` is node's (undocumented, untyped) switch for it;
+    // with it, the socket ends once the pending answer is written.
+    (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     // Agents keep one connection open across a backup; long polls last up to a minute.
     this.server.keepAliveTimeout = 75_000;
     this.server.headersTimeout = 80_000;
@@ -235,6 +257,7 @@ export class MediaServer {
   }
 
   async close(): Promise<void> {
+    this.leases.stop();
     this.scheduler.stop();
     this.maintenanceScheduler.stop();
     await this.settled();
@@ -282,6 +305,13 @@ export class MediaServer {
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown, started: number, url?: URL): void {
+    if (clientGone(req, err)) {
+      // Not an error of the server's: counted apart, and nobody is left to answer.
+      this.metrics.clientDisconnects.inc();
+      this.log.info({ method: req.method, path: url?.pathname, ms: Date.now() - started, error: (err as Error)?.message }, 'client disconnected');
+      if (!res.destroyed) res.destroy();
+      return;
+    }
     const { status, message, details } = describeError(err);
     this.metrics.httpErrors.inc({ status: String(status) });
     const log = { method: req.method, path: url?.pathname, status, ms: Date.now() - started, error: message };
@@ -342,6 +372,7 @@ export class MediaServer {
       r('GET', /^\/v1\/runs$/, this.listRuns),
       r('GET', new RegExp(`^/v1/runs/${ID}$`), this.getRun),
       r('POST', new RegExp(`^/v1/runs/${ID}/progress$`), this.runProgress),
+      r('POST', new RegExp(`^/v1/runs/${ID}/lease$`), this.renewLease),
       r('POST', new RegExp(`^/v1/runs/${ID}/finish$`), this.finishRun),
       r('POST', new RegExp(`^/v1/runs/${ID}/cancel$`), this.cancelRun),
       // jobs and the report (job-history.ts, capacity-report.ts)
@@ -416,6 +447,14 @@ export class MediaServer {
     const waitMs = pollWait(url);
     const abort = abortOnClose(req, res, this.polls.signal);
     await this.catalog.touchAgent(agent.name, {});
+    const holding = url.searchParams.get('holding');
+    if (holding !== null) {
+      // The agent says which runs it is executing; the others of its running runs were
+      // held by a process of it that is gone (docs/protocol.md, "Leases").
+      for (const ended of await this.leases.agentHolds(agent.name, new Set(holding.split(',').filter((id) => id !== '')))) {
+        this.log.warn({ run: ended.id, agent: agent.name, error: ended.error }, 'run ended: its agent restarted without it');
+      }
+    }
     const run = await this.runs.claim(agent.name, waitMs, abort);
     if (!run) {
       if (!res.destroyed) res.writeHead(204).end();
@@ -630,9 +669,19 @@ export class MediaServer {
     sendJson(res, 200, { ok: true, ...(cancel ? { cancel: true } : {}) });
   }
 
+  /** Renews a running run's lease; the answer tells the agent whether to stop (cancel). */
+  private async renewLease(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
+    const agent = requireAgent(who);
+    await readJson(req);
+    const answer = await this.runs.renew(id!, agent.name);
+    await this.catalog.touchAgent(agent.name, {});
+    sendJson(res, 200, answer);
+  }
+
   private async finishRun(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
     const agent = requireAgent(who);
-    const view = await this.runs.finish(id!, agent.name, parseFinishRun(await readJson(req)));
+    // Snapshots and byte counts come from the server's session records (run-results.ts).
+    const view = await this.runs.finish(id!, agent.name, parseFinishRun(await readJson(req)), (run, report) => checkFinishReport(this.catalog, run, report));
     await this.scheduler.runFinished(view);
     this.afterRun(view);
     this.log.info({ run: id, state: view.state, error: view.error }, 'run finished');
@@ -643,8 +692,8 @@ export class MediaServer {
 
   private async cancelRun(_req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[]): Promise<void> {
     requireAdmin(who);
-    const view = await this.runs.cancel(id!);
-    this.log.info({ run: id, state: view.state }, view.state === 'cancelled' ? 'queued run cancelled' : 'run asked to stop');
+    const view = await this.runs.cancel(id!, (run) => this.leases.describeSilence(run));
+    this.log.info({ run: id, state: view.state, error: view.error }, view.state === 'cancelled' ? 'run cancelled' : 'run asked to stop');
     sendJson(res, 200, view);
   }
 
@@ -692,6 +741,8 @@ export class MediaServer {
       const run = await this.runs.get(body.run);
       if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError(403, `run ${body.run} belongs to agent ${run.agent}`);
       if (run.job !== body.job) throw new RequestError(400, `run ${body.run} is for job ${run.job}, not ${body.job}`);
+      // A run the server ended (its lease passed, an admin cancelled it) takes no new sessions.
+      if (run.state !== 'running') throw new RequestError(409, `run ${body.run} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
     }
     const store = await this.stores.forJob(body.job, job?.store);
     const chunker = store.store.chunking(body.chunking);
@@ -903,7 +954,12 @@ export class MediaServer {
     const now = Date.now();
     for (const session of this.sessions.values()) {
       if (session.state === 'running' && !session.busy && now - session.lastActivity > this.idleMs) {
-        await this.endSession(session, 'expired', `no request for ${Math.round(this.idleMs / 1000)} s`);
+        const reason = `no request for ${Math.round(this.idleMs / 1000)} s`;
+        await this.endSession(session, 'expired', reason);
+        // Its run cannot finish this source any more: it ends now, not when its agent returns.
+        if (session.init.run !== undefined) {
+          await this.leases.sessionExpired(session.init.run, `session ${session.id} (source ${session.init.source.name}) expired: ${reason} from agent ${session.init.agent}`).catch((err: unknown) => this.log.error({ err }, 'ending the run of an expired session failed'));
+        }
       } else if (session.state !== 'running' && now - session.lastActivity > Math.max(this.idleMs, 60_000)) {
         // Ended sessions stay a while so a replayed id gets a precise answer; the catalog keeps the history.
         this.sessions.delete(session.id);

@@ -12,6 +12,7 @@ export class ServerMetrics {
   readonly bytesNew: Counter;
   readonly blobs: Counter<'outcome'>;
   readonly httpErrors: Counter<'status'>;
+  readonly clientDisconnects: Counter;
   readonly activeSessions: Gauge;
 
   constructor(stores: StoreHub, activeSessions: () => number) {
@@ -22,6 +23,7 @@ export class ServerMetrics {
     this.bytesNew = new Counter({ name: 'hoard_new_chunk_bytes_total', help: 'Raw bytes of chunks stored for the first time', registers });
     this.blobs = new Counter({ name: 'hoard_blobs_total', help: 'Uploaded blobs, by outcome (stored, duplicate)', labelNames: ['outcome'], registers });
     this.httpErrors = new Counter({ name: 'hoard_http_errors_total', help: 'Requests answered with an error status', labelNames: ['status'], registers });
+    this.clientDisconnects = new Counter({ name: 'hoard_http_client_disconnects_total', help: 'Requests whose client closed the connection before the answer (not counted as errors)', registers });
     this.activeSessions = new Gauge({ name: 'hoard_sessions_active', help: 'Backup sessions in progress', registers, collect: () => this.activeSessions.set(activeSessions()) });
     const storeGauge = (name: string, help: string, pick: (r: Awaited<ReturnType<StoreHub['reports']>>[number]) => number): void => {
       const gauge: Gauge<'store'> = new Gauge({

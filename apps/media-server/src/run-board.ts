@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Catalog, RunRecord } from '@hoard/catalog';
-import { RequestError, type FinishRunRequest, type RestoreRunSpec, type RunHooks, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import { RequestError, type FinishRunRequest, type RestoreRunSpec, type RunHooks, type RunLeaseAnswer, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
 import { agentRunLimitFromCatalog } from './policy-limits.js';
 
 interface RunResult {
@@ -27,11 +27,20 @@ interface RunResult {
   bandwidth?: number;
 }
 
+/** How long a claimed run's lease lasts without a renewal (docs/protocol.md, "Leases"). */
+export const DEFAULT_RUN_LEASE_MS = 60_000;
+
 export class RunBoard {
   private readonly agentWaiters = new Map<string, Set<() => void>>();
   private readonly runWaiters = new Map<string, Set<() => void>>();
+  readonly leaseMs: number;
 
-  constructor(private readonly catalog: Catalog) {}
+  constructor(
+    private readonly catalog: Catalog,
+    options: { leaseMs?: number } = {},
+  ) {
+    this.leaseMs = options.leaseMs ?? DEFAULT_RUN_LEASE_MS;
+  }
 
   async create(agent: string, job: string, sources: string[], hooks?: RunHooks, full?: boolean, restore?: RestoreRunSpec, origin?: { manual?: boolean }, limits?: { bandwidth?: number }): Promise<RunView> {
     const run: RunRecord = {
@@ -69,10 +78,10 @@ export class RunBoard {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const maxRunning = await agentRunLimitFromCatalog(this.catalog, agent);
-      const run = await this.catalog.claimNextRun(agent, undefined, { maxRunning });
+      const run = await this.catalog.claimNextRun(agent, undefined, { maxRunning, leaseMs: this.leaseMs });
       if (run) {
         this.wake(this.runWaiters, run.id);
-        return { ...view(run), maxConcurrentRuns: maxRunning };
+        return { ...view(run), maxConcurrentRuns: maxRunning, leaseMs: this.leaseMs };
       }
       const left = deadline - Date.now();
       if (left <= 0 || signal.aborted) return undefined;
@@ -99,18 +108,56 @@ export class RunBoard {
   }
 
   /**
-   * Records the agent's progress. The answer tells the agent whether to stop: an admin
-   * asked to cancel the run while it was running, or cancelled it while the agent was
-   * claiming it (then it is `cancelled` already).
+   * Records the agent's progress, which renews the run's lease too. The answer tells the
+   * agent whether to stop: an admin asked to cancel the run while it was running (or it is
+   * `cancelled` already).
    */
   async progress(id: string, agent: string, progress: RunProgress): Promise<{ cancel: boolean }> {
-    const owned = await this.get(id);
-    if (owned.agent === agent && owned.state === 'cancelled') return { cancel: true };
-    const run = await this.ownedRunning(id, agent);
-    const result = run.result as RunResult;
-    await this.catalog.putRun({ ...run, result: { ...result, progress } });
+    const { cancel } = await this.renew(id, agent, progress);
     this.wake(this.runWaiters, id);
-    return { cancel: result.cancelRequestedAt !== undefined };
+    return { cancel: cancel === true };
+  }
+
+  /**
+   * Renews a running run's lease (a progress report renews it too), so the run outlives
+   * `leaseMs` only while its agent is alive. A run the server has ended meanwhile (lease
+   * passed, server restart, an admin's cancel of a silent agent) answers 409 with the
+   * reason, and the agent stops working on it.
+   */
+  async renew(id: string, agent: string, progress?: RunProgress): Promise<RunLeaseAnswer> {
+    const now = new Date();
+    const leaseExpiresAt = new Date(now.getTime() + this.leaseMs).toISOString();
+    const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
+      if (run.agent !== agent) throw new RequestError(403, `run ${id} belongs to agent ${run.agent}`);
+      // Cancelled (ended by an admin's cancel): nothing to renew, the agent is told to stop.
+      if (run.state === 'cancelled') return undefined;
+      if (run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
+      const result = run.result as RunResult;
+      return { ...run, leaseRenewedAt: now.toISOString(), leaseExpiresAt, result: progress ? { ...result, progress } : result };
+    });
+    if (!stored) throw new RequestError(404, `no run ${id}`);
+    const cancel = stored.state === 'cancelled' || (stored.result as RunResult).cancelRequestedAt !== undefined;
+    return { ok: true, leaseExpiresAt: stored.leaseExpiresAt ?? leaseExpiresAt, leaseMs: this.leaseMs, ...(cancel ? { cancel: true } : {}) };
+  }
+
+  /**
+   * Ends a running run without its agent (a lease that passed, a session that expired, a
+   * server restart, an agent that restarted without it), if `still` holds for the stored
+   * run at that moment: a renewal or a finish that got there first wins. Returns the
+   * ended run, or undefined when it was not ended.
+   */
+  async end(id: string, state: 'failed' | 'cancelled', error: string, still: (run: RunRecord) => boolean = () => true): Promise<RunView | undefined> {
+    let ended = false;
+    const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
+      if (run.state !== 'running' || !still(run)) return undefined;
+      ended = true;
+      return { ...run, state, finishedAt: new Date().toISOString(), error };
+    });
+    if (!stored || !ended) return undefined;
+    this.wake(this.runWaiters, id);
+    // The agent's concurrency slot is free: a claim waiting on it may go on.
+    this.wake(this.agentWaiters, stored.agent);
+    return view(stored);
   }
 
   /**
@@ -120,60 +167,70 @@ export class RunBoard {
    * as `cancelled`. Cancelling a cancelled run changes nothing; a succeeded or failed
    * run is a 409.
    */
-  async cancel(id: string): Promise<RunView> {
-    const run = await this.get(id);
-    const at = new Date().toISOString();
-    let next: RunRecord;
-    if (run.state === 'queued') {
-      next = { ...run, state: 'cancelled', finishedAt: at, error: 'cancelled by an admin before it started' };
-    } else if (run.state === 'cancelled') {
-      return view(run); // asked twice: nothing more to do
-    } else if (run.state === 'running') {
+  async cancel(id: string, describeSilence: (run: RunRecord) => Promise<string>): Promise<RunView> {
+    const now = new Date();
+    const at = now.toISOString();
+    const before = await this.get(id);
+    // A running run whose lease has passed has no agent left to hear the request: it ends now.
+    const silence = before.state === 'running' && leaseExpired(before, now) ? await describeSilence(before) : undefined;
+    const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
+      if (run.state === 'queued') return { ...run, state: 'cancelled', finishedAt: at, error: 'cancelled by an admin before it started' };
+      if (run.state === 'cancelled') return undefined; // asked twice: nothing more to do
+      if (run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state} already; only a queued or running run can be cancelled`);
       const result = run.result as RunResult;
-      if (result.cancelRequestedAt !== undefined) return view(run);
-      next = { ...run, result: { ...result, cancelRequestedAt: at } };
-    } else {
-      throw new RequestError(409, `run ${id} is ${run.state} already; only a queued or running run can be cancelled`);
-    }
-    // Claimed in between (queued -> running): ask it to stop instead.
-    if ((await this.get(id)).state !== run.state) return this.cancel(id);
-    await this.catalog.putRun(next);
+      if (silence !== undefined && leaseExpired(run, now)) {
+        return { ...run, state: 'cancelled', finishedAt: at, error: `cancelled by an admin at ${at}; ${silence}, so the server ended the run`, result: { ...result, cancelRequestedAt: result.cancelRequestedAt ?? at } };
+      }
+      if (result.cancelRequestedAt !== undefined) return undefined;
+      return { ...run, result: { ...result, cancelRequestedAt: at } };
+    });
+    if (!stored) throw new RequestError(404, `no run ${id}`);
     this.wake(this.runWaiters, id);
-    return view(next);
+    if (stored.state === 'cancelled') this.wake(this.agentWaiters, stored.agent);
+    return view(stored);
   }
 
-  async finish(id: string, agent: string, report: FinishRunRequest): Promise<RunView> {
-    const owned = await this.get(id);
-    // Cancelled while the agent was claiming it: the agent's report of stopping is kept.
-    const run = owned.agent === agent && owned.state === 'cancelled' && report.state === 'cancelled' ? owned : await this.ownedRunning(id, agent);
-    const result = run.result as RunResult;
-    const done: RunRecord = {
-      ...run,
-      state: report.state,
-      finishedAt: new Date().toISOString(),
-      error: report.error ?? (report.state === 'cancelled' ? (run.error ?? `cancelled by an admin while running (asked at ${result.cancelRequestedAt ?? 'claim time'})`) : undefined),
-      result: {
-        targets: report.targets,
-        discovered: result.discovered,
-        hooks: result.hooks,
-        full: result.full,
-        restore: result.restore,
-        ...(result.manual ? { manual: true } : {}),
-        ...(result.cancelRequestedAt ? { cancelRequestedAt: result.cancelRequestedAt } : {}),
-      },
-    };
-    await this.catalog.putRun(done);
+  /**
+   * Records the agent's result. `check` turns the agent's report into what the server
+   * records (run-results.ts: snapshots and byte counts from the server's own session
+   * records); it gets the run as stored before the update.
+   */
+  async finish(id: string, agent: string, report: FinishRunRequest, check: (run: RunRecord, report: FinishRunRequest) => Promise<FinishRunRequest> = async (_r, x) => x): Promise<RunView> {
+    const before = await this.get(id);
+    if (before.agent !== agent) throw new RequestError(403, `run ${id} belongs to agent ${before.agent}`);
+    const checked = await check(before, report);
+    const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
+      // Ended by an admin's cancel while the agent still worked on it: the agent's report
+      // of stopping is kept.
+      const stopped = run.state === 'cancelled' && checked.state === 'cancelled';
+      if (!stopped && run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
+      const result = run.result as RunResult;
+      return {
+        ...run,
+        state: checked.state,
+        finishedAt: new Date().toISOString(),
+        error: checked.error ?? (checked.state === 'cancelled' ? (run.error ?? `cancelled by an admin while running (asked at ${result.cancelRequestedAt ?? 'claim time'})`) : undefined),
+        result: {
+          targets: checked.targets,
+          discovered: result.discovered,
+          hooks: result.hooks,
+          full: result.full,
+          restore: result.restore,
+          ...(result.manual ? { manual: true } : {}),
+          ...(result.cancelRequestedAt ? { cancelRequestedAt: result.cancelRequestedAt } : {}),
+        },
+      };
+    });
+    if (!stored) throw new RequestError(404, `no run ${id}`);
     this.wake(this.runWaiters, id);
     // A slot is free: a claim waiting on the agent's concurrency limit may go on.
-    this.wake(this.agentWaiters, run.agent);
-    return view(done);
+    this.wake(this.agentWaiters, stored.agent);
+    return view(stored);
   }
 
-  private async ownedRunning(id: string, agent: string): Promise<RunRecord> {
-    const run = await this.get(id);
-    if (run.agent !== agent) throw new RequestError(403, `run ${id} belongs to agent ${run.agent}`);
-    if (run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state}, not running`);
-    return run;
+  private checkId(id: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) throw new RequestError(404, `no run ${id}`);
+    return id;
   }
 
   private wait(waiters: Map<string, Set<() => void>>, key: string, ms: number, signal: AbortSignal): Promise<void> {
@@ -208,6 +265,12 @@ export function timeOrderedId(at: Date, suffix: string): string {
   return `${at.toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${suffix}`;
 }
 
+/** Whether a running run's lease has passed (a run claimed without one: a lease from its start). */
+export function leaseExpired(run: RunRecord, now: Date, leaseMs = DEFAULT_RUN_LEASE_MS): boolean {
+  const expires = run.leaseExpiresAt ?? (run.startedAt ? new Date(Date.parse(run.startedAt) + leaseMs).toISOString() : undefined);
+  return expires === undefined || Date.parse(expires) <= now.getTime();
+}
+
 function finished(run: RunRecord): boolean {
   return run.state === 'succeeded' || run.state === 'failed' || run.state === 'cancelled';
 }
@@ -232,5 +295,7 @@ function view(run: RunRecord): RunView {
     discovered: result.discovered,
     progress: result.progress,
     ...(result.cancelRequestedAt ? { cancelRequestedAt: result.cancelRequestedAt } : {}),
+    ...(run.state === 'running' && run.leaseExpiresAt ? { leaseExpiresAt: run.leaseExpiresAt } : {}),
+    ...(run.leaseRenewedAt ? { leaseRenewedAt: run.leaseRenewedAt } : {}),
   };
 }

@@ -535,11 +535,13 @@ export class Catalog {
     v.record(query, 'session query');
     if (query.job !== undefined) v.jobName(query.job);
     if (query.agent !== undefined) v.agentName(query.agent);
-    const { job, agent } = query;
+    if (query.state !== undefined) v.oneOf(query.state, SESSION_STATES, 'state');
+    const { job, agent, state } = query;
+    const inState = state === undefined ? undefined : (s: SessionRecord) => s.state === state;
     if (job !== undefined) {
-      return this.#listIndexed<SessionRecord>(prefixes.sessionJob(job), query, agent === undefined ? undefined : (s) => s.agent === agent);
+      return this.#listIndexed<SessionRecord>(prefixes.sessionJob(job), query, agent === undefined ? inState : (s) => s.agent === agent && (inState?.(s) ?? true));
     }
-    return this.#listIndexed<SessionRecord>(agent !== undefined ? prefixes.sessionAgent(agent) : prefixes.sessionAt, query);
+    return this.#listIndexed<SessionRecord>(agent !== undefined ? prefixes.sessionAgent(agent) : prefixes.sessionAt, query, inState);
   }
 
   // ---------------------------------------------------------------- runs
@@ -550,6 +552,26 @@ export class Catalog {
     const key = keys.run(record.id);
     return this.#write(async () => {
       const old = await this.#get<RunRecord>(key);
+      await this.#batch(upsertOps(key, record, old, runIndexKeys));
+      return record;
+    });
+  }
+
+  /**
+   * Read-modify-write of one run, atomic against every other catalog write: `change` gets
+   * the stored run and returns the new record, or undefined to leave it as it is. So a
+   * lease that ends a run and the agent's finish report cannot both win. Returns what is
+   * stored afterwards (undefined: no such run).
+   */
+  async updateRun(id: string, change: (run: RunRecord) => RunRecord | undefined): Promise<RunRecord | undefined> {
+    const key = keys.run(v.recordId(id, 'run id'));
+    return this.#write(async () => {
+      const old = await this.#get<RunRecord>(key);
+      if (!old) return undefined;
+      const next = change(old);
+      if (!next) return old;
+      const record = cleanRun(next);
+      if (record.id !== old.id) throw new CatalogValidationError('run id', `updateRun may not change a run's id (${old.id} -> ${record.id})`);
       await this.#batch(upsertOps(key, record, old, runIndexKeys));
       return record;
     });
@@ -590,8 +612,9 @@ export class Catalog {
    * Atomically takes the agent's oldest queued run and marks it running (startedAt = now
    * unless given), so two polls never get the same run. Undefined if none is queued, or
    * if the agent already has `maxRunning` runs running (a policy's concurrency limit).
+   * With `leaseMs`, the claimed run holds a lease until startedAt + leaseMs.
    */
-  async claimNextRun(agent: string, startedAt?: string, options: { maxRunning?: number } = {}): Promise<RunRecord | undefined> {
+  async claimNextRun(agent: string, startedAt?: string, options: { maxRunning?: number; leaseMs?: number } = {}): Promise<RunRecord | undefined> {
     v.agentName(agent);
     v.optionalIsoTime(startedAt, 'startedAt');
     const { maxRunning } = options;
@@ -601,7 +624,9 @@ export class Catalog {
       if (maxRunning !== undefined && (await this.#listIndexed<RunRecord>(prefixes.runAgentState(agent, 'running'), { limit: maxRunning })).length >= maxRunning) return undefined;
       const [run] = await this.#listIndexed<RunRecord>(prefixes.runAgentState(agent, 'queued'), { limit: 1 });
       if (!run) return undefined;
-      const running: RunRecord = { ...run, state: 'running', startedAt: startedAt ?? nowIso() };
+      const at = startedAt ?? nowIso();
+      const lease = options.leaseMs === undefined ? {} : { leaseRenewedAt: at, leaseExpiresAt: new Date(Date.parse(at) + options.leaseMs).toISOString() };
+      const running: RunRecord = { ...run, state: 'running', startedAt: at, ...lease };
       await this.#batch(upsertOps(keys.run(run.id), running, run, runIndexKeys));
       return running;
     });
@@ -890,6 +915,14 @@ function cleanRun(input: RunRecord): RunRecord {
   if (r.finishedAt !== undefined) {
     v.isoTime(r.finishedAt, 'run.finishedAt');
     out.finishedAt = r.finishedAt;
+  }
+  if (r.leaseExpiresAt !== undefined) {
+    v.isoTime(r.leaseExpiresAt, 'run.leaseExpiresAt');
+    out.leaseExpiresAt = r.leaseExpiresAt;
+  }
+  if (r.leaseRenewedAt !== undefined) {
+    v.isoTime(r.leaseRenewedAt, 'run.leaseRenewedAt');
+    out.leaseRenewedAt = r.leaseRenewedAt;
   }
   if (r.error !== undefined) out.error = v.text(r.error, 'run.error');
   if (r.result !== undefined) {

@@ -146,6 +146,8 @@ export type SessionInput = Omit<SessionRecord, 'dedupRatio'> & { dedupRatio?: nu
 export interface SessionQuery {
   job?: string;
   agent?: string;
+  /** Only sessions in this state (filtered after the scan: there is no state index). */
+  state?: SessionState;
   limit?: number;
   newestFirst?: boolean;
 }
@@ -198,6 +200,13 @@ export interface RunRecord {
   finishedAt?: string;
   /** Session ids, in the order they started. */
   sessions: string[];
+  /**
+   * A running run's lease (invariant 8): its agent renews it; when it passes, the server
+   * ends the run. Set at claim and at each renewal.
+   */
+  leaseExpiresAt?: string;
+  /** When the agent last renewed the lease (or claimed the run). */
+  leaseRenewedAt?: string;
   error?: string;
   /** Anything JSON. */
   result?: unknown;

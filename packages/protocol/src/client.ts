@@ -15,6 +15,7 @@ import {
   type CommitResponse,
   type FinishRunRequest,
   type RunProgress,
+  type RunLeaseAnswer,
   type RunProgressAnswer,
   type RunView,
 } from './messages.js';
@@ -106,9 +107,19 @@ export class HoardClient {
     return this.json('POST', '/v1/agent/hello', info);
   }
 
-  /** The next run for this agent, or undefined after `waitSeconds`. */
-  work(waitSeconds: number, signal?: AbortSignal): Promise<RunView | undefined> {
-    return this.json('GET', `/v1/agent/work?wait=${waitSeconds}`, undefined, signal);
+  /**
+   * The next run for this agent, or undefined after `waitSeconds`. `holding` lists the
+   * runs this process is executing: the server fails the agent's other running runs at
+   * once (a restarted agent no longer has them) instead of waiting for their leases.
+   */
+  work(waitSeconds: number, signal?: AbortSignal, holding?: readonly string[]): Promise<RunView | undefined> {
+    const held = holding === undefined ? '' : `&holding=${holding.map(encodeURIComponent).join(',')}`;
+    return this.json('GET', `/v1/agent/work?wait=${waitSeconds}${held}`, undefined, signal);
+  }
+
+  /** Renews the lease of a running run; the answer's `cancel` asks the agent to stop it. */
+  renewLease(run: string, signal?: AbortSignal): Promise<RunLeaseAnswer> {
+    return this.json('POST', `/v1/runs/${encodeURIComponent(run)}/lease`, {}, signal);
   }
 
   /** Reports progress; the answer's `cancel` asks the agent to stop the run. */

@@ -370,6 +370,23 @@ export interface RunView {
   progress?: RunProgress;
   /** When an admin asked this running run to stop (POST /v1/runs/ID/cancel). */
   cancelRequestedAt?: string;
+  /**
+   * A running run's lease: the agent renews it (POST /v1/runs/ID/lease) every quarter of
+   * `leaseMs`; when `leaseExpiresAt` passes without a renewal, the server ends the run.
+   */
+  leaseExpiresAt?: string;
+  /** When the agent last renewed the lease (or claimed the run). */
+  leaseRenewedAt?: string;
+  /** The server's lease duration, in the claim answer and the lease answer. */
+  leaseMs?: number;
+}
+
+/** The answer to a lease renewal (POST /v1/runs/ID/lease): `cancel` asks the agent to stop the run. */
+export interface RunLeaseAnswer {
+  ok: true;
+  leaseExpiresAt: string;
+  leaseMs: number;
+  cancel?: boolean;
 }
 
 /** The answer to a progress report: `cancel` asks the agent to stop the run. */
@@ -399,7 +416,29 @@ export function parseFinishRun(body: unknown): FinishRunRequest {
   const state = oneOf(o, 'state', ['succeeded', 'failed', 'cancelled'] as const);
   if (!Array.isArray(o.targets) || o.targets.length > 10_000) throw new RequestError(400, 'targets must be a list');
   const error = o.error === undefined ? undefined : string(o, 'error', 8192);
-  return { state, targets: o.targets as TargetResult[], error };
+  return { state, targets: o.targets.map(parseTargetResult), error };
+}
+
+/**
+ * The shape of one target of a finish report. The numbers an agent cannot be trusted with
+ * (the snapshot and the session totals) are checked by the server against its own session
+ * records, not here (docs/protocol.md, "What the server checks at finish").
+ */
+function parseTargetResult(value: unknown, i: number): TargetResult {
+  const o = object(value, `targets[${i}]`);
+  const at = (field: string): string => `targets[${i}].${field}`;
+  if (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 4096) throw new RequestError(400, `${at('name')} must be a non-empty string of at most 4096 characters`);
+  if (typeof o.ok !== 'boolean') throw new RequestError(400, `${at('ok')} must be true or false`);
+  if (typeof o.durationMs !== 'number' || !Number.isFinite(o.durationMs) || o.durationMs < 0) throw new RequestError(400, `${at('durationMs')} must be a number of milliseconds >= 0`);
+  if (o.error !== undefined && (typeof o.error !== 'string' || o.error.length > 8192)) throw new RequestError(400, `${at('error')} must be a string of at most 8192 characters`);
+  if (o.snapshot !== undefined) {
+    const snapshot = object(o.snapshot, at('snapshot'));
+    if (typeof snapshot.id !== 'string' || !/^[0-9a-f]{16}$/.test(snapshot.id)) throw new RequestError(400, `${at('snapshot.id')} must be a snapshot id (16 hex digits)`);
+  }
+  for (const field of ['totals', 'files', 'image', 'restored']) {
+    if (o[field] !== undefined) object(o[field], at(field));
+  }
+  return o as unknown as TargetResult;
 }
 
 export function parseRunProgress(body: unknown): RunProgress {

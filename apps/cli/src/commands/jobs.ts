@@ -89,7 +89,10 @@ export async function runJobCancel(id: string, options: ServerOptions & { wait?:
   let run = await client.json<RunView>('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, {});
   if (options.wait) while (run.state === 'queued' || run.state === 'running') run = await client.json<RunView>('GET', `/v1/runs/${encodeURIComponent(id)}?wait=5`);
   if (options.json) return out(JSON.stringify(run));
-  if (run.state === 'running') out(`run ${run.id} of job ${run.job}: asked agent ${run.agent} to stop; it abandons the source it is reading at its next progress report (nothing of it is committed) and the run ends cancelled`);
+  if (run.state === 'running') {
+    const gone = run.leaseExpiresAt ? `; if the agent is gone, the server ends the run when its lease passes (${run.leaseExpiresAt}, unless renewed)` : '';
+    out(`run ${run.id} of job ${run.job}: asked agent ${run.agent} to stop; it abandons the source it is reading within seconds (nothing of it is committed) and the run ends cancelled${gone}`);
+  }
   else out(`run ${run.id} of job ${run.job}: ${run.state}${run.error ? ` (${run.error})` : ''}`);
 }
 

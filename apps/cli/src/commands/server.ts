@@ -23,6 +23,8 @@ export interface ServerConfig {
   passphraseFile?: string;
   encrypt?: boolean;
   sessionIdleSeconds?: number;
+  /** How long a run lives without its agent renewing its lease (docs/protocol.md, "Leases"). */
+  runLeaseSeconds?: number;
   /** Repository quota in bytes for `hoard report`'s fill date. */
   quotaBytes?: number;
   verifyUploads?: boolean;
@@ -45,7 +47,7 @@ export interface ServerStartOptions {
   logLevel?: string;
 }
 
-const CONFIG_KEYS = new Set(['listen', 'storage', 'data', 'tls', 'passphraseFile', 'encrypt', 'sessionIdleSeconds', 'verifyUploads', 'logLevel', 'quotaBytes', 'gcSchedule', 'gcTimeZone', 'gcGraceHours']);
+const CONFIG_KEYS = new Set(['listen', 'storage', 'data', 'tls', 'passphraseFile', 'encrypt', 'sessionIdleSeconds', 'runLeaseSeconds', 'verifyUploads', 'logLevel', 'quotaBytes', 'gcSchedule', 'gcTimeZone', 'gcGraceHours']);
 
 export async function loadServerConfig(file: string): Promise<ServerConfig> {
   let text: string;
@@ -79,6 +81,7 @@ export async function loadServerConfig(file: string): Promise<ServerConfig> {
   }
   if (c.gcGraceHours !== undefined && !(typeof c.gcGraceHours === 'number' && c.gcGraceHours >= 0 && c.gcGraceHours <= 24 * 365)) throw new UsageError(`--config ${file}: gcGraceHours must be a number of hours from 0 to 8760`);
   if (c.sessionIdleSeconds !== undefined && !(typeof c.sessionIdleSeconds === 'number' && c.sessionIdleSeconds >= 1)) throw new UsageError(`--config ${file}: sessionIdleSeconds must be a number of seconds >= 1`);
+  if (c.runLeaseSeconds !== undefined && !(typeof c.runLeaseSeconds === 'number' && c.runLeaseSeconds >= 1 && c.runLeaseSeconds <= 86_400)) throw new UsageError(`--config ${file}: runLeaseSeconds must be a number of seconds from 1 to 86400`);
   return c;
 }
 
@@ -129,6 +132,7 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
     port: listen.port,
     tls: certFile && keyFile ? { certFile, keyFile } : undefined,
     sessionIdleMs: config.sessionIdleSeconds !== undefined ? config.sessionIdleSeconds * 1000 : undefined,
+    runLeaseMs: config.runLeaseSeconds !== undefined ? Math.round(config.runLeaseSeconds * 1000) : undefined,
     verifyUploads: config.verifyUploads,
     quotaBytes: config.quotaBytes,
     gcSchedule: config.gcSchedule === 'off' ? null : config.gcSchedule,
