@@ -5,19 +5,20 @@
  * this host:
  *
  * - a file or block device snapshot, or `--file` (one file of a directory snapshot):
- *   to PATH. A file is written as `PATH.partial`, synced and renamed into place only when
- *   every byte arrived; an existing PATH is refused unless `force`. A block device is
- *   overwritten in place.
+ *   to PATH (restore-to-file.ts): a file as `PATH.partial`, sparse, synced and renamed
+ *   into place only when the server said every byte checked out; an existing PATH is
+ *   refused unless `force`. A block device is overwritten in place.
  * - a directory snapshot: as a tree in the new directory PATH (extractArchive builds it
  *   in `PATH.partial` and renames it); PATH must not exist.
  *
  * The result (bytes, snapshot, path) or the failure goes back to the server as the run's
  * one target; the CLI that queued the run prints it.
  */
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HoardClient, type FinishRunRequest, type RestoreResult, type RestoreRunSpec, type RunProgress, type RunView } from '@hoard/protocol';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, type ArchiveSource } from '@hoard/repository';
+import { restoreFramesToFile } from './restore-to-file.js';
 
 const PROGRESS_EVERY_MS = 1_000;
 
@@ -86,34 +87,9 @@ async function restoreOnHost(client: HoardClient, job: string, spec: RestoreRunS
   if (info?.isDirectory()) throw new RestoreRefusedError(`${path} is a directory on agent ${options.agent}: give the path of the file to write`);
   const device = info?.isBlockDevice() ?? false;
   if (info && !device && !spec.force) throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: restore elsewhere, or add --force to replace it`);
-  const partial = device ? undefined : `${path}.partial`;
-  const fh = device ? await open(path, 'r+') : await open(partial!, 'w', 0o600);
-  let written = 0;
-  try {
-    if (device && info!.size > 0 && length > info!.size) throw new RestoreRefusedError(`block device ${path} holds ${info!.size} bytes, the snapshot ${length}`);
-    for await (const piece of length === 0 ? empty() : read(offset, length)) {
-      await writeAll(fh, piece, written);
-      written += piece.length;
-      progress(written, length);
-    }
-    await fh.sync();
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    if (partial) await rm(partial, { force: true });
-    if (err instanceof RestoreRefusedError) throw err;
-    throw new Error(`broke off after ${written} of ${length} bytes: ${(err as Error).message}; ${partial ? 'nothing was kept' : `the device ${path} holds a partial restore`}`);
-  }
-  await fh.close();
-  if (partial) await rename(partial, path);
+  if (device && info!.size > 0 && length > info!.size) throw new RestoreRefusedError(`block device ${path} holds ${info!.size} bytes, the snapshot ${length}`);
+  // Sparse for a new file: holes arrive as counts, never as zeros on the wire.
+  const { bytes: written } = await restoreFramesToFile(client, { job, snapshot: spec.snapshot, offset, length }, { path, device }, { signal: options.signal, onProgress: (bytes) => progress(bytes, length) });
   return { snapshot: spec.snapshot, path, bytes: written, wrote: spec.file !== undefined ? 'file' : 'stream', ...(device ? { device: true } : {}) };
 }
 
-async function writeAll(fh: import('node:fs/promises').FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-async function* empty(): AsyncGenerator<Uint8Array> {}

@@ -80,8 +80,6 @@ interface Totals {
   bytesRead: number;
   logicalBytes: number;
   chunks: number;
-  /** What the stream hash covers (see hashChunkRef). */
-  hashOver: 'bytes' | 'chunks';
 }
 
 interface PendingBlob {
@@ -183,7 +181,7 @@ class SessionUpload {
     const spare = [new Batch(Buffer.allocUnsafeSlow(arenaBytes)), new Batch(Buffer.allocUnsafeSlow(arenaBytes))];
     let current = spare.pop()!;
     let sending: Promise<Batch> | undefined;
-    const totals: Totals = { bytesRead: 0, logicalBytes: 0, chunks: 0, hashOver: input.parts ? 'chunks' : 'bytes' };
+    const totals: Totals = { bytesRead: 0, logicalBytes: 0, chunks: 0 };
     const chunker = new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: this.options.workers, reuseBuffers: true, pipeline: { segmentBytes: 8 * 1024 * 1024 } });
     // Small parts (most files of a directory) are cut in-thread: a worker round trip per file costs more than it saves.
     const small = input.parts ? new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: 0, reuseBuffers: true }) : undefined;
@@ -197,8 +195,9 @@ class SessionUpload {
     };
     const add = async (ref: WireRef, bytes?: Uint8Array): Promise<void> => {
       this.options.signal?.throwIfAborted();
-      if (totals.hashOver === 'chunks') hashChunkRef(this.hasher, ref.length, ref.fingerprint);
-      else if (bytes) this.hasher.update(bytes);
+      // The stream hash covers the chunk list (manifest streamHashOver "chunks"): the
+      // restore checks it without a second pass over the bytes (docs/format.md).
+      hashChunkRef(this.hasher, ref.length, ref.fingerprint);
       totals.logicalBytes += ref.length;
       totals.chunks++;
       current.refs.push(ref);
@@ -274,8 +273,7 @@ class SessionUpload {
   }
 
   async commit(totals: Totals, startedAt: string, sourceStat?: SourceStat): Promise<CommitResponse> {
-    const request: CommitRequest = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.logicalBytes, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), startedAt };
-    if (totals.hashOver === 'chunks') request.streamHashOver = 'chunks';
+    const request: CommitRequest = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.logicalBytes, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), streamHashOver: 'chunks', startedAt };
     if (sourceStat) request.sourceStat = sourceStat;
     try {
       return await retrying(() => this.client.commit(this.session.session, request), this.options.signal);

@@ -1,25 +1,48 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { runBackup } from './commands/backup.js';
-import { runDemo } from './commands/demo.js';
-import { runNetworkDemo } from './commands/network-demo.js';
-import { runInit } from './commands/init.js';
-import { runRestore } from './commands/restore.js';
-import { parseParallelRestore } from './commands/restore-database.js';
-import { runSnapshots } from './commands/snapshots.js';
-import { runStats } from './commands/stats.js';
-import { runVerify } from './commands/verify.js';
-import { runProtect, runPrune } from './commands/prune.js';
-import { runGc } from './commands/gc.js';
-import { runServerGc, runServerPrune, runServerVerify } from './commands/server-maintenance.js';
-import { runPolicyDelete, runPolicyList, runPolicyShow, runPolicyWrite } from './commands/policies.js';
-import { runAgentAdd, runAgentList, runAgentRevoke, runAgentStart } from './commands/agents.js';
-import { runRemoteRestore, runRemoteSnapshots, runRun } from './commands/remote.js';
-import { runServerStart } from './commands/server.js';
-import { runJobCancel, runJobHistory, runJobList, runJobRun, runReport } from './commands/jobs.js';
 import { EXIT_DAMAGED, EXIT_USAGE } from './errors.js';
 import { serverOption, tokenFileOption, tokenOption } from './server-client.js';
-import { exitStatus } from './exit-status.js';
+
+/*
+ * Commands load their modules when they run, not at start: the restore path must not pay
+ * for the media server, LevelDB, pino and prom-client (about half a second of start-up).
+ */
+type Loaded<M, K extends keyof M> = M[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
+function lazy<M, K extends keyof M & string>(load: () => Promise<M>, name: K): Loaded<M, K> {
+  return (async (...args: unknown[]) => ((await load())[name] as (...a: unknown[]) => unknown)(...args)) as Loaded<M, K>;
+}
+const runBackup = lazy(() => import('./commands/backup.js'), 'runBackup');
+const runDemo = lazy(() => import('./commands/demo.js'), 'runDemo');
+const runNetworkDemo = lazy(() => import('./commands/network-demo.js'), 'runNetworkDemo');
+const runInit = lazy(() => import('./commands/init.js'), 'runInit');
+const runRestore = lazy(() => import('./commands/restore.js'), 'runRestore');
+const parseParallelRestore = lazy(() => import('./commands/restore-database.js'), 'parseParallelRestore');
+const runSnapshots = lazy(() => import('./commands/snapshots.js'), 'runSnapshots');
+const runStats = lazy(() => import('./commands/stats.js'), 'runStats');
+const runVerify = lazy(() => import('./commands/verify.js'), 'runVerify');
+const runProtect = lazy(() => import('./commands/prune.js'), 'runProtect');
+const runPrune = lazy(() => import('./commands/prune.js'), 'runPrune');
+const runGc = lazy(() => import('./commands/gc.js'), 'runGc');
+const runServerGc = lazy(() => import('./commands/server-maintenance.js'), 'runServerGc');
+const runServerPrune = lazy(() => import('./commands/server-maintenance.js'), 'runServerPrune');
+const runServerVerify = lazy(() => import('./commands/server-maintenance.js'), 'runServerVerify');
+const runPolicyDelete = lazy(() => import('./commands/policies.js'), 'runPolicyDelete');
+const runPolicyList = lazy(() => import('./commands/policies.js'), 'runPolicyList');
+const runPolicyShow = lazy(() => import('./commands/policies.js'), 'runPolicyShow');
+const runPolicyWrite = lazy(() => import('./commands/policies.js'), 'runPolicyWrite');
+const runAgentAdd = lazy(() => import('./commands/agents.js'), 'runAgentAdd');
+const runAgentList = lazy(() => import('./commands/agents.js'), 'runAgentList');
+const runAgentRevoke = lazy(() => import('./commands/agents.js'), 'runAgentRevoke');
+const runAgentStart = lazy(() => import('./commands/agents.js'), 'runAgentStart');
+const runRemoteRestore = lazy(() => import('./commands/remote.js'), 'runRemoteRestore');
+const runRemoteSnapshots = lazy(() => import('./commands/remote.js'), 'runRemoteSnapshots');
+const runRun = lazy(() => import('./commands/remote.js'), 'runRun');
+const runServerStart = lazy(() => import('./commands/server.js'), 'runServerStart');
+const runJobCancel = lazy(() => import('./commands/jobs.js'), 'runJobCancel');
+const runJobHistory = lazy(() => import('./commands/jobs.js'), 'runJobHistory');
+const runJobList = lazy(() => import('./commands/jobs.js'), 'runJobList');
+const runJobRun = lazy(() => import('./commands/jobs.js'), 'runJobRun');
+const runReport = lazy(() => import('./commands/jobs.js'), 'runReport');
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 let exitCode = 0;
@@ -404,6 +427,7 @@ async function main(): Promise<number> {
       // commander already printed the message (or the help text)
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
+    const { exitStatus } = await import('./exit-status.js');
     const status = exitStatus(err);
     process.stderr.write(`hoard: ${status.message}\n`);
     return status.code;

@@ -24,7 +24,7 @@ export async function openObjectStore(location: string | undefined, options: { c
   if (location.startsWith('s3://')) {
     // The SDK warns on every run that Node 20 support ends; a backup's output is no place for it.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    const { S3ObjectStore } = await import('@hoard/repository');
+    const { S3ObjectStore } = await import('@hoard/repository/s3');
     return S3ObjectStore.open({ url: location, create: options.create });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Option } from 'commander';
-import { HoardClient } from '@hoard/protocol';
+import type { HoardClient } from '@hoard/protocol';
 import { UsageError } from './errors.js';
 
 export interface ServerOptions {
@@ -29,6 +29,8 @@ export async function serverClient(options: ServerOptions): Promise<HoardClient>
     token = text.split(/\r?\n/, 1)[0]?.trim();
   }
   if (!token) throw new UsageError('a token is required: --token, HOARD_TOKEN or --token-file (the server prints the admin token at its first start)');
+  // Loaded here, not at start: `hoard --help` and embedded commands do not need it.
+  const { HoardClient } = await import('@hoard/protocol');
   try {
     return new HoardClient({ url: options.server, token });
   } catch (err) {

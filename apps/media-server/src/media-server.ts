@@ -26,6 +26,13 @@ import {
 } from '@hoard/catalog';
 import {
   CONTENT_TYPE_BINARY,
+  CONTENT_TYPE_RESTORE_FRAMES,
+  dataFrameHeader,
+  endFrame,
+  errorFrame,
+  zerosFrame,
+  type RestoreEnd,
+  type RestoreFailure,
   MAX_CHUNK_REFS,
   MAX_QUERY_FINGERPRINTS,
   RequestError,
@@ -904,20 +911,37 @@ export class MediaServer {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > total) {
       throw new RequestError(416, `range offset=${q.get('offset')} length=${q.get('length')} is outside snapshot ${snapshot.id} (${total} bytes)`);
     }
-    res.writeHead(200, {
-      'content-type': CONTENT_TYPE_BINARY,
-      'content-length': length,
+    const headers = {
       'x-hoard-snapshot': snapshot.id,
       'x-hoard-snapshot-key': snapshot.key,
       'x-hoard-started-at': snapshot.meta.startedAt,
       'x-hoard-source': encodeURIComponent(snapshot.meta.source.name),
       'x-hoard-source-kind': snapshot.meta.source.kind,
       'x-hoard-logical-bytes': String(total),
-    });
-    this.log.info({ job, snapshot: snapshot.id, offset, length }, 'restore started');
-    // restore() re-hashes every chunk and, for a whole stream, checks the stream hash
-    // before finishing; on any mismatch the response is cut short (see fail()).
-    await restore(this.repo, snapshot, new ResponseSink(res), { range: { offset, length } });
+    };
+    this.log.info({ job, snapshot: snapshot.id, offset, length, frames: q.has('frames') }, 'restore started');
+    if (!q.has('frames')) {
+      res.writeHead(200, { ...headers, 'content-type': CONTENT_TYPE_BINARY, 'content-length': length });
+      // restore() re-hashes every chunk and, for a whole stream, checks the stream hash
+      // before finishing; on any mismatch the response is cut short (see fail()).
+      await restore(this.repo, snapshot, new ResponseSink(res), { range: { offset, length } });
+      return;
+    }
+    // Framed: holes as counts, and the verdict at the end, also a failure after the last byte.
+    res.writeHead(200, { ...headers, 'content-type': CONTENT_TYPE_RESTORE_FRAMES });
+    const sink = new FrameSink(res);
+    let result;
+    try {
+      result = await restore(this.repo, snapshot, sink, { range: { offset, length } });
+    } catch (err) {
+      if (clientGone(req, err) || res.destroyed) throw err;
+      const { message } = describeError(err);
+      this.log.error({ job, snapshot: snapshot.id, offset, length, err: (err as Error).message }, 'restore failed');
+      this.metrics.restoreFailures.inc();
+      await sink.fail({ error: message, code: err instanceof IntegrityError || err instanceof ObjectFormatError ? 'damaged' : 'internal' });
+      return;
+    }
+    await sink.end({ bytes: result.bytesWritten, streamHashChecked: result.streamHashChecked });
   }
 
   /**
@@ -1000,6 +1024,57 @@ export class MediaServer {
 /** A restore's output: on failure the error handler cuts the connection (not a clean end). */
 class ResponseSink extends StreamSink {
   override async abort(): Promise<void> {}
+}
+
+/**
+ * A framed restore's output (restore-frames.ts): data frames, zero runs as hole frames
+ * (adjacent runs merged), then the verdict. finish() sends nothing: the route sends the
+ * end frame with the result, or the error frame.
+ */
+class FrameSink extends StreamSink {
+  private zerosPending = 0;
+
+  constructor(private readonly res: ServerResponse) {
+    super(res);
+  }
+
+  override async write(data: Uint8Array): Promise<void> {
+    if (data.length === 0) return;
+    await this.flushZeros();
+    // Header and bytes in one send; write() of a second buffer costs no copy.
+    this.res.cork();
+    this.res.write(dataFrameHeader(data.length));
+    const more = super.write(data);
+    process.nextTick(() => this.res.uncork());
+    return more;
+  }
+
+  override async zeros(length: number): Promise<void> {
+    this.zerosPending += length;
+  }
+
+  override async finish(): Promise<void> {}
+
+  override async abort(): Promise<void> {}
+
+  async end(result: RestoreEnd): Promise<void> {
+    await this.flushZeros();
+    await super.write(endFrame(result));
+    await super.finish();
+  }
+
+  async fail(failure: RestoreFailure): Promise<void> {
+    this.zerosPending = 0;
+    await super.write(errorFrame(failure)).catch(() => undefined);
+    await super.finish().catch(() => undefined);
+  }
+
+  private async flushZeros(): Promise<void> {
+    if (this.zerosPending === 0) return;
+    const n = this.zerosPending;
+    this.zerosPending = 0;
+    await super.write(zerosFrame(n));
+  }
 }
 
 function describeError(err: unknown): { status: number; message: string; details?: Record<string, unknown> } {

@@ -14,6 +14,7 @@ export class ServerMetrics {
   readonly httpErrors: Counter<'status'>;
   readonly clientDisconnects: Counter;
   readonly activeSessions: Gauge;
+  readonly restoreFailures: Counter;
 
   constructor(stores: StoreHub, activeSessions: () => number) {
     const registers = [this.registry];
@@ -24,6 +25,7 @@ export class ServerMetrics {
     this.blobs = new Counter({ name: 'hoard_blobs_total', help: 'Uploaded blobs, by outcome (stored, duplicate)', labelNames: ['outcome'], registers });
     this.httpErrors = new Counter({ name: 'hoard_http_errors_total', help: 'Requests answered with an error status', labelNames: ['status'], registers });
     this.clientDisconnects = new Counter({ name: 'hoard_http_client_disconnects_total', help: 'Requests whose client closed the connection before the answer (not counted as errors)', registers });
+    this.restoreFailures = new Counter({ name: 'hoard_restore_failures_total', help: 'Framed restores that ended with an error frame (damaged data, unreadable store)', registers });
     this.activeSessions = new Gauge({ name: 'hoard_sessions_active', help: 'Backup sessions in progress', registers, collect: () => this.activeSessions.set(activeSessions()) });
     const storeGauge = (name: string, help: string, pick: (r: Awaited<ReturnType<StoreHub['reports']>>[number]) => number): void => {
       const gauge: Gauge<'store'> = new Gauge({

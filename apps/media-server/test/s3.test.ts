@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3ObjectStore, listAll } from '@hoard/repository';
+import { listAll } from '@hoard/repository';
+import { S3ObjectStore } from '@hoard/repository/s3';
 import { s3StoreOptions } from '../../../test-support/s3-test-env.js';
 import {
   agentWithJob,

@@ -7,6 +7,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { MAX_CHUNK_SIZE } from '@hoard/chunker';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, REF_BYTES, WireFormatError, decodeRefs, type WireRef } from './wire.js';
+import { CONTENT_TYPE_RESTORE_FRAMES, readRestoreFrames, RestoreStreamError, type RestoreEnd, type RestoreFrame } from './restore-frames.js';
 import {
   type BatchResponse,
   type BeginSessionRequest,
@@ -19,6 +20,9 @@ import {
   type RunProgressAnswer,
   type RunView,
 } from './messages.js';
+
+/** Shared, never written: holes handed to readers that want plain bytes. */
+const ZERO_BLOCK = new Uint8Array(1 << 20);
 
 /** The server answered with an error status. */
 export class ServerError extends Error {
@@ -215,31 +219,62 @@ export class HoardClient {
 
   /**
    * A snapshot's bytes, or a range of them (GET /v1/jobs/J/restore): the response with
-   * its body unread. The server checks every chunk; a failed check cuts the body short,
-   * so the reader must compare what it got with content-length.
+   * its body unread. Raw unless `frames` (restore-frames.ts): a raw body is cut short
+   * when the server finds damage, so its reader must compare what it got with
+   * content-length; a framed body says so, and where the holes are.
    */
-  restore(job: string, query: { id?: string; at?: Date; source?: string; offset?: number; length?: number }, signal?: AbortSignal): Promise<Response> {
+  restore(job: string, query: { id?: string; at?: Date; source?: string; offset?: number; length?: number; frames?: boolean }, signal?: AbortSignal): Promise<Response> {
     const q = new URLSearchParams();
     if (query.id !== undefined) q.set('id', query.id);
     if (query.at !== undefined) q.set('at', query.at.toISOString());
     if (query.source !== undefined) q.set('source', query.source);
     if (query.offset !== undefined) q.set('offset', String(query.offset));
     if (query.length !== undefined) q.set('length', String(query.length));
+    if (query.frames) q.set('frames', '1');
     return this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/restore?${q}`, { signal });
   }
 
   /**
-   * Bytes [offset, offset+length) of snapshot `id`, checked for length: the server cuts
-   * the body short when a chunk fails its check, which shows here as a short read.
+   * Bytes [offset, offset+length) of snapshot `id` as frames: data, and holes as zero
+   * counts. Ends with the server's verdict: a chunk or the whole-stream hash failing its
+   * check on the server is a RestoreStreamError, even after the last byte.
+   */
+  async *restoreFrames(job: string, id: string, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<RestoreFrame, RestoreEnd> {
+    const res = await this.restore(job, { id, offset, length, frames: true }, signal);
+    if (res.headers.get('content-type') !== CONTENT_TYPE_RESTORE_FRAMES) {
+      await res.body?.cancel();
+      throw new WireFormatError(`the server answered a framed restore with ${res.headers.get('content-type')} (a media server older than this client?)`);
+    }
+    let received = 0;
+    let end: RestoreEnd;
+    try {
+      const frames = readRestoreFrames(res.body as unknown as AsyncIterable<Uint8Array>);
+      for (;;) {
+        const next = await frames.next();
+        if (next.done) {
+          end = next.value;
+          break;
+        }
+        received += 'data' in next.value ? next.value.data.length : next.value.zeros;
+        yield next.value;
+      }
+    } catch (err) {
+      if (err instanceof RestoreStreamError) throw err;
+      throw new ServerUnreachableError(`reading ${length} bytes at ${offset} of snapshot ${id} of job ${job} broke off after ${received}: ${(err as Error).message}`);
+    }
+    if (received !== length || end.bytes !== length) throw new WireFormatError(`restore of ${length} bytes at ${offset} of snapshot ${id} of job ${job}: got ${received}, the server counted ${end.bytes}`);
+    return end;
+  }
+
+  /**
+   * Bytes [offset, offset+length) of snapshot `id`, holes as zeros: restoreFrames for
+   * readers that want plain bytes (archive tables, one file of a directory snapshot).
    */
   async *restoreRange(job: string, id: string, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-    const res = await this.restore(job, { id, offset, length }, signal);
-    let received = 0;
-    for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
-      received += piece.length;
-      yield piece;
+    for await (const frame of this.restoreFrames(job, id, offset, length, signal)) {
+      if ('data' in frame) yield frame.data;
+      else for (let left = frame.zeros; left > 0; left -= ZERO_BLOCK.length) yield ZERO_BLOCK.subarray(0, Math.min(left, ZERO_BLOCK.length));
     }
-    if (received !== length) throw new ServerUnreachableError(`reading ${length} bytes at ${offset} of snapshot ${id} of job ${job} ended after ${received} (a chunk failed its check on the server, or the connection dropped)`);
   }
 
   abortSession(session: string): Promise<unknown> {

@@ -5,3 +5,4 @@ export * from './client.js';
 export * from './chunker-wire.js';
 export * from './policy/index.js';
 export * from './throttle.js';
+export * from './restore-frames.js';

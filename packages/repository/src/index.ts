@@ -74,12 +74,16 @@ export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOption
 export { FingerprintStore, hashChunkRef, streamHasher } from './repo/fingerprint-store.js';
 export { StoreIndex, type BlobLocation } from './repo/store-index.js';
 export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
-export { restore, snapshotChunkRefs, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
-export { FileSink, StreamSink, type RestoreSink } from './repo/restore-sink.js';
+export { restore, snapshotChunkRefs, RESTORE_MEMORY, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
+export { FileSink, StreamSink, type RestoreSink, type PositionalTarget } from './repo/restore-sink.js';
+export { DecodePool, DecodeWorkerError, defaultDecodeWorkers } from './restore/decode-pool.js';
+export { RestoreWriteError } from './restore/batch-decoder.js';
+export { openRangeReader, type RangeReader } from './store/object-store.js';
 export { verify, type VerifyOptions, type VerifyPhase, type VerifyFinding, type VerifyReport } from './repo/verify.js';
 export { repositoryStats, type RepositoryStats, type StoreStats, type StatsFigures } from './repo/stats.js';
-export { S3ObjectStore, type S3ObjectStoreOptions, parseS3Url } from './store/s3-store.js';
-export { S3ConfigError } from './store/s3-url.js';
+// S3ObjectStore is in '@hoard/repository/s3': the AWS SDK takes half a second to load,
+// which no command on a local repository should pay.
+export { parseS3Url, S3ConfigError } from './store/s3-url.js';
 export { StoreWriter, StoreWriteError, type StoreWriterOptions, type StoreWriterStats } from './repo/store-writer.js';
 export { SnapshotWriter, manifestChunker } from './repo/snapshot-writer.js';
 export {

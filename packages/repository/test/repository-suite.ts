@@ -8,6 +8,7 @@
  * appear; the chunker runs with one worker (zero where a test needs chunks to flow before
  * the stream ends).
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,10 @@ import {
   RepositoryNotFoundError,
   SnapshotNotFoundError,
   SourceError,
+  DecodePool,
+  DecodeWorkerError,
+  RESTORE_MEMORY,
+  RestoreWriteError,
   StoreScopeError,
   StreamSink,
   WrongPassphraseError,
@@ -66,7 +71,7 @@ async function* pieces(data: Uint8Array, size = 256 * KiB): AsyncGenerator<Uint8
   for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
 }
 
-function run(repo: Repository, job: string, source: Source, options: { store?: string; workers?: number; onProgress?: (p: BackupProgress) => void } = {}): Promise<BackupResult> {
+function run(repo: Repository, job: string, source: Source, options: { store?: string; workers?: number; onProgress?: (p: BackupProgress) => void; streamHashOver?: 'bytes' | 'chunks' } = {}): Promise<BackupResult> {
   return backup(
     repo,
     {
@@ -77,7 +82,7 @@ function run(repo: Repository, job: string, source: Source, options: { store?: s
     },
     // One chunker worker (low CPU, and the worker path is the one users run); in-thread for
     // small inputs, where starting the worker would cost more than the chunking.
-    { job, store: options.store, workers: options.workers ?? (source.data !== undefined && source.data.length < MiB ? 0 : 1), onProgress: options.onProgress },
+    { job, store: options.store, workers: options.workers ?? (source.data !== undefined && source.data.length < MiB ? 0 : 1), onProgress: options.onProgress, streamHashOver: options.streamHashOver },
   );
 }
 
@@ -135,6 +140,18 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
     return err as Error;
   }
   throw new Error('expected a rejection, but the promise resolved');
+}
+
+/** The unkeyed whole-stream hash over a chunk list (docs/format.md): u64 LE length + fingerprint per chunk. */
+function chunkListHash(chunks: readonly ChunkRef[]): string {
+  const hasher = new Blake3Hasher();
+  for (const c of chunks) {
+    const record = Buffer.alloc(40);
+    record.writeBigUInt64LE(BigInt(c.length), 0);
+    if (!c.zero) record.set(c.fingerprint, 8);
+    hasher.update(record);
+  }
+  return hasher.digest('hex');
 }
 
 const blake3Hex = (bytes: Uint8Array): string => new Blake3Hasher().update(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).digest('hex');
@@ -350,8 +367,9 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
         const encChunks = await chunkList(encRepo, enc.snapshot);
         for (const c of plainChunks) expect(Buffer.from(c.fingerprint).toString('hex')).toBe(blake3Hex(data.subarray(c.offset, c.offset + c.length)));
         for (const c of encChunks) expect(Buffer.from(c.fingerprint).toString('hex')).not.toBe(blake3Hex(data.subarray(c.offset, c.offset + c.length)));
-        expect(plain.snapshot.meta.streamHash).toBe(blake3Hex(data));
-        expect(enc.snapshot.meta.streamHash).not.toBe(blake3Hex(data));
+        // The stream hash covers the chunk list, keyed in an encrypted store.
+        expect(plain.snapshot.meta.streamHash).toBe(chunkListHash(plainChunks));
+        expect(enc.snapshot.meta.streamHash).not.toBe(chunkListHash(encChunks));
 
         // Boundaries: the gear table is seeded per store, so cut points differ from the
         // unencrypted ones and between two encrypted repositories.
@@ -696,6 +714,119 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
         const { calls, sink } = recording();
         expect(await rejection(restore(await reopen('encrypted'), snapshot, sink))).toBeInstanceOf(IntegrityError);
         expect(calls).toMatchObject({ finished: 0, aborted: 1 });
+      });
+    });
+
+    describe('the restore pipeline', () => {
+      for (const mode of MODES) {
+        it(`a snapshot whose stream hash covers the bytes (written before the pipeline) restores, to a file and a stream (${mode})`, async () => {
+          const data = image(90, [
+            ['data', 700 * KiB],
+            ['zero', 2 * MiB],
+            ['data', 3 * MiB + 3],
+          ]);
+          const repo = await init(mode);
+          const result = await run(repo, 'legacy', { data, name: 'img', kind: 'block-device' }, { streamHashOver: 'bytes' });
+          expect(result.snapshot.meta.streamHashOver).toBeUndefined();
+          if (mode === 'plain') expect(result.snapshot.meta.streamHash).toBe(blake3Hex(data));
+          const out = join(scratch, 'legacy.img');
+          const restored = await restore(await reopen(mode), result.snapshot, await FileSink.create(out));
+          expect(restored.streamHashChecked).toBe(true);
+          expect((await readFile(out)).equals(data)).toBe(true);
+          expect((await restoreToBuffer(repo, result.snapshot)).equals(data)).toBe(true);
+        });
+
+        it(`repeated content, a range into a file, and an existing file overwritten in place (${mode})`, async () => {
+          // One 64 KiB block 150 times between random data: one blob, many pieces per window.
+          const block = seededBytes(91, 64 * KiB);
+          const data = Buffer.concat([seededBytes(92, 1 * MiB), ...Array.from({ length: 150 }, () => block), seededBytes(93, 2 * MiB + 17)]);
+          const repo = await init(mode);
+          const { snapshot } = await run(repo, 'rep', { data, name: 'img', kind: 'file' });
+          expect(snapshot.meta.streamHashOver).toBe('chunks');
+          const whole = join(scratch, 'rep.img');
+          expect((await restore(repo, snapshot, await FileSink.create(whole))).streamHashChecked).toBe(true);
+          expect((await readFile(whole)).equals(data)).toBe(true);
+          const range = { offset: 1 * MiB - 12_345, length: 5 * MiB };
+          const part = join(scratch, 'rep.part');
+          expect((await restore(repo, snapshot, await FileSink.create(part), { range })).streamHashChecked).toBe(false);
+          expect((await readFile(part)).equals(data.subarray(range.offset, range.offset + range.length))).toBe(true);
+          // In place (a device's case): zeros are written, not skipped, over old bytes.
+          const sparse = image(94, [['data', 100 * KiB], ['zero', 3 * MiB], ['data', 100 * KiB]]);
+          const { snapshot: holes } = await run(repo, 'holes', { data: sparse, name: 'img', kind: 'block-device' });
+          const device = join(scratch, 'device.img');
+          await writeFile(device, Buffer.alloc(sparse.length, 0xee));
+          await restore(repo, holes, await FileSink.overwrite(device));
+          expect((await readFile(device)).equals(sparse)).toBe(true);
+        });
+      }
+
+      it('a decode worker that dies fails the restore cleanly (the sink aborted); the pool replaces it', async () => {
+        const data = seededBytes(95, 24 * MiB);
+        const repo = await init('plain');
+        const { snapshot } = await run(repo, 'crash', { data, name: 'img', kind: 'file' });
+        const pool = new DecodePool(1);
+        try {
+          const calls = { written: 0, finished: 0, aborted: 0 };
+          let killed = false;
+          const sink: RestoreSink = {
+            write: async (bytes) => {
+              calls.written += bytes.length;
+              if (!killed) {
+                killed = true;
+                await pool.terminate({ restart: true });
+              }
+            },
+            zeros: async (length) => void (calls.written += length),
+            finish: async () => void calls.finished++,
+            abort: async () => void calls.aborted++,
+          };
+          const err = await rejection(restore(repo, snapshot, sink, { decodePool: pool }));
+          expect(err).toBeInstanceOf(DecodeWorkerError);
+          expect(err.message).toMatch(/decode worker/);
+          expect(calls.finished).toBe(0);
+          expect(calls.aborted).toBe(1);
+          expect(calls.written).toBeLessThan(data.length);
+          // The replacement worker serves the next restore.
+          const out = new Collector();
+          await restore(repo, snapshot, new StreamSink(out), { decodePool: pool });
+          expect(out.bytes().equals(data)).toBe(true);
+        } finally {
+          await pool.terminate();
+        }
+      });
+
+      it('a slow consumer: bytes fetched but not yet written stay within the pipeline bound', async () => {
+        const data = seededBytes(96, 48 * MiB);
+        const repo = await init('plain');
+        const { snapshot } = await run(repo, 'slow', { data, name: 'dump', kind: 'stream' });
+        const hash = createHash('sha256');
+        const slow = new Writable({
+          highWaterMark: 64 * KiB,
+          write(chunk: Buffer, _encoding, done) {
+            hash.update(chunk);
+            setTimeout(done, 1);
+          },
+        });
+        let ahead = 0;
+        const result = await restore(repo, snapshot, new StreamSink(slow), {
+          onProgress: (p) => void (ahead = Math.max(ahead, p.bytesFetched - p.bytesWritten)),
+        });
+        expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+        expect(result.bytesFetched).toBeGreaterThanOrEqual(data.length);
+        // Random data stores at its size: what is read ahead is at most the windows in flight.
+        const bound = RESTORE_MEMORY.windowsInFlight * (RESTORE_MEMORY.windowBytes + RESTORE_MEMORY.batchMaxBytes);
+        expect(ahead).toBeGreaterThan(0);
+        expect(ahead).toBeLessThanOrEqual(bound);
+      });
+
+      it('a target that cannot take the bytes (ENOSPC on /dev/full): RestoreWriteError naming the cause, not damaged data', async () => {
+        const data = seededBytes(97, 3 * MiB);
+        const repo = await init('plain');
+        const { snapshot } = await run(repo, 'full', { data, name: 'img', kind: 'file' });
+        const err = await rejection(restore(repo, snapshot, await FileSink.overwrite('/dev/full')));
+        expect(err).toBeInstanceOf(RestoreWriteError);
+        expect(err).toMatchObject({ code: 'ENOSPC' });
+        expect(err.message).toMatch(/no space/i);
       });
     });
 

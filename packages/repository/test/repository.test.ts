@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { FsObjectStore, listAll, S3ObjectStore, type S3ObjectStoreOptions } from '../dist/index.js';
+import { FsObjectStore, listAll } from '../dist/index.js';
+import { S3ObjectStore, type S3ObjectStoreOptions } from '../dist/s3.js';
 import { s3StoreOptions } from '../../../test-support/s3-test-env.js';
 import { repositorySuite } from './repository-suite.js';
 

@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listAll, ObjectNotFoundError, ObjectStoreError, parseS3Url, RangeOutOfBoundsError, S3ObjectStore, type S3ObjectStoreOptions } from '../dist/index.js';
+import { listAll, ObjectNotFoundError, ObjectStoreError, parseS3Url, RangeOutOfBoundsError } from '../dist/index.js';
+import { S3ObjectStore, type S3ObjectStoreOptions } from '../dist/s3.js';
 import { s3StoreOptions, s3TestServer } from '../../../test-support/s3-test-env.js';
 import { objectStoreContract, rejection } from './store-contract.js';
 

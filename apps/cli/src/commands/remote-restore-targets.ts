@@ -4,15 +4,13 @@
  * chunk (and the whole-stream hash) while it streams; this side feeds the stream into
  * the database's tool, or drops it after counting.
  *
- * A check that fails on the server cuts the response short (the status line went out
- * with the first byte). A short read alone cannot tell damage from a dropped
- * connection, so the range after the last byte received is asked for once more: cut
- * short again at the same place, it is damage (exit 3); otherwise the connection
- * dropped (exit 1).
+ * The stream is framed (restore-frames.ts): a check that fails on the server, also the
+ * whole-stream hash after the last byte, ends it with an error frame, which is damage
+ * (exit 3); a stream that stops without its end frame is a dropped connection (exit 1).
  */
 import { formatBytes } from '@hoard/chunker';
 import { readArchiveEntries, validateJobName, type ArchiveSource } from '@hoard/repository';
-import type { HoardClient } from '@hoard/protocol';
+import { RestoreStreamError, type HoardClient } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient } from '../server-client.js';
@@ -20,9 +18,6 @@ import { parseTime } from '../time.js';
 import type { RemoteRestoreOptions } from './remote.js';
 import { DatabaseSink, DatabaseToolError, damagedAfterData, parseDatabaseTarget, RestoreDamagedError } from './restore-database.js';
 import { printVerified } from './restore.js';
-
-/** How far past the last byte received a check may have failed: the server decodes up to three 16 MiB windows ahead of what it sends. */
-const RECHECK_BYTES = 64 * 1024 * 1024;
 
 interface Picked {
   client: HoardClient;
@@ -49,9 +44,9 @@ async function pick(job: string, options: RemoteRestoreOptions): Promise<Picked>
 }
 
 /**
- * The whole stream of the picked snapshot, piece by piece, to `each`. A short read is
- * re-asked once (see the top of the file): damage throws RestoreDamagedError, a dropped
- * connection the client's error. `each` failing stops the read and rethrows.
+ * The whole stream of the picked snapshot, piece by piece, to `each`. Damage the server
+ * reports throws RestoreDamagedError; a dropped connection the client's error. `each`
+ * failing stops the read and rethrows.
  */
 async function streamChecked(job: string, p: Picked, each: (piece: Uint8Array) => Promise<void>, onProgress: (bytes: number) => void): Promise<number> {
   let received = 0;
@@ -63,21 +58,10 @@ async function streamChecked(job: string, p: Picked, each: (piece: Uint8Array) =
     }
     return received;
   } catch (err) {
-    if (!(err instanceof Error) || err.name !== 'ServerUnreachableError') throw err;
-    const again = Math.min(RECHECK_BYTES, p.total - received);
-    let got = 0;
-    try {
-      for await (const piece of p.client.restoreRange(job, p.snapshot, received, again)) got += piece.length;
-    } catch (second) {
-      if (second instanceof Error && second.name === 'ServerUnreachableError' && got < again) {
-        throw new RestoreDamagedError(
-          `snapshot ${p.snapshot} of job ${job} is damaged: the server stopped the stream after byte ${received}, and again when that part was read once more (a chunk within ${formatBytes(again)} after it failed its check; the server's log names the pack and offset; run \`hoard verify --read-data\` on the server's repository)`,
-          { cause: err },
-        );
-      }
-      throw err;
+    if (err instanceof RestoreStreamError && err.code === 'damaged') {
+      throw new RestoreDamagedError(`snapshot ${p.snapshot} of job ${job} is damaged (the server found it after ${formatBytes(received)} had been sent): ${err.message}`, { cause: err });
     }
-    throw err; // the second read went through: the connection dropped the first time
+    throw err;
   }
 }
 

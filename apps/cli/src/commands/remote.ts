@@ -4,20 +4,18 @@
  *   hoard snapshots --server URL [--job J] [--source S] [--since T] [--until T]
  *   hoard restore --server URL JOB [--at T | --snapshot ID] [--source S] --to PATH|-
  */
-import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import { Readable, Transform } from 'node:stream';
+import { stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
-import { parseSourceSpec, type HoardClient, type RunView, type SnapshotSummary } from '@hoard/protocol';
-import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, validateJobName, type ArchiveSource } from '@hoard/repository';
+import { restoreFramesToFile, RestoreIncompleteError } from '@hoard/agent';
+import { parseSourceSpec, RestoreStreamError, type HoardClient, type RunView, type SnapshotSummary } from '@hoard/protocol';
+import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { parseTime } from '../time.js';
 import { localTime } from './snapshots.js';
-import { isDatabaseUrl, type ParallelRestore } from './restore-database.js';
+import { isDatabaseUrl, RestoreDamagedError, type ParallelRestore } from './restore-database.js';
 import { runRemoteRestoreToDatabase, runRemoteVerifyOnly } from './remote-restore-targets.js';
 import { AGENT_TARGET_PREFIX, runRestoreToAgent } from './restore-to-agent.js';
 
@@ -215,22 +213,27 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
   }
   const progress = ProgressLine.forCommand(options.json || toStdout, { summary: true });
   let received = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, next) {
-      received += chunk.length;
-      progress.update(received, length);
-      next(null, chunk);
-    },
-  });
-  const partial = toStdout || device ? undefined : `${options.to}.partial`;
-  const sink = toStdout ? process.stdout : createWriteStream(partial ?? options.to, device ? { flags: 'r+' } : {});
+  const stream = { job, snapshot, offset, length };
   try {
-    await pipeline(Readable.from(read(offset, length)), counter, sink, { end: !toStdout });
+    if (toStdout) {
+      // stdout: holes become zeros here, not on the wire.
+      const sink = new StreamSink(process.stdout);
+      for await (const piece of client.restoreRange(job, snapshot, offset, length)) {
+        await sink.write(piece);
+        received += piece.length;
+        progress.update(received, length);
+      }
+    } else {
+      received = (await restoreFramesToFile(client, stream, { path: options.to, device }, { onProgress: (bytes) => progress.update(bytes, length) })).bytes;
+    }
   } catch (err) {
-    if (partial) await rm(partial, { force: true });
-    throw new RestoreFailedError(`restore of snapshot ${snapshot} of job ${job} broke off after ${received} of ${length} bytes: ${(err as Error).message}; nothing was kept`);
+    progress.done();
+    const cause = err instanceof RestoreIncompleteError ? err.cause : err;
+    const message = `restore of snapshot ${snapshot} of job ${job} ${err instanceof RestoreIncompleteError ? err.message : `broke off after ${received} of ${length} bytes: ${(err as Error).message}`}`;
+    // Damage the server found (also after the last byte) is exit 3, like an embedded restore's.
+    if (cause instanceof RestoreStreamError && cause.code === 'damaged') throw new RestoreDamagedError(message, { cause });
+    throw new RestoreFailedError(message, { cause });
   }
   progress.done();
-  if (partial) await rename(partial, options.to);
   done(received, what);
 }

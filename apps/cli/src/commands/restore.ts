@@ -65,8 +65,15 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
   else if (target.kind === 'device') sink = await FileSink.overwrite(target.path);
   else sink = await FileSink.create(partial!, { exclusive: false });
   const progress = ProgressLine.forCommand(options.json || toStdout, { summary: true });
+  let complete = 0; // bytes of the target known written: windows finish in stream order
   try {
-    const result = await restore(repo, snapshot, sink, { range, onProgress: (p) => progress.update(p.bytesWritten, p.bytesTotal) });
+    const result = await restore(repo, snapshot, sink, {
+      range,
+      onProgress: (p) => {
+        complete = p.bytesWritten;
+        progress.update(p.bytesWritten, p.bytesTotal);
+      },
+    });
     progress.done();
     if (partial) await rename(partial, target!.path);
     const seconds = result.durationMs / 1000;
@@ -89,6 +96,11 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
   } catch (err) {
     progress.done();
     if (partial) await rm(partial, { force: true });
+    // A device cannot be left untouched: say which part of it is suspect (the error keeps its class and exit code).
+    if (target?.kind === 'device' && err instanceof Error) {
+      const end = range?.length ?? total;
+      err.message += `; ${target.path}: bytes 0..${complete} are restored, bytes ${complete}..${end} are not (they hold older data or part of this restore)`;
+    }
     throw err;
   }
 }

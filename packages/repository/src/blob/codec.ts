@@ -9,7 +9,7 @@
  * cannot be moved under another fingerprint without failing authentication.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { compress, uncompress } from 'lz4-napi';
+import { compress, uncompress, uncompressSync } from 'lz4-napi';
 import { loadXxh64, xxh64 } from '../checksum.js';
 import { BlobCodecConfigError, BlobCorruptError } from './errors.js';
 
@@ -31,6 +31,14 @@ export interface EncodedBlob {
   rawLength: number;
   /** xxh64 of `stored`. */
   checksum: bigint;
+}
+
+/** What decoding needs to know of a stored blob (from the index or the pack trailer). */
+export interface StoredBlobInfo {
+  codec: number;
+  rawLength: number;
+  /** xxh64 of the stored bytes; checked first when given. */
+  checksum?: bigint;
 }
 
 /** Verifies a decoded chunk against its fingerprint (the chunker's Fingerprinter.digest). */
@@ -85,13 +93,37 @@ export class BlobCodec {
   /**
    * Checks and decodes a stored blob. Order: checksum if given (cheap, catches storage damage),
    * authentication, decompression, length, and, when `verify` is given, the fingerprint.
+   * Decompression runs on the libuv pool; `decodeSync` is the same for worker threads.
    */
-  async decode(
-    stored: Uint8Array,
-    blob: { codec: number; rawLength: number; checksum?: bigint },
-    fingerprint: Uint8Array,
-    verify?: FingerprintCheck,
-  ): Promise<Uint8Array> {
+  async decode(stored: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array, verify?: FingerprintCheck): Promise<Uint8Array> {
+    const payload = this.openPayload(stored, blob, fingerprint);
+    let raw = payload;
+    if (isLz4(blob.codec)) {
+      try {
+        raw = await uncompress(asBuffer(payload));
+      } catch (err) {
+        throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
+      }
+    }
+    return this.checkRaw(raw, blob, fingerprint, verify);
+  }
+
+  /** `decode` on the calling thread (the restore pipeline's decode workers). */
+  decodeSync(stored: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array, verify?: FingerprintCheck): Uint8Array {
+    const payload = this.openPayload(stored, blob, fingerprint);
+    let raw = payload;
+    if (isLz4(blob.codec)) {
+      try {
+        raw = uncompressSync(asBuffer(payload));
+      } catch (err) {
+        throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
+      }
+    }
+    return this.checkRaw(raw, blob, fingerprint, verify);
+  }
+
+  /** Checksum, authentication and the payload's declared length: everything before decompression. */
+  private openPayload(stored: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array): Uint8Array {
     // Restore passes no checksum: it re-hashes every chunk against its fingerprint, a
     // strictly stronger check, and the checksum lives in the pack trailer it never reads.
     if (blob.checksum !== undefined) {
@@ -108,7 +140,6 @@ export class BlobCodec {
       // An unencrypted blob in an encrypted store could only have been planted.
       throw new BlobCorruptError('authentication', 'blob is not encrypted but the store is');
     }
-    let raw: Uint8Array;
     const kind = blob.codec & ~CODEC_ENCRYPTED;
     if (kind === PAYLOAD_LZ4) {
       // lz4-napi's block starts with the uncompressed size (u32 LE). Checked first: a
@@ -117,16 +148,13 @@ export class BlobCodec {
       if (declared !== blob.rawLength) {
         throw new BlobCorruptError('length', `the lz4 block holds ${declared} bytes, the trailer says ${blob.rawLength}`);
       }
-      try {
-        raw = await uncompress(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-      } catch (err) {
-        throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
-      }
-    } else if (kind === PAYLOAD_RAW) {
-      raw = payload;
-    } else {
+    } else if (kind !== PAYLOAD_RAW) {
       throw new BlobCorruptError('decompression', `unknown payload codec ${kind}`);
     }
+    return payload;
+  }
+
+  private checkRaw(raw: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array, verify: FingerprintCheck | undefined): Uint8Array {
     if (raw.length !== blob.rawLength) {
       throw new BlobCorruptError('length', `decoded ${raw.length} bytes, the trailer says ${blob.rawLength}`);
     }
@@ -172,6 +200,9 @@ export class BlobCodec {
     }
   }
 }
+
+const isLz4 = (codec: number) => (codec & ~CODEC_ENCRYPTED) === PAYLOAD_LZ4;
+const asBuffer = (b: Uint8Array) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;

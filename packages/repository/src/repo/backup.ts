@@ -15,7 +15,7 @@
 import { Chunker, MAX_CHUNK_SIZE, resolveChunker, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import { validateJobName, type SourceKind } from '../snapshot/manifest.js';
 import { SourceError } from './errors.js';
-import type { FingerprintStore } from './fingerprint-store.js';
+import { hashChunkRef, type FingerprintStore } from './fingerprint-store.js';
 import type { Repository, SnapshotInfo } from './repository.js';
 import { SnapshotWriter } from './snapshot-writer.js';
 import type { StoreIndex } from './store-index.js';
@@ -53,6 +53,13 @@ export interface BackupOptions {
   onProgress?: (progress: BackupProgress) => void;
   /** Cancels the backup; nothing is committed. */
   signal?: AbortSignal;
+  /**
+   * What the whole-stream hash covers: the chunk list (default since the parallel
+   * restore, which checks it without a second pass over the bytes) or, as snapshots
+   * written before it, the bytes. Both are checked by every full restore; 'bytes' is
+   * kept to write such snapshots in tests.
+   */
+  streamHashOver?: 'chunks' | 'bytes';
 }
 
 export interface BackupProgress {
@@ -121,16 +128,18 @@ class BackupRun {
     this.maxChunk = resolveChunker(spec).maxSize;
     const chunker = new Chunker({ chunker: spec, fingerprint: this.store.fingerprintSpec, workers: this.options.workers, reuseBuffers: true, pipeline: CHUNKER_PIPELINE });
     const streamHash = this.store.streamHasher();
+    const hashChunks = this.options.streamHashOver !== 'bytes';
     const p = this.progress;
     try {
       for await (const chunk of chunker.chunk(source.stream)) {
         this.options.signal?.throwIfAborted();
         this.rethrow();
-        streamHash.update(chunk.bytes);
         p.bytesRead += chunk.length;
         p.chunks++;
         // The chunker may reuse the fingerprint's memory, and encoding outlives this chunk.
         const fingerprint = chunk.zero ? EMPTY : Uint8Array.from(chunk.fingerprint);
+        if (hashChunks) hashChunkRef(streamHash, chunk.length, fingerprint);
+        else streamHash.update(chunk.bytes);
         this.snapshot.add(chunk.length, chunk.zero, fingerprint, true);
         if (chunk.zero) p.bytesZero += chunk.length;
         else await this.storeChunk(fingerprint, chunk.bytes);
@@ -163,6 +172,7 @@ class BackupRun {
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       streamHash: streamHash.digest('hex'),
+      ...(hashChunks ? { streamHashOver: 'chunks' as const } : {}),
       parent: parent?.key ?? null,
       store: this.store.id,
       chunker: spec,

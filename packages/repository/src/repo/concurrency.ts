@@ -1,7 +1,9 @@
 /**
  * Runs `work` over `items` with at most `limit` in flight, and hands results to `consume`
  * in input order (so callers that need order, like restore, get it without buffering more
- * than `limit` results).
+ * than `limit` results). On failure it returns only after every started `work` has
+ * settled: restore's workers write into a file descriptor that the caller closes next,
+ * and a write landing after the close could hit another file that reused the number.
  */
 export async function mapConcurrent<T, R>(
   items: Iterable<T> | AsyncIterable<T>,
@@ -24,6 +26,9 @@ export async function mapConcurrent<T, R>(
       if (queue.length >= limit) await drainOne();
     }
     while (queue.length > 0) await drainOne();
+  } catch (err) {
+    await Promise.allSettled(queue.map((q) => q.result));
+    throw err;
   } finally {
     queue.length = 0;
   }

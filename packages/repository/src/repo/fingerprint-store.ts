@@ -8,6 +8,7 @@ import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { chunkingFor, createFingerprinter, type ChunkerSpec, type Fingerprinter, type FingerprintSpec, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import { BlobCodec } from '../blob/codec.js';
 import type { StoreSecrets } from '../crypto/store-secrets.js';
+import type { DecodeKeys } from '../restore/decode-protocol.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { StoreRecord } from './records.js';
 import { StoreIndex } from './store-index.js';
@@ -88,6 +89,11 @@ export class FingerprintStore {
   }
 
   /** Whole-stream hash: BLAKE3, keyed in encrypted stores like the fingerprints. */
+  /** The keys the restore pipeline's decode workers need (none for an unencrypted store). */
+  decodeKeys(): DecodeKeys {
+    return this.secrets ? { dataKey: this.secrets.dataKey, fingerprintKey: this.secrets.fingerprintKey } : {};
+  }
+
   streamHasher(): Blake3Hasher {
     return streamHasher(this.secrets?.fingerprintKey);
   }

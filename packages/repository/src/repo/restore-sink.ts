@@ -1,22 +1,41 @@
 /**
- * Where restored bytes go. Restore writes strictly in stream order; a sink only has to
- * append data and runs of zeros.
+ * Where restored bytes go. Every sink takes the stream in order (`write`, `zeros`); a sink
+ * that can also be written at any position offers a PositionalTarget, and the restore
+ * pipeline then has its decode workers write each piece where it belongs as soon as it
+ * is decoded, in no particular order.
  *
- * - FileSink writes a file and leaves zero runs as holes (sparse), then sets the length.
- *   It must start from an empty file: a hole reads back as zero only where nothing was.
- * - StreamSink writes to a Writable (stdout, a pipe, an opened block device), zeros
- *   included, honouring backpressure.
+ * - FileSink writes a file or a block device. A new file leaves zero runs as holes
+ *   (sparse), then sets the length: it must start empty, since a hole reads back as zero
+ *   only where nothing was. A device (or an existing file overwritten in place) gets its
+ *   zeros written.
+ * - StreamSink writes to a Writable (stdout, a pipe), zeros included, honouring
+ *   backpressure.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 
 export interface RestoreSink {
+  /** The sink keeps nothing (a verify-only restore): the pipeline only decodes and checks. */
+  readonly discards?: boolean;
+  /** A file descriptor the pipeline may write at any position, when the sink has one. */
+  positional?(): PositionalTarget | undefined;
   write(data: Uint8Array): Promise<void>;
   zeros(length: number): Promise<void>;
   /** All bytes are written: flush (and fsync where that means something). */
   finish(): Promise<void>;
   /** Restore failed: release what the sink holds. */
   abort(): Promise<void>;
+}
+
+/** A sink's file as the restore pipeline writes it out of order. */
+export interface PositionalTarget {
+  /** Written by worker threads with pwrite; stays open until finish() or abort(). */
+  readonly fd: number;
+  /** Zero runs may be left unwritten (holes); otherwise call zerosAt for them. */
+  readonly sparse: boolean;
+  zerosAt(position: number, length: number): Promise<void>;
+  /** Every byte up to `length` is written: finish() gives the file this length. */
+  setLength(length: number): void;
 }
 
 const ZERO_BLOCK = 1 << 20;
@@ -54,6 +73,23 @@ export class FileSink implements RestoreSink {
   /** An existing file or block device, written in place (zeros written, not skipped). */
   static async overwrite(path: string): Promise<FileSink> {
     return new FileSink(await open(path, 'r+'), false);
+  }
+
+  positional(): PositionalTarget {
+    return {
+      fd: this.file.fd,
+      sparse: this.sparse,
+      zerosAt: async (position, length) => {
+        let at = position;
+        await forZeroBlocks(length, async (zeros) => {
+          for (let done = 0; done < zeros.length; ) done += (await this.file.write(zeros, done, zeros.length - done, at + done)).bytesWritten;
+          at += zeros.length;
+        });
+      },
+      setLength: (length) => {
+        this.position = length;
+      },
+    };
   }
 
   async write(data: Uint8Array): Promise<void> {

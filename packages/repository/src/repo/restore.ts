@@ -1,40 +1,57 @@
 /**
- * A snapshot (or a byte range of it) back to a byte-identical stream.
+ * A snapshot (or a byte range of it) back to a byte-identical stream: the restore
+ * pipeline (docs/repository.md, "Restore").
  *
- *   manifest -> pages (read one ahead) -> chunk refs in the range
- *   -> windows of up to 16 MiB of stream; per window, the stored blobs grouped by pack,
- *      sorted and merged into ranged GETs (RESTORE_READS in flight)
- *   -> each blob decoded (lz4, AES-GCM) and re-hashed against its fingerprint (invariant 4)
- *   -> written in order (zero chunks as holes where the sink can) and fed to the
- *      whole-stream hash, checked against the manifest at the end.
+ *   manifest -> pages (read one ahead) -> chunk refs in the range -> windows of the stream
+ *   -> per window, reads planned by pack and merged (read-plan.ts)
+ *   -> ranged reads, READS in flight across all windows in flight (the store's
+ *      readConcurrency: 4 local, 12 on S3), on files kept open (fs)
+ *   -> decode workers (decode-worker.ts): AES-GCM, lz4, BLAKE3 re-hash of every chunk
+ *      against its fingerprint (invariant 4), and for a file or device the writes
+ *      themselves, at each piece's position, in whatever order pieces arrive
+ *   -> ordered sinks (stdout, a database, an HTTP response) get the bytes back and are
+ *      written in stream order, window by window: the windows in flight are the reorder
+ *      buffer.
  *
- * Memory: WINDOWS_AHEAD + 1 windows of decoded data (16 MiB each) plus the fetched
- * ranges of one window, plus two pages of refs.
+ * The whole-stream check: a manifest with `streamHashOver: "chunks"` (every snapshot
+ * written since the pipeline exists) hashes the chunk list, which the main thread does
+ * as windows complete: 40 bytes per chunk instead of every byte. Older manifests hash
+ * the bytes; those restores take the ordered path so the bytes pass the main thread in
+ * order (docs/format.md says why both checks are as strong).
+ *
+ * Memory: at most WINDOWS_IN_FLIGHT windows of WINDOW_BYTES stream bytes (fetched and,
+ * on ordered paths, decoded), plus two pages of chunk refs; never the stream's length.
  */
+import pLimit from 'p-limit';
 import { decodePage, type ChunkRef } from '../snapshot/chunk-list.js';
 import { contentKeyFromHash } from '../content-key.js';
 import type { Manifest } from '../snapshot/manifest.js';
+import { openRangeReader, DEFAULT_READ_CONCURRENCY } from '../store/object-store.js';
+import { BatchDecoder, type DecodeOutput } from '../restore/batch-decoder.js';
+import { DecodePool } from '../restore/decode-pool.js';
+import { BATCH_GAP_BYTES, BATCH_MAX_BYTES, planReads, type Piece } from '../restore/read-plan.js';
 import { mapConcurrent } from './concurrency.js';
 import { IntegrityError, RepositoryError } from './errors.js';
 import { hashChunkRef, type FingerprintStore } from './fingerprint-store.js';
 import type { Repository, SnapshotInfo } from './repository.js';
-import { forZeroBlocks, type RestoreSink } from './restore-sink.js';
-import type { BlobLocation, StoreIndex } from './store-index.js';
+import { forZeroBlocks, type PositionalTarget, type RestoreSink } from './restore-sink.js';
+import type { StoreIndex } from './store-index.js';
 
-/** Ranged GETs in flight within a window. */
-const RESTORE_READS = 4;
-/** Windows fetched ahead of the one being written. */
-const WINDOWS_AHEAD = 2;
-const WINDOW_BYTES = 16 * 1024 * 1024;
+/** Stream bytes per window (and at most WINDOW_PIECES chunks). */
+const WINDOW_BYTES = 8 * 1024 * 1024;
 const WINDOW_PIECES = 4096;
-/** Blobs closer than this in one pack are fetched together (the gap is read and dropped). */
-const BATCH_GAP_BYTES = 256 * 1024;
-const BATCH_MAX_BYTES = 4 * 1024 * 1024;
+/** Windows being fetched and decoded at once; the oldest is consumed first. */
+const WINDOWS_IN_FLIGHT = 4;
+
+/** The constants that bound a restore's memory (docs/repository.md). */
+export const RESTORE_MEMORY = { windowBytes: WINDOW_BYTES, windowsInFlight: WINDOWS_IN_FLIGHT, batchMaxBytes: BATCH_MAX_BYTES, batchGapBytes: BATCH_GAP_BYTES } as const;
 
 export interface RestoreOptions {
   /** Only these bytes of the stream (partial restore). The whole-stream hash is then not checked. */
   range?: { offset: number; length: number };
   onProgress?: (progress: RestoreProgress) => void;
+  /** Decode workers (default: the process-wide pool). */
+  decodePool?: DecodePool;
 }
 
 export interface RestoreProgress {
@@ -49,23 +66,6 @@ export interface RestoreResult extends RestoreProgress {
   /** True when the whole stream was restored and its hash matched the manifest. */
   streamHashChecked: boolean;
   durationMs: number;
-}
-
-interface Piece {
-  /** Logical offset of the chunk in the stream. */
-  offset: number;
-  ref: ChunkRef;
-  location?: BlobLocation;
-  /** Part of the chunk inside the requested range. */
-  from: number;
-  to: number;
-}
-
-interface Batch {
-  pack: number;
-  start: number;
-  end: number;
-  pieces: Piece[];
 }
 
 export async function restore(repo: Repository, snapshot: SnapshotInfo, sink: RestoreSink, options: RestoreOptions = {}): Promise<RestoreResult> {
@@ -90,33 +90,76 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   const whole = range.offset === 0 && range.length === total;
   const store = await repo.storeById(manifest.meta.store);
   const index = await store.index();
-  const reader = new SnapshotReader(repo, store, index, snapshot, manifest);
+  const plan = new SnapshotReader(repo, store, index, snapshot, manifest);
   const hasher = whole ? store.streamHasher() : undefined;
   const byChunks = manifest.meta.streamHashOver === 'chunks';
+  // Bytes must pass the main thread in order only for a byte-hashed manifest or an ordered sink.
+  const needBytesInOrder = hasher !== undefined && !byChunks;
+  const target: PositionalTarget | undefined = needBytesInOrder ? undefined : sink.positional?.();
+  const output: DecodeOutput = target ? { kind: 'positional', fd: target.fd, base: range.offset } : sink.discards && !needBytesInOrder ? { kind: 'check' } : { kind: 'return' };
+
   const progress: RestoreProgress = { bytesWritten: 0, bytesTotal: range.length, bytesFetched: 0 };
-  await mapConcurrent(reader.windows(range.offset, range.offset + range.length), WINDOWS_AHEAD, (window) => reader.fetchWindow(window, progress), async (pieces) => {
-    for (const piece of pieces) {
-      if (hasher && byChunks) hashChunkRef(hasher, piece.ref.length, piece.ref.fingerprint);
-      if (piece.data === undefined) {
-        const length = piece.to - piece.from;
-        if (hasher && !byChunks) await forZeroBlocks(length, (zeros) => hasher.update(zeros));
-        await sink.zeros(length);
-        progress.bytesWritten += length;
-      } else {
-        const data = piece.from === 0 && piece.to === piece.data.length ? piece.data : piece.data.subarray(piece.from, piece.to);
-        if (!byChunks) hasher?.update(data);
-        await sink.write(data);
-        progress.bytesWritten += data.length;
-      }
-    }
-    options.onProgress?.(progress);
+  const reader = openRangeReader(repo.objects);
+  const decoder = new BatchDecoder({
+    snapshotKey: snapshot.key,
+    index,
+    reader,
+    reads: pLimit(repo.objects.readConcurrency ?? DEFAULT_READ_CONCURRENCY),
+    pool: options.decodePool ?? DecodePool.shared(),
+    keys: store.decodeKeys(),
+    output,
+    onFetched: (n) => (progress.bytesFetched += n),
   });
+
+  /** A window fetched, checked, and (positional targets) written. */
+  const runWindow = async (window: Piece[]): Promise<(Uint8Array | undefined)[] | undefined> => {
+    const batches = planReads(window);
+    const zeroWrites = target && !target.sparse ? window.filter((p) => !p.location).map((p) => target.zerosAt(p.offset + p.from - range.offset, p.to - p.from)) : [];
+    // Settled, not Promise.all: no write of this window may still be under way once the
+    // restore has failed and the caller closes the target (see mapConcurrent).
+    const settled = await Promise.allSettled([...batches.map((b) => decoder.run(b)), ...zeroWrites]);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const results = settled.map((r) => (r as PromiseFulfilledResult<unknown>).value);
+    if (output.kind !== 'return') return undefined;
+    const data = new Map<Piece, Uint8Array>();
+    batches.forEach((batch, i) => {
+      const views = results[i] as Uint8Array[];
+      batch.pieces.forEach(({ piece }, j) => data.set(piece, views[j]));
+    });
+    return window.map((piece) => data.get(piece));
+  };
+
+  try {
+    await mapConcurrent(plan.windows(range.offset, range.offset + range.length), WINDOWS_IN_FLIGHT, runWindow, async (datas, window) => {
+      for (let i = 0; i < window.length; i++) {
+        const piece = window[i];
+        if (hasher && byChunks) hashChunkRef(hasher, piece.ref.length, piece.ref.fingerprint);
+        const length = piece.to - piece.from;
+        if (datas !== undefined) {
+          const data = datas[i];
+          if (data === undefined) {
+            if (needBytesInOrder) await forZeroBlocks(length, (zeros) => hasher!.update(zeros));
+            await sink.zeros(length);
+          } else {
+            if (needBytesInOrder) hasher!.update(data);
+            await sink.write(data);
+          }
+        }
+        progress.bytesWritten += length;
+      }
+      options.onProgress?.(progress);
+    });
+  } finally {
+    await reader.close();
+  }
   if (hasher) {
     const actual = hasher.digest('hex');
     if (actual !== manifest.meta.streamHash) {
       throw new IntegrityError(snapshot.key, snapshot.key, undefined, `the restored stream hashes to ${actual}, the manifest says ${manifest.meta.streamHash}`);
     }
   }
+  target?.setLength(range.length);
   await sink.finish();
   return { ...progress, snapshot, streamHashChecked: whole, durationMs: Date.now() - started };
 }
@@ -132,13 +175,15 @@ export async function* snapshotChunkRefs(repo: Repository, snapshot: SnapshotInf
   const store = await repo.storeById(manifest.meta.store);
   const reader = new SnapshotReader(repo, store, await store.index(), snapshot, manifest);
   let n = 0;
-  for await (const piece of reader.pieces(offset, Math.min(offset + length, manifest.meta.logicalBytes))) {
-    if (n++ >= limit) return;
-    yield { offset: piece.offset, ref: piece.ref };
+  for await (const window of reader.windows(offset, Math.min(offset + length, manifest.meta.logicalBytes))) {
+    for (const piece of window) {
+      if (n++ >= limit) return;
+      yield { offset: piece.offset, ref: piece.ref };
+    }
   }
 }
 
-/** Plans and performs the reads of one snapshot; shared by restore and verify. */
+/** The chunks of a snapshot's stretch, located in the store's index. */
 export class SnapshotReader {
   constructor(
     private readonly repo: Repository,
@@ -148,18 +193,25 @@ export class SnapshotReader {
     private readonly manifest: Manifest,
   ) {}
 
-  /** The chunks overlapping [start, end), page by page, the next page read ahead. */
-  async *pieces(start: number, end: number): AsyncGenerator<Piece> {
+  /**
+   * The chunks overlapping [start, end), in windows of up to WINDOW_BYTES of stream or
+   * WINDOW_PIECES chunks; pages are read one ahead. Built page by page without a yield
+   * per chunk: a 16 KiB-chunk dump has 30,000 chunks per 512 MiB.
+   */
+  async *windows(start: number, end: number): AsyncGenerator<Piece[]> {
     const pages = this.manifest.pages.filter((p) => p.offset < end && p.offset + p.logicalBytes > start);
     const load = (i: number) => {
       const key = contentKeyFromHash('chunklists', pages[i].hash);
       return this.repo.objects.get(key).then((bytes) => decodePage(key, bytes));
     };
+    let window: Piece[] = [];
+    let bytes = 0;
     let next = pages.length > 0 ? load(0) : undefined;
     for (let i = 0; i < pages.length; i++) {
       const refs = await next!;
       next = i + 1 < pages.length ? load(i + 1) : undefined;
       next?.catch(() => undefined);
+      const ready: Piece[][] = [];
       let offset = pages[i].offset;
       for (const ref of refs) {
         const chunkEnd = offset + ref.length;
@@ -171,96 +223,21 @@ export class SnapshotReader {
               throw new IntegrityError(this.snapshot.key, contentKeyFromHash('chunklists', pages[i].hash), offset, `chunk ${hex(ref.fingerprint)} is in no index segment of store ${this.store.name} (its pack is missing or unindexed: run \`hoard verify\`)`);
             }
           }
-          yield piece;
+          window.push(piece);
+          bytes += piece.to - piece.from;
+          if (bytes >= WINDOW_BYTES || window.length >= WINDOW_PIECES) {
+            ready.push(window);
+            window = [];
+            bytes = 0;
+          }
         }
         offset = chunkEnd;
-        if (offset >= end) return;
+        if (offset >= end) break;
       }
-    }
-  }
-
-  /** Consecutive pieces, up to WINDOW_BYTES of stream or WINDOW_PIECES chunks at a time. */
-  async *windows(start: number, end: number): AsyncGenerator<Piece[]> {
-    let window: Piece[] = [];
-    let bytes = 0;
-    for await (const piece of this.pieces(start, end)) {
-      window.push(piece);
-      bytes += piece.to - piece.from;
-      if (bytes >= WINDOW_BYTES || window.length >= WINDOW_PIECES) {
-        yield window;
-        window = [];
-        bytes = 0;
-      }
+      yield* ready;
+      if (offset >= end) break;
     }
     if (window.length > 0) yield window;
-  }
-
-  /**
-   * The reads for one window: its stored pieces grouped by pack, sorted by offset, and
-   * merged into ranges (gaps up to BATCH_GAP_BYTES, ranges up to BATCH_MAX_BYTES). A
-   * later snapshot interleaves blobs of many packs (unchanged chunks from old packs,
-   * changed ones from new), so grouping by pack across the window, not just between
-   * neighbours, is what keeps the number of GETs small.
-   */
-  planReads(window: readonly Piece[]): Batch[] {
-    const byPack = new Map<number, Piece[]>();
-    for (const piece of window) {
-      if (!piece.location) continue;
-      let list = byPack.get(piece.location.pack);
-      if (!list) byPack.set(piece.location.pack, (list = []));
-      list.push(piece);
-    }
-    const batches: Batch[] = [];
-    for (const [pack, pieces] of byPack) {
-      pieces.sort((x, y) => x.location!.offset - y.location!.offset);
-      let batch: Batch | undefined;
-      for (const piece of pieces) {
-        const loc = piece.location!;
-        const blobEnd = loc.offset + loc.storedLength;
-        if (batch && loc.offset <= batch.end + BATCH_GAP_BYTES && Math.max(batch.end, blobEnd) - batch.start <= BATCH_MAX_BYTES) {
-          batch.end = Math.max(batch.end, blobEnd);
-          batch.pieces.push(piece);
-        } else {
-          if (batch) batches.push(batch);
-          batch = { pack, start: loc.offset, end: blobEnd, pieces: [piece] };
-        }
-      }
-      if (batch) batches.push(batch);
-    }
-    return batches;
-  }
-
-  /** Every piece of the window, fetched, decoded and checked; in window order. */
-  async fetchWindow(window: readonly Piece[], progress?: { bytesFetched: number }): Promise<{ from: number; to: number; ref: ChunkRef; data?: Uint8Array }[]> {
-    const decoded = new Map<Piece, Uint8Array>();
-    await mapConcurrent(this.planReads(window), RESTORE_READS, (batch) => this.fetch(batch, progress), (results, batch) => {
-      batch.pieces.forEach((piece, i) => decoded.set(piece, results[i]));
-    });
-    return window.map((piece) => ({ from: piece.from, to: piece.to, ref: piece.ref, data: decoded.get(piece) }));
-  }
-
-  /** One ranged GET, then every blob of the batch decoded and checked, in parallel. */
-  async fetch(batch: Batch, progress?: { bytesFetched: number }): Promise<Uint8Array[]> {
-    const packKey = this.index.packKey(batch.pack);
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.repo.objects.get(packKey, { offset: batch.start, length: batch.end - batch.start });
-    } catch (err) {
-      throw new IntegrityError(this.snapshot.key, packKey, batch.pieces[0].offset, `cannot read bytes ${batch.start}+${batch.end - batch.start}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (progress) progress.bytesFetched += bytes.length;
-    const check = this.store.fingerprinter.digest;
-    return Promise.all(
-      batch.pieces.map(async (p) => {
-        const loc = p.location!;
-        const stored = bytes.subarray(loc.offset - batch.start, loc.offset - batch.start + loc.storedLength);
-        try {
-          return await this.store.codec.decode(stored, { codec: loc.codec, rawLength: p.ref.length }, p.ref.fingerprint, check);
-        } catch (err) {
-          throw new IntegrityError(this.snapshot.key, packKey, p.offset, `blob at pack offset ${loc.offset} (${loc.storedLength} bytes): ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }),
-    );
   }
 }
 

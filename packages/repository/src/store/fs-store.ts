@@ -4,7 +4,7 @@ import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type
 import { dirname, join, resolve } from 'node:path';
 import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, isKeySegment, validateKey, validatePrefix } from './keys.js';
-import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
+import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, RangeReader } from './object-store.js';
 
 /**
  * Where temp files live, inside the root. '~' is outside the key alphabet, so no key can
@@ -17,6 +17,8 @@ export const FS_TEMP_DIR = 'tmp~';
 const IO_CONCURRENCY = 32;
 /** Bounds the memory of the durable-directory cache; clearing it only costs fsyncs. */
 const MAX_CACHED_DURABLE_DIRS = 100_000;
+/** Files a range reader keeps open (a restore reads from a few packs at a time, in runs). */
+const READER_OPEN_FILES = 64;
 // Without O_NOFOLLOW a symlink planted at a key's path would be read through; O_NONBLOCK
 // keeps a FIFO planted there from hanging the open (it is a no-op for regular files).
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
@@ -362,6 +364,17 @@ export class FsObjectStore implements ObjectStore {
   // --- get ---
 
   async #get(key: string, range: ByteRange | undefined): Promise<Uint8Array> {
+    const { handle, size } = await this.#openObject(key);
+    try {
+      if (range === undefined) return await readExactly(handle, 0, size);
+      return await readExactly(handle, ...this.#checkRange(key, range, size));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Opens an object for reading: inside the root, no symlink, a regular file. */
+  async #openObject(key: string): Promise<{ handle: FileHandle; size: number }> {
     if (!(await this.#parentIsInside('get', key))) throw new ObjectNotFoundError(this.location, key);
     let handle: FileHandle;
     try {
@@ -375,16 +388,74 @@ export class FsObjectStore implements ObjectStore {
       const info = await handle.stat();
       // A directory opens fine for reading on Linux: it is a prefix, not an object.
       if (!info.isFile()) throw new ObjectNotFoundError(this.location, key);
-      const size = info.size;
-      if (range === undefined) return await readExactly(handle, 0, size);
-      const { offset, length } = range;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new RangeOutOfBoundsError(this.location, key, offset, length, size);
-      }
-      return await readExactly(handle, offset, length);
-    } finally {
+      return { handle, size: info.size };
+    } catch (err) {
       await handle.close();
+      throw err;
     }
+  }
+
+  #checkRange(key: string, range: ByteRange, size: number): [number, number] {
+    const { offset, length } = range;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new RangeOutOfBoundsError(this.location, key, offset, length, size);
+    }
+    return [offset, length];
+  }
+
+  /**
+   * Ranged reads on files kept open (up to READER_OPEN_FILES, least recently used closed
+   * first): a restore reads thousands of ranges from a few packs, and the open, fstat and
+   * close around each read cost as much as the read. Safe because objects are immutable;
+   * a pack GC deletes meanwhile stays readable through its open handle.
+   */
+  openRangeReader(): RangeReader {
+    interface OpenFile {
+      file: Promise<{ handle: FileHandle; size: number }>;
+      /** Reads using the handle now: an evicted file is closed when the last one ends. */
+      users: number;
+      evicted: boolean;
+    }
+    const files = new Map<string, OpenFile>();
+    let closed = false;
+    const release = (f: OpenFile) => {
+      f.evicted = true;
+      if (f.users === 0) void f.file.then(({ handle }) => handle.close()).catch(() => undefined);
+    };
+    return {
+      read: async (key, range) => {
+        if (closed) throw new Error(`range reader of ${this.location} is closed`);
+        validateKey(key);
+        let f = files.get(key);
+        if (f) {
+          files.delete(key); // re-inserted below: Map order is least recently used first
+        } else {
+          f = { file: this.#openObject(key), users: 0, evicted: false };
+          f.file.catch(() => files.get(key) === f && files.delete(key));
+          if (files.size >= READER_OPEN_FILES) {
+            const [oldest, file] = files.entries().next().value!;
+            files.delete(oldest);
+            release(file);
+          }
+        }
+        files.set(key, f);
+        f.users++;
+        try {
+          const { handle, size } = await f.file;
+          return await readExactly(handle, ...this.#checkRange(key, range, size));
+        } catch (err) {
+          throw this.#wrap('get', key, err);
+        } finally {
+          if (--f.users === 0 && f.evicted) release(f);
+        }
+      },
+      close: async () => {
+        closed = true;
+        const all = [...files.values()];
+        files.clear();
+        all.forEach(release);
+      },
+    };
   }
 
   // --- list ---

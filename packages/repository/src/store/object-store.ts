@@ -52,6 +52,31 @@ export interface ObjectStore {
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Deletes the keys that exist; absent keys are not an error. */
   deleteMany(keys: string[]): Promise<void>;
+  /**
+   * Optional: a reader for many ranged reads in a row (a restore). A backend implements it
+   * when it can do better than one `get` per range, e.g. keep files open. Objects are
+   * immutable, so whatever a reader keeps stays valid until it is closed.
+   */
+  openRangeReader?(): RangeReader;
+  /** How many ranged reads a restore keeps in flight against this store (default 4). */
+  readonly readConcurrency?: number;
+}
+
+/** Many ranged reads of immutable objects; see ObjectStore.openRangeReader. */
+export interface RangeReader {
+  /** `range` of `key`: the same errors as ObjectStore.get. The result owns its ArrayBuffer. */
+  read(key: string, range: ByteRange): Promise<Uint8Array>;
+  /** Releases what the reader holds (open files); reads after close fail. */
+  close(): Promise<void>;
+}
+
+/** Ranged reads in flight when the store states no preference. */
+export const DEFAULT_READ_CONCURRENCY = 4;
+
+/** The store's own reader, or one `get` per range. */
+export function openRangeReader(store: ObjectStore): RangeReader {
+  if (store.openRangeReader) return store.openRangeReader();
+  return { read: (key, range) => store.get(key, range), close: async () => undefined };
 }
 
 /** Every object under `prefix`, following pages. */

@@ -97,6 +97,11 @@ export class S3ObjectStore implements ObjectStore {
   /** What goes before every key: '' or `prefix/`. */
   readonly #keyPrefix: string;
   readonly #errorContext: S3ErrorContext;
+  /**
+   * Ranged GETs a restore keeps in flight: one GET is bound by its round trip and one
+   * connection's window, so several overlap (PBS and rclone use 8-16 as well).
+   */
+  readonly readConcurrency = 12;
 
   constructor(options: S3ObjectStoreOptions) {
     const settings = resolveSettings(options);
