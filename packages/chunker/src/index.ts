@@ -31,3 +31,4 @@ export { windowBytes } from './sequential.js';
 export { defaultSegmentBytes, type SegmentPipelineOptions } from './parallel/segment-pipeline.js';
 export { FingerprintIndex, type FingerprintIndexOptions } from './fingerprint-index.js';
 export { chunkingFor, type SourceKind } from './presets.js';
+export { instantiateWasm, type WasmMemory } from './wasm/instantiate.js';

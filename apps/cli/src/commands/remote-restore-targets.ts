@@ -89,7 +89,7 @@ export async function runRemoteVerifyOnly(job: string, options: RemoteRestoreOpt
 
 export async function runRemoteRestoreToDatabase(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
   if (options.offset !== undefined || options.length !== undefined || options.file !== undefined) throw new UsageError('a database is restored from the whole dump: drop --offset/--length/--file');
-  const target = parseDatabaseTarget(options.to!);
+  const target = await parseDatabaseTarget(options.to!);
   const p = await pick(job, options);
   if (p.kind === 'directory') throw new UsageError(`snapshot ${p.snapshot} of job ${job} is a directory snapshot, not a database dump: restore it to a directory`);
   const started = Date.now();

@@ -32,8 +32,6 @@ import { access, mkdtemp, open, rm, stat, statfs, type FileHandle } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatBytes } from '@hoard/chunker';
-import { findPostgresProgram, findProgram, mysqldumpInvocation, pgDumpInvocation } from '@hoard/agent';
-import { parseSourceSpec, SourceSpecError } from '@hoard/protocol';
 import type { RestoreSink } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 
@@ -230,7 +228,10 @@ export function isDatabaseUrl(to: string): boolean {
 }
 
 /** Parses `--to` as a database URL; UsageError when it is malformed or names no database. */
-export function parseDatabaseTarget(to: string, env: NodeJS.ProcessEnv = process.env): DatabaseTarget {
+export async function parseDatabaseTarget(to: string, env: NodeJS.ProcessEnv = process.env): Promise<DatabaseTarget> {
+  // Loaded here: every restore loads this module, few restore into a database.
+  const { parseSourceSpec, SourceSpecError } = await import('@hoard/protocol');
+  const { mysqldumpInvocation, pgDumpInvocation } = await import('@hoard/agent');
   let spec;
   try {
     spec = parseSourceSpec(to);
@@ -392,6 +393,7 @@ export class DatabaseSink implements RestoreSink {
 
   /** --jobs: the first bytes decided; the dump goes to a temporary file, after the checks. */
   private async startTempDump(head: Buffer): Promise<void> {
+    const { findPostgresProgram } = await import('@hoard/agent');
     const t = this.target;
     if (t.engine !== 'postgres' || !head.subarray(0, PGDMP.length).equals(PGDMP)) {
       throw new UsageError(
@@ -408,6 +410,7 @@ export class DatabaseSink implements RestoreSink {
 
   /** --jobs: every byte is in the temporary file; run pg_restore on it, then remove it. */
   private async finishParallel(): Promise<void> {
+    const { findPostgresProgram } = await import('@hoard/agent');
     try {
       if (!this.temp) {
         // Fewer than 5 bytes in all: not a custom-format dump.
@@ -442,6 +445,7 @@ export class DatabaseSink implements RestoreSink {
   }
 
   private async start(head: Buffer): Promise<void> {
+    const { findPostgresProgram, findProgram } = await import('@hoard/agent');
     const t = this.target;
     let args: string[];
     let found: string | undefined;

@@ -121,7 +121,7 @@ export function isDamage(err: unknown): err is Error {
 /** `--to postgres://...` / `--to mysql://...`: the whole dump streamed into the database's own tool. */
 async function runRestoreToDatabase(job: string, options: RestoreCommandOptions, out: (line: string) => void): Promise<void> {
   if (options.offset !== undefined || options.length !== undefined) throw new UsageError('a database is restored from the whole dump: drop --offset/--length');
-  const target = parseDatabaseTarget(options.to!);
+  const target = await parseDatabaseTarget(options.to!);
   const { repo, snapshot } = await pickSnapshot(job, options);
   const sink = new DatabaseSink(target, { parallel: options.parallel, dumpBytes: snapshot.meta.logicalBytes });
   const progress = ProgressLine.forCommand(options.json, { summary: true });

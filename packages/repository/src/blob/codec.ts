@@ -108,16 +108,22 @@ export class BlobCodec {
     return this.checkRaw(raw, blob, fingerprint, verify);
   }
 
-  /** `decode` on the calling thread (the restore pipeline's decode workers). */
-  decodeSync(stored: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array, verify?: FingerprintCheck): Uint8Array {
+  /**
+   * `decode` on the calling thread (the restore pipeline's decode workers). `uncompress`
+   * replaces lz4-napi's (the workers decode into a reused arena); it returns undefined
+   * for a malformed block.
+   */
+  decodeSync(stored: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array, verify?: FingerprintCheck, uncompress?: (payload: Uint8Array, rawLength: number) => Uint8Array | undefined): Uint8Array {
     const payload = this.openPayload(stored, blob, fingerprint);
-    let raw = payload;
+    let raw: Uint8Array | undefined = payload;
     if (isLz4(blob.codec)) {
       try {
-        raw = uncompressSync(asBuffer(payload));
+        // The payload's first 4 bytes are the size lz4-napi prepends (checked in openPayload).
+        raw = uncompress ? uncompress(payload.subarray(4), blob.rawLength) : uncompressSync(asBuffer(payload));
       } catch (err) {
         throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
       }
+      if (raw === undefined) throw new BlobCorruptError('decompression', `not a valid lz4 block of ${blob.rawLength} bytes`);
     }
     return this.checkRaw(raw, blob, fingerprint, verify);
   }

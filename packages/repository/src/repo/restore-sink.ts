@@ -36,7 +36,16 @@ export interface PositionalTarget {
   zerosAt(position: number, length: number): Promise<void>;
   /** Every byte up to `length` is written: finish() gives the file this length. */
   setLength(length: number): void;
+  /** `bytes` more are written (for early write-back). */
+  wrote(bytes: number): void;
 }
+
+/**
+ * Bytes written between two early write-backs of a file: a restore starts the disk on
+ * what it wrote (fdatasync in the background) instead of leaving all of it to the final
+ * fsync, which would then wait for gigabytes at the end.
+ */
+const EARLY_SYNC_BYTES = 256 << 20;
 
 const ZERO_BLOCK = 1 << 20;
 let zeroBlock: Uint8Array | undefined;
@@ -55,6 +64,8 @@ export class FileSink implements RestoreSink {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private pendingAt = 0;
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
 
   private constructor(
     private readonly file: FileHandle,
@@ -88,6 +99,14 @@ export class FileSink implements RestoreSink {
       },
       setLength: (length) => {
         this.position = length;
+      },
+      wrote: (bytes) => {
+        this.unsynced += bytes;
+        if (this.unsynced < EARLY_SYNC_BYTES || this.syncing) return;
+        this.unsynced = 0;
+        this.syncing = this.file.datasync().finally(() => (this.syncing = undefined));
+        // A failure here shows again (and is thrown) at the final sync.
+        this.syncing.catch(() => undefined);
       },
     };
   }
@@ -133,11 +152,13 @@ export class FileSink implements RestoreSink {
     await this.flush();
     // Trailing holes: only the length makes them part of the file.
     if (this.sparse) await this.file.truncate(this.position);
+    await this.syncing?.catch(() => undefined);
     await this.file.sync();
     await this.file.close();
   }
 
   async abort(): Promise<void> {
+    await this.syncing?.catch(() => undefined);
     await this.file.close().catch(() => undefined);
   }
 }

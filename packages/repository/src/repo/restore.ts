@@ -81,6 +81,8 @@ export async function restore(repo: Repository, snapshot: SnapshotInfo, sink: Re
 
 async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: RestoreSink, options: RestoreOptions): Promise<RestoreResult> {
   const started = Date.now();
+  // First: the workers start (load their modules) while the manifest and index load.
+  const pool = options.decodePool ?? DecodePool.shared();
   const manifest = await repo.manifest(snapshot.key);
   const total = manifest.meta.logicalBytes;
   const range = options.range ?? { offset: 0, length: total };
@@ -105,7 +107,7 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
     index,
     reader,
     reads: pLimit(repo.objects.readConcurrency ?? DEFAULT_READ_CONCURRENCY),
-    pool: options.decodePool ?? DecodePool.shared(),
+    pool,
     keys: store.decodeKeys(),
     output,
     onFetched: (n) => (progress.bytesFetched += n),
@@ -148,6 +150,7 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
         }
         progress.bytesWritten += length;
       }
+      if (target) target.wrote(window.reduce((n, p) => n + (p.location ? p.to - p.from : 0), 0));
       options.onProgress?.(progress);
     });
   } finally {

@@ -10,7 +10,7 @@ import type { StoreIndex } from '../repo/store-index.js';
 import type { RangeReader } from '../store/object-store.js';
 import { DecodePool } from './decode-pool.js';
 import { BLOB_FIELDS, WRITE_FIELDS, type DecodeKeys, type DecodeReply } from './decode-protocol.js';
-import type { Batch } from './read-plan.js';
+import { BATCH_MAX_BYTES, type Batch } from './read-plan.js';
 
 /** What the workers do with decoded blobs. */
 export type DecodeOutput =
@@ -44,7 +44,13 @@ export interface BatchDecoderOptions {
   onFetched(bytes: number): void;
 }
 
+/** Read buffers kept for reuse: enough for the reads and decodes in flight of a typical restore. */
+const SPARE_BUFFERS = 8;
+
 export class BatchDecoder {
+  /** Buffers the workers gave back; reads go into them instead of fresh memory. */
+  private readonly spare: ArrayBuffer[] = [];
+
   constructor(private readonly o: BatchDecoderOptions) {}
 
   /** Runs one batch; for 'return' output, the decoded bytes of each of its pieces (in batch.pieces order). */
@@ -52,14 +58,20 @@ export class BatchDecoder {
     const { o } = this;
     const packKey = o.index.packKey(batch.pack);
     const length = batch.end - batch.start;
+    // A spare buffer, or a new one of full size so that it can serve later reads too.
+    const spare = length <= BATCH_MAX_BYTES ? this.spare.pop() : undefined;
+    const into = spare ?? new ArrayBuffer(Math.max(length, BATCH_MAX_BYTES));
     let bytes: Uint8Array;
     try {
-      bytes = await o.reads(() => o.reader.read(packKey, { offset: batch.start, length }));
+      bytes = await o.reads(() => o.reader.read(packKey, { offset: batch.start, length }, new Uint8Array(into)));
+      if (bytes.buffer !== into) this.recycle(into);
     } catch (err) {
+      this.recycle(into);
       throw new IntegrityError(o.snapshotKey, packKey, batch.pieces[0].piece.offset, `cannot read bytes ${batch.start}+${length}: ${describe(err)}`);
     }
     o.onFetched(bytes.length);
-    bytes = owned(bytes);
+    // The reader's own buffer (S3) may share its memory: copy unless it is ours or its own.
+    if (bytes.buffer !== into) bytes = owned(bytes);
 
     const blobs = new Int32Array(batch.blobs.length * BLOB_FIELDS);
     const fingerprints = new Uint8Array(batch.blobs.length * 32);
@@ -88,6 +100,7 @@ export class BatchDecoder {
       },
       [bytes.buffer as ArrayBuffer],
     );
+    if (reply.input) this.recycle(reply.input);
     if ('error' in reply) {
       const { error } = reply;
       if (error.blob === undefined) {
@@ -102,6 +115,11 @@ export class BatchDecoder {
     const data = reply.data!;
     const starts = reply.starts!;
     return batch.pieces.map(({ piece, blob }) => new Uint8Array(data, starts[blob] + piece.from, piece.to - piece.from));
+  }
+
+  private recycle(buffer: ArrayBuffer): void {
+    // Only full-size buffers: a small one would rarely fit the next read.
+    if (buffer.byteLength >= BATCH_MAX_BYTES && this.spare.length < SPARE_BUFFERS) this.spare.push(buffer);
   }
 }
 

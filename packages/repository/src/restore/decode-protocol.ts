@@ -45,10 +45,13 @@ export interface DecodeDone {
   starts?: Float64Array;
   /** Bytes the worker wrote to the file. */
   written: number;
+  /** The job's buffer, given back for the next read (no fresh memory per read). */
+  input: ArrayBuffer;
 }
 
 export interface DecodeFailed {
   id: number;
+  input?: ArrayBuffer;
   error: {
     /** Index of the blob that failed, when one did. */
     blob?: number;

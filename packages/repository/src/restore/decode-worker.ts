@@ -12,6 +12,7 @@ import { parentPort } from 'node:worker_threads';
 import { createFingerprinter, type Fingerprinter } from '@hoard/chunker';
 import { BlobCodec } from '../blob/codec.js';
 import { BlobCorruptError } from '../blob/errors.js';
+import { Lz4ArenaDecoder } from '../blob/lz4-wasm.js';
 import { BLOB_FIELDS, WRITE_FIELDS, type DecodeDone, type DecodeFailed, type DecodeJob, type DecodeKeys } from './decode-protocol.js';
 
 interface Decoder {
@@ -43,17 +44,28 @@ port.on('message', (job: DecodeJob) => {
   );
 });
 
+/** One per worker: every job's lz4 blocks decode into the same memory. */
+const lz4 = new Lz4ArenaDecoder();
+const uncompress = process.env.HOARD_LZ4_NAPI ? undefined : (payload: Uint8Array, rawLength: number) => lz4.decode(payload, rawLength);
+
 function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
   const view = new Uint8Array(job.buffer, job.byteOffset, job.byteLength);
   const count = job.blobs.length / BLOB_FIELDS;
   const decoded: Uint8Array[] = new Array(count);
+  let maxStored = 0;
+  let totalRaw = 0;
+  for (let i = 0; i < count; i++) {
+    maxStored = Math.max(maxStored, job.blobs[i * BLOB_FIELDS + 1]);
+    totalRaw += job.blobs[i * BLOB_FIELDS + 3];
+  }
+  lz4.begin(maxStored, totalRaw);
   for (let i = 0; i < count; i++) {
     const b = i * BLOB_FIELDS;
     const offset = job.blobs[b];
     const storedLength = job.blobs[b + 1];
     const fingerprint = job.fingerprints.subarray(i * 32, i * 32 + 32);
     try {
-      decoded[i] = codec.decodeSync(view.subarray(offset, offset + storedLength), { codec: job.blobs[b + 2], rawLength: job.blobs[b + 3] }, fingerprint, fingerprinter.digest);
+      decoded[i] = codec.decodeSync(view.subarray(offset, offset + storedLength), { codec: job.blobs[b + 2], rawLength: job.blobs[b + 3] }, fingerprint, fingerprinter.digest, uncompress);
     } catch (err) {
       port.postMessage({ id: job.id, error: { blob: i, check: err instanceof BlobCorruptError ? err.check : undefined, message: describe(err) } } satisfies DecodeFailed);
       return;
@@ -69,7 +81,7 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
     }
   }
   if (!job.returnData) {
-    port.postMessage({ id: job.id, written } satisfies DecodeDone);
+    port.postMessage({ id: job.id, written, input: job.buffer } satisfies DecodeDone, [job.buffer]);
     return;
   }
   // One buffer for all blobs, transferred back: one message, no per-blob structured clone.
@@ -83,7 +95,7 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
     data.set(decoded[i], at);
     at += decoded[i].length;
   }
-  port.postMessage({ id: job.id, data: data.buffer, starts, written } satisfies DecodeDone, [data.buffer, starts.buffer]);
+  port.postMessage({ id: job.id, data: data.buffer, starts, written, input: job.buffer } satisfies DecodeDone, [data.buffer, starts.buffer, job.buffer]);
 }
 
 /**

@@ -423,7 +423,7 @@ export class FsObjectStore implements ObjectStore {
       if (f.users === 0) void f.file.then(({ handle }) => handle.close()).catch(() => undefined);
     };
     return {
-      read: async (key, range) => {
+      read: async (key, range, into) => {
         if (closed) throw new Error(`range reader of ${this.location} is closed`);
         validateKey(key);
         let f = files.get(key);
@@ -442,7 +442,7 @@ export class FsObjectStore implements ObjectStore {
         f.users++;
         try {
           const { handle, size } = await f.file;
-          return await readExactly(handle, ...this.#checkRange(key, range, size));
+          return await readExactly(handle, ...this.#checkRange(key, range, size), into);
         } catch (err) {
           throw this.#wrap('get', key, err);
         } finally {
@@ -557,10 +557,10 @@ function keyDir(key: string): string {
   return slash < 0 ? '' : key.slice(0, slash);
 }
 
-async function readExactly(handle: FileHandle, position: number, length: number): Promise<Uint8Array> {
+async function readExactly(handle: FileHandle, position: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
   // Not Buffer.alloc: no zero-fill of bytes about to be overwritten, and not pooled, so
   // the caller's view does not share an ArrayBuffer with unrelated data.
-  const buffer = Buffer.allocUnsafeSlow(length);
+  const buffer = into && into.byteLength >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafeSlow(length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(buffer, done, length - done, position + done);

@@ -64,8 +64,12 @@ export interface ObjectStore {
 
 /** Many ranged reads of immutable objects; see ObjectStore.openRangeReader. */
 export interface RangeReader {
-  /** `range` of `key`: the same errors as ObjectStore.get. The result owns its ArrayBuffer. */
-  read(key: string, range: ByteRange): Promise<Uint8Array>;
+  /**
+   * `range` of `key`: the same errors as ObjectStore.get. Into the start of `into` when
+   * given and large enough and the reader can (a view of it is returned); otherwise a
+   * new buffer that owns its ArrayBuffer.
+   */
+  read(key: string, range: ByteRange, into?: Uint8Array): Promise<Uint8Array>;
   /** Releases what the reader holds (open files); reads after close fail. */
   close(): Promise<void>;
 }
