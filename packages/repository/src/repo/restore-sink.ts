@@ -21,6 +21,11 @@ export interface RestoreSink {
   positional?(): PositionalTarget | undefined;
   write(data: Uint8Array): Promise<void>;
   zeros(length: number): Promise<void>;
+  /**
+   * Optional: resolves once every byte handed to write() so far has left the sink (a
+   * stream's buffers included), so that the caller may reuse that memory.
+   */
+  drained?(): Promise<void>;
   /** All bytes are written: flush (and fsync where that means something). */
   finish(): Promise<void>;
   /** Restore failed: release what the sink holds. */
@@ -164,10 +169,17 @@ export class FileSink implements RestoreSink {
 }
 
 export class StreamSink implements RestoreSink {
+  /** Settles when the last chunk written so far has been handed to the system. */
+  private flushed: Promise<void> = Promise.resolve();
+
   constructor(private readonly out: Writable) {}
 
   write(data: Uint8Array): Promise<void> {
-    if (this.out.write(data)) return Promise.resolve();
+    let done!: () => void;
+    this.flushed = new Promise<void>((resolve) => (done = resolve));
+    // The callback runs when this chunk (and so every one before it) left the stream's
+    // buffer, or the stream failed: either way it no longer refers to the bytes.
+    if (this.out.write(data, () => done())) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
         this.out.off('drain', onDrain);
@@ -180,6 +192,10 @@ export class StreamSink implements RestoreSink {
       this.out.once('drain', onDrain);
       this.out.once('error', onError);
     });
+  }
+
+  drained(): Promise<void> {
+    return this.flushed;
   }
 
   zeros(length: number): Promise<void> {

@@ -114,7 +114,8 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   });
 
   /** A window fetched, checked, and (positional targets) written. */
-  const runWindow = async (window: Piece[]): Promise<(Uint8Array | undefined)[] | undefined> => {
+  /** A window fetched, checked, and (positional targets) written; for ordered sinks its bytes per piece and the buffers they are in. */
+  const runWindow = async (window: Piece[]): Promise<{ datas: (Uint8Array | undefined)[]; buffers: ArrayBuffer[] } | undefined> => {
     const batches = planReads(window);
     const zeroWrites = target && !target.sparse ? window.filter((p) => !p.location).map((p) => target.zerosAt(p.offset + p.from - range.offset, p.to - p.from)) : [];
     // Settled, not Promise.all: no write of this window may still be under way once the
@@ -122,24 +123,25 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
     const settled = await Promise.allSettled([...batches.map((b) => decoder.run(b)), ...zeroWrites]);
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const results = settled.map((r) => (r as PromiseFulfilledResult<unknown>).value);
     if (output.kind !== 'return') return undefined;
     const data = new Map<Piece, Uint8Array>();
+    const buffers: ArrayBuffer[] = [];
     batches.forEach((batch, i) => {
-      const views = results[i] as Uint8Array[];
+      const { views, buffer } = (settled[i] as PromiseFulfilledResult<{ views: Uint8Array[]; buffer: ArrayBuffer }>).value;
+      buffers.push(buffer);
       batch.pieces.forEach(({ piece }, j) => data.set(piece, views[j]));
     });
-    return window.map((piece) => data.get(piece));
+    return { datas: window.map((piece) => data.get(piece)), buffers };
   };
 
   try {
-    await mapConcurrent(plan.windows(range.offset, range.offset + range.length), WINDOWS_IN_FLIGHT, runWindow, async (datas, window) => {
+    await mapConcurrent(plan.windows(range.offset, range.offset + range.length), WINDOWS_IN_FLIGHT, runWindow, async (fetched, window) => {
       for (let i = 0; i < window.length; i++) {
         const piece = window[i];
         if (hasher && byChunks) hashChunkRef(hasher, piece.ref.length, piece.ref.fingerprint);
         const length = piece.to - piece.from;
-        if (datas !== undefined) {
-          const data = datas[i];
+        if (fetched !== undefined) {
+          const data = fetched.datas[i];
           if (data === undefined) {
             if (needBytesInOrder) await forZeroBlocks(length, (zeros) => hasher!.update(zeros));
             await sink.zeros(length);
@@ -150,6 +152,8 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
         }
         progress.bytesWritten += length;
       }
+      // The window's buffers serve later windows once the sink no longer holds them.
+      if (fetched && sink.drained) void sink.drained().then(() => fetched.buffers.forEach((b) => decoder.recycleOutput(b)), () => undefined);
       if (target) target.wrote(window.reduce((n, p) => n + (p.location ? p.to - p.from : 0), 0));
       options.onProgress?.(progress);
     });

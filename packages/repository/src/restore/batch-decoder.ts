@@ -50,11 +50,17 @@ const SPARE_BUFFERS = 8;
 export class BatchDecoder {
   /** Buffers the workers gave back; reads go into them instead of fresh memory. */
   private readonly spare: ArrayBuffer[] = [];
+  /** Output buffers whose bytes the sink has written (ordered targets). */
+  private readonly outputs: ArrayBuffer[] = [];
 
   constructor(private readonly o: BatchDecoderOptions) {}
 
-  /** Runs one batch; for 'return' output, the decoded bytes of each of its pieces (in batch.pieces order). */
-  async run(batch: Batch): Promise<Uint8Array[] | undefined> {
+  /**
+   * Runs one batch; for 'return' output, the decoded bytes of each of its pieces (in
+   * batch.pieces order), all views of `buffer`, which the caller may hand back with
+   * recycleOutput() once nothing refers to them any more.
+   */
+  async run(batch: Batch): Promise<{ views: Uint8Array[]; buffer: ArrayBuffer } | undefined> {
     const { o } = this;
     const packKey = o.index.packKey(batch.pack);
     const length = batch.end - batch.start;
@@ -86,6 +92,7 @@ export class BatchDecoder {
       writes = new Float64Array(batch.pieces.length * WRITE_FIELDS);
       batch.pieces.forEach(({ piece, blob }, i) => writes.set([blob, piece.from, piece.to, piece.offset + piece.from - out.base], i * WRITE_FIELDS));
     }
+    const offered = out.kind === 'return' ? this.outputs.pop() : undefined;
     const reply: DecodeReply = await o.pool.run(
       {
         keys: o.keys,
@@ -97,10 +104,12 @@ export class BatchDecoder {
         fd: out.kind === 'positional' ? out.fd : undefined,
         writes,
         returnData: out.kind === 'return',
+        output: offered,
       },
-      [bytes.buffer as ArrayBuffer],
+      offered ? [bytes.buffer as ArrayBuffer, offered] : [bytes.buffer as ArrayBuffer],
     );
     if (reply.input) this.recycle(reply.input);
+    if ('unused' in reply && reply.unused) this.recycleOutput(reply.unused);
     if ('error' in reply) {
       const { error } = reply;
       if (error.blob === undefined) {
@@ -114,7 +123,12 @@ export class BatchDecoder {
     if (out.kind !== 'return') return undefined;
     const data = reply.data!;
     const starts = reply.starts!;
-    return batch.pieces.map(({ piece, blob }) => new Uint8Array(data, starts[blob] + piece.from, piece.to - piece.from));
+    return { views: batch.pieces.map(({ piece, blob }) => new Uint8Array(data, starts[blob] + piece.from, piece.to - piece.from)), buffer: data };
+  }
+
+  /** An output buffer of run() whose bytes are all written: the next job may fill it. */
+  recycleOutput(buffer: ArrayBuffer): void {
+    if (buffer.byteLength > 0 && this.outputs.length < SPARE_BUFFERS) this.outputs.push(buffer);
   }
 
   private recycle(buffer: ArrayBuffer): void {

@@ -36,6 +36,8 @@ export interface DecodeJob {
   writes: Float64Array;
   /** Send the decoded blobs back (ordered targets and stream hashing). */
   returnData: boolean;
+  /** A buffer the decoded blobs may go into (returnData), given back from an earlier job. */
+  output?: ArrayBuffer;
 }
 
 export interface DecodeDone {
@@ -47,6 +49,8 @@ export interface DecodeDone {
   written: number;
   /** The job's buffer, given back for the next read (no fresh memory per read). */
   input: ArrayBuffer;
+  /** The output buffer offered, when it was not used. */
+  unused?: ArrayBuffer;
 }
 
 export interface DecodeFailed {

@@ -44,9 +44,12 @@ port.on('message', (job: DecodeJob) => {
   );
 });
 
+/** Smallest output buffer made, so that it can serve later jobs too. */
+const MIN_OUTPUT_BYTES = 16 << 20;
+
 /** One per worker: every job's lz4 blocks decode into the same memory. */
 const lz4 = new Lz4ArenaDecoder();
-const uncompress = process.env.HOARD_LZ4_NAPI ? undefined : (payload: Uint8Array, rawLength: number) => lz4.decode(payload, rawLength);
+const uncompress = (payload: Uint8Array, rawLength: number) => lz4.decode(payload, rawLength);
 
 function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
   const view = new Uint8Array(job.buffer, job.byteOffset, job.byteLength);
@@ -81,13 +84,15 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
     }
   }
   if (!job.returnData) {
-    port.postMessage({ id: job.id, written, input: job.buffer } satisfies DecodeDone, [job.buffer]);
+    port.postMessage({ id: job.id, written, input: job.buffer, ...(job.output ? { unused: job.output } : {}) } satisfies DecodeDone, job.output ? [job.buffer, job.output] : [job.buffer]);
     return;
   }
   // One buffer for all blobs, transferred back: one message, no per-blob structured clone.
   let total = 0;
   for (const d of decoded) total += d.length;
-  const data = new Uint8Array(total);
+  // The buffer the main thread gave back from an earlier job if it fits (fresh memory
+  // costs page faults and, once transferred, V8 garbage collections), else a new one.
+  const data = job.output && job.output.byteLength >= total ? new Uint8Array(job.output, 0, total) : new Uint8Array(Math.max(total, MIN_OUTPUT_BYTES)).subarray(0, total);
   const starts = new Float64Array(count);
   let at = 0;
   for (let i = 0; i < count; i++) {
@@ -95,7 +100,10 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
     data.set(decoded[i], at);
     at += decoded[i].length;
   }
-  port.postMessage({ id: job.id, data: data.buffer, starts, written, input: job.buffer } satisfies DecodeDone, [data.buffer, starts.buffer, job.buffer]);
+  const transfer = [data.buffer as ArrayBuffer, starts.buffer as ArrayBuffer, job.buffer];
+  // An output buffer offered but too small goes back too, or it would be lost.
+  if (job.output && job.output !== data.buffer) transfer.push(job.output);
+  port.postMessage({ id: job.id, data: data.buffer as ArrayBuffer, starts, written, input: job.buffer, ...(job.output && job.output !== data.buffer ? { unused: job.output } : {}) } satisfies DecodeDone, transfer);
 }
 
 /**
