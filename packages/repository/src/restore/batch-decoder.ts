@@ -10,7 +10,7 @@ import type { StoreIndex } from '../repo/store-index.js';
 import type { RangeReader } from '../store/object-store.js';
 import { DecodePool } from './decode-pool.js';
 import { BLOB_FIELDS, WRITE_FIELDS, type DecodeKeys, type DecodeReply } from './decode-protocol.js';
-import { BATCH_MAX_BYTES, type Batch } from './read-plan.js';
+import { BATCH_GAP_BYTES, BATCH_MAX_BYTES, type Batch } from './read-plan.js';
 
 /** What the workers do with decoded blobs. */
 export type DecodeOutput =
@@ -44,14 +44,56 @@ export interface BatchDecoderOptions {
   onFetched(bytes: number): void;
 }
 
-/** Read buffers kept for reuse: enough for the reads and decodes in flight of a typical restore. */
-const SPARE_BUFFERS = 8;
+/** Buffers kept for reuse per pool (reads; decoded output): enough for what is in flight. */
+const SPARE_BUFFERS = 16;
+/** Buffers are made in multiples of this, so that one fits later ranges of about the same size. */
+const SPARE_GRAIN = 256 * 1024;
+
+/**
+ * Buffers handed back for reuse. Fresh memory costs page faults, and every buffer moved
+ * between threads counts as new external memory to V8, which then collects garbage more
+ * often; a later snapshot reads many small ranges (unchanged chunks here and there in old
+ * packs), so buffers are sized to the range and taken best-fit.
+ */
+class BufferPool {
+  private readonly free: ArrayBuffer[] = [];
+
+  constructor(private readonly largest: number) {}
+
+  /** The smallest free buffer that holds `length` bytes, else a new one (not zero-filled). */
+  take(length: number): ArrayBuffer {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      if (this.free[i].byteLength >= length && (best < 0 || this.free[i].byteLength < this.free[best].byteLength)) best = i;
+    }
+    if (best >= 0) return this.free.splice(best, 1)[0];
+    return Buffer.allocUnsafeSlow(Math.ceil(Math.max(length, 1) / SPARE_GRAIN) * SPARE_GRAIN).buffer as ArrayBuffer;
+  }
+
+  /** The smallest free buffer that holds `length` bytes, if there is one. */
+  takeIfFits(length: number): ArrayBuffer | undefined {
+    const fits = this.free.some((b) => b.byteLength >= length);
+    return fits ? this.take(length) : undefined;
+  }
+
+  give(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === 0 || buffer.byteLength > this.largest) return; // a rare giant: let it go
+    if (this.free.length >= SPARE_BUFFERS) {
+      // Keep the larger ones: they fit more ranges.
+      let smallest = 0;
+      for (let i = 1; i < this.free.length; i++) if (this.free[i].byteLength < this.free[smallest].byteLength) smallest = i;
+      if (this.free[smallest].byteLength >= buffer.byteLength) return;
+      this.free.splice(smallest, 1);
+    }
+    this.free.push(buffer);
+  }
+}
 
 export class BatchDecoder {
   /** Buffers the workers gave back; reads go into them instead of fresh memory. */
-  private readonly spare: ArrayBuffer[] = [];
+  private readonly spare = new BufferPool(BATCH_MAX_BYTES + BATCH_GAP_BYTES);
   /** Output buffers whose bytes the sink has written (ordered targets). */
-  private readonly outputs: ArrayBuffer[] = [];
+  private readonly outputs = new BufferPool(4 * BATCH_MAX_BYTES);
 
   constructor(private readonly o: BatchDecoderOptions) {}
 
@@ -64,15 +106,13 @@ export class BatchDecoder {
     const { o } = this;
     const packKey = o.index.packKey(batch.pack);
     const length = batch.end - batch.start;
-    // A spare buffer, or a new one of full size so that it can serve later reads too.
-    const spare = length <= BATCH_MAX_BYTES ? this.spare.pop() : undefined;
-    const into = spare ?? new ArrayBuffer(Math.max(length, BATCH_MAX_BYTES));
+    const into = this.spare.take(length);
     let bytes: Uint8Array;
     try {
       bytes = await o.reads(() => o.reader.read(packKey, { offset: batch.start, length }, new Uint8Array(into)));
-      if (bytes.buffer !== into) this.recycle(into);
+      if (bytes.buffer !== into) this.spare.give(into);
     } catch (err) {
-      this.recycle(into);
+      this.spare.give(into);
       throw new IntegrityError(o.snapshotKey, packKey, batch.pieces[0].piece.offset, `cannot read bytes ${batch.start}+${length}: ${describe(err)}`);
     }
     o.onFetched(bytes.length);
@@ -92,7 +132,7 @@ export class BatchDecoder {
       writes = new Float64Array(batch.pieces.length * WRITE_FIELDS);
       batch.pieces.forEach(({ piece, blob }, i) => writes.set([blob, piece.from, piece.to, piece.offset + piece.from - out.base], i * WRITE_FIELDS));
     }
-    const offered = out.kind === 'return' ? this.outputs.pop() : undefined;
+    const offered = out.kind === 'return' ? this.outputs.takeIfFits(batch.blobs.reduce((n, p) => n + p.ref.length, 0)) : undefined;
     const reply: DecodeReply = await o.pool.run(
       {
         keys: o.keys,
@@ -108,7 +148,7 @@ export class BatchDecoder {
       },
       offered ? [bytes.buffer as ArrayBuffer, offered] : [bytes.buffer as ArrayBuffer],
     );
-    if (reply.input) this.recycle(reply.input);
+    if (reply.input) this.spare.give(reply.input);
     if ('unused' in reply && reply.unused) this.recycleOutput(reply.unused);
     if ('error' in reply) {
       const { error } = reply;
@@ -128,13 +168,10 @@ export class BatchDecoder {
 
   /** An output buffer of run() whose bytes are all written: the next job may fill it. */
   recycleOutput(buffer: ArrayBuffer): void {
-    if (buffer.byteLength > 0 && this.outputs.length < SPARE_BUFFERS) this.outputs.push(buffer);
+    this.outputs.give(buffer);
   }
 
-  private recycle(buffer: ArrayBuffer): void {
-    // Only full-size buffers: a small one would rarely fit the next read.
-    if (buffer.byteLength >= BATCH_MAX_BYTES && this.spare.length < SPARE_BUFFERS) this.spare.push(buffer);
-  }
+
 }
 
 /**

@@ -44,8 +44,8 @@ port.on('message', (job: DecodeJob) => {
   );
 });
 
-/** Smallest output buffer made, so that it can serve later jobs too. */
-const MIN_OUTPUT_BYTES = 16 << 20;
+/** Output buffers are made in multiples of this, so that one fits later jobs of about the same size. */
+const OUTPUT_GRAIN = 256 * 1024;
 
 /** One per worker: every job's lz4 blocks decode into the same memory. */
 const lz4 = new Lz4ArenaDecoder();
@@ -92,7 +92,7 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
   for (const d of decoded) total += d.length;
   // The buffer the main thread gave back from an earlier job if it fits (fresh memory
   // costs page faults and, once transferred, V8 garbage collections), else a new one.
-  const data = job.output && job.output.byteLength >= total ? new Uint8Array(job.output, 0, total) : new Uint8Array(Math.max(total, MIN_OUTPUT_BYTES)).subarray(0, total);
+  const data = job.output && job.output.byteLength >= total ? new Uint8Array(job.output, 0, total) : new Uint8Array(Buffer.allocUnsafeSlow(Math.ceil(Math.max(total, 1) / OUTPUT_GRAIN) * OUTPUT_GRAIN).buffer, 0, total);
   const starts = new Float64Array(count);
   let at = 0;
   for (let i = 0; i < count; i++) {
