@@ -63,6 +63,8 @@ export async function forZeroBlocks(length: number, use: (zeros: Uint8Array) => 
 
 /** Writes held back until this many bytes are pending: fewer, larger pwrite calls. */
 const FILE_BATCH_BYTES = 4 << 20;
+/** pwritev calls of one file sink running at once (each on the libuv thread pool). */
+const FLUSHES_IN_FLIGHT = 2;
 
 export class FileSink implements RestoreSink {
   private position = 0;
@@ -70,6 +72,7 @@ export class FileSink implements RestoreSink {
   private pendingBytes = 0;
   private pendingAt = 0;
   private unsynced = 0;
+  private flushing: Promise<void>[] = [];
   private syncing: Promise<void> | undefined;
 
   private constructor(
@@ -121,13 +124,26 @@ export class FileSink implements RestoreSink {
     this.pending.push(data);
     this.pendingBytes += data.length;
     this.position += data.length;
-    if (this.pendingBytes >= FILE_BATCH_BYTES) await this.flush();
+    if (this.pendingBytes >= FILE_BATCH_BYTES) await this.startFlush();
   }
 
   async zeros(length: number): Promise<void> {
     if (!this.sparse) return forZeroBlocks(length, (zeros) => this.write(zeros));
-    await this.flush();
+    await this.startFlush();
     this.position += length;
+  }
+
+  /**
+   * Starts writing what is pending and returns while it is written, unless
+   * FLUSHES_IN_FLIGHT writes are out already: the caller (a restore reading from the
+   * network) goes on receiving while the thread pool writes.
+   */
+  private async startFlush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const flushing = this.flush();
+    flushing.catch(() => undefined); // awaited below, in finish() or abort()
+    this.flushing.push(flushing);
+    if (this.flushing.length > FLUSHES_IN_FLIGHT) await this.flushing.shift();
   }
 
   private async flush(): Promise<void> {
@@ -155,6 +171,7 @@ export class FileSink implements RestoreSink {
 
   async finish(): Promise<void> {
     await this.flush();
+    for (const flushing of this.flushing.splice(0)) await flushing;
     // Trailing holes: only the length makes them part of the file.
     if (this.sparse) await this.file.truncate(this.position);
     await this.syncing?.catch(() => undefined);
@@ -163,6 +180,8 @@ export class FileSink implements RestoreSink {
   }
 
   async abort(): Promise<void> {
+    // No write may land after the close: the number could be another file's by then.
+    await Promise.allSettled(this.flushing.splice(0));
     await this.syncing?.catch(() => undefined);
     await this.file.close().catch(() => undefined);
   }
