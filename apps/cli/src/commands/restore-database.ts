@@ -530,6 +530,11 @@ export function damagedAfterData(cause: Error, sink: DatabaseSink): RestoreDamag
 /** A sink that checks and drops: `--verify-only`. */
 export class NullSink implements RestoreSink {
   bytes = 0;
+  /** With `discards`, a restore never hands it bytes (its pipeline only checks them). */
+  readonly discards: boolean;
+  constructor(options: { discards?: boolean } = {}) {
+    this.discards = options.discards === true;
+  }
   async write(data: Uint8Array): Promise<void> {
     this.bytes += data.length;
   }
