@@ -55,7 +55,8 @@ describe('restore to an agent (--to agent:NAME:PATH)', () => {
     out = join(work, 'out');
     await mkdir(out);
     image = join(work, 'disk.img');
-    original = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(1024 * 1024), randomBytes(777)]);
+    // An 8 MiB hole: restored onto the agent, it must stay a hole (holes travel as counts).
+    original = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(8 * 1024 * 1024), randomBytes(777)]);
     await writeFile(image, original);
     const first = await backup('img', `file:${image}`);
     const changed = Buffer.from(original);
@@ -90,6 +91,8 @@ describe('restore to an agent (--to agent:NAME:PATH)', () => {
     expect(r).toMatchObject({ snapshot: imageSnapshots[1], agent: 'dst1', path: to, bytes: original.length, wrote: 'stream' });
     expect((await readFile(to)).equals(await readFile(image))).toBe(true);
     await expect(lstat(`${to}.partial`)).rejects.toThrow();
+    // Written sparse: the 8 MiB hole is not allocated on the agent's disk.
+    expect((await lstat(to)).blocks * 512).toBeLessThan(original.length - 6 * 1024 * 1024);
 
     // --at the first snapshot's start: the older bytes.
     const old = join(out, 'disk-first.img');
