@@ -120,7 +120,6 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
     onFetched: (n) => (progress.bytesFetched += n),
   });
 
-  /** A window fetched, checked, and (positional targets) written. */
   /** A window fetched, checked, and (positional targets) written; for ordered sinks its bytes per piece and the buffers they are in. */
   const runWindow = async (window: Piece[]): Promise<{ datas: (Uint8Array | undefined)[]; buffers: ArrayBuffer[] } | undefined> => {
     const batches = planReads(window);
