@@ -153,6 +153,8 @@ class SessionUpload {
   private seq = 0;
   wireBytes = 0;
   private bytesNew = 0;
+  /** The source's size when known (a file, a device): progress then carries a total, for percent and ETA. */
+  private bytesTotal: number | undefined;
   private readonly batchChunks: number;
   private readonly batchBytes: number;
 
@@ -177,6 +179,7 @@ class SessionUpload {
   }
 
   async run(input: OpenedSource): Promise<Totals> {
+    this.bytesTotal = input.expectedBytes;
     const arenaBytes = this.batchBytes + this.session.maxChunk;
     const spare = [new Batch(Buffer.allocUnsafeSlow(arenaBytes)), new Batch(Buffer.allocUnsafeSlow(arenaBytes))];
     let current = spare.pop()!;
@@ -269,7 +272,7 @@ class SessionUpload {
     const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
     this.wireBytes += bodyBytes;
     this.bytesNew += wanted.reduce((n, b) => n + b.length, 0);
-    this.options.onProgress?.({ target: this.target.name, bytesRead, bytesSent: this.wireBytes, bytesNew: this.bytesNew });
+    this.options.onProgress?.({ target: this.target.name, bytesRead, bytesSent: this.wireBytes, bytesNew: this.bytesNew, ...(this.bytesTotal !== undefined ? { bytesTotal: this.bytesTotal } : {}) });
   }
 
   async commit(totals: Totals, startedAt: string, sourceStat?: SourceStat): Promise<CommitResponse> {
