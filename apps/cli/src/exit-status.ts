@@ -49,7 +49,7 @@ export function exitStatus(err: unknown): { code: number; message: string } {
   ) {
     return { code: EXIT_USAGE, message };
   }
-  if (err instanceof IntegrityError || err instanceof ObjectFormatError || err instanceof BlobCorruptError || (err instanceof Error && err.name === 'RestoreDamagedError')) return { code: EXIT_DAMAGED, message };
+  if (err instanceof IntegrityError || err instanceof ObjectFormatError || err instanceof BlobCorruptError || (err instanceof Error && (err.name === 'RestoreDamagedError' || err.name === 'GcDamagedError'))) return { code: EXIT_DAMAGED, message };
   if (err instanceof RepositoryError || err instanceof WrongPassphraseError || err instanceof KeyFileFormatError || err instanceof ObjectStoreError) {
     return { code: EXIT_FAILURE, message };
   }

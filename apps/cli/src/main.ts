@@ -20,6 +20,7 @@ const parseParallelRestore = lazy(() => import('./commands/restore-database.js')
 const runSnapshots = lazy(() => import('./commands/snapshots.js'), 'runSnapshots');
 const runStats = lazy(() => import('./commands/stats.js'), 'runStats');
 const runVerify = lazy(() => import('./commands/verify.js'), 'runVerify');
+const runRepair = lazy(() => import('./commands/repair.js'), 'runRepair');
 const runProtect = lazy(() => import('./commands/prune.js'), 'runProtect');
 const runPrune = lazy(() => import('./commands/prune.js'), 'runPrune');
 const runGc = lazy(() => import('./commands/gc.js'), 'runGc');
@@ -119,7 +120,11 @@ program
   .option('--protect <id>', 'with --job: exempt this snapshot from retention (prune keeps it)')
   .option('--unprotect <id>', 'with --job: make it subject to retention again')
   .addHelpText('after', '\nWith --server the list comes from the media server (its catalog); otherwise from --repo.\n--source, --since and --until work with both.\nProtection is a marker in the repository (protected/<job>/<snapshot>), so every server and CLI sees it.\n\nExamples:\n  hoard snapshots --repo /srv/hoard --job shop-db --since 2026-11-01 --until "2026-11-20 12:00"\n  hoard snapshots --repo /srv/hoard --job shop-db --protect 3fa2c1d0\n')
-  .action((opts) => (opts.protect !== undefined || opts.unprotect !== undefined ? runProtect(opts, out) : opts.server ? runRemoteSnapshots(opts, out) : runSnapshots(opts, out)));
+  .action(async (opts) => {
+    if (opts.protect !== undefined || opts.unprotect !== undefined) return runProtect(opts, out);
+    if (opts.server) return runRemoteSnapshots(opts, out);
+    if (!(await runSnapshots(opts, out))) exitCode = EXIT_DAMAGED;
+  });
 
 program
   .command('prune')
@@ -251,6 +256,23 @@ program
   )
   .action(async (opts) => {
     if (!(await (opts.server ? runServerVerify(opts, out) : runVerify(opts, out)))) exitCode = EXIT_DAMAGED;
+  });
+
+program
+  .command('repair')
+  .description('rebuild index segments from pack trailers, list snapshots whose data is gone, and optionally forget them')
+  .addOption(repoOption())
+  .option('--dry-run', 'report what would be done; write and delete nothing')
+  .option('--forget-broken', 'forget the snapshots whose data is gone (protected ones are kept); gc then frees their data')
+  .option('--break-lock', 'remove a gc/lock left by a gc or repair that died')
+  .addOption(passphraseFile())
+  .option('--json', 'print the report as JSON')
+  .addHelpText(
+    'after',
+    '\nPacks are never deleted. Damaged index segments are removed only after the segments that replace them\nare written. Holds the GC lock (gc/lock) while it changes anything. Exit 3 when damage is left\n(with --dry-run: when damage is found). Details: docs/repair.md.\n\nExamples:\n  hoard repair --repo /srv/hoard --dry-run\n  hoard repair --repo /srv/hoard --forget-broken\n',
+  )
+  .action(async (opts) => {
+    if (!(await runRepair(opts, out))) exitCode = EXIT_DAMAGED;
   });
 
 program

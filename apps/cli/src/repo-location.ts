@@ -61,6 +61,8 @@ export async function passphrase(options: RepoOptions, prompt: { ask: boolean; c
  * repository needs its passphrase (asked for on a terminal).
  */
 export async function openRepository(options: RepoOptions, needSecrets: boolean): Promise<Repository> {
-  const repo = await Repository.open(await openObjectStore(options.repo));
+  // Damage that reading works around (a damaged index segment) is said on stderr, once.
+  const onWarning = (message: string): void => void process.stderr.write(`hoard: warning: ${message}\n`);
+  const repo = await Repository.open(await openObjectStore(options.repo), { onWarning });
   return repo.encrypted ? repo.withPassphrase(await passphrase(options, { ask: needSecrets })) : repo;
 }

@@ -815,7 +815,7 @@ async function checkSchema(db: Level<string, unknown>, dir: string): Promise<voi
       throw new CatalogOpenError(
         dir,
         `it holds LevelDB data (first key ${JSON.stringify(key)}) but no catalog schema record: ` +
-          'it is not a hoard catalog; use an empty directory, and rebuild the catalog from the bucket (hoard repair)',
+          'it is not a hoard catalog; use an empty directory (the server reads the snapshots back from the bucket at start; docs/repair.md says what is not rebuilt)',
       );
     }
     const fresh: SchemaRecord = { version: SCHEMA_VERSION, createdAt: nowIso() };
@@ -826,7 +826,7 @@ async function checkSchema(db: Level<string, unknown>, dir: string): Promise<voi
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     throw new CatalogOpenError(
       dir,
-      `its schema record is damaged (${JSON.stringify(schema)}): rebuild the catalog from the bucket into an empty directory (hoard repair)`,
+      `its schema record is damaged (${JSON.stringify(schema)}): move it aside and start the server on an empty data directory (the snapshots are read back from the bucket at start; docs/repair.md says what is not rebuilt)`,
     );
   }
   if (version > SCHEMA_VERSION) throw new CatalogSchemaError(dir, version, SCHEMA_VERSION);

@@ -31,7 +31,7 @@ export class CatalogSchemaError extends CatalogError {
   ) {
     super(
       `catalog ${dir} has schema version ${found}, but this hoard supports up to version ${supported}: ` +
-        `upgrade hoard, or rebuild a catalog from the bucket into an empty directory (hoard repair)`,
+        `upgrade hoard, or start the server on an empty data directory (the snapshots are read back from the bucket at start; docs/repair.md says what is not rebuilt)`,
     );
   }
 }

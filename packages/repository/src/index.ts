@@ -133,6 +133,9 @@ export {
   type DurationUnit,
 } from '@hoard/retention';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, DEFAULT_REPACK_THRESHOLD, type GcOptions, type GcReport, type GcPhase } from './gc/collect-garbage.js';
-export { GcError, GcLockedError, GcConflictError } from './gc/errors.js';
+export { GcError, GcLockedError, GcConflictError, GcDamagedError } from './gc/errors.js';
 export { CONDEMNED_PREFIX, GC_LOCK_KEY, REVIVED_PREFIX } from './gc/gc-objects.js';
 export { commitGuarded, type CommitReferences } from './gc/commit-guard.js';
+export { repair, type RepairOptions, type RepairReport, type RepairPhase, type BrokenSnapshot } from './repo/repair.js';
+export { MetadataDamagedError } from './repo/errors.js';
+export { type IndexDamage } from './repo/store-index.js';

@@ -16,15 +16,20 @@ export interface SnapshotsCommandOptions extends RepoOptions {
   json?: boolean;
 }
 
-export async function runSnapshots(options: SnapshotsCommandOptions, out: (line: string) => void): Promise<void> {
+/** Resolves to false when a manifest is damaged (listed without it, exit 3). */
+export async function runSnapshots(options: SnapshotsCommandOptions, out: (line: string) => void): Promise<boolean> {
   if (options.job !== undefined) validateJobName(options.job);
   // The server's semantics (its catalog's [since, until)): since inclusive, until exclusive, by start time.
   const since = options.since !== undefined ? parseTime(options.since).getTime() : undefined;
   const until = options.until !== undefined ? parseTime(options.until).getTime() : undefined;
   const repo = await openRepository(options, false);
+  let damaged = 0;
   const snapshots = (
     await repo.snapshots(options.job, {
-      onDamaged: (key, err) => process.stderr.write(`hoard: warning: ${err.message}; it is not listed (run \`hoard verify\`)\n`),
+      onDamaged: (key, err) => {
+        damaged++;
+        process.stderr.write(`hoard: warning: ${err.message}; it is not listed (exit 3; \`hoard repair\` lists what is lost)\n`);
+      },
     })
   ).filter((s) => {
     const t = Date.parse(s.meta.startedAt);
@@ -48,12 +53,12 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
         })),
       ),
     );
-    return;
+    return damaged === 0;
   }
   if (snapshots.length === 0) {
     const filtered = options.source !== undefined || since !== undefined || until !== undefined;
-    out(filtered ? 'no snapshots match' : options.job ? `job ${options.job} has no snapshots` : 'no snapshots yet');
-    return;
+    out(filtered ? 'no snapshots match' : options.job ? `job ${options.job} has no snapshots${damaged > 0 ? ' that can be read' : ''}` : damaged > 0 ? 'no readable snapshots' : 'no snapshots yet');
+    return damaged === 0;
   }
   out(
     renderTable(
@@ -61,6 +66,7 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
       snapshots.map((s) => [s.id, s.meta.job, localTime(s.meta.startedAt), formatBytes(s.meta.logicalBytes), `${s.meta.source.name} (${s.meta.source.kind})`]),
     ),
   );
+  return damaged === 0;
 }
 
 export function localTime(iso: string): string {

@@ -58,5 +58,6 @@ export function printVerifyReport(report: VerifyReport, options: { readData?: bo
     for (const f of report.findings) {
       out(`  ${f.snapshot ? `snapshot ${f.snapshot}: ` : ''}${f.object}${f.offset !== undefined ? ` at offset ${f.offset}` : ''}: ${f.problem}`);
     }
+    out('`hoard repair --repo <repository> --dry-run` shows what can be rebuilt from the packs and which snapshots are lost (docs/repair.md)');
   }
 }

@@ -24,7 +24,7 @@ import { ObjectNotFoundError } from '../store/errors.js';
 import { listAll, type ObjectInfo } from '../store/object-store.js';
 import { mapConcurrent } from '../repo/concurrency.js';
 import { SNAPSHOTS_PREFIX, type Repository } from '../repo/repository.js';
-import { GcError, GcLockedError } from './errors.js';
+import { GcDamagedError, GcLockedError } from './errors.js';
 import { encodeList, GC_LOCK_KEY, instanceId, itemId, newListKey, readCondemnations, revivedKey, type CondemnedItem, type GcLock } from './gc-objects.js';
 import { revivePack } from './commit-guard.js';
 import { LiveSet, type GcPack } from './live-set.js';
@@ -447,7 +447,7 @@ class GcRun {
         } catch (err) {
           // A damaged segment would hide packs that snapshots need: deleting anything on
           // that basis could destroy data.
-          if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError) throw new GcError(`cannot read index segment ${key}: ${err.message}; garbage collection refuses to run on a damaged index (run \`hoard verify\`)`);
+          if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError) throw new GcDamagedError(`cannot read index segment ${key}: ${err.message}; garbage collection refuses to run on a damaged index (\`hoard repair\` rebuilds it from the pack trailers)`);
           throw err;
         }
       },
@@ -469,7 +469,7 @@ class GcRun {
           return await this.repo.manifest(key);
         } catch (err) {
           if (err instanceof ObjectNotFoundError) return undefined; // forgotten meanwhile
-          if (err instanceof ObjectFormatError) throw new GcError(`snapshot ${key} is damaged (${err.message}); garbage collection cannot tell what it references and refuses to run (run \`hoard verify\`)`);
+          if (err instanceof ObjectFormatError) throw new GcDamagedError(`snapshot ${key} is damaged (${err.message}); garbage collection cannot tell what it references and refuses to run (\`hoard repair --forget-broken\` forgets it)`);
           throw err;
         }
       },
@@ -484,7 +484,7 @@ class GcRun {
             try {
               refs = decodePage(pageKey, await this.objects.get(pageKey));
             } catch (err) {
-              if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError) throw new GcError(`snapshot ${key}: chunk-list page ${pageKey} cannot be read (${err.message}); garbage collection refuses to run (run \`hoard verify\`)`);
+              if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError) throw new GcDamagedError(`snapshot ${key}: chunk-list page ${pageKey} cannot be read (${err.message}); garbage collection refuses to run (\`hoard repair --forget-broken\` forgets the snapshot)`);
               throw err;
             }
             for (const ref of refs) if (!ref.zero) this.live.mark(store, ref.fingerprint);

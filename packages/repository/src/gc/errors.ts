@@ -5,6 +5,11 @@ export class GcError extends RepositoryError {
   override name = 'GcError';
 }
 
+/** GC met damaged or missing metadata (a segment, manifest or page) and refuses to run: exit 3. */
+export class GcDamagedError extends GcError {
+  override name = 'GcDamagedError';
+}
+
 /** Another `gc` holds the repository's GC lock (or died holding it). */
 export class GcLockedError extends GcError {
   override name = 'GcLockedError';

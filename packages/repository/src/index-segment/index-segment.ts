@@ -3,8 +3,8 @@
  * map fingerprints to (pack, blob) for one fingerprint store, so opening a repository
  * reads a few segments instead of every pack trailer. They are content-named and always
  * read whole, so the name itself verifies them. Byte layout: docs/format.md,
- * "Index segments". A segment is redundant with the pack trailers: `repair` can rewrite
- * segments from packs alone (invariant 3).
+ * "Index segments". A segment is redundant with the pack trailers: `repair` (repo/repair.ts)
+ * rewrites segments from packs alone (invariant 3), and StoreIndex reads around a damaged one.
  */
 import { contentKey, contentKeyFromHash } from '../content-key.js';
 import { PACK_ENTRY_BYTES, STORE_ID_BYTES, readEntry, writeEntry, type PackEntry } from '../pack/pack-format.js';

@@ -3,6 +3,8 @@
  * CLI can print the message as it is (no stack trace for a user's mistake).
  */
 
+import { ObjectFormatError } from '../format-error.js';
+
 /** Base class: anything the user can act on (wrong path, wrong id, wrong passphrase). */
 export class RepositoryError extends Error {
   override name = 'RepositoryError';
@@ -59,5 +61,18 @@ export class IntegrityError extends Error {
     readonly reason: string,
   ) {
     super(`snapshot ${snapshot}: ${offset === undefined ? '' : `bytes at offset ${offset}, `}object ${object}: ${reason}`);
+  }
+}
+
+/**
+ * Repository metadata that is damaged or missing where a command needs it: a snapshot
+ * manifest that does not decode, a store record a snapshot names that is not there. Exit 3
+ * in the CLI, like every other damage (ObjectFormatError), never "not found".
+ */
+export class MetadataDamagedError extends ObjectFormatError {
+  override readonly name = 'MetadataDamagedError';
+  constructor(kind: string, object: string, reason: string, message: string) {
+    super(kind, object, reason);
+    this.message = message;
   }
 }

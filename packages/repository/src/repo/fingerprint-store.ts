@@ -11,7 +11,25 @@ import type { StoreSecrets } from '../crypto/store-secrets.js';
 import type { DecodeKeys } from '../restore/decode-protocol.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { StoreRecord } from './records.js';
-import { StoreIndex } from './store-index.js';
+import { StoreIndex, type IndexDamage } from './store-index.js';
+
+const defaultWarning = (message: string): void => process.emitWarning(message, 'HoardWarning');
+
+/**
+ * One line per problem a store's index load worked around. Packs no segment lists are
+ * normal while a backup runs or after one was interrupted; they are worth a warning only
+ * when a damaged segment may be why.
+ */
+export function describeIndexDamage(damage: IndexDamage, storeName: string): string[] {
+  if (damage.damagedSegments.length === 0) return [];
+  const out = damage.damagedSegments.map(
+    (s) =>
+      `index segment ${s.key} is damaged (${s.problem}): it is skipped, and the ${damage.recoveredPacks.length} pack(s) of store ${storeName} ` +
+      'that no other segment lists are read from their own trailers instead; run `hoard repair` to rebuild the index',
+  );
+  for (const p of damage.unreadablePacks) out.push(`pack ${p.key} is listed by no readable index segment and its trailer is damaged (${p.problem}): its chunks cannot be found`);
+  return out;
+}
 
 /**
  * The whole-stream hash of a store: BLAKE3, keyed with the fingerprint key in encrypted
@@ -46,14 +64,16 @@ export class FingerprintStore {
     readonly record: StoreRecord,
     readonly codec: BlobCodec,
     private readonly secrets: StoreSecrets | undefined,
+    private readonly onWarning: (message: string) => void,
   ) {
     this.idBytes = Uint8Array.from(Buffer.from(record.id, 'hex'));
     this.fingerprintSpec = secrets ? { algorithm: 'blake3', key: secrets.fingerprintKey } : { algorithm: 'blake3' };
     this.fingerprinter = createFingerprinter(this.fingerprintSpec);
   }
 
-  static async open(objects: ObjectStore, record: StoreRecord, secrets: StoreSecrets | undefined): Promise<FingerprintStore> {
-    return new FingerprintStore(objects, record, await BlobCodec.create({ dataKey: secrets?.dataKey }), secrets);
+  /** `onWarning`: told about damage the index load worked around (a damaged index segment). */
+  static async open(objects: ObjectStore, record: StoreRecord, secrets: StoreSecrets | undefined, options: { onWarning?: (message: string) => void } = {}): Promise<FingerprintStore> {
+    return new FingerprintStore(objects, record, await BlobCodec.create({ dataKey: secrets?.dataKey }), secrets, options.onWarning ?? defaultWarning);
   }
 
   get name(): string {
@@ -100,7 +120,10 @@ export class FingerprintStore {
 
   /** The store's index, loaded from its segments on first use and then kept up to date. */
   index(): Promise<StoreIndex> {
-    this.indexLoad ??= StoreIndex.load(this.objects, this.record.id);
+    this.indexLoad ??= StoreIndex.load(this.objects, this.record.id).then((index) => {
+      for (const warning of describeIndexDamage(index.damage, this.record.name)) this.onWarning(warning);
+      return index;
+    });
     const load = this.indexLoad;
     load.catch(() => {
       if (this.indexLoad === load) this.indexLoad = undefined;

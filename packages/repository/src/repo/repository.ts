@@ -4,12 +4,12 @@
  * restore.ts, verify.ts, stats.ts). Layout of every object: docs/format.md.
  */
 import { generateSecrets, unwrapSecrets, wrapSecrets, type StoreSecrets } from '../crypto/store-secrets.js';
-import { decodeManifest, validateJobName, type Manifest, type SnapshotMeta } from '../snapshot/manifest.js';
+import { compactTime, decodeManifest, validateJobName, type Manifest, type SnapshotMeta } from '../snapshot/manifest.js';
 import { listAll, type ObjectStore } from '../store/object-store.js';
 import { ObjectNotFoundError } from '../store/errors.js';
 import { ObjectFormatError } from '../format-error.js';
 import { mapConcurrent } from './concurrency.js';
-import { PassphraseRequiredError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError } from './errors.js';
+import { MetadataDamagedError, PassphraseRequiredError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError } from './errors.js';
 import { FingerprintStore } from './fingerprint-store.js';
 import {
   CONFIG_KEY,
@@ -43,6 +43,11 @@ export interface InitOptions {
 export interface OpenOptions {
   /** Needed to back up to, restore from or read data of an encrypted repository. */
   passphrase?: string;
+  /**
+   * Told about damage that reading worked around (a damaged index segment whose packs are
+   * read from their trailers). Default: process.emitWarning.
+   */
+  onWarning?: (message: string) => void;
   scryptCost?: { N: number; r: number; p: number };
 }
 
@@ -149,9 +154,27 @@ export class Repository {
     return this.openStore(record);
   }
 
+  /**
+   * The store a snapshot names (by id). Another store's damaged record does not stand in
+   * the way; a record that is missing or damaged is MetadataDamagedError (the snapshot
+   * names a store the bucket must have).
+   */
   async storeById(id: string): Promise<FingerprintStore> {
-    const record = (await this.stores()).find((r) => r.id === id);
-    if (!record) throw new UnknownStoreError(`no fingerprint store with id ${id} in ${this.location}`);
+    const damaged: ObjectFormatError[] = [];
+    const records: StoreRecord[] = [];
+    for await (const info of listAll(this.objects, STORES_PREFIX)) {
+      try {
+        records.push(decodeStoreRecord(info.key, await this.objects.get(info.key)));
+      } catch (err) {
+        if (err instanceof ObjectFormatError) damaged.push(err);
+        else if (!(err instanceof ObjectNotFoundError)) throw err;
+      }
+    }
+    const record = records.find((r) => r.id === id);
+    if (!record) {
+      const why = damaged.length > 0 ? `; damaged: ${damaged.map((e) => e.message).join('; ')}` : ' (no stores/<name> record has that id: one is missing, or damaged so that its id changed)';
+      throw new MetadataDamagedError('fingerprint store record', damaged[0]?.object ?? STORES_PREFIX, 'missing or damaged', `fingerprint store ${id}, which the snapshot names, has no readable record in ${this.location}${why}`);
+    }
     return this.openStore(record);
   }
 
@@ -167,7 +190,7 @@ export class Repository {
       store = (async () => {
         let secrets: StoreSecrets | undefined;
         if (record.keyFile) secrets = await unwrapSecrets(record.keyFile, this.requirePassphrase());
-        return FingerprintStore.open(this.objects, record, secrets);
+        return FingerprintStore.open(this.objects, record, secrets, { onWarning: this.options.onWarning });
       })();
       store.catch(() => this.opened.delete(record.id));
       this.opened.set(record.id, store);
@@ -242,23 +265,46 @@ export class Repository {
    */
   async findSnapshot(job: string, by: { id?: string; at?: Date; source?: string } = {}): Promise<SnapshotInfo> {
     if (by.id !== undefined) return this.findSnapshotById(job, by.id);
-    let damaged = 0;
-    let all = await this.snapshots(job, { onDamaged: () => damaged++ });
-    if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}${damaged > 0 ? ` (${damaged} damaged: run \`hoard verify\`)` : ''}`);
+    const damaged: ObjectFormatError[] = [];
+    let all = await this.snapshots(job, { onDamaged: (_key, error) => damaged.push(error) });
+    // A damaged manifest may be the snapshot asked for: that is damage (exit 3), never "not
+    // found", and never silently an older snapshot instead.
+    const damage = (what: string, candidates: ObjectFormatError[]): MetadataDamagedError =>
+      new MetadataDamagedError(
+        'snapshot manifest',
+        candidates[0].object,
+        candidates[0].reason,
+        `${what} of job ${job}: ${candidates.map((e) => e.message).join('; ')}. Restore another snapshot by id (\`hoard snapshots --repo ${this.location} --job ${job}\` lists the readable ones); \`hoard repair\` lists what is lost`,
+      );
+    if (all.length === 0) {
+      if (damaged.length > 0) throw damage(`no readable snapshot, ${damaged.length} damaged manifest(s)`, damaged);
+      throw new SnapshotNotFoundError(`job ${job} has no snapshots in ${this.location}`);
+    }
     if (by.source !== undefined) {
       const sources = [...new Set(all.map((s) => s.meta.source.name))];
       all = all.filter((s) => s.meta.source.name === by.source);
-      if (all.length === 0) throw new SnapshotNotFoundError(`job ${job} has no snapshots of source ${by.source}; its sources: ${sources.join(', ')}`);
+      if (all.length === 0) {
+        if (damaged.length > 0) throw damage(`no readable snapshot of source ${by.source}, and damaged manifest(s) that may be`, damaged);
+        throw new SnapshotNotFoundError(`job ${job} has no snapshots of source ${by.source}; its sources: ${sources.join(', ')}`);
+      }
     }
+    const newerDamaged = (match: SnapshotInfo, until?: string): ObjectFormatError[] =>
+      damaged.filter((e) => finishSecond(e.object) >= finishSecond(match.key) && (until === undefined || finishSecond(e.object).slice(-16) <= until));
     if (by.at !== undefined) {
       const at = by.at.getTime();
       const match = all.find((s) => Date.parse(s.meta.startedAt) <= at);
       if (!match) {
+        if (damaged.length > 0) throw damage(`no readable snapshot at or before ${by.at.toISOString()}, and damaged manifest(s) that may be`, damaged);
         const first = all[all.length - 1];
         throw new SnapshotNotFoundError(`job ${job} has no snapshot at or before ${by.at.toISOString()}: the first one started at ${first.meta.startedAt}`);
       }
+      // A damaged manifest that finished after the match but by `at` started by `at` too.
+      const closer = newerDamaged(match, compactTime(by.at.toISOString()));
+      if (closer.length > 0) throw damage(`the snapshot at ${by.at.toISOString()} may be a damaged one`, closer);
       return match;
     }
+    const newer = newerDamaged(all[0]);
+    if (newer.length > 0) throw damage('the newest snapshot is damaged', newer);
     return all[0];
   }
 
