@@ -4,7 +4,7 @@
  * trailers), and `repair` rebuilds segments from pack trailers, lists the snapshots whose
  * data is gone and forgets them on request.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, open, readFile, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ import {
   verify,
   type BackupResult,
 } from '../dist/index.js';
+import { S3ObjectStore } from '../dist/s3.js';
+import { s3StoreOptions } from '../../../test-support/s3-test-env.js';
 import { generate, pieces } from './fixtures/test-data.mjs';
 
 const PACK_BYTES = 4 << 20;
@@ -278,5 +280,44 @@ describe('damaged metadata is damage, not "not found"', () => {
     const gone = await restore(await reopen(), other.result.snapshot, await FileSink.create(join(dir, 'x'))).catch((err: unknown) => err);
     expect(gone).toBeInstanceOf(MetadataDamagedError);
     expect((gone as Error).message).toMatch(/has no readable record/);
+  });
+});
+
+describe('on S3 (Ceph RGW)', () => {
+  it('a damaged segment: both jobs restore; repair rebuilds it from ranged trailer reads; --forget-broken forgets the snapshot whose pack is gone', async () => {
+    const bucket = `hoard-repair-test-${randomUUID().slice(0, 8)}`;
+    (await S3ObjectStore.open({ ...s3StoreOptions(bucket), create: true })).close();
+    const objects = new S3ObjectStore(s3StoreOptions(bucket, { prefix: 'r' }));
+    try {
+      const repo = await Repository.init(objects, { packBytes: PACK_BYTES });
+      const { vm, db, vmSegment, dbSegment } = await twoJobs(repo);
+      const damaged = Buffer.from(await objects.get(vmSegment));
+      damaged[40] ^= 0x10;
+      await objects.deleteMany([vmSegment]);
+      expect(await objects.putIfAbsent(vmSegment, damaged)).toBe(true);
+      const dbPack = (await packsOf(repo, dbSegment))[0];
+      await objects.deleteMany([dbPack]);
+
+      const warnings: string[] = [];
+      const open = () => Repository.open(objects, { onWarning: (m) => warnings.push(m) });
+      expect(await restored(await open(), vm.result)).toBe(sha256(vm.data));
+      expect(warnings.join('\n')).toContain(vmSegment);
+      expect(await restored(await open(), db.result).catch((err: unknown) => err)).toBeInstanceOf(IntegrityError);
+
+      const run = await repair(await open(), { forgetBroken: true });
+      expect(run.segments.damaged.map((d) => [d.key, d.removed])).toEqual([[vmSegment, true]]);
+      expect(run.segments.written).toHaveLength(1);
+      expect(run.snapshots.forgotten).toEqual([db.result.snapshot.key]);
+      expect(run.ok).toBe(true);
+      // What is left is GC's: db's segment still names the pack that is gone.
+      const report = await verify(await open());
+      expect(report.findings.map((f) => f.object)).toEqual([dbPack]);
+      expect(await restored(await open(), vm.result)).toBe(sha256(vm.data));
+    } finally {
+      const keys: string[] = [];
+      for await (const object of listAll(objects, '')) keys.push(object.key);
+      await objects.deleteMany(keys);
+      objects.close();
+    }
   });
 });
