@@ -7,7 +7,11 @@ import {
   ArchiveEntryNotFoundError,
   ArchiveTargetExistsError,
   BlobCorruptError,
+  describeEnvironmentProblem,
+  environmentAdvice,
+  findEnvironmentError,
   IntegrityError,
+  isEnvironmentErrno,
   InvalidJobNameError,
   InvalidStoreNameError,
   KeyFileFormatError,
@@ -26,6 +30,10 @@ import { EXIT_DAMAGED, EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js'
 
 export function exitStatus(err: unknown): { code: number; message: string } {
   const message = err instanceof Error ? err.message : String(err);
+  // Disk full, read-only, no permission, bucket over quota: one line naming where and what
+  // to do, whatever wraps it (a failed pack upload is a StoreWriteError around it).
+  const environment = environmentProblem(err, message);
+  if (environment !== undefined) return { code: EXIT_FAILURE, message: environment };
   if (err instanceof ServerError) {
     // The server names what is wrong; 4xx means nothing was done.
     if (/stored data is damaged/.test(message)) return { code: EXIT_DAMAGED, message: `server: ${message}` };
@@ -33,7 +41,7 @@ export function exitStatus(err: unknown): { code: number; message: string } {
     const usage = err.status >= 400 && err.status < 500 && ![401, 403, 410].includes(err.status);
     return { code: usage ? EXIT_USAGE : EXIT_FAILURE, message: `server: ${message}` };
   }
-  if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError' || err.name === 'RestoreFailedError'))) return { code: EXIT_FAILURE, message };
+  if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError' || err.name === 'RestoreFailedError' || err.name === 'StoreWriteError'))) return { code: EXIT_FAILURE, message };
   if (
     err instanceof UsageError ||
     err instanceof ChunkerParameterError ||
@@ -57,4 +65,24 @@ export function exitStatus(err: unknown): { code: number; message: string } {
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return { code: EXIT_FAILURE, message };
   if (err instanceof Error && err.name === 'AbortError') return { code: EXIT_FAILURE, message };
   return { code: EXIT_FAILURE, message: `${err instanceof Error ? (err.stack ?? message) : message}\n(this looks like a bug in hoard; please report it with the command you ran)` };
+}
+
+/**
+ * The environment problem behind `err` as one line: an EnvironmentError from a store, or
+ * an errno error of the CLI's own files (ENOSPC, EDQUOT, EACCES, EPERM, EROFS) with its path.
+ */
+function environmentProblem(err: unknown, message: string): string | undefined {
+  const store = findEnvironmentError(err);
+  if (store) return store.message;
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
+    const { code, path } = e as NodeJS.ErrnoException;
+    if (isEnvironmentErrno(code)) {
+      if (path !== undefined) return describeEnvironmentProblem(code, { path });
+      // No path (a write to an open file): the outermost message says what was being done.
+      const first = message.split('\n')[0];
+      return `${first}${first.includes(code) ? '' : ` (${code})`}: ${environmentAdvice(code)}`;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

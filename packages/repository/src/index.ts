@@ -1,6 +1,7 @@
 export type { ObjectStore, ObjectInfo, ByteRange, ListPage, ListOptions } from './store/object-store.js';
 export { listAll } from './store/object-store.js';
 export { ObjectStoreError, ObjectNotFoundError, InvalidKeyError, RangeOutOfBoundsError, type StoreOperation } from './store/errors.js';
+export { EnvironmentError, findEnvironmentError, describeEnvironmentProblem, environmentAdvice, isEnvironmentErrno, type EnvironmentCode } from './store/errors.js';
 export {
   BlobCodec,
   type EncodedBlob,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
+import { EnvironmentError, InvalidKeyError, isEnvironmentErrno, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, isKeySegment, validateKey, validatePrefix } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, RangeReader } from './object-store.js';
 
@@ -73,6 +73,8 @@ export class FsObjectStore implements ObjectStore {
     try {
       info = await stat(path);
     } catch (err) {
+      const code = errorCode(err);
+      if (isEnvironmentErrno(code)) throw new EnvironmentError(`fs:${path}`, 'head', '', code, { path }, { cause: err });
       if (errorCode(err) !== 'ENOENT') throw new Error(`cannot open object store directory ${path}: ${describe(err)}`, { cause: err });
       if (!options.create) {
         throw new Error(`object store directory ${path} does not exist (create it, or open with create: true)`, { cause: err });
@@ -81,6 +83,11 @@ export class FsObjectStore implements ObjectStore {
         await createDirDurably(path);
         info = await stat(path);
       } catch (createErr) {
+        // A recursive mkdir on a read-only file system says ENOENT: ask the first missing
+        // level for the real reason.
+        const real = isEnvironmentErrno(errorCode(createErr)) ? createErr : ((await firstMkdirError(path)) ?? createErr);
+        const code = errorCode(real);
+        if (isEnvironmentErrno(code)) throw new EnvironmentError(`fs:${path}`, 'put', '', code, { path: (real as NodeJS.ErrnoException).path ?? path }, { cause: real });
         throw new Error(`cannot create object store directory ${path}: ${describe(createErr)}`, { cause: createErr });
       }
     }
@@ -90,6 +97,8 @@ export class FsObjectStore implements ObjectStore {
     try {
       await access(path, constants.R_OK | constants.X_OK);
     } catch (err) {
+      const code = errorCode(err);
+      if (isEnvironmentErrno(code)) throw new EnvironmentError(`fs:${path}`, 'head', '', code, { path, reason: `object store directory ${path} is not readable (${code}): run hoard as a user that may read it, or change its owner or mode` }, { cause: err });
       throw new Error(`object store directory ${path} is not readable: ${describe(err)}`, { cause: err });
     }
     return new FsObjectStore(path);
@@ -547,6 +556,10 @@ export class FsObjectStore implements ObjectStore {
 
   #wrap(operation: StoreOperation, key: string, err: unknown): Error {
     if (err instanceof ObjectStoreError || err instanceof InvalidKeyError) return err;
+    // A full, read-only or forbidden file system: one line naming the repository and what
+    // to do (docs/storage.md, "When the environment refuses"), never a bug report.
+    const code = errorCode(err);
+    if (isEnvironmentErrno(code)) return new EnvironmentError(this.location, operation, key, code, { path: this.root }, { cause: err });
     return new ObjectStoreError(this.location, operation, key, describe(err), { cause: err });
   }
 }
@@ -588,6 +601,24 @@ async function createDirDurably(path: string): Promise<void> {
     await syncDir(dirname(dir));
     if (dir === first) return;
   }
+}
+
+/** The error of a plain mkdir of the first missing directory on the way to `path`, if any. */
+async function firstMkdirError(path: string): Promise<unknown> {
+  let dir = path;
+  while (dirname(dir) !== dir) {
+    const parent = dirname(dir);
+    if (await stat(parent).then((i) => i.isDirectory(), () => false)) {
+      try {
+        await mkdir(dir);
+        return undefined; // created now: not what failed (a race); the caller reports its own error
+      } catch (err) {
+        return err;
+      }
+    }
+    dir = parent;
+  }
+  return undefined;
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep input order. */

@@ -4,6 +4,7 @@
  * response has no body, so there only the HTTP status is known (`NotFound`, `Forbidden`,
  * or `Unknown` with a status), and the SDK's message is often just "UnknownError".
  */
+import { environmentAdvice } from './errors.js';
 
 export interface S3ErrorContext {
   bucket: string;
@@ -43,6 +44,20 @@ export function networkCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * The environment problem (docs/storage.md, "When the environment refuses") a failed
+ * request stands for: the bucket is over its quota, or access is denied. Undefined for
+ * anything else.
+ */
+export function environmentCodeOfS3Error(err: unknown): 'QuotaExceeded' | 'AccessDenied' | undefined {
+  const name = errorName(err);
+  if (name === 'QuotaExceeded' || name === 'QuotaExceededException') return 'QuotaExceeded';
+  if (name === 'AccessDenied' || name === 'AllAccessDisabled') return 'AccessDenied';
+  // A HEAD answers a bare 403: access denied, whichever the reason.
+  if (httpStatus(err) === 403 && (name === undefined || name === 'Forbidden' || name === 'Unknown' || name === 'UnknownError' || name === '403')) return 'AccessDenied';
+  return undefined;
+}
+
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE']);
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'TooManyRequestsException', 'RequestLimitExceeded', 'BandwidthLimitExceeded']);
 
@@ -62,6 +77,9 @@ export function describeS3Error(err: unknown, ctx: S3ErrorContext): string {
       return `credentials rejected: ${ctx.endpoint} does not know the access key ID (check AWS_ACCESS_KEY_ID)`;
     case 'SignatureDoesNotMatch':
       return `credentials rejected: the secret key does not match the access key ID (check AWS_SECRET_ACCESS_KEY)`;
+    case 'QuotaExceeded':
+    case 'QuotaExceededException':
+      return `bucket ${ctx.bucket} at ${ctx.endpoint} is over its quota (QuotaExceeded): ${environmentAdvice('QuotaExceeded')}`;
     case 'AccessDenied':
     case 'AllAccessDisabled':
       return `credentials rejected: access denied to bucket ${ctx.bucket} (check the access key, and that its user or policy may use this bucket)`;

@@ -10,10 +10,10 @@ import {
   type BucketLocationConstraint,
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
-import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
+import { EnvironmentError, InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, validateKey, validatePrefix } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
-import { describeS3Error, errorName, httpStatus, type S3ErrorContext } from './s3-errors.js';
+import { describeS3Error, environmentCodeOfS3Error, errorName, httpStatus, type S3ErrorContext } from './s3-errors.js';
 import { resolveRetryPolicy, S3RetryStrategy, type S3RetryPolicy } from './s3-retry.js';
 import { formatS3Url, parseS3Url, S3ConfigError, validateBucketName, validateStorePrefix, type S3Url } from './s3-url.js';
 
@@ -350,8 +350,11 @@ export class S3ObjectStore implements ObjectStore {
     const first = errors[0];
     const key = this.#storeKey(first.Key) ?? first.Key ?? keys[0];
     const others = errors.length > 1 ? ` (and ${errors.length - 1} more of the ${keys.length} keys in the batch failed)` : '';
-    const reason = describeS3Error({ name: first.Code ?? 'Error', message: first.Message }, this.#errorContext);
-    throw new ObjectStoreError(this.location, 'delete', key, `${reason}${others}`);
+    const failure = { name: first.Code ?? 'Error', message: first.Message };
+    const reason = `${describeS3Error(failure, this.#errorContext)}${others}`;
+    const code = environmentCodeOfS3Error(failure);
+    if (code) throw new EnvironmentError(this.location, 'delete', key, code, { bucket: this.bucket, reason });
+    throw new ObjectStoreError(this.location, 'delete', key, reason);
   }
 
   // --- bucket ---
@@ -422,6 +425,9 @@ export class S3ObjectStore implements ObjectStore {
   #wrap(operation: StoreOperation, key: string, err: unknown, cause: unknown = err): Error {
     if (err instanceof ObjectStoreError || err instanceof InvalidKeyError) return err;
     const reason = err instanceof BodyReadError || err instanceof ShortBodyError ? err.message : describeS3Error(err, this.#errorContext);
+    // Over quota or refused: one line naming the bucket, never a bug report (docs/storage.md).
+    const code = environmentCodeOfS3Error(err);
+    if (code) return new EnvironmentError(this.location, operation, key, code, { bucket: this.bucket, reason }, { cause });
     return new ObjectStoreError(this.location, operation, key, reason, { cause });
   }
 }
