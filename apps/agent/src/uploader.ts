@@ -308,10 +308,12 @@ async function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]):
 
 /**
  * 5xx is worth retrying (a 503 "pack lost" only twice: the session cannot recover it),
- * and so is 409 "busy": the server is still finishing the interrupted request.
+ * and so is 409 "busy": the server is still finishing the interrupted request. A 507 is
+ * the server's storage refusing (disk full, read-only, bucket over quota): not in seconds.
  */
 function retryableStatus(err: ServerError, attempt: number): boolean {
   if (err.status === 409) return /busy/.test(err.message);
+  if (err.status === 507) return false;
   if (err.status === 503) return attempt < 3;
   return err.status >= 500 && err.status !== 501;
 }

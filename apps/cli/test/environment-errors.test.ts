@@ -200,3 +200,32 @@ describe('exit status of environment errors (codes this machine cannot produce f
     expect(exitStatus(new Error('outer', { cause: bucket })).message).toBe('put packs/ab/abcd in s3://b/p failed: bucket b is over its quota (QuotaExceeded): raise the bucket\'s or the user\'s quota, or forget snapshots and run `hoard gc`');
   });
 });
+
+describe.skipIf(!isRoot)('a media server whose repository disk is full', () => {
+  it('hoard run through the server: exit 1, the run failed with one line naming the repository, no snapshot; the next run with room succeeds', async () => {
+    const { startServerProcess } = await import('./server-processes.js');
+    const small = await tmpfs('server-full', '3m');
+    const repo = join(small, 'repo');
+    const server = await startServerProcess({ storage: `fs:${repo}` });
+    try {
+      await server.addAgent('a1');
+      const source = join(base, 'server-source.bin');
+      await writeFile(source, randomBytes(8 * MiB));
+      const failed = await server.cli(['run', '--agent', 'a1', '--job', 'img', '--source', `file:${source}`, '--json']);
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.stderr).not.toMatch(STACK_TRACE);
+      const run = JSON.parse(failed.stdout) as { state: string; error?: string; targets: { error?: string }[] };
+      expect(run.state).toBe('failed');
+      expect(run.targets[0]!.error).toMatch(new RegExp(`^the server (could not store this snapshot|'s storage refused): .*no space left on the file system of ${repo} \\(ENOSPC\\): free space there or use a disk with room`));
+      expect(run.targets[0]!.error).not.toMatch(/\n/);
+      expect(JSON.stringify(run)).not.toMatch(/internal error/);
+      expect(await readdir(join(repo, 'snapshots')).catch(() => [])).toEqual([]);
+      await run_('mount', ['-o', 'remount,size=64m', small]);
+      const ok = await server.cli(['run', '--agent', 'a1', '--job', 'img', '--source', `file:${source}`, '--json']);
+      expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+const run_ = run;

@@ -10,7 +10,7 @@
  * without being applied twice.
  */
 import type { ChunkerSpec } from '@hoard/chunker';
-import { CODEC_ENCRYPTED, SnapshotWriter, type EncodedBlob, type Repository, type SnapshotInfo } from '@hoard/repository';
+import { CODEC_ENCRYPTED, findEnvironmentError, SnapshotWriter, type EncodedBlob, type Repository, type SnapshotInfo } from '@hoard/repository';
 import {
   BATCH_HEADER_BYTES,
   BLOB_HEADER_BYTES,
@@ -195,6 +195,9 @@ export class BackupSession {
     for (const pack of this.dependsOn) {
       const state = writer.packState(pack);
       if (state !== 'durable') {
+        // The server's disk or bucket refused (full, read-only, over quota): say so, not "run again".
+        const environment = findEnvironmentError(writer.packFailure(pack));
+        if (environment) throw new RequestError(507, `the server could not store this snapshot: ${environment.message}; nothing was committed`);
         throw new RequestError(503, `chunks this snapshot needs were lost: a pack of store ${store.name} could not be written (${state}); run the backup again`);
       }
     }

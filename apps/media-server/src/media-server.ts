@@ -63,6 +63,7 @@ import {
   type WireRef,
 } from '@hoard/protocol';
 import {
+  findEnvironmentError,
   GcConflictError,
   GcLockedError,
   IntegrityError,
@@ -1081,6 +1082,9 @@ function describeError(err: unknown): { status: number; message: string; details
   if (err instanceof RequestError) return { status: err.status, message: err.message, details: err.details };
   if (err instanceof WireFormatError) return { status: 400, message: err.message };
   if (err instanceof SnapshotNotFoundError) return { status: 404, message: err.message };
+  // The server's disk or bucket refused (full, read-only, no permission, over quota).
+  const environment = findEnvironmentError(err);
+  if (environment) return { status: 507, message: `the server's storage refused: ${environment.message}` };
   if (err instanceof GcLockedError || err instanceof GcConflictError || err instanceof SnapshotProtectedError) return { status: 409, message: err.message };
   if (err instanceof RetentionRuleError) return { status: 400, message: err.message };
   if (err instanceof IntegrityError || err instanceof ObjectFormatError) return { status: 500, message: `stored data is damaged: ${(err as Error).message}` };

@@ -61,6 +61,8 @@ export class StoreWriter {
   /** Packs sealed but not yet indexed (uploading, or uploaded and waiting for a segment). */
   private readonly undurable = new Set<number>();
   private readonly failed = new Set<number>();
+  /** Why a failed pack failed (its upload's or its segment's error). */
+  private readonly failures = new Map<number, unknown>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly unindexed: (SegmentPack & { seq: number })[] = [];
   private segmentChain: Promise<void> = Promise.resolve();
@@ -97,6 +99,11 @@ export class StoreWriter {
    */
   pendingPack(fingerprint: Uint8Array): number | undefined {
     return this.pending.get(hexOf(fingerprint));
+  }
+
+  /** The error that made pack `seq` fail (undefined unless packState says 'failed'). */
+  packFailure(seq: number): unknown {
+    return this.failures.get(seq);
   }
 
   /** 'durable', 'pending' or 'failed' (the pack never reached the bucket). */
@@ -205,6 +212,7 @@ export class StoreWriter {
   private fail(packs: { seq: number; entries: readonly { fingerprint: Uint8Array }[] }[], err: unknown, what: string): void {
     for (const p of packs) {
       this.failed.add(p.seq);
+      this.failures.set(p.seq, err);
       this.undurable.delete(p.seq);
       this.forget(p.entries, p.seq);
     }
