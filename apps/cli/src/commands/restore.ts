@@ -7,7 +7,7 @@
  */
 import { rename, rm, stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
-import { FileSink, IntegrityError, ObjectFormatError, BlobCorruptError, readArchiveEntries, restore, StreamSink, validateJobName, type ArchiveSource, type Repository, type RestoreSink, type SnapshotInfo } from '@hoard/repository';
+import { FileSink, IntegrityError, RestoreWriteError, ObjectFormatError, BlobCorruptError, readArchiveEntries, restore, StreamSink, validateJobName, type ArchiveSource, type Repository, type RestoreSink, type SnapshotInfo } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
@@ -96,6 +96,8 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
   } catch (err) {
     progress.done();
     if (partial) await rm(partial, { force: true });
+    // The pipeline cannot know the target's name; the user needs it (disk full: which disk).
+    if (err instanceof RestoreWriteError && target) err.message = err.message.replace('the restored data', target.path);
     // A device cannot be left untouched: say which part of it is suspect (the error keeps its class and exit code).
     if (target?.kind === 'device' && err instanceof Error) {
       const end = range?.length ?? total;
