@@ -14,7 +14,6 @@
  *
  * `dryRun` stops after step 3 and reports what would happen.
  */
-import { hostname } from 'node:os';
 import { ObjectFormatError } from '../format-error.js';
 import { decodeIndexSegment, packKeyFromHash, type SegmentPack } from '../index-segment/index-segment.js';
 import { readPackTrailer } from '../pack/pack-reader.js';
@@ -24,8 +23,9 @@ import { ObjectNotFoundError } from '../store/errors.js';
 import { listAll, type ObjectInfo } from '../store/object-store.js';
 import { mapConcurrent } from '../repo/concurrency.js';
 import { SNAPSHOTS_PREFIX, type Repository } from '../repo/repository.js';
-import { GcDamagedError, GcLockedError } from './errors.js';
-import { encodeList, GC_LOCK_KEY, instanceId, itemId, newListKey, readCondemnations, revivedKey, type CondemnedItem, type GcLock } from './gc-objects.js';
+import { GcDamagedError } from './errors.js';
+import { withGcLock } from './gc-lock.js';
+import { encodeList, instanceId, itemId, newListKey, readCondemnations, revivedKey, type CondemnedItem } from './gc-objects.js';
 import { revivePack } from './commit-guard.js';
 import { LiveSet, type GcPack } from './live-set.js';
 import { repack } from './repack.js';
@@ -110,23 +110,12 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
   const clock = options.now ?? (() => new Date());
   const objects = repo.objects;
   if (options.dryRun) return new GcRun(repo, graceMs, threshold, clock, options).run();
-  if (options.breakLock) await objects.deleteMany([GC_LOCK_KEY]);
-  const lock: GcLock = { version: 1, startedAt: clock().toISOString(), host: hostname(), pid: process.pid };
-  if (!(await objects.putIfAbsent(GC_LOCK_KEY, Buffer.from(JSON.stringify(lock))))) {
-    let holder = 'another run';
-    try {
-      const held = JSON.parse(Buffer.from(await objects.get(GC_LOCK_KEY)).toString('utf8')) as GcLock;
-      holder = `a run started at ${held.startedAt} on ${held.host} (pid ${held.pid})`;
-    } catch {
-      // unreadable or just released: the message stays generic
-    }
-    throw new GcLockedError(`garbage collection of ${repo.location} is locked by ${holder}; if that run is no longer alive, run gc again with --break-lock`);
-  }
-  try {
-    return await new GcRun(repo, graceMs, threshold, clock, options).run();
-  } finally {
-    await objects.deleteMany([GC_LOCK_KEY]);
-  }
+  return withGcLock(
+    objects,
+    { breakLock: options.breakLock, now: clock },
+    (holder) => `garbage collection of ${repo.location} is locked by ${holder}; if that run is no longer alive, run gc again with --break-lock`,
+    () => new GcRun(repo, graceMs, threshold, clock, options).run(),
+  );
 }
 
 class GcRun {

@@ -19,12 +19,11 @@
  * nothing. Backups may run meanwhile: repair only adds segments, and a pack it indexes that
  * a running backup also indexes is simply listed twice (GC and verify allow that).
  */
-import { hostname } from 'node:os';
 import { FingerprintIndex } from '@hoard/chunker';
 import { contentKeyFromHash } from '../content-key.js';
 import { ObjectFormatError } from '../format-error.js';
-import { GcLockedError } from '../gc/errors.js';
-import { GC_LOCK_KEY, readCondemnations, type GcLock } from '../gc/gc-objects.js';
+import { withGcLock } from '../gc/gc-lock.js';
+import { GC_LOCK_KEY, readCondemnations } from '../gc/gc-objects.js';
 import { encodeIndexSegment, packKeyFromHash, type SegmentPack } from '../index-segment/index-segment.js';
 import { readPackTrailer } from '../pack/pack-reader.js';
 import { decodePage, type ChunkRef } from '../snapshot/chunk-list.js';
@@ -111,26 +110,14 @@ const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
 export async function repair(repo: Repository, options: RepairOptions = {}): Promise<RepairReport> {
   const objects = repo.objects;
   if (options.dryRun) return new RepairRun(repo, options).run();
-  if (options.breakLock) await objects.deleteMany([GC_LOCK_KEY]);
-  const lock: GcLock = { version: 1, startedAt: new Date().toISOString(), host: hostname(), pid: process.pid };
-  if (!(await objects.putIfAbsent(GC_LOCK_KEY, Buffer.from(JSON.stringify(lock))))) {
-    let holder = 'another run';
-    try {
-      const held = JSON.parse(Buffer.from(await objects.get(GC_LOCK_KEY)).toString('utf8')) as GcLock;
-      holder = `a run started at ${held.startedAt} on ${held.host} (pid ${held.pid})`;
-    } catch {
-      // unreadable or just released
-    }
-    throw new GcLockedError(
+  return withGcLock(
+    objects,
+    { breakLock: options.breakLock },
+    (holder) =>
       `${repo.location} is locked by ${holder} (gc/lock: a garbage collection or a repair); repair does not run next to one. ` +
-        'Wait for it, or if that run is no longer alive, run repair again with --break-lock',
-    );
-  }
-  try {
-    return await new RepairRun(repo, options).run();
-  } finally {
-    await objects.deleteMany([GC_LOCK_KEY]);
-  }
+      'Wait for it, or if that run is no longer alive, run repair again with --break-lock',
+    () => new RepairRun(repo, options).run(),
+  );
 }
 
 interface PageResult {
