@@ -908,21 +908,11 @@ function cleanRun(input: RunRecord): RunRecord {
     createdAt: r.createdAt,
     sessions: r.sessions.map((s, i) => v.recordId(s, `run.sessions[${i}]`)),
   };
-  if (r.startedAt !== undefined) {
-    v.isoTime(r.startedAt, 'run.startedAt');
-    out.startedAt = r.startedAt;
-  }
-  if (r.finishedAt !== undefined) {
-    v.isoTime(r.finishedAt, 'run.finishedAt');
-    out.finishedAt = r.finishedAt;
-  }
-  if (r.leaseExpiresAt !== undefined) {
-    v.isoTime(r.leaseExpiresAt, 'run.leaseExpiresAt');
-    out.leaseExpiresAt = r.leaseExpiresAt;
-  }
-  if (r.leaseRenewedAt !== undefined) {
-    v.isoTime(r.leaseRenewedAt, 'run.leaseRenewedAt');
-    out.leaseRenewedAt = r.leaseRenewedAt;
+  for (const key of ['startedAt', 'finishedAt', 'leaseExpiresAt', 'leaseRenewedAt'] as const) {
+    const time = r[key];
+    if (time === undefined) continue;
+    v.isoTime(time, `run.${key}`);
+    out[key] = time;
   }
   if (r.error !== undefined) out.error = v.text(r.error, 'run.error');
   if (r.result !== undefined) {

@@ -47,11 +47,13 @@ export function streamHasher(fingerprintKey?: Uint8Array): Blake3Hasher {
  * fingerprint on restore, so the chain from manifest to bytes stays unbroken.
  */
 export function hashChunkRef(hasher: Blake3Hasher, length: number, fingerprint: Uint8Array): void {
-  const record = Buffer.allocUnsafe(40);
-  record.writeBigUInt64LE(BigInt(length), 0);
-  record.set(fingerprint, 8);
-  hasher.update(record);
+  // One record for every call (a backup hashes one per chunk): update() consumes it at once.
+  chunkRecord.writeBigUInt64LE(BigInt(length), 0);
+  chunkRecord.set(fingerprint, 8);
+  hasher.update(chunkRecord);
 }
+
+const chunkRecord = Buffer.alloc(40);
 
 export class FingerprintStore {
   readonly idBytes: Uint8Array;

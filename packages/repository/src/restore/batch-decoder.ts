@@ -148,8 +148,6 @@ export class BatchDecoder {
       },
       offered ? [bytes.buffer as ArrayBuffer, offered] : [bytes.buffer as ArrayBuffer],
     );
-    if (reply.input) this.spare.give(reply.input);
-    if ('unused' in reply && reply.unused) this.recycleOutput(reply.unused);
     if ('error' in reply) {
       const { error } = reply;
       if (error.blob === undefined) {
@@ -160,6 +158,8 @@ export class BatchDecoder {
       const loc = piece.location!;
       throw new IntegrityError(o.snapshotKey, packKey, piece.offset, `blob at pack offset ${loc.offset} (${loc.storedLength} bytes): ${error.message}`);
     }
+    this.spare.give(reply.input);
+    if (reply.unused) this.recycleOutput(reply.unused);
     if (out.kind !== 'return') return undefined;
     const data = reply.data!;
     const starts = reply.starts!;

@@ -55,7 +55,6 @@ export interface DecodeDone {
 
 export interface DecodeFailed {
   id: number;
-  input?: ArrayBuffer;
   error: {
     /** Index of the blob that failed, when one did. */
     blob?: number;
