@@ -23,22 +23,22 @@ export class Authenticator {
 
   async principal(req: IncomingMessage): Promise<Principal> {
     const header = req.headers.authorization;
-    if (!header) throw new RequestError(401, 'no token: send "Authorization: Bearer TOKEN" (an agent token from `hoard agent add`, or the admin token)');
+    if (!header) throw new RequestError('unauthenticated', 'no token: send "Authorization: Bearer TOKEN" (an agent token from `hoard agent add`, or the admin token)');
     const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new RequestError(401, 'the Authorization header must be "Bearer TOKEN"');
+    if (!match) throw new RequestError('unauthenticated', 'the Authorization header must be "Bearer TOKEN"');
     const hash = hashToken(match[1]!);
     if (await this.catalog.isAdminTokenHash(hash)) return { kind: 'admin' };
     const agent = await this.catalog.agentByTokenHash(hash);
-    if (!agent || agent.revokedAt) throw new RequestError(401, 'unknown or revoked token');
+    if (!agent || agent.revokedAt) throw new RequestError('unauthenticated', 'unknown or revoked token');
     return { kind: 'agent', name: agent.name };
   }
 }
 
 export function requireAdmin(who: Principal): void {
-  if (who.kind !== 'admin') throw new RequestError(403, `agent ${who.name} may not do this: it needs the admin token`);
+  if (who.kind !== 'admin') throw new RequestError('forbidden', `agent ${who.name} may not do this: it needs the admin token`);
 }
 
 export function requireAgent(who: Principal): { kind: 'agent'; name: string } {
-  if (who.kind !== 'agent') throw new RequestError(403, 'this call is for agents: use an agent token');
+  if (who.kind !== 'agent') throw new RequestError('forbidden', 'this call is for agents: use an agent token');
   return who;
 }

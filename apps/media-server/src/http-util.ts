@@ -9,7 +9,7 @@ import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, MAX_JSON_BYTES, RequestError } 
 export function requireContentType(req: IncomingMessage, expected: string): void {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== expected) {
-    throw new RequestError(415, `this call takes Content-Type ${expected}; got ${type === '' ? 'none' : type}`);
+    throw new RequestError('unsupported_media_type', `this call takes Content-Type ${expected}; got ${type === '' ? 'none' : type}`);
   }
 }
 
@@ -18,7 +18,7 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
-    throw new RequestError(413, `request body of ${declared} bytes is over this call's limit of ${limit} bytes`);
+    throw new RequestError('body_too_large', `request body of ${declared} bytes is over this call's limit of ${limit} bytes`);
   }
   const parts: Buffer[] = [];
   let total = 0;
@@ -26,7 +26,7 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     total += part.length;
     if (total > limit) {
       req.resume();
-      throw new RequestError(413, `request body is over this call's limit of ${limit} bytes`);
+      throw new RequestError('body_too_large', `request body is over this call's limit of ${limit} bytes`);
     }
     parts.push(part);
   }
@@ -39,7 +39,7 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new RequestError(400, `request body is not valid JSON: ${(err as Error).message}`);
+    throw new RequestError('invalid_request', `request body is not valid JSON: ${(err as Error).message}`);
   }
 }
 
@@ -74,7 +74,7 @@ export class BodyReader {
     while (filled < into.length) {
       if (this.offset === this.current.length) {
         const next = await this.iterator.next();
-        if (next.done) throw new RequestError(400, `upload truncated: the body ended inside ${what} (${filled} of ${into.length} bytes)`);
+        if (next.done) throw new RequestError('invalid_request', `upload truncated: the body ended inside ${what} (${filled} of ${into.length} bytes)`);
         this.current = next.value;
         this.offset = 0;
       }
@@ -94,8 +94,8 @@ export class BodyReader {
 
   /** Fails unless the body has ended (no bytes after the last declared part). */
   async expectEnd(): Promise<void> {
-    if (this.offset < this.current.length) throw new RequestError(400, 'the body has bytes after the last blob its header declares');
+    if (this.offset < this.current.length) throw new RequestError('invalid_request', 'the body has bytes after the last blob its header declares');
     const next = await this.iterator.next();
-    if (!next.done && next.value.length > 0) throw new RequestError(400, 'the body has bytes after the last blob its header declares');
+    if (!next.done && next.value.length > 0) throw new RequestError('invalid_request', 'the body has bytes after the last blob its header declares');
   }
 }

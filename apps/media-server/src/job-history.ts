@@ -207,10 +207,10 @@ export async function queueJobRun(catalog: Catalog, runs: RunBoard, name: string
     const defined = policyJob(policy, name)!;
     job = await catalog.putJob({ name, agent: defined.agent, sources: defined.sources, store: defined.store });
   }
-  if (!job) throw new RequestError(404, `no job ${name} (\`hoard job list\` shows them)`);
-  if (!job.agent) throw new RequestError(409, `job ${name} is bound to no agent; run it once with \`hoard run --agent A --job ${name} --source ...\``);
+  if (!job) throw new RequestError('job_not_found', `no job ${name} (\`hoard job list\` shows them)`);
+  if (!job.agent) throw new RequestError('conflict', `job ${name} is bound to no agent; run it once with \`hoard run --agent A --job ${name} --source ...\``);
   const agent = await catalog.getAgent(job.agent);
-  if (!agent || agent.revokedAt) throw new RequestError(409, `job ${name} belongs to agent ${job.agent}, which is ${agent ? 'revoked' : 'gone'}`);
+  if (!agent || agent.revokedAt) throw new RequestError('conflict', `job ${name} belongs to agent ${job.agent}, which is ${agent ? 'revoked' : 'gone'}`);
   const entry = policy?.sources.find((s) => s.agents.includes(job.agent!));
   const [newest] = await jobRuns(catalog, job);
   const hooks = entry ? entry.hooks : ((newest?.result ?? {}) as { hooks?: RunHooks }).hooks;

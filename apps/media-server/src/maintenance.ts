@@ -89,7 +89,7 @@ export class Maintenance {
   }
 
   async gc(request: GcRequest = {}): Promise<GcReport> {
-    if (this.gcRunning) throw new RequestError(409, 'a garbage collection is already running on this server; wait for it to finish');
+    if (this.gcRunning) throw new RequestError('conflict', 'a garbage collection is already running on this server; wait for it to finish');
     const work = async (): Promise<GcReport> => {
       const report = await collectGarbage(this.repo, {
         dryRun: request.dryRun,

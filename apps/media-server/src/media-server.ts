@@ -299,11 +299,11 @@ export class MediaServer {
     try {
       url = new URL(req.url ?? '/', 'http://hoard');
     } catch {
-      return this.fail(req, res, new RequestError(400, 'malformed request URL'), started);
+      return this.fail(req, res, new RequestError('invalid_request', 'malformed request URL'), started);
     }
     try {
       const route = this.match(req.method ?? 'GET', url.pathname);
-      if (!route) throw new RequestError(404, `no route ${req.method} ${url.pathname} (see docs/protocol.md)`);
+      if (!route) throw new RequestError('not_found', `no route ${req.method} ${url.pathname} (see docs/protocol.md)`);
       const who: Principal = route.route.open ? { kind: 'admin' } : await this.auth.principal(req);
       await route.route.handler(req, res, who, route.params, url);
       this.log.debug({ method: req.method, path: url.pathname, status: res.statusCode, ms: Date.now() - started }, 'request');
@@ -349,7 +349,7 @@ export class MediaServer {
       }
       return { route, params: m.slice(1).map(decodePathPart) };
     }
-    if (methodMismatch) throw new RequestError(405, `${method} is not allowed on ${path}`);
+    if (methodMismatch) throw new RequestError('method_not_allowed', `${method} is not allowed on ${path}`);
     return undefined;
   }
 
@@ -482,22 +482,22 @@ export class MediaServer {
   private async applyPolicies(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
     requireAdmin(who);
     const body = (await readJson(req)) as { document?: unknown; format?: unknown; mode?: unknown; file?: unknown };
-    if (typeof body.document !== 'string') throw new RequestError(400, 'document must be the policy file as text (YAML or JSON)');
-    if (body.format !== undefined && body.format !== 'yaml' && body.format !== 'json') throw new RequestError(400, 'format must be yaml or json');
+    if (typeof body.document !== 'string') throw new RequestError('invalid_request', 'document must be the policy file as text (YAML or JSON)');
+    if (body.format !== undefined && body.format !== 'yaml' && body.format !== 'json') throw new RequestError('invalid_request', 'format must be yaml or json');
     const mode = body.mode ?? 'apply';
-    if (mode !== 'apply' && mode !== 'create' && mode !== 'update') throw new RequestError(400, 'mode must be apply, create or update');
+    if (mode !== 'apply' && mode !== 'create' && mode !== 'update') throw new RequestError('invalid_request', 'mode must be apply, create or update');
     const policies = parsePolicyDocument(body.document, { format: body.format as 'yaml' | 'json' | undefined, file: typeof body.file === 'string' ? body.file : undefined });
     for (const policy of policies) {
       const agents = policy.sources.flatMap((s) => s.agents);
       for (const agent of agents) {
         const record = await this.catalog.getAgent(agent);
-        if (!record || record.revokedAt) throw new RequestError(404, `policy ${policy.name}: no agent ${agent} (\`hoard agent add ${agent}\` creates it)`);
+        if (!record || record.revokedAt) throw new RequestError('agent_not_found', `policy ${policy.name}: no agent ${agent} (\`hoard agent add ${agent}\` creates it)`);
         const job = policyJobName(policy, agent);
-        if (job.length > 128) throw new RequestError(400, `policy ${policy.name}: job name ${job} is longer than 128 characters; use a shorter policy name`);
+        if (job.length > 128) throw new RequestError('invalid_request', `policy ${policy.name}: job name ${job} is longer than 128 characters; use a shorter policy name`);
       }
       const exists = (await this.catalog.getPolicy(policy.name)) !== undefined;
-      if (mode === 'create' && exists) throw new RequestError(409, `policy ${policy.name} exists; use \`hoard policy update\` or \`apply\` to change it`);
-      if (mode === 'update' && !exists) throw new RequestError(404, `no policy ${policy.name}; use \`hoard policy create\` or \`apply\``);
+      if (mode === 'create' && exists) throw new RequestError('policy_exists', `policy ${policy.name} exists; use \`hoard policy update\` or \`apply\` to change it`);
+      if (mode === 'update' && !exists) throw new RequestError('policy_not_found', `no policy ${policy.name}; use \`hoard policy create\` or \`apply\``);
     }
     const stored = [];
     for (const policy of policies) {
@@ -521,7 +521,7 @@ export class MediaServer {
   private async getPolicy(_req: IncomingMessage, res: ServerResponse, who: Principal, [name]: string[], url: URL): Promise<void> {
     requireAdmin(who);
     const record = await this.catalog.getPolicy(name!);
-    if (!record) throw new RequestError(404, `no policy ${name} (\`hoard policy list\` shows them)`);
+    if (!record) throw new RequestError('policy_not_found', `no policy ${name} (\`hoard policy list\` shows them)`);
     const count = Math.min(100, Math.max(1, Number(url.searchParams.get('next') ?? 5) || 5));
     const policy = validatePolicy(record.document);
     sendJson(res, 200, { ...this.describePolicy(policy, record.updatedAt, this.now(), count), yaml: serializePolicies(policy, { format: 'yaml', redactSecrets: true }) });
@@ -545,7 +545,7 @@ export class MediaServer {
 
   private async deletePolicy(_req: IncomingMessage, res: ServerResponse, who: Principal, [name]: string[]): Promise<void> {
     requireAdmin(who);
-    if (!(await this.catalog.deletePolicy(name!))) throw new RequestError(404, `no policy ${name}`);
+    if (!(await this.catalog.deletePolicy(name!))) throw new RequestError('policy_not_found', `no policy ${name}`);
     this.log.info({ policy: name }, 'policy deleted');
     sendJson(res, 200, { name, deleted: true, note: 'its jobs, snapshots and history stay' });
   }
@@ -559,19 +559,19 @@ export class MediaServer {
   private async prune(req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
     requireAdmin(who);
     const body = (await readJson(req)) as { policy?: unknown; job?: unknown; dryRun?: unknown };
-    if (body.policy !== undefined && typeof body.policy !== 'string') throw new RequestError(400, 'policy must be a policy name');
+    if (body.policy !== undefined && typeof body.policy !== 'string') throw new RequestError('invalid_request', 'policy must be a policy name');
     if (body.job !== undefined) checkJobName(body.job);
     const dryRun = body.dryRun === true;
     let policies = await this.policies();
     if (body.policy !== undefined) {
       policies = policies.filter((p) => p.name === body.policy);
-      if (policies.length === 0) throw new RequestError(404, `no policy ${body.policy as string} (\`hoard policy list\` shows them)`);
+      if (policies.length === 0) throw new RequestError('policy_not_found', `no policy ${body.policy as string} (\`hoard policy list\` shows them)`);
     }
     let jobs: string[] | undefined;
     if (body.job !== undefined) {
       const job = body.job as string;
       policies = policies.filter((p) => policyJobs(p).includes(job));
-      if (policies.length === 0) throw new RequestError(404, `job ${job} belongs to no policy, so it has no retention rules; prune it with \`hoard prune --repo R --job ${job} --keep-...\``);
+      if (policies.length === 0) throw new RequestError('not_found', `job ${job} belongs to no policy, so it has no retention rules; prune it with \`hoard prune --repo R --job ${job} --keep-...\``);
       jobs = [job];
     }
     const results = [];
@@ -590,11 +590,11 @@ export class MediaServer {
     const body = (await readJson(req)) as { dryRun?: unknown; graceMs?: unknown; repackThreshold?: unknown; breakLock?: unknown };
     const number = (name: string, v: unknown, max: number): number | undefined => {
       if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) throw new RequestError(400, `${name} must be a number from 0 to ${max}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) throw new RequestError('invalid_request', `${name} must be a number from 0 to ${max}`);
       return v;
     };
     const graceMs = number('graceMs', body.graceMs, 365 * 86400_000);
-    if (graceMs !== undefined && !Number.isSafeInteger(graceMs)) throw new RequestError(400, 'graceMs must be a whole number of milliseconds');
+    if (graceMs !== undefined && !Number.isSafeInteger(graceMs)) throw new RequestError('invalid_request', 'graceMs must be a whole number of milliseconds');
     const report = await this.maintenance.gc({ dryRun: body.dryRun === true, graceMs, repackThreshold: number('repackThreshold', body.repackThreshold, 1), breakLock: body.breakLock === true });
     sendJson(res, 200, report);
   }
@@ -604,7 +604,7 @@ export class MediaServer {
     requireAdmin(who);
     const body = (await readJson(req)) as { job?: unknown; readData?: unknown; subset?: unknown };
     if (body.job !== undefined) checkJobName(body.job);
-    if (body.subset !== undefined && (typeof body.subset !== 'number' || !(body.subset > 0 && body.subset <= 100))) throw new RequestError(400, 'subset must be a percentage above 0 and at most 100');
+    if (body.subset !== undefined && (typeof body.subset !== 'number' || !(body.subset > 0 && body.subset <= 100))) throw new RequestError('invalid_request', 'subset must be a percentage above 0 and at most 100');
     const report = await this.maintenance.verify({ job: body.job as string | undefined, readData: body.readData === true, subset: body.subset as number | undefined });
     sendJson(res, 200, report);
   }
@@ -647,7 +647,7 @@ export class MediaServer {
       return sendJson(res, 201, queued);
     }
     const agent = await this.catalog.getAgent(body.agent);
-    if (!agent || agent.revokedAt) throw new RequestError(404, `no agent ${body.agent} (\`hoard agent add ${body.agent}\` creates it)`);
+    if (!agent || agent.revokedAt) throw new RequestError('agent_not_found', `no agent ${body.agent} (\`hoard agent add ${body.agent}\` creates it)`);
     // The job is bound to the agent: only that agent may write its snapshots.
     const existing = await this.catalog.getJob(body.job);
     if (body.store !== undefined) await this.repo.storeForJob(body.job, body.store);
@@ -666,7 +666,7 @@ export class MediaServer {
 
   private async getRun(req: IncomingMessage, res: ServerResponse, who: Principal, [id]: string[], url: URL): Promise<void> {
     const run = await this.runs.get(id!);
-    if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError(403, `run ${id} belongs to agent ${run.agent}`);
+    if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError('forbidden', `run ${id} belongs to agent ${run.agent}`);
     const view = await this.runs.waitFinished(id!, pollWait(url), abortOnClose(req, res, this.polls.signal));
     if (!res.destroyed) sendJson(res, 200, view);
   }
@@ -713,7 +713,7 @@ export class MediaServer {
   private async runJob(req: IncomingMessage, res: ServerResponse, who: Principal, [job]: string[]): Promise<void> {
     requireAdmin(who);
     const body = (await readJson(req)) as { full?: unknown };
-    if (body?.full !== undefined && typeof body.full !== 'boolean') throw new RequestError(400, `full must be true or false; got ${JSON.stringify(body.full)}`);
+    if (body?.full !== undefined && typeof body.full !== 'boolean') throw new RequestError('invalid_request', `full must be true or false; got ${JSON.stringify(body.full)}`);
     const run = await queueJobRun(this.catalog, this.runs, checkJobName(job), body?.full === true);
     this.log.info({ run: run.id, agent: run.agent, job }, 'run queued');
     sendJson(res, 201, run);
@@ -722,9 +722,9 @@ export class MediaServer {
   private async jobHistory(_req: IncomingMessage, res: ServerResponse, who: Principal, [job]: string[], url: URL): Promise<void> {
     requireAdmin(who);
     const record = await this.catalog.getJob(checkJobName(job));
-    if (!record) throw new RequestError(404, `no job ${job} (\`hoard job list\` shows them)`);
+    if (!record) throw new RequestError('job_not_found', `no job ${job} (\`hoard job list\` shows them)`);
     const limit = Number(url.searchParams.get('limit') ?? 20);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RequestError(400, `limit must be a whole number from 1 to 10000; got ${JSON.stringify(url.searchParams.get('limit'))}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RequestError('invalid_request', `limit must be a whole number from 1 to 10000; got ${JSON.stringify(url.searchParams.get('limit'))}`);
     sendJson(res, 200, { job: record.name, entries: await jobHistory(this.catalog, record, limit) });
   }
 
@@ -732,9 +732,9 @@ export class MediaServer {
     requireAdmin(who);
     const q = url.searchParams;
     const quota = q.has('quota') ? Number(q.get('quota')) : this.options.quotaBytes;
-    if (quota !== undefined && (!Number.isSafeInteger(quota) || quota <= 0)) throw new RequestError(400, `quota must be a number of bytes above 0; got ${JSON.stringify(q.get('quota'))}`);
+    if (quota !== undefined && (!Number.isSafeInteger(quota) || quota <= 0)) throw new RequestError('invalid_request', `quota must be a number of bytes above 0; got ${JSON.stringify(q.get('quota'))}`);
     const years = q.has('growthYears') ? Number(q.get('growthYears')) : 1;
-    if (!Number.isFinite(years) || years < 0 || years > 100) throw new RequestError(400, `growthYears must be a number from 0 to 100; got ${JSON.stringify(q.get('growthYears'))}`);
+    if (!Number.isFinite(years) || years < 0 || years > 100) throw new RequestError('invalid_request', `growthYears must be a number from 0 to 100; got ${JSON.stringify(q.get('growthYears'))}`);
     sendJson(res, 200, await buildReport(this.catalog, this.repo, { now: this.now(), quotaBytes: quota, growthYears: years }));
   }
 
@@ -742,15 +742,15 @@ export class MediaServer {
     const body = parseBeginSession(await readJson(req));
     const job = await this.catalog.getJob(body.job);
     if (who.kind === 'agent') {
-      if (!job) throw new RequestError(403, `job ${body.job} is not defined on this server; an admin defines it (\`hoard run --agent ${who.name} --job ${body.job} ...\`)`);
-      if (job.agent !== who.name) throw new RequestError(403, `agent ${who.name} may not write job ${body.job}: it belongs to agent ${job.agent ?? '(none)'}`);
+      if (!job) throw new RequestError('forbidden', `job ${body.job} is not defined on this server; an admin defines it (\`hoard run --agent ${who.name} --job ${body.job} ...\`)`);
+      if (job.agent !== who.name) throw new RequestError('forbidden', `agent ${who.name} may not write job ${body.job}: it belongs to agent ${job.agent ?? '(none)'}`);
     }
     if (body.run !== undefined) {
       const run = await this.runs.get(body.run);
-      if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError(403, `run ${body.run} belongs to agent ${run.agent}`);
-      if (run.job !== body.job) throw new RequestError(400, `run ${body.run} is for job ${run.job}, not ${body.job}`);
+      if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError('forbidden', `run ${body.run} belongs to agent ${run.agent}`);
+      if (run.job !== body.job) throw new RequestError('invalid_request', `run ${body.run} is for job ${run.job}, not ${body.job}`);
       // A run the server ended (its lease passed, an admin cancelled it) takes no new sessions.
-      if (run.state !== 'running') throw new RequestError(409, `run ${body.run} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
+      if (run.state !== 'running') throw new RequestError('run_not_running', `run ${body.run} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
     }
     const store = await this.stores.forJob(body.job, job?.store);
     const chunker = store.store.chunking(body.chunking);
@@ -801,17 +801,17 @@ export class MediaServer {
 
   private session(id: string, who: Principal): BackupSession {
     const session = this.sessions.get(id);
-    if (!session) throw new RequestError(404, `no session ${id} (sessions live until they commit or expire; start a new one)`);
-    if (who.kind === 'agent' && session.init.agent !== who.name) throw new RequestError(403, `session ${id} belongs to agent ${session.init.agent}`);
-    if (session.state === 'expired') throw new RequestError(410, `session ${id} expired after ${Math.round(this.idleMs / 1000)} s without requests; start a new session (what it uploaded is kept)`);
-    if (session.state === 'committed') throw new RequestError(409, `session ${id} is already committed as snapshot ${session.snapshot?.id}`, { snapshot: session.snapshot?.id, committed: session.committed });
-    if (session.state === 'failed') throw new RequestError(409, `session ${id} failed (${session.error}); start a new session`);
+    if (!session) throw new RequestError('session_not_found', `no session ${id} (sessions live until they commit or expire; start a new one)`);
+    if (who.kind === 'agent' && session.init.agent !== who.name) throw new RequestError('forbidden', `session ${id} belongs to agent ${session.init.agent}`);
+    if (session.state === 'expired') throw new RequestError('session_gone', `session ${id} expired after ${Math.round(this.idleMs / 1000)} s without requests; start a new session (what it uploaded is kept)`);
+    if (session.state === 'committed') throw new RequestError('conflict', `session ${id} is already committed as snapshot ${session.snapshot?.id}`, { snapshot: session.snapshot?.id, committed: session.committed });
+    if (session.state === 'failed') throw new RequestError('conflict', `session ${id} failed (${session.error}); start a new session`);
     return session;
   }
 
   /** Runs `work` with the session marked busy: one request at a time per session. */
   private async exclusive<T>(session: BackupSession, work: () => Promise<T>): Promise<T> {
-    if (session.busy) throw new RequestError(409, `session ${session.id} is busy with another request; retry when it has finished`);
+    if (session.busy) throw new RequestError('conflict', `session ${session.id} is busy with another request; retry when it has finished`);
     session.busy = true;
     session.lastActivity = Date.now();
     try {
@@ -836,12 +836,12 @@ export class MediaServer {
     const session = this.session(id!, who);
     requireContentType(req, CONTENT_TYPE_BINARY);
     const seq = Number(seqText);
-    if (!Number.isSafeInteger(seq) || seq < 0) throw new RequestError(400, `batch number must be a non-negative integer; got ${JSON.stringify(seqText)}`);
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RequestError('invalid_request', `batch number must be a non-negative integer; got ${JSON.stringify(seqText)}`);
     const result = await this.exclusive(session, async () => {
       // An upload that stalls (an agent gone without closing its connection) would keep the
       // session busy, and so unexpired and refusing the agent's retry, forever: after the
       // session's idle time without a byte, the request is cut.
-      req.setTimeout(this.idleMs, () => req.destroy(new RequestError(408, `batch ${seq} of session ${session.id} stalled: no bytes for ${Math.round(this.idleMs / 1000)} s`)));
+      req.setTimeout(this.idleMs, () => req.destroy(new RequestError('request_timeout', `batch ${seq} of session ${session.id} stalled: no bytes for ${Math.round(this.idleMs / 1000)} s`)));
       const reader = new BodyReader(req);
       try {
         return await session.applyBatch(seq, reader);
@@ -882,12 +882,12 @@ export class MediaServer {
     const job = q.get('job') ?? undefined;
     if (job !== undefined) checkJobName(job);
     if (who.kind === 'agent' && (job === undefined || (await this.catalog.getJob(job))?.agent !== who.name)) {
-      throw new RequestError(403, `agent ${who.name} may list only the snapshots of its own jobs (name one with ?job=)`);
+      throw new RequestError('forbidden', `agent ${who.name} may list only the snapshots of its own jobs (name one with ?job=)`);
     }
     const time = (name: string): string | undefined => {
       const v = q.get(name);
       if (v === null) return undefined;
-      if (Number.isNaN(Date.parse(v))) throw new RequestError(400, `${name} must be an ISO-8601 time; got ${JSON.stringify(v)}`);
+      if (Number.isNaN(Date.parse(v))) throw new RequestError('invalid_request', `${name} must be an ISO-8601 time; got ${JSON.stringify(v)}`);
       return new Date(v).toISOString();
     };
     const snapshots = await this.catalog.listSnapshots({ job, source: q.get('source') ?? undefined, since: time('since'), until: time('until'), newestFirst: true });
@@ -899,18 +899,18 @@ export class MediaServer {
     const mayRead = await restoreReadAccess(this.catalog, who, job!);
     const q = url.searchParams;
     const at = q.get('at');
-    if (at !== null && Number.isNaN(Date.parse(at))) throw new RequestError(400, `at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
+    if (at !== null && Number.isNaN(Date.parse(at))) throw new RequestError('invalid_request', `at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
     const snapshot = await this.repo.findSnapshot(job!, { id: q.get('id') ?? undefined, at: at === null ? undefined : new Date(at), source: q.get('source') ?? undefined });
-    if (!mayRead(snapshot.id)) throw new RequestError(403, `agent ${who.kind === 'agent' ? who.name : ''} may read only snapshot(s) of its restore run of job ${job}, not ${snapshot.id}`);
+    if (!mayRead(snapshot.id)) throw new RequestError('forbidden', `agent ${who.kind === 'agent' ? who.name : ''} may read only snapshot(s) of its restore run of job ${job}, not ${snapshot.id}`);
     const total = snapshot.meta.logicalBytes;
     for (const name of ['offset', 'length']) {
       const v = q.get(name);
-      if (v !== null && !/^\d+$/.test(v)) throw new RequestError(400, `${name} must be a number of bytes (0 or more); got ${JSON.stringify(v)}`);
+      if (v !== null && !/^\d+$/.test(v)) throw new RequestError('invalid_request', `${name} must be a number of bytes (0 or more); got ${JSON.stringify(v)}`);
     }
     const offset = q.has('offset') ? Number(q.get('offset')) : 0;
     const length = q.has('length') ? Number(q.get('length')) : total - offset;
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > total) {
-      throw new RequestError(416, `range offset=${q.get('offset')} length=${q.get('length')} is outside snapshot ${snapshot.id} (${total} bytes)`);
+      throw new RequestError('range_not_satisfiable', `range offset=${q.get('offset')} length=${q.get('length')} is outside snapshot ${snapshot.id} (${total} bytes)`);
     }
     const headers = {
       'x-hoard-snapshot': snapshot.id,
@@ -951,16 +951,16 @@ export class MediaServer {
    */
   private async snapshotChunks(_req: IncomingMessage, res: ServerResponse, who: Principal, [job, id]: string[], url: URL): Promise<void> {
     checkJobName(job);
-    if (who.kind === 'agent' && (await this.catalog.getJob(job!))?.agent !== who.name) throw new RequestError(403, `agent ${who.name} may not read job ${job}`);
+    if (who.kind === 'agent' && (await this.catalog.getJob(job!))?.agent !== who.name) throw new RequestError('forbidden', `agent ${who.name} may not read job ${job}`);
     const q = url.searchParams;
     for (const name of ['offset', 'length']) {
-      if (!/^\d+$/.test(q.get(name) ?? '')) throw new RequestError(400, `${name} must be a number of bytes (0 or more); got ${JSON.stringify(q.get(name))}`);
+      if (!/^\d+$/.test(q.get(name) ?? '')) throw new RequestError('invalid_request', `${name} must be a number of bytes (0 or more); got ${JSON.stringify(q.get(name))}`);
     }
     const snapshot = await this.repo.findSnapshot(job!, { id: id! });
     const offset = Number(q.get('offset'));
     const length = Number(q.get('length'));
     if (!Number.isSafeInteger(offset + length) || offset + length > snapshot.meta.logicalBytes) {
-      throw new RequestError(416, `range offset=${offset} length=${length} is outside snapshot ${snapshot.id} (${snapshot.meta.logicalBytes} bytes)`);
+      throw new RequestError('range_not_satisfiable', `range offset=${offset} length=${length} is outside snapshot ${snapshot.id} (${snapshot.meta.logicalBytes} bytes)`);
     }
     const refs: WireRef[] = [];
     let first = offset;
@@ -1109,7 +1109,7 @@ function decodePathPart(part: string): string {
   try {
     return decodeURIComponent(part);
   } catch {
-    throw new RequestError(400, `malformed percent-encoding in the request path: ${JSON.stringify(part)}`);
+    throw new RequestError('invalid_request', `malformed percent-encoding in the request path: ${JSON.stringify(part)}`);
   }
 }
 
@@ -1117,7 +1117,7 @@ function pollWait(url: URL): number {
   const text = url.searchParams.get('wait');
   if (text === null) return 0;
   const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds < 0) throw new RequestError(400, `wait must be a number of seconds; got ${JSON.stringify(text)}`);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new RequestError('invalid_request', `wait must be a number of seconds; got ${JSON.stringify(text)}`);
   return Math.min(MAX_POLL_MS, seconds * 1000);
 }
 

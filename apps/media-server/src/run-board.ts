@@ -60,7 +60,7 @@ export class RunBoard {
 
   async get(id: string): Promise<RunRecord> {
     const run = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id) ? await this.catalog.getRun(id) : undefined;
-    if (!run) throw new RequestError(404, `no run ${id}`);
+    if (!run) throw new RequestError('run_not_found', `no run ${id}`);
     return run;
   }
 
@@ -128,14 +128,14 @@ export class RunBoard {
     const now = new Date();
     const leaseExpiresAt = new Date(now.getTime() + this.leaseMs).toISOString();
     const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
-      if (run.agent !== agent) throw new RequestError(403, `run ${id} belongs to agent ${run.agent}`);
+      if (run.agent !== agent) throw new RequestError('forbidden', `run ${id} belongs to agent ${run.agent}`);
       // Cancelled (ended by an admin's cancel): nothing to renew, the agent is told to stop.
       if (run.state === 'cancelled') return undefined;
-      if (run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
+      if (run.state !== 'running') throw new RequestError('run_not_running', `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
       const result = run.result as RunResult;
       return { ...run, leaseRenewedAt: now.toISOString(), leaseExpiresAt, result: progress ? { ...result, progress } : result };
     });
-    if (!stored) throw new RequestError(404, `no run ${id}`);
+    if (!stored) throw new RequestError('run_not_found', `no run ${id}`);
     const cancel = stored.state === 'cancelled' || (stored.result as RunResult).cancelRequestedAt !== undefined;
     return { ok: true, leaseExpiresAt: stored.leaseExpiresAt ?? leaseExpiresAt, leaseMs: this.leaseMs, ...(cancel ? { cancel: true } : {}) };
   }
@@ -176,7 +176,7 @@ export class RunBoard {
     const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
       if (run.state === 'queued') return { ...run, state: 'cancelled', finishedAt: at, error: 'cancelled by an admin before it started' };
       if (run.state === 'cancelled') return undefined; // asked twice: nothing more to do
-      if (run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state} already; only a queued or running run can be cancelled`);
+      if (run.state !== 'running') throw new RequestError('conflict', `run ${id} is ${run.state} already; only a queued or running run can be cancelled`);
       const result = run.result as RunResult;
       if (silence !== undefined && leaseExpired(run, now)) {
         return { ...run, state: 'cancelled', finishedAt: at, error: `cancelled by an admin at ${at}; ${silence}, so the server ended the run`, result: { ...result, cancelRequestedAt: result.cancelRequestedAt ?? at } };
@@ -184,7 +184,7 @@ export class RunBoard {
       if (result.cancelRequestedAt !== undefined) return undefined;
       return { ...run, result: { ...result, cancelRequestedAt: at } };
     });
-    if (!stored) throw new RequestError(404, `no run ${id}`);
+    if (!stored) throw new RequestError('run_not_found', `no run ${id}`);
     this.wake(this.runWaiters, id);
     if (stored.state === 'cancelled') this.wake(this.agentWaiters, stored.agent);
     return view(stored);
@@ -197,13 +197,13 @@ export class RunBoard {
    */
   async finish(id: string, agent: string, report: FinishRunRequest, check: (run: RunRecord, report: FinishRunRequest) => Promise<FinishRunRequest> = async (_r, x) => x): Promise<RunView> {
     const before = await this.get(id);
-    if (before.agent !== agent) throw new RequestError(403, `run ${id} belongs to agent ${before.agent}`);
+    if (before.agent !== agent) throw new RequestError('forbidden', `run ${id} belongs to agent ${before.agent}`);
     const checked = await check(before, report);
     const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
       // Ended by an admin's cancel while the agent still worked on it: the agent's report
       // of stopping is kept.
       const stopped = run.state === 'cancelled' && checked.state === 'cancelled';
-      if (!stopped && run.state !== 'running') throw new RequestError(409, `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
+      if (!stopped && run.state !== 'running') throw new RequestError('run_not_running', `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
       const result = run.result as RunResult;
       return {
         ...run,
@@ -221,7 +221,7 @@ export class RunBoard {
         },
       };
     });
-    if (!stored) throw new RequestError(404, `no run ${id}`);
+    if (!stored) throw new RequestError('run_not_found', `no run ${id}`);
     this.wake(this.runWaiters, id);
     // A slot is free: a claim waiting on the agent's concurrency limit may go on.
     this.wake(this.agentWaiters, stored.agent);
@@ -229,7 +229,7 @@ export class RunBoard {
   }
 
   private checkId(id: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) throw new RequestError(404, `no run ${id}`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) throw new RequestError('run_not_found', `no run ${id}`);
     return id;
   }
 

@@ -4,19 +4,23 @@
  * functions, which throw RequestError (a 4xx with a message naming the field).
  */
 
+import { HoardError, httpStatusOf, type ErrorCode } from '@hoard/errors';
+
 export type SourceKind = 'file' | 'block-device' | 'stream' | 'directory';
 export type ChunkingKind = 'vm-image' | 'db-dump' | 'file';
 
-/** An HTTP error the server answers with; `status` is 4xx for the caller's mistakes. */
-export class RequestError extends Error {
-  override readonly name = 'RequestError';
-  constructor(
-    readonly status: number,
-    message: string,
-    /** Extra JSON fields for the error body (e.g. the snapshot a replayed commit made). */
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
+/**
+ * An error the server answers a request with. Its code (@hoard/errors) decides the HTTP
+ * status and the CLI's exit class; the message names what is wrong and what would be right.
+ */
+export class RequestError extends HoardError {
+  override readonly name: string = 'RequestError';
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+  }
+
+  get status(): number {
+    return httpStatusOf(this.code);
   }
 }
 
@@ -26,40 +30,40 @@ export const AGENT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export function checkJobName(value: unknown, field = 'job'): string {
   if (typeof value !== 'string' || !JOB_NAME.test(value)) {
-    throw new RequestError(400, `${field} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(value)}`);
+    throw new RequestError('invalid_request', `${field} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
 export function checkAgentName(value: unknown, field = 'agent'): string {
   if (typeof value !== 'string' || !AGENT_NAME.test(value)) {
-    throw new RequestError(400, `${field} must be 1-63 characters of lower-case letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(value)}`);
+    throw new RequestError('invalid_request', `${field} must be 1-63 characters of lower-case letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
 function object(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RequestError(400, `${what} must be a JSON object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RequestError('invalid_request', `${what} must be a JSON object`);
   return value as Record<string, unknown>;
 }
 
 function string(o: Record<string, unknown>, field: string, max = 4096): string {
   const v = o[field];
   if (typeof v !== 'string' || v.length === 0 || v.length > max || v.includes('\0')) {
-    throw new RequestError(400, `${field} must be a non-empty string of at most ${max} characters without NUL bytes`);
+    throw new RequestError('invalid_request', `${field} must be a non-empty string of at most ${max} characters without NUL bytes`);
   }
   return v;
 }
 
 function count(o: Record<string, unknown>, field: string): number {
   const v = o[field];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RequestError(400, `${field} must be a non-negative integer; got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RequestError('invalid_request', `${field} must be a non-negative integer; got ${JSON.stringify(v)}`);
   return v;
 }
 
 function oneOf<T extends string>(o: Record<string, unknown>, field: string, values: readonly T[]): T {
   const v = o[field];
-  if (!values.includes(v as T)) throw new RequestError(400, `${field} must be one of ${values.join(', ')}; got ${JSON.stringify(v)}`);
+  if (!values.includes(v as T)) throw new RequestError('invalid_request', `${field} must be one of ${values.join(', ')}; got ${JSON.stringify(v)}`);
   return v as T;
 }
 
@@ -146,7 +150,7 @@ export function parseSourceStat(value: unknown): SourceStat {
   const o = object(value, 'sourceStat');
   const digits = (field: string, signed: boolean): string => {
     const v = o[field];
-    if (typeof v !== 'string' || !(signed ? /^-?\d{1,20}$/ : /^\d{1,20}$/).test(v)) throw new RequestError(400, `sourceStat.${field} must be ${signed ? 'an' : 'a non-negative'} integer as a decimal string; got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string' || !(signed ? /^-?\d{1,20}$/ : /^\d{1,20}$/).test(v)) throw new RequestError('invalid_request', `sourceStat.${field} must be ${signed ? 'an' : 'a non-negative'} integer as a decimal string; got ${JSON.stringify(v)}`);
     return v;
   };
   return { size: count(o, 'size'), mtimeNs: digits('mtimeNs', true), ino: digits('ino', false), dev: digits('dev', false) };
@@ -155,13 +159,13 @@ export function parseSourceStat(value: unknown): SourceStat {
 export function parseCommit(body: unknown): CommitRequest {
   const o = object(body, 'the commit request');
   const streamHash = string(o, 'streamHash', 64);
-  if (!/^[0-9a-f]{64}$/.test(streamHash)) throw new RequestError(400, 'streamHash must be 64 lower-case hex digits (BLAKE3-256)');
+  if (!/^[0-9a-f]{64}$/.test(streamHash)) throw new RequestError('invalid_request', 'streamHash must be 64 lower-case hex digits (BLAKE3-256)');
   const startedAt = string(o, 'startedAt', 40);
-  if (Number.isNaN(Date.parse(startedAt))) throw new RequestError(400, `startedAt must be an ISO-8601 time; got ${JSON.stringify(startedAt)}`);
+  if (Number.isNaN(Date.parse(startedAt))) throw new RequestError('invalid_request', `startedAt must be an ISO-8601 time; got ${JSON.stringify(startedAt)}`);
   const request: CommitRequest = { batches: count(o, 'batches'), chunks: count(o, 'chunks'), logicalBytes: count(o, 'logicalBytes'), streamHash, bytesRead: count(o, 'bytesRead'), startedAt };
   if (o.streamHashOver !== undefined) request.streamHashOver = oneOf(o, 'streamHashOver', ['chunks'] as const);
   if (o.sourceStat !== undefined) request.sourceStat = parseSourceStat(o.sourceStat);
-  if (request.bytesRead > request.logicalBytes) throw new RequestError(400, `bytesRead (${request.bytesRead}) cannot exceed logicalBytes (${request.logicalBytes})`);
+  if (request.bytesRead > request.logicalBytes) throw new RequestError('invalid_request', `bytesRead (${request.bytesRead}) cannot exceed logicalBytes (${request.logicalBytes})`);
   return request;
 }
 
@@ -264,21 +268,21 @@ export interface RestoreResult {
 export function parseRestoreRun(value: unknown): RestoreRunRequest {
   const o = object(value, 'restore');
   for (const key of Object.keys(o)) {
-    if (!['snapshot', 'at', 'source', 'path', 'force', 'file'].includes(key)) throw new RequestError(400, `restore.${key} is not a restore option; use snapshot, at, source, path, force, file`);
+    if (!['snapshot', 'at', 'source', 'path', 'force', 'file'].includes(key)) throw new RequestError('invalid_request', `restore.${key} is not a restore option; use snapshot, at, source, path, force, file`);
   }
   const path = string(o, 'path', 4096);
-  if (!path.startsWith('/')) throw new RequestError(400, `restore.path must be an absolute path on the agent's host; got ${JSON.stringify(path)}`);
+  if (!path.startsWith('/')) throw new RequestError('invalid_request', `restore.path must be an absolute path on the agent's host; got ${JSON.stringify(path)}`);
   const out: RestoreRunRequest = { path };
   if (o.snapshot !== undefined) out.snapshot = string(o, 'snapshot', 64);
   if (o.at !== undefined) {
     const at = string(o, 'at', 40);
-    if (Number.isNaN(Date.parse(at))) throw new RequestError(400, `restore.at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
+    if (Number.isNaN(Date.parse(at))) throw new RequestError('invalid_request', `restore.at must be an ISO-8601 time; got ${JSON.stringify(at)}`);
     out.at = at;
   }
-  if (out.snapshot !== undefined && out.at !== undefined) throw new RequestError(400, 'restore: give snapshot or at, not both');
+  if (out.snapshot !== undefined && out.at !== undefined) throw new RequestError('invalid_request', 'restore: give snapshot or at, not both');
   if (o.source !== undefined) out.source = string(o, 'source');
   if (o.force !== undefined) {
-    if (typeof o.force !== 'boolean') throw new RequestError(400, `restore.force must be true or false; got ${JSON.stringify(o.force)}`);
+    if (typeof o.force !== 'boolean') throw new RequestError('invalid_request', `restore.force must be true or false; got ${JSON.stringify(o.force)}`);
     if (o.force) out.force = true;
   }
   if (o.file !== undefined) out.file = string(o, 'file');
@@ -290,7 +294,7 @@ function parseHooks(value: unknown): RunHooks | undefined {
   const o = object(value, 'hooks');
   const hooks: RunHooks = {};
   for (const key of Object.keys(o)) {
-    if (key !== 'pre' && key !== 'post') throw new RequestError(400, `hooks.${key} is not a hook; use hooks.pre and hooks.post`);
+    if (key !== 'pre' && key !== 'post') throw new RequestError('invalid_request', `hooks.${key} is not a hook; use hooks.pre and hooks.post`);
     hooks[key] = string(o, key, 4096);
   }
   return hooks;
@@ -299,24 +303,24 @@ function parseHooks(value: unknown): RunHooks | undefined {
 export function parseCreateRun(body: unknown, checkSource: (spec: string) => void): CreateRunRequest {
   const o = object(body, 'the run request');
   if (o.restore !== undefined) {
-    if (o.sources !== undefined && !(Array.isArray(o.sources) && o.sources.length === 0)) throw new RequestError(400, 'a restore run has no sources; give restore or sources, not both');
-    for (const key of ['store', 'hooks', 'full', 'bandwidth']) if (o[key] !== undefined) throw new RequestError(400, `${key} does not apply to a restore run`);
+    if (o.sources !== undefined && !(Array.isArray(o.sources) && o.sources.length === 0)) throw new RequestError('invalid_request', 'a restore run has no sources; give restore or sources, not both');
+    for (const key of ['store', 'hooks', 'full', 'bandwidth']) if (o[key] !== undefined) throw new RequestError('invalid_request', `${key} does not apply to a restore run`);
     return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources: [], restore: parseRestoreRun(o.restore) };
   }
-  if (!Array.isArray(o.sources) || o.sources.length === 0 || o.sources.length > 64) throw new RequestError(400, 'sources must be a list of 1-64 source specs');
+  if (!Array.isArray(o.sources) || o.sources.length === 0 || o.sources.length > 64) throw new RequestError('invalid_request', 'sources must be a list of 1-64 source specs');
   const sources = o.sources.map((s, i) => {
-    if (typeof s !== 'string') throw new RequestError(400, `sources[${i}] must be a string`);
+    if (typeof s !== 'string') throw new RequestError('invalid_request', `sources[${i}] must be a string`);
     try {
       checkSource(s);
     } catch (err) {
-      throw new RequestError(400, `sources[${i}]: ${(err as Error).message}`);
+      throw new RequestError('invalid_request', `sources[${i}]: ${(err as Error).message}`);
     }
     return s;
   });
   const store = o.store === undefined ? undefined : string(o, 'store', 64);
-  if (o.full !== undefined && typeof o.full !== 'boolean') throw new RequestError(400, `full must be true or false; got ${JSON.stringify(o.full)}`);
+  if (o.full !== undefined && typeof o.full !== 'boolean') throw new RequestError('invalid_request', `full must be true or false; got ${JSON.stringify(o.full)}`);
   if (o.bandwidth !== undefined && !(typeof o.bandwidth === 'number' && Number.isSafeInteger(o.bandwidth) && o.bandwidth >= 1)) {
-    throw new RequestError(400, `bandwidth must be a whole number of bytes per second >= 1; got ${JSON.stringify(o.bandwidth)}`);
+    throw new RequestError('invalid_request', `bandwidth must be a whole number of bytes per second >= 1; got ${JSON.stringify(o.bandwidth)}`);
   }
   return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store, hooks: parseHooks(o.hooks), ...(o.full ? { full: true } : {}), ...(o.bandwidth !== undefined ? { bandwidth: o.bandwidth as number } : {}) };
 }
@@ -414,7 +418,7 @@ export interface FinishRunRequest {
 export function parseFinishRun(body: unknown): FinishRunRequest {
   const o = object(body, 'the run result');
   const state = oneOf(o, 'state', ['succeeded', 'failed', 'cancelled'] as const);
-  if (!Array.isArray(o.targets) || o.targets.length > 10_000) throw new RequestError(400, 'targets must be a list');
+  if (!Array.isArray(o.targets) || o.targets.length > 10_000) throw new RequestError('invalid_request', 'targets must be a list');
   const error = o.error === undefined ? undefined : string(o, 'error', 8192);
   return { state, targets: o.targets.map(parseTargetResult), error };
 }
@@ -427,13 +431,13 @@ export function parseFinishRun(body: unknown): FinishRunRequest {
 function parseTargetResult(value: unknown, i: number): TargetResult {
   const o = object(value, `targets[${i}]`);
   const at = (field: string): string => `targets[${i}].${field}`;
-  if (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 4096) throw new RequestError(400, `${at('name')} must be a non-empty string of at most 4096 characters`);
-  if (typeof o.ok !== 'boolean') throw new RequestError(400, `${at('ok')} must be true or false`);
-  if (typeof o.durationMs !== 'number' || !Number.isFinite(o.durationMs) || o.durationMs < 0) throw new RequestError(400, `${at('durationMs')} must be a number of milliseconds >= 0`);
-  if (o.error !== undefined && (typeof o.error !== 'string' || o.error.length > 8192)) throw new RequestError(400, `${at('error')} must be a string of at most 8192 characters`);
+  if (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 4096) throw new RequestError('invalid_request', `${at('name')} must be a non-empty string of at most 4096 characters`);
+  if (typeof o.ok !== 'boolean') throw new RequestError('invalid_request', `${at('ok')} must be true or false`);
+  if (typeof o.durationMs !== 'number' || !Number.isFinite(o.durationMs) || o.durationMs < 0) throw new RequestError('invalid_request', `${at('durationMs')} must be a number of milliseconds >= 0`);
+  if (o.error !== undefined && (typeof o.error !== 'string' || o.error.length > 8192)) throw new RequestError('invalid_request', `${at('error')} must be a string of at most 8192 characters`);
   if (o.snapshot !== undefined) {
     const snapshot = object(o.snapshot, at('snapshot'));
-    if (typeof snapshot.id !== 'string' || !/^[0-9a-f]{16}$/.test(snapshot.id)) throw new RequestError(400, `${at('snapshot.id')} must be a snapshot id (16 hex digits)`);
+    if (typeof snapshot.id !== 'string' || !/^[0-9a-f]{16}$/.test(snapshot.id)) throw new RequestError('invalid_request', `${at('snapshot.id')} must be a snapshot id (16 hex digits)`);
   }
   for (const field of ['totals', 'files', 'image', 'restored']) {
     if (o[field] !== undefined) object(o[field], at(field));

@@ -38,13 +38,12 @@ export function formatProblem(p: PolicyProblem): string {
 }
 
 export class PolicyError extends RequestError {
+  override readonly name = 'PolicyError';
   readonly problems: readonly PolicyProblem[];
   constructor(problems: readonly PolicyProblem[]) {
     const lines = problems.map(formatProblem);
     const message = problems.length === 1 ? `invalid policy: ${lines[0]}` : `invalid policy, ${problems.length} problems:\n  ${lines.join('\n  ')}`;
-    super(400, message, { problems: problems.map((p) => ({ ...p })) });
-    // RequestError declares its name as a literal; the instance says what it is.
-    (this as { name: string }).name = 'PolicyError';
+    super('invalid_policy', message, { problems: problems.map((p) => ({ ...p })) });
     this.problems = problems;
   }
 }

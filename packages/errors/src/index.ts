@@ -1,0 +1,1 @@
+export { ERROR_CODES, EXIT_CODES, errorCodeOf, exitCodeOf, httpStatusOf, isErrorCode, HoardError, type ErrorCode, type ErrorCodeInfo, type ExitClass } from './codes.js';
