@@ -15,6 +15,7 @@ import { compactTime } from '../snapshot/manifest.js';
 import { ObjectNotFoundError } from '../store/errors.js';
 import { listAll, type ObjectStore } from '../store/object-store.js';
 import { mapConcurrent } from '../repo/concurrency.js';
+import { retrying } from '../retry.js';
 import { GcError } from './errors.js';
 
 export const GC_LOCK_KEY = 'gc/lock';
@@ -113,47 +114,61 @@ export function decodeList(key: string, bytes: Uint8Array): CondemnedList {
 /**
  * Reads every condemnation list and revival marker. A GC replaces lists by writing the
  * new one before deleting the old, so a list that vanishes between listing and reading
- * means a newer one exists: the listing is simply done again.
+ * means a newer one exists: the listing is simply done again, up to CONDEMNATION_LISTINGS
+ * times in all; the last listing goes on without the lists that vanished from it.
  */
 export async function readCondemnations(objects: ObjectStore): Promise<CondemnationState> {
-  for (let attempt = 0; ; attempt++) {
-    const listKeys: string[] = [];
-    for await (const info of listAll(objects, CONDEMNED_PREFIX)) listKeys.push(info.key);
-    const items = new Map<string, Condemnation>();
-    let vanished = false;
-    await mapConcurrent(
-      listKeys,
-      8,
-      async (key) => {
-        try {
-          return decodeList(key, await objects.get(key));
-        } catch (err) {
-          if (err instanceof ObjectNotFoundError) return undefined;
-          throw err;
-        }
-      },
-      (list) => {
-        if (!list) {
-          vanished = true;
-          return;
-        }
-        for (const item of list.items) merge(items, item);
-      },
-    );
-    if (vanished && attempt < 5) continue;
-    const revived = new Set<string>();
-    const revivedKeys = new Map<string, string>();
-    for await (const info of listAll(objects, REVIVED_PREFIX)) {
-      const [, , dir, name] = info.key.split('/');
-      const match = /^([0-9a-f]{64})-(\d+)$/.exec(name ?? '');
-      if (!match || (dir !== 'packs' && dir !== 'chunklists')) continue;
-      const id = `${dir === 'packs' ? 'pack' : 'page'}:${match[1]}:${match[2]}`;
-      revived.add(id);
-      revivedKeys.set(info.key, id);
-    }
-    return { items, revived, listKeys, revivedKeys };
+  const { items, listKeys } = await retrying(
+    async (attempt) => {
+      const listKeys: string[] = [];
+      for await (const info of listAll(objects, CONDEMNED_PREFIX)) listKeys.push(info.key);
+      const items = new Map<string, Condemnation>();
+      let vanished = false;
+      await mapConcurrent(
+        listKeys,
+        8,
+        async (key) => {
+          try {
+            return decodeList(key, await objects.get(key));
+          } catch (err) {
+            if (err instanceof ObjectNotFoundError) return undefined;
+            throw err;
+          }
+        },
+        (list) => {
+          if (!list) {
+            vanished = true;
+            return;
+          }
+          for (const item of list.items) merge(items, item);
+        },
+      );
+      if (vanished && attempt < CONDEMNATION_LISTINGS) throw new ListVanishedError();
+      return { items, listKeys };
+    },
+    { attempts: CONDEMNATION_LISTINGS, retryable: (err) => err instanceof ListVanishedError },
+  );
+  const revived = new Set<string>();
+  const revivedKeys = new Map<string, string>();
+  for await (const info of listAll(objects, REVIVED_PREFIX)) {
+    const [, , dir, name] = info.key.split('/');
+    const match = /^([0-9a-f]{64})-(\d+)$/.exec(name ?? '');
+    if (!match || (dir !== 'packs' && dir !== 'chunklists')) continue;
+    const id = `${dir === 'packs' ? 'pack' : 'page'}:${match[1]}:${match[2]}`;
+    revived.add(id);
+    revivedKeys.set(info.key, id);
   }
+  return { items, revived, listKeys, revivedKeys };
 }
+
+/**
+ * Listings of the condemnation lists that readCondemnations makes at most: a list vanishes
+ * only when a GC replaces it, so six in a row that lose one mean GCs racing this reader.
+ */
+const CONDEMNATION_LISTINGS = 6;
+
+/** A condemnation list vanished between listing and reading (readCondemnations lists again). */
+class ListVanishedError extends Error {}
 
 function merge(items: Map<string, Condemnation>, item: CondemnedItem): void {
   const id = itemId(item.kind, item.hash);

@@ -29,6 +29,7 @@ import { readPackTrailer } from '../pack/pack-reader.js';
 import { readCondemnations } from '../gc/gc-objects.js';
 import { ObjectNotFoundError } from '../store/errors.js';
 import { listAll, type ObjectStore } from '../store/object-store.js';
+import { retrying } from '../retry.js';
 import { mapConcurrent } from './concurrency.js';
 
 export interface BlobLocation {
@@ -214,13 +215,13 @@ export class StoreIndex {
    * GC condemnation names) is read from its trailer and handed to `recovered`.
    */
   private static async readSegments(store: ObjectStore, storeId: string, concurrency: number, begin: () => SegmentConsumer): Promise<IndexDamage> {
-    for (let attempt = 1; ; attempt++) {
-      const use = begin();
-      const keys: string[] = [];
-      for await (const info of listAll(store, 'index/')) keys.push(info.key);
-      const damage = noIndexDamage();
-      const listed = new Set<string>();
-      try {
+    const { use, damage, listed } = await retrying(
+      async () => {
+        const use = begin();
+        const keys: string[] = [];
+        for await (const info of listAll(store, 'index/')) keys.push(info.key);
+        const damage = noIndexDamage();
+        const listed = new Set<string>();
         // Decoding is synchronous and cheap next to the reads, so reads run ahead.
         await mapConcurrent(keys, concurrency, (key) => readSegment(store, key), (segment, key) => {
           if (segment instanceof ObjectFormatError) {
@@ -233,19 +234,26 @@ export class StoreIndex {
             if (mine) use.indexed(p.packHash, p.entries);
           }
         });
-      } catch (err) {
-        if (!(err instanceof ObjectNotFoundError) || attempt >= 5) throw err;
-        continue;
-      }
-      await recoverUnlistedPacks(store, listed, concurrency, (key, trailer) => {
-        if (hexOf(trailer.storeId) !== storeId) return;
-        damage.recoveredPacks.push(key);
-        use.recovered(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex'), trailer.entries, damage.damagedSegments.length > 0);
-      }, damage.unreadablePacks);
-      return damage;
-    }
+        return { use, damage, listed };
+      },
+      // A segment that vanished: listed and read again at once, up to this many times in all.
+      { attempts: SEGMENT_LISTINGS, retryable: (err) => err instanceof ObjectNotFoundError },
+    );
+    await recoverUnlistedPacks(store, listed, concurrency, (key, trailer) => {
+      if (hexOf(trailer.storeId) !== storeId) return;
+      damage.recoveredPacks.push(key);
+      use.recovered(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex'), trailer.entries, damage.damagedSegments.length > 0);
+    }, damage.unreadablePacks);
+    return damage;
   }
 }
+
+/**
+ * How many times loading lists and reads `index/` when segments vanish under it: each
+ * vanished segment means a GC replaced segments meanwhile, so several in a row mean GCs
+ * that keep racing this load, which then fails rather than spin.
+ */
+const SEGMENT_LISTINGS = 5;
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const PACK_NAME = /^packs\/[0-9a-f]{2}\/([0-9a-f]{64})$/;

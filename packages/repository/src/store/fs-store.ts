@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { mapLimit } from '../map-limit.js';
 import { EnvironmentError, InvalidKeyError, isEnvironmentErrno, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, isKeySegment, validateKey, validatePrefix } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, RangeReader } from './object-store.js';
@@ -619,26 +620,6 @@ async function firstMkdirError(path: string): Promise<unknown> {
     dir = parent;
   }
   return undefined;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results keep input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -10,6 +10,8 @@ import {
   type BucketLocationConstraint,
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
+import { mapLimit } from '../map-limit.js';
+import { retrying } from '../retry.js';
 import { EnvironmentError, InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, validateKey, validatePrefix } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
@@ -203,7 +205,7 @@ export class S3ObjectStore implements ObjectStore {
     const unique = [...new Set(keys)];
     const batches: string[][] = [];
     for (let i = 0; i < unique.length; i += S3_PAGE_MAX) batches.push(unique.slice(i, i + S3_PAGE_MAX));
-    await forEachLimit(batches, DELETE_CONCURRENCY, (batch) => this.#deleteBatch(batch));
+    await mapLimit(batches, DELETE_CONCURRENCY, (batch) => this.#deleteBatch(batch));
   }
 
   // --- get ---
@@ -274,14 +276,12 @@ export class S3ObjectStore implements ObjectStore {
    */
   async #withBodyRetries<T>(read: () => Promise<T>): Promise<T> {
     const policy = this.#settings.retry;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await read();
-      } catch (err) {
-        if (!(err instanceof BodyReadError || err instanceof ShortBodyError) || attempt >= policy.maxAttempts) throw err;
-        await sleep(Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)));
-      }
-    }
+    return retrying(read, {
+      attempts: policy.maxAttempts,
+      retryable: (err) => err instanceof BodyReadError || err instanceof ShortBodyError,
+      // Full jitter, as S3RetryStrategy waits for transient errors.
+      delayMs: (attempt) => Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)),
+    });
   }
 
   /** The object's size, or undefined if there is no such object. */
@@ -549,24 +549,4 @@ function discardBody(response: GetObjectCommandOutput): void {
 function totalFromContentRange(contentRange: string | undefined): number | undefined {
   const match = contentRange === undefined ? null : /\/(\d+)\s*$/.exec(contentRange);
   return match === null ? undefined : Number(match[1]);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      try {
-        await fn(items[next++]);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
