@@ -6,3 +6,4 @@ export * from './chunker-wire.js';
 export * from './policy/index.js';
 export * from './throttle.js';
 export * from './restore-frames.js';
+export * from './api/index.js';

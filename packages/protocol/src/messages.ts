@@ -5,8 +5,12 @@
  */
 
 import { HoardError, httpStatusOf, type ErrorCode } from '@hoard/errors';
+import type { BeginSessionRequest, CommitRequest, CreateRunRequest, RestoreRunRequest, RunHooks, RunProgress } from './api/requests.js';
+import type { SourceKind, SourceStat } from './api/common.js';
 
-export type SourceKind = 'file' | 'block-device' | 'stream' | 'directory';
+// Request bodies are declared once, as schemas (api/requests.ts); their types are re-exported here.
+export type { BeginSessionRequest, CommitRequest, CreateRunRequest, RestoreRunRequest, RunHooks, RunProgress, SourceKind, SourceStat };
+
 export type ChunkingKind = 'vm-image' | 'db-dump' | 'file';
 
 /**
@@ -69,14 +73,6 @@ function oneOf<T extends string>(o: Record<string, unknown>, field: string, valu
 
 // --- sessions --------------------------------------------------------------------------
 
-export interface BeginSessionRequest {
-  job: string;
-  source: { name: string; kind: SourceKind };
-  chunking: ChunkingKind;
-  /** The run this session belongs to, when the server dispatched it. */
-  run?: string;
-}
-
 export function parseBeginSession(body: unknown): BeginSessionRequest {
   const o = object(body, 'the session request');
   const source = object(o.source, 'source');
@@ -119,31 +115,6 @@ export interface BatchResponse {
   duplicate: boolean;
   blobsStored: number;
   blobsDuplicate: number;
-}
-
-export interface CommitRequest {
-  batches: number;
-  chunks: number;
-  logicalBytes: number;
-  streamHash: string;
-  /** "chunks": streamHash covers the chunk list, not the bytes (docs/format.md). */
-  streamHashOver?: 'chunks';
-  bytesRead: number;
-  startedAt: string;
-  /** Image sources: the image file's stat when it was read (recorded in the manifest). */
-  sourceStat?: SourceStat;
-}
-
-/**
- * The stat of an image file (docs/format.md, manifest `sourceStat`): size in bytes,
- * modification time in nanoseconds since the epoch, inode and device; the 64-bit ones
- * as decimal strings (they exceed 2^53).
- */
-export interface SourceStat {
-  size: number;
-  mtimeNs: string;
-  ino: string;
-  dev: string;
 }
 
 export function parseSourceStat(value: unknown): SourceStat {
@@ -199,44 +170,6 @@ export interface CommitResponse {
 }
 
 // --- runs (jobs dispatched to agents) ---------------------------------------------------
-
-/** Commands the agent runs around a run's sources (bash -o pipefail -c). */
-export interface RunHooks {
-  /** Before any source is read, e.g. `virsh domfsfreeze web`; failing fails the run. */
-  pre?: string;
-  /** After all sources, whatever happened, e.g. `virsh domfsthaw web`. */
-  post?: string;
-}
-
-export interface CreateRunRequest {
-  agent: string;
-  job: string;
-  sources: string[];
-  store?: string;
-  hooks?: RunHooks;
-  /** Read everything again; default incremental (unchanged files are referred to, not read). */
-  full?: boolean;
-  /** Cap on the agent's upload rate for this run, bytes per second (a policy's limits.bandwidth); absent: no cap. */
-  bandwidth?: number;
-  /** A restore run instead of a backup: the agent writes a snapshot of `job` on its host (then `sources` is empty). */
-  restore?: RestoreRunRequest;
-}
-
-/** What `hoard restore --to agent:NAME:PATH` asks for (POST /v1/runs with `restore`). */
-export interface RestoreRunRequest {
-  /** A snapshot id or unique prefix; or `at`; neither: the newest. */
-  snapshot?: string;
-  /** ISO-8601: the newest snapshot that started at or before it. */
-  at?: string;
-  /** The snapshot of this source of the job. */
-  source?: string;
-  /** Absolute path on the agent's host: a file, a block device, or a new directory (directory snapshots). */
-  path: string;
-  /** Replace an existing file. */
-  force?: boolean;
-  /** One file of a directory snapshot (relative to the backed-up directory). */
-  file?: string;
-}
 
 /** A restore run as queued: the snapshot is pinned when the run is created. */
 export interface RestoreRunSpec {
@@ -397,14 +330,6 @@ export interface RunLeaseAnswer {
 export interface RunProgressAnswer {
   ok: true;
   cancel?: boolean;
-}
-
-export interface RunProgress {
-  target: string;
-  bytesRead: number;
-  bytesTotal?: number;
-  bytesSent: number;
-  bytesNew: number;
 }
 
 /** An agent's report when it finishes a run. */

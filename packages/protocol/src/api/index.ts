@@ -1,0 +1,5 @@
+export * from './contract.js';
+export * from './common.js';
+export * from './routes.js';
+export * as replySchemas from './replies.js';
+export * from './requests.js';

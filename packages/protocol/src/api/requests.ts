@@ -1,0 +1,85 @@
+/**
+ * Request bodies of the API as TypeBox schemas; each TypeScript type of the same name is
+ * derived from its schema. The server validates every JSON body against these before a
+ * handler sees it; checks a schema cannot say (a source spec parses, bytesRead is at most
+ * logicalBytes) are in messages.ts's parse functions.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { AgentName, Bytes, Count, JobName, SnapshotId, SourceKind, SourceStat } from './common.js';
+
+const optional = Type.Optional;
+const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
+
+export const SourceSpecText = Type.String({ minLength: 1, maxLength: 4096, description: 'a source spec (docs/sources.md)' });
+
+export const RunHooks = Type.Object({ pre: optional(Text(8192)), post: optional(Text(8192)) });
+export type RunHooks = Static<typeof RunHooks>;
+
+export const RestoreRunRequest = Type.Object({
+  snapshot: optional(Type.String({ minLength: 4, maxLength: 64, description: 'a snapshot id or a unique prefix of 4+ hex digits' })),
+  at: optional(Type.String({ maxLength: 64, description: 'ISO-8601: the newest snapshot that started at or before it' })),
+  source: optional(Text(4096)),
+  path: Type.String({ minLength: 2, maxLength: 4096, pattern: '^/', description: "an absolute path on the agent's host" }),
+  force: optional(Type.Boolean()),
+  file: optional(Text(4096)),
+});
+export type RestoreRunRequest = Static<typeof RestoreRunRequest>;
+
+export const CreateRunRequest = Type.Object({
+  agent: AgentName,
+  job: JobName,
+  sources: Type.Array(SourceSpecText, { maxItems: 64 }),
+  store: optional(Type.String({ minLength: 1, maxLength: 64 })),
+  hooks: optional(RunHooks),
+  full: optional(Type.Boolean()),
+  bandwidth: optional(Type.Integer({ minimum: 1, description: 'bytes per second' })),
+  restore: optional(RestoreRunRequest),
+});
+export type CreateRunRequest = Static<typeof CreateRunRequest>;
+
+export const RunProgress = Type.Object({ target: Text(4096), bytesRead: Bytes, bytesTotal: optional(Bytes), bytesSent: Bytes, bytesNew: Bytes });
+export type RunProgress = Static<typeof RunProgress>;
+
+export const TargetResultBody = Type.Object(
+  {
+    name: Text(4096),
+    ok: Type.Boolean(),
+    durationMs: Type.Number({ minimum: 0 }),
+    error: optional(Type.String({ maxLength: 8192 })),
+    snapshot: optional(Type.Object({ id: SnapshotId }, { additionalProperties: true })),
+    totals: optional(Type.Object({}, { additionalProperties: true })),
+    dedupRatio: optional(Type.Number()),
+    files: optional(Type.Object({}, { additionalProperties: true })),
+    image: optional(Type.Object({}, { additionalProperties: true })),
+    restored: optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { additionalProperties: true },
+);
+export type TargetResultBody = Static<typeof TargetResultBody>;
+
+export const FinishRunBody = Type.Object({
+  state: Type.Union([Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]),
+  targets: Type.Array(TargetResultBody, { maxItems: 10_000 }),
+  error: optional(Type.String({ maxLength: 8192 })),
+});
+
+export const BeginSessionRequest = Type.Object({
+  job: JobName,
+  source: Type.Object({ name: Text(4096), kind: SourceKind }),
+  chunking: Type.Union([Type.Literal('vm-image'), Type.Literal('db-dump'), Type.Literal('file')]),
+  run: optional(Type.String({ minLength: 1, maxLength: 64 })),
+});
+export type BeginSessionRequest = Static<typeof BeginSessionRequest>;
+
+export const CommitRequest = Type.Object({
+  batches: Count,
+  chunks: Count,
+  logicalBytes: Bytes,
+  streamHash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BLAKE3-256, lower-case hex' }),
+  streamHashOver: optional(Type.Literal('chunks')),
+  bytesRead: Bytes,
+  startedAt: Type.String({ minLength: 1, maxLength: 40 }),
+  sourceStat: optional(SourceStat),
+});
+export type CommitRequest = Static<typeof CommitRequest>;
+
