@@ -13,8 +13,11 @@
  * at once (docs/protocol.md, "Leases").
  */
 import { hostname } from 'node:os';
-import { HoardClient, ServerError, ServerUnreachableError, TokenBucket, dedupRatio, parseSourceSpec, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HoardClient, ServerError, ServerUnreachableError, TokenBucket, dedupRatio, parseSourceSpec, type FinishRunRequest, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import { retrying } from '@hoard/repository';
 import { runHook } from './hooks.js';
+import { fromAgentLog, silentLogger, type AgentLog, type Logger } from './log.js';
 import { executeRestoreRun } from './restore-run.js';
 import { resolveSource, type SourceTarget } from './sources/index.js';
 import { uploadSource } from './uploader.js';
@@ -25,15 +28,23 @@ const PROGRESS_EVERY_MS = 1_000;
 /** A progress report at least this often while a target runs, so a cancel is heard even while nothing is sent. */
 const PROGRESS_HEARTBEAT_MS = 2_000;
 
-export interface AgentLog {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
+/**
+ * Reporting a run's result while the server is unreachable: 10 attempts, waiting 400 ms
+ * after the first and doubling up to 10 s (about a minute in all); the server's lease
+ * ends the run if this never gets through.
+ */
+const REPORT_ATTEMPTS = 10;
+const reportDelayMs = (attempt: number): number => Math.min(10_000, 200 * 2 ** attempt);
+/** Polling the server after a failed poll: waits from 500 ms, doubling up to 30 s, until a poll gets through. */
+const POLL_FIRST_BACKOFF_MS = 500;
+const POLL_MAX_BACKOFF_MS = 30_000;
 
 export interface AgentOptions {
   server: string;
   token: string;
+  /** Where the daemon logs (agentLogger(), or a child of the caller's pino logger); default nowhere. */
+  logger?: Logger;
+  /** @deprecated Give `logger`; see AgentLog. Ignored when `logger` is given. */
   log?: AgentLog;
   /** Environment for dump commands and tools (default process.env). */
   env?: NodeJS.ProcessEnv;
@@ -43,11 +54,11 @@ export interface AgentOptions {
   clock?: () => number;
 }
 
-const quiet: AgentLog = { info() {}, warn() {}, error() {} };
-
 export class AgentDaemon {
   readonly client: HoardClient;
-  private readonly log: AgentLog;
+  private readonly log: Logger;
+  /** The warnings of source resolution (a spec that matched a VM it cannot read...). */
+  private readonly sourceLog: Logger;
   private readonly stop = new AbortController();
   /** Runs an admin cancelled (the answer to a progress report said so), by run id. */
   private readonly cancels = new Map<string, AbortController>();
@@ -64,14 +75,16 @@ export class AgentDaemon {
 
   constructor(private readonly options: AgentOptions) {
     this.client = new HoardClient({ url: options.server, token: options.token });
-    this.log = options.log ?? quiet;
+    const logger = options.logger ?? (options.log ? fromAgentLog(options.log) : silentLogger);
+    this.log = logger.child({ component: 'daemon' });
+    this.sourceLog = logger.child({ component: 'sources' });
   }
 
   /** Registers with the server; fails fast on a bad token or an unreachable server. */
   async start(): Promise<void> {
     const hello = await this.client.hello({ hostname: hostname(), version: AGENT_VERSION });
     this.name = hello.agent;
-    this.log.info('agent connected', { agent: this.name, server: this.client.base });
+    this.log.info({ agent: this.name, server: this.client.base }, 'agent connected');
     this.loop = this.pollLoop();
   }
 
@@ -90,7 +103,7 @@ export class AgentDaemon {
 
   /** Claims runs while fewer than `concurrency` are executing (the server enforces the same limit). */
   private async poll(): Promise<void> {
-    let backoff = 500;
+    let backoff = POLL_FIRST_BACKOFF_MS;
     while (!this.stop.signal.aborted) {
       if (this.active.size >= this.concurrency) {
         await Promise.race(this.active);
@@ -98,17 +111,18 @@ export class AgentDaemon {
       }
       try {
         const run = await this.client.work(POLL_SECONDS, this.stop.signal, [...this.holding]);
-        backoff = 500;
+        backoff = POLL_FIRST_BACKOFF_MS;
         if (run) this.launch(run);
       } catch (err) {
         if (this.stop.signal.aborted) return;
         if (err instanceof ServerError && err.status === 401) {
-          this.log.error('the server refused this agent\'s token (revoked?); stopping', { error: err.message });
+          this.log.error({ error: err.message }, 'the server refused this agent\'s token (revoked?); stopping');
           return;
         }
-        this.log.warn('polling the server failed; retrying', { error: (err as Error).message, retryInMs: backoff });
-        await sleep(backoff, this.stop.signal);
-        backoff = Math.min(30_000, backoff * 2);
+        this.log.warn({ error: (err as Error).message, retryInMs: backoff }, 'polling the server failed; retrying');
+        // An abort (close()) ends the wait; the loop then ends.
+        await sleep(backoff, undefined, { signal: this.stop.signal }).catch(() => undefined);
+        backoff = Math.min(POLL_MAX_BACKOFF_MS, backoff * 2);
       }
     }
   }
@@ -118,7 +132,7 @@ export class AgentDaemon {
     this.holding.add(run.id);
     const stopRenewing = this.keepLease(run);
     const running: Promise<void> = this.execute(run)
-      .catch((err: unknown) => this.log.error('run failed', { run: run.id, error: (err as Error).message }))
+      .catch((err: unknown) => this.log.error({ run: run.id, error: (err as Error).message }, 'run failed'))
       .finally(() => {
         stopRenewing();
         this.holding.delete(run.id);
@@ -147,11 +161,11 @@ export class AgentDaemon {
           // it): nothing this process does for it can be committed any more.
           if (!this.endedByServer.has(run.id)) {
             this.endedByServer.set(run.id, err.message);
-            this.log.warn('the server ended this run; stopping it', { run: run.id, reason: err.message });
+            this.log.warn({ run: run.id, reason: err.message }, 'the server ended this run; stopping it');
             this.cancelRun(run.id, err.message);
           }
         } else if (!this.stop.signal.aborted) {
-          this.log.warn('renewing the run\'s lease failed; retrying', { run: run.id, error: (err as Error).message });
+          this.log.warn({ run: run.id, error: (err as Error).message }, 'renewing the run\'s lease failed; retrying');
         }
       } finally {
         inFlight = false;
@@ -175,15 +189,15 @@ export class AgentDaemon {
   async execute(run: RunView): Promise<void> {
     if (run.restore) {
       // A restore run: write a snapshot on this host (restore-run.ts).
-      this.log.info('restore run started', { run: run.id, job: run.job, snapshot: run.restore.snapshot, path: run.restore.path });
+      this.log.info({ run: run.id, job: run.job, snapshot: run.restore.snapshot, path: run.restore.path }, 'restore run started');
       const report = await executeRestoreRun(this.client, run, { agent: this.name, signal: this.runSignal(run.id) });
       this.cancels.delete(run.id);
-      if (this.endedByServer.has(run.id)) return this.log.warn('restore run ended by the server', { run: run.id, reason: this.endedByServer.get(run.id) });
-      await retry(() => this.client.finishRun(run.id, report), this.stop.signal).catch((err: unknown) => this.log.error('reporting the run result failed', { run: run.id, error: (err as Error).message }));
-      this.log.info('restore run finished', { run: run.id, state: report.state, error: report.error });
+      if (this.endedByServer.has(run.id)) return this.log.warn({ run: run.id, reason: this.endedByServer.get(run.id) }, 'restore run ended by the server');
+      await this.report(run, report);
+      this.log.info({ run: run.id, state: report.state, error: report.error }, 'restore run finished');
       return;
     }
-    this.log.info('run started', { run: run.id, job: run.job, sources: run.sources });
+    this.log.info({ run: run.id, job: run.job, sources: run.sources }, 'run started');
     const targets: TargetResult[] = [];
     const errors: string[] = [];
     const hookEnv = { ...(this.options.env ?? process.env), HOARD_JOB: run.job, HOARD_RUN: run.id };
@@ -212,22 +226,30 @@ export class AgentDaemon {
     this.cancels.delete(run.id);
     if (this.endedByServer.has(run.id)) {
       // The server has recorded the run's end already and would refuse a report.
-      this.log.warn('run ended by the server', { run: run.id, reason: this.endedByServer.get(run.id) });
+      this.log.warn({ run: run.id, reason: this.endedByServer.get(run.id) }, 'run ended by the server');
       return;
     }
     const state = cancelled ? 'cancelled' : errors.length === 0 ? 'succeeded' : 'failed';
     const error = cancelled ? 'cancelled by an admin while running; the interrupted source was abandoned, nothing of it was committed' : errors.length ? errors.join('; ') : undefined;
-    await retry(() => this.client.finishRun(run.id, { state, targets, error }), this.stop.signal).catch((err: unknown) =>
-      this.log.error('reporting the run result failed', { run: run.id, error: (err as Error).message }),
-    );
-    this.log.info('run finished', { run: run.id, state });
+    await this.report(run, { state, targets, error });
+    this.log.info({ run: run.id, state }, 'run finished');
+  }
+
+  /** Sends the run's result, retrying while the server is unreachable; a failure is logged. */
+  private async report(run: RunView, result: FinishRunRequest): Promise<void> {
+    await retrying(() => this.client.finishRun(run.id, result), {
+      attempts: REPORT_ATTEMPTS,
+      retryable: (err) => err instanceof ServerUnreachableError,
+      delayMs: reportDelayMs,
+      signal: this.stop.signal,
+    }).catch((err: unknown) => this.log.error({ run: run.id, error: (err as Error).message }, 'reporting the run result failed'));
   }
 
   private async backupSources(run: RunView, targets: TargetResult[], errors: string[]): Promise<void> {
     for (const text of run.sources) {
       let resolved: SourceTarget[];
       try {
-        resolved = await resolveSource(parseSourceSpec(text), { env: this.options.env, onWarning: (message) => this.log.warn(message, { run: run.id }) });
+        resolved = await resolveSource(parseSourceSpec(text), { env: this.options.env, onWarning: (message) => this.sourceLog.warn({ run: run.id }, message) });
         if (resolved.length === 0) throw new Error(`${text} matched nothing`);
       } catch (err) {
         errors.push(`${text}: ${(err as Error).message}`);
@@ -259,7 +281,7 @@ export class AgentDaemon {
         .runProgress(run.id, p)
         .then((answer) => {
           if (answer?.cancel && !this.cancels.get(run.id)?.signal.aborted) {
-            this.log.warn('run cancelled by an admin; abandoning the current source', { run: run.id, target: target.name });
+            this.log.warn({ run: run.id, target: target.name }, 'run cancelled by an admin; abandoning the current source');
             this.cancels.get(run.id)?.abort(new Error('the run was cancelled by an admin'));
           }
         })
@@ -271,7 +293,7 @@ export class AgentDaemon {
     try {
       const result = await uploadSource(this.client, target, { job: run.job, run: run.id, signal: this.runSignal(run.id), onProgress, workers: this.options.workers, full: run.full, clock: this.options.clock, throttle: run.bandwidth ? new TokenBucket(run.bandwidth) : undefined });
       await pendingReport;
-      this.log.info('snapshot committed', { run: run.id, target: target.name, snapshot: result.snapshot.id, ...result.totals });
+      this.log.info({ run: run.id, target: target.name, snapshot: result.snapshot.id, ...result.totals }, 'snapshot committed');
       const a = result.archive;
       return {
         name: target.name,
@@ -285,33 +307,10 @@ export class AgentDaemon {
       };
     } catch (err) {
       await pendingReport;
-      this.log.warn('backup failed', { run: run.id, target: target.name, error: (err as Error).message });
+      this.log.warn({ run: run.id, target: target.name, error: (err as Error).message }, 'backup failed');
       return { name: target.name, ok: false, error: (err as Error).message, durationMs: Date.now() - started };
     } finally {
       clearInterval(heartbeat);
     }
   }
-}
-
-async function retry<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      if (!(err instanceof ServerUnreachableError) || attempt >= 10 || signal.aborted) throw err;
-      await sleep(Math.min(10_000, 200 * 2 ** attempt), signal);
-    }
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

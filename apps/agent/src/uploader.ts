@@ -33,13 +33,19 @@ import {
   type TokenBucket,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, hashChunkRef, streamHasher, type EncodedBlob } from '@hoard/repository';
+import { BlobCodec, hashChunkRef, mapLimit, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
 import { RemotePreviousSnapshot } from './previous-snapshot.js';
 import { SMALL_FILE_BYTES, type DirArchiveStats } from './sources/dir.js';
 import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/source.js';
 
 const ENCODES_IN_FLIGHT = 8;
-const RETRIES = 8;
+/**
+ * A request to the server is tried this many times in all while it fails as retryableStatus
+ * says, waiting 100-200 ms after the first failure, doubling up to 2.5-5 s (the wait is
+ * half random, so agents that lost the server at once do not come back at once).
+ */
+const REQUEST_ATTEMPTS = 8;
+const requestDelayMs = (attempt: number): number => Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
 
 export interface UploadOptions {
   job: string;
@@ -73,6 +79,7 @@ export interface UploadResult extends CommitResponse {
 /** A source failed (read error, dump exited non-zero, wrong length); nothing was committed. */
 export class BackupFailedError extends Error {
   override readonly name = 'BackupFailedError';
+  readonly code = 'work_failed';
 }
 
 interface Totals {
@@ -118,7 +125,7 @@ export async function uploadSource(client: HoardClient, target: SourceTarget, op
   };
   const opened = await target.open(options.signal, { previous });
   try {
-    session = await retrying(() => client.beginSession({ job: options.job, source: { name: target.name, kind: target.kind }, chunking: target.chunking, run: options.run }), options.signal);
+    session = await withRetries(() => client.beginSession({ job: options.job, source: { name: target.name, kind: target.kind }, chunking: target.chunking, run: options.run }), options.signal);
     const upload = new SessionUpload(client, session, target, options);
     await upload.init();
     // An image source decides here, with the session's previous snapshot, whether to read (unchanged-image.ts).
@@ -252,7 +259,7 @@ class SessionUpload {
     if (batch.blobs.length > 0) {
       const query = Buffer.allocUnsafe(batch.blobs.length * 32);
       batch.blobs.forEach((b, i) => query.set(b.fingerprint, i * 32));
-      const bitmap = await retrying(() => this.client.missing(id, query), this.options.signal);
+      const bitmap = await withRetries(() => this.client.missing(id, query), this.options.signal);
       this.wireBytes += query.length;
       wanted = batch.blobs.filter((_, i) => isMissing(bitmap, i));
     }
@@ -268,7 +275,7 @@ class SessionUpload {
         yield e.blob.stored;
       }
     }
-    await retrying(() => this.client.batch(id, seq, throttled(body(), this.options.throttle, this.options.signal)), this.options.signal);
+    await withRetries(() => this.client.batch(id, seq, throttled(body(), this.options.throttle, this.options.signal)), this.options.signal);
     const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
     this.wireBytes += bodyBytes;
     this.bytesNew += wanted.reduce((n, b) => n + b.length, 0);
@@ -279,7 +286,7 @@ class SessionUpload {
     const request: CommitRequest = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.logicalBytes, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), streamHashOver: 'chunks', startedAt };
     if (sourceStat) request.sourceStat = sourceStat;
     try {
-      return await retrying(() => this.client.commit(this.session.session, request), this.options.signal);
+      return await withRetries(() => this.client.commit(this.session.session, request), this.options.signal);
     } catch (err) {
       // A commit whose answer was lost and is retried: the server says it is already
       // committed and names the snapshot.
@@ -291,19 +298,12 @@ class SessionUpload {
   }
 }
 
-async function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<{ fingerprint: Uint8Array; blob: EncodedBlob }[]> {
-  const out = new Array<{ fingerprint: Uint8Array; blob: EncodedBlob }>(wanted.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < wanted.length) {
-      const i = next++;
-      const w = wanted[i]!;
-      // borrow: the arena is not touched until this batch has been sent.
-      out[i] = { fingerprint: w.fingerprint, blob: await codec.encode(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint, { borrow: true }) };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(ENCODES_IN_FLIGHT, wanted.length) }, worker));
-  return out;
+function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<{ fingerprint: Uint8Array; blob: EncodedBlob }[]> {
+  return mapLimit(wanted, ENCODES_IN_FLIGHT, async (w) => ({
+    fingerprint: w.fingerprint,
+    // borrow: the arena is not touched until this batch has been sent.
+    blob: await codec.encode(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint, { borrow: true }),
+  }));
 }
 
 /**
@@ -322,16 +322,11 @@ function retryableStatus(err: ServerError, attempt: number): boolean {
  * Retries what a dropped connection or a busy session interrupted: unreachable server,
  * 5xx answers, and 409 "busy" (the server is still finishing the interrupted request).
  */
-async function retrying<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      const retryable = err instanceof ServerUnreachableError || (err instanceof ServerError && retryableStatus(err, attempt));
-      if (!retryable || attempt >= RETRIES) throw err;
-      signal?.throwIfAborted();
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
-    }
-  }
+function withRetries<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return retrying(call, {
+    attempts: REQUEST_ATTEMPTS,
+    retryable: (err, attempt) => err instanceof ServerUnreachableError || (err instanceof ServerError && retryableStatus(err, attempt)),
+    delayMs: requestDelayMs,
+    signal,
+  });
 }
-
