@@ -7,46 +7,12 @@
  * Everything comes from the catalog; nothing here changes it.
  */
 import type { Catalog, JobRecord, RunRecord, SessionRecord, SnapshotRecord, TaskRecord } from '@hoard/catalog';
-import { RequestError, dedupRatio, nextPolicyRuns, validatePolicy, type Policy, type RunHooks, type RunView, type TargetResult } from '@hoard/protocol';
+import { RequestError, dedupRatio, nextPolicyRuns, validatePolicy, type HistoryEntry, type JobSummary, type Policy, type RunHooks, type RunView, type TargetResult } from '@hoard/protocol';
 import { policyJobName } from './policy-scheduler.js';
 import type { RunBoard } from './run-board.js';
 
-export interface JobSummary {
-  job: string;
-  agent: string | null;
-  policy: string | null;
-  store: string;
-  sources: string[];
-  lastRun: { id: string; state: string; at: string } | null;
-  lastSuccess: { id: string; at: string } | null;
-  nextRun: { at: string; kind: 'full' | 'incremental' } | null;
-  snapshots: number;
-  newestSnapshot: { id: string; startedAt: string; logicalBytes: number } | null;
-}
-
-export type HistoryKind = 'full' | 'incremental' | 'manual' | 'verify' | 'prune' | 'gc';
-
-export interface HistoryEntry {
-  type: 'run' | 'task';
-  id: string;
-  /** Backups: `full` or `incremental` (a policy's schedule) or `manual` (an admin's run); tasks: their kind. */
-  kind: HistoryKind;
-  /** Backups only: the run read everything again. */
-  full?: boolean;
-  state: string;
-  /** When it started (a queued or cancelled-before-start run: when it was queued). */
-  startedAt: string;
-  finishedAt: string | null;
-  durationMs: number | null;
-  bytesRead: number | null;
-  bytesNew: number | null;
-  bytesStored: number | null;
-  /** Logical bytes of the snapshots made / bytes stored (the targets' totals); null for tasks. */
-  dedupRatio: number | null;
-  snapshots: string[];
-  error: string | null;
-  summary: string | null;
-}
+// The answers' shapes are declared once, as schemas, in @hoard/protocol (api/replies.ts).
+export type { HistoryEntry, HistoryKind, JobSummary } from '@hoard/protocol';
 
 /** Fields of a run's result this module reads (see run-board.ts). */
 interface RunResultFields {

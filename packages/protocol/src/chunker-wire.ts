@@ -4,13 +4,14 @@
  * (decimal text); both sides use this pair, so the agent chunks exactly as the store does.
  */
 import type { ChunkerSpec } from '@hoard/chunker';
+import type { WireChunker } from './api/replies.js';
 
-export function chunkerToWire(spec: ChunkerSpec): Record<string, unknown> {
+export function chunkerToWire(spec: ChunkerSpec): WireChunker {
   const out: Record<string, unknown> = { ...spec };
   if (spec.kind === 'fastcdc' && spec.seed !== undefined) {
     out.seed = spec.seed instanceof Uint8Array ? { base64: Buffer.from(spec.seed).toString('base64') } : { bigint: spec.seed.toString() };
   }
-  return out;
+  return out as WireChunker;
 }
 
 export function chunkerFromWire(json: Record<string, unknown>): ChunkerSpec {

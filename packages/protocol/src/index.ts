@@ -7,3 +7,4 @@ export * from './policy/index.js';
 export * from './throttle.js';
 export * from './restore-frames.js';
 export * from './api/index.js';
+export * from './api/replies.js';

@@ -7,9 +7,28 @@
 import { HoardError, httpStatusOf, type ErrorCode } from '@hoard/errors';
 import type { BeginSessionRequest, CommitRequest, CreateRunRequest, RestoreRunRequest, RunHooks, RunProgress } from './api/requests.js';
 import type { SourceKind, SourceStat } from './api/common.js';
+import type { TargetResult } from './api/replies.js';
 
 // Request bodies are declared once, as schemas (api/requests.ts); their types are re-exported here.
 export type { BeginSessionRequest, CommitRequest, CreateRunRequest, RestoreRunRequest, RunHooks, RunProgress, SourceKind, SourceStat };
+
+// Reply records are declared once, as schemas (api/replies.ts); their types are re-exported here.
+export type {
+  BatchResponse,
+  BeginSessionResponse,
+  CommitResponse,
+  RestoreResult,
+  RestoreRunSpec,
+  RunLeaseAnswer,
+  RunProgressAnswer,
+  RunState,
+  RunView,
+  SessionTotals,
+  SnapshotSummary,
+  TargetResult,
+  WireChunker,
+  WireStoreSecrets,
+} from './api/replies.js';
 
 export type ChunkingKind = 'vm-image' | 'db-dump' | 'file';
 
@@ -85,38 +104,6 @@ export function parseBeginSession(body: unknown): BeginSessionRequest {
   };
 }
 
-/** Store secrets travel to an authorised agent so it can encrypt and fingerprint (base64). */
-export interface WireStoreSecrets {
-  dataKey: string;
-  fingerprintKey: string;
-}
-
-export interface BeginSessionResponse {
-  session: string;
-  store: { id: string; name: string; encrypted: boolean; secrets?: WireStoreSecrets };
-  /** The chunker spec to use, as JSON (an encrypted store's seed in base64 under `seed`). */
-  chunker: Record<string, unknown>;
-  maxChunk: number;
-  limits: { queryFingerprints: number; batchChunks: number; batchBytes: number };
-  /** The session expires when idle this long. */
-  idleTimeoutMs: number;
-  /** The previous snapshot of this job and source, if any. */
-  parent: string | null;
-  /**
-   * The same snapshot described for reuse: an agent may refer to its chunks again
-   * (GET /v1/jobs/J/snapshots/ID/chunks) when it is in this session's store.
-   */
-  parentSnapshot?: { id: string; kind: string; logicalBytes: number; sameStore: boolean; sourceStat?: SourceStat };
-}
-
-export interface BatchResponse {
-  seq: number;
-  /** True when the batch had been applied before (a retry after a lost response). */
-  duplicate: boolean;
-  blobsStored: number;
-  blobsDuplicate: number;
-}
-
 export function parseSourceStat(value: unknown): SourceStat {
   const o = object(value, 'sourceStat');
   const digits = (field: string, signed: boolean): string => {
@@ -140,63 +127,7 @@ export function parseCommit(body: unknown): CommitRequest {
   return request;
 }
 
-export interface SessionTotals {
-  bytesRead: number;
-  /** Bytes of request bodies the server read for this session (fingerprints, refs, blobs). */
-  bytesSent: number;
-  /** Raw bytes of chunks the store did not have. */
-  bytesNew: number;
-  /** Bytes the new blobs take in packs. */
-  bytesStored: number;
-  chunks: number;
-  chunksNew: number;
-}
-
-export interface SnapshotSummary {
-  id: string;
-  key: string;
-  job: string;
-  source: { name: string; kind: SourceKind };
-  startedAt: string;
-  finishedAt: string;
-  logicalBytes: number;
-  store: string;
-}
-
-export interface CommitResponse {
-  snapshot: SnapshotSummary;
-  totals: SessionTotals;
-  dedupRatio: number;
-}
-
 // --- runs (jobs dispatched to agents) ---------------------------------------------------
-
-/** A restore run as queued: the snapshot is pinned when the run is created. */
-export interface RestoreRunSpec {
-  /** The snapshot's full id (resolved from snapshot/at/source at queue time). */
-  snapshot: string;
-  source: string;
-  kind: SourceKind;
-  startedAt: string;
-  logicalBytes: number;
-  path: string;
-  force?: boolean;
-  file?: string;
-}
-
-/** An agent's report of a restore run (the run's one target). */
-export interface RestoreResult {
-  snapshot: string;
-  path: string;
-  /** Bytes written (file contents for a tree). */
-  bytes: number;
-  /** `stream`: a file or device; `tree`: a directory snapshot as a tree; `file`: one file of it. */
-  wrote: 'stream' | 'tree' | 'file';
-  device?: boolean;
-  files?: number;
-  directories?: number;
-  symlinks?: number;
-}
 
 export function parseRestoreRun(value: unknown): RestoreRunRequest {
   const o = object(value, 'restore');
@@ -256,80 +187,6 @@ export function parseCreateRun(body: unknown, checkSource: (spec: string) => voi
     throw new RequestError('invalid_request', `bandwidth must be a whole number of bytes per second >= 1; got ${JSON.stringify(o.bandwidth)}`);
   }
   return { agent: checkAgentName(o.agent), job: checkJobName(o.job), sources, store, hooks: parseHooks(o.hooks), ...(o.full ? { full: true } : {}), ...(o.bandwidth !== undefined ? { bandwidth: o.bandwidth as number } : {}) };
-}
-
-export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-
-export interface TargetResult {
-  name: string;
-  ok: boolean;
-  snapshot?: SnapshotSummary;
-  totals?: SessionTotals;
-  dedupRatio?: number;
-  /** Directory sources: files read, files unchanged since the previous snapshot (not read), entries skipped. */
-  files?: { read: number; unchanged: number; bytesUnchanged: number; skipped: number };
-  /** Restore runs: what the agent wrote. */
-  restored?: RestoreResult;
-  /**
-   * Image sources (file:, vm: images; not block devices): `unchanged` when size, mtime and
-   * inode matched the previous snapshot's and its chunks were referred to instead of
-   * reading the image (`bytesUnchanged` bytes not read; `previous` that snapshot).
-   */
-  image?: { unchanged: boolean; bytesUnchanged: number; previous?: string };
-  error?: string;
-  durationMs: number;
-}
-
-export interface RunView {
-  id: string;
-  agent: string;
-  job: string;
-  sources: string[];
-  state: RunState;
-  hooks?: RunHooks;
-  full?: boolean;
-  /** Upload cap for this run in bytes per second (the policy's limits.bandwidth); the agent throttles its batch bodies to it. */
-  bandwidth?: number;
-  /**
-   * In the claim answer (GET /v1/agent/work): how many runs this agent may run at once,
-   * the smallest max-concurrent-jobs-per-agent of the policies naming it (default 1).
-   */
-  maxConcurrentRuns?: number;
-  /** Present on a restore run (docs/protocol.md, restore runs). */
-  restore?: RestoreRunSpec;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  error?: string;
-  targets: TargetResult[];
-  /** Targets this job had never backed up before this run (e.g. a new VM). */
-  discovered: string[];
-  progress?: RunProgress;
-  /** When an admin asked this running run to stop (POST /v1/runs/ID/cancel). */
-  cancelRequestedAt?: string;
-  /**
-   * A running run's lease: the agent renews it (POST /v1/runs/ID/lease) every quarter of
-   * `leaseMs`; when `leaseExpiresAt` passes without a renewal, the server ends the run.
-   */
-  leaseExpiresAt?: string;
-  /** When the agent last renewed the lease (or claimed the run). */
-  leaseRenewedAt?: string;
-  /** The server's lease duration, in the claim answer and the lease answer. */
-  leaseMs?: number;
-}
-
-/** The answer to a lease renewal (POST /v1/runs/ID/lease): `cancel` asks the agent to stop the run. */
-export interface RunLeaseAnswer {
-  ok: true;
-  leaseExpiresAt: string;
-  leaseMs: number;
-  cancel?: boolean;
-}
-
-/** The answer to a progress report: `cancel` asks the agent to stop the run. */
-export interface RunProgressAnswer {
-  ok: true;
-  cancel?: boolean;
 }
 
 /** An agent's report when it finishes a run. */

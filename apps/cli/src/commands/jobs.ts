@@ -7,7 +7,7 @@
  *   hoard job history JOB [--limit N] [--json]
  *   hoard report [--quota SIZE] [--growth-years N] [--json]
  */
-import type { CapacityReport } from '@hoard/media-server';
+import type { CapacityReport, HistoryEntry, JobSummary } from '@hoard/protocol';
 import { formatBytes } from '@hoard/chunker';
 import type { RunView } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
@@ -16,33 +16,6 @@ import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { followRun } from './remote.js';
 import { localTime } from './snapshots.js';
-
-interface JobSummary {
-  job: string;
-  agent: string | null;
-  policy: string | null;
-  store: string;
-  lastRun: { id: string; state: string; at: string } | null;
-  lastSuccess: { id: string; at: string } | null;
-  nextRun: { at: string; kind: string } | null;
-  snapshots: number;
-  newestSnapshot: { id: string; startedAt: string; logicalBytes: number } | null;
-}
-
-interface HistoryEntry {
-  type: 'run' | 'task';
-  id: string;
-  kind: string;
-  state: string;
-  startedAt: string;
-  durationMs: number | null;
-  bytesRead: number | null;
-  bytesNew: number | null;
-  dedupRatio: number | null;
-  snapshots: string[];
-  error: string | null;
-  summary: string | null;
-}
 
 const bytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : formatBytes(n));
 

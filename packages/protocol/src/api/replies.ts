@@ -24,7 +24,7 @@ const Ratio = (description: string) => Type.Number({ minimum: 0, description });
 export const RunState = Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]);
 export type RunState = Static<typeof RunState>;
 
-export const BackupKind = Type.Union([Type.Literal('full'), Type.Literal('incremental')]);
+const BackupKind = Type.Union([Type.Literal('full'), Type.Literal('incremental')]);
 
 // --- snapshots and sessions -----------------------------------------------------------
 
@@ -192,7 +192,7 @@ export const RestoreRunSpec = record(
     startedAt: IsoTime,
     logicalBytes: Bytes,
     path: Type.String({ description: "the absolute path on the agent's host to write to" }),
-    force: optional(Type.Literal(true, { description: 'replace an existing file (absent: refuse)' })),
+    force: optional(Type.Boolean({ description: 'replace an existing file; sent only as true (absent: refuse)' })),
     file: optional(Type.String({ description: 'one file of a directory snapshot, relative to the backed-up directory' })),
   },
   { title: 'RestoreRunSpec' },
@@ -259,7 +259,7 @@ export const RunView = record(
     sources: Type.Array(Type.String({ description: 'a source spec (docs/sources.md)' }), { description: 'empty for a restore run' }),
     state: RunState,
     hooks: optional(RunHooksView),
-    full: optional(Type.Literal(true, { description: 'read everything again (absent: incremental)' })),
+    full: optional(Type.Boolean({ description: 'read everything again; sent only as true (absent: incremental)' })),
     bandwidth: optional(Type.Integer({ minimum: 1, description: "upload cap for this run in bytes per second (the policy's limits.bandwidth); absent: no cap" })),
     maxConcurrentRuns: optional(
       Type.Integer({ minimum: 1, description: 'in the claim answer (GET /v1/agent/work) only: how many runs this agent may run at once (the smallest max-concurrent-jobs-per-agent of the policies naming it, default 1)' }),
@@ -286,7 +286,7 @@ export const RunLeaseAnswer = record(
     ok: Type.Literal(true),
     leaseExpiresAt: IsoTime,
     leaseMs: Ms("the server's lease duration; renew every quarter of it"),
-    cancel: optional(Type.Literal(true, { description: 'an admin cancelled the run: stop it and finish it as cancelled' })),
+    cancel: optional(Type.Boolean({ description: 'an admin cancelled the run: stop it and finish it as cancelled; sent only as true' })),
   },
   { title: 'RunLeaseAnswer' },
 );
@@ -295,7 +295,7 @@ export type RunLeaseAnswer = Static<typeof RunLeaseAnswer>;
 export const RunProgressAnswer = record(
   {
     ok: Type.Literal(true),
-    cancel: optional(Type.Literal(true, { description: 'an admin cancelled the run: stop it and finish it as cancelled' })),
+    cancel: optional(Type.Boolean({ description: 'an admin cancelled the run: stop it and finish it as cancelled; sent only as true' })),
   },
   { title: 'RunProgressAnswer' },
 );

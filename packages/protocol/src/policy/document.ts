@@ -6,6 +6,7 @@
  */
 
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, stringify, type Document } from 'yaml';
+import type { PolicyDocument } from '../api/replies.js';
 import { formatSourceSpec, parseSourceSpec } from '../source-spec.js';
 import { formatPath, PolicyError, ProblemList, type PathSegment, type PolicyProblem } from './errors.js';
 import { checkPolicy, type Policy } from './policy.js';
@@ -155,7 +156,7 @@ export interface SerializePolicyOptions {
 }
 
 /** A policy as the mapping a policy file holds: kebab-case keys, defaults written out. */
-export function policyToDocument(policy: Policy, options: { redactSecrets?: boolean } = {}): Record<string, unknown> {
+export function policyToDocument(policy: Policy, options: { redactSecrets?: boolean } = {}): PolicyDocument {
   const doc: Record<string, unknown> = { name: policy.name };
   if (policy.description !== undefined) doc.description = policy.description;
   doc.sources = policy.sources.map((s) => {
@@ -192,7 +193,8 @@ export function policyToDocument(policy: Policy, options: { redactSecrets?: bool
     'read-data': policy.verify.readData ? policy.verify.readData.expression : 'off',
     ...(policy.verify.readData ? { subset: `${policy.verify.subset}%` } : {}),
   };
-  return doc;
+  // Built key by key in the order a policy file lists them; the shape is api/replies.ts's PolicyDocument.
+  return doc as PolicyDocument;
 }
 
 /** One policy prints as a policy mapping, several as `policies: [...]`. Ends with a newline. */
