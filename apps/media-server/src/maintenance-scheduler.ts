@@ -14,8 +14,9 @@
  * the server was down collapse into one run at start.
  */
 import type { Catalog } from '@hoard/catalog';
+import type { Logger } from 'pino';
 import { fireTimes, nextVerifyRuns, validatePolicy, type Policy, type RunView, type Schedule } from '@hoard/protocol';
-import type { Maintenance, MaintenanceLog } from './maintenance.js';
+import type { Maintenance } from './maintenance.js';
 import { Serial } from './serial.js';
 import { policyJobs, type SchedulerClock } from './policy-scheduler.js';
 
@@ -33,7 +34,8 @@ export interface MaintenanceSchedulerOptions {
   gcSchedule: Schedule | null;
   /** Grace period of scheduled GC runs (default: the repository default, 24 h). */
   gcGraceMs?: number;
-  log: MaintenanceLog;
+  /** The server's logger; the scheduler logs through a child of it (component maintenance-scheduler). */
+  log: Logger;
 }
 
 export interface MaintenanceDone {
@@ -48,12 +50,15 @@ export class MaintenanceScheduler {
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   private readonly checks = new Serial();
+  private readonly log: Logger;
 
   constructor(
     private readonly catalog: Catalog,
     private readonly maintenance: Maintenance,
     private readonly options: MaintenanceSchedulerOptions,
-  ) {}
+  ) {
+    this.log = options.log.child({ component: 'maintenance-scheduler' });
+  }
 
   start(): void {
     this.stopped = false;
@@ -89,7 +94,7 @@ export class MaintenanceScheduler {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       void this.tick()
-        .catch((err: unknown) => this.options.log.warn({ error: (err as Error).message }, 'maintenance check failed'))
+        .catch((err: unknown) => this.log.warn({ error: (err as Error).message }, 'maintenance check failed'))
         .finally(() => {
           if (!this.stopped) this.schedule(MAX_SLEEP_MS);
         });

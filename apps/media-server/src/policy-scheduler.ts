@@ -22,6 +22,7 @@
  * The clock is injectable so a test can drive months of schedule in milliseconds.
  */
 import type { Catalog } from '@hoard/catalog';
+import type { Logger } from 'pino';
 import { inRunWindow, nextPolicyRuns, nextRunWindowOpen, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
 import type { RunBoard } from './run-board.js';
 import { Serial } from './serial.js';
@@ -32,18 +33,14 @@ export interface SchedulerClock {
 
 export const systemClock: SchedulerClock = { now: () => Date.now() };
 
-export interface SchedulerLog {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-}
-
 export interface SchedulerOptions {
   clock?: SchedulerClock;
   /** Run once at start what was missed while the server was down (default true). */
   catchUp?: boolean;
   /** Retry delays for a failed scheduled run (default 1, 4, 16 minutes). */
   retryDelaysMs?: number[];
-  log?: SchedulerLog;
+  /** The server's logger; the scheduler logs through a child of it (component scheduler). */
+  log?: Logger;
 }
 
 /** Longest sleep between checks: policy edits and clock jumps are noticed within it. */
@@ -84,6 +81,7 @@ export function policyJobs(policy: Policy): string[] {
 export class PolicyScheduler {
   private readonly clock: SchedulerClock;
   private readonly retryDelays: number[];
+  private readonly log: Logger | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   private readonly checks = new Serial();
@@ -100,6 +98,7 @@ export class PolicyScheduler {
   ) {
     this.clock = options.clock ?? systemClock;
     this.retryDelays = options.retryDelaysMs ?? [60_000, 240_000, 960_000];
+    this.log = options.log?.child({ component: 'scheduler' });
   }
 
   start(): void {
@@ -135,10 +134,10 @@ export class PolicyScheduler {
     if (run.state !== 'failed' || this.stopped) return undefined;
     const delay = this.retryDelays[dispatched.attempt - 1];
     if (delay === undefined) {
-      this.options.log?.warn({ policy: dispatched.policy, job: dispatched.job, run: run.id, attempts: dispatched.attempt }, 'scheduled run failed; no retries left');
+      this.log?.warn({ policy: dispatched.policy, job: dispatched.job, run: run.id, attempts: dispatched.attempt }, 'scheduled run failed; no retries left');
       return undefined;
     }
-    this.options.log?.warn({ policy: dispatched.policy, job: dispatched.job, run: run.id, retryInMs: delay }, 'scheduled run failed; retrying');
+    this.log?.warn({ policy: dispatched.policy, job: dispatched.job, run: run.id, retryInMs: delay }, 'scheduled run failed; retrying');
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer);
       void this.retry(dispatched).catch(() => undefined);
@@ -162,7 +161,7 @@ export class PolicyScheduler {
     const until = windowOpensAt(policy, now);
     if (until !== undefined) {
       this.deferredRetries.set(failed.job, { failed, until });
-      this.options.log?.info({ policy: policy.name, job: failed.job, kind: failed.kind, until: new Date(until).toISOString() }, 'retry outside the run window; waiting until it opens');
+      this.log?.info({ policy: policy.name, job: failed.job, kind: failed.kind, until: new Date(until).toISOString() }, 'retry outside the run window; waiting until it opens');
       return { policy: policy.name, job: failed.job, agent: failed.agent, kind: failed.kind, at: now, attempt: failed.attempt + 1, deferredUntil: until };
     }
     return this.dispatch(policy, source, failed.agent, failed.kind, now, failed.attempt + 1);
@@ -172,7 +171,7 @@ export class PolicyScheduler {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       void this.tick()
-        .catch((err: unknown) => this.options.log?.warn({ error: (err as Error).message }, 'scheduler check failed'))
+        .catch((err: unknown) => this.log?.warn({ error: (err as Error).message }, 'scheduler check failed'))
         .finally(() => {
           if (!this.stopped) void this.nextWait().then((wait) => this.schedule(wait));
         });
@@ -205,7 +204,7 @@ export class PolicyScheduler {
       if (until > now) continue;
       this.deferredRetries.delete(job);
       const retried = await this.retry(failed).catch((err: unknown) => {
-        this.options.log?.warn({ policy: failed.policy, job, error: (err as Error).message }, 'deferred retry failed');
+        this.log?.warn({ policy: failed.policy, job, error: (err as Error).message }, 'deferred retry failed');
         return undefined;
       });
       if (retried) out.push(retried);
@@ -215,7 +214,7 @@ export class PolicyScheduler {
       try {
         policy = validatePolicy(record.document);
       } catch (err) {
-        this.options.log?.warn({ policy: record.name, error: (err as Error).message }, 'policy in the catalog does not validate; not scheduled');
+        this.log?.warn({ policy: record.name, error: (err as Error).message }, 'policy in the catalog does not validate; not scheduled');
         continue;
       }
       const state = await this.catalog.getMeta<PolicyState>(STATE_KEY(policy.name));
@@ -228,7 +227,7 @@ export class PolicyScheduler {
       let due = now > state.checkedUntil ? duePolicyRuns(policy, state.checkedUntil, now) : [];
       const late = due.length > 0 && now - due[due.length - 1]!.at.getTime() > MAX_SLEEP_MS * 2;
       if (late && this.options.catchUp === false) {
-        this.options.log?.info({ policy: policy.name, missed: due.length }, 'missed runs skipped (catch-up is off)');
+        this.log?.info({ policy: policy.name, missed: due.length }, 'missed runs skipped (catch-up is off)');
         due = [];
       }
       // Several fire times at once (missed while down, or a coarse test clock), and a run
@@ -242,7 +241,7 @@ export class PolicyScheduler {
         // Reported once, when it is held back (not again at every check while it waits).
         const unchanged = due.length === 0 && state.deferred?.kind === kind && state.deferred.until === until;
         if (unchanged) continue;
-        this.options.log?.info({ policy: policy.name, kind, missed: due.length, until: new Date(until).toISOString() }, 'due run outside the run window; waiting until it opens');
+        this.log?.info({ policy: policy.name, kind, missed: due.length, until: new Date(until).toISOString() }, 'due run outside the run window; waiting until it opens');
         for (const agent of policy.sources.flatMap((s) => s.agents)) out.push({ policy: policy.name, job: policyJobName(policy, agent), agent, kind, at: now, attempt: 1, deferredUntil: until });
         continue;
       }
@@ -259,14 +258,14 @@ export class PolicyScheduler {
     const active = [...(await this.catalog.listRuns({ agent, state: 'queued' })), ...(await this.catalog.listRuns({ agent, state: 'running' }))].find((r) => r.job === job);
     if (active) {
       result.skipped = `run ${active.id} of job ${job} is still ${active.state}`;
-      this.options.log?.warn({ policy: policy.name, job, kind, previous: active.id }, 'scheduled run skipped: the previous run of the job has not finished');
+      this.log?.warn({ policy: policy.name, job, kind, previous: active.id }, 'scheduled run skipped: the previous run of the job has not finished');
       return result;
     }
     const existing = await this.catalog.getJob(job);
     await this.catalog.putJob({ name: job, agent, sources: source.specs, store: policy.store.scope === 'global' ? 'global' : job, knownSources: existing?.knownSources });
     result.run = await this.runs.create(agent, job, source.specs, source.hooks, kind === 'full', undefined, undefined, { bandwidth: policy.limits.bandwidth?.bytesPerSecond });
     this.watched.set(result.run.id, result);
-    this.options.log?.info({ policy: policy.name, job, agent, kind, run: result.run.id, attempt, collapsed }, 'scheduled run queued');
+    this.log?.info({ policy: policy.name, job, agent, kind, run: result.run.id, attempt, collapsed }, 'scheduled run queued');
     return result;
   }
 }
