@@ -43,7 +43,7 @@ export function exitStatus(err: unknown): { code: number; message: string } {
   }
   if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError' || err.name === 'RestoreFailedError' || err.name === 'StoreWriteError'))) return { code: EXIT_FAILURE, message };
   if (
-    err instanceof UsageError ||
+    err instanceof UsageError || (err instanceof Error && err.name === 'ServerConfigError') ||
     err instanceof ChunkerParameterError ||
     err instanceof InvalidJobNameError ||
     err instanceof InvalidStoreNameError ||
