@@ -6,12 +6,14 @@
  * post hook HOARD_RESULT (succeeded|failed).
  */
 import { spawn } from 'node:child_process';
+import type { ErrorCode } from '@hoard/errors';
 
 const HOOK_TIMEOUT_MS = 10 * 60_000;
 const TAIL_BYTES = 2048;
 
 export class HookFailedError extends Error {
   override readonly name = 'HookFailedError';
+  readonly code: ErrorCode = 'work_failed';
 }
 
 export function runHook(phase: 'pre' | 'post', command: string, env: NodeJS.ProcessEnv): Promise<void> {

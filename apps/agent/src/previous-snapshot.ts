@@ -8,11 +8,13 @@
  * files costs one request per window, not one per file.
  */
 import { HoardClient, type SourceStat, type WireRef } from '@hoard/protocol';
+import type { ErrorCode } from '@hoard/errors';
 import type { PreviousSnapshot, SourceChunkRef } from './sources/source.js';
 
 /** The previous stream no longer matches what its chunk list says (a damaged snapshot). */
 export class PreviousSnapshotError extends Error {
   override readonly name = 'PreviousSnapshotError';
+  readonly code: ErrorCode = 'data_damaged';
 }
 
 interface Window {

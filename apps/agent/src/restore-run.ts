@@ -17,6 +17,7 @@
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HoardClient, type FinishRunRequest, type RestoreResult, type RestoreRunSpec, type RunProgress, type RunView } from '@hoard/protocol';
+import type { ErrorCode } from '@hoard/errors';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, type ArchiveSource } from '@hoard/repository';
 import { restoreFramesToFile } from './restore-to-file.js';
 
@@ -25,6 +26,13 @@ const PROGRESS_EVERY_MS = 1_000;
 /** What makes a restore impossible on this host (path exists, not a directory...). */
 export class RestoreRefusedError extends Error {
   override readonly name = 'RestoreRefusedError';
+  constructor(
+    message: string,
+    /** target_exists when the path exists and would be replaced; invalid_target otherwise. */
+    readonly code: ErrorCode = 'invalid_target',
+  ) {
+    super(message);
+  }
 }
 
 export interface RestoreRunOptions {
@@ -69,7 +77,7 @@ async function restoreOnHost(client: HoardClient, job: string, spec: RestoreRunS
 
   if (spec.kind === 'directory' && spec.file === undefined) {
     if (await stat(path).catch(() => undefined)) {
-      throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: a directory snapshot is restored into a new directory; name one that does not exist yet`);
+      throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: a directory snapshot is restored into a new directory; name one that does not exist yet`, 'target_exists');
     }
     const result = await extractArchive(source, path, { onProgress: (bytes) => progress(bytes) });
     return { snapshot: spec.snapshot, path, bytes: result.bytes, wrote: 'tree', files: result.files, directories: result.directories, symlinks: result.symlinks };
@@ -86,7 +94,7 @@ async function restoreOnHost(client: HoardClient, job: string, spec: RestoreRunS
   const info = await stat(path).catch(() => undefined);
   if (info?.isDirectory()) throw new RestoreRefusedError(`${path} is a directory on agent ${options.agent}: give the path of the file to write`);
   const device = info?.isBlockDevice() ?? false;
-  if (info && !device && !spec.force) throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: restore elsewhere, or add --force to replace it`);
+  if (info && !device && !spec.force) throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: restore elsewhere, or add --force to replace it`, 'target_exists');
   if (device && info!.size > 0 && length > info!.size) throw new RestoreRefusedError(`block device ${path} holds ${info!.size} bytes, the snapshot ${length}`);
   // Sparse for a new file: holes arrive as counts, never as zeros on the wire.
   const { bytes: written } = await restoreFramesToFile(client, { job, snapshot: spec.snapshot, offset, length }, { path, device }, { signal: options.signal, onProgress: (bytes) => progress(bytes, length) });

@@ -13,6 +13,7 @@
 import { rename, rm } from 'node:fs/promises';
 import type { HoardClient, RestoreEnd } from '@hoard/protocol';
 import { FileSink } from '@hoard/repository';
+import type { ErrorCode } from '@hoard/errors';
 
 export interface FileRestoreTarget {
   path: string;
@@ -28,6 +29,7 @@ export interface FileRestoreOptions {
 /** The restore did not complete; `cause` is the server's verdict or the local failure. */
 export class RestoreIncompleteError extends Error {
   override readonly name = 'RestoreIncompleteError';
+  readonly code: ErrorCode = 'work_failed';
   constructor(
     message: string,
     /** Bytes written before it stopped. */

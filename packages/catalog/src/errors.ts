@@ -1,11 +1,14 @@
 /**
  * Every error the catalog throws on purpose is a `CatalogError`; each case has its own
- * subclass (and a stable `code`) so callers can branch on it, and a message that says what
- * to do about it.
+ * subclass so callers can branch on it, a stable `code` from @hoard/errors (which decides
+ * the HTTP status and the CLI's exit code; several classes share one), and a message that
+ * says what to do about it.
  */
+import type { ErrorCode } from '@hoard/errors';
+
 export class CatalogError extends Error {
   override readonly name: string = 'CatalogError';
-  readonly code: string = 'CATALOG_ERROR';
+  readonly code: ErrorCode = 'catalog_unavailable';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -14,7 +17,7 @@ export class CatalogError extends Error {
 /** The directory's LevelDB LOCK is held: by another process, or another open Catalog here. */
 export class CatalogLockedError extends CatalogError {
   override readonly name = 'CatalogLockedError';
-  override readonly code = 'CATALOG_LOCKED';
+  override readonly code: ErrorCode = 'catalog_unavailable';
   constructor(readonly dir: string, options?: { cause?: unknown }) {
     super(`catalog ${dir} is in use by another process (is a media server already running?)`, options);
   }
@@ -23,7 +26,7 @@ export class CatalogLockedError extends CatalogError {
 /** The catalog was written by a newer version of hoard than this one understands. */
 export class CatalogSchemaError extends CatalogError {
   override readonly name = 'CatalogSchemaError';
-  override readonly code = 'CATALOG_SCHEMA_TOO_NEW';
+  override readonly code: ErrorCode = 'catalog_unavailable';
   constructor(
     readonly dir: string,
     readonly found: number,
@@ -39,7 +42,7 @@ export class CatalogSchemaError extends CatalogError {
 /** The directory cannot be opened as a catalog, or holds something that is not one. */
 export class CatalogOpenError extends CatalogError {
   override readonly name = 'CatalogOpenError';
-  override readonly code = 'CATALOG_OPEN_FAILED';
+  override readonly code: ErrorCode = 'catalog_unavailable';
   constructor(
     readonly dir: string,
     readonly reason: string,
@@ -52,7 +55,7 @@ export class CatalogOpenError extends CatalogError {
 /** A method was called after close(). */
 export class CatalogClosedError extends CatalogError {
   override readonly name = 'CatalogClosedError';
-  override readonly code = 'CATALOG_CLOSED';
+  override readonly code: ErrorCode = 'catalog_unavailable';
   constructor(readonly dir: string) {
     super(`catalog ${dir} is closed: open it again with Catalog.open()`);
   }
@@ -61,7 +64,7 @@ export class CatalogClosedError extends CatalogError {
 /** A record or argument does not have the shape the catalog stores. */
 export class CatalogValidationError extends CatalogError {
   override readonly name: string = 'CatalogValidationError';
-  override readonly code: string = 'CATALOG_INVALID';
+  override readonly code: ErrorCode = 'invalid_request';
   constructor(
     readonly field: string,
     message: string,
@@ -73,7 +76,7 @@ export class CatalogValidationError extends CatalogError {
 /** An agent or job name (or a session/run id) that cannot be used. */
 export class InvalidNameError extends CatalogValidationError {
   override readonly name = 'InvalidNameError';
-  override readonly code = 'CATALOG_INVALID_NAME';
+  override readonly code: ErrorCode = 'invalid_name';
   constructor(
     readonly kind: string,
     readonly value: string,
@@ -85,7 +88,7 @@ export class InvalidNameError extends CatalogValidationError {
 
 export class AgentExistsError extends CatalogError {
   override readonly name = 'AgentExistsError';
-  override readonly code = 'CATALOG_AGENT_EXISTS';
+  override readonly code: ErrorCode = 'agent_exists';
   constructor(readonly agent: string) {
     super(`agent ${agent} already exists: revoke it first, or rotate its token instead`);
   }
@@ -93,7 +96,7 @@ export class AgentExistsError extends CatalogError {
 
 export class AgentNotFoundError extends CatalogError {
   override readonly name = 'AgentNotFoundError';
-  override readonly code = 'CATALOG_AGENT_NOT_FOUND';
+  override readonly code: ErrorCode = 'agent_not_found';
   constructor(readonly agent: string) {
     super(`no agent named ${agent} in the catalog: add it first`);
   }
@@ -101,7 +104,7 @@ export class AgentNotFoundError extends CatalogError {
 
 export class AgentRevokedError extends CatalogError {
   override readonly name = 'AgentRevokedError';
-  override readonly code = 'CATALOG_AGENT_REVOKED';
+  override readonly code: ErrorCode = 'agent_revoked';
   constructor(
     readonly agent: string,
     readonly revokedAt: string,
@@ -113,7 +116,7 @@ export class AgentRevokedError extends CatalogError {
 /** A token hash that is already an agent's or an admin's token (tokens must be unique). */
 export class TokenInUseError extends CatalogError {
   override readonly name = 'TokenInUseError';
-  override readonly code = 'CATALOG_TOKEN_IN_USE';
+  override readonly code: ErrorCode = 'conflict';
   constructor(readonly holder: string) {
     super(`this token is already in use by ${holder}: generate a new random token`);
   }
@@ -121,7 +124,7 @@ export class TokenInUseError extends CatalogError {
 
 export class JobNotFoundError extends CatalogError {
   override readonly name = 'JobNotFoundError';
-  override readonly code = 'CATALOG_JOB_NOT_FOUND';
+  override readonly code: ErrorCode = 'job_not_found';
   constructor(readonly job: string) {
     super(`no job named ${job} in the catalog: define it first`);
   }

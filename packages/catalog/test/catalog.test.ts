@@ -167,7 +167,7 @@ describe('opening', () => {
     await raw.close();
     const err = await Catalog.open(join(dir, 'db')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CatalogSchemaError);
-    expect(err).toMatchObject({ found: SCHEMA_VERSION + 1, supported: SCHEMA_VERSION, code: 'CATALOG_SCHEMA_TOO_NEW' });
+    expect(err).toMatchObject({ found: SCHEMA_VERSION + 1, supported: SCHEMA_VERSION, code: 'catalog_unavailable' });
     expect((err as Error).message).toContain(`schema version ${SCHEMA_VERSION + 1}`);
     expect((err as Error).message).toContain('upgrade hoard');
     // It closed the database on the way out: a raw open works.

@@ -1,9 +1,14 @@
 /**
  * Errors the chunker raises for caller mistakes. Each names the parameter that is wrong,
  * the value it got and what would be right, so a CLI can print `err.message` as is.
+ *
+ * Each carries a stable `code` of hoard's error table (@hoard/errors, docs/errors.md). The
+ * chunker depends on nothing of hoard's, so the codes are plain literals here; a test
+ * checks that the table lists them.
  */
 export class ChunkerParameterError extends Error {
   override readonly name = 'ChunkerParameterError';
+  readonly code = 'invalid_chunker';
   constructor(
     /** The parameter at fault, e.g. `minSize`, `seed`, `key`. */
     readonly parameter: string,
@@ -19,6 +24,7 @@ export class ChunkerParameterError extends Error {
 /** A saved fingerprint index that cannot be trusted: truncated, bit-flipped or of another format. */
 export class IndexFormatError extends Error {
   override readonly name = 'IndexFormatError';
+  readonly code = 'data_damaged';
   constructor(
     readonly source: string,
     readonly reason: string,

@@ -6,10 +6,11 @@
  *   'D' u32 LE n, n bytes        data
  *   'Z' u64 LE n                 n zero bytes (a hole: a sparse target skips it)
  *   'E' u32 LE n, n bytes JSON   the end: {"bytes":N,"streamHashChecked":bool}
- *   'X' u32 LE n, n bytes JSON   the restore failed: {"error":"...","code":"damaged"|...}
+ *   'X' u32 LE n, n bytes JSON   the restore failed: {"error":"...","code":"data_damaged"|...}
  *
  * Exactly one 'E' or 'X' ends a stream; a stream that stops before one was cut off.
  */
+import { isErrorCode, type ErrorCode } from '@hoard/errors';
 import { WireFormatError } from './wire.js';
 
 export const CONTENT_TYPE_RESTORE_FRAMES = 'application/x-hoard-restore-frames';
@@ -30,7 +31,11 @@ export interface RestoreEnd {
 
 export interface RestoreFailure {
   error: string;
-  /** `damaged` (stored data failed a check), `unavailable` (the object store could not be read), `internal`. */
+  /**
+   * A code of hoard's error table (@hoard/errors): `data_damaged` (stored data failed a
+   * check), `storage_unavailable` (the object store could not be read), `internal`. Older
+   * servers send `damaged` and `unavailable`; clients read them as the first two.
+   */
   code: string;
 }
 
@@ -39,13 +44,19 @@ export type RestoreFrame = { data: Uint8Array } | { zeros: number };
 /** The server found a problem after the stream had begun: its message, as the server put it. */
 export class RestoreStreamError extends Error {
   override readonly name = 'RestoreStreamError';
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
+  /** The frame's code as one of the table's; a code this build does not know is `internal`. */
+  readonly code: ErrorCode;
+  constructor(message: string, code: string) {
     super(message);
+    this.code = LEGACY_FRAME_CODES.get(code) ?? (isErrorCode(code) ? code : 'internal');
   }
 }
+
+/** The codes of servers from before the error table. */
+const LEGACY_FRAME_CODES: ReadonlyMap<string, ErrorCode> = new Map([
+  ['damaged', 'data_damaged'],
+  ['unavailable', 'storage_unavailable'],
+]);
 
 export function dataFrameHeader(length: number): Uint8Array {
   const h = Buffer.allocUnsafe(5);

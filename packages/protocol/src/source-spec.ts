@@ -14,6 +14,8 @@
  * the CLI, the media server and the agent all validate the same way. See docs/sources.md.
  */
 
+import type { ErrorCode } from '@hoard/errors';
+
 export interface FileSourceSpec {
   type: 'file';
   /** Absolute path of a regular file or a block device. */
@@ -79,6 +81,7 @@ export type SourceType = SourceSpec['type'];
 /** A source spec that does not parse; the message says what is wrong and what would be right. */
 export class SourceSpecError extends Error {
   override name = 'SourceSpecError';
+  readonly code: ErrorCode = 'invalid_source';
   /** The spec text as given (passwords redacted when recognisable). */
   readonly spec: string;
   constructor(message: string, spec: string) {

@@ -6,6 +6,8 @@
  * Integers are little-endian. Fingerprints are 32 bytes (BLAKE3-256).
  */
 
+import type { ErrorCode } from '@hoard/errors';
+
 export const PROTOCOL_VERSION = 1;
 export const FINGERPRINT_BYTES = 32;
 
@@ -27,6 +29,7 @@ export const CONTENT_TYPE_BINARY = 'application/octet-stream';
 /** A bad request body or frame; the server answers 400 with this message. */
 export class WireFormatError extends Error {
   override readonly name = 'WireFormatError';
+  readonly code: ErrorCode = 'invalid_request';
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,11 @@
  * of another format or version). Each kind has its own subclass so callers can tell a
  * bad pack from a bad manifest; all name the object and what is wrong.
  */
+
+import type { ErrorCode } from '@hoard/errors';
+
 export abstract class ObjectFormatError extends Error {
+  readonly code: ErrorCode = 'data_damaged';
   constructor(
     readonly kind: string,
     readonly object: string,

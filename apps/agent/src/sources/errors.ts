@@ -2,9 +2,12 @@
  * Errors of the agent's sources. Each names the source target and says what a user can do.
  */
 
+import type { ErrorCode } from '@hoard/errors';
+
 /** Base class: every error a source raises on purpose. */
 export class SourceError extends Error {
   override name = 'SourceError';
+  readonly code: ErrorCode = 'source_failed';
   /** The target's name (see SourceTarget.name), or the spec when no target exists yet. */
   readonly target: string;
   constructor(target: string, message: string, options?: { cause?: unknown }) {
@@ -16,6 +19,7 @@ export class SourceError extends Error {
 /** The producer of a stream (pg_dump, mysqldump, a command, qemu-nbd, a read) did not finish successfully. */
 export class SourceFailedError extends SourceError {
   override name = 'SourceFailedError';
+  override readonly code: ErrorCode = 'source_failed';
   /** The program that failed, e.g. `pg_dump` or `/bin/bash -o pipefail -c`. */
   readonly program: string;
   /** Exit status, when the process exited. */
@@ -40,16 +44,19 @@ export class SourceFailedError extends SourceError {
 /** The thing a spec names does not exist (a path, a libvirt domain, a disk image). */
 export class SourceNotFoundError extends SourceError {
   override name = 'SourceNotFoundError';
+  override readonly code: ErrorCode = 'source_not_found';
 }
 
 /** The thing exists but cannot be read as this kind of source (a directory given to file:, a socket, ...). */
 export class SourceUnsupportedError extends SourceError {
   override name = 'SourceUnsupportedError';
+  override readonly code: ErrorCode = 'source_unsupported';
 }
 
 /** A program the source needs (qemu-nbd, pg_dump, virsh, ...) is not installed. */
 export class SourceToolMissingError extends SourceError {
   override name = 'SourceToolMissingError';
+  override readonly code: ErrorCode = 'tool_missing';
   readonly tool: string;
   constructor(target: string, tool: string, packageHint: string) {
     super(target, `${target}: needs ${tool}, which is not installed or not on PATH (Debian/Ubuntu: apt-get install ${packageHint})`);
@@ -60,6 +67,7 @@ export class SourceToolMissingError extends SourceError {
 /** The stream delivered fewer or more bytes than the source said it would (a truncated or growing file). */
 export class SourceSizeMismatchError extends SourceError {
   override name = 'SourceSizeMismatchError';
+  override readonly code: ErrorCode = 'source_changed';
   readonly expectedBytes: number;
   readonly actualBytes: number;
   constructor(target: string, expectedBytes: number, actualBytes: number, ended: boolean) {
@@ -77,4 +85,5 @@ export class SourceSizeMismatchError extends SourceError {
 /** The source was closed (close() or an abort signal) before its stream ended. */
 export class SourceClosedError extends SourceError {
   override name = 'SourceClosedError';
+  override readonly code: ErrorCode = 'source_failed';
 }

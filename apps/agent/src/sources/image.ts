@@ -15,6 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ErrorCode } from '@hoard/errors';
 import { SourceClosedError, SourceError, SourceFailedError, SourceSizeMismatchError, SourceToolMissingError } from './errors.js';
 import { fileTarget, openFile, readHead, statError } from './file.js';
 import { NbdClient, NbdError } from './nbd.js';
@@ -185,6 +186,7 @@ export async function openQemuImage(name: string, path: string, format: ImageFor
 }
 
 class NbdExitedError extends Error {
+  readonly code: ErrorCode = 'source_failed';
   constructor(readonly status: { code: number | null; signal: NodeJS.Signals | null }) {
     super('qemu-nbd exited');
   }

@@ -8,6 +8,7 @@
  * instead of zero bytes, which makes sparse images about twice as fast to read.
  */
 import { connect, type Socket } from 'node:net';
+import type { ErrorCode } from '@hoard/errors';
 
 const NBDMAGIC = 0x4e42444d41474943n; // "NBDMAGIC"
 const IHAVEOPT = 0x49484156454f5054n; // "IHAVEOPT"
@@ -46,6 +47,7 @@ const OPTION_ERRORS: Record<number, string> = {
 /** A protocol or transport failure; the message says which. */
 export class NbdError extends Error {
   override name = 'NbdError';
+  readonly code: ErrorCode = 'source_failed';
 }
 
 /** Reads exact byte counts from a socket, with backpressure (the socket is paused between reads). */

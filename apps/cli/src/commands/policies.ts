@@ -4,6 +4,7 @@
  * validated by the server, which reports every problem with its place in the file.
  */
 import { readFile } from 'node:fs/promises';
+import type { ErrorCode } from '@hoard/errors';
 import { ServerError } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
@@ -22,7 +23,9 @@ interface PolicyView {
 }
 
 /** The policy file failed validation: exit 2, every problem listed. */
-export class PolicyFileError extends UsageError {}
+export class PolicyFileError extends UsageError {
+  override readonly code: ErrorCode = 'invalid_policy';
+}
 
 async function readPolicyFile(file: string | undefined): Promise<{ text: string; format?: 'json' | 'yaml'; name: string }> {
   if (!file) throw new UsageError('-f FILE is required: a policy file (YAML or JSON), or - for standard input');

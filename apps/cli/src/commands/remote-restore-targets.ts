@@ -58,7 +58,7 @@ async function streamChecked(job: string, p: Picked, each: (piece: Uint8Array) =
     }
     return received;
   } catch (err) {
-    if (err instanceof RestoreStreamError && err.code === 'damaged') {
+    if (err instanceof RestoreStreamError && err.code === 'data_damaged') {
       throw new RestoreDamagedError(`snapshot ${p.snapshot} of job ${job} is damaged (the server found it after ${formatBytes(received)} had been sent): ${err.message}`, { cause: err });
     }
     throw err;

@@ -22,11 +22,13 @@ import { AGENT_TARGET_PREFIX, runRestoreToAgent } from './restore-to-agent.js';
 /** A restore through the server did not complete (a chunk failed its check, the connection dropped); nothing was kept. */
 export class RestoreFailedError extends Error {
   override readonly name = 'RestoreFailedError';
+  readonly code = 'work_failed';
 }
 
 /** A run that finished with failures: exit 1 after printing the result. */
 export class RunFailedError extends Error {
   override readonly name = 'RunFailedError';
+  readonly code = 'work_failed';
 }
 
 export interface RunCommandOptions extends ServerOptions {
@@ -231,7 +233,7 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
     const cause = err instanceof RestoreIncompleteError ? err.cause : err;
     const message = `restore of snapshot ${snapshot} of job ${job} ${err instanceof RestoreIncompleteError ? err.message : `broke off after ${received} of ${length} bytes: ${(err as Error).message}`}`;
     // Damage the server found (also after the last byte) is exit 3, like an embedded restore's.
-    if (cause instanceof RestoreStreamError && cause.code === 'damaged') throw new RestoreDamagedError(message, { cause });
+    if (cause instanceof RestoreStreamError && cause.code === 'data_damaged') throw new RestoreDamagedError(message, { cause });
     throw new RestoreFailedError(message, { cause });
   }
   progress.done();

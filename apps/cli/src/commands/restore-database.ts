@@ -32,6 +32,7 @@ import { access, mkdtemp, open, rm, stat, statfs, type FileHandle } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatBytes } from '@hoard/chunker';
+import type { ErrorCode } from '@hoard/errors';
 import type { RestoreSink } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 
@@ -260,14 +261,13 @@ export async function parseDatabaseTarget(to: string, env: NodeJS.ProcessEnv = p
 /** The database tool failed (exit status, missing program, killed): exit 1. Nothing the CLI wrote is to blame. */
 export class DatabaseToolError extends Error {
   override readonly name = 'RestoreFailedError';
+  readonly code: ErrorCode = 'work_failed';
 }
 
-/**
- * Restored data failed a check after part of it had gone into the database (exit 3).
- * The name is what exit-status.ts maps to EXIT_DAMAGED.
- */
+/** Restored data failed a check after part of it had gone into the database (exit 3). */
 export class RestoreDamagedError extends Error {
   override readonly name = 'RestoreDamagedError';
+  readonly code: ErrorCode = 'data_damaged';
 }
 
 /** Keeps the last `limit` bytes of a stream as text. */

@@ -8,6 +8,8 @@
  * case); 0 and 7 are both Sunday. No seconds field, no Quartz `?`, `L`, `W`, `#`.
  */
 
+import type { ErrorCode } from '@hoard/errors';
+
 export type CronFieldName = 'minute' | 'hour' | 'day-of-month' | 'month' | 'day-of-week';
 
 /** The values a cron expression allows, each list sorted and without duplicates. */
@@ -42,6 +44,7 @@ export const CALENDAR_WORDS: Readonly<Record<string, string>> = Object.freeze({
  */
 export class ScheduleError extends Error {
   override name = 'ScheduleError';
+  readonly code: ErrorCode = 'invalid_schedule';
   constructor(
     message: string,
     /** The expression (or time zone) as given. */

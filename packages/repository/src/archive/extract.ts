@@ -15,6 +15,7 @@
  */
 import { constants } from 'node:fs';
 import { chmod, lchown, lutimes, mkdir, open, rename, rm, symlink, utimes } from 'node:fs/promises';
+import type { ErrorCode } from '@hoard/errors';
 import { ARCHIVE_TRAILER_BYTES, ArchiveFormatError, EntryTableParser, decodeArchiveTrailer, printablePath, type ArchiveTrailer, type DirEntry } from './dir-archive.js';
 
 /** Ranged reads of an archive stream; each read yields exactly `length` bytes or throws. */
@@ -41,11 +42,13 @@ export interface ExtractResult {
 /** The directory a restore builds in already exists; it is never removed for the user. */
 export class ArchiveTargetExistsError extends Error {
   override readonly name = 'ArchiveTargetExistsError';
+  readonly code: ErrorCode = 'target_exists';
 }
 
 /** A file that was asked for is not in the archive, or is not a regular file. */
 export class ArchiveEntryNotFoundError extends Error {
   override readonly name = 'ArchiveEntryNotFoundError';
+  readonly code: ErrorCode = 'archive_entry_not_found';
 }
 
 export async function readArchiveIndex(source: ArchiveSource): Promise<ArchiveIndex> {

@@ -8,6 +8,7 @@
  * data never needs re-encrypting. Format: docs/format.md, "Key files".
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, type ScryptOptions } from 'node:crypto';
+import type { ErrorCode } from '@hoard/errors';
 
 export interface StoreSecrets {
   /** 32 bytes: AES-256-GCM key for blobs. */
@@ -39,6 +40,7 @@ const SECRET_BYTES = 32 + 32 + 8;
 
 export class WrongPassphraseError extends Error {
   override readonly name = 'WrongPassphraseError';
+  readonly code: ErrorCode = 'wrong_passphrase';
   constructor() {
     super('the passphrase does not open this store (or its key file is damaged)');
   }
@@ -46,6 +48,7 @@ export class WrongPassphraseError extends Error {
 
 export class KeyFileFormatError extends Error {
   override readonly name = 'KeyFileFormatError';
+  readonly code: ErrorCode = 'key_file_invalid';
 }
 
 export function generateSecrets(): StoreSecrets {

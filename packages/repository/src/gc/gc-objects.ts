@@ -11,6 +11,7 @@
  * only ever deleted, like every other object (invariant 2).
  */
 import { randomBytes } from 'node:crypto';
+import type { ErrorCode } from '@hoard/errors';
 import { compactTime } from '../snapshot/manifest.js';
 import { ObjectNotFoundError } from '../store/errors.js';
 import { listAll, type ObjectStore } from '../store/object-store.js';
@@ -168,7 +169,10 @@ export async function readCondemnations(objects: ObjectStore): Promise<Condemnat
 const CONDEMNATION_LISTINGS = 6;
 
 /** A condemnation list vanished between listing and reading (readCondemnations lists again). */
-class ListVanishedError extends Error {}
+class ListVanishedError extends Error {
+  /** It never leaves readCondemnations: one that did would be a bug. */
+  readonly code: ErrorCode = 'internal';
+}
 
 function merge(items: Map<string, Condemnation>, item: CondemnedItem): void {
   const id = itemId(item.kind, item.hash);

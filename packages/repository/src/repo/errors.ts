@@ -3,15 +3,18 @@
  * CLI can print the message as it is (no stack trace for a user's mistake).
  */
 
+import type { ErrorCode } from '@hoard/errors';
 import { ObjectFormatError } from '../format-error.js';
 
 /** Base class: anything the user can act on (wrong path, wrong id, wrong passphrase). */
 export class RepositoryError extends Error {
   override name = 'RepositoryError';
+  readonly code: ErrorCode = 'repository_error';
 }
 
 export class RepositoryNotFoundError extends RepositoryError {
   override name = 'RepositoryNotFoundError';
+  override readonly code: ErrorCode = 'repository_not_found';
   constructor(readonly location: string) {
     super(`no hoard repository at ${location} (create one with \`hoard init --repo ${location}\`, or check --repo)`);
   }
@@ -19,6 +22,7 @@ export class RepositoryNotFoundError extends RepositoryError {
 
 export class RepositoryExistsError extends RepositoryError {
   override name = 'RepositoryExistsError';
+  override readonly code: ErrorCode = 'repository_exists';
   constructor(readonly location: string) {
     super(`${location} already holds a hoard repository; init never overwrites one`);
   }
@@ -26,6 +30,7 @@ export class RepositoryExistsError extends RepositoryError {
 
 export class PassphraseRequiredError extends RepositoryError {
   override name = 'PassphraseRequiredError';
+  override readonly code: ErrorCode = 'passphrase_required';
   constructor(readonly location: string) {
     super(`the repository at ${location} is encrypted: give its passphrase (HOARD_PASSPHRASE, --passphrase-file, or type it on a terminal)`);
   }
@@ -33,19 +38,23 @@ export class PassphraseRequiredError extends RepositoryError {
 
 export class SnapshotNotFoundError extends RepositoryError {
   override name = 'SnapshotNotFoundError';
+  override readonly code: ErrorCode = 'snapshot_not_found';
 }
 
 export class StoreScopeError extends RepositoryError {
   override name = 'StoreScopeError';
+  override readonly code: ErrorCode = 'invalid_storage';
 }
 
 export class UnknownStoreError extends RepositoryError {
   override name = 'UnknownStoreError';
+  override readonly code: ErrorCode = 'invalid_storage';
 }
 
 /** The source ended or failed before the backup could commit; nothing was committed. */
 export class SourceError extends RepositoryError {
   override name = 'SourceError';
+  override readonly code: ErrorCode = 'source_failed';
 }
 
 /**
@@ -54,6 +63,7 @@ export class SourceError extends RepositoryError {
  */
 export class IntegrityError extends Error {
   override name = 'IntegrityError';
+  readonly code: ErrorCode = 'data_damaged';
   constructor(
     readonly snapshot: string,
     readonly object: string,

@@ -4,6 +4,7 @@
  * source of truth; the catalog only caches it), is written once and deleted to unprotect.
  * Its content is informational: `{"version":1,"protectedAt":"<ISO-8601 UTC>"}`.
  */
+import type { ErrorCode } from '@hoard/errors';
 import { RepositoryError } from './errors.js';
 
 export const PROTECTED_PREFIX = 'protected/';
@@ -11,6 +12,7 @@ const SNAPSHOTS = 'snapshots/';
 
 export class SnapshotProtectedError extends RepositoryError {
   override name = 'SnapshotProtectedError';
+  override readonly code: ErrorCode = 'snapshot_protected';
   constructor(readonly keys: string[]) {
     super(`${keys.length === 1 ? `snapshot ${keys[0]} is` : `snapshots ${keys.join(', ')} are`} protected: unprotect first (\`hoard snapshots --unprotect ID\`) to forget`);
   }

@@ -6,6 +6,7 @@
  * them before it knows anything else.
  */
 import { randomBytes } from 'node:crypto';
+import type { ErrorCode } from '@hoard/errors';
 import type { KeyFile } from '../crypto/store-secrets.js';
 import { MAX_PACK_BYTES, MIN_PACK_BYTES } from '../pack/pack-writer.js';
 import { ObjectFormatError } from '../format-error.js';
@@ -52,6 +53,7 @@ export class RecordFormatError extends ObjectFormatError {
 
 export class InvalidStoreNameError extends RepositoryError {
   override name = 'InvalidStoreNameError';
+  override readonly code: ErrorCode = 'invalid_storage';
 }
 
 export const newId = (): string => randomBytes(16).toString('hex');

@@ -12,6 +12,7 @@
  * entries leave as soon as their pack is indexed (at most packsPerSegment + uploads + 1
  * packs' worth of entries).
  */
+import type { ErrorCode } from '@hoard/errors';
 import type { EncodedBlob } from '../blob/codec.js';
 import { hashOfContentKey } from '../content-key.js';
 import { encodeIndexSegment, type SegmentPack } from '../index-segment/index-segment.js';
@@ -42,6 +43,7 @@ export interface StoreWriterStats {
 /** Thrown by flush() when a pack or segment this writer wrote could not be stored. */
 export class StoreWriteError extends Error {
   override readonly name = 'StoreWriteError';
+  readonly code: ErrorCode = 'work_failed';
   constructor(
     message: string,
     override readonly cause: unknown,

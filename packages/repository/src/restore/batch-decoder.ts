@@ -21,7 +21,12 @@ export type DecodeOutput =
   /** Check only (verify-only restores). */
   | { kind: 'check' };
 
-/** A restore failed writing its target (disk full, I/O error): not damaged data. */
+/**
+ * A restore failed writing its target (disk full, I/O error): not damaged data. Like
+ * EnvironmentError, its `code` is the errno (ENOSPC, EIO, ...), not a code of the error
+ * table: the CLI reports ENOSPC, EDQUOT, EACCES, EPERM and EROFS as what the environment
+ * refused and any other errno as a failed work (exit 1).
+ */
 export class RestoreWriteError extends Error {
   override readonly name = 'RestoreWriteError';
   constructor(

@@ -6,10 +6,12 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { ErrorCode } from '@hoard/errors';
 import type { DecodeJob, DecodeReply } from './decode-protocol.js';
 
 export class DecodeWorkerError extends Error {
   override readonly name = 'DecodeWorkerError';
+  readonly code: ErrorCode = 'work_failed';
 }
 
 interface Pending {

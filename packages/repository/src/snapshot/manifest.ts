@@ -10,6 +10,7 @@
  */
 import { blake3 } from '@napi-rs/blake-hash';
 import type { ChunkerSpec } from '@hoard/chunker';
+import type { ErrorCode } from '@hoard/errors';
 import { ObjectFormatError } from '../format-error.js';
 
 export const MANIFEST_MAGIC = Buffer.from('HOARDSN1', 'ascii');
@@ -78,6 +79,7 @@ export class ManifestFormatError extends ObjectFormatError {
 
 export class InvalidJobNameError extends Error {
   override readonly name = 'InvalidJobNameError';
+  readonly code: ErrorCode = 'invalid_name';
   constructor(readonly job: string) {
     super(`invalid job name ${JSON.stringify(job)}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }

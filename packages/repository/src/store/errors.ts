@@ -1,8 +1,12 @@
 /** Errors from object stores. Each names the store location, the operation and the key. */
+import type { ErrorCode } from '@hoard/errors';
+
 export type StoreOperation = 'put' | 'get' | 'head' | 'list' | 'delete';
 
 export class ObjectStoreError extends Error {
   override name = 'ObjectStoreError';
+  /** EnvironmentError replaces it with its errno or S3 code (callers answer storage_refused for it). */
+  readonly code: ErrorCode | EnvironmentCode = 'storage_unavailable';
   constructor(
     readonly location: string,
     readonly operation: StoreOperation,
@@ -14,9 +18,13 @@ export class ObjectStoreError extends Error {
   }
 }
 
-/** The object does not exist. */
+/**
+ * The object does not exist. Callers that expect absence catch it by class; one that
+ * reaches the user is an object the repository needs and lost: damage, never "not found".
+ */
 export class ObjectNotFoundError extends ObjectStoreError {
   override name = 'ObjectNotFoundError';
+  override readonly code: ErrorCode = 'data_damaged';
   constructor(location: string, key: string) {
     super(location, 'get', key, 'no such object');
   }
@@ -25,6 +33,7 @@ export class ObjectNotFoundError extends ObjectStoreError {
 /** A key that could escape the store or is otherwise malformed (caller bug or hostile input). */
 export class InvalidKeyError extends Error {
   override name = 'InvalidKeyError';
+  readonly code: ErrorCode = 'invalid_request';
   constructor(
     readonly key: string,
     readonly reason: string,
@@ -33,9 +42,10 @@ export class InvalidKeyError extends Error {
   }
 }
 
-/** A byte range that does not lie inside the object. */
+/** A byte range that does not lie inside the object: the object is shorter than the index says (damage). */
 export class RangeOutOfBoundsError extends ObjectStoreError {
   override name = 'RangeOutOfBoundsError';
+  override readonly code: ErrorCode = 'data_damaged';
   constructor(location: string, key: string, offset: number, length: number, size: number) {
     super(location, 'get', key, `range ${offset}+${length} is outside the object (${size} bytes)`);
   }
@@ -47,6 +57,7 @@ export class RangeOutOfBoundsError extends ObjectStoreError {
  * read-only, or the bucket is over its quota or refuses access. errno codes for local
  * files, the S3 error code for buckets.
  */
+
 export type EnvironmentCode = 'ENOSPC' | 'EDQUOT' | 'EACCES' | 'EPERM' | 'EROFS' | 'QuotaExceeded' | 'AccessDenied';
 
 const ERRNO_ENVIRONMENT = new Set<string>(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS']);
@@ -107,7 +118,7 @@ export class EnvironmentError extends ObjectStoreError {
     location: string,
     operation: StoreOperation,
     key: string,
-    readonly code: EnvironmentCode,
+    override readonly code: EnvironmentCode,
     where: { path?: string; bucket?: string; reason?: string },
     options?: { cause?: unknown },
   ) {

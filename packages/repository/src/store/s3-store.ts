@@ -10,6 +10,7 @@ import {
   type BucketLocationConstraint,
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
+import type { ErrorCode } from '@hoard/errors';
 import { mapLimit } from '../map-limit.js';
 import { retrying } from '../retry.js';
 import { EnvironmentError, InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
@@ -520,11 +521,13 @@ function isNoSuchKey(err: unknown): boolean {
 /** The body ended or broke before all its bytes arrived. */
 class BodyReadError extends Error {
   override name = 'BodyReadError';
+  readonly code: ErrorCode = 'storage_unavailable';
 }
 
 /** The body was shorter or longer than the response said or the range asked for. */
 class ShortBodyError extends Error {
   override name = 'ShortBodyError';
+  readonly code: ErrorCode = 'storage_unavailable';
   constructor(got: number, expected: number) {
     super(`the server sent ${got} bytes where ${expected} were expected`);
   }

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '@hoard/errors';
 import { InvalidKeyError } from './errors.js';
 import { validateKey } from './keys.js';
 
@@ -14,6 +15,7 @@ export interface S3Url {
  */
 export class S3ConfigError extends Error {
   override name = 'S3ConfigError';
+  readonly code: ErrorCode = 'invalid_storage';
 }
 
 /**
