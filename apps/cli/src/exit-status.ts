@@ -1,32 +1,15 @@
 /**
  * How an error becomes a message and an exit code. Anything the user can act on prints
  * one line; only errors we did not expect (bugs) print a stack trace.
+ *
+ * The exit code is one lookup in the error table of @hoard/errors (docs/errors.md): what
+ * the environment refused first (it may be wrapped in any error), then the error's code,
+ * or for an answer of the media server the code in its JSON error body.
  */
-import { ChunkerParameterError } from '@hoard/chunker';
-import {
-  ArchiveEntryNotFoundError,
-  ArchiveTargetExistsError,
-  BlobCorruptError,
-  describeEnvironmentProblem,
-  environmentAdvice,
-  findEnvironmentError,
-  IntegrityError,
-  isEnvironmentErrno,
-  InvalidJobNameError,
-  InvalidStoreNameError,
-  KeyFileFormatError,
-  ObjectFormatError,
-  ObjectStoreError,
-  RepositoryError,
-  RepositoryNotFoundError,
-  S3ConfigError,
-  SnapshotNotFoundError,
-  StoreScopeError,
-  UnknownStoreError,
-  WrongPassphraseError,
-} from '@hoard/repository';
+import { errorCodeOf, exitCodeOf, isErrorCode, type ErrorCode } from '@hoard/errors';
+import { describeEnvironmentProblem, environmentAdvice, findEnvironmentError, isEnvironmentErrno } from '@hoard/repository';
 import { ServerError, ServerUnreachableError } from '@hoard/protocol';
-import { EXIT_DAMAGED, EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js';
+import { EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 
 export function exitStatus(err: unknown): { code: number; message: string } {
   const message = err instanceof Error ? err.message : String(err);
@@ -34,37 +17,34 @@ export function exitStatus(err: unknown): { code: number; message: string } {
   // to do, whatever wraps it (a failed pack upload is a StoreWriteError around it).
   const environment = environmentProblem(err, message);
   if (environment !== undefined) return { code: EXIT_FAILURE, message: environment };
-  if (err instanceof ServerError) {
-    // The server names what is wrong; 4xx means nothing was done.
-    if (/stored data is damaged/.test(message)) return { code: EXIT_DAMAGED, message: `server: ${message}` };
-    // A refused token or an expired session is a failure of the work, not of the command line.
-    const usage = err.status >= 400 && err.status < 500 && ![401, 403, 410].includes(err.status);
-    return { code: usage ? EXIT_USAGE : EXIT_FAILURE, message: `server: ${message}` };
-  }
-  if (err instanceof ServerUnreachableError || (err instanceof Error && (err.name === 'RunFailedError' || err.name === 'BackupFailedError' || err.name === 'RestoreFailedError' || err.name === 'StoreWriteError'))) return { code: EXIT_FAILURE, message };
-  if (
-    err instanceof UsageError || (err instanceof Error && err.name === 'ServerConfigError') ||
-    err instanceof ChunkerParameterError ||
-    err instanceof InvalidJobNameError ||
-    err instanceof InvalidStoreNameError ||
-    err instanceof RepositoryNotFoundError ||
-    err instanceof SnapshotNotFoundError ||
-    err instanceof ArchiveEntryNotFoundError ||
-    err instanceof ArchiveTargetExistsError ||
-    err instanceof StoreScopeError ||
-    err instanceof UnknownStoreError ||
-    err instanceof S3ConfigError
-  ) {
-    return { code: EXIT_USAGE, message };
-  }
-  if (err instanceof IntegrityError || err instanceof ObjectFormatError || err instanceof BlobCorruptError || (err instanceof Error && (err.name === 'RestoreDamagedError' || err.name === 'GcDamagedError'))) return { code: EXIT_DAMAGED, message };
-  if (err instanceof RepositoryError || err instanceof WrongPassphraseError || err instanceof KeyFileFormatError || err instanceof ObjectStoreError) {
-    return { code: EXIT_FAILURE, message };
-  }
-  const code = (err as NodeJS.ErrnoException)?.code;
-  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return { code: EXIT_FAILURE, message };
+  if (err instanceof ServerError) return { code: serverExitCode(err), message: `server: ${message}` };
+  const code = codeOf(err);
+  if (code !== undefined && code !== 'internal') return { code: exitCodeOf(code), message };
+  // Not ours, and not a bug either: an errno of the CLI's own I/O (EIO, ENOENT...), and
+  // a restore target that failed a write with one (RestoreWriteError keeps the errno); an abort.
+  const errno = (err as NodeJS.ErrnoException | null | undefined)?.code;
+  if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) return { code: EXIT_FAILURE, message };
   if (err instanceof Error && err.name === 'AbortError') return { code: EXIT_FAILURE, message };
   return { code: EXIT_FAILURE, message: `${err instanceof Error ? (err.stack ?? message) : message}\n(this looks like a bug in hoard; please report it with the command you ran)` };
+}
+
+/**
+ * The code of one of our errors. ServerUnreachableError (packages/protocol/src/client.ts)
+ * does not carry its code yet.
+ */
+function codeOf(err: unknown): ErrorCode | undefined {
+  return errorCodeOf(err) ?? (err instanceof ServerUnreachableError ? 'server_unreachable' : undefined);
+}
+
+/**
+ * The exit code for the media server's answer: the `code` of its JSON error body. A
+ * server from before the codes sends none: then its status says it (4xx means nothing was
+ * done, except a refused token and an expired session, which are failures of the work).
+ */
+function serverExitCode(err: ServerError): number {
+  const code = err.body.code;
+  if (isErrorCode(code)) return exitCodeOf(code);
+  return err.status >= 400 && err.status < 500 && ![401, 403, 410].includes(err.status) ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 /**

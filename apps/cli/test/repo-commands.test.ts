@@ -53,7 +53,7 @@ describe('hoard repository commands', () => {
     expect(init.stdout).toMatch(/created repository/);
 
     const again = await hoardCli(['init', '--repo', repo]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(2); // repository_exists: nothing was done
     expect(again.stderr).toMatch(/already holds a hoard repository/);
 
     const image = testData(1, 6 * MiB);
