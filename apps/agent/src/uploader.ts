@@ -80,7 +80,6 @@ export interface UploadResult extends CommitResponse {
 export class BackupFailedError extends Error {
   override readonly name = 'BackupFailedError';
   readonly code = 'work_failed';
-  readonly code = 'work_failed';
 }
 
 interface Totals {
