@@ -1,4 +1,4 @@
-export { MediaServer, type MediaServerOptions } from './media-server.js';
+export { MediaServer, type MediaServerOptions } from './server.js';
 export { hashToken, newToken } from './auth.js';
 export { StoreHub, type StoreReport } from './store-hub.js';
 export type { CapacityReport, JobReport, StoreCapacity } from './capacity-report.js';

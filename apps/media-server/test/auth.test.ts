@@ -108,7 +108,7 @@ describe('tokens', () => {
       ['GET', '/v1/runs', undefined],
       ['GET', '/v1/sessions', undefined],
     ] as const) {
-      expectError(await call(t.url, method, path, { token: a.token, json }), 403, new RegExp(`agent ${a.agent} may not do this: it needs the admin token`));
+      expectError(await call(t.url, method, path, { token: a.token, json }), 403, new RegExp(`agent ${a.agent} may not call ${method} .+: it needs an admin`));
     }
     // Nothing of that happened: b is not revoked, no agent "sneaky", b's job still b's.
     const agents = (await call(t.url, 'GET', '/v1/agents', { token: t.admin })).json.agents as { name: string; revokedAt?: string }[];
@@ -125,8 +125,8 @@ describe('tokens', () => {
   });
 
   it('the admin token on agent-only routes: 403', async () => {
-    expectError(await call(t.url, 'POST', '/v1/agent/hello', { token: t.admin, json: { hostname: 'h', version: '1' } }), 403, /this call is for agents: use an agent token/);
-    expectError(await call(t.url, 'GET', '/v1/agent/work', { token: t.admin }), 403, /for agents/);
+    expectError(await call(t.url, 'POST', '/v1/agent/hello', { token: t.admin, json: { hostname: 'h', version: '1' } }), 403, /a token of role admin may not call POST \/v1\/agent\/hello: it needs an agent token/);
+    expectError(await call(t.url, 'GET', '/v1/agent/work', { token: t.admin }), 403, /it needs an agent token/);
   });
 });
 
@@ -226,11 +226,13 @@ describe('names that could leave the repository', () => {
     for (const path of ['/v1/jobs/..%2Fetc/restore', '/v1/jobs/a%2Fb/restore', '/v1/jobs/%252e%252e/restore', '/v1/jobs/..%5Cetc/restore']) {
       expectError(await rawRequest(t.url, { method: 'GET', path, headers: admin }), 400, JOB_RULE);
     }
-    expectError(await rawRequest(t.url, { method: 'DELETE', path: '/v1/agents/a%2Fb', headers: admin }), 400, /agent name must be 1-63 characters of lower-case letters/);
-    expectError(await rawRequest(t.url, { method: 'DELETE', path: '/v1/agents/..%2F..%2Fcatalog', headers: admin }), 400, /agent name must be/);
-    // Dot segments (plain or %2e) are resolved by URL parsing before routing: they name no route.
-    for (const path of ['/v1/jobs/../etc/restore', '/v1/jobs/%2e%2e/restore', '/v1/jobs/.%2E/restore']) {
-      expectError(await rawRequest(t.url, { method: 'GET', path, headers: admin }), 404, /no route GET/);
+    expectError(await rawRequest(t.url, { method: 'DELETE', path: '/v1/agents/a%2Fb', headers: admin }), 400, /name must be 1-63 characters of lower-case letters/);
+    expectError(await rawRequest(t.url, { method: 'DELETE', path: '/v1/agents/..%2F..%2Fcatalog', headers: admin }), 400, /name must be/);
+    // Dot segments are never resolved: a plain one makes a path no route has, an encoded
+    // one reaches the name check as the name ".." and is refused.
+    expectError(await rawRequest(t.url, { method: 'GET', path: '/v1/jobs/../etc/restore', headers: admin }), 404, /no route GET/);
+    for (const path of ['/v1/jobs/%2e%2e/restore', '/v1/jobs/.%2E/restore']) {
+      expectError(await rawRequest(t.url, { method: 'GET', path, headers: admin }), 400, JOB_RULE);
     }
     // A malformed escape is the client's mistake, not an internal error.
     expectError(await rawRequest(t.url, { method: 'GET', path: '/v1/jobs/%ZZ/restore', headers: admin }), 400, /malformed percent-encoding/);

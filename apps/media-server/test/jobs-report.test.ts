@@ -163,7 +163,7 @@ describe('jobs, history and the report', () => {
     ]);
     expectError(await admin('POST', '/v1/jobs/nope/run', {}), 404, /no job nope/);
     expectError(await admin('POST', `/v1/runs/${run1.id}/cancel`), 409, /is succeeded already; only a queued or running run can be cancelled/);
-    expectError(await admin('POST', `/v1/jobs/${job}/run`, { full: 'yes' }), 400, /full must be true or false/);
+    expectError(await admin('POST', `/v1/jobs/${job}/run`, { full: 'yes' }), 400, /full must be true or false; got "yes"/);
 
     // history: newest first, runs and tasks interleaved
     const history = (await admin('GET', `/v1/jobs/${job}/history`)).json.entries as Record<string, unknown>[];

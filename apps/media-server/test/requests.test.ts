@@ -58,7 +58,7 @@ describe('JSON bodies', () => {
   });
 
   it('JSON of the wrong shape: 400 naming the field', async () => {
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: [] }), 400, /the session request must be a JSON object/);
+    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: [] }), 400, /the request body must be a JSON object; got \[\]/);
     expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: null }), 400, /must be a JSON object/);
     expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), chunking: 'bogus' } }), 400, /chunking must be one of vm-image, db-dump, file; got "bogus"/);
     expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), source: { name: '', kind: 'stream' } } }), 400, /name must be a non-empty string/);
@@ -134,7 +134,7 @@ describe('routes', () => {
   it('a batch number that is not a non-negative integer: 400', async () => {
     const session = await beginSession(t, a.token, a.job);
     for (const seq of ['abc', '-1', '1.5', '1e3x', '9007199254740993']) {
-      expectError(await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/${seq}`, { token: a.token, body: Buffer.alloc(16), contentType: BINARY }), 400, /batch number must be a non-negative integer/);
+      expectError(await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/${seq}`, { token: a.token, body: Buffer.alloc(16), contentType: BINARY }), 400, /seq must be a non-negative integer \(the batch number\)/);
     }
   });
 });

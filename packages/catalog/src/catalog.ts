@@ -27,6 +27,7 @@ import {
 } from './keys.js';
 import type {
   AdminTokenRecord,
+  TokenRole,
   AgentContact,
   AgentRecord,
   JobInput,
@@ -267,19 +268,30 @@ export class Catalog {
 
   // ---------------------------------------------------------------- admin tokens
 
-  /** Adds an admin token hash (several may exist). Adding one that exists returns it. */
-  async setAdminToken(hash: string, options: { label?: string } = {}): Promise<AdminTokenRecord> {
+  /**
+   * Adds an API token hash (several may exist) with its role (default admin). Adding one
+   * that exists returns it unchanged.
+   */
+  async setAdminToken(hash: string, options: { label?: string; role?: TokenRole } = {}): Promise<AdminTokenRecord> {
     const h = v.tokenHash(hash);
     v.optionalText(options.label, 'label');
+    if (options.role !== undefined) v.oneOf(options.role, ['admin', 'operator', 'viewer'] as const, 'role');
     return this.#write(async () => {
       const existing = await this.#get<AdminTokenRecord>(keys.adminToken(h));
       if (existing) return existing;
       await this.#assertTokenFree(h);
       const token: AdminTokenRecord = { hash: h, createdAt: nowIso() };
       if (options.label !== undefined) token.label = options.label;
+      if (options.role !== undefined && options.role !== 'admin') token.role = options.role;
       await this.#db.put(keys.adminToken(h), token);
       return token;
     });
+  }
+
+  /** The API token of this hash, if there is one. */
+  async getAdminToken(hash: string): Promise<AdminTokenRecord | undefined> {
+    this.#check();
+    return this.#get<AdminTokenRecord>(keys.adminToken(v.tokenHash(hash)));
   }
 
   async isAdminTokenHash(hash: string): Promise<boolean> {

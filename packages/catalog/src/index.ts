@@ -34,5 +34,6 @@ export type {
   TaskQuery,
   TaskRecord,
   TaskState,
+  TokenRole,
 } from './records.js';
 export { AGENT_NAME_RULE, JOB_NAME_RULE } from './validate.js';

@@ -25,12 +25,18 @@ export interface AgentContact {
   version?: string;
 }
 
+/** What an API token (not an agent's) may do: docs/operations.md, "Roles". */
+export type TokenRole = 'admin' | 'operator' | 'viewer';
+
+/** An API token for people and scripts (agents have their own, on AgentRecord). */
 export interface AdminTokenRecord {
-  /** Lowercase hex SHA-256 of the admin token. */
+  /** Lowercase hex SHA-256 of the token: the token itself is never stored. */
   hash: string;
   createdAt: string;
   /** Free text to tell tokens apart ("alice's laptop"). */
   label?: string;
+  /** Absent on tokens made before roles existed: those are admin tokens. */
+  role?: TokenRole;
 }
 
 /** A backup job definition. */

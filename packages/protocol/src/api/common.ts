@@ -7,8 +7,8 @@ import { Type, type Static } from '@sinclair/typebox';
 export const JOB_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 export const AGENT_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
 
-export const JobName = Type.String({ pattern: JOB_NAME_PATTERN, description: "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit" });
-export const AgentName = Type.String({ pattern: AGENT_NAME_PATTERN, description: "1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit" });
+export const JobName = Type.String({ pattern: JOB_NAME_PATTERN, description: "1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit" });
+export const AgentName = Type.String({ pattern: AGENT_NAME_PATTERN, description: "1-63 characters of lower-case letters, digits, '.', '_' or '-', starting with a letter or digit" });
 export const PolicyName = Type.String({ minLength: 1, maxLength: 128 });
 export const RecordId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
 export const SnapshotId = Type.String({ pattern: '^[0-9a-f]{16}$', description: 'a snapshot id: 16 hex digits' });
@@ -16,8 +16,8 @@ export const SnapshotId = Type.String({ pattern: '^[0-9a-f]{16}$', description: 
 export const IsoTime = Type.String({ description: 'an ISO-8601 time' });
 /** A time a client gives: ISO-8601 (a date alone means its midnight UTC). */
 export const READ_TIME = Type.String({ minLength: 4, maxLength: 64, description: 'an ISO-8601 time' });
-export const Count = Type.Integer({ minimum: 0 });
-export const Bytes = Type.Integer({ minimum: 0, description: 'bytes' });
+export const Count = Type.Integer({ minimum: 0, description: 'a whole number (0 or more)' });
+export const Bytes = Type.Integer({ minimum: 0, description: 'a number of bytes (0 or more)' });
 
 /**
  * The stat of an image file (docs/format.md, manifest `sourceStat`): size in bytes,

@@ -75,7 +75,7 @@ export const CommitRequest = Type.Object({
   batches: Count,
   chunks: Count,
   logicalBytes: Bytes,
-  streamHash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BLAKE3-256, lower-case hex' }),
+  streamHash: Type.String({ pattern: '^[0-9a-f]{64}$', description: '64 lower-case hex digits (BLAKE3-256)' }),
   streamHashOver: optional(Type.Literal('chunks')),
   bytesRead: Bytes,
   startedAt: Type.String({ minLength: 1, maxLength: 40 }),

@@ -427,7 +427,7 @@ export const listSessions = defineRoute({
   reply: Type.Object({ sessions: Type.Array(R.SessionRecord) }),
 });
 
-const SessionParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{32}$' }) });
+const SessionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128, description: 'a session id' }) });
 
 export const queryMissing = defineRoute({
   id: 'queryMissing',
@@ -448,7 +448,7 @@ export const uploadBatch = defineRoute({
   access: ['agent', 'admin'],
   tag: 'sessions',
   summary: 'Upload batch SEQ: chunk references and the blobs the store lacks (binary, streamed)',
-  params: Type.Object({ id: SessionParams.properties.id, seq: Type.Integer({ minimum: 0 }) }),
+  params: Type.Object({ id: SessionParams.properties.id, seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'a non-negative integer (the batch number)' }) }),
   bodyPayload: 'binary',
   reply: R.BatchResponse,
 });

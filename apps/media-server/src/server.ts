@@ -1,0 +1,217 @@
+/**
+ * The media server: an HTTP API (routes/, declared in @hoard/protocol's api contracts) in
+ * front of one repository.
+ *
+ * It owns the fingerprint stores (indexes in memory, one shared writer per store), the
+ * backup sessions, the runs handed to agents, and the catalog (a cache of the bucket plus
+ * the history only the server knows). It never connects to an agent: agents poll. This
+ * class holds that state and its lifecycle; each route module handles one concern.
+ */
+import { Catalog, type SnapshotRecord } from '@hoard/catalog';
+import { parseSchedule, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
+import type { Repository, SnapshotInfo } from '@hoard/repository';
+import { pino, type Logger } from 'pino';
+import { Authenticator, hashToken, newToken } from './auth.js';
+import { Api } from './http/api.js';
+import { MaintenanceScheduler } from './maintenance-scheduler.js';
+import { Maintenance } from './maintenance.js';
+import { ServerMetrics } from './metrics.js';
+import { PolicyScheduler, policyJobs, type SchedulerClock } from './policy-scheduler.js';
+import { registerRoutes } from './routes/index.js';
+import { RunBoard } from './run-board.js';
+import { RunLeases } from './run-leases.js';
+import { SessionRegistry } from './session-registry.js';
+import { StoreHub } from './store-hub.js';
+
+export interface MediaServerOptions {
+  repo: Repository;
+  /** Directory of the LevelDB catalog. */
+  catalogDir: string;
+  /** Default 127.0.0.1:8420; port 0 picks a free port. */
+  host?: string;
+  port?: number;
+  tls?: { certFile: string; keyFile: string };
+  /** Idle time after which a backup session expires (default 10 minutes). */
+  sessionIdleMs?: number;
+  /**
+   * A store's open pack is sealed and uploaded when no blob was added to it for this long
+   * (default 5 s), so what an agent that went away uploaded becomes durable for its retry.
+   */
+  sealIdleMs?: number;
+  /** Decode uploaded blobs and check their fingerprints (default true). */
+  verifyUploads?: boolean;
+  /** Batch limits announced to agents. */
+  batchChunks?: number;
+  batchBytes?: number;
+  logger?: Logger;
+  /** pino level when no logger is given (default info). */
+  logLevel?: string;
+  /** Run the policies' schedules (default true). */
+  scheduler?: boolean;
+  /** Repository quota for `hoard report`'s fill date when the request names none (bytes). */
+  quotaBytes?: number;
+  /** Run once at start what was missed while the server was down (default true). */
+  catchUpMissedRuns?: boolean;
+  /** The scheduler's clock (tests). */
+  clock?: SchedulerClock;
+  /**
+   * When the server collects garbage: a cron expression or calendar word (default
+   * `30 4 * * *`, daily at 04:30), or null for never (then run `hoard gc --server`).
+   */
+  gcSchedule?: string | null;
+  /** Time zone of gcSchedule (default UTC). */
+  gcTimeZone?: string;
+  /** Grace period of scheduled GC runs (default 24 h). */
+  gcGraceMs?: number;
+  /**
+   * How long a claimed run lives without its agent renewing its lease (default 60 s); the
+   * agent renews every quarter of it. docs/protocol.md, "Leases".
+   */
+  runLeaseMs?: number;
+  /** How often passed leases are looked for (default a quarter of the lease, 0.1-5 s). */
+  runLeaseCheckMs?: number;
+}
+
+const DEFAULT_PORT = 8420;
+/** The version in the OpenAPI document and `hoard --version`. */
+const VERSION = '0.1.0';
+
+export class MediaServer {
+  readonly stores: StoreHub;
+  readonly runs: RunBoard;
+  readonly leases: RunLeases;
+  readonly scheduler: PolicyScheduler;
+  readonly maintenance: Maintenance;
+  readonly maintenanceScheduler: MaintenanceScheduler;
+  readonly metrics: ServerMetrics;
+  readonly sessions: SessionRegistry;
+  readonly auth: Authenticator;
+  readonly log: Logger;
+  /** Aborted when the server stops: long polls answer at once. */
+  readonly polls = new AbortController();
+  /** Prunes started after runs finished, not awaited by the agent's request. */
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly expiry: NodeJS.Timeout;
+  private api: Api | undefined;
+  url = '';
+
+  private constructor(
+    readonly repo: Repository,
+    readonly catalog: Catalog,
+    readonly options: MediaServerOptions,
+  ) {
+    this.log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { service: 'hoard-server' } });
+    this.stores = new StoreHub(repo, { sealIdleMs: options.sealIdleMs });
+    this.runs = new RunBoard(catalog, { leaseMs: options.runLeaseMs });
+    // A run the server ended (lease passed, session expired, restart) is retried by the
+    // policy's rules like a run its agent reported failed.
+    this.leases = new RunLeases(catalog, this.runs, { checkMs: options.runLeaseCheckMs, log: this.log, onEnded: (run) => this.scheduler.runFinished(run) });
+    this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
+    this.maintenance = new Maintenance(repo, catalog, this.stores, () => this.now(), this.log);
+    const gcSchedule = options.gcSchedule === null ? null : parseSchedule(options.gcSchedule ?? '30 4 * * *', options.gcTimeZone ?? 'UTC');
+    this.maintenanceScheduler = new MaintenanceScheduler(catalog, this.maintenance, { clock: options.clock ?? { now: () => Date.now() }, gcSchedule, gcGraceMs: options.gcGraceMs, log: this.log });
+    this.auth = new Authenticator(catalog);
+    this.metrics = new ServerMetrics(this.stores, () => this.sessions.running);
+    this.sessions = new SessionRegistry(catalog, this.leases, this.metrics, this.log, options.sessionIdleMs ?? 10 * 60_000);
+    this.expiry = setInterval(() => void this.sessions.expireIdle(), Math.min(5_000, this.sessions.idleMs));
+    this.expiry.unref();
+  }
+
+  /**
+   * Opens the catalog, loads every fingerprint store's index, rebuilds the snapshot list
+   * from the bucket (the catalog is a cache: invariant 3, docs/design.md) and starts
+   * listening. Returns the admin token when this start created the first one.
+   */
+  static async start(options: MediaServerOptions): Promise<{ server: MediaServer; adminToken?: string }> {
+    const catalog = await Catalog.open(options.catalogDir);
+    let server: MediaServer | undefined;
+    try {
+      server = new MediaServer(options.repo, catalog, options);
+      // Before anyone can connect: what a previous process left running is over.
+      await server.leases.reapAtStart();
+      await server.stores.loadAll();
+      await server.rebuildSnapshots();
+      let adminToken: string | undefined;
+      if ((await catalog.listAdminTokens()).length === 0) {
+        adminToken = newToken('admin');
+        await catalog.setAdminToken(hashToken(adminToken), { label: 'created at first start' });
+      }
+      server.api = await Api.create({ auth: server.auth, metrics: server.metrics, log: server.log, tls: options.tls, version: VERSION });
+      registerRoutes(server.api, server);
+      server.url = await server.api.listen(options.host ?? '127.0.0.1', options.port ?? DEFAULT_PORT);
+      server.log.info({ url: server.url, repository: server.repo.location }, 'media server listening');
+      server.leases.start();
+      if (options.scheduler !== false) {
+        server.scheduler.start();
+        server.maintenanceScheduler.start();
+      }
+      return { server, adminToken };
+    } catch (err) {
+      if (server) await server.close().catch(() => undefined);
+      else await catalog.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get stopping(): boolean {
+    return this.polls.signal.aborted;
+  }
+
+  async close(): Promise<void> {
+    this.leases.stop();
+    this.scheduler.stop();
+    this.maintenanceScheduler.stop();
+    await this.settled();
+    clearInterval(this.expiry);
+    this.polls.abort();
+    this.runs.close();
+    if (this.api) await this.api.close();
+    await this.stores.close();
+    await this.catalog.close();
+  }
+
+  /** Replaces the catalog's snapshot list with what the bucket holds. */
+  async rebuildSnapshots(): Promise<number> {
+    const all = await this.repo.snapshots(undefined, { onDamaged: (key, error) => this.log.warn({ key, error: error.message }, 'damaged snapshot manifest skipped') });
+    await this.catalog.replaceSnapshots(undefined, all.map(snapshotRecord));
+    return all.length;
+  }
+
+  /** The scheduler's clock, so what `policy show` lists is what the scheduler will do. */
+  now(): Date {
+    return new Date(this.options.clock?.now() ?? Date.now());
+  }
+
+  /** Every stored policy that validates (the scheduler logs the others). */
+  async policies(): Promise<Policy[]> {
+    const out: Policy[] = [];
+    for (const record of await this.catalog.listPolicies()) {
+      try {
+        out.push(validatePolicy(record.document));
+      } catch {
+        // reported by the scheduler
+      }
+    }
+    return out;
+  }
+
+  /** After a successful run of a policy's job: prune that job by the policy's retention. */
+  afterRun(run: RunView): void {
+    const work = (async () => {
+      const policy = (await this.policies()).find((p) => policyJobs(p).includes(run.job));
+      const done = await this.maintenanceScheduler.afterRun(run, policy);
+      if (done && !done.ok) this.log.warn({ job: run.job, error: done.error }, 'prune after the run failed');
+    })().catch((err: unknown) => this.log.warn({ job: run.job, error: (err as Error).message }, 'prune after the run failed'));
+    this.background.add(work);
+    void work.finally(() => this.background.delete(work));
+  }
+
+  /** Waits for work started in the background (prunes after runs). */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+}
+
+export function snapshotRecord(s: SnapshotInfo): SnapshotRecord {
+  return { job: s.meta.job, id: s.id, key: s.key, source: s.meta.source, startedAt: s.meta.startedAt, finishedAt: s.meta.finishedAt, logicalBytes: s.meta.logicalBytes, store: s.meta.store };
+}
