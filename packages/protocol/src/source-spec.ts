@@ -284,6 +284,14 @@ function redactUrlPassword(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#]*@/i, (_, head: string) => `${head}:***@`);
 }
 
+/**
+ * A source spec as people may see it (lists, history, run views): the password of a
+ * database URL replaced by `***`. Only agents get the spec whole, in the run they execute.
+ */
+export function redactSourceSpec(text: string): string {
+  return redactLoose(text);
+}
+
 /** Redacts what looks like a URL password, for error messages about unparsable input. */
 function redactLoose(text: string): string {
   return text.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^@]*@/i, (_, head: string) => `${head}:***@`);

@@ -61,13 +61,19 @@ export function errorBody(e: DescribedError): Record<string, unknown> {
 export function validationMessage(context: string, errors: readonly { instancePath: string; message?: string; params?: Record<string, unknown>; keyword: string; parentSchema?: { description?: string; properties?: Record<string, { description?: string }> } }[], value: unknown): string {
   const first = errors[0];
   if (!first) return `${context} is not valid`;
-  const path = first.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  // `/targets/0/ok` is written as the user would: `targets[0].ok`.
+  const path = first.instancePath
+    .split('/')
+    .slice(1)
+    .map((k) => (/^\d+$/.test(k) ? `[${k}]` : `.${k}`))
+    .join('')
+    .replace(/^\./, '');
   if (first.keyword === 'required') {
     const missing = String(first.params?.missingProperty);
     const rule = first.parentSchema?.properties?.[missing]?.description;
     return `${path ? `${path}.` : ''}${missing} ${rule !== undefined ? `must be ${rule}` : 'is required'}${context === 'body' ? '' : ` (in the ${context})`}; got nothing`;
   }
-  const got = path === '' ? value : path.split('.').reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), value);
+  const got = first.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), value);
   const field = path === '' ? (context === 'body' ? 'the request body' : `the ${context}`) : path;
   // A union of literals fails once per literal: name them all.
   const literals = errors.filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath).map((e) => String(e.params?.allowedValue));

@@ -7,6 +7,7 @@ import { queueRestoreRun } from '../restore-runs.js';
 import { checkFinishReport } from '../run-results.js';
 import type { MediaServer } from '../server.js';
 import { requireAgent } from './agents.js';
+import { jobForPeople, runForPeople } from './redact.js';
 
 export function runRoutes(api: Api, server: MediaServer): void {
   const { catalog, runs, log } = server;
@@ -16,7 +17,7 @@ export function runRoutes(api: Api, server: MediaServer): void {
     if (body.restore) {
       const queued = await queueRestoreRun(catalog, server.repo, runs, body);
       log.info({ run: queued.id, agent: body.agent, job: body.job, snapshot: queued.restore?.snapshot, path: queued.restore?.path }, 'restore run queued');
-      return queued;
+      return runForPeople(queued);
     }
     // Operators restore; what an agent backs up and where is an admin's decision.
     if (who.kind !== 'admin') throw new RequestError('forbidden', `a token of role ${who.kind} may queue restore runs only; backup runs of new sources need an admin token (\`hoard job run\` runs an existing job)`);
@@ -28,18 +29,18 @@ export function runRoutes(api: Api, server: MediaServer): void {
     await catalog.putJob({ name: body.job, agent: body.agent, sources: body.sources, store: body.store ?? existing?.store });
     const run = await runs.create(body.agent, body.job, body.sources, body.hooks, body.full, undefined, { manual: true }, { bandwidth: body.bandwidth });
     log.info({ run: run.id, agent: body.agent, job: body.job }, 'run queued');
-    return run;
+    return runForPeople(run);
   });
 
   api.json(R.listRuns, async ({ query }) => {
     const list = await catalog.listRuns({ agent: query.agent, newestFirst: true, limit: 100 });
-    return { runs: await Promise.all(list.map((r) => runs.view(r.id))) };
+    return { runs: (await Promise.all(list.map((r) => runs.view(r.id)))).map((run) => runForPeople(run)) };
   });
 
   api.json(R.getRun, async ({ params, query, who, raw, res }) => {
     const run = await runs.get(params.id);
     if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError('forbidden', `run ${params.id} belongs to agent ${run.agent}`);
-    return runs.waitFinished(params.id, pollWait(query.wait), abortOnClose(raw, res, server.polls.signal));
+    return runForPeople(await runs.waitFinished(params.id, pollWait(query.wait), abortOnClose(raw, res, server.polls.signal)), who);
   });
 
   api.json(R.runProgress, async ({ params, body, who }) => {
@@ -67,16 +68,16 @@ export function runRoutes(api: Api, server: MediaServer): void {
   api.json(R.cancelRun, async ({ params }) => {
     const view = await runs.cancel(params.id, (run) => server.leases.describeSilence(run));
     log.info({ run: params.id, state: view.state, error: view.error }, view.state === 'cancelled' ? 'run cancelled' : 'run asked to stop');
-    return view;
+    return runForPeople(view);
   });
 
   // The catalog keeps states and kinds as plain strings; they are the schema's enums.
-  api.json(R.listJobs, async () => ({ jobs: (await listJobSummaries(catalog, server.now())) as JobSummary[] }));
+  api.json(R.listJobs, async () => ({ jobs: ((await listJobSummaries(catalog, server.now())) as JobSummary[]).map(jobForPeople) }));
 
   api.json(R.runJob, async ({ params, body }) => {
     const run = await queueJobRun(catalog, runs, params.job, body?.full === true);
     log.info({ run: run.id, agent: run.agent, job: params.job }, 'run queued');
-    return run;
+    return runForPeople(run);
   });
 
   api.json(R.jobHistory, async ({ params, query }) => {

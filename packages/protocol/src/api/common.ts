@@ -16,7 +16,7 @@ export const SnapshotId = Type.String({ pattern: '^[0-9a-f]{16}$', description: 
 export const IsoTime = Type.String({ description: 'an ISO-8601 time' });
 /** A time a client gives: ISO-8601 (a date alone means its midnight UTC). */
 export const READ_TIME = Type.String({ minLength: 4, maxLength: 64, description: 'an ISO-8601 time' });
-export const Count = Type.Integer({ minimum: 0, description: 'a whole number (0 or more)' });
+export const Count = Type.Integer({ minimum: 0, description: 'a non-negative integer' });
 export const Bytes = Type.Integer({ minimum: 0, description: 'a number of bytes (0 or more)' });
 
 /**
