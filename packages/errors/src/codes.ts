@@ -84,6 +84,7 @@ export const ERROR_CODES = {
   passphrase_required: { status: 401, exit: 'failure', meaning: 'the repository is encrypted and no passphrase was given' },
   key_file_invalid: { status: 500, exit: 'failure', meaning: 'a key file is of an unsupported version or has invalid fields, or the passphrase for a new one is empty' },
   server_unreachable: { status: 502, exit: 'failure', meaning: 'no answer from the media server (refused, reset, DNS, TLS)' },
+  bad_answer: { status: 502, exit: 'failure', meaning: 'the server answered with something this client cannot read (client and server of different versions?)' },
   server_stopping: { status: 503, exit: 'failure', meaning: 'the media server is shutting down; retry against the new process' },
   // --- sources and the programs they run (the agent's, or the hoard command's own) --------
   source_not_found: { status: 404, exit: 'usage', meaning: 'the path, device, libvirt domain or disk image a source names does not exist' },

@@ -6,6 +6,8 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { MAX_CHUNK_SIZE } from '@hoard/chunker';
+import type { ErrorCode } from '@hoard/errors';
+import { apiMethods, type ApiMethods } from './api/methods.js';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, REF_BYTES, WireFormatError, decodeRefs, type WireRef } from './wire.js';
 import { CONTENT_TYPE_RESTORE_FRAMES, readRestoreFrames, RestoreStreamError, type RestoreEnd, type RestoreFrame } from './restore-frames.js';
 import {
@@ -39,6 +41,13 @@ export class ServerError extends Error {
 /** No answer: connection refused or reset, DNS, TLS. */
 export class ServerUnreachableError extends Error {
   override readonly name = 'ServerUnreachableError';
+  readonly code: ErrorCode = 'server_unreachable';
+}
+
+/** The server's answer is not what this client can read (a server of another version?). */
+export class AnswerFormatError extends WireFormatError {
+  override readonly name = 'AnswerFormatError';
+  override readonly code: ErrorCode = 'bad_answer';
 }
 
 export interface ClientOptions {
@@ -63,6 +72,9 @@ export class HoardClient {
     this.base = url.origin;
     this.uploadAgent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   }
+
+  /** One method per JSON route of the API, typed from its contract (api/methods.ts). */
+  readonly api: ApiMethods = apiMethods((route, path, body, signal) => this.json(route.method, path, body, signal));
 
   get token(): string {
     return this.options.token;
@@ -93,7 +105,8 @@ export class HoardClient {
       } catch {
         // not JSON: keep the status alone
       }
-      const message = typeof parsed.error === 'string' ? parsed.error : `HTTP ${res.status} ${res.statusText}`;
+      // `message` since error codes; `error` from servers before them.
+      const message = typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : `HTTP ${res.status} ${res.statusText}`;
       throw new ServerError(res.status, message, parsed);
     }
     return res;
@@ -142,7 +155,7 @@ export class HoardClient {
   // --- agent calls -----------------------------------------------------------------------
 
   hello(info: { hostname: string; version: string }): Promise<{ agent: string }> {
-    return this.json('POST', '/v1/agent/hello', info);
+    return this.api.agentHello({ body: info });
   }
 
   /**
@@ -151,26 +164,25 @@ export class HoardClient {
    * once (a restarted agent no longer has them) instead of waiting for their leases.
    */
   work(waitSeconds: number, signal?: AbortSignal, holding?: readonly string[]): Promise<RunView | undefined> {
-    const held = holding === undefined ? '' : `&holding=${holding.map(encodeURIComponent).join(',')}`;
-    return this.json('GET', `/v1/agent/work?wait=${waitSeconds}${held}`, undefined, signal);
+    return this.api.agentWork({ query: { wait: waitSeconds, holding: holding?.join(',') }, signal }) as Promise<RunView | undefined>;
   }
 
   /** Renews the lease of a running run; the answer's `cancel` asks the agent to stop it. */
   renewLease(run: string, signal?: AbortSignal): Promise<RunLeaseAnswer> {
-    return this.json('POST', `/v1/runs/${encodeURIComponent(run)}/lease`, {}, signal);
+    return this.api.renewLease({ params: { id: run }, body: {}, signal });
   }
 
   /** Reports progress; the answer's `cancel` asks the agent to stop the run. */
   runProgress(run: string, progress: RunProgress): Promise<RunProgressAnswer> {
-    return this.json('POST', `/v1/runs/${encodeURIComponent(run)}/progress`, progress);
+    return this.api.runProgress({ params: { id: run }, body: progress });
   }
 
   finishRun(run: string, report: FinishRunRequest): Promise<RunView> {
-    return this.json('POST', `/v1/runs/${encodeURIComponent(run)}/finish`, report);
+    return this.api.finishRun({ params: { id: run }, body: report });
   }
 
   beginSession(request: BeginSessionRequest): Promise<BeginSessionResponse> {
-    return this.json('POST', '/v1/sessions', request);
+    return this.api.beginSession({ body: request });
   }
 
   async missing(session: string, fingerprints: Uint8Array): Promise<Uint8Array> {
@@ -237,7 +249,7 @@ export class HoardClient {
   }
 
   commit(session: string, request: CommitRequest): Promise<CommitResponse> {
-    return this.json('POST', `/v1/sessions/${session}/commit`, request);
+    return this.api.commitSession({ params: { id: session }, body: request });
   }
 
   /**
@@ -247,7 +259,7 @@ export class HoardClient {
   async snapshotChunks(job: string, id: string, offset: number, length: number, signal?: AbortSignal): Promise<{ first: number; refs: WireRef[] }> {
     const res = await this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/snapshots/${encodeURIComponent(id)}/chunks?offset=${offset}&length=${length}`, { signal });
     const body = new Uint8Array(await res.arrayBuffer());
-    if (body.length % REF_BYTES !== 0) throw new WireFormatError(`chunk list answer of ${body.length} bytes is not a whole number of ${REF_BYTES}-byte references`);
+    if (body.length % REF_BYTES !== 0) throw new AnswerFormatError(`chunk list answer of ${body.length} bytes is not a whole number of ${REF_BYTES}-byte references`);
     return { first: Number(res.headers.get('x-hoard-first-offset') ?? offset), refs: decodeRefs(body, body.length / REF_BYTES, MAX_CHUNK_SIZE) };
   }
 
@@ -278,7 +290,7 @@ export class HoardClient {
     const res = await this.download(`/v1/jobs/${encodeURIComponent(job)}/restore?${q}`, signal);
     if (res.headers['content-type'] !== CONTENT_TYPE_RESTORE_FRAMES) {
       res.destroy();
-      throw new WireFormatError(`the server answered a framed restore with ${res.headers['content-type']} (a media server older than this client?)`);
+      throw new AnswerFormatError(`the server answered a framed restore with ${res.headers['content-type']} (a media server older than this client?)`);
     }
     let received = 0;
     let end: RestoreEnd;
@@ -297,7 +309,7 @@ export class HoardClient {
       if (err instanceof RestoreStreamError) throw err;
       throw new ServerUnreachableError(`reading ${length} bytes at ${offset} of snapshot ${id} of job ${job} broke off after ${received}: ${(err as Error).message}`);
     }
-    if (received !== length || end.bytes !== length) throw new WireFormatError(`restore of ${length} bytes at ${offset} of snapshot ${id} of job ${job}: got ${received}, the server counted ${end.bytes}`);
+    if (received !== length || end.bytes !== length) throw new AnswerFormatError(`restore of ${length} bytes at ${offset} of snapshot ${id} of job ${job}: got ${received}, the server counted ${end.bytes}`);
     return end;
   }
 
@@ -313,6 +325,6 @@ export class HoardClient {
   }
 
   abortSession(session: string): Promise<unknown> {
-    return this.json('DELETE', `/v1/sessions/${session}`);
+    return this.api.abortSession({ params: { id: session } });
   }
 }

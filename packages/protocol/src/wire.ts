@@ -28,7 +28,7 @@ export const CONTENT_TYPE_BINARY = 'application/octet-stream';
 
 /** A bad request body or frame; the server answers 400 with this message. */
 export class WireFormatError extends Error {
-  override readonly name = 'WireFormatError';
+  override readonly name: string = 'WireFormatError';
   readonly code: ErrorCode = 'invalid_request';
 }
 

@@ -3,3 +3,4 @@ export * from './common.js';
 export * from './routes.js';
 export * as replySchemas from './replies.js';
 export * from './requests.js';
+export * from './methods.js';
