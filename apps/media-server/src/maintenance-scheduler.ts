@@ -82,6 +82,11 @@ export class MaintenanceScheduler {
    */
   async afterRun(run: RunView, policy: Policy | undefined): Promise<MaintenanceDone | undefined> {
     if (run.state !== 'succeeded' || policy === undefined) return undefined;
+    // Retention runs on the policy's schedule, not after a run someone started by hand (or
+    // a restore run): like restic and PBS, which prune only on a schedule or when asked.
+    // A manual run between two scheduled ones would otherwise make that day's earlier
+    // snapshot go without anyone asking; the next scheduled run's prune applies the rules.
+    if (run.manual || run.restore) return undefined;
     try {
       const results = await this.maintenance.prunePolicy(policy, { jobs: [run.job] });
       return results.length > 0 ? { kind: 'prune', job: run.job, policy: policy.name, ok: true } : undefined;

@@ -217,6 +217,8 @@ export class RunBoard {
           full: result.full,
           restore: result.restore,
           ...(result.manual ? { manual: true } : {}),
+          // What the run was limited to stays part of its record.
+          ...(result.bandwidth ? { bandwidth: result.bandwidth } : {}),
           ...(result.cancelRequestedAt ? { cancelRequestedAt: result.cancelRequestedAt } : {}),
         },
       };
@@ -285,6 +287,7 @@ function view(run: RunRecord): RunView {
     state: run.state,
     hooks: result.hooks,
     ...(result.full ? { full: true } : {}),
+    ...(result.manual ? { manual: true } : {}),
     ...(result.bandwidth ? { bandwidth: result.bandwidth } : {}),
     ...(result.restore ? { restore: result.restore } : {}),
     createdAt: run.createdAt,

@@ -228,4 +228,25 @@ describe('policy limits', () => {
     expect(runs.filter((r) => r.state === 'running')).toHaveLength(1);
     expect(runs.filter((r) => r.state === 'queued')).toHaveLength(2);
   });
+
+  it('prunes after a scheduled run, never after a manual one (docs/policies.md, "When retention is applied")', async () => {
+    const agent = await addAgent(t);
+    expect((await apply(policyYaml(agent.name, 'pruned'))).status).toBe(200);
+    await t.server.scheduler.tick();
+    now = Date.parse('2026-11-02T01:00:00Z');
+    expect(await t.server.scheduler.tick()).toHaveLength(1);
+    const [scheduled] = await finishQueued(agent.token, 'succeeded');
+    expect(scheduled!.manual).toBeUndefined();
+    await t.server.settled();
+    const prunes = async () => (await t.server.catalog.listTasks({ kind: 'prune' })).length;
+    const afterScheduled = await prunes();
+    expect(afterScheduled).toBeGreaterThan(0);
+
+    const queued = await call(t.url, 'POST', `/v1/jobs/${scheduled!.job}/run`, { token: t.admin, json: {} });
+    expect(queued.status, JSON.stringify(queued.json)).toBe(201);
+    const [manual] = await finishQueued(agent.token, 'succeeded');
+    expect(manual!.manual).toBe(true);
+    await t.server.settled();
+    expect(await prunes()).toBe(afterScheduled);
+  });
 });

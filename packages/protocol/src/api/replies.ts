@@ -271,6 +271,7 @@ export const RunView = record(
     error: optional(Text),
     targets: Type.Array(TargetResult, { description: 'empty until the run finished' }),
     discovered: Type.Array(Type.String(), { description: 'targets this job had never backed up before this run (e.g. a new VM)' }),
+    manual: optional(Type.Boolean({ description: 'sent only as true: started by hand (hoard run, hoard job run), not by a schedule; manual runs do not prune' })),
     progress: optional(RunProgressView),
     cancelRequestedAt: optional(IsoTime),
     leaseExpiresAt: optional(IsoTime),
