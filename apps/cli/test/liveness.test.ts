@@ -75,7 +75,9 @@ class Deployment {
 
   async startServer(): Promise<void> {
     const config = join(this.dir, 'server.json');
-    await writeFile(config, JSON.stringify({ runLeaseSeconds: 2, sessionIdleSeconds: 600 }));
+    // 6 s: long enough that `hoard job cancel` (a CLI start, 3-4 s on a loaded 2-core
+    // machine) lands while a killed agent's lease still runs, short enough to wait out.
+    await writeFile(config, JSON.stringify({ runLeaseSeconds: 6, sessionIdleSeconds: 600 }));
     const child = spawn(process.execPath, [hoard, 'server', 'start', '--config', config, '--storage', `fs:${join(this.dir, 'repo')}`, '--data', join(this.dir, 'data'), '--listen', `127.0.0.1:${this.port}`, '--log-level', 'warn'], {
       env: { ...process.env, HOARD_PASSPHRASE: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -171,7 +173,7 @@ describe('a killed agent and a killed server free what they held', () => {
     const next = await d.queue('a0', 'quick', 'cmd:echo hello');
     const failed = await d.ended(run.id);
     expect(failed.state).toBe('failed');
-    expect(failed.error).toMatch(/^agent a0 stopped renewing its lease at \S+ \(lease of 2 s, expired at \S+\); agent last seen \S+$/);
+    expect(failed.error).toMatch(/^agent a0 stopped renewing its lease at \S+ \(lease of 6 s, expired at \S+\); agent last seen \S+$/);
     // The agent comes back: its slot is free and the queued run goes.
     await d.startAgent(token);
     const done = await d.ended(next.id);
