@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_DAMAGED, EXIT_USAGE } from './errors.js';
 import { serverOption, tokenFileOption, tokenOption } from './server-client.js';
+import { registerAgentRotate, registerTokenCommands } from './token-commands.js';
 
 /*
  * Commands load their modules when they run, not at start: the restore path must not pay
@@ -322,6 +323,7 @@ agent
   .addOption(tokenFileOption())
   .option('--json', 'print a JSON array')
   .action((opts) => runAgentList(opts, out));
+registerAgentRotate(agent, out);
 agent
   .command('start')
   .description('run the agent daemon: take runs from the server and send only what it lacks')
@@ -331,6 +333,8 @@ agent
   .option('--log-level <level>', 'info, warn or error (default info); JSON lines on stderr')
   .addHelpText('after', '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExample:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n')
   .action((opts) => runAgentStart(opts, out));
+
+registerTokenCommands(program, out);
 
 const policy = program.command('policy').description('backup policies on the server: sources, schedules, retention (docs/policies.md)');
 for (const [mode, what] of [
