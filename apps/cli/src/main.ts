@@ -351,6 +351,7 @@ for (const [mode, what] of [
     .addOption(tokenFileOption())
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nEvery field is checked; all problems are listed with their line, and nothing is stored\nunless the whole file is valid.\n\nExample:\n  hoard policy apply -f /etc/hoard/policies/vms.yaml\n')
+    .option('--dry-run', 'check the file and print what would change (created, updated, unchanged); store nothing')
     .action((opts) => runPolicyWrite(mode, opts, out));
 }
 policy

@@ -8,6 +8,7 @@ import type { ErrorCode } from '@hoard/errors';
 import { ServerError } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
+import { printPolicyChanges, type PolicyChanges } from './policy-changes.js';
 import { renderTable } from '../table.js';
 import { localTime } from './snapshots.js';
 
@@ -43,12 +44,12 @@ async function readPolicyFile(file: string | undefined): Promise<{ text: string;
   return { text, format: file.endsWith('.json') ? 'json' : undefined, name: file };
 }
 
-export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptions & { file?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptions & { file?: string; json?: boolean; dryRun?: boolean }, out: (line: string) => void): Promise<void> {
   const { text, format, name } = await readPolicyFile(options.file);
   const client = await serverClient(options);
-  let result: { policies: { name: string; action: string }[] };
+  let result: PolicyChanges;
   try {
-    result = await client.json('POST', '/v1/policies', { document: text, format, mode, file: name });
+    result = await client.json('POST', '/v1/policies', { document: text, format, mode, file: name, ...(options.dryRun ? { dryRun: true } : {}) });
   } catch (err) {
     const problems = err instanceof ServerError ? (err.body.problems as { path: string; message: string; line?: number }[] | undefined) : undefined;
     if (problems && problems.length > 0) {
@@ -56,8 +57,7 @@ export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptio
     }
     throw err;
   }
-  if (options.json) return out(JSON.stringify(result));
-  for (const p of result.policies) out(`policy ${p.name} ${p.action}`);
+  printPolicyChanges(result, { dryRun: options.dryRun === true, json: options.json === true, file: name }, out);
 }
 
 export async function runPolicyList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
