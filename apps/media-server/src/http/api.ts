@@ -125,7 +125,7 @@ export class Api {
     });
     await app.register(fastifySwagger, {
       openapi: {
-        openapi: '3.0.3',
+        openapi: '3.1.0',
         info: { title: 'hoard media server', version: this.options.version, description: 'The media server API. Binary formats (batches, fingerprint queries, restore frames) are specified byte by byte in docs/protocol.md.' },
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (admin, operator, viewer) or an agent token' } } },
       },

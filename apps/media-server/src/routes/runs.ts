@@ -6,6 +6,7 @@ import { jobHistory, listJobSummaries, queueJobRun } from '../job-history.js';
 import { queueRestoreRun } from '../restore-runs.js';
 import { checkFinishReport } from '../run-results.js';
 import type { MediaServer } from '../server.js';
+import { policyJobs } from '../policy-scheduler.js';
 import { requireAgent } from './agents.js';
 import { jobForPeople, runForPeople } from './redact.js';
 
@@ -78,6 +79,40 @@ export function runRoutes(api: Api, server: MediaServer): void {
     const run = await queueJobRun(catalog, runs, params.job, body?.full === true);
     log.info({ run: run.id, agent: run.agent, job: params.job }, 'run queued');
     return runForPeople(run);
+  });
+
+  /** The job may change: not a policy's (the policy names its jobs), and nothing of it queued or running. */
+  async function changeableJob(name: string) {
+    const record = await catalog.getJob(name);
+    if (!record) throw new RequestError('job_not_found', `no job ${name} (\`hoard job list\` shows them)`);
+    const policy = (await server.policies()).find((p) => policyJobs(p).includes(name));
+    if (policy) throw new RequestError('conflict', `job ${name} belongs to policy ${policy.name}: change the policy (its name and agents make the job's name), not the job`);
+    const busy = (await catalog.listRuns({ agent: record.agent })).filter((r) => r.job === name && (r.state === 'queued' || r.state === 'running'));
+    if (busy.length > 0) throw new RequestError('conflict', `job ${name} has a ${busy[0]!.state} run (${busy[0]!.id}); wait for it or \`hoard job cancel ${busy[0]!.id}\` first`);
+    return record;
+  }
+
+  api.json(R.deleteJob, async ({ params }) => {
+    await changeableJob(params.job);
+    await catalog.deleteJob(params.job);
+    const kept = (await catalog.listSnapshots({ job: params.job })).length;
+    log.info({ job: params.job, snapshotsKept: kept }, 'job deleted');
+    return { job: params.job, deleted: true as const, snapshotsKept: kept, note: 'its snapshots stay restorable under this name; `hoard prune --repo R --job NAME` or `hoard forget` removes them' };
+  });
+
+  api.json(R.renameJob, async ({ params, body }) => {
+    const record = await changeableJob(params.job);
+    if (await catalog.getJob(body.name)) throw new RequestError('conflict', `a job ${body.name} exists already`);
+    // Snapshot manifests are write-once objects that carry their job's name: they keep it.
+    // The new name takes the same agent, sources and fingerprint store, so its first run
+    // dedups against everything the old name stored.
+    // A store of the job's own refuses another job name (StoreScopeError): before any change.
+    if (record.store !== undefined) await server.repo.storeForJob(body.name, record.store);
+    await catalog.putJob({ name: body.name, agent: record.agent, sources: record.sources, store: record.store });
+    await catalog.deleteJob(params.job);
+    const old = (await catalog.listSnapshots({ job: params.job })).length;
+    log.info({ job: body.name, renamedFrom: params.job }, 'job renamed');
+    return { job: body.name, renamedFrom: params.job, snapshotsUnderOldName: old, note: `snapshots made before the rename stay listed and restorable as job ${params.job}` };
   });
 
   api.json(R.jobHistory, async ({ params, query }) => {

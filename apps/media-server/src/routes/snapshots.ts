@@ -16,7 +16,18 @@ export function snapshotRoutes(api: Api, server: MediaServer): void {
       throw new RequestError('forbidden', `agent ${who.name} may list only the snapshots of its own jobs (name one with ?job=)`);
     }
     const snapshots = await catalog.listSnapshots({ job: query.job, source: query.source, since: isoTime('since', query.since), until: isoTime('until', query.until), newestFirst: true });
-    return { snapshots: snapshots as SnapshotRecord[] };
+    // Protection is a marker in the bucket (any server or CLI may set it): read it there.
+    const marked = await repo.protectedSnapshots(query.job);
+    return { snapshots: snapshots.map((s) => ({ ...(s as SnapshotRecord), protected: marked.has(s.key) })) };
+  });
+
+  api.json(R.setProtection, async ({ params, body, who }) => {
+    if (!body.protected && who.kind !== 'admin') throw new RequestError('forbidden', `a token of role ${who.kind} may protect snapshots but not lift a protection: that lets prune forget the snapshot (an admin token can)`);
+    const snapshot = await repo.findSnapshot(params.job, { id: params.id });
+    if (body.protected) await repo.protectSnapshot(snapshot.key);
+    else await repo.unprotectSnapshot(snapshot.key);
+    log.info({ job: params.job, snapshot: snapshot.id, protected: body.protected }, body.protected ? 'snapshot protected' : 'snapshot protection lifted');
+    return { job: params.job, id: snapshot.id, key: snapshot.key, protected: body.protected };
   });
 
   api.raw(R.restore, async ({ params, query: q, who, raw: req, res }) => {

@@ -171,6 +171,7 @@ export const SnapshotRecord = record(
     logicalBytes: Bytes,
     store: StoreId,
     sessionId: optional(Type.String({ description: 'the backup session that wrote it, when this server knows (not recorded in the bucket)' })),
+    protected: optional(Type.Boolean({ description: 'in lists: whether prune keeps it whatever the rules say (a marker in the bucket, protected/<job>/<id>)' })),
   },
   { title: 'SnapshotRecord', description: 'A committed snapshot, as its manifest describes it' },
 );

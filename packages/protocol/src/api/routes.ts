@@ -402,6 +402,29 @@ export const jobHistory = defineRoute({
   reply: Type.Object({ job: JobName, entries: Type.Array(R.HistoryEntry) }),
 });
 
+export const deleteJob = defineRoute({
+  id: 'deleteJob',
+  method: 'DELETE',
+  path: '/v1/jobs/:job',
+  access: ['admin'],
+  tag: 'jobs',
+  summary: "Delete a job's definition (not a policy's job); its snapshots and history stay until prune forgets them",
+  params: JobParams,
+  reply: Type.Object({ job: JobName, deleted: Type.Literal(true), snapshotsKept: Count, note: Type.String() }),
+});
+
+export const renameJob = defineRoute({
+  id: 'renameJob',
+  method: 'POST',
+  path: '/v1/jobs/:job/rename',
+  access: ['admin'],
+  tag: 'jobs',
+  summary: 'Give a job (not a policy\'s job) a new name for its next runs; snapshots keep the name they were made under',
+  params: JobParams,
+  body: Type.Object({ name: JobName }),
+  reply: Type.Object({ job: JobName, renamedFrom: JobName, snapshotsUnderOldName: Count, note: Type.String() }),
+});
+
 // --- backup sessions (agents) -------------------------------------------------------------
 
 export const beginSession = defineRoute({
@@ -508,6 +531,18 @@ export const restore = defineRoute({
   replyPayload: 'binary',
 });
 
+export const setProtection = defineRoute({
+  id: 'setProtection',
+  method: 'PUT',
+  path: '/v1/jobs/:job/snapshots/:id/protection',
+  access: ['admin', 'operator'],
+  tag: 'snapshots',
+  summary: 'Protect a snapshot from retention (prune keeps it), or lift that (admins only: it lets prune forget it)',
+  params: Type.Object({ job: JobName, id: Type.String({ minLength: 4, maxLength: 64, description: 'a snapshot id or a unique prefix of 4+ hex digits' }) }),
+  body: Type.Object({ protected: Type.Boolean() }),
+  reply: Type.Object({ job: JobName, id: SnapshotId, key: Type.String(), protected: Type.Boolean() }),
+});
+
 export const snapshotChunks = defineRoute({
   id: 'snapshotChunks',
   method: 'GET',
@@ -554,6 +589,8 @@ export const API_ROUTES = {
   listJobs,
   runJob,
   jobHistory,
+  deleteJob,
+  renameJob,
   beginSession,
   listSessions,
   queryMissing,
@@ -562,6 +599,7 @@ export const API_ROUTES = {
   abortSession,
   listSnapshots,
   restore,
+  setProtection,
   snapshotChunks,
 } as const;
 
