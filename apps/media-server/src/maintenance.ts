@@ -11,16 +11,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Catalog, TaskKind, TaskRecord } from '@hoard/catalog';
+import type { Logger } from 'pino';
 import { policyRetentionRules, RequestError, type Policy } from '@hoard/protocol';
 import { collectGarbage, pruneJob, verify, type GcReport, type PruneResult, type Repository, type RetentionRules, type VerifyReport } from '@hoard/repository';
 import type { StoreHub } from './store-hub.js';
 import { policyJobs } from './policy-scheduler.js';
 import { timeOrderedId } from './run-board.js';
-
-export interface MaintenanceLog {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-}
 
 export interface GcRequest {
   dryRun?: boolean;
@@ -59,7 +55,7 @@ export class Maintenance {
     private readonly catalog: Catalog,
     private readonly stores: StoreHub,
     private readonly now: () => Date,
-    private readonly log: MaintenanceLog,
+    private readonly log: Logger,
   ) {}
 
   /** Applies a policy's retention to each of its jobs. A policy without retention keeps everything. */

@@ -12,6 +12,7 @@
  * and goes to `onEnded`, which hands it to the policy scheduler's retry rules.
  */
 import type { Catalog, RunRecord } from '@hoard/catalog';
+import type { Logger } from 'pino';
 import type { RunView } from '@hoard/protocol';
 import { leaseExpired, type RunBoard } from './run-board.js';
 import { Serial } from './serial.js';
@@ -19,15 +20,10 @@ import { Serial } from './serial.js';
 export const SERVER_RESTARTED = 'the media server restarted while this run was running';
 const SESSION_SERVER_RESTARTED = 'the media server restarted while this session was running';
 
-export interface RunLeaseLog {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-}
-
 export interface RunLeaseOptions {
   /** How often to look for passed leases (default: a quarter of the lease, 0.1-5 s). */
   checkMs?: number;
-  log?: RunLeaseLog;
+  log?: Logger;
   /** A run this class ended (the scheduler's retry rules, logs). */
   onEnded?: (run: RunView) => Promise<unknown> | void;
 }

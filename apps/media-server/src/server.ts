@@ -105,9 +105,9 @@ export class MediaServer {
     this.runs = new RunBoard(catalog, { leaseMs: options.runLeaseMs });
     // A run the server ended (lease passed, session expired, restart) is retried by the
     // policy's rules like a run its agent reported failed.
-    this.leases = new RunLeases(catalog, this.runs, { checkMs: options.runLeaseCheckMs, log: this.log, onEnded: (run) => this.scheduler.runFinished(run) });
+    this.leases = new RunLeases(catalog, this.runs, { checkMs: options.runLeaseCheckMs, log: this.log.child({ component: 'leases' }), onEnded: (run) => this.scheduler.runFinished(run) });
     this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
-    this.maintenance = new Maintenance(repo, catalog, this.stores, () => this.now(), this.log);
+    this.maintenance = new Maintenance(repo, catalog, this.stores, () => this.now(), this.log.child({ component: 'maintenance' }));
     const gcSchedule = options.gcSchedule === null ? null : parseSchedule(options.gcSchedule ?? '30 4 * * *', options.gcTimeZone ?? 'UTC');
     this.maintenanceScheduler = new MaintenanceScheduler(catalog, this.maintenance, { clock: options.clock ?? { now: () => Date.now() }, gcSchedule, gcGraceMs: options.gcGraceMs, log: this.log });
     this.auth = new Authenticator(catalog);

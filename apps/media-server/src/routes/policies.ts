@@ -70,6 +70,7 @@ function describePolicy(policy: Policy, updatedAt: string, now: Date, next: numb
     name: policy.name,
     updatedAt,
     jobs: agents.map((a) => ({ agent: a, job: policyJobName(policy, a) })),
+    timeZone: policy.schedule.timeZone,
     nextRuns: nextPolicyRuns(policy, now, next).map((r) => ({ at: r.at.toISOString(), kind: r.kind })),
     // policyToDocument writes what validatePolicy accepts: the PolicyDocument schema.
     document: policyToDocument(policy, { redactSecrets: true }) as PolicyDocument,
