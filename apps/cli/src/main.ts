@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { EXIT_DAMAGED, EXIT_USAGE } from './errors.js';
-import { serverOption, tokenFileOption, tokenOption } from './server-client.js';
+import { resolveTarget, serverOption, tokenFileOption, tokenOption } from './server-client.js';
 import { registerAgentRotate, registerTokenCommands } from './token-commands.js';
+import { checkSnapshotId, checkStdoutTarget } from './option-checks.js';
 
 /*
  * Commands load their modules when they run, not at start: the restore path must not pay
@@ -45,14 +47,25 @@ const runJobHistory = lazy(() => import('./commands/jobs.js'), 'runJobHistory');
 const runJobList = lazy(() => import('./commands/jobs.js'), 'runJobList');
 const runJobRun = lazy(() => import('./commands/jobs.js'), 'runJobRun');
 const runReport = lazy(() => import('./commands/jobs.js'), 'runReport');
+const runLogin = lazy(() => import('./commands/login.js'), 'runLogin');
+const runLogout = lazy(() => import('./commands/login.js'), 'runLogout');
+const runHelp = lazy(() => import('./help-topics.js'), 'runHelp');
+const completionScript = lazy(() => import('./completion.js'), 'completionScript');
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 let exitCode = 0;
+
+/** This CLI's version, from its package.json (next to dist/). */
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** The Examples section every command's --help ends with (a test checks that each has one). */
+const examples = (...lines: string[]): string => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 
 const program = new Command();
 program
   .name('hoard')
   .description('hoard: backup orchestration with content-defined deduplication')
+  .version(`hoard ${VERSION}`, '-V, --version', 'print the version, "hoard X.Y.Z" (with --json: {"name", "version", "node"})')
+  .helpCommand(false)
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText(
@@ -64,6 +77,7 @@ Encrypted repositories take their passphrase from HOARD_PASSPHRASE, --passphrase
 a prompt on a terminal.
 
 Exit codes: 0 ok, 1 failed, 2 usage error (nothing done), 3 damaged data found.
+More: hoard help exit-codes | time | sources | config | connection | json.
 
 A first session:
   hoard init --repo /srv/hoard
@@ -72,6 +86,14 @@ A first session:
   hoard snapshots --repo /srv/hoard
   hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | psql shop_copy`,
   );
+
+/** Commands that take --server but not the saved connection (its token is the admin's). */
+const noSavedConnection = new Set<Command>();
+program.hook('preAction', async (_program, command) => {
+  await resolveTarget(command, { saved: !noSavedConnection.has(command) });
+  const opts = command.opts();
+  for (const key of ['snapshot', 'protect', 'unprotect']) if (typeof opts[key] === 'string') checkSnapshotId(`--${key}`, opts[key]);
+});
 
 const repoOption = () => new Option('--repo <location>', 'repository: a directory or s3://bucket/prefix').env('HOARD_REPO');
 const passphraseFile = () => new Option('--passphrase-file <file>', 'read the passphrase of an encrypted repository from the first line of this file');
@@ -235,6 +257,7 @@ program
     '\nWithout --at or --snapshot the newest snapshot is restored. Every chunk is checked\nagainst its fingerprint and the whole stream against its recorded hash; a file is\nwritten as <path>.partial and renamed only when all checks passed.\nA database URL streams the dump into pg_restore (custom format) or psql (SQL), or into\nmysql/mariadb; the password goes to the tool in PGPASSWORD/MYSQL_PWD, never on its command line.\nWith --jobs N a custom-format dump is first restored (and checked) into a temporary file\nunder --temp-dir, which needs free space for the whole dump, then pg_restore --jobs N reads\nit; the file is removed afterwards, also on failure and Ctrl-C. Without --jobs it streams.\nA plain SQL dump or a MySQL target with --jobs is refused (exit 2).\n\nExamples:\n  hoard restore --repo /srv/hoard web-vm --to /tmp/web.img\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to postgres://postgres@localhost:5432/shop_copy\n  hoard restore --repo /srv/hoard shop-db --to postgres://postgres@localhost:5432/shop_copy --jobs 4 --temp-dir /var/tmp\n  hoard restore --repo /srv/hoard crm-db --to mysql://root:secret@127.0.0.1:3306/crm_copy\n  hoard restore --repo /srv/hoard shop-db --verify-only       # exit 3 if anything is damaged\n  hoard restore --repo /srv/hoard shop-db --at "2026-11-20 03:00" --to - | pg_restore -d shop_copy\n  hoard restore --server http://backup:8420 www --to /srv/www.restored          # a dir: snapshot, as a tree\n  hoard restore --server http://backup:8420 www --file etc/nginx.conf --to -   # one file of it\n',
   )
   .action(async (job: string, opts) => {
+    checkStdoutTarget(opts.to);
     const withJobs = { ...opts, parallel: opts.jobs !== undefined || opts.tempDir !== undefined ? await parseParallelRestore(opts) : undefined };
     return opts.server ? runRemoteRestore(job, withJobs, out) : runRestore(job, withJobs, out);
   });
@@ -282,9 +305,13 @@ program
   .addOption(repoOption())
   .addOption(passphraseFile())
   .option('--json', 'print the figures as JSON')
+  .addHelpText('after', examples('hoard stats --repo /srv/hoard', 'hoard stats --repo s3://backups/hoard --json | jq \'.stores[] | {name, dedupFactor}\''))
   .action((opts) => runStats(opts, out));
 
-const server = program.command('server').description('the media server: agents send it only the chunks it lacks');
+const server = program
+  .command('server')
+  .description('the media server: agents send it only the chunks it lacks')
+  .addHelpText('after', examples('hoard server start --storage fs:/srv/hoard --data /var/lib/hoard/server'));
 server
   .command('start')
   .description('run the media server until SIGINT/SIGTERM')
@@ -297,10 +324,13 @@ server
   .option('--encrypt', 'when creating the repository: encrypt it (passphrase from HOARD_PASSPHRASE or --passphrase-file)')
   .addOption(passphraseFile())
   .option('--log-level <level>', 'debug, info, warn or error (default info); logs are JSON lines on stdout')
-  .addHelpText('after', '\nThe first start prints the admin token and writes it to <data>/admin-token.\n\nExample:\n  hoard server start --storage fs:/srv/hoard --data /var/lib/hoard/server --listen 0.0.0.0:8420\n')
+  .addHelpText('after', '\nThe first start prints the admin token and writes it to <data>/admin-token.\n\nExamples:\n  hoard server start --storage fs:/srv/hoard --data /var/lib/hoard/server --listen 0.0.0.0:8420\n')
   .action((opts) => runServerStart(opts, out));
 
-const agent = program.command('agent').description('agents: add and revoke them (admin), or run one on this host');
+const agent = program
+  .command('agent')
+  .description('agents: add and revoke them (admin), or run one on this host')
+  .addHelpText('after', examples('hoard agent add kvm-01', 'hoard agent list', 'hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token'));
 for (const [name, description] of [
   ['add', 'create an agent and print its token (shown once)'],
   ['revoke', "revoke an agent's token"],
@@ -313,6 +343,7 @@ for (const [name, description] of [
     .addOption(tokenOption())
     .addOption(tokenFileOption())
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', examples(`hoard agent ${name} kvm-01`, `hoard agent ${name} kvm-01 --server http://backup:8420 --token-file /etc/hoard/admin-token --json`))
     .action((agentName: string, opts) => (name === 'add' ? runAgentAdd(agentName, opts, out) : runAgentRevoke(agentName, opts, out)));
 }
 agent
@@ -322,21 +353,26 @@ agent
   .addOption(tokenOption())
   .addOption(tokenFileOption())
   .option('--json', 'print a JSON array')
+  .addHelpText('after', examples('hoard agent list', 'hoard agent list --json | jq -r \'.[] | select(.revokedAt == null) | .name\''))
   .action((opts) => runAgentList(opts, out));
 registerAgentRotate(agent, out);
-agent
+const agentStart = agent
   .command('start')
   .description('run the agent daemon: take runs from the server and send only what it lacks')
   .addOption(serverOption())
   .addOption(new Option('--token <token>', "this agent's token (from `hoard agent add`)").env('HOARD_TOKEN'))
   .addOption(tokenFileOption())
   .option('--log-level <level>', 'info, warn or error (default info); JSON lines on stderr')
-  .addHelpText('after', '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExample:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n')
+  .addHelpText('after', '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExamples:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n')
   .action((opts) => runAgentStart(opts, out));
+noSavedConnection.add(agentStart);
 
 registerTokenCommands(program, out);
 
-const policy = program.command('policy').description('backup policies on the server: sources, schedules, retention (docs/policies.md)');
+const policy = program
+  .command('policy')
+  .description('backup policies on the server: sources, schedules, retention (docs/policies.md)')
+  .addHelpText('after', examples('hoard policy apply -f /etc/hoard/policies/vms.yaml', 'hoard policy list', 'hoard policy show vms --next 10'));
 for (const [mode, what] of [
   ['apply', 'create or update the policies in a file (YAML or JSON)'],
   ['create', 'create the policies in a file; fails if one exists'],
@@ -350,7 +386,7 @@ for (const [mode, what] of [
     .addOption(tokenOption())
     .addOption(tokenFileOption())
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nEvery field is checked; all problems are listed with their line, and nothing is stored\nunless the whole file is valid.\n\nExample:\n  hoard policy apply -f /etc/hoard/policies/vms.yaml\n')
+    .addHelpText('after', `\nEvery field is checked; all problems are listed with their line, and nothing is stored\nunless the whole file is valid.\n\nExamples:\n  hoard policy ${mode} -f /etc/hoard/policies/vms.yaml\n  render-policies | hoard policy ${mode} -f -\n`)
     .option('--dry-run', 'check the file and print what would change (created, updated, unchanged); store nothing')
     .action((opts) => runPolicyWrite(mode, opts, out));
 }
@@ -361,6 +397,7 @@ policy
   .addOption(tokenOption())
   .addOption(tokenFileOption())
   .option('--json', 'print as JSON')
+  .addHelpText('after', examples('hoard policy list', 'hoard policy list --server http://backup:8420 --token-file /etc/hoard/admin-token --json'))
   .action((opts) => runPolicyList(opts, out));
 policy
   .command('show')
@@ -371,6 +408,7 @@ policy
   .addOption(tokenOption())
   .addOption(tokenFileOption())
   .option('--json', 'print as JSON')
+  .addHelpText('after', examples('hoard policy show vms', 'hoard policy show vms --next 20 --json | jq -r \'.nextRuns[].at\''))
   .action((name: string, opts) => runPolicyShow(name, opts, out));
 policy
   .command('delete')
@@ -380,6 +418,7 @@ policy
   .addOption(tokenOption())
   .addOption(tokenFileOption())
   .option('--json', 'print as JSON')
+  .addHelpText('after', examples('hoard policy delete old-vms'))
   .action((name: string, opts) => runPolicyDelete(name, opts, out));
 
 program
@@ -403,34 +442,40 @@ program
   )
   .action((opts) => runRun(opts, out));
 
-const job = program.command('job').description('jobs on the server: list them, run one now, cancel a run, show their history');
+const job = program
+  .command('job')
+  .description('jobs on the server: list them, run one now, cancel a run, show their history')
+  .addHelpText('after', examples('hoard job list', 'hoard job run shop-db --wait', 'hoard job history shop-db --limit 50'));
 const serverCommand = (c: Command): Command => c.addOption(serverOption()).addOption(tokenOption()).addOption(tokenFileOption());
 serverCommand(job.command('list').description('every job: agent, policy, store, last run, last success, next scheduled run, snapshots kept, newest size'))
   .option('--json', 'print a JSON array')
+  .addHelpText('after', examples('hoard job list', 'hoard job list --json | jq -r \'.[] | select(.lastRun.state == "failed") | .job\''))
   .action((opts) => runJobList(opts, out));
 serverCommand(job.command('run').description("queue a run of an existing job now, on its agent, with its sources and hooks (its policy's when it has one)"))
   .argument('<job>', 'the job (`hoard job list`)')
   .option('--full', 'read everything again; by default unchanged files of dir: sources are referred to, not read')
   .option('--wait', 'wait for the result and print it as `hoard run` does (exit 1 unless it succeeded)')
   .option('--json', 'print the run as JSON')
-  .addHelpText('after', '\nExample:\n  hoard job run shop-db --wait\n')
+  .addHelpText('after', examples('hoard job run shop-db --wait', 'hoard job run www --full --wait --json'))
   .action((name: string, opts) => runJobRun(name, opts, out));
 serverCommand(job.command('cancel').description('cancel a run: a queued run at once; a running one stops at its next progress report, committing nothing of the source it was reading'))
   .argument('<run>', 'the run id (`hoard job history JOB`, `hoard run --json`)')
   .option('--wait', 'wait until the run has ended')
   .option('--json', 'print the run as JSON')
+  .addHelpText('after', examples('hoard job cancel 20261122T030000-5f3fddbdb493', 'hoard job cancel 20261122T030000-5f3fddbdb493 --wait'))
   .action((id: string, opts) => runJobCancel(id, opts, out));
 serverCommand(job.command('history').description("a job's backups and maintenance tasks (verify, prune, gc), newest first"))
   .argument('<job>', 'the job')
   .option('--limit <n>', 'at most this many entries (default 20)')
   .option('--json', 'print a JSON array')
+  .addHelpText('after', examples('hoard job history shop-db', 'hoard job history shop-db --limit 100 --json'))
   .action((name: string, opts) => runJobHistory(name, opts, out));
 
 serverCommand(program.command('report').description('per job: last success and failure, snapshots kept, logical and stored bytes, dedup; capacity: growth trend, fill date, the classic estimate next to what is stored'))
   .option('--quota <size>', 'repository quota for the fill date: bytes or 10TB, 500GiB (default: the server\'s quotaBytes setting)')
   .option('--growth-years <n>', 'planning horizon of the classic estimate in years (default 1)')
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nThe formula and each input: docs/cli.md, "report".\n\nExample:\n  hoard report --quota 20TB --growth-years 3\n')
+  .addHelpText('after', '\nThe formula and each input: docs/cli.md, "report".\n\nExamples:\n  hoard report --quota 20TB --growth-years 3\n  hoard report --json | jq .capacity.fill\n')
   .action((opts) => runReport(opts, out));
 
 program
@@ -439,17 +484,97 @@ program
   .option('--embedded', 'the embedded path instead: no server, 4 days of each into a temporary repository')
   .option('--json', 'print the figures as one JSON object')
   .option('--keep', 'keep the demo repository and print where it is')
-  .addHelpText('after', '\nExample:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n')
+  .addHelpText('after', '\nExamples:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n')
   .action(async (opts: { json?: boolean; keep?: boolean; embedded?: boolean }) => {
     const run = opts.embedded ? runDemo : runNetworkDemo;
     await run({ json: Boolean(opts.json), keep: Boolean(opts.keep), out });
   });
 
+const login = program
+  .command('login')
+  .description('check a media server\'s admin token and save the connection, for commands run without --server')
+  .addOption(serverOption())
+  .addOption(tokenFileOption())
+  .option('--json', 'print the result as JSON')
+  .addHelpText(
+    'after',
+    `
+The token is read from a prompt without echo on a terminal, else from stdin, or from
+--token-file. It is checked (GET /v1/health, then GET /v1/jobs) before it is saved in
+$XDG_CONFIG_HOME/hoard/connection.json (default ~/.config/hoard; file 0600, directory 0700).
+Commands that take --server use --server/--token first, then HOARD_SERVER/HOARD_TOKEN,
+then the saved connection (hoard help connection).
+${examples('hoard login --server https://backup:8420', 'hoard login --server https://backup:8420 --token-file /etc/hoard/admin-token', 'hoard job list                     # through the saved connection')}`,
+  )
+  .action((opts) => runLogin(opts, out));
+noSavedConnection.add(login);
+
+program
+  .command('logout')
+  .description('remove the connection hoard login saved')
+  .option('--json', 'print the result as JSON')
+  .addHelpText('after', examples('hoard logout'))
+  .action((opts) => runLogout(opts, out));
+
+program
+  .command('completion')
+  .description('print a completion script for bash, zsh or fish (generated from these commands and options)')
+  .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(['bash', 'zsh', 'fish']))
+  .addHelpText(
+    'after',
+    examples(
+      'source <(hoard completion bash)                  # this shell only',
+      'hoard completion bash > ~/.local/share/bash-completion/completions/hoard',
+      'hoard completion zsh > "${fpath[1]}/_hoard"      # then start a new zsh',
+      'hoard completion fish > ~/.config/fish/completions/hoard.fish',
+    ),
+  )
+  .action(async (shell: string) => {
+    out(await completionScript(shell, program, new Map([[helpCommand, await helpValues()]])));
+  });
+
+const helpValues = async (): Promise<string[]> => [...Object.keys((await import('./help-topics.js')).HELP_TOPICS), ...program.commands.map((c) => c.name())];
+const helpCommand = program
+  .command('help')
+  .description('help on a topic (exit-codes, time, sources, config, connection, json) or a command')
+  .argument('[topic...]', 'a topic, or a command (e.g. restore, agent add)')
+  .addHelpText('after', examples('hoard help', 'hoard help exit-codes', 'hoard help time', 'hoard help agent add'))
+  .action((words: string[]) => runHelp(program, words, out));
+
+/**
+ * `hoard ... | head`: when the reader of stdout (or stderr) goes away, stop quietly with
+ * exit 0, as the pipe's reader asked for no more; no "write EPIPE" and no stack trace.
+ */
+const quietOnEpipe = (err: NodeJS.ErrnoException): void => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+};
+process.stdout.on('error', quietOnEpipe);
+process.stderr.on('error', quietOnEpipe);
+
+/** The error is stdout's reader going away (a restore --to - into `head`), not a failure. */
+function brokenStdout(err: unknown): boolean {
+  if (!(process.stdout.destroyed || process.stdout.errored)) return false;
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++, e = (e as { cause?: unknown }).cause) {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return true;
+  }
+  return false;
+}
+
+/** `hoard --version --json` (commander's --version prints the plain line). */
+function versionJson(args: string[]): boolean {
+  if (!args.includes('--json') || !args.some((a) => a === '--version' || a === '-V') || !args.every((a) => ['--json', '--version', '-V'].includes(a))) return false;
+  out(JSON.stringify({ name: 'hoard', version: VERSION, node: process.versions.node }));
+  return true;
+}
+
 async function main(): Promise<number> {
   try {
+    if (versionJson(process.argv.slice(2))) return 0;
     await program.parseAsync(process.argv);
     return exitCode;
   } catch (err) {
+    if (brokenStdout(err)) return 0;
     if (err instanceof CommanderError) {
       // commander already printed the message (or the help text)
       return err.exitCode === 0 ? 0 : EXIT_USAGE;

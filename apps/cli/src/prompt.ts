@@ -2,8 +2,9 @@
 export function promptHidden(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(question);
+    // Echo off before the question shows: what is typed as soon as it is there stays unseen.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     let line = '';
     const done = (err?: Error) => {

@@ -1,10 +1,19 @@
 import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const hoard = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+/** The built CLI, for tests that spawn it themselves (a shell pipeline, a terminal). */
+export const HOARD_MAIN = hoard;
+
+/**
+ * XDG_CONFIG_HOME for the CLI under test: a directory that does not exist, so a connection
+ * saved by `hoard login` on this machine never changes what a test's command does.
+ */
+export const NO_CONFIG_HOME = join(tmpdir(), `hoard-test-no-config-${process.pid}`);
 
 export interface CliResult {
   code: number;
@@ -16,7 +25,7 @@ export interface CliResult {
 /** Runs the built `hoard` with `args`; `stdin` is written to its standard input. */
 export function hoardCli(args: string[], options: { stdin?: Buffer | Iterable<Buffer>; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [hoard, ...args], { env: { ...process.env, HOARD_PASSPHRASE: '', ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [hoard, ...args], { env: { ...process.env, HOARD_PASSPHRASE: '', XDG_CONFIG_HOME: NO_CONFIG_HOME, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -34,6 +43,19 @@ export function hoardCli(args: string[], options: { stdin?: Buffer | Iterable<Bu
       child.stdin.end();
     }
   });
+}
+
+/** `size` bytes of deterministic, incompressible noise (xorshift32 from `seed`); `size` a multiple of 4. */
+export function noise(seed: number, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  return out;
 }
 
 /** A stack trace in user-facing output means an error was not handled as a user error. */

@@ -135,7 +135,7 @@ describe('hoard repository commands', () => {
     expectUserError(await hoardCli(['backup', '--repo', repo, '--job', 'bad name', '-']), 2, /invalid job name "bad name"/);
     expectUserError(await hoardCli(['restore', '--repo', repo, 'vm', '--snapshot', 'ffffffff', '--to', join(dir, 'x')]), 2, /job vm has no snapshot ffffffff/);
     expectUserError(await hoardCli(['restore', '--repo', repo, 'vm', '--at', '2001-01-01 00:00', '--to', join(dir, 'x')]), 2, /no snapshot at or before .*the first one started at/);
-    expectUserError(await hoardCli(['restore', '--repo', repo, 'vm', '--at', 'yesterday', '--to', join(dir, 'x')]), 2, /--at "yesterday" is not a time/);
+    expectUserError(await hoardCli(['restore', '--repo', repo, 'vm', '--at', 'yesterday', '--to', join(dir, 'x')]), 2, /--at: "yesterday" is not a time/);
     expectUserError(await hoardCli(['restore', '--repo', repo, 'nojob', '--to', join(dir, 'x')]), 2, /job nojob has no snapshots/);
 
     // an existing file is not replaced without --force, and is left as it was

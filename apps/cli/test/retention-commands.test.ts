@@ -7,19 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hoardCli, STACK_TRACE } from './helpers.js';
-
-function noise(seed: number, size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE(x >>> 0, i);
-  }
-  return out;
-}
+import { hoardCli, noise, STACK_TRACE } from './helpers.js';
 
 describe('hoard prune, gc, snapshots --protect', () => {
   let dir: string;

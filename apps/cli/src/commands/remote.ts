@@ -122,8 +122,8 @@ export async function runRemoteSnapshots(options: RemoteSnapshotsOptions, out: (
   const q = new URLSearchParams();
   if (options.job) q.set('job', options.job);
   if (options.source) q.set('source', options.source);
-  if (options.since) q.set('since', parseTime(options.since).toISOString());
-  if (options.until) q.set('until', parseTime(options.until).toISOString());
+  if (options.since) q.set('since', parseTime(options.since, '--since').toISOString());
+  if (options.until) q.set('until', parseTime(options.until, '--until').toISOString());
   const client = await serverClient(options);
   const { snapshots } = await client.json<{ snapshots: SnapshotRow[] }>('GET', `/v1/snapshots?${q}`);
   if (options.json) {

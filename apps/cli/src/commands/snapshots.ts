@@ -20,8 +20,8 @@ export interface SnapshotsCommandOptions extends RepoOptions {
 export async function runSnapshots(options: SnapshotsCommandOptions, out: (line: string) => void): Promise<boolean> {
   if (options.job !== undefined) validateJobName(options.job);
   // The server's semantics (its catalog's [since, until)): since inclusive, until exclusive, by start time.
-  const since = options.since !== undefined ? parseTime(options.since).getTime() : undefined;
-  const until = options.until !== undefined ? parseTime(options.until).getTime() : undefined;
+  const since = options.since !== undefined ? parseTime(options.since, '--since').getTime() : undefined;
+  const until = options.until !== undefined ? parseTime(options.until, '--until').getTime() : undefined;
   const repo = await openRepository(options, false);
   let damaged = 0;
   const snapshots = (
