@@ -16,7 +16,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { HoardClient, type FinishRunRequest, type RestoreResult, type RestoreRunSpec, type RunProgress, type RunView } from '@hoard/protocol';
+import type { HoardClient, FinishRunRequest, RestoreResult, RestoreRunSpec, RunProgress, RunView } from '@hoard/protocol';
 import type { ErrorCode } from '@hoard/errors';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, type ArchiveSource } from '@hoard/repository';
 import { restoreFramesToFile } from './restore-to-file.js';

@@ -16,7 +16,7 @@ import { Chunker, type ChunkerSpec, type FingerprintSpec } from '@hoard/chunker'
 import {
   BATCH_HEADER_BYTES,
   BLOB_HEADER_BYTES,
-  HoardClient,
+  type HoardClient,
   ServerError,
   ServerUnreachableError,
   chunkerFromWire,

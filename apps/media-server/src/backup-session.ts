@@ -73,7 +73,7 @@ export class BackupSession {
   private blobBuffer: Buffer | undefined;
 
   constructor(
-    private readonly repo: Repository,
+    repo: Repository,
     readonly init: SessionInit,
   ) {
     this.writer = new SnapshotWriter(repo.objects);

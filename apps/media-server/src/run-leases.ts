@@ -25,7 +25,7 @@ export interface RunLeaseOptions {
   checkMs?: number;
   log?: Logger;
   /** A run this class ended (the scheduler's retry rules, logs). */
-  onEnded?: (run: RunView) => Promise<unknown> | void;
+  onEnded?: (run: RunView) => Promise<unknown> | undefined;
 }
 
 export class RunLeases {

@@ -9,7 +9,6 @@ import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  addAgent,
   agentWithJob,
   backup,
   batchBody,

@@ -202,6 +202,7 @@ describe('jobs, history and the report', () => {
     const quota = storedNow + 10 * trend.trend.bytesPerDay;
     const r = await admin('GET', `/v1/report?quota=${quota}&growthYears=2`);
     expect(r.status).toBe(200);
+    // biome-ignore lint/suspicious/noExplicitAny: the assertions below walk the report by path
     const report = r.json as Record<string, any>;
     const compression = Math.round((storedNow / (c1.totals.bytesNew + c2.totals.bytesNew)) * 1e4) / 1e4;
     expect(report.jobs).toEqual([

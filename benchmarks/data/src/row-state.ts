@@ -7,7 +7,7 @@
  * (a new id printed mid-table, as PostgreSQL places new tuples in freed heap space). That is
  * what shifts content between days.
  */
-import { Rng } from './prng.js';
+import type { Rng } from './prng.js';
 import { rowLength, type RowContext, type TableDef } from './sql-rows.js';
 
 const HOT_SHARE = 0.9;

@@ -455,7 +455,10 @@ export class FingerprintIndex {
 
   /** Grows shard s one step along its capacity ladder (see slotsFor()). */
   private grow(s: number): void {
-    if (this.tables[s] === this.emptyTable) return this.resize(s, slotsFor(0, s));
+    if (this.tables[s] === this.emptyTable) {
+      this.resize(s, slotsFor(0, s));
+      return;
+    }
     // A presized shard sits between two rungs: skip a rung that would be a tiny step.
     let g = this.generations[s] + 1;
     while (slotsFor(g, s) < this.slots[s] * 1.1) g++;

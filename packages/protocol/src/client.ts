@@ -10,17 +10,17 @@ import type { ErrorCode } from '@hoard/errors';
 import { apiMethods, type ApiMethods } from './api/methods.js';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, REF_BYTES, WireFormatError, decodeRefs, type WireRef } from './wire.js';
 import { CONTENT_TYPE_RESTORE_FRAMES, readRestoreFrames, RestoreStreamError, type RestoreEnd, type RestoreFrame } from './restore-frames.js';
-import {
-  type BatchResponse,
-  type BeginSessionRequest,
-  type BeginSessionResponse,
-  type CommitRequest,
-  type CommitResponse,
-  type FinishRunRequest,
-  type RunProgress,
-  type RunLeaseAnswer,
-  type RunProgressAnswer,
-  type RunView,
+import type {
+  BatchResponse,
+  BeginSessionRequest,
+  BeginSessionResponse,
+  CommitRequest,
+  CommitResponse,
+  FinishRunRequest,
+  RunProgress,
+  RunLeaseAnswer,
+  RunProgressAnswer,
+  RunView,
 } from './messages.js';
 
 /** Shared, never written: holes handed to readers that want plain bytes. */

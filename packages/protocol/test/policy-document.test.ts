@@ -77,7 +77,7 @@ describe('parsing', () => {
   });
 
   it('reads policies: lists, YAML multi-documents and JSON', () => {
-    const two = `policies:\n${[VM_HOST, VM_HOST.replace('kvm-01-images', 'second')].map((d) => d.trim().replace(/^/gm, '    ').replace(/^    /, '  - ')).join('\n')}\n`;
+    const two = `policies:\n${[VM_HOST, VM_HOST.replace('kvm-01-images', 'second')].map((d) => d.trim().replace(/^/gm, '    ').replace(/^ {4}/, '  - ')).join('\n')}\n`;
     expect(parsePolicyDocument(two).map((p) => p.name)).toEqual(['kvm-01-images', 'second']);
     const multi = `${VM_HOST}\n---\n${VM_HOST.replace('kvm-01-images', 'second')}\n---\n`;
     expect(parsePolicyDocument(multi).map((p) => p.name)).toEqual(['kvm-01-images', 'second']);

@@ -139,6 +139,6 @@ export { CONDEMNED_PREFIX, GC_LOCK_KEY, REVIVED_PREFIX } from './gc/gc-objects.j
 export { commitGuarded, type CommitReferences } from './gc/commit-guard.js';
 export { repair, type RepairOptions, type RepairReport, type RepairPhase, type BrokenSnapshot } from './repo/repair.js';
 export { MetadataDamagedError } from './repo/errors.js';
-export { type IndexDamage } from './repo/store-index.js';
+export type { IndexDamage } from './repo/store-index.js';
 export { retrying, type RetryOptions } from './retry.js';
 export { mapLimit } from './map-limit.js';

@@ -216,7 +216,7 @@ async function openDir(name: string, root: string, onWarning: (message: string) 
 /** The previous snapshot's entry table, when it is a directory archive this run may reuse. */
 async function loadPrevious(name: string, context: OpenContext | undefined, onWarning: (message: string) => void): Promise<{ snapshot: PreviousSnapshot; files: Map<string, PreviousFile> } | undefined> {
   const snapshot = await context?.previous?.();
-  if (!snapshot || snapshot.kind !== 'directory' || snapshot.logicalBytes < ARCHIVE_TRAILER_BYTES) return undefined;
+  if (snapshot?.kind !== 'directory' || snapshot.logicalBytes < ARCHIVE_TRAILER_BYTES) return undefined;
   try {
     const files = new Map<string, PreviousFile>();
     await readArchiveEntries({ snapshot: snapshot.id, length: snapshot.logicalBytes, read: (offset, length) => snapshot.read(offset, length) }, (e) => {

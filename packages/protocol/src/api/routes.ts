@@ -4,7 +4,7 @@
  * as the server's route modules are (apps/media-server/src/routes/).
  */
 import { Type } from '@sinclair/typebox';
-import { AgentName, Bytes, Count, IdParams, IsoTime, JobName, JobParams, PolicyName, READ_TIME, SnapshotId, SourceKind, WaitQuery } from './common.js';
+import { AgentName, Bytes, Count, IdParams, IsoTime, JobName, JobParams, PolicyName, READ_TIME, SnapshotId, WaitQuery } from './common.js';
 import { defineRoute, READERS } from './contract.js';
 import * as R from './replies.js';
 import { BeginSessionRequest, CommitRequest, CreateRunRequest, FinishRunBody, RunProgress } from './requests.js';

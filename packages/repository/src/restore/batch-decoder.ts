@@ -8,7 +8,7 @@ import type { LimitFunction } from 'p-limit';
 import { IntegrityError } from '../repo/errors.js';
 import type { StoreIndex } from '../repo/store-index.js';
 import type { RangeReader } from '../store/object-store.js';
-import { DecodePool } from './decode-pool.js';
+import type { DecodePool } from './decode-pool.js';
 import { BLOB_FIELDS, WRITE_FIELDS, type DecodeKeys, type DecodeReply } from './decode-protocol.js';
 import { BATCH_GAP_BYTES, BATCH_MAX_BYTES, type Batch } from './read-plan.js';
 

@@ -4,7 +4,7 @@ import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type
 import { dirname, join, resolve } from 'node:path';
 import { mapLimit } from '../map-limit.js';
 import { EnvironmentError, InvalidKeyError, isEnvironmentErrno, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
-import { checkListArguments, isKeySegment, validateKey, validatePrefix } from './keys.js';
+import { checkListArguments, isKeySegment, validateKey, } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, RangeReader } from './object-store.js';
 
 /**

@@ -14,7 +14,7 @@ import type { ErrorCode } from '@hoard/errors';
 import { mapLimit } from '../map-limit.js';
 import { retrying } from '../retry.js';
 import { EnvironmentError, InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
-import { checkListArguments, validateKey, validatePrefix } from './keys.js';
+import { checkListArguments, validateKey, } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 import { describeS3Error, environmentCodeOfS3Error, errorName, httpStatus, type S3ErrorContext } from './s3-errors.js';
 import { resolveRetryPolicy, S3RetryStrategy, type S3RetryPolicy } from './s3-retry.js';
