@@ -181,14 +181,15 @@ function lastJson<T>(stdout: string): T {
 /** A target's totals as the agent reports them (the protocol's SessionTotals). */
 type Totals = SessionTotals;
 
+/** `hoard run --json`: the run, with null for what does not apply (docs/cli.md, "JSON output"). */
 interface RunViewLite {
   id: string;
   state: string;
   createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  error?: string;
-  targets: Array<{ name: string; ok: boolean; error?: string; totals?: Totals; durationMs: number }>;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+  targets: Array<{ name: string; ok: boolean; error: string | null; totals: Totals | null; durationMs: number }>;
 }
 
 /** The one successful target of a finished run, or an error naming what failed. */
@@ -413,7 +414,7 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
         const embBefore = await reading(server, [a0]);
         const emb = await timedCli(['backup', '--repo', embRepo, '--job', spec.job, '--chunking', spec.chunking, file, '--json'], env);
         const embAfter = await reading(server, [a0]);
-        const embOut = lastJson<{ bytes_read: number; bytes_stored: number }>(emb.stdout);
+        const embOut = lastJson<{ bytesRead: number; bytesStored: number }>(emb.stdout);
         syncDisks();
 
         const budget = wireBudget(t.bytesStored, made.bytes);
@@ -442,7 +443,7 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
           net_others_cpu_s: othersCpu(before, after, run.cpu_s ?? 0),
           emb_wall_s: r3(emb.wall_s),
           emb_mb_s: mbps(made.bytes, emb.wall_s),
-          emb_bytes_stored: embOut.bytes_stored,
+          emb_bytes_stored: embOut.bytesStored,
           emb_peak_rss_bytes: emb.peak_rss_bytes,
           emb_cpu_s: emb.cpu_s === null ? null : r3(emb.cpu_s),
           emb_others_cpu_s: othersCpu(embBefore, embAfter, emb.cpu_s ?? 0),

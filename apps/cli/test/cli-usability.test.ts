@@ -2,7 +2,8 @@
  * The CLI's conventions, through the built binary: --version, `hoard help TOPIC`, an
  * Examples section in every command's --help, completion scripts generated from the
  * command tree, quiet exit when a pipe's reader goes away, `--to -` refused on a
- * terminal, and option mistakes that name the option (exit 2).
+ * terminal, option mistakes that name the option (exit 2), and one naming convention
+ * for every --json output.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -126,7 +127,9 @@ describe('hoard completion', () => {
 
     expect(bashComplete(script, ['hoard', 'rest'])).toEqual(['restore']);
     expect(bashComplete(script, ['hoard', 'ag'])).toEqual(['agent']);
-    expect(bashComplete(script, ['hoard', 'agent', ''])).toEqual(['add', 'revoke', 'list', 'start']);
+    const agentCommands = listedCommands((await hoardCli(['agent', '--help'])).stdout).filter((name) => name !== 'help');
+    expect(agentCommands).toEqual(expect.arrayContaining(['add', 'revoke', 'list', 'start']));
+    expect(bashComplete(script, ['hoard', 'agent', ''])).toEqual(agentCommands);
     expect(bashComplete(script, ['hoard', '--version', 'agent', 'l'])).toEqual(['list']);
     expect(bashComplete(script, ['hoard', 'completion', ''])).toEqual(['bash', 'zsh', 'fish']);
     expect(bashComplete(script, ['hoard', 'help', 'exit'])).toEqual(['exit-codes']);
@@ -227,5 +230,53 @@ describe('option mistakes name the option (exit 2, nothing done)', () => {
     const remote = await hoardCli(['snapshots', '--server', 'http://127.0.0.1:9', '--token', 't'], { env: { HOARD_REPO: repo } });
     expect(remote.code).toBe(1);
     expect(remote.stderr).toMatch(/cannot reach the media server at http:\/\/127\.0\.0\.1:9/);
+  });
+});
+
+describe('--json: one naming convention', () => {
+  /** Every key, at any depth, of a JSON value. */
+  function keysOf(value: unknown, out = new Set<string>()): Set<string> {
+    if (Array.isArray(value)) for (const v of value) keysOf(v, out);
+    else if (value !== null && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        out.add(k);
+        keysOf(v, out);
+      }
+    }
+    return out;
+  }
+
+  it('the repository commands print camelCase keys, and absent values as null', async () => {
+    const runs: Record<string, string[]> = {
+      init: ['init', '--repo', join(dir, 'repo2')],
+      backup: ['backup', '--repo', repo, '--job', 'files', join(dir, 'hoard.bash')],
+      snapshots: ['snapshots', '--repo', repo],
+      protect: ['snapshots', '--repo', repo, '--job', 'db', '--protect', snapshotId],
+      prune: ['prune', '--repo', repo, '--job', 'db', '--keep-last', '1', '--dry-run'],
+      restore: ['restore', '--repo', repo, 'db', '--to', join(dir, 'restored')],
+      verifyOnly: ['restore', '--repo', repo, 'db', '--verify-only'],
+      verify: ['verify', '--repo', repo],
+      gc: ['gc', '--repo', repo, '--dry-run'],
+      repair: ['repair', '--repo', repo, '--dry-run'],
+      stats: ['stats', '--repo', repo],
+    };
+    const printed: Record<string, unknown> = {};
+    for (const [name, args] of Object.entries(runs)) {
+      const r = await hoardCli([...args, '--json']);
+      expect(r.stderr, name).toBe('');
+      expect(r.code, name).toBe(0);
+      printed[name] = JSON.parse(r.stdout);
+      const notCamel = [...keysOf(printed[name])].filter((k) => !/^[a-z][a-zA-Z0-9]*$/.test(k));
+      expect({ name, notCamel }).toEqual({ name, notCamel: [] });
+    }
+    expect(printed.backup).toMatchObject({ job: 'files', bytesRead: expect.any(Number), bytesNew: expect.any(Number), chunksNew: expect.any(Number), streamHash: expect.any(String) });
+    const snapshots = printed.snapshots as Record<string, unknown>[];
+    expect(snapshots.map((s) => Object.keys(s))).toEqual(snapshots.map(() => ['id', 'key', 'job', 'source', 'startedAt', 'finishedAt', 'logicalBytes', 'store', 'chunks', 'streamHash', 'parent']));
+    expect(snapshots.find((s) => s.job === 'db')).toMatchObject({ id: snapshotId, parent: null, logicalBytes: 4 << 20 });
+    expect(printed.prune).toMatchObject({ dryRun: true, snapshots: [{ id: snapshotId, startedAt: expect.any(String), keep: true }] });
+    expect(printed.restore).toEqual({ snapshot: snapshotId, job: 'db', startedAt: expect.any(String), to: join(dir, 'restored'), file: null, bytes: 4 << 20, seconds: expect.any(Number), streamHashChecked: true });
+    expect(printed.verifyOnly).toMatchObject({ snapshot: snapshotId, verified: true, streamHashChecked: true, entries: null });
+    expect(printed.init).toMatchObject({ encrypted: false, packBytes: 16 << 20 });
+    expect((printed.stats as { stores: { scope: unknown }[] }).stores[0]!.scope).toEqual({ kind: 'global', job: null });
   });
 });

@@ -12,16 +12,16 @@ describe('hoard CLI', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const report = JSON.parse(stdout) as {
-      days: Array<{ job: string; day: number; snapshot: string; logical_bytes: number; new_bytes: number; stored_bytes: number }>;
+      days: Array<{ job: string; day: number; snapshot: string; logicalBytes: number; newBytes: number; storedBytes: number }>;
       restore: { job: string; identical: boolean; snapshot: string };
       stats: { stores: Array<{ name: string; snapshots: number; dedupFactor: number }> };
     };
     for (const job of ['vm', 'db']) {
       const days = report.days.filter((d) => d.job === job);
       expect(days.length).toBeGreaterThanOrEqual(3);
-      expect(days[0].new_bytes).toBeGreaterThan(days[0].logical_bytes * 0.3);
+      expect(days[0].newBytes).toBeGreaterThan(days[0].logicalBytes * 0.3);
       // after the first day, a day adds a small fraction of its size
-      for (const d of days.slice(1)) expect(d.new_bytes).toBeLessThan(d.logical_bytes * 0.25);
+      for (const d of days.slice(1)) expect(d.newBytes).toBeLessThan(d.logicalBytes * 0.25);
     }
     expect(report.restore.identical).toBe(true);
     expect(report.restore.snapshot).toBe(report.days.filter((d) => d.job === 'db')[1].snapshot);
@@ -38,19 +38,19 @@ describe('hoard CLI', () => {
   });
 
   interface NetworkDemoReport {
-    dump_source: 'postgresql' | 'generated';
-    dump_note: string;
-    days: Array<{ day: number; source: string; read_bytes: number; sent_bytes: number; new_bytes: number; stored_bytes: number }>;
-    restores: Array<{ source: string; check: 'sha256' | 'pg_restore'; identical: boolean; bytes: number; rows?: number; day1_rows?: number }>;
+    dumpSource: 'postgresql' | 'generated';
+    dumpNote: string;
+    days: Array<{ day: number; source: string; readBytes: number; sentBytes: number; newBytes: number; storedBytes: number }>;
+    restores: Array<{ source: string; check: 'sha256' | 'pg_restore'; identical: boolean; bytes: number; rows?: number; day1Rows?: number }>;
   }
 
   const checkNetworkDemo = (report: NetworkDemoReport): void => {
     expect(report.days).toHaveLength(4);
-    for (const d of report.days.filter((r) => r.day === 0)) expect(d.sent_bytes).toBeGreaterThanOrEqual(d.stored_bytes);
+    for (const d of report.days.filter((r) => r.day === 0)) expect(d.sentBytes).toBeGreaterThanOrEqual(d.storedBytes);
     for (const d of report.days.filter((r) => r.day === 1)) {
       // Only new chunks cross the wire: sent is about the new compressed bytes, far below what was read.
-      expect(d.sent_bytes).toBeLessThan(d.read_bytes * 0.2);
-      expect(d.sent_bytes).toBeLessThanOrEqual(d.stored_bytes * 1.05 + d.read_bytes * 0.005 + 64 * 1024);
+      expect(d.sentBytes).toBeLessThan(d.readBytes * 0.2);
+      expect(d.sentBytes).toBeLessThanOrEqual(d.storedBytes * 1.05 + d.readBytes * 0.005 + 64 * 1024);
     }
     expect(report.restores.map((r) => r.identical)).toEqual([true, true]);
   };
@@ -63,14 +63,14 @@ describe('hoard CLI', () => {
     const report = JSON.parse(stdout) as NetworkDemoReport;
     checkNetworkDemo(report);
     const installed = await postgresBinDir().then(() => true, () => false);
-    expect(report.dump_source, report.dump_note).toBe(installed ? 'postgresql' : 'generated');
-    if (report.dump_source === 'postgresql') {
+    expect(report.dumpSource, report.dumpNote).toBe(installed ? 'postgresql' : 'generated');
+    if (report.dumpSource === 'postgresql') {
       expect(report.days.map((d) => d.source)).toEqual(['web-01.img', 'pg_dump shop', 'web-01.img', 'pg_dump shop']);
       // Restored with pg_restore into a fresh database: day 0's rows, not day 1's.
       const db = report.restores[1]!;
       expect(db.check).toBe('pg_restore');
       expect(db.rows).toBeGreaterThan(100_000);
-      expect(db.rows).not.toBe(db.day1_rows);
+      expect(db.rows).not.toBe(db.day1Rows);
     }
     // The throwaway cluster is gone.
     expect((await demoClusters()).filter((name) => !before.includes(name))).toEqual([]);
@@ -82,9 +82,9 @@ describe('hoard CLI', () => {
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout) as NetworkDemoReport;
     checkNetworkDemo(report);
-    expect(report.dump_source).toBe('generated');
+    expect(report.dumpSource).toBe('generated');
     expect(report.days.map((d) => d.source)).toEqual(['web-01.img', 'cat shop.sql', 'web-01.img', 'cat shop.sql']);
-    expect(report.dump_note).toBe('HOARD_DEMO_NO_POSTGRES is set');
+    expect(report.dumpNote).toBe('HOARD_DEMO_NO_POSTGRES is set');
     expect(report.restores.map((r) => r.check)).toEqual(['sha256', 'sha256']);
   });
 

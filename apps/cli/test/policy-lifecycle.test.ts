@@ -261,7 +261,7 @@ verify:
       const image = join(dir, `restored-${i}.img`);
       const img = await hoardCli([...common, '--source', imageName, '--to', image, '--json']);
       expect(img.code, img.stderr).toBe(0);
-      expect(JSON.parse(img.stdout).started_at).toBe(new Date(START + day * DAY + 3600_000).toISOString());
+      expect(JSON.parse(img.stdout).startedAt).toBe(new Date(START + day * DAY + 3600_000).toISOString());
       expect(createHash('sha256').update(await readFile(image)).digest('hex'), `image at ${new Date(at).toISOString()} (day ${day})`).toBe(expectedImage.get(day));
       await rm(image);
 

@@ -62,17 +62,17 @@ describe('hoard repository commands', () => {
     const first = await hoardCli(['backup', '--repo', repo, '--job', 'vm', join(dir, 'disk.img'), '--json']);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    const b1 = JSON.parse(first.stdout) as { snapshot: string; bytes_read: number; bytes_new: number; bytes_zero: number };
-    expect(b1.bytes_read).toBe(image.length);
-    expect(b1.bytes_zero).toBeGreaterThan(MiB);
+    const b1 = JSON.parse(first.stdout) as { snapshot: string; bytesRead: number; bytesNew: number; bytesZero: number };
+    expect(b1.bytesRead).toBe(image.length);
+    expect(b1.bytesZero).toBeGreaterThan(MiB);
 
     const changed = Buffer.from(image);
     testData(2, 64 * 1024).copy(changed, 4 * MiB);
     await writeFile(join(dir, 'disk.img'), changed);
     const second = await hoardCli(['backup', '--repo', repo, '--job', 'vm', join(dir, 'disk.img'), '--json']);
     expect(second.code).toBe(0);
-    const b2 = JSON.parse(second.stdout) as { snapshot: string; bytes_new: number };
-    expect(b2.bytes_new).toBeLessThan(MiB);
+    const b2 = JSON.parse(second.stdout) as { snapshot: string; bytesNew: number };
+    expect(b2.bytesNew).toBeLessThan(MiB);
 
     const dump = testData(3, 3 * MiB);
     const pieces = Array.from({ length: 30 }, (_, i) => dump.subarray((i * dump.length) / 30, ((i + 1) * dump.length) / 30));
@@ -81,7 +81,7 @@ describe('hoard repository commands', () => {
     expect(piped.code).toBe(0);
 
     const list = await hoardCli(['snapshots', '--repo', repo, '--json']);
-    const snaps = JSON.parse(list.stdout) as Array<{ id: string; job: string; started_at: string; source: { kind: string } }>;
+    const snaps = JSON.parse(list.stdout) as Array<{ id: string; job: string; startedAt: string; source: { kind: string } }>;
     expect(snaps.map((s) => s.job).sort()).toEqual(['db', 'vm', 'vm']);
     expect(snaps.find((s) => s.job === 'db')!.source.kind).toBe('stream');
     const table = await hoardCli(['snapshots', '--repo', repo, '--job', 'vm']);
@@ -98,7 +98,7 @@ describe('hoard repository commands', () => {
 
     // by time: just after the second backup started -> the second version
     const vm2 = snaps.find((s) => s.id === b2.snapshot)!;
-    const at = new Date(Date.parse(vm2.started_at) + 1).toISOString();
+    const at = new Date(Date.parse(vm2.startedAt) + 1).toISOString();
     const out2 = join(dir, 'restored-2.img');
     expect((await hoardCli(['restore', '--repo', repo, 'vm', '--at', at, '--to', out2])).code).toBe(0);
     expect(sha(await readFile(out2))).toBe(sha(changed));
@@ -180,8 +180,8 @@ describe('hoard with an s3:// repository (Ceph RGW)', () => {
     data.fill(0, MiB, 2 * MiB);
     const backedUp = await hoardCli(['backup', '--repo', repo, '--job', 'db', '-', '--json'], { stdin: data, env });
     expectOk(backedUp);
-    const { bytes_zero } = JSON.parse(backedUp.stdout) as { bytes_zero: number };
-    expect(bytes_zero).toBeGreaterThan(MiB / 2);
+    const { bytesZero } = JSON.parse(backedUp.stdout) as { bytesZero: number };
+    expect(bytesZero).toBeGreaterThan(MiB / 2);
     const restored = await hoardCli(['restore', '--repo', repo, 'db', '--to', '-'], { env });
     expect(restored.code).toBe(0);
     expect(sha(restored.stdoutBytes)).toBe(sha(data));

@@ -54,17 +54,17 @@ function mariaContents(db: string): Promise<string> {
   return maria.mysql('SELECT id, name, HEX(photo), balance, note FROM accounts ORDER BY id; SELECT COUNT(*), SUM(amount) FROM payments;', db);
 }
 
-async function backup(repoDir: string, job: string, data: Buffer, name?: string): Promise<{ snapshot: string; started_at: string }> {
+async function backup(repoDir: string, job: string, data: Buffer, name?: string): Promise<{ snapshot: string; startedAt: string }> {
   const r = await hoardCli(['backup', '--repo', repoDir, '--job', job, ...(name ? ['--name', name] : []), '--json', '-'], { stdin: data });
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   const snapshot = (JSON.parse(r.stdout) as { snapshot: string }).snapshot;
   const list = await hoardCli(['snapshots', '--repo', repoDir, '--job', job, '--json']);
-  const found = (JSON.parse(list.stdout) as { id: string; started_at: string }[]).find((s) => s.id === snapshot)!;
-  return { snapshot, started_at: found.started_at };
+  const found = (JSON.parse(list.stdout) as { id: string; startedAt: string }[]).find((s) => s.id === snapshot)!;
+  return { snapshot, startedAt: found.startedAt };
 }
 
-const snapshots: Record<string, { snapshot: string; started_at: string }> = {};
+const snapshots: Record<string, { snapshot: string; startedAt: string }> = {};
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoard-test-restore-targets-'));
@@ -120,7 +120,7 @@ describe('restore --to a database', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const s = snapshots['pg-custom']!;
-    expect(r.stdout).toContain(`restored snapshot ${s.snapshot} of job pg-custom (started ${s.started_at}) into postgres://127.0.0.1:${pg.port}/copy_custom with pg_restore`);
+    expect(r.stdout).toContain(`restored snapshot ${s.snapshot} of job pg-custom (started ${s.startedAt}) into postgres://127.0.0.1:${pg.port}/copy_custom with pg_restore`);
     expect(r.stdout).not.toContain(pg.password);
     expect(await pgContents('copy_custom')).toBe(await pgContents('shop'));
   });
@@ -182,7 +182,7 @@ describe('restore --to a database', () => {
     const r = await hoardCli(['restore', '--repo', repo, 'pg-plain', '--to', '-']);
     expect(r.code).toBe(0);
     const s = snapshots['pg-plain']!;
-    expect(r.stderr).toContain(`restored snapshot ${s.snapshot} of job pg-plain (started ${s.started_at})`);
+    expect(r.stderr).toContain(`restored snapshot ${s.snapshot} of job pg-plain (started ${s.startedAt})`);
     expect(r.stdout).toContain('CREATE TABLE public.customers');
   });
 });
@@ -194,10 +194,10 @@ describe('restore --verify-only', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const s = snapshots['pg-custom']!;
-    expect(r.stdout).toMatch(new RegExp(`^verified snapshot ${s.snapshot} of job pg-custom \\(started ${s.started_at.replace(/[.]/g, '\\.')}\\): \\d+ bytes \\(.+\\), every chunk and the stream hash checked; nothing was written\\n$`));
+    expect(r.stdout).toMatch(new RegExp(`^verified snapshot ${s.snapshot} of job pg-custom \\(started ${s.startedAt.replace(/[.]/g, '\\.')}\\): \\d+ bytes \\(.+\\), every chunk and the stream hash checked; nothing was written\\n$`));
     const j = await hoardCli(['restore', '--repo', repo, 'crm', '--verify-only', '--json']);
     expect(j.code).toBe(0);
-    expect(JSON.parse(j.stdout)).toMatchObject({ snapshot: snapshots['crm']!.snapshot, job: 'crm', verified: true, stream_hash_checked: true });
+    expect(JSON.parse(j.stdout)).toMatchObject({ snapshot: snapshots['crm']!.snapshot, job: 'crm', verified: true, streamHashChecked: true });
     expect(await listFiles(dir)).toEqual(before);
   });
 
@@ -242,10 +242,10 @@ describe('snapshots --repo filters', () => {
     };
     expect(await ids()).toEqual([c.snapshot, b.snapshot, a.snapshot]);
     expect(await ids('--source', 'alpha')).toEqual([c.snapshot, a.snapshot]);
-    expect(await ids('--job', 'db', '--since', b.started_at)).toEqual([c.snapshot, b.snapshot]);
-    expect(await ids('--until', b.started_at)).toEqual([a.snapshot]);
-    expect(await ids('--since', b.started_at, '--until', c.started_at)).toEqual([b.snapshot]);
-    expect(await ids('--source', 'beta', '--until', b.started_at)).toEqual([]);
+    expect(await ids('--job', 'db', '--since', b.startedAt)).toEqual([c.snapshot, b.snapshot]);
+    expect(await ids('--until', b.startedAt)).toEqual([a.snapshot]);
+    expect(await ids('--since', b.startedAt, '--until', c.startedAt)).toEqual([b.snapshot]);
+    expect(await ids('--source', 'beta', '--until', b.startedAt)).toEqual([]);
     const none = await hoardCli(['snapshots', '--repo', r2, '--source', 'gamma']);
     expect(none).toMatchObject({ code: 0, stdout: 'no snapshots match\n' });
     const bad = await hoardCli(['snapshots', '--repo', r2, '--since', 'yesterday-ish']);
@@ -266,7 +266,7 @@ describe('through a media server', () => {
     const r = await server.cli(['restore', 'pg-plain', '--to', pg.urlFor('copy_server')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`restored snapshot ${snapshots['pg-plain']!.snapshot} of job pg-plain (started ${snapshots['pg-plain']!.started_at}) into postgres://127.0.0.1:${pg.port}/copy_server with psql`);
+    expect(r.stdout).toContain(`restored snapshot ${snapshots['pg-plain']!.snapshot} of job pg-plain (started ${snapshots['pg-plain']!.startedAt}) into postgres://127.0.0.1:${pg.port}/copy_server with psql`);
     expect(await pgContents('copy_server')).toBe(await pgContents('shop'));
 
     const v = await server.cli(['restore', 'pg-custom', '--verify-only', '--json']);

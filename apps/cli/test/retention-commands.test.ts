@@ -35,8 +35,8 @@ describe('hoard prune, gc, snapshots --protect', () => {
 
     const dry = await hoardCli(['prune', '--repo', repo, '--job', 'db', '--keep-last', '1', '--dry-run', '--json']);
     expect(dry.stderr).toBe('');
-    const plan = JSON.parse(dry.stdout) as { dry_run: boolean; kept: number; forgotten: number; snapshots: { id: string; keep: boolean; reasons: string[] }[] };
-    expect(plan).toMatchObject({ dry_run: true, kept: 2, forgotten: 2 });
+    const plan = JSON.parse(dry.stdout) as { dryRun: boolean; kept: number; forgotten: number; snapshots: { id: string; keep: boolean; reasons: string[] }[] };
+    expect(plan).toMatchObject({ dryRun: true, kept: 2, forgotten: 2 });
     expect(plan.snapshots.map((s) => [s.id, s.keep, s.reasons])).toEqual([
       [ids[3], true, ['last']],
       [ids[2], false, []],

@@ -78,8 +78,8 @@ describe('prune, gc and verify through the server', () => {
 
     const dry = await cli(['prune', '--dry-run', '--json']);
     expect(dry.code, dry.stderr).toBe(0);
-    const plan = JSON.parse(dry.stdout) as { dry_run: boolean; jobs: { policy: string; job: string; kept: number; forgotten: number; snapshots: { keep: boolean; reasons: string[] }[] }[] };
-    expect(plan.dry_run).toBe(true);
+    const plan = JSON.parse(dry.stdout) as { dryRun: boolean; jobs: { policy: string; job: string; kept: number; forgotten: number; snapshots: { keep: boolean; reasons: string[] }[] }[] };
+    expect(plan.dryRun).toBe(true);
     expect(plan.jobs).toMatchObject([{ policy: 'notes', job: 'notes', kept: 2, forgotten: 2 }]);
     expect(plan.jobs[0]!.snapshots.map((s) => s.reasons.join(','))).toEqual(['last', 'last', '', '']);
     expect(await server.repo.snapshots('notes')).toHaveLength(4);

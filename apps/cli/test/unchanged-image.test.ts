@@ -65,7 +65,7 @@ describe('unchanged images on incremental runs', () => {
 
     const first = await run('raw', source);
     expect(first.totals!.bytesRead).toBe(v1.length);
-    expect(first.image).toEqual({ unchanged: false, bytesUnchanged: 0 });
+    expect(first.image).toEqual({ unchanged: false, bytesUnchanged: 0, previous: null });
 
     const second = await run('raw', source);
     expect(second.totals!.bytesRead).toBe(0);

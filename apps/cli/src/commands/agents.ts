@@ -3,6 +3,8 @@
  * `hoard agent start --server URL --token T` (the daemon on a hypervisor host).
  */
 import { AgentDaemon, type AgentLog } from '@hoard/agent';
+import { replySchemas } from '@hoard/protocol';
+import { withNulls } from '../json-output.js';
 import { renderTable } from '../table.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { UsageError } from '../errors.js';
@@ -29,7 +31,7 @@ export async function runAgentAdd(name: string, options: ServerOptions & { json?
 export async function runAgentList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
   const { agents } = await client.json<{ agents: AgentView[] }>('GET', '/v1/agents');
-  if (options.json) return out(JSON.stringify(agents));
+  if (options.json) return out(JSON.stringify(agents.map((a) => withNulls(replySchemas.AgentView, a))));
   if (agents.length === 0) return out('no agents yet (`hoard agent add NAME`)');
   out(renderTable(['agent', 'host', 'last seen', 'state'], agents.map((a) => [a.name, a.hostname ?? '-', a.lastSeenAt ?? 'never', a.revokedAt ? `revoked ${a.revokedAt}` : 'active'])));
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoSeries, type DataSeries } from '@hoard/bench-data';
 import { backup, FileSink, FsObjectStore, Repository, repositoryStats, restore, type SourceKind } from '@hoard/repository';
+import { statsJson } from './stats.js';
 
 const MiB = 1 << 20;
 
@@ -17,13 +18,13 @@ export interface DemoDay {
   job: string;
   day: number;
   snapshot: string;
-  logical_bytes: number;
-  new_bytes: number;
-  stored_bytes: number;
-  zero_bytes: number;
-  cumulative_logical_bytes: number;
-  cumulative_stored_bytes: number;
-  cumulative_dedup_ratio: number;
+  logicalBytes: number;
+  newBytes: number;
+  storedBytes: number;
+  zeroBytes: number;
+  cumulative_logicalBytes: number;
+  cumulative_storedBytes: number;
+  cumulativeDedupRatio: number;
   seconds: number;
 }
 
@@ -69,13 +70,13 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
           job,
           day,
           snapshot: result.snapshot.id,
-          logical_bytes: result.bytesRead,
-          new_bytes: result.bytesNew,
-          stored_bytes: result.bytesStored,
-          zero_bytes: result.bytesZero,
-          cumulative_logical_bytes: logical,
-          cumulative_stored_bytes: stored,
-          cumulative_dedup_ratio: logical / Math.max(stored, 1),
+          logicalBytes: result.bytesRead,
+          newBytes: result.bytesNew,
+          storedBytes: result.bytesStored,
+          zeroBytes: result.bytesZero,
+          cumulative_logicalBytes: logical,
+          cumulative_storedBytes: stored,
+          cumulativeDedupRatio: logical / Math.max(stored, 1),
           seconds: result.durationMs / 1000,
         };
         days.push(row);
@@ -85,11 +86,11 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
               job.padEnd(3),
               String(day).padStart(4),
               row.snapshot.padEnd(16),
-              (row.logical_bytes / MiB).toFixed(1).padStart(9),
-              (row.new_bytes / MiB).toFixed(1).padStart(7),
-              (row.stored_bytes / MiB).toFixed(1).padStart(10),
-              (row.zero_bytes / MiB).toFixed(1).padStart(8),
-              `${row.cumulative_dedup_ratio.toFixed(2)}x`.padStart(12),
+              (row.logicalBytes / MiB).toFixed(1).padStart(9),
+              (row.newBytes / MiB).toFixed(1).padStart(7),
+              (row.storedBytes / MiB).toFixed(1).padStart(10),
+              (row.zeroBytes / MiB).toFixed(1).padStart(8),
+              `${row.cumulativeDedupRatio.toFixed(2)}x`.padStart(12),
               row.seconds.toFixed(2).padStart(7),
             ].join('  '),
           );
@@ -106,7 +107,7 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
     const pit: DemoRestore = { job: 'db', at: at.toISOString(), snapshot: snapshot.id, bytes: restored.bytesWritten, seconds: restored.durationMs / 1000, identical };
     const stats = await repositoryStats(repo);
     if (options.json) {
-      options.out(JSON.stringify({ repository: options.keep ? repo.location : undefined, days, restore: pit, stats }, null, 2));
+      options.out(JSON.stringify({ repository: options.keep ? repo.location : null, days, restore: pit, stats: statsJson(stats) }, null, 2));
     } else {
       options.out(
         `\nrestore --at ${pit.at}: snapshot ${pit.snapshot} (day 1 of db), ${(pit.bytes / MiB).toFixed(1)} MiB in ${pit.seconds.toFixed(2)} s, ` +

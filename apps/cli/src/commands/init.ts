@@ -24,7 +24,7 @@ export async function runInit(options: InitCommandOptions, out: (line: string) =
   const objects = await openObjectStore(options.repo, { create: true });
   const repo = await Repository.init(objects, { passphrase: secret, packBytes });
   if (options.json) {
-    out(JSON.stringify({ repository: repo.location, id: repo.config.id, encrypted: repo.encrypted, pack_bytes: repo.config.packBytes }));
+    out(JSON.stringify({ repository: repo.location, id: repo.config.id, encrypted: repo.encrypted, packBytes: repo.config.packBytes }));
   } else {
     out(`created ${repo.encrypted ? 'encrypted ' : ''}repository ${repo.config.id} at ${repo.location}`);
     if (repo.encrypted) out('keep the passphrase safe: without it the data cannot be restored');

@@ -9,12 +9,13 @@
  */
 import type { CapacityReport, HistoryEntry, JobSummary } from '@hoard/protocol';
 import { formatBytes } from '@hoard/chunker';
-import type { RunView } from '@hoard/protocol';
+import { replySchemas, type RunView } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
 import { UsageError } from '../errors.js';
+import { withNulls } from '../json-output.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
-import { followRun } from './remote.js';
+import { followRun, runJson } from './remote.js';
 import { localTime } from './snapshots.js';
 
 const bytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : formatBytes(n));
@@ -30,7 +31,7 @@ export function formatDuration(ms: number | null): string {
 export async function runJobList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
   const { jobs } = await client.json<{ jobs: JobSummary[] }>('GET', '/v1/jobs');
-  if (options.json) return out(JSON.stringify(jobs));
+  if (options.json) return out(JSON.stringify(jobs.map((j) => withNulls(replySchemas.JobSummary, j))));
   if (jobs.length === 0) return out('no jobs yet (`hoard run --agent A --job J --source ...` or `hoard policy apply -f FILE` defines them)');
   out(
     renderTable(
@@ -61,7 +62,7 @@ export async function runJobCancel(id: string, options: ServerOptions & { wait?:
   const client = await serverClient(options);
   let run = await client.json<RunView>('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, {});
   if (options.wait) while (run.state === 'queued' || run.state === 'running') run = await client.json<RunView>('GET', `/v1/runs/${encodeURIComponent(id)}?wait=5`);
-  if (options.json) return out(JSON.stringify(run));
+  if (options.json) return out(runJson(run));
   if (run.state === 'running') {
     const gone = run.leaseExpiresAt ? `; if the agent is gone, the server ends the run when its lease passes (${run.leaseExpiresAt}, unless renewed)` : '';
     out(`run ${run.id} of job ${run.job}: asked agent ${run.agent} to stop; it abandons the source it is reading within seconds (nothing of it is committed) and the run ends cancelled${gone}`);
@@ -75,7 +76,7 @@ export async function runJobHistory(job: string, options: ServerOptions & { limi
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit ${options.limit}: give a whole number from 1 to 10000`);
   const client = await serverClient(options);
   const { entries } = await client.json<{ entries: HistoryEntry[] }>('GET', `/v1/jobs/${encodeURIComponent(job)}/history?limit=${limit}`);
-  if (options.json) return out(JSON.stringify(entries));
+  if (options.json) return out(JSON.stringify(entries.map((e) => withNulls(replySchemas.HistoryEntry, e))));
   if (entries.length === 0) return out(`job ${job} has no runs or tasks yet`);
   out(
     renderTable(
@@ -123,7 +124,7 @@ export async function runReport(options: ServerOptions & { json?: boolean; quota
   }
   const client = await serverClient(options);
   const report = await client.json<Report>('GET', `/v1/report?${q}`);
-  if (options.json) return out(JSON.stringify(report));
+  if (options.json) return out(JSON.stringify(withNulls(replySchemas.CapacityReport, report)));
   const c = report.capacity;
   out('jobs');
   out(

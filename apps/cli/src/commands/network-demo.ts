@@ -32,10 +32,10 @@ export interface NetworkDemoRow {
   day: number;
   source: string;
   snapshot: string;
-  read_bytes: number;
-  sent_bytes: number;
-  new_bytes: number;
-  stored_bytes: number;
+  readBytes: number;
+  sentBytes: number;
+  newBytes: number;
+  storedBytes: number;
   seconds: number;
 }
 
@@ -47,10 +47,11 @@ export interface NetworkDemoRestore {
   /** sha256: the restored stream against the generator's; pg_restore: the restored database's rows against day 0's. */
   check: 'sha256' | 'pg_restore';
   identical: boolean;
-  tables?: number;
-  rows?: number;
-  day0_rows?: number;
-  day1_rows?: number;
+  /** pg_restore only (null for sha256): tables and rows restored, and the rows at day 0 and day 1. */
+  tables: number | null;
+  rows: number | null;
+  day0Rows: number | null;
+  day1Rows: number | null;
 }
 
 async function writeDay(series: DataSeries, day: number, path: string): Promise<void> {
@@ -150,15 +151,15 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
           day,
           source: t.name === `file:${image}` || t.name === image ? 'web-01.img' : dumpLabel,
           snapshot: t.snapshot!.id,
-          read_bytes: t.totals!.bytesRead,
-          sent_bytes: t.totals!.bytesSent,
-          new_bytes: t.totals!.bytesNew,
-          stored_bytes: t.totals!.bytesStored,
+          readBytes: t.totals!.bytesRead,
+          sentBytes: t.totals!.bytesSent,
+          newBytes: t.totals!.bytesNew,
+          storedBytes: t.totals!.bytesStored,
           seconds: t.durationMs / 1000,
         };
         rows.push(row);
         say(
-          `${String(day).padStart(3)}  ${row.source.padEnd(20)}  ${row.snapshot}  ${mib(row.read_bytes).padStart(8)}  ${mib(row.sent_bytes).padStart(8)}  ${mib(row.new_bytes).padStart(7)}  ${mib(row.stored_bytes).padStart(10)}  ${row.seconds.toFixed(2).padStart(7)}`,
+          `${String(day).padStart(3)}  ${row.source.padEnd(20)}  ${row.snapshot}  ${mib(row.readBytes).padStart(8)}  ${mib(row.sentBytes).padStart(8)}  ${mib(row.newBytes).padStart(7)}  ${mib(row.storedBytes).padStart(10)}  ${row.seconds.toFixed(2).padStart(7)}`,
         );
       }
     }
@@ -176,27 +177,27 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
         // The real check for a database: restore the dump into a fresh database and compare its rows with day 0's.
         await pg.restore('shop_restored', body);
         const got = await pg.checksum('shop_restored');
-        restores.push({ ...restore, check: 'pg_restore', identical: got.md5 === checksums[0]!.md5, tables: got.tables, rows: got.rows, day0_rows: checksums[0]!.rows, day1_rows: checksums[1]!.rows });
+        restores.push({ ...restore, check: 'pg_restore', identical: got.md5 === checksums[0]!.md5, tables: got.tables, rows: got.rows, day0Rows: checksums[0]!.rows, day1Rows: checksums[1]!.rows });
       } else {
         const series = name === 'web-01.img' ? vm : generated;
-        restores.push({ ...restore, check: 'sha256', identical: (await hashOf(body)) === (await hashOf(series.day(0))) });
+        restores.push({ ...restore, check: 'sha256', identical: (await hashOf(body)) === (await hashOf(series.day(0))), tables: null, rows: null, day0Rows: null, day1Rows: null });
       }
     }
-    const sent = rows.reduce((n, r) => n + r.sent_bytes, 0);
-    const read = rows.reduce((n, r) => n + r.read_bytes, 0);
+    const sent = rows.reduce((n, r) => n + r.sentBytes, 0);
+    const read = rows.reduce((n, r) => n + r.readBytes, 0);
     const later = rows.filter((r) => r.day > 0);
     if (options.json) {
       options.out(
         JSON.stringify(
           {
             server: server.url,
-            repository: options.keep ? repo.location : undefined,
-            dump_source: dump.source,
-            dump_note: dump.note,
+            repository: options.keep ? repo.location : null,
+            dumpSource: dump.source,
+            dumpNote: dump.note,
             days: rows,
             restores,
-            read_bytes: read,
-            sent_bytes: sent,
+            readBytes: read,
+            sentBytes: sent,
           },
           null,
           2,
@@ -207,7 +208,7 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
       for (const r of restores) {
         const verdict =
           r.check === 'pg_restore'
-            ? `pg_restore into a fresh database: ${r.tables} tables, ${r.rows!.toLocaleString('en-US')} rows, ${r.identical ? 'same rows as at day 0' : 'DIFFERENT from day 0'} (day 1 had ${r.day1_rows!.toLocaleString('en-US')})`
+            ? `pg_restore into a fresh database: ${r.tables} tables, ${r.rows!.toLocaleString('en-US')} rows, ${r.identical ? 'same rows as at day 0' : 'DIFFERENT from day 0'} (day 1 had ${r.day1Rows!.toLocaleString('en-US')})`
             : r.identical
               ? 'byte-identical to day 0'
               : 'DIFFERENT from day 0';
@@ -215,7 +216,7 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
       }
       say(
         `\nover the network: ${mib(sent)} MiB sent for ${mib(read)} MiB read (${((100 * sent) / read).toFixed(1)}%); ` +
-          `day 1 alone: ${mib(later.reduce((n, r) => n + r.sent_bytes, 0))} MiB sent for ${mib(later.reduce((n, r) => n + r.read_bytes, 0))} MiB read`,
+          `day 1 alone: ${mib(later.reduce((n, r) => n + r.sentBytes, 0))} MiB sent for ${mib(later.reduce((n, r) => n + r.readBytes, 0))} MiB read`,
       );
       if (options.keep) say(`\nkept in ${dir} (repository in repo/, catalog in catalog/)`);
     }

@@ -5,8 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ErrorCode } from '@hoard/errors';
-import { ServerError } from '@hoard/protocol';
+import { replySchemas, ServerError } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
+import { withNulls } from '../json-output.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { printPolicyChanges, type PolicyChanges } from './policy-changes.js';
 import { renderTable } from '../table.js';
@@ -60,10 +61,13 @@ export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptio
   printPolicyChanges(result, { dryRun: options.dryRun === true, json: options.json === true, file: name }, out);
 }
 
+/** A policy as --json prints it: null for what the server left out; `document` as the policy file has it (its kebab-case keys, ready for `policy apply`). */
+const policyJson = (p: PolicyView): Record<string, unknown> => ({ ...withNulls(replySchemas.PolicyView, p), document: p.document });
+
 export async function runPolicyList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
   const { policies } = await client.json<{ policies: PolicyView[] }>('GET', '/v1/policies');
-  if (options.json) return out(JSON.stringify(policies));
+  if (options.json) return out(JSON.stringify(policies.map(policyJson)));
   if (policies.length === 0) return out('no policies yet (`hoard policy apply -f FILE`)');
   out(renderTable(['policy', 'jobs', 'next run (local)', 'kind'], policies.map((p) => [p.name, p.jobs.map((j) => j.job).join(', '), p.nextRuns[0] ? localTime(p.nextRuns[0].at) : '-', p.nextRuns[0]?.kind ?? '-'])));
 }
@@ -73,7 +77,7 @@ export async function runPolicyShow(name: string, options: ServerOptions & { jso
   if (!Number.isInteger(next) || next < 1 || next > 100) throw new UsageError(`--next ${options.next}: give a whole number from 1 to 100`);
   const client = await serverClient(options);
   const policy = await client.json<PolicyView>('GET', `/v1/policies/${encodeURIComponent(name)}?next=${next}`);
-  if (options.json) return out(JSON.stringify(policy));
+  if (options.json) return out(JSON.stringify(policyJson(policy)));
   out((policy.yaml ?? '').trimEnd());
   out('');
   out(`jobs: ${policy.jobs.map((j) => `${j.job} (agent ${j.agent})`).join(', ')}`);

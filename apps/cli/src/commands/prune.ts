@@ -63,10 +63,10 @@ export interface PrunePlan {
 export function prunePlanJson(plan: PrunePlan): Record<string, unknown> {
   return {
     job: plan.job,
-    dry_run: plan.dryRun,
+    dryRun: plan.dryRun,
     kept: plan.kept,
     forgotten: plan.forgotten,
-    snapshots: plan.snapshots.map((s) => ({ id: s.id, ...(s.key ? { key: s.key } : {}), source: s.source, started_at: s.startedAt, keep: s.keep, reasons: s.reasons })),
+    snapshots: plan.snapshots.map((s) => ({ id: s.id, key: s.key ?? null, source: s.source, startedAt: s.startedAt, keep: s.keep, reasons: s.reasons })),
   };
 }
 

@@ -111,7 +111,7 @@ export async function runRemoteRestoreToDatabase(job: string, options: RemoteRes
   progress.done();
   const seconds = (Date.now() - started) / 1000;
   if (options.json) {
-    out(JSON.stringify({ snapshot: p.snapshot, job, started_at: p.startedAt, to: target.name, tool: sink.tool, bytes, seconds }));
+    out(JSON.stringify({ snapshot: p.snapshot, job, startedAt: p.startedAt, to: target.name, tool: sink.tool, bytes, seconds, streamHashChecked: null }));
     return;
   }
   out(`restored snapshot ${p.snapshot} of job ${job} (started ${p.startedAt}) into ${target.name} with ${sink.tool}`);

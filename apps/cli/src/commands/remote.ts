@@ -7,14 +7,15 @@
 import { stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
 import { restoreFramesToFile, RestoreIncompleteError } from '@hoard/agent';
-import { parseSourceSpec, RestoreStreamError, type HoardClient, type RunView, type SnapshotSummary } from '@hoard/protocol';
+import { parseSourceSpec, replySchemas, RestoreStreamError, type HoardClient, type RunView, type SnapshotSummary } from '@hoard/protocol';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { UsageError } from '../errors.js';
+import { withNulls } from '../json-output.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { parseTime } from '../time.js';
-import { localTime } from './snapshots.js';
+import { localTime, snapshotJson } from './snapshots.js';
 import { isDatabaseUrl, RestoreDamagedError, type ParallelRestore } from './restore-database.js';
 import { runRemoteRestoreToDatabase, runRemoteVerifyOnly } from './remote-restore-targets.js';
 import { AGENT_TARGET_PREFIX, runRestoreToAgent } from './restore-to-agent.js';
@@ -69,7 +70,7 @@ export async function runRun(options: RunCommandOptions, out: (line: string) => 
 export async function followRun(client: HoardClient, queued: RunView, options: { wait: boolean; json?: boolean }, out: (line: string) => void): Promise<void> {
   let run = queued;
   if (!options.wait) {
-    out(options.json ? JSON.stringify(run) : `run ${run.id} queued for agent ${run.agent}`);
+    out(options.json ? runJson(run) : `run ${run.id} queued for agent ${run.agent}`);
     return;
   }
   const progress = ProgressLine.forCommand(options.json);
@@ -78,10 +79,13 @@ export async function followRun(client: HoardClient, queued: RunView, options: {
     if (run.progress) progress.update(run.progress.bytesRead, run.progress.bytesTotal, `sent ${formatBytes(run.progress.bytesSent)}  ${run.progress.target}`);
   }
   progress.done();
-  if (options.json) out(JSON.stringify(run));
+  if (options.json) out(runJson(run));
   else printRun(run, out);
   if (run.state !== 'succeeded') throw new RunFailedError(`run ${run.id} ${run.state}: ${run.error ?? 'see above'}`);
 }
+
+/** A run as `--json` prints it: the server's record, with null for every field it left out. */
+export const runJson = (run: RunView): string => JSON.stringify(withNulls(replySchemas.RunView, run));
 
 function printRun(run: RunView, out: (line: string) => void): void {
   out(`run ${run.id}: job ${run.job} on agent ${run.agent}: ${run.state}`);
@@ -127,7 +131,7 @@ export async function runRemoteSnapshots(options: RemoteSnapshotsOptions, out: (
   const client = await serverClient(options);
   const { snapshots } = await client.json<{ snapshots: SnapshotRow[] }>('GET', `/v1/snapshots?${q}`);
   if (options.json) {
-    out(JSON.stringify(snapshots.map((s) => ({ id: s.id, key: s.key, job: s.job, source: s.source, started_at: s.startedAt, finished_at: s.finishedAt, logical_bytes: s.logicalBytes, store: s.store }))));
+    out(JSON.stringify(snapshots.map((s) => snapshotJson(s))));
     return;
   }
   if (snapshots.length === 0) return out(options.job ? `job ${options.job} has no snapshots` : 'no snapshots yet');
@@ -179,7 +183,7 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
   const read = (offset: number, length: number): AsyncIterable<Uint8Array> => client.restoreRange(job, snapshot, offset, length);
   const done = (bytes: number, what: string): void => {
     const seconds = (Date.now() - started) / 1000;
-    const summary = { snapshot, job, started_at: startedAt, to: options.to, bytes, seconds, ...(options.file !== undefined ? { file: options.file } : {}) };
+    const summary = { snapshot, job, startedAt, to: options.to, file: options.file ?? null, bytes, seconds, streamHashChecked: null };
     if (options.json) out(JSON.stringify(summary));
     else if (!toStdout) out(`restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}) to ${options.to}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s, every chunk checked by the server`);
     else process.stderr.write(`restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}): ${formatBytes(bytes)}\n`);

@@ -32,7 +32,7 @@ const list = (items: string[], out: (line: string) => void, max = 20): void => {
 
 export function printRepairReport(report: RepairReport, location: string, options: { json?: boolean; forgetBroken?: boolean }, out: (line: string) => void): void {
   if (options.json) {
-    out(JSON.stringify(report));
+    out(JSON.stringify({ ...report, snapshots: { ...report.snapshots, broken: report.snapshots.broken.map((b) => ({ ...b, firstMissing: b.firstMissing ?? null })) } }));
     return;
   }
   const dry = report.dryRun;

@@ -51,13 +51,30 @@ export async function runRestoreToAgent(job: string, options: RemoteRestoreOptio
   progress.done();
   const target = run.targets[0];
   if (run.state !== 'succeeded' || !target?.restored) {
-    if (options.json) out(JSON.stringify({ run: run.id, state: run.state, snapshot: spec.snapshot, job, agent, path, error: run.error ?? target?.error }));
+    if (options.json) out(JSON.stringify({ run: run.id, state: run.state, snapshot: spec.snapshot, job, agent, path, error: run.error ?? target?.error ?? null }));
     throw new RestoreFailedError(run.error ?? `restore run ${run.id} ${run.state}${target?.error ? `: ${target.error}` : ''}`);
   }
   const r = target.restored;
   const seconds = target.durationMs / 1000;
   if (options.json) {
-    out(JSON.stringify({ run: run.id, snapshot: r.snapshot, job, started_at: spec.startedAt, agent, path: r.path, to: options.to, bytes: r.bytes, wrote: r.wrote, seconds, ...(r.files !== undefined ? { files: r.files, directories: r.directories, symlinks: r.symlinks } : {}), ...(spec.file !== undefined ? { file: spec.file } : {}) }));
+    out(
+      JSON.stringify({
+        run: run.id,
+        snapshot: r.snapshot,
+        job,
+        startedAt: spec.startedAt,
+        agent,
+        path: r.path,
+        to: options.to,
+        wrote: r.wrote,
+        file: spec.file ?? null,
+        bytes: r.bytes,
+        files: r.files ?? null,
+        directories: r.directories ?? null,
+        symlinks: r.symlinks ?? null,
+        seconds,
+      }),
+    );
     return;
   }
   const what = r.wrote === 'tree' ? `${r.files} files, ${r.directories} directories and ${r.symlinks} symlinks` : r.wrote === 'file' ? spec.file! : r.device ? 'the stream (block device, in place)' : 'the stream';

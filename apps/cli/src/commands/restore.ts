@@ -80,11 +80,12 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
     const summary = {
       snapshot: snapshot.id,
       job,
-      started_at: snapshot.meta.startedAt,
+      startedAt: snapshot.meta.startedAt,
       to: options.to,
+      file: null,
       bytes: result.bytesWritten,
       seconds,
-      stream_hash_checked: result.streamHashChecked,
+      streamHashChecked: result.streamHashChecked,
     };
     if (options.json) out(JSON.stringify(summary));
     else if (!toStdout) {
@@ -139,7 +140,7 @@ async function runRestoreToDatabase(job: string, options: RestoreCommandOptions,
   }
   const seconds = result.durationMs / 1000;
   if (options.json) {
-    out(JSON.stringify({ snapshot: snapshot.id, job, started_at: snapshot.meta.startedAt, to: target.name, tool: sink.tool, bytes: result.bytesWritten, seconds, stream_hash_checked: result.streamHashChecked }));
+    out(JSON.stringify({ snapshot: snapshot.id, job, startedAt: snapshot.meta.startedAt, to: target.name, tool: sink.tool, bytes: result.bytesWritten, seconds, streamHashChecked: result.streamHashChecked }));
     return;
   }
   out(`restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}) into ${target.name} with ${sink.tool}`);
@@ -186,7 +187,7 @@ export function printVerified(
   v: { snapshot: string; job: string; startedAt: string; bytes: number; seconds: number; entries?: number },
 ): void {
   if (json) {
-    out(JSON.stringify({ snapshot: v.snapshot, job: v.job, started_at: v.startedAt, verified: true, bytes: v.bytes, seconds: v.seconds, stream_hash_checked: true, ...(v.entries !== undefined ? { entries: v.entries } : {}) }));
+    out(JSON.stringify({ snapshot: v.snapshot, job: v.job, startedAt: v.startedAt, verified: true, bytes: v.bytes, seconds: v.seconds, streamHashChecked: true, entries: v.entries ?? null }));
     return;
   }
   const table = v.entries !== undefined ? `, and the archive's entry table (${v.entries} entries) read` : '';

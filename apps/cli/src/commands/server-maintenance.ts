@@ -38,7 +38,7 @@ export async function runServerPrune(options: ServerPruneOptions, out: (line: st
   const client = await serverClient(options);
   const answer = await client.json<ServerPruneAnswer>('POST', '/v1/prune', { policy: options.policy, job: options.job, dryRun: options.dryRun === true });
   if (options.json) {
-    out(JSON.stringify({ dry_run: answer.dryRun, jobs: answer.results.map((r) => ({ policy: r.policy, ...prunePlanJson(r) })), without_retention: answer.withoutRetention }));
+    out(JSON.stringify({ dryRun: answer.dryRun, jobs: answer.results.map((r) => ({ policy: r.policy, ...prunePlanJson(r) })), withoutRetention: answer.withoutRetention }));
     return;
   }
   if (answer.results.length === 0) out(options.job ? `job ${options.job} has no snapshots to prune` : 'no policy with retention rules has jobs yet; nothing to do');

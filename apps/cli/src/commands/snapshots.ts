@@ -38,19 +38,21 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
   if (options.json) {
     out(
       JSON.stringify(
-        snapshots.map((s) => ({
-          id: s.id,
-          key: s.key,
-          job: s.meta.job,
-          source: s.meta.source,
-          started_at: s.meta.startedAt,
-          finished_at: s.meta.finishedAt,
-          logical_bytes: s.meta.logicalBytes,
-          chunks: s.meta.chunkCount,
-          stream_hash: s.meta.streamHash,
-          parent: s.meta.parent,
-          store: s.meta.store,
-        })),
+        snapshots.map((s) =>
+          snapshotJson({
+            id: s.id,
+            key: s.key,
+            job: s.meta.job,
+            source: s.meta.source,
+            startedAt: s.meta.startedAt,
+            finishedAt: s.meta.finishedAt,
+            logicalBytes: s.meta.logicalBytes,
+            store: s.meta.store,
+            chunks: s.meta.chunkCount,
+            streamHash: s.meta.streamHash,
+            parent: s.meta.parent,
+          }),
+        ),
       ),
     );
     return damaged === 0;
@@ -67,6 +69,38 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
     ),
   );
   return damaged === 0;
+}
+
+/**
+ * One snapshot in `hoard snapshots --json`, with --repo and with --server alike: what the
+ * server's catalog does not hold (chunks, streamHash, parent) is null there.
+ */
+export function snapshotJson(s: {
+  id: string;
+  key: string;
+  job: string;
+  source: { name: string; kind: string };
+  startedAt: string;
+  finishedAt: string;
+  logicalBytes: number;
+  store: string;
+  chunks?: number;
+  streamHash?: string;
+  parent?: string | null;
+}): Record<string, unknown> {
+  return {
+    id: s.id,
+    key: s.key,
+    job: s.job,
+    source: { name: s.source.name, kind: s.source.kind },
+    startedAt: s.startedAt,
+    finishedAt: s.finishedAt,
+    logicalBytes: s.logicalBytes,
+    store: s.store,
+    chunks: s.chunks ?? null,
+    streamHash: s.streamHash ?? null,
+    parent: s.parent ?? null,
+  };
 }
 
 export function localTime(iso: string): string {

@@ -1,6 +1,6 @@
 /** `hoard stats --repo R [--json]` */
 import { formatBytes } from '@hoard/chunker';
-import { describeScope, repositoryStats } from '@hoard/repository';
+import { describeScope, repositoryStats, type RepositoryStats } from '@hoard/repository';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { renderTable } from '../table.js';
 
@@ -8,11 +8,16 @@ export interface StatsCommandOptions extends RepoOptions {
   json?: boolean;
 }
 
+/** The figures as --json prints them: a store's scope is {kind, job}, job null for the global store. */
+export function statsJson(stats: RepositoryStats): RepositoryStats {
+  return { ...stats, stores: stats.stores.map((s) => ({ ...s, scope: { kind: s.scope.kind, job: s.scope.kind === 'job' ? s.scope.job : null } as RepositoryStats['stores'][number]['scope'] })) };
+}
+
 export async function runStats(options: StatsCommandOptions, out: (line: string) => void): Promise<void> {
   const repo = await openRepository(options, false);
   const stats = await repositoryStats(repo);
   if (options.json) {
-    out(JSON.stringify({ repository: repo.location, encrypted: repo.encrypted, ...stats }));
+    out(JSON.stringify({ repository: repo.location, encrypted: repo.encrypted, ...statsJson(stats) }));
     return;
   }
   const ratio = (v: number) => (Number.isFinite(v) && v > 0 ? `${v.toFixed(2)}x` : '-');

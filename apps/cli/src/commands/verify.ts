@@ -39,7 +39,7 @@ export async function runVerify(options: VerifyCommandOptions, out: (line: strin
 
 export function printVerifyReport(report: VerifyReport, options: { readData?: boolean; json?: boolean }, out: (line: string) => void): void {
   if (options.json) {
-    out(JSON.stringify(report));
+    out(JSON.stringify({ ...report, findings: report.findings.map((f) => ({ snapshot: f.snapshot ?? null, object: f.object, offset: f.offset ?? null, problem: f.problem })) }));
     return;
   }
   out(
