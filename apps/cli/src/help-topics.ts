@@ -124,8 +124,14 @@ export function runHelp(program: Command, words: string[], out: (line: string) =
     return;
   }
   const topic = HELP_TOPICS[words.join(' ')];
-  if (topic) return out(topic.text);
+  if (topic) {
+    out(topic.text);
+    return;
+  }
   const command = findCommand(program, words);
-  if (command) return command.outputHelp();
+  if (command) {
+    command.outputHelp();
+    return;
+  }
   throw new UsageError(`no help topic or command ${JSON.stringify(words.join(' '))}; topics: ${Object.keys(HELP_TOPICS).join(', ')}; commands: ${program.commands.map((c) => c.name()).join(', ')}`);
 }

@@ -525,7 +525,7 @@ program
     examples(
       'source <(hoard completion bash)                  # this shell only',
       'hoard completion bash > ~/.local/share/bash-completion/completions/hoard',
-      'hoard completion zsh > "${fpath[1]}/_hoard"      # then start a new zsh',
+      `hoard completion zsh > "\${fpath[1]}/_hoard"      # then start a new zsh`,
       'hoard completion fish > ~/.config/fish/completions/hoard.fish',
     ),
   )
