@@ -164,7 +164,7 @@ function parseHooks(value: unknown): RunHooks | undefined {
   return hooks;
 }
 
-export function parseCreateRun(body: unknown, checkSource: (spec: string) => void): CreateRunRequest {
+export function parseCreateRun(body: unknown, checkSource: (spec: string) => void): CreateRunRequest & { sources: string[] } {
   const o = object(body, 'the run request');
   if (o.restore !== undefined) {
     if (o.sources !== undefined && !(Array.isArray(o.sources) && o.sources.length === 0)) throw new RequestError('invalid_request', 'a restore run has no sources; give restore or sources, not both');

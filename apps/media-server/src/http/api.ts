@@ -15,7 +15,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import fastifySwagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { API_ROUTES, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, ErrorBody, MAX_JSON_BYTES, RequestError, mayCall, type RouteBody, type RouteContract, type RouteParams, type RouteQuery, type RouteReply } from '@hoard/protocol';
 import { describePrincipal, type Authenticator, type Principal } from '../auth.js';
@@ -67,10 +67,11 @@ export class Api {
     const tls = options.tls ? await Promise.all([readFile(options.tls.certFile), readFile(options.tls.keyFile)]) : undefined;
     const app = Fastify({
       loggerInstance: options.log,
-      disableRequestLogging: true,
+      // Requests are logged by the error path and the routes (at info only what matters).
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: MAX_JSON_BYTES,
       // Job names are up to 128 characters, source names longer (find-my-way's default is 100).
-      maxParamLength: 4096,
+      routerOptions: { maxParamLength: 4096 },
       return503OnClosing: true,
       // A path fastify cannot decode (`%ZZ`) is the client's mistake: say which part.
       frameworkErrors: (error, request, reply) => {

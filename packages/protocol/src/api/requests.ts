@@ -28,7 +28,8 @@ export type RestoreRunRequest = Static<typeof RestoreRunRequest>;
 export const CreateRunRequest = Type.Object({
   agent: AgentName,
   job: JobName,
-  sources: Type.Array(SourceSpecText, { maxItems: 64 }),
+  /** Absent or empty for a restore run. */
+  sources: optional(Type.Array(SourceSpecText, { maxItems: 64 })),
   store: optional(Type.String({ minLength: 1, maxLength: 64 })),
   hooks: optional(RunHooks),
   full: optional(Type.Boolean()),
