@@ -1,26 +1,24 @@
+import { AGENT_NAME, JOB_NAME } from '@hoard/errors';
 import { CatalogValidationError, InvalidNameError } from './errors.js';
 
-const AGENT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const RECORD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const RECORD_ID = JOB_NAME.regex;
 const SNAPSHOT_ID = /^[0-9a-f]{16}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const HEX = /^[0-9a-f]+$/;
 const ISO_UTC = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z$/;
 const META_KEY = /^[\x21-\x7e]{1,200}$/;
 
-export const AGENT_NAME_RULE =
-  "use 1-63 characters from a-z, 0-9, '.', '_' and '-', starting with a letter or digit (lowercase only)";
-export const JOB_NAME_RULE = "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit";
-const ID_RULE = "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit";
+export const AGENT_NAME_RULE = `use ${AGENT_NAME.words}`;
+export const JOB_NAME_RULE = `use ${JOB_NAME.words}`;
+const ID_RULE = JOB_NAME_RULE;
 
 export function agentName(name: unknown, field = 'agent name'): string {
-  if (typeof name !== 'string' || !AGENT_NAME.test(name)) throw new InvalidNameError(field, String(name), AGENT_NAME_RULE);
+  if (typeof name !== 'string' || !AGENT_NAME.regex.test(name)) throw new InvalidNameError(field, String(name), AGENT_NAME_RULE);
   return name;
 }
 
 export function jobName(name: unknown, field = 'job name'): string {
-  if (typeof name !== 'string' || !JOB_NAME.test(name)) throw new InvalidNameError(field, String(name), JOB_NAME_RULE);
+  if (typeof name !== 'string' || !JOB_NAME.regex.test(name)) throw new InvalidNameError(field, String(name), JOB_NAME_RULE);
   return name;
 }
 

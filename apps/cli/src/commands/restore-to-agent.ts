@@ -7,7 +7,7 @@
  * and writes it (showing the run's progress), and prints what the agent reports.
  */
 import { formatBytes } from '@hoard/chunker';
-import { AGENT_NAME, type RestoreRunRequest, type RunView } from '@hoard/protocol';
+import { AGENT_NAME, type RestoreRunRequest } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
@@ -23,7 +23,7 @@ export function parseAgentTarget(to: string): { agent: string; path: string } {
   const colon = rest.indexOf(':');
   const agent = colon < 0 ? rest : rest.slice(0, colon);
   const path = colon < 0 ? '' : rest.slice(colon + 1);
-  if (!AGENT_NAME.test(agent)) throw new UsageError(`--to ${to}: expected agent:NAME:PATH with an agent name (\`hoard agent list\`), e.g. agent:kvm-02:/var/lib/libvirt/images/web.img`);
+  if (!AGENT_NAME.regex.test(agent)) throw new UsageError(`--to ${to}: expected agent:NAME:PATH with an agent name (\`hoard agent list\`), e.g. agent:kvm-02:/var/lib/libvirt/images/web.img`);
   if (!path.startsWith('/')) throw new UsageError(`--to ${to}: the path on agent ${agent} must be absolute, e.g. agent:${agent}:/srv/restore/${path || 'web.img'}`);
   return { agent, path };
 }
@@ -40,12 +40,12 @@ export async function runRestoreToAgent(job: string, options: RemoteRestoreOptio
   if (options.file !== undefined) restore.file = options.file;
   if (options.force) restore.force = true;
   const client = await serverClient(options);
-  let run = await client.json<RunView>('POST', '/v1/runs', { agent, job, restore });
+  let run = await client.api.createRun({ body: { agent, job, restore } });
   const spec = run.restore!;
   if (!options.json) process.stderr.write(`restore run ${run.id}: snapshot ${spec.snapshot} of job ${job} (started ${spec.startedAt}) to ${path} on agent ${agent}; waiting for the agent\n`);
   const progress = ProgressLine.forCommand(options.json === true);
   while (run.state === 'queued' || run.state === 'running') {
-    run = await client.json<RunView>('GET', `/v1/runs/${run.id}?wait=2`);
+    run = await client.api.getRun({ params: { id: run.id }, query: { wait: 2 } });
     if (run.progress) progress.update(run.progress.bytesRead, run.progress.bytesTotal, `on agent ${agent}`);
   }
   progress.done();

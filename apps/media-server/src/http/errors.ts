@@ -59,7 +59,8 @@ export function errorBody(e: DescribedError): Record<string, unknown> {
  * becomes `full must be boolean` (the field the user typed), with what was given.
  */
 export function validationMessage(context: string, errors: readonly { instancePath: string; message?: string; params?: Record<string, unknown>; keyword: string; parentSchema?: { description?: string; properties?: Record<string, { description?: string }> } }[], value: unknown): string {
-  const first = errors[0];
+  // A wrong value says more than a missing neighbour: report it first.
+  const first = errors.find((e) => e.keyword !== 'required') ?? errors[0];
   if (!first) return `${context} is not valid`;
   // `/targets/0/ok` is written as the user would: `targets[0].ok`.
   const path = first.instancePath

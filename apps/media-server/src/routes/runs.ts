@@ -1,5 +1,5 @@
 /** Runs (work handed to agents) and jobs: queue, list, follow, cancel; the agent's progress, lease and finish. */
-import { API_ROUTES as R, RequestError, parseCreateRun, parseFinishRun, parseRunProgress, parseSourceSpec, type HistoryEntry, type JobSummary } from '@hoard/protocol';
+import { API_ROUTES as R, RequestError, parseSourceSpec, type FinishRunRequest, type HistoryEntry, type JobSummary } from '@hoard/protocol';
 import type { Api } from '../http/api.js';
 import { abortOnClose, pollWait } from '../http/polls.js';
 import { jobHistory, listJobSummaries, queueJobRun } from '../job-history.js';
@@ -9,12 +9,13 @@ import type { MediaServer } from '../server.js';
 import { policyJobs } from '../policy-scheduler.js';
 import { requireAgent } from './agents.js';
 import { jobForPeople, runForPeople } from './redact.js';
+import { checkCreateRun } from './request-checks.js';
 
 export function runRoutes(api: Api, server: MediaServer): void {
   const { catalog, runs, log } = server;
 
   api.json(R.createRun, async ({ body: raw, who }) => {
-    const body = parseCreateRun(raw, (spec) => void parseSourceSpec(spec));
+    const body = checkCreateRun(raw, (spec) => void parseSourceSpec(spec));
     if (body.restore) {
       const queued = await queueRestoreRun(catalog, server.repo, runs, body);
       log.info({ run: queued.id, agent: body.agent, job: body.job, snapshot: queued.restore?.snapshot, path: queued.restore?.path }, 'restore run queued');
@@ -45,7 +46,7 @@ export function runRoutes(api: Api, server: MediaServer): void {
   });
 
   api.json(R.runProgress, async ({ params, body, who }) => {
-    const { cancel } = await runs.progress(params.id, requireAgent(who), parseRunProgress(body));
+    const { cancel } = await runs.progress(params.id, requireAgent(who), body);
     return { ok: true as const, ...(cancel ? { cancel: true as const } : {}) };
   });
 
@@ -59,7 +60,7 @@ export function runRoutes(api: Api, server: MediaServer): void {
 
   api.json(R.finishRun, async ({ params, body, who }) => {
     // Snapshots and byte counts come from the server's session records (run-results.ts).
-    const view = await runs.finish(params.id, requireAgent(who), parseFinishRun(body), (run, report) => checkFinishReport(catalog, run, report));
+    const view = await runs.finish(params.id, requireAgent(who), body as FinishRunRequest, (run, report) => checkFinishReport(catalog, run, report));
     await server.scheduler.runFinished(view);
     server.afterRun(view);
     log.info({ run: params.id, state: view.state, error: view.error }, 'run finished');

@@ -9,8 +9,6 @@ import {
   checkQueryBody,
   chunkerToWire,
   encodeMissingBitmap,
-  parseBeginSession,
-  parseCommit,
   type BeginSessionResponse,
   type CommitResponse,
 } from '@hoard/protocol';
@@ -19,12 +17,12 @@ import { BackupSession } from '../backup-session.js';
 import type { Api } from '../http/api.js';
 import { BodyReader, readBody, requireContentType, sendBinary, sendJson } from '../http-util.js';
 import { snapshotRecord, type MediaServer } from '../server.js';
+import { checkCommit } from './request-checks.js';
 
 export function sessionRoutes(api: Api, server: MediaServer): void {
   const { catalog, sessions, metrics, log } = server;
 
-  api.json(R.beginSession, async ({ body: raw, who }) => {
-    const body = parseBeginSession(raw);
+  api.json(R.beginSession, async ({ body, who }) => {
     const job = await catalog.getJob(body.job);
     if (who.kind === 'agent') {
       if (!job) throw new RequestError('forbidden', `job ${body.job} is not defined on this server; an admin defines it (\`hoard run --agent ${who.name} --job ${body.job} ...\`)`);
@@ -110,7 +108,7 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
 
   api.json(R.commitSession, async ({ params, body, who }) => {
     const session = sessions.get(params.id, who);
-    const request = parseCommit(body);
+    const request = checkCommit(body);
     const snapshot = await sessions.exclusive(session, async () => session.commit(request));
     session.state = 'committed';
     metrics.sessions.inc({ result: 'committed' });

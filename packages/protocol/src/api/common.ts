@@ -2,15 +2,13 @@
  * Schemas shared by several routes: names, ids, times. Each naming rule is written here
  * once; the patterns are the ones snapshot keys allow (docs/format.md).
  */
+import { AGENT_NAME, JOB_NAME } from '@hoard/errors';
 import { Type, type Static } from '@sinclair/typebox';
 
-export const JOB_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
-export const AGENT_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
-
-export const JobName = Type.String({ pattern: JOB_NAME_PATTERN, description: "1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit" });
-export const AgentName = Type.String({ pattern: AGENT_NAME_PATTERN, description: "1-63 characters of lower-case letters, digits, '.', '_' or '-', starting with a letter or digit" });
+export const JobName = Type.String({ pattern: JOB_NAME.pattern, description: JOB_NAME.words });
+export const AgentName = Type.String({ pattern: AGENT_NAME.pattern, description: AGENT_NAME.words });
 export const PolicyName = Type.String({ minLength: 1, maxLength: 128 });
-export const RecordId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
+export const RecordId = Type.String({ pattern: JOB_NAME.pattern, description: 'an id: ' + JOB_NAME.words });
 export const SnapshotId = Type.String({ pattern: '^[0-9a-f]{16}$', description: 'a snapshot id: 16 hex digits' });
 /** An ISO-8601 time as the server writes it (UTC, milliseconds). */
 export const IsoTime = Type.String({ description: 'an ISO-8601 time' });

@@ -616,3 +616,18 @@ export const PruneResult = record(
   { title: 'PruneResult' },
 );
 export type PruneResult = Static<typeof PruneResult>;
+
+// --- the agent's finish report -----------------------------------------------------------
+
+/**
+ * An agent's report at the end of its run (POST /v1/runs/ID/finish): the target records a
+ * run view shows, so it lives with them (requests.ts cannot import this module: it imports
+ * requests.ts).
+ */
+export const FinishRunBody = Type.Object({
+  state: Type.Union([Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]),
+  // The record the run view shows (closed: an agent cannot store fields of its own);
+  // snapshots and byte counts are checked against the server's session records.
+  targets: Type.Array(TargetResult, { maxItems: 10_000 }),
+  error: optional(Type.String({ maxLength: 8192 })),
+});

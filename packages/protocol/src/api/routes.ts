@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 import { AgentName, Bytes, Count, IdParams, IsoTime, JobName, JobParams, PolicyName, READ_TIME, SnapshotId, WaitQuery } from './common.js';
 import { defineRoute, READERS } from './contract.js';
 import * as R from './replies.js';
-import { BeginSessionRequest, CommitRequest, CreateRunRequest, FinishRunBody, RunProgress } from './requests.js';
+import { BeginSessionRequest, CommitRequest, CreateRunRequest, RunProgress } from './requests.js';
 
 const optional = Type.Optional;
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
@@ -350,7 +350,7 @@ export const finishRun = defineRoute({
   tag: 'agent',
   summary: 'An agent reports the end of its run (snapshots and byte counts are checked against the server\'s own records)',
   params: IdParams,
-  body: FinishRunBody,
+  body: R.FinishRunBody,
   reply: R.RunView,
 });
 

@@ -8,6 +8,7 @@
  * so a listing by prefix gives one job's snapshots in time order without reading them,
  * and the name still derives from the content (invariant 2).
  */
+import { JOB_NAME } from '@hoard/errors';
 import { blake3 } from '@napi-rs/blake-hash';
 import type { ChunkerSpec } from '@hoard/chunker';
 import type { ErrorCode } from '@hoard/errors';
@@ -16,7 +17,6 @@ import { ObjectFormatError } from '../format-error.js';
 export const MANIFEST_MAGIC = Buffer.from('HOARDSN1', 'ascii');
 export const MANIFEST_VERSION = 1;
 export const PAGE_REF_BYTES = 8 + 8 + 4 + 32;
-const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export type SourceKind = 'file' | 'block-device' | 'stream' | 'directory';
 
@@ -86,7 +86,7 @@ export class InvalidJobNameError extends Error {
 }
 
 export function validateJobName(job: string): void {
-  if (typeof job !== 'string' || !JOB_NAME.test(job)) throw new InvalidJobNameError(String(job));
+  if (typeof job !== 'string' || !JOB_NAME.regex.test(job)) throw new InvalidJobNameError(String(job));
 }
 
 /** 2026-11-20T03:00:00.000Z -> 20261120T030000Z: sorts by time inside a job prefix. */
