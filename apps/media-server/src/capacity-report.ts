@@ -21,63 +21,16 @@ import {
   type KeptBackup,
   type Trend,
 } from './capacity.js';
+import type { CapacityReport } from '@hoard/protocol';
 import { jobRuns, policiesByJob, runKind, snapshotRuns } from './job-history.js';
+
+export type { CapacityReport };
 
 export const TREND_DAYS = 30;
 
-export interface JobReport {
-  job: string;
-  agent: string | null;
-  policy: string | null;
-  store: string;
-  lastSuccess: { run: string; at: string } | null;
-  lastFailure: { run: string; at: string; error: string | null } | null;
-  snapshotsKept: number;
-  /** Sum of the kept snapshots' logical bytes. */
-  logicalBytesKept: number;
-  /** Logical bytes of the newest snapshot. */
-  newestLogicalBytes: number;
-  /** Bytes the job's sessions added to its store (compressed new chunks; GC may have freed some since). */
-  storedBytesWritten: number;
-  /** logicalBytesKept / storedBytesWritten; null when nothing was stored. */
-  dedupFactor: number | null;
-  classic: { inputs: ClassicInputs; bytes: number };
-}
-
-export interface StoreCapacity {
-  name: string;
-  id: string;
-  scope: string;
-  snapshots: number;
-  logicalBytes: number;
-  uniqueBytes: number;
-  storedBytes: number;
-  dedupFactor: number;
-  compressionRatio: number;
-  trend: Trend | null;
-}
-
-export interface CapacityReport {
-  generatedAt: string;
-  jobs: JobReport[];
-  stores: StoreCapacity[];
-  capacity: {
-    /** Measured: every store's stored bytes (index segments). */
-    storedBytes: number;
-    logicalBytes: number;
-    dedupFactor: number;
-    trendDays: number;
-    history: DailyPoint[];
-    trend: Trend | null;
-    quotaBytes: number | null;
-    fill: { status: 'full' | 'date' | 'never' | 'no-trend' | 'no-quota'; at: string | null; days: number | null };
-    growthYears: number;
-    /** Sum of the jobs' classic estimates. */
-    classicBytes: number;
-    /** classicBytes / storedBytes: how far the classic formula is from what is stored. */
-    classicOverMeasured: number | null;
-  };
-}
+/** The report's records are the API's (one declaration: @hoard/protocol api/replies.ts). */
+export type JobReport = CapacityReport['jobs'][number];
+export type StoreCapacity = CapacityReport['stores'][number];
 
 interface RunFields {
   targets?: TargetResult[];

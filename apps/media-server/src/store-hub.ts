@@ -8,6 +8,7 @@
  * without new blobs, so what that agent uploaded becomes durable and deduplicable for its
  * retry.
  */
+import type { StoreReport } from '@hoard/protocol';
 import { CONDEMNED_PREFIX, GC_LOCK_KEY, REVIVED_PREFIX, StoreWriter, listAll, type FingerprintStore, type Repository, type StoreIndex } from '@hoard/repository';
 
 import { Serial } from './serial.js';
@@ -32,18 +33,7 @@ export interface OpenStore {
   lookups: number;
 }
 
-export interface StoreReport {
-  name: string;
-  id: string;
-  scope: string;
-  encrypted: boolean;
-  entries: number;
-  memoryBytes: number;
-  lookups: number;
-  lookupsPerSecond: number;
-  packsWritten: number;
-  storedBytes: number;
-}
+export type { StoreReport };
 
 export class StoreHub {
   private readonly open = new Map<string, Promise<OpenStore>>();
