@@ -1,12 +1,13 @@
 /**
  * The repository's embedded backup/restore path, end to end, as a vitest suite that runs
- * on any ObjectStore: repository.test.ts calls it for the fs store (and for S3 when the
- * test harness provides an endpoint). `makeObjectStore` is called once per test and must
- * return an empty store.
+ * on any ObjectStore: repository.test.ts calls it for the fs store, repository-s3.test.ts
+ * for S3 (the run's Ceph RGW). `makeObjectStore` is called once per test (and once for the
+ * large snapshot the restore pipeline's bound tests share) and must return an empty store.
  *
- * All data is seeded (fixtures/data.ts), a few MiB at most; packs are 4 MiB so several
- * appear; the chunker runs with one worker (zero where a test needs chunks to flow before
- * the stream ends).
+ * All data is seeded (fixtures/data.ts), a few MiB at most, except that one snapshot,
+ * which must be larger than the bound it checks; packs are 4 MiB so several appear; the
+ * chunker runs with one worker (zero where a test needs chunks to flow before the stream
+ * ends).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   FileSink,
   IntegrityError,
@@ -760,71 +761,88 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
         });
       }
 
-      it('a decode worker that dies fails the restore cleanly (the sink aborted); the pool replaces it', async () => {
-        // More windows than are ever in flight, so work is still to be done when the worker dies.
-        const data = seededBytes(95, 48 * MiB);
-        const repo = await init('plain');
-        const { snapshot } = await run(repo, 'crash', { data, name: 'img', kind: 'file' });
-        const pool = new DecodePool(1);
-        try {
-          const calls = { written: 0, finished: 0, aborted: 0 };
-          let killed = false;
-          const sink: RestoreSink = {
-            write: async (bytes) => {
-              calls.written += bytes.length;
-              if (!killed) {
-                killed = true;
-                // Its worker dies and is not replaced: the restore cannot finish.
-                await pool.terminate();
-              }
-            },
-            zeros: async (length) => void (calls.written += length),
-            finish: async () => void calls.finished++,
-            abort: async () => void calls.aborted++,
-          };
-          const err = await rejection(restore(repo, snapshot, sink, { decodePool: pool }));
-          expect(err).toBeInstanceOf(DecodeWorkerError);
-          expect(err.message).toMatch(/decode (worker|pool)/);
-          expect(calls.finished).toBe(0);
-          expect(calls.aborted).toBe(1);
-          expect(calls.written).toBeLessThan(data.length);
-        } finally {
-          await pool.terminate();
-        }
-        // A worker that dies in a pool that goes on is replaced, and the next restore works.
-        const lasting = new DecodePool(1);
-        try {
-          await lasting.terminate({ restart: true });
-          const out = new Collector();
-          await restore(repo, snapshot, new StreamSink(out), { decodePool: lasting });
-          expect(out.bytes().equals(data)).toBe(true);
-        } finally {
-          await lasting.terminate();
-        }
-      });
-
-      it('a slow consumer: bytes fetched but not yet written stay within the pipeline bound', async () => {
-        const data = seededBytes(96, 48 * MiB);
-        const repo = await init('plain');
-        const { snapshot } = await run(repo, 'slow', { data, name: 'dump', kind: 'stream' });
-        const hash = createHash('sha256');
-        const slow = new Writable({
-          highWaterMark: 64 * KiB,
-          write(chunk: Buffer, _encoding, done) {
-            hash.update(chunk);
-            setTimeout(done, 1);
-          },
-        });
-        let ahead = 0;
-        const result = await restore(repo, snapshot, new StreamSink(slow), {
-          onProgress: (p) => void (ahead = Math.max(ahead, p.bytesFetched - p.bytesWritten)),
-        });
-        expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
-        expect(result.bytesFetched).toBeGreaterThanOrEqual(data.length);
-        // Random data stores at its size: what is read ahead is at most the windows in flight.
+      // One snapshot larger than the restore pipeline's bound, backed up once for the two
+      // tests below (they only read it). Larger than the bound so that a pipeline that read
+      // ahead without limit would fail the slow consumer's check (a 48 MiB stream could
+      // never exceed the 72 MiB bound, whatever the pipeline did), and more windows than
+      // are ever in flight (6 on S3), so work is left when a decode worker dies.
+      describe('a snapshot larger than the pipeline bound', () => {
         const bound = RESTORE_MEMORY.windowsInFlight * (RESTORE_MEMORY.windowBytes + RESTORE_MEMORY.batchMaxBytes);
-        expect(ahead).toBeGreaterThan(0);
-        expect(ahead).toBeLessThanOrEqual(bound);
+        let data: Buffer;
+        let large: StoreUnderTest | undefined;
+        let repo: Repository;
+        let snapshot: SnapshotInfo;
+        beforeAll(async () => {
+          data = seededBytes(96, bound + 2 * RESTORE_MEMORY.windowBytes);
+          large = await makeObjectStore();
+          repo = await init('plain', large.store);
+          ({ snapshot } = await run(repo, 'large', { data, name: 'dump', kind: 'stream' }));
+        });
+        afterAll(async () => {
+          await large?.cleanup();
+        });
+
+        it('a decode worker that dies fails the restore cleanly (the sink aborted); the pool replaces it', async () => {
+          expect(data.length).toBeGreaterThan((RESTORE_MEMORY.windowsInFlight + 1) * RESTORE_MEMORY.windowBytes);
+          const pool = new DecodePool(1);
+          try {
+            const calls = { written: 0, finished: 0, aborted: 0 };
+            let killed = false;
+            const sink: RestoreSink = {
+              write: async (bytes) => {
+                calls.written += bytes.length;
+                if (!killed) {
+                  killed = true;
+                  // Its worker dies and is not replaced: the restore cannot finish.
+                  await pool.terminate();
+                }
+              },
+              zeros: async (length) => void (calls.written += length),
+              finish: async () => void calls.finished++,
+              abort: async () => void calls.aborted++,
+            };
+            const err = await rejection(restore(repo, snapshot, sink, { decodePool: pool }));
+            expect(err).toBeInstanceOf(DecodeWorkerError);
+            expect(err.message).toMatch(/decode (worker|pool)/);
+            expect(calls.finished).toBe(0);
+            expect(calls.aborted).toBe(1);
+            expect(calls.written).toBeLessThan(data.length);
+          } finally {
+            await pool.terminate();
+          }
+          // A worker that dies in a pool that goes on is replaced, and the next restore works.
+          const lasting = new DecodePool(1);
+          try {
+            await lasting.terminate({ restart: true });
+            const out = new Collector();
+            await restore(repo, snapshot, new StreamSink(out), { decodePool: lasting });
+            expect(out.bytes().equals(data)).toBe(true);
+          } finally {
+            await lasting.terminate();
+          }
+        });
+
+        it('a slow consumer: bytes fetched but not yet written stay within the pipeline bound', async () => {
+          // The check below can fail: the stream is longer than the bound.
+          expect(data.length).toBeGreaterThan(bound);
+          const hash = createHash('sha256');
+          const slow = new Writable({
+            highWaterMark: 64 * KiB,
+            write(chunk: Buffer, _encoding, done) {
+              hash.update(chunk);
+              setTimeout(done, 1);
+            },
+          });
+          let ahead = 0;
+          const result = await restore(repo, snapshot, new StreamSink(slow), {
+            onProgress: (p) => void (ahead = Math.max(ahead, p.bytesFetched - p.bytesWritten)),
+          });
+          expect(hash.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+          expect(result.bytesFetched).toBeGreaterThanOrEqual(data.length);
+          // Random data stores at its size: what is read ahead is at most the windows in flight.
+          expect(ahead).toBeGreaterThan(0);
+          expect(ahead).toBeLessThanOrEqual(bound);
+        });
       });
 
       it('a target that cannot take the bytes (ENOSPC on /dev/full): RestoreWriteError naming the cause, not damaged data', async () => {
