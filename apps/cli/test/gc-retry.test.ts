@@ -12,6 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hoardCli, STACK_TRACE } from './helpers.js';
 
 const MiB = 1024 * 1024;
+/** The smallest pack size (4 MiB), so a few MiB of data fill several packs. */
+const PACK_MIB = 4;
+/** Three packs' worth of random data; the failed attempt announces two packs more. */
+const DATA_BYTES = 3 * PACK_MIB * MiB;
+const ANNOUNCED_BYTES = DATA_BYTES + 2 * PACK_MIB * MiB;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let dir: string;
 
@@ -31,14 +36,14 @@ async function packs(repo: string): Promise<string[]> {
 describe('hoard backup retried after a failed attempt and a gc', () => {
   it('commits and restores on every retry; gc then leaves only packs snapshots need', async () => {
     const repo = join(dir, 'repo');
-    expect((await hoardCli(['init', '--repo', repo])).code).toBe(0);
+    expect((await hoardCli(['init', '--repo', repo, '--pack-size', String(PACK_MIB)])).code).toBe(0);
     for (let round = 0; round < 2; round++) {
-      const data = randomBytes(32 * MiB);
+      const data = randomBytes(DATA_BYTES);
       const source = join(dir, `source-${round}.bin`);
       await writeFile(source, data);
-      // The attempt fails: the source ends 8 MiB short of the size it announced. Full packs
-      // were uploaded by then; no segment, page or manifest names them.
-      const failed = await hoardCli(['backup', '--repo', repo, '--job', 'db', '--name', 'dump', '--size', String(40 * MiB), '-'], { stdin: data });
+      // The attempt fails: the source ends two packs short of the size it announced. Full
+      // packs were uploaded by then; no segment, page or manifest names them.
+      const failed = await hoardCli(['backup', '--repo', repo, '--job', 'db', '--name', 'dump', '--size', String(ANNOUNCED_BYTES), '-'], { stdin: data });
       expect(failed.code, failed.stderr).toBe(1);
       expect(failed.stderr).toMatch(/ended early/);
       const gc = await hoardCli(['gc', '--repo', repo, '--grace', '0s', '--json']);
