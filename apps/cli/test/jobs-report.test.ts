@@ -2,7 +2,7 @@
  * `hoard job list|run|cancel|history` and `hoard report` end to end: a `hoard server
  * start` process and a `hoard agent start` process on loopback, driven by the CLI.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,30 +54,44 @@ describe('hoard job and hoard report through a server and an agent', () => {
     expect(r.code, r.stderr).toBe(code);
     return JSON.parse(r.stdout) as T;
   };
+  /**
+   * The image keeps its bytes but gets a new mtime before each run, so the agent reads it
+   * every time and the figures below are exact. An image whose mtime was more than 2 s
+   * old when a run read it, and is the same at the next run, is not read by that run
+   * (unchanged-image.ts): without this, whether the second run read 0 or SIZE bytes
+   * depended on how long the first run took to start (0 on a loaded machine).
+   */
+  const touch = () => utimes(file, new Date(), new Date());
+  /** The run as the API shows it; with `wait`, once it has ended (or after that many seconds). */
+  const api = async (id: string, wait?: number): Promise<Run> => {
+    const res = await fetch(`${server.url}/v1/runs/${id}${wait === undefined ? '' : `?wait=${wait}`}`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    expect(res.status).toBe(200);
+    return (await res.json()) as Run;
+  };
 
   it('runs a job again by name, lists it, shows its history and reports it, with exact figures', async () => {
+    await touch();
     const first = await json<Run>(['run', '--agent', 'kvm1', '--job', 'disk', '--source', `file:${file}`]);
     expect(first.state).toBe('succeeded');
     expect(first.targets[0]!.totals).toMatchObject({ bytesRead: SIZE, bytesNew: SIZE });
 
-    // job run --wait: the same output as `hoard run`; the file is unchanged, so nothing is new.
+    // job run --wait: the same output as `hoard run`; the file's bytes are unchanged, so nothing is new.
+    await touch();
     const second = await json<Run>(['job', 'run', 'disk', '--wait']);
     expect(second.state).toBe('succeeded');
     expect(second.targets[0]!.totals).toMatchObject({ bytesRead: SIZE, bytesNew: 0, bytesStored: 0 });
+    await touch();
     const text = await server.cli(['job', 'run', 'disk', '--wait']);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^run \S+: job disk on agent kvm1: succeeded$/m);
     expect(text.stdout).toMatch(/all known/);
     // Without --wait: queued, one line.
+    await touch();
     const queued = await server.cli(['job', 'run', 'disk']);
     expect(queued.stdout).toMatch(/^run \S+ queued for agent kvm1$/m);
     const queuedId = /^run (\S+) queued/.exec(queued.stdout)![1]!;
-    // Let it finish before looking at the list.
-    for (let i = 0; i < 400; i++) {
-      const entries = await json<{ id: string; state: string }[]>(['job', 'history', 'disk']);
-      if (entries.find((e) => e.id === queuedId)?.state === 'succeeded') break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    // Let it finish before looking at the list (a long poll that answers when the run ends).
+    for (let i = 0; i < 30 && ['queued', 'running'].includes((await api(queuedId, 2)).state); i++);
 
     const jobs = await json<{ job: string; agent: string; policy: string | null; store: string; snapshots: number; newestSnapshot: { logicalBytes: number }; lastSuccess: { id: string } }[]>(['job', 'list']);
     const disk = jobs.find((j) => j.job === 'disk')!;
@@ -132,11 +146,7 @@ describe('hoard job and hoard report through a server and an agent', () => {
 
     // A slow source: the agent reports progress after its first batch (16 MiB).
     const slow = await json<Run>(['run', '--agent', 'kvm1', '--job', 'slow', '--source', "cmd:sh -c 'sleep 1; head -c 40000000 /dev/urandom; sleep 30'", '--no-wait']);
-    for (let i = 0; i < 200; i++) {
-      const [entry] = await json<{ id: string; state: string }[]>(['job', 'history', 'slow']);
-      if (entry!.state === 'running') break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    for (let i = 0; i < 200 && (await api(slow.id)).state !== 'running'; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     const started = Date.now();
     const text = await server.cli(['job', 'cancel', slow.id]);
     expect(text.code, text.stderr).toBe(0);
