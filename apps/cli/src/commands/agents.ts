@@ -10,18 +10,9 @@ import { serverClient, type ServerOptions } from '../server-client.js';
 import { UsageError } from '../errors.js';
 import { untilStopSignal } from '../signals.js';
 
-interface AgentView {
-  name: string;
-  createdAt: string;
-  revokedAt?: string;
-  lastSeenAt?: string;
-  hostname?: string;
-  version?: string;
-}
-
 export async function runAgentAdd(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const added = await client.json<{ name: string; token: string }>('POST', '/v1/agents', { name });
+  const added = await client.api.addAgent({ body: { name } });
   if (options.json) return out(JSON.stringify(added));
   out(`agent ${added.name} added. Its token (shown once; the server keeps only a hash):`);
   out(`  ${added.token}`);
@@ -30,7 +21,7 @@ export async function runAgentAdd(name: string, options: ServerOptions & { json?
 
 export async function runAgentList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const { agents } = await client.json<{ agents: AgentView[] }>('GET', '/v1/agents');
+  const { agents } = await client.api.listAgents();
   if (options.json) return out(JSON.stringify(agents.map((a) => withNulls(replySchemas.AgentView, a))));
   if (agents.length === 0) return out('no agents yet (`hoard agent add NAME`)');
   out(renderTable(['agent', 'host', 'last seen', 'state'], agents.map((a) => [a.name, a.hostname ?? '-', a.lastSeenAt ?? 'never', a.revokedAt ? `revoked ${a.revokedAt}` : 'active'])));
@@ -38,7 +29,7 @@ export async function runAgentList(options: ServerOptions & { json?: boolean }, 
 
 export async function runAgentRevoke(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const revoked = await client.json<{ name: string; revokedAt: string }>('DELETE', `/v1/agents/${encodeURIComponent(name)}`);
+  const revoked = await client.api.revokeAgent({ params: { name } });
   out(options.json ? JSON.stringify(revoked) : `agent ${revoked.name} revoked: its token no longer works`);
 }
 

@@ -7,9 +7,8 @@
  *   hoard job history JOB [--limit N] [--json]
  *   hoard report [--quota SIZE] [--growth-years N] [--json]
  */
-import type { CapacityReport, HistoryEntry, JobSummary } from '@hoard/protocol';
 import { formatBytes } from '@hoard/chunker';
-import { replySchemas, type RunView } from '@hoard/protocol';
+import { replySchemas } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
@@ -30,7 +29,7 @@ export function formatDuration(ms: number | null): string {
 
 export async function runJobList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const { jobs } = await client.json<{ jobs: JobSummary[] }>('GET', '/v1/jobs');
+  const { jobs } = await client.api.listJobs();
   if (options.json) return out(JSON.stringify(jobs.map((j) => withNulls(replySchemas.JobSummary, j))));
   if (jobs.length === 0) return out('no jobs yet (`hoard run --agent A --job J --source ...` or `hoard policy apply -f FILE` defines them)');
   out(
@@ -54,14 +53,14 @@ export async function runJobList(options: ServerOptions & { json?: boolean }, ou
 export async function runJobRun(job: string, options: ServerOptions & { full?: boolean; wait?: boolean; json?: boolean }, out: (line: string) => void): Promise<void> {
   validateJobName(job);
   const client = await serverClient(options);
-  const run = await client.json<RunView>('POST', `/v1/jobs/${encodeURIComponent(job)}/run`, { full: options.full === true });
+  const run = await client.api.runJob({ params: { job }, body: { full: options.full === true } });
   await followRun(client, run, { wait: options.wait === true, json: options.json }, out);
 }
 
 export async function runJobCancel(id: string, options: ServerOptions & { wait?: boolean; json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  let run = await client.json<RunView>('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, {});
-  if (options.wait) while (run.state === 'queued' || run.state === 'running') run = await client.json<RunView>('GET', `/v1/runs/${encodeURIComponent(id)}?wait=5`);
+  let run = await client.api.cancelRun({ params: { id } });
+  if (options.wait) while (run.state === 'queued' || run.state === 'running') run = await client.api.getRun({ params: { id }, query: { wait: 5 } });
   if (options.json) return out(runJson(run));
   if (run.state === 'running') {
     const gone = run.leaseExpiresAt ? `; if the agent is gone, the server ends the run when its lease passes (${run.leaseExpiresAt}, unless renewed)` : '';
@@ -75,7 +74,7 @@ export async function runJobHistory(job: string, options: ServerOptions & { limi
   const limit = options.limit === undefined ? 20 : Number(options.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit ${options.limit}: give a whole number from 1 to 10000`);
   const client = await serverClient(options);
-  const { entries } = await client.json<{ entries: HistoryEntry[] }>('GET', `/v1/jobs/${encodeURIComponent(job)}/history?limit=${limit}`);
+  const { entries } = await client.api.jobHistory({ params: { job }, query: { limit } });
   if (options.json) return out(JSON.stringify(entries.map((e) => withNulls(replySchemas.HistoryEntry, e))));
   if (entries.length === 0) return out(`job ${job} has no runs or tasks yet`);
   out(
@@ -111,19 +110,15 @@ export function parseSize(text: string): number {
   return n;
 }
 
-/** The report's shape is the server's (GET /v1/report). */
-type Report = CapacityReport;
-
 export async function runReport(options: ServerOptions & { json?: boolean; quota?: string; growthYears?: string }, out: (line: string) => void): Promise<void> {
-  const q = new URLSearchParams();
-  if (options.quota !== undefined) q.set('quota', String(parseSize(options.quota)));
+  const quota = options.quota !== undefined ? parseSize(options.quota) : undefined;
+  let growthYears: number | undefined;
   if (options.growthYears !== undefined) {
-    const years = Number(options.growthYears);
-    if (!Number.isFinite(years) || years < 0 || years > 100) throw new UsageError(`--growth-years ${options.growthYears}: give a number of years from 0 to 100`);
-    q.set('growthYears', String(years));
+    growthYears = Number(options.growthYears);
+    if (!Number.isFinite(growthYears) || growthYears < 0 || growthYears > 100) throw new UsageError(`--growth-years ${options.growthYears}: give a number of years from 0 to 100`);
   }
   const client = await serverClient(options);
-  const report = await client.json<Report>('GET', `/v1/report?${q}`);
+  const report = await client.api.report({ query: { quota, growthYears } });
   if (options.json) return out(JSON.stringify(withNulls(replySchemas.CapacityReport, report)));
   const c = report.capacity;
   out('jobs');

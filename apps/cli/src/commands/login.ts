@@ -49,13 +49,14 @@ export async function runLogin(options: LoginOptions, out: (line: string) => voi
   const token = await readToken(options, client.base);
   client = new HoardClient({ url: client.base, token });
   // Is it a hoard media server at all (an open route), and does it take this token (an admin route)?
-  const health = await client.json<{ ok?: unknown }>('GET', '/v1/health').catch((err: Error) => {
+  const health = await client.api.health().catch((err: Error) => {
     if (err instanceof SyntaxError) throw new UsageError(`${client.base} answered GET /v1/health, but not as a hoard media server; nothing was saved`);
     throw err;
   });
-  if (health?.ok !== true) throw new UsageError(`${client.base} answered GET /v1/health, but not as a hoard media server; nothing was saved`);
+  // Another service may answer 200 with other JSON: the typed reply is what a hoard server sends.
+  if ((health as { ok?: unknown } | null)?.ok !== true) throw new UsageError(`${client.base} answered GET /v1/health, but not as a hoard media server; nothing was saved`);
   try {
-    await client.json('GET', '/v1/jobs');
+    await client.api.listJobs();
   } catch (err) {
     if (err instanceof ServerError) {
       const why = err.status === 401 ? 'the server refused the token' : err.status === 403 ? 'this token may not list jobs: log in with the admin token, not an agent token' : 'the token could not be checked';

@@ -113,7 +113,7 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
     const started = await MediaServer.start({ repo, catalogDir: join(dir, 'catalog'), port: 0, logLevel: 'silent' });
     server = started.server;
     const admin = new HoardClient({ url: server.url, token: started.adminToken! });
-    const { token } = await admin.json<{ token: string }>('POST', '/v1/agents', { name: 'kvm-01' });
+    const { token } = await admin.api.addAgent({ body: { name: 'kvm-01' } });
     // With PostgreSQL, the agent runs the pg_dump of the server's own version (first on its PATH).
     agent = new AgentDaemon({ server: server.url, token, env: pg?.agentEnv });
     await agent.start();
@@ -142,8 +142,8 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
       } else {
         await writeDay(generated, day, sql);
       }
-      let run = await admin.json<RunView>('POST', '/v1/runs', { agent: 'kvm-01', job: 'web-01', sources });
-      while (run.state === 'queued' || run.state === 'running') run = await admin.json<RunView>('GET', `/v1/runs/${run.id}?wait=10`);
+      let run = await admin.api.createRun({ body: { agent: 'kvm-01', job: 'web-01', sources } });
+      while (run.state === 'queued' || run.state === 'running') run = await admin.api.getRun({ params: { id: run.id }, query: { wait: 10 } });
       if (run.state !== 'succeeded') throw new Error(`demo run ${run.id} ${run.state}: ${run.error}`);
       runs.push(run);
       for (const t of run.targets) {

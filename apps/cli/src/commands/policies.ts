@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ErrorCode } from '@hoard/errors';
-import { replySchemas, ServerError } from '@hoard/protocol';
+import { replySchemas, ServerError, type PolicyView } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
@@ -14,15 +14,6 @@ import { renderTable } from '../table.js';
 import { localTime } from './snapshots.js';
 
 export type PolicyWriteMode = 'apply' | 'create' | 'update';
-
-interface PolicyView {
-  name: string;
-  updatedAt: string;
-  jobs: { agent: string; job: string }[];
-  nextRuns: { at: string; kind: string }[];
-  document: Record<string, unknown>;
-  yaml?: string;
-}
 
 /** The policy file failed validation: exit 2, every problem listed. */
 export class PolicyFileError extends UsageError {
@@ -50,7 +41,7 @@ export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptio
   const client = await serverClient(options);
   let result: PolicyChanges;
   try {
-    result = await client.json('POST', '/v1/policies', { document: text, format, mode, file: name, ...(options.dryRun ? { dryRun: true } : {}) });
+    result = await client.api.applyPolicies({ body: { document: text, format, mode, file: name, ...(options.dryRun ? { dryRun: true } : {}) } });
   } catch (err) {
     const problems = err instanceof ServerError ? (err.body.problems as { path: string; message: string; line?: number }[] | undefined) : undefined;
     if (problems && problems.length > 0) {
@@ -66,7 +57,7 @@ const policyJson = (p: PolicyView): Record<string, unknown> => ({ ...withNulls(r
 
 export async function runPolicyList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const { policies } = await client.json<{ policies: PolicyView[] }>('GET', '/v1/policies');
+  const { policies } = await client.api.listPolicies();
   if (options.json) return out(JSON.stringify(policies.map(policyJson)));
   if (policies.length === 0) return out('no policies yet (`hoard policy apply -f FILE`)');
   out(renderTable(['policy', 'jobs', 'next run (local)', 'kind'], policies.map((p) => [p.name, p.jobs.map((j) => j.job).join(', '), p.nextRuns[0] ? localTime(p.nextRuns[0].at) : '-', p.nextRuns[0]?.kind ?? '-'])));
@@ -76,7 +67,7 @@ export async function runPolicyShow(name: string, options: ServerOptions & { jso
   const next = options.next === undefined ? 5 : Number(options.next);
   if (!Number.isInteger(next) || next < 1 || next > 100) throw new UsageError(`--next ${options.next}: give a whole number from 1 to 100`);
   const client = await serverClient(options);
-  const policy = await client.json<PolicyView>('GET', `/v1/policies/${encodeURIComponent(name)}?next=${next}`);
+  const policy = await client.api.getPolicy({ params: { name }, query: { next } });
   if (options.json) return out(JSON.stringify(policyJson(policy)));
   out((policy.yaml ?? '').trimEnd());
   out('');
@@ -87,6 +78,6 @@ export async function runPolicyShow(name: string, options: ServerOptions & { jso
 
 export async function runPolicyDelete(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const result = await client.json<{ name: string }>('DELETE', `/v1/policies/${encodeURIComponent(name)}`);
+  const result = await client.api.deletePolicy({ params: { name } });
   out(options.json ? JSON.stringify(result) : `policy ${result.name} deleted; its jobs, snapshots and history stay`);
 }

@@ -7,7 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
 import { restoreFramesToFile, RestoreIncompleteError } from '@hoard/agent';
-import { parseSourceSpec, replySchemas, RestoreStreamError, type HoardClient, type RunView, type SnapshotSummary } from '@hoard/protocol';
+import { parseSourceSpec, replySchemas, RestoreStreamError, type HoardClient, type RunView } from '@hoard/protocol';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
@@ -59,7 +59,7 @@ export async function runRun(options: RunCommandOptions, out: (line: string) => 
   }
   const client = await serverClient(options);
   const hooks = options.pre !== undefined || options.post !== undefined ? { pre: options.pre, post: options.post } : undefined;
-  const run = await client.json<RunView>('POST', '/v1/runs', { agent: options.agent, job: options.job, sources, store: options.store, hooks, ...(options.full ? { full: true } : {}) });
+  const run = await client.api.createRun({ body: { agent: options.agent, job: options.job, sources, store: options.store, hooks, ...(options.full ? { full: true } : {}) } });
   await followRun(client, run, { wait: options.wait !== false, json: options.json }, out);
 }
 
@@ -75,7 +75,7 @@ export async function followRun(client: HoardClient, queued: RunView, options: {
   }
   const progress = ProgressLine.forCommand(options.json);
   while (run.state === 'queued' || run.state === 'running') {
-    run = await client.json<RunView>('GET', `/v1/runs/${run.id}?wait=2`);
+    run = await client.api.getRun({ params: { id: run.id }, query: { wait: 2 } });
     if (run.progress) progress.update(run.progress.bytesRead, run.progress.bytesTotal, `sent ${formatBytes(run.progress.bytesSent)}  ${run.progress.target}`);
   }
   progress.done();
@@ -110,9 +110,6 @@ function printRun(run: RunView, out: (line: string) => void): void {
   }
 }
 
-/** The catalog's snapshot records have the shape of the protocol's summaries. */
-type SnapshotRow = SnapshotSummary;
-
 export interface RemoteSnapshotsOptions extends ServerOptions {
   job?: string;
   source?: string;
@@ -123,13 +120,14 @@ export interface RemoteSnapshotsOptions extends ServerOptions {
 
 export async function runRemoteSnapshots(options: RemoteSnapshotsOptions, out: (line: string) => void): Promise<void> {
   if (options.job !== undefined) validateJobName(options.job);
-  const q = new URLSearchParams();
-  if (options.job) q.set('job', options.job);
-  if (options.source) q.set('source', options.source);
-  if (options.since) q.set('since', parseTime(options.since, '--since').toISOString());
-  if (options.until) q.set('until', parseTime(options.until, '--until').toISOString());
+  const query = {
+    job: options.job || undefined,
+    source: options.source || undefined,
+    since: options.since ? parseTime(options.since, '--since').toISOString() : undefined,
+    until: options.until ? parseTime(options.until, '--until').toISOString() : undefined,
+  };
   const client = await serverClient(options);
-  const { snapshots } = await client.json<{ snapshots: SnapshotRow[] }>('GET', `/v1/snapshots?${q}`);
+  const { snapshots } = await client.api.listSnapshots({ query });
   if (options.json) {
     out(JSON.stringify(snapshots.map((s) => snapshotJson(s))));
     return;

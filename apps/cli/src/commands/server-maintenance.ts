@@ -6,19 +6,12 @@
  *   hoard gc --server URL [--dry-run] [--grace D] [--repack-threshold S] [--json]
  *   hoard verify --server URL [--job J] [--read-data [--subset N%]] [--json]
  */
-import type { GcReport, VerifyReport } from '@hoard/repository';
 import { validateJobName } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { parseGrace, parseRepackThreshold, printGcReport } from './gc.js';
-import { printPrunePlan, prunePlanJson, type PrunePlan } from './prune.js';
+import { printPrunePlan, prunePlanJson } from './prune.js';
 import { parseSubset, printVerifyReport } from './verify.js';
-
-interface ServerPruneAnswer {
-  dryRun: boolean;
-  results: (PrunePlan & { policy: string })[];
-  withoutRetention: string[];
-}
 
 export interface ServerPruneOptions extends ServerOptions {
   policy?: string;
@@ -36,7 +29,7 @@ export async function runServerPrune(options: ServerPruneOptions, out: (line: st
   if (options.job !== undefined) validateJobName(options.job);
   if (options.job !== undefined && options.policy !== undefined) throw new UsageError('give --policy or --job, not both');
   const client = await serverClient(options);
-  const answer = await client.json<ServerPruneAnswer>('POST', '/v1/prune', { policy: options.policy, job: options.job, dryRun: options.dryRun === true });
+  const answer = await client.api.prune({ body: { policy: options.policy, job: options.job, dryRun: options.dryRun === true } });
   if (options.json) {
     out(JSON.stringify({ dryRun: answer.dryRun, jobs: answer.results.map((r) => ({ policy: r.policy, ...prunePlanJson(r) })), withoutRetention: answer.withoutRetention }));
     return;
@@ -65,7 +58,7 @@ export async function runServerGc(options: ServerGcOptions, out: (line: string) 
     breakLock: options.breakLock === true,
   };
   const client = await serverClient(options);
-  printGcReport(await client.json<GcReport>('POST', '/v1/gc', body), options, out);
+  printGcReport(await client.api.gc({ body }), options, out);
 }
 
 export interface ServerVerifyOptions extends ServerOptions {
@@ -80,7 +73,7 @@ export async function runServerVerify(options: ServerVerifyOptions, out: (line: 
   if (options.job !== undefined) validateJobName(options.job);
   const subset = parseSubset(options);
   const client = await serverClient(options);
-  const report = await client.json<VerifyReport>('POST', '/v1/verify', { job: options.job, readData: options.readData === true, subset });
+  const report = await client.api.verify({ body: { job: options.job, readData: options.readData === true, subset } });
   printVerifyReport(report, options, out);
   return report.ok;
 }

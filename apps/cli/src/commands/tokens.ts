@@ -8,7 +8,6 @@
  *   hoard agent rotate NAME
  *       a new token for an agent; its old one stops working at once.
  */
-import type { API_ROUTES, RouteReply } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
@@ -16,10 +15,6 @@ import { localTime } from './snapshots.js';
 
 export const TOKEN_ROLES = ['admin', 'operator', 'viewer'] as const;
 export type TokenRole = (typeof TOKEN_ROLES)[number];
-
-type Added = RouteReply<typeof API_ROUTES.addToken>;
-type Listed = RouteReply<typeof API_ROUTES.listTokens>;
-type Revoked = RouteReply<typeof API_ROUTES.revokeToken>;
 
 /** What each role may do, one line each (the full table: docs/operations.md, "Roles"). */
 const ROLE_SUMMARY: Record<TokenRole, string> = {
@@ -34,7 +29,7 @@ export async function runTokenAdd(options: ServerOptions & { role?: string; labe
   const label = options.label?.trim() ?? '';
   if (label === '') throw new UsageError('--label is required: who or what holds the token, e.g. --label "ci restore checks"');
   const client = await serverClient(options);
-  const added = await client.json<Added>('POST', '/v1/tokens', { role, label });
+  const added = await client.api.addToken({ body: { role, label } });
   if (options.json) return out(JSON.stringify(added));
   out(`token ${added.id} added: role ${added.role} (${ROLE_SUMMARY[added.role]}), label "${added.label}".`);
   out('The token (shown once; the server keeps only its SHA-256 hash):');
@@ -45,7 +40,7 @@ export async function runTokenAdd(options: ServerOptions & { role?: string; labe
 
 export async function runTokenList(options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const { tokens } = await client.json<Listed>('GET', '/v1/tokens');
+  const { tokens } = await client.api.listTokens();
   if (options.json) return out(JSON.stringify(tokens));
   if (tokens.length === 0) return out('no API tokens (`hoard token add --role operator --label NAME`)');
   out(renderTable(['id', 'role', 'label', 'created (local)'], tokens.map((t) => [t.id, t.role, t.label === '' ? '-' : t.label, localTime(t.createdAt)])));
@@ -54,13 +49,13 @@ export async function runTokenList(options: ServerOptions & { json?: boolean }, 
 export async function runTokenRevoke(id: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   if (!/^[0-9a-f]{8,64}$/.test(id)) throw new UsageError(`token id ${id}: give the id \`hoard token list\` shows (8 to 64 lower-case hex digits), not the token itself`);
   const client = await serverClient(options);
-  const revoked = await client.json<Revoked>('DELETE', `/v1/tokens/${id}`);
+  const revoked = await client.api.revokeToken({ params: { id } });
   out(options.json ? JSON.stringify(revoked) : `token ${revoked.id} revoked: the server refuses it from now on`);
 }
 
 export async function runAgentRotate(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
-  const rotated = await client.json<RouteReply<typeof API_ROUTES.rotateAgent>>('POST', `/v1/agents/${encodeURIComponent(name)}/rotate`);
+  const rotated = await client.api.rotateAgent({ params: { name } });
   if (options.json) return out(JSON.stringify(rotated));
   out(`agent ${rotated.name} has a new token; the old one stopped working now. The new token (shown once; the server keeps only a hash):`);
   out(`  ${rotated.token}`);
