@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HoardClient, ServerError, ServerUnreachableError, TokenBucket, dedupRatio, parseSourceSpec, type FinishRunRequest, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
 import { retrying } from '@hoard/repository';
 import { runHook } from './hooks.js';
-import { fromAgentLog, silentLogger, type AgentLog, type Logger } from './log.js';
+import { silentLogger, type Logger } from './log.js';
 import { executeRestoreRun } from './restore-run.js';
 import { resolveSource, type SourceTarget } from './sources/index.js';
 import { uploadSource } from './uploader.js';
@@ -44,8 +44,6 @@ export interface AgentOptions {
   token: string;
   /** Where the daemon logs (agentLogger(), or a child of the caller's pino logger); default nowhere. */
   logger?: Logger;
-  /** @deprecated Give `logger`; see AgentLog. Ignored when `logger` is given. */
-  log?: AgentLog;
   /** Environment for dump commands and tools (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Chunker worker threads. */
@@ -75,7 +73,7 @@ export class AgentDaemon {
 
   constructor(private readonly options: AgentOptions) {
     this.client = new HoardClient({ url: options.server, token: options.token });
-    const logger = options.logger ?? (options.log ? fromAgentLog(options.log) : silentLogger);
+    const logger = options.logger ?? silentLogger;
     this.log = logger.child({ component: 'daemon' });
     this.sourceLog = logger.child({ component: 'sources' });
   }

@@ -1,5 +1,5 @@
 export { AgentDaemon, AGENT_VERSION, type AgentOptions } from './agent-daemon.js';
-export { agentLogger, type AgentLogLevel, type AgentLog } from './log.js';
+export { agentLogger, type AgentLogLevel } from './log.js';
 export { uploadSource, BackupFailedError, type UploadOptions, type UploadResult } from './uploader.js';
 export * from './sources/index.js';
 export { restoreFramesToFile, RestoreIncompleteError, type FileRestoreTarget, type FileRestoreOptions } from './restore-to-file.js';

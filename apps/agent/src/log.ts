@@ -20,28 +20,3 @@ export function agentLogger(level: AgentLogLevel = 'info', destination: Destinat
 
 /** Logs nothing: the daemon's logger when it is given none. */
 export const silentLogger: Logger = pino({ enabled: false }, { write: () => undefined });
-
-/**
- * @deprecated The message-first log shape that `hoard agent start` (apps/cli) still hands
- * the daemon, with a JSON writer of its own. Give AgentOptions.logger (agentLogger())
- * instead; this and fromAgentLog go once the CLI does.
- */
-export interface AgentLog {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
-
-/** A pino logger whose entries go to an AgentLog as (message, fields); see AgentLog. */
-export function fromAgentLog(log: AgentLog): Logger {
-  return pino(
-    { level: 'info', base: null, timestamp: false, formatters: levelLabel },
-    {
-      write(line: string): void {
-        const { level, msg, ...fields } = JSON.parse(line) as { level: string; msg: string } & Record<string, unknown>;
-        const write = level === 'info' ? log.info : level === 'warn' ? log.warn : log.error;
-        write.call(log, msg, fields);
-      },
-    },
-  );
-}

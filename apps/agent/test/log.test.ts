@@ -1,12 +1,12 @@
 /**
  * The agent's log (pino: JSON lines with level names, ISO times, service and component),
- * the deprecated message-first AgentLog the CLI still hands the daemon, and the daemon's
+ * the daemon's log through it, and the daemon's
  * retry of a result report that a dropped connection interrupted.
  */
 import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { RunView } from '@hoard/protocol';
-import { AgentDaemon, agentLogger, type AgentLog } from '../dist/index.js';
+import { AgentDaemon, agentLogger } from '../dist/index.js';
 
 /** A destination that keeps the parsed lines. */
 function captured(): { lines: Record<string, unknown>[]; write(line: string): void } {
@@ -39,7 +39,7 @@ describe('agentLogger', () => {
 });
 
 describe('the daemon logs', () => {
-  it('through a legacy AgentLog as (message, fields), and retries a result report the connection dropped', async () => {
+  it('through its child loggers, and retries a result report the connection dropped', async () => {
     const run: RunView = { id: 'r1', agent: 'kvm-01', job: 'empty', sources: [], state: 'running', createdAt: new Date().toISOString(), targets: [], discovered: [] };
     let finishes = 0;
     let handed = false;
@@ -59,25 +59,20 @@ describe('the daemon logs', () => {
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const entries: [string, string, Record<string, unknown> | undefined][] = [];
-    const legacy: AgentLog = {
-      info: (m, f) => void entries.push(['info', m, f]),
-      warn: (m, f) => void entries.push(['warn', m, f]),
-      error: (m, f) => void entries.push(['error', m, f]),
-    };
-    const agent = new AgentDaemon({ server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, token: 't', log: legacy });
+    const out = captured();
+    const agent = new AgentDaemon({ server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, token: 't', logger: agentLogger('info', out) });
     try {
       await agent.start();
       const deadline = Date.now() + 20_000;
-      while (!entries.some(([, m]) => m === 'run finished') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (!out.lines.some((l) => l.msg === 'run finished') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     } finally {
       await agent.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
     expect(finishes).toBe(2);
-    expect(entries).toContainEqual(['info', 'agent connected', expect.objectContaining({ component: 'daemon', agent: 'kvm-01' })]);
-    expect(entries).toContainEqual(['info', 'run finished', { component: 'daemon', run: 'r1', state: 'succeeded' }]);
-    expect(entries.filter(([level]) => level === 'error')).toEqual([]);
+    expect(out.lines).toContainEqual(expect.objectContaining({ level: 'info', msg: 'agent connected', component: 'daemon', agent: 'kvm-01' }));
+    expect(out.lines).toContainEqual(expect.objectContaining({ level: 'info', msg: 'run finished', component: 'daemon', run: 'r1', state: 'succeeded' }));
+    expect(out.lines.filter((l) => l.level === 'error')).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
  * `hoard agent add NAME | list | revoke NAME` (admin, against the server) and
  * `hoard agent start --server URL --token T` (the daemon on a hypervisor host).
  */
-import { AgentDaemon, type AgentLog } from '@hoard/agent';
+import { AgentDaemon, agentLogger, type AgentLogLevel } from '@hoard/agent';
 import { replySchemas } from '@hoard/protocol';
 import { withNulls } from '../json-output.js';
 import { renderTable } from '../table.js';
@@ -33,24 +33,12 @@ export async function runAgentRevoke(name: string, options: ServerOptions & { js
   out(options.json ? JSON.stringify(revoked) : `agent ${revoked.name} revoked: its token no longer works`);
 }
 
-/** JSON lines on stderr: what a systemd journal or a log shipper wants. */
-function jsonLog(level: string): AgentLog {
-  const quietInfo = level === 'warn' || level === 'error';
-  const write = (lvl: string, msg: string, fields?: Record<string, unknown>): void => {
-    process.stderr.write(`${JSON.stringify({ level: lvl, time: new Date().toISOString(), service: 'hoard-agent', msg, ...fields })}\n`);
-  };
-  return {
-    info: (m, f) => (quietInfo ? undefined : write('info', m, f)),
-    warn: (m, f) => (level === 'error' ? undefined : write('warn', m, f)),
-    error: (m, f) => write('error', m, f),
-  };
-}
-
 export async function runAgentStart(options: ServerOptions & { logLevel?: string }, out: (line: string) => void): Promise<void> {
   const client = await serverClient(options);
   const level = options.logLevel ?? 'info';
   if (!['info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${level}: use info, warn or error`);
-  const agent = new AgentDaemon({ server: client.base, token: client.token, log: jsonLog(level) });
+  // JSON lines on stderr (pino): what a systemd journal or a log shipper wants.
+  const agent = new AgentDaemon({ server: client.base, token: client.token, logger: agentLogger(level as AgentLogLevel) });
   await agent.start();
   out(`hoard agent ${agent.name} connected to ${client.base}; waiting for runs`);
   await untilStopSignal();
