@@ -9,6 +9,7 @@ import {
   CatalogLockedError,
   CatalogOpenError,
   CatalogSchemaError,
+  CatalogNotEmptyError,
   CatalogValidationError,
   JobNotFoundError,
   TokenInUseError,
@@ -30,6 +31,10 @@ import type {
   TokenRole,
   AgentContact,
   AgentRecord,
+  CatalogChange,
+  CatalogChangeKind,
+  CatalogRecords,
+  ExportOptions,
   JobInput,
   JobRecord,
   PolicyRecord,
@@ -82,6 +87,7 @@ export class Catalog {
   readonly #db: Level<string, unknown>;
   #closed = false;
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #listeners = new Set<(change: CatalogChange) => void>();
 
   private constructor(
     db: Level<string, unknown>,
@@ -137,6 +143,16 @@ export class Catalog {
     return (await this.#get<SchemaRecord>(SCHEMA_KEY))!;
   }
 
+  /**
+   * Calls `listener` after every write that changed something, with the kind of record
+   * it changed (from inside the write queue, so keep it short: set a flag, start a
+   * timer). A listener that throws is ignored. Returns the function that unsubscribes.
+   */
+  onChange(listener: (change: CatalogChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   // ---------------------------------------------------------------- server settings
 
   async getMeta<T = unknown>(key: string): Promise<T | undefined> {
@@ -150,7 +166,10 @@ export class Catalog {
     if (value === undefined || JSON.stringify(value) === undefined) {
       throw new CatalogValidationError('meta value', `meta value for ${key} must be a JSON value (use deleteMeta to remove it)`);
     }
-    await this.#write(() => this.#db.put(k, value));
+    await this.#write(async () => {
+      await this.#db.put(k, value);
+      this.#emit('meta');
+    });
   }
 
   /** True if the key was there. */
@@ -159,6 +178,7 @@ export class Catalog {
     return this.#write(async () => {
       if ((await this.#get(k)) === undefined) return false;
       await this.#db.del(k);
+      this.#emit('meta');
       return true;
     });
   }
@@ -181,6 +201,7 @@ export class Catalog {
         { type: 'put', key: keys.agent(name), value: agent },
         { type: 'put', key: keys.agentToken(hash), value: name },
       ]);
+      this.#emit('agent');
       return agent;
     });
   }
@@ -221,6 +242,7 @@ export class Catalog {
         ops.push({ type: 'del', key: keys.agentToken(agent.tokenHash) });
       }
       await this.#batch(ops);
+      this.#emit('agent');
       return revoked;
     });
   }
@@ -244,6 +266,7 @@ export class Catalog {
         ops.unshift({ type: 'del', key: keys.agentToken(agent.tokenHash) });
       }
       await this.#batch(ops);
+      this.#emit('agent');
       return rotated;
     });
   }
@@ -262,6 +285,7 @@ export class Catalog {
       if (contact.hostname !== undefined) touched.hostname = contact.hostname;
       if (contact.version !== undefined) touched.version = contact.version;
       await this.#db.put(keys.agent(name), touched);
+      this.#emit('agent-contact');
       return touched;
     });
   }
@@ -284,6 +308,7 @@ export class Catalog {
       if (options.label !== undefined) token.label = options.label;
       if (options.role !== undefined && options.role !== 'admin') token.role = options.role;
       await this.#db.put(keys.adminToken(h), token);
+      this.#emit('api-token');
       return token;
     });
   }
@@ -310,6 +335,7 @@ export class Catalog {
     return this.#write(async () => {
       if ((await this.#get(k)) === undefined) return false;
       await this.#db.del(k);
+      this.#emit('api-token');
       return true;
     });
   }
@@ -339,6 +365,7 @@ export class Catalog {
         updatedAt: input.updatedAt ?? now,
       };
       await this.#db.put(keys.job(name), job);
+      this.#emit('job');
       return job;
     });
   }
@@ -363,6 +390,7 @@ export class Catalog {
     return this.#write(async () => {
       if ((await this.#get(k)) === undefined) return false;
       await this.#db.del(k);
+      this.#emit('job');
       return true;
     });
   }
@@ -378,6 +406,7 @@ export class Catalog {
       const now = nowIso();
       const record: PolicyRecord = { name, document, createdAt: existing?.createdAt ?? now, updatedAt: now };
       await this.#db.put(keys.policy(name), record);
+      this.#emit('policy');
       return record;
     });
   }
@@ -398,6 +427,7 @@ export class Catalog {
     return this.#write(async () => {
       if ((await this.#get(k)) === undefined) return false;
       await this.#db.del(k);
+      this.#emit('policy');
       return true;
     });
   }
@@ -419,6 +449,7 @@ export class Catalog {
       }
       if (added.length > 0) {
         await this.#db.put(keys.job(job), { ...record, knownSources: [...record.knownSources, ...added] });
+        this.#emit('job');
       }
       return added;
     });
@@ -433,6 +464,7 @@ export class Catalog {
     return this.#write(async () => {
       const old = await this.#get<SnapshotRecord>(key);
       await this.#batch(upsertOps(key, record, old, snapshotIndexKeys));
+      this.#emit('snapshot');
       return record;
     });
   }
@@ -449,6 +481,7 @@ export class Catalog {
       const old = await this.#get<SnapshotRecord>(key);
       if (!old) return false;
       await this.#batch([{ type: 'del', key }, ...snapshotIndexKeys(old).map((k): Op => ({ type: 'del', key: k }))]);
+      this.#emit('snapshot');
       return true;
     });
   }
@@ -516,6 +549,7 @@ export class Catalog {
         for (const index of snapshotIndexKeys(record)) ops.push({ type: 'put', key: index, value: key });
       }
       await this.#batch(ops);
+      this.#emit('snapshot');
       return { removed, written: byKey.size };
     });
   }
@@ -532,6 +566,7 @@ export class Catalog {
     return this.#write(async () => {
       const old = await this.#get<SessionRecord>(key);
       await this.#batch(upsertOps(key, record, old, sessionIndexKeys));
+      this.#emit('session');
       return record;
     });
   }
@@ -565,6 +600,7 @@ export class Catalog {
     return this.#write(async () => {
       const old = await this.#get<RunRecord>(key);
       await this.#batch(upsertOps(key, record, old, runIndexKeys));
+      this.#emit('run');
       return record;
     });
   }
@@ -585,6 +621,7 @@ export class Catalog {
       const record = cleanRun(next);
       if (record.id !== old.id) throw new CatalogValidationError('run id', `updateRun may not change a run's id (${old.id} -> ${record.id})`);
       await this.#batch(upsertOps(key, record, old, runIndexKeys));
+      this.#emit('run');
       return record;
     });
   }
@@ -640,6 +677,7 @@ export class Catalog {
       const lease = options.leaseMs === undefined ? {} : { leaseRenewedAt: at, leaseExpiresAt: new Date(Date.parse(at) + options.leaseMs).toISOString() };
       const running: RunRecord = { ...run, state: 'running', startedAt: at, ...lease };
       await this.#batch(upsertOps(keys.run(run.id), running, run, runIndexKeys));
+      this.#emit('run');
       return running;
     });
   }
@@ -653,6 +691,7 @@ export class Catalog {
     return this.#write(async () => {
       const old = await this.#get<TaskRecord>(key);
       await this.#batch(upsertOps(key, record, old, taskIndexKeys));
+      this.#emit('task');
       return record;
     });
   }
@@ -670,6 +709,116 @@ export class Catalog {
     if (query.kind !== undefined) v.oneOf(query.kind, TASK_KINDS, 'kind');
     const kind = query.kind;
     return this.#listIndexed<TaskRecord>(query.job !== undefined ? prefixes.taskJob(query.job) : prefixes.taskAt, query, kind === undefined ? undefined : (t) => t.kind === kind);
+  }
+
+  // ---------------------------------------------------------------- export and import
+
+  /**
+   * True when the catalog holds no agents, API tokens, jobs, policies, runs, sessions or
+   * tasks: what a new data directory looks like. The snapshot cache (rebuilt from the
+   * bucket) and server settings (meta) do not count.
+   */
+  async isEmpty(): Promise<boolean> {
+    this.#check();
+    return (await this.#heldKinds()).length === 0;
+  }
+
+  /**
+   * The definitions and history as plain records, read from one LevelDB snapshot (a
+   * concurrent write is in all of it or in none). Each list is in key order (by name, hash
+   * or id), so the same catalog exports the same records in the same order.
+   */
+  async exportRecords(options: ExportOptions = {}): Promise<CatalogRecords> {
+    this.#check();
+    const perJob = v.positiveLimit(options.historyPerJob, 'historyPerJob');
+    const snapshot = this.#db.snapshot();
+    try {
+      const read = async <T>(prefix: string): Promise<T[]> => {
+        const out: T[] = [];
+        for await (const value of this.#db.values({ gte: prefix, lt: prefix + HIGH, snapshot })) out.push(value as T);
+        return out;
+      };
+      const agents = await read<AgentRecord>(prefixes.agent);
+      const apiTokens = await read<AdminTokenRecord>(prefixes.adminToken);
+      const jobs = await read<JobRecord>(prefixes.job);
+      const policies = await read<PolicyRecord>(prefixes.policy);
+      const runs = newestPer(await read<RunRecord>(prefixes.run), perJob, (r) => r.job, (r) => r.createdAt);
+      const sessions = newestPer(await read<SessionRecord>(prefixes.session), perJob, (s) => `${s.job}/${s.source}`, (s) => s.startedAt);
+      const tasks = newestPer(await read<TaskRecord>(prefixes.task), perJob, (t) => t.job ?? '', (t) => t.startedAt);
+      return { agents, apiTokens, jobs, policies, runs, sessions, tasks };
+    } finally {
+      await snapshot.close();
+    }
+  }
+
+  /**
+   * Writes exported records into an empty catalog (isEmpty), in one atomic batch, as they
+   * were: times, revoked agents, token hashes and roles are kept, index entries derived.
+   * Every record is checked as the put methods check it. CatalogNotEmptyError when the
+   * catalog holds records already (an import never merges); TokenInUseError when two live
+   * agents or an agent and an API token share a token hash. Returns the counts written.
+   */
+  async importRecords(records: CatalogRecords): Promise<Record<keyof CatalogRecords, number>> {
+    const r = v.record(records, 'records') as unknown as CatalogRecords;
+    const list = <T>(field: keyof CatalogRecords, clean: (x: T, what: string) => T): T[] => {
+      const value = (r as unknown as Record<string, unknown>)[field];
+      if (!Array.isArray(value)) throw new CatalogValidationError(field, `${field} must be an array of records`);
+      return value.map((x: T, i) => clean(x, `${field}[${i}]`));
+    };
+    const agents = list('agents', cleanAgent);
+    const apiTokens = list('apiTokens', cleanApiToken);
+    const jobs = list('jobs', cleanJob);
+    const policies = list('policies', cleanPolicy);
+    const runs = list<RunRecord>('runs', (x) => cleanRun(x));
+    const sessions = list<SessionRecord>('sessions', (x) => cleanSession(x));
+    const tasks = list<TaskRecord>('tasks', (x) => cleanTask(x));
+    const ops: Op[] = [];
+    const tokens = new Map<string, string>();
+    const claim = (hash: string, holder: string): void => {
+      const other = tokens.get(hash);
+      if (other !== undefined) throw new TokenInUseError(`${other} (and ${holder} in the same import)`);
+      tokens.set(hash, holder);
+    };
+    for (const t of apiTokens) {
+      claim(t.hash, 'an admin token');
+      ops.push({ type: 'put', key: keys.adminToken(t.hash), value: t });
+    }
+    for (const a of agents) {
+      ops.push({ type: 'put', key: keys.agent(a.name), value: a });
+      if (a.revokedAt !== undefined) continue;
+      claim(a.tokenHash, `agent ${a.name}`);
+      ops.push({ type: 'put', key: keys.agentToken(a.tokenHash), value: a.name });
+    }
+    for (const j of jobs) ops.push({ type: 'put', key: keys.job(j.name), value: j });
+    for (const p of policies) ops.push({ type: 'put', key: keys.policy(p.name), value: p });
+    for (const run of runs) ops.push(...upsertOps(keys.run(run.id), run, undefined, runIndexKeys));
+    for (const session of sessions) ops.push(...upsertOps(keys.session(session.id), session, undefined, sessionIndexKeys));
+    for (const task of tasks) ops.push(...upsertOps(keys.task(task.id), task, undefined, taskIndexKeys));
+    return this.#write(async () => {
+      const held = await this.#heldKinds();
+      if (held.length > 0) throw new CatalogNotEmptyError(this.dir, held.join(', '));
+      await this.#batch(ops);
+      this.#emit('import');
+      return { agents: agents.length, apiTokens: apiTokens.length, jobs: jobs.length, policies: policies.length, runs: runs.length, sessions: sessions.length, tasks: tasks.length };
+    });
+  }
+
+  /** Which kinds of definitions and history the catalog holds (for isEmpty and its error). */
+  async #heldKinds(): Promise<string[]> {
+    const kinds: [string, string][] = [
+      ['agents', prefixes.agent],
+      ['API tokens', prefixes.adminToken],
+      ['jobs', prefixes.job],
+      ['policies', prefixes.policy],
+      ['runs', prefixes.run],
+      ['sessions', prefixes.session],
+      ['tasks', prefixes.task],
+    ];
+    const held: string[] = [];
+    for (const [what, prefix] of kinds) {
+      for await (const _ of this.#db.keys({ gte: prefix, lt: prefix + HIGH, limit: 1 })) held.push(what);
+    }
+    return held;
   }
 
   // ---------------------------------------------------------------- maintenance
@@ -738,6 +887,17 @@ export class Catalog {
 
   #check(): void {
     if (this.#closed) throw new CatalogClosedError(this.dir);
+  }
+
+  /** Tells the listeners; called inside the write queue after the change is written. */
+  #emit(kind: CatalogChangeKind): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener({ kind });
+      } catch {
+        // a listener's problem is not the write's
+      }
+    }
   }
 
   /** Runs a read-modify-write after every earlier one: writes never interleave. */
@@ -855,6 +1015,75 @@ function upsertOps<T>(key: string, record: T, old: T | undefined, indexKeys: (r:
   ops.push({ type: 'put', key, value: record });
   for (const index of fresh) ops.push({ type: 'put', key: index, value: key });
   return ops;
+}
+
+/**
+ * The newest `limit` records of each group (by `time`, then id order), in their input
+ * order; all of them when `limit` is undefined.
+ */
+function newestPer<T>(records: T[], limit: number | undefined, group: (r: T) => string, time: (r: T) => string): T[] {
+  if (limit === undefined) return records;
+  const groups = new Map<string, { at: number; index: number }[]>();
+  records.forEach((r, index) => {
+    const key = group(r);
+    let list = groups.get(key);
+    if (!list) groups.set(key, (list = []));
+    list.push({ at: Date.parse(time(r)), index });
+  });
+  const keep = new Set<number>();
+  for (const list of groups.values()) {
+    list.sort((a, b) => b.at - a.at || b.index - a.index);
+    for (const { index } of list.slice(0, limit)) keep.add(index);
+  }
+  return records.filter((_, i) => keep.has(i));
+}
+
+function cleanAgent(input: AgentRecord, what: string): AgentRecord {
+  const r = v.record(input, what) as unknown as AgentRecord;
+  v.isoTime(r.createdAt, `${what}.createdAt`);
+  const out: AgentRecord = { name: v.agentName(r.name, `${what}.name`), tokenHash: v.tokenHash(r.tokenHash, `${what}.tokenHash`), createdAt: r.createdAt };
+  for (const key of ['revokedAt', 'lastSeenAt'] as const) {
+    if (r[key] === undefined) continue;
+    v.isoTime(r[key], `${what}.${key}`);
+    out[key] = r[key];
+  }
+  for (const key of ['hostname', 'version'] as const) {
+    v.optionalText(r[key], `${what}.${key}`);
+    if (r[key] !== undefined) out[key] = r[key];
+  }
+  return out;
+}
+
+function cleanApiToken(input: AdminTokenRecord, what: string): AdminTokenRecord {
+  const r = v.record(input, what) as unknown as AdminTokenRecord;
+  v.isoTime(r.createdAt, `${what}.createdAt`);
+  const out: AdminTokenRecord = { hash: v.tokenHash(r.hash, `${what}.hash`), createdAt: r.createdAt };
+  v.optionalText(r.label, `${what}.label`);
+  if (r.label !== undefined) out.label = r.label;
+  if (r.role !== undefined && v.oneOf(r.role, ['admin', 'operator', 'viewer'] as const, `${what}.role`) !== 'admin') out.role = r.role;
+  return out;
+}
+
+function cleanJob(input: JobRecord, what: string): JobRecord {
+  const r = v.record(input, what) as unknown as JobRecord;
+  v.isoTime(r.createdAt, `${what}.createdAt`);
+  v.isoTime(r.updatedAt, `${what}.updatedAt`);
+  return {
+    name: v.jobName(r.name, `${what}.name`),
+    ...(r.store !== undefined ? { store: v.text(r.store, `${what}.store`) } : {}),
+    ...(r.agent !== undefined ? { agent: v.agentName(r.agent, `${what}.agent`) } : {}),
+    sources: [...v.stringList(r.sources, `${what}.sources`)],
+    knownSources: [...v.stringList(r.knownSources, `${what}.knownSources`)],
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  };
+}
+
+function cleanPolicy(input: PolicyRecord, what: string): PolicyRecord {
+  const r = v.record(input, what) as unknown as PolicyRecord;
+  v.isoTime(r.createdAt, `${what}.createdAt`);
+  v.isoTime(r.updatedAt, `${what}.updatedAt`);
+  return { name: v.jobName(r.name, `${what}.name`), document: v.record(r.document, `${what}.document`), createdAt: r.createdAt, updatedAt: r.updatedAt };
 }
 
 function cleanSnapshot(input: SnapshotRecord, what = 'snapshot'): SnapshotRecord {

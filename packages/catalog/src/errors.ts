@@ -129,3 +129,12 @@ export class JobNotFoundError extends CatalogError {
     super(`no job named ${job} in the catalog: define it first`);
   }
 }
+
+/** importRecords into a catalog that holds records already: an import never merges. */
+export class CatalogNotEmptyError extends CatalogError {
+  override readonly name = 'CatalogNotEmptyError';
+  override readonly code: ErrorCode = 'conflict';
+  constructor(dir: string, holds: string) {
+    super(`catalog ${dir} holds ${holds} already: records are imported into an empty catalog only`);
+  }
+}

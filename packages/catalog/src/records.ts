@@ -230,3 +230,36 @@ export interface SchemaRecord {
   version: number;
   createdAt: string;
 }
+
+/**
+ * What a write changed, as Catalog.onChange reports it: one kind per method family.
+ * `agent-contact` is touchAgent (lastSeenAt, hostname, version), `import` importRecords.
+ */
+export type CatalogChangeKind = 'meta' | 'agent' | 'agent-contact' | 'api-token' | 'job' | 'policy' | 'snapshot' | 'session' | 'run' | 'task' | 'import';
+
+export interface CatalogChange {
+  kind: CatalogChangeKind;
+}
+
+/**
+ * A catalog's definitions and history as plain records (exportRecords, importRecords):
+ * everything but the snapshot cache (rebuilt from the bucket) and server settings (meta).
+ */
+export interface CatalogRecords {
+  agents: AgentRecord[];
+  apiTokens: AdminTokenRecord[];
+  jobs: JobRecord[];
+  policies: PolicyRecord[];
+  runs: RunRecord[];
+  sessions: SessionRecord[];
+  tasks: TaskRecord[];
+}
+
+export interface ExportOptions {
+  /**
+   * History kept per job: its newest runs (by createdAt) and tasks (by startedAt), and the
+   * newest sessions of each of its sources, this many of each; tasks of no job (gc) count
+   * as one job. Omitted: all history.
+   */
+  historyPerJob?: number;
+}
