@@ -276,6 +276,12 @@ export interface ServerConfigOverrides {
   passphraseFile?: string;
   encrypt?: boolean;
   logLevel?: string;
+  /**
+   * `--adopt-state`: an empty catalog takes over the server state in the bucket. Command
+   * line only: a decision for one start, not a setting (a config key would adopt again
+   * whenever the data directory is lost, without anyone deciding it).
+   */
+  adoptState?: boolean;
 }
 
 const FLAGS: ReadonlyArray<[keyof ServerConfigOverrides, string, TSchema]> = [
@@ -320,6 +326,8 @@ export interface ServerStartOptions {
   gcTimeZone: string;
   gcGraceMs: number;
   logLevel: string;
+  /** `--adopt-state`; absent when not given. */
+  adoptState?: boolean;
 }
 
 /**
@@ -364,6 +372,7 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
       gcTimeZone: gcTimeZone.timeZone,
       gcGraceMs: Math.round((config.gcGraceHours ?? d.gcGraceHours) * 3_600_000),
       logLevel: overrides.logLevel ?? config.logLevel ?? d.logLevel,
+      ...(overrides.adoptState === true ? { adoptState: true } : {}),
     },
   };
 }

@@ -21,6 +21,7 @@ import { registerRoutes } from './routes/index.js';
 import { RunBoard } from './run-board.js';
 import { RunLeases } from './run-leases.js';
 import { SessionRegistry } from './session-registry.js';
+import { StateMirror, type StateMirrorOptions } from './state-mirror.js';
 import { StoreHub } from './store-hub.js';
 
 export interface MediaServerOptions {
@@ -70,6 +71,13 @@ export interface MediaServerOptions {
   runLeaseMs?: number;
   /** How often passed leases are looked for (default a quarter of the lease, 0.1-5 s). */
   runLeaseCheckMs?: number;
+  /**
+   * An empty catalog takes over the server state the bucket holds (`--adopt-state`);
+   * without it such a start is refused. docs/repair.md, "Losing the server's data directory".
+   */
+  adoptState?: boolean;
+  /** How soon changes reach the server state in the bucket (state-mirror.ts). */
+  stateMirror?: StateMirrorOptions;
 }
 
 const DEFAULT_PORT = 8420;
@@ -86,6 +94,7 @@ export class MediaServer {
   readonly metrics: ServerMetrics;
   readonly sessions: SessionRegistry;
   readonly auth: Authenticator;
+  readonly stateMirror: StateMirror;
   readonly log: Logger;
   /** Aborted when the server stops: long polls answer at once. */
   readonly polls = new AbortController();
@@ -111,6 +120,7 @@ export class MediaServer {
     const gcSchedule = options.gcSchedule === null ? null : parseSchedule(options.gcSchedule ?? '30 4 * * *', options.gcTimeZone ?? 'UTC');
     this.maintenanceScheduler = new MaintenanceScheduler(catalog, this.maintenance, { clock: options.clock ?? { now: () => Date.now() }, gcSchedule, gcGraceMs: options.gcGraceMs, log: this.log });
     this.auth = new Authenticator(catalog);
+    this.stateMirror = new StateMirror(repo, catalog, this.log.child({ component: 'state-mirror' }), options.stateMirror);
     this.metrics = new ServerMetrics(this.stores, () => this.sessions.running);
     this.sessions = new SessionRegistry(catalog, this.leases, this.metrics, this.log, options.sessionIdleMs ?? 10 * 60_000);
     this.expiry = setInterval(() => void this.sessions.expireIdle(), Math.min(5_000, this.sessions.idleMs));
@@ -118,15 +128,19 @@ export class MediaServer {
   }
 
   /**
-   * Opens the catalog, loads every fingerprint store's index, rebuilds the snapshot list
-   * from the bucket (the catalog is a cache: invariant 3, docs/design.md) and starts
-   * listening. Returns the admin token when this start created the first one.
+   * Opens the catalog, adopts the server state in the bucket into an empty catalog (or
+   * refuses to start: options.adoptState), loads every fingerprint store's index, rebuilds
+   * the snapshot list from the bucket (the catalog is a cache: invariant 3, docs/design.md),
+   * starts mirroring the catalog into the bucket and listening. Returns the admin token
+   * when this start created the first one.
    */
   static async start(options: MediaServerOptions): Promise<{ server: MediaServer; adminToken?: string }> {
     const catalog = await Catalog.open(options.catalogDir);
     let server: MediaServer | undefined;
     try {
       server = new MediaServer(options.repo, catalog, options);
+      // An empty catalog and a server state in the bucket: adopted, or the start refused.
+      await server.stateMirror.adoptAtStart(options.adoptState === true);
       // Before anyone can connect: what a previous process left running is over.
       await server.leases.reapAtStart();
       await server.stores.loadAll();
@@ -136,6 +150,7 @@ export class MediaServer {
         adminToken = newToken('admin');
         await catalog.setAdminToken(hashToken(adminToken), { label: 'created at first start' });
       }
+      server.stateMirror.start();
       server.api = await Api.create({ auth: server.auth, metrics: server.metrics, log: server.log, tls: options.tls, version: VERSION });
       registerRoutes(server.api, server);
       server.url = await server.api.listen(options.host ?? '127.0.0.1', options.port ?? DEFAULT_PORT);
@@ -166,6 +181,7 @@ export class MediaServer {
     this.polls.abort();
     this.runs.close();
     if (this.api) await this.api.close();
+    await this.stateMirror.close();
     await this.stores.close();
     await this.catalog.close();
   }

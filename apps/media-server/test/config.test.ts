@@ -149,6 +149,12 @@ describe('a valid config', () => {
     expect(over.server).toMatchObject({ host: '::1', port: 0, tls: { certFile: '/c.pem', keyFile: '/k.pem' }, logLevel: 'debug', catalogDir: '/tmp/d/catalog' });
   });
 
+  it('--adopt-state is a command-line decision: passed on when given, absent otherwise, never a config key', () => {
+    expect(resolveServerSettings({}, { storage: '/x', adoptState: true }).server.adoptState).toBe(true);
+    expect(resolveServerSettings({}, { storage: '/x' }).server).not.toHaveProperty('adoptState');
+    expect(() => checkServerConfig({ adoptState: true }, '--config f')).toThrow(/unknown setting "adoptState"/);
+  });
+
   it('gcSchedule "off" turns the scheduled GC off; a time zone is given back in its canonical spelling', () => {
     expect(resolveServerSettings({ gcSchedule: 'off', gcTimeZone: 'europe/berlin' }, { storage: '/x' }).server).toMatchObject({ gcSchedule: null, gcTimeZone: 'Europe/Berlin' });
     expect(resolveServerSettings({ gcSchedule: '0 3 * * 1-5' }, { storage: '/x' }).server.gcSchedule).toBe('0 3 * * 1-5');

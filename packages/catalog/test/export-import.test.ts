@@ -49,11 +49,51 @@ async function fill(c: Catalog): Promise<void> {
   await c.addKnownSources('db', ['app']);
   await c.putPolicy('nightly', { name: 'nightly', sources: [{ agent: 'kvm-01', specs: ['cmd:true'] }] });
   for (let i = 0; i < 5; i++) {
-    await c.putRun({ id: `run-${i}`, agent: 'kvm-01', job: 'db', sources: ['x'], state: 'succeeded', createdAt: at(10 + i), startedAt: at(10 + i), finishedAt: at(11 + i), sessions: [`s-${i}`], result: { targets: [] } });
-    await c.putSession({ id: `s-${i}`, agent: 'kvm-01', job: 'db', source: 'app', store: STORE, startedAt: at(10 + i), finishedAt: at(11 + i), state: 'committed', bytesRead: 100, bytesSent: 10, bytesNew: 10, bytesStored: 10, chunks: 2, chunksNew: 1 });
+    await c.putRun({
+      id: `run-${i}`,
+      agent: 'kvm-01',
+      job: 'db',
+      sources: ['x'],
+      state: 'succeeded',
+      createdAt: at(10 + i),
+      startedAt: at(10 + i),
+      finishedAt: at(11 + i),
+      sessions: [`s-${i}`],
+      result: { targets: [] },
+    });
+    await c.putSession({
+      id: `s-${i}`,
+      agent: 'kvm-01',
+      job: 'db',
+      source: 'app',
+      store: STORE,
+      startedAt: at(10 + i),
+      finishedAt: at(11 + i),
+      state: 'committed',
+      bytesRead: 100,
+      bytesSent: 10,
+      bytesNew: 10,
+      bytesStored: 10,
+      chunks: 2,
+      chunksNew: 1,
+    });
     await c.putTask({ id: `verify-${i}`, kind: 'verify', job: 'db', state: 'succeeded', startedAt: at(20 + i), finishedAt: at(21 + i), summary: 'ok' });
   }
-  await c.putSession({ id: 's-other', agent: 'kvm-01', job: 'db', source: 'other', store: STORE, startedAt: at(1), state: 'failed', bytesRead: 0, bytesSent: 0, bytesNew: 0, bytesStored: 0, chunks: 0, chunksNew: 0 });
+  await c.putSession({
+    id: 's-other',
+    agent: 'kvm-01',
+    job: 'db',
+    source: 'other',
+    store: STORE,
+    startedAt: at(1),
+    state: 'failed',
+    bytesRead: 0,
+    bytesSent: 0,
+    bytesNew: 0,
+    bytesStored: 0,
+    chunks: 0,
+    chunksNew: 0,
+  });
   await c.putTask({ id: 'gc-1', kind: 'gc', state: 'succeeded', startedAt: at(30) });
   await c.putTask({ id: 'gc-2', kind: 'gc', state: 'failed', startedAt: at(31), error: 'locked' });
   await c.putRun({ id: 'run-q', agent: 'kvm-01', job: 'other', sources: ['x'], state: 'queued', createdAt: at(40), sessions: [] });
@@ -134,7 +174,18 @@ describe('export and import', () => {
     // The snapshot cache and meta do not count.
     const c = await fresh('c');
     await c.putMeta('x', 1);
-    await c.replaceSnapshots(undefined, [{ job: 'db', id: '0123456789abcdef', key: 'snapshots/db/x', source: { name: 'app', kind: 'stream' }, startedAt: at(0), finishedAt: at(1), logicalBytes: 1, store: STORE }]);
+    await c.replaceSnapshots(undefined, [
+      {
+        job: 'db',
+        id: '0123456789abcdef',
+        key: 'snapshots/db/x',
+        source: { name: 'app', kind: 'stream' },
+        startedAt: at(0),
+        finishedAt: at(1),
+        logicalBytes: 1,
+        store: STORE,
+      },
+    ]);
     expect(await c.isEmpty()).toBe(true);
     await c.importRecords(records);
   });
@@ -143,13 +194,19 @@ describe('export and import', () => {
     const b = await fresh('b');
     const empty: CatalogRecords = { agents: [], apiTokens: [], jobs: [], policies: [], runs: [], sessions: [], tasks: [] };
     await expect(b.importRecords({ ...empty, agents: [{ name: 'Bad', tokenHash: sha('x'), createdAt: at(0) }] })).rejects.toThrow(/agents\[0\]\.name/);
-    await expect(b.importRecords({ ...empty, policies: [{ name: 'p', document: {}, createdAt: 'yesterday', updatedAt: at(0) }] })).rejects.toThrow(CatalogValidationError);
+    await expect(b.importRecords({ ...empty, policies: [{ name: 'p', document: {}, createdAt: 'yesterday', updatedAt: at(0) }] })).rejects.toThrow(
+      CatalogValidationError,
+    );
     await expect(b.importRecords({ ...empty, runs: undefined } as unknown as CatalogRecords)).rejects.toThrow(/runs must be an array/);
     await expect(
       b.importRecords({ ...empty, agents: [{ name: 'a', tokenHash: sha('same'), createdAt: at(0) }], apiTokens: [{ hash: sha('same'), createdAt: at(0) }] }),
     ).rejects.toThrow(TokenInUseError);
     // A revoked agent's old token may be anybody's.
-    await b.importRecords({ ...empty, agents: [{ name: 'a', tokenHash: sha('same'), createdAt: at(0), revokedAt: at(1) }], apiTokens: [{ hash: sha('same'), createdAt: at(0) }] });
+    await b.importRecords({
+      ...empty,
+      agents: [{ name: 'a', tokenHash: sha('same'), createdAt: at(0), revokedAt: at(1) }],
+      apiTokens: [{ hash: sha('same'), createdAt: at(0) }],
+    });
     expect(await b.checkConsistency()).toEqual([]);
   });
 });
