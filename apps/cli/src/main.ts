@@ -324,6 +324,7 @@ server
   .option('--encrypt', 'when creating the repository: encrypt it (passphrase from HOARD_PASSPHRASE or --passphrase-file)')
   .addOption(passphraseFile())
   .option('--log-level <level>', 'debug, info, warn or error (default info); logs are JSON lines on stdout')
+  .option('--adopt-state', 'an empty data directory takes over the server state in the bucket (agents, tokens, jobs, policies, history); without it such a start is refused')
   .addHelpText('after', '\nThe first start prints the admin token and writes it to <data>/admin-token.\n\nExamples:\n  hoard server start --storage fs:/srv/hoard --data /var/lib/hoard/server --listen 0.0.0.0:8420\n')
   .action((opts) => runServerStart(opts, out));
 
