@@ -26,7 +26,7 @@ function testData(seed: number, size: number): Buffer {
   for (let o = 0; o < size; ) {
     const kind = next() % 3;
     const len = Math.min(size - o, 16384 + (next() % 262144));
-    if (kind === 0) for (let i = 0; i < len; i += 4) out.writeUInt32LE(next(), o + i > size - 4 ? size - 4 : o + i);
+    if (kind === 0) for (let i = 0; i < len; i += 4) out.writeUInt32LE(next(), Math.min(o + i, size - 4));
     else if (kind === 1) out.write(`row ${next() % 1000} of table shop.orders; `.repeat(Math.ceil(len / 32)).slice(0, len), o, 'latin1');
     o += len;
   }

@@ -12,7 +12,10 @@ export function printPolicyChanges(result: PolicyChanges, options: { dryRun: boo
   if (options.dryRun && result.dryRun !== true) {
     throw new AnswerFormatError(`the server does not know --dry-run and applied ${options.file} (${result.policies.map((p) => `${p.name} ${p.action}`).join(', ')}); upgrade it`);
   }
-  if (options.json) return out(JSON.stringify({ dryRun: options.dryRun, policies: result.policies }));
+  if (options.json) {
+    out(JSON.stringify({ dryRun: options.dryRun, policies: result.policies }));
+    return;
+  }
   for (const p of result.policies) out(`policy ${p.name} ${p.action === 'unchanged' ? 'unchanged' : options.dryRun ? `would be ${p.action}` : p.action}`);
   const changing = result.policies.filter((p) => p.action !== 'unchanged').length;
   if (options.dryRun) out(`dry run: nothing was stored; ${changing} of ${result.policies.length} ${result.policies.length === 1 ? 'policy' : 'policies'} would change`);

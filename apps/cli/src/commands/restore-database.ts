@@ -304,7 +304,6 @@ export class DatabaseSink implements RestoreSink {
   private exited: Promise<ExitStatus> | undefined;
   private status: ExitStatus | undefined;
   private stdinBroken = false;
-  private aborted = false;
   /** Bytes handed to the tool so far. */
   bytesWritten = 0;
 
@@ -377,7 +376,6 @@ export class DatabaseSink implements RestoreSink {
   }
 
   async abort(): Promise<void> {
-    this.aborted = true;
     try {
       const child = this.child;
       if (!child || this.status) return;

@@ -26,7 +26,7 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
   let damaged = 0;
   const snapshots = (
     await repo.snapshots(options.job, {
-      onDamaged: (key, err) => {
+      onDamaged: (_key, err) => {
         damaged++;
         process.stderr.write(`hoard: warning: ${err.message}; it is not listed (exit 3; \`hoard repair\` lists what is lost)\n`);
       },
