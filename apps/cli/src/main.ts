@@ -439,7 +439,7 @@ program
   .option('--json', 'print the run as JSON')
   .addHelpText(
     'after',
-    '\nPrints bytes read, sent over the network, new in the store, the dedup ratio and the snapshot of each source.\n\nExamples:\n  hoard run --server http://backup:8420 --agent kvm1 --job vms --source "vm:/var/lib/libvirt/images/*.qcow2"\n  hoard run --server http://backup:8420 --agent db1 --job shop-db --source postgres://backup@localhost/shop\n',
+    '\nPrints bytes read, sent over the network, new in the store, the dedup (logical / new bytes; `all known` when nothing was new) and the snapshot of each source.\n\nExamples:\n  hoard run --server http://backup:8420 --agent kvm1 --job vms --source "vm:/var/lib/libvirt/images/*.qcow2"\n  hoard run --server http://backup:8420 --agent db1 --job shop-db --source postgres://backup@localhost/shop\n',
   )
   .action((opts) => runRun(opts, out));
 
@@ -472,7 +472,7 @@ serverCommand(job.command('history').description("a job's backups and maintenanc
   .addHelpText('after', examples('hoard job history shop-db', 'hoard job history shop-db --limit 100 --json'))
   .action((name: string, opts) => runJobHistory(name, opts, out));
 
-serverCommand(program.command('report').description('per job: last success and failure, snapshots kept, logical and stored bytes, dedup; capacity: growth trend, fill date, the classic estimate next to what is stored'))
+serverCommand(program.command('report').description('per job: last success and failure, snapshots kept, logical kept over stored bytes; per store: dedup and compression; capacity: growth trend, fill date, the classic estimate next to what is stored'))
   .option('--quota <size>', 'repository quota for the fill date: bytes or 10TB, 500GiB (default: the server\'s quotaBytes setting)')
   .option('--growth-years <n>', 'planning horizon of the classic estimate in years (default 1)')
   .option('--json', 'print the report as JSON')

@@ -4,6 +4,7 @@ import { open, stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
 import { backup, type BackupSource } from '@hoard/repository';
 import { blockDeviceSize } from '@hoard/agent';
+import { dedupFactor, formatDedup } from '../dedup.js';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
@@ -74,7 +75,7 @@ export async function runBackup(path: string, options: BackupCommandOptions, out
       store: options.store,
       chunking: options.chunking as (typeof CHUNKING)[number] | undefined,
       signal: controller.signal,
-      onProgress: (p) => progress.update(p.bytesRead, source.progressTotal, `new ${formatBytes(p.bytesNew)}  dedup ${p.bytesRead > 0 ? (p.bytesRead / Math.max(p.bytesNew, 1)).toFixed(1) : '-'}x`),
+      onProgress: (p) => progress.update(p.bytesRead, source.progressTotal, `new ${formatBytes(p.bytesNew)}  dedup ${formatDedup(p.bytesRead, p.bytesNew)}`),
     });
     progress.done();
     const seconds = result.durationMs / 1000;
@@ -93,7 +94,7 @@ export async function runBackup(path: string, options: BackupCommandOptions, out
           chunks: result.chunks,
           chunksNew: result.chunksNew,
           packs: result.packs,
-          dedupRatio: result.bytesNew > 0 ? result.bytesRead / result.bytesNew : null,
+          dedupRatio: dedupFactor(result.bytesRead, result.bytesNew),
           seconds,
           streamHash: result.snapshot.meta.streamHash,
         }),
@@ -104,7 +105,7 @@ export async function runBackup(path: string, options: BackupCommandOptions, out
         `  read ${formatBytes(result.bytesRead)} in ${seconds.toFixed(1)} s (${formatBytes(Math.round(result.bytesRead / Math.max(seconds, 1e-3)))}/s); ` +
           `new ${formatBytes(result.bytesNew)}, stored ${formatBytes(result.bytesStored)} in ${result.packs} pack(s); zero ${formatBytes(result.bytesZero)}`,
       );
-      out(`  ${result.chunks} chunks, ${result.chunksNew} new${result.bytesNew > 0 ? `; dedup ${(result.bytesRead / result.bytesNew).toFixed(2)}x` : ''}`);
+      out(`  ${result.chunks} chunks, ${result.chunksNew} new; dedup ${formatDedup(result.bytesRead, result.bytesNew)}`);
     }
   } finally {
     progress.done();

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoSeries, type DataSeries } from '@hoard/bench-data';
 import { backup, FileSink, FsObjectStore, Repository, repositoryStats, restore, type SourceKind } from '@hoard/repository';
+import { dedupFactor, formatDedup, formatRatio } from '../dedup.js';
 import { statsJson } from './stats.js';
 
 const MiB = 1 << 20;
@@ -22,9 +23,11 @@ export interface DemoDay {
   newBytes: number;
   storedBytes: number;
   zeroBytes: number;
-  cumulative_logicalBytes: number;
-  cumulative_storedBytes: number;
-  cumulativeDedupRatio: number;
+  cumulativeLogicalBytes: number;
+  cumulativeNewBytes: number;
+  cumulativeStoredBytes: number;
+  /** cumulativeLogicalBytes / cumulativeNewBytes (dedup.ts); null while nothing was new. */
+  cumulativeDedupRatio: number | null;
   seconds: number;
 }
 
@@ -60,10 +63,12 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
     }
     for (const [series, job, kind, name] of plan) {
       let logical = 0;
+      let fresh = 0;
       let stored = 0;
       for (let day = 0; day < series.days; day++) {
         const result = await backup(repo, { stream: series.day(day), name, kind, expectedBytes: series.dayBytes(day) }, { job });
         logical += result.bytesRead;
+        fresh += result.bytesNew;
         stored += result.bytesStored;
         started.set(job, [...(started.get(job) ?? []), result.snapshot.meta.startedAt]);
         const row: DemoDay = {
@@ -74,9 +79,10 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
           newBytes: result.bytesNew,
           storedBytes: result.bytesStored,
           zeroBytes: result.bytesZero,
-          cumulative_logicalBytes: logical,
-          cumulative_storedBytes: stored,
-          cumulativeDedupRatio: logical / Math.max(stored, 1),
+          cumulativeLogicalBytes: logical,
+          cumulativeNewBytes: fresh,
+          cumulativeStoredBytes: stored,
+          cumulativeDedupRatio: dedupFactor(logical, fresh),
           seconds: result.durationMs / 1000,
         };
         days.push(row);
@@ -90,7 +96,7 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
               (row.newBytes / MiB).toFixed(1).padStart(7),
               (row.storedBytes / MiB).toFixed(1).padStart(10),
               (row.zeroBytes / MiB).toFixed(1).padStart(8),
-              `${row.cumulativeDedupRatio.toFixed(2)}x`.padStart(12),
+              formatDedup(logical, fresh).padStart(12),
               row.seconds.toFixed(2).padStart(7),
             ].join('  '),
           );
@@ -116,7 +122,7 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
       for (const s of stats.stores) {
         options.out(
           `store ${s.name}: ${(s.logicalBytes / MiB).toFixed(0)} MiB backed up, ${(s.storedBytes / MiB).toFixed(1)} MiB stored in ${s.packs} packs ` +
-            `(dedup ${s.dedupFactor.toFixed(2)}x, compression ${s.compressionRatio.toFixed(2)}x)`,
+            `(dedup ${formatDedup(s.logicalBytes, s.uniqueBytes)}, compression ${formatRatio(s.uniqueBytes, s.storedBytes)})`,
         );
       }
       if (options.keep) options.out(`\nthe repository is kept at ${repo.location}; try: hoard snapshots --repo ${join(dir, 'repo')}`);

@@ -8,14 +8,16 @@
  *   hoard report [--quota SIZE] [--growth-years N] [--json]
  */
 import { formatBytes } from '@hoard/chunker';
-import { replySchemas } from '@hoard/protocol';
+import { replySchemas, ServerError } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
+import { formatDedup, formatRatio } from '../dedup.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { followRun, runJson } from './remote.js';
 import { localTime } from './snapshots.js';
+import { zonedTime } from '../time.js';
 
 const bytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : formatBytes(n));
 
@@ -34,7 +36,16 @@ export async function runJobList(options: ServerOptions & { json?: boolean }, ou
   if (jobs.length === 0) return out('no jobs yet (`hoard run --agent A --job J --source ...` or `hoard policy apply -f FILE` defines them)');
   out(
     renderTable(
-      ['job', 'agent', 'policy', 'store', 'last run (local)', 'last success (local)', 'next run (local)', 'snapshots', 'newest size'],
+  // Next runs are a policy's: shown on its clock (the job summary does not carry the zone).
+  const zones = new Map<string, string>();
+  if (jobs.some((j) => j.nextRun !== null && j.policy !== null)) {
+    const { policies } = await client.api.listPolicies().catch((err: unknown) => {
+      if (err instanceof ServerError) return { policies: [] }; // local time then, said so
+      throw err;
+    });
+    for (const p of policies) zones.set(p.name, p.timeZone);
+  }
+      ['job', 'agent', 'policy', 'store', 'last run (local)', 'last success (local)', 'next run', 'snapshots', 'newest size'],
       jobs.map((j) => [
         j.job,
         j.agent ?? '-',
@@ -42,7 +53,7 @@ export async function runJobList(options: ServerOptions & { json?: boolean }, ou
         j.store,
         j.lastRun ? `${j.lastRun.state} ${localTime(j.lastRun.at)}` : '-',
         j.lastSuccess ? localTime(j.lastSuccess.at) : '-',
-        j.nextRun ? `${localTime(j.nextRun.at)} ${j.nextRun.kind}` : '-',
+        j.nextRun ? `${zonedTime(j.nextRun.at, j.policy === null ? undefined : zones.get(j.policy))} ${j.nextRun.kind}` : '-',
         String(j.snapshots),
         bytes(j.newestSnapshot?.logicalBytes),
       ]),
@@ -87,7 +98,9 @@ export async function runJobHistory(job: string, options: ServerOptions & { limi
         formatDuration(e.durationMs),
         bytes(e.bytesRead),
         bytes(e.bytesNew),
-        e.dedupRatio === null ? '-' : `${e.dedupRatio}x`,
+        // The entry has bytes read, not the snapshots' logical bytes: a run that referred to
+        // an unchanged image read nothing, yet found everything known.
+        e.bytesNew === 0 && e.snapshots.length > 0 ? 'all known' : formatDedup(e.bytesRead, e.bytesNew),
         e.snapshots.length === 0 ? '-' : e.snapshots.length === 1 ? e.snapshots[0]! : `${e.snapshots[0]} +${e.snapshots.length - 1}`,
         e.error ?? e.summary ?? '',
         e.id,
@@ -124,7 +137,7 @@ export async function runReport(options: ServerOptions & { json?: boolean; quota
   out('jobs');
   out(
     renderTable(
-      ['job', 'agent', 'policy', 'last success (local)', 'last failure (local)', 'kept', 'logical kept', 'newest', 'stored (written)', 'dedup'],
+      ['job', 'agent', 'policy', 'last success (local)', 'last failure (local)', 'kept', 'logical kept', 'newest', 'stored (written)', 'kept/stored'],
       report.jobs.map((j) => [
         j.job,
         j.agent ?? '-',
@@ -135,7 +148,7 @@ export async function runReport(options: ServerOptions & { json?: boolean; quota
         formatBytes(j.logicalBytesKept),
         formatBytes(j.newestLogicalBytes),
         formatBytes(j.storedBytesWritten),
-        j.dedupFactor === null ? '-' : `${j.dedupFactor}x`,
+        formatRatio(j.logicalBytesKept, j.storedBytesWritten),
       ]),
     ),
   );
@@ -144,12 +157,22 @@ export async function runReport(options: ServerOptions & { json?: boolean; quota
   out(
     renderTable(
       ['store', 'scope', 'snapshots', 'logical', 'stored', 'dedup', 'compression', 'growth/day'],
-      report.stores.map((s) => [s.name, s.scope, String(s.snapshots), formatBytes(s.logicalBytes), formatBytes(s.storedBytes), `${s.dedupFactor}x`, `${s.compressionRatio}x`, s.trend ? `${formatBytes(s.trend.bytesPerDay)}` : '-']),
+      report.stores.map((s) => [
+        s.name,
+        s.scope,
+        String(s.snapshots),
+        formatBytes(s.logicalBytes),
+        formatBytes(s.storedBytes),
+        formatDedup(s.logicalBytes, s.uniqueBytes),
+        formatRatio(s.uniqueBytes, s.storedBytes),
+        s.trend ? `${formatBytes(s.trend.bytesPerDay)}` : '-',
+      ]),
     ),
   );
   out('');
   out('capacity');
-  out(`  stored now (measured):  ${formatBytes(c.storedBytes)} for ${formatBytes(c.logicalBytes)} of snapshots: dedup factor ${c.dedupFactor}x`);
+  const uniqueBytes = report.stores.reduce((n, s) => n + s.uniqueBytes, 0);
+  out(`  stored now (measured):  ${formatBytes(c.storedBytes)} for ${formatBytes(c.logicalBytes)} of snapshots: dedup ${formatDedup(c.logicalBytes, uniqueBytes)}`);
   out(c.trend ? `  growth (last ${c.trendDays} days):  ${formatBytes(c.trend.bytesPerDay)}/day (least squares over ${c.trend.days} days, r² ${c.trend.r2})` : `  growth (last ${c.trendDays} days):  not enough history (needs sessions on 2 days or more)`);
   const fill =
     c.quotaBytes === null

@@ -11,7 +11,7 @@ import { withNulls } from '../json-output.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { printPolicyChanges, type PolicyChanges } from './policy-changes.js';
 import { renderTable } from '../table.js';
-import { localTime } from './snapshots.js';
+import { zonedTime } from '../time.js';
 
 export type PolicyWriteMode = 'apply' | 'create' | 'update';
 
@@ -60,7 +60,7 @@ export async function runPolicyList(options: ServerOptions & { json?: boolean },
   const { policies } = await client.api.listPolicies();
   if (options.json) return out(JSON.stringify(policies.map(policyJson)));
   if (policies.length === 0) return out('no policies yet (`hoard policy apply -f FILE`)');
-  out(renderTable(['policy', 'jobs', 'next run (local)', 'kind'], policies.map((p) => [p.name, p.jobs.map((j) => j.job).join(', '), p.nextRuns[0] ? localTime(p.nextRuns[0].at) : '-', p.nextRuns[0]?.kind ?? '-'])));
+  out(renderTable(['policy', 'jobs', 'next run', 'kind'], policies.map((p) => [p.name, p.jobs.map((j) => j.job).join(', '), p.nextRuns[0] ? zonedTime(p.nextRuns[0].at, p.timeZone) : '-', p.nextRuns[0]?.kind ?? '-'])));
 }
 
 export async function runPolicyShow(name: string, options: ServerOptions & { json?: boolean; next?: string }, out: (line: string) => void): Promise<void> {
@@ -72,8 +72,8 @@ export async function runPolicyShow(name: string, options: ServerOptions & { jso
   out((policy.yaml ?? '').trimEnd());
   out('');
   out(`jobs: ${policy.jobs.map((j) => `${j.job} (agent ${j.agent})`).join(', ')}`);
-  out(`next ${policy.nextRuns.length} runs:`);
-  for (const r of policy.nextRuns) out(`  ${localTime(r.at)}  ${r.kind}  (${r.at})`);
+  out(`next ${policy.nextRuns.length} runs${policy.timeZone ? ` (the schedule's time zone: ${policy.timeZone})` : ''}:`);
+  for (const r of policy.nextRuns) out(`  ${zonedTime(r.at, policy.timeZone)}  ${r.kind}`);
 }
 
 export async function runPolicyDelete(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {

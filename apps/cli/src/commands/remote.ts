@@ -10,6 +10,7 @@ import { restoreFramesToFile, RestoreIncompleteError } from '@hoard/agent';
 import { parseSourceSpec, replySchemas, RestoreStreamError, type HoardClient, type RunView } from '@hoard/protocol';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { UsageError } from '../errors.js';
+import { formatDedup } from '../dedup.js';
 import { withNulls } from '../json-output.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
@@ -99,7 +100,7 @@ function printRun(run: RunView, out: (line: string) => void): void {
         t.totals ? formatBytes(t.totals.bytesRead) : '-',
         t.totals ? formatBytes(t.totals.bytesSent) : '-',
         t.totals ? formatBytes(t.totals.bytesNew) : '-',
-        !t.totals ? '-' : t.totals.bytesStored === 0 ? 'all known' : `${t.dedupRatio}x`,
+        t.totals ? formatDedup(t.snapshot?.logicalBytes ?? t.totals.bytesRead, t.totals.bytesNew) : '-',
         t.snapshot?.id ?? '-',
       ]),
     ),

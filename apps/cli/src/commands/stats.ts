@@ -1,6 +1,7 @@
 /** `hoard stats --repo R [--json]` */
 import { formatBytes } from '@hoard/chunker';
 import { describeScope, repositoryStats, type RepositoryStats } from '@hoard/repository';
+import { formatDedup, formatRatio } from '../dedup.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { renderTable } from '../table.js';
 
@@ -20,7 +21,6 @@ export async function runStats(options: StatsCommandOptions, out: (line: string)
     out(JSON.stringify({ repository: repo.location, encrypted: repo.encrypted, ...statsJson(stats) }));
     return;
   }
-  const ratio = (v: number) => (Number.isFinite(v) && v > 0 ? `${v.toFixed(2)}x` : '-');
   out(`repository ${repo.config.id} at ${repo.location}${repo.encrypted ? ' (encrypted)' : ''}`);
   out(
     renderTable(
@@ -34,8 +34,8 @@ export async function runStats(options: StatsCommandOptions, out: (line: string)
         formatBytes(s.storedBytes),
         String(s.chunks),
         String(s.packs),
-        ratio(s.dedupFactor),
-        ratio(s.compressionRatio),
+        formatDedup(s.logicalBytes, s.uniqueBytes),
+        formatRatio(s.uniqueBytes, s.storedBytes),
       ]),
     ),
   );
