@@ -40,9 +40,12 @@ const runAgentRevoke = lazy(() => import('./commands/agents.js'), 'runAgentRevok
 const runAgentStart = lazy(() => import('./commands/agents.js'), 'runAgentStart');
 const runRemoteRestore = lazy(() => import('./commands/remote.js'), 'runRemoteRestore');
 const runRemoteSnapshots = lazy(() => import('./commands/remote.js'), 'runRemoteSnapshots');
+const runRemoteProtect = lazy(() => import('./commands/remote.js'), 'runRemoteProtect');
 const runRun = lazy(() => import('./commands/remote.js'), 'runRun');
 const runServerStart = lazy(() => import('./commands/server.js'), 'runServerStart');
 const runJobCancel = lazy(() => import('./commands/jobs.js'), 'runJobCancel');
+const runJobDelete = lazy(() => import('./commands/jobs.js'), 'runJobDelete');
+const runJobRename = lazy(() => import('./commands/jobs.js'), 'runJobRename');
 const runJobHistory = lazy(() => import('./commands/jobs.js'), 'runJobHistory');
 const runJobList = lazy(() => import('./commands/jobs.js'), 'runJobList');
 const runJobRun = lazy(() => import('./commands/jobs.js'), 'runJobRun');
@@ -141,10 +144,26 @@ program
   .option('--until <time>', 'only snapshots that started before this time (same forms as --since)')
   .option('--json', 'print a JSON array')
   .option('--protect <id>', 'with --job: exempt this snapshot from retention (prune keeps it)')
-  .option('--unprotect <id>', 'with --job: make it subject to retention again')
-  .addHelpText('after', '\nWith --server the list comes from the media server (its catalog); otherwise from --repo.\n--source, --since and --until work with both.\nProtection is a marker in the repository (protected/<job>/<snapshot>), so every server and CLI sees it.\n\nExamples:\n  hoard snapshots --repo /srv/hoard --job shop-db --since 2026-11-01 --until "2026-11-20 12:00"\n  hoard snapshots --repo /srv/hoard --job shop-db --protect 3fa2c1d0\n')
+  .option('--unprotect <id>', 'with --job: make it subject to retention again (through a server: admin tokens only)')
+  .addHelpText(
+    'after',
+    `
+With --server the list comes from the media server (its catalog); otherwise from --repo.
+--source, --since and --until work with both. The protected column says which snapshots
+prune keeps whatever the rules say.
+Protection is a marker in the repository (protected/<job>/<snapshot>), so every server and
+CLI sees it. Through a server, operator tokens may protect; lifting a protection takes an
+admin token (it lets prune forget the snapshot).
+
+Examples:
+  hoard snapshots --repo /srv/hoard --job shop-db --since 2026-11-01 --until "2026-11-20 12:00"
+  hoard snapshots --repo /srv/hoard --job shop-db --protect 3fa2c1d0
+  hoard snapshots --server http://backup:8420 --job shop-db --protect 3fa2c1d0
+  hoard snapshots --server http://backup:8420 --job shop-db --unprotect 3fa2c1d0 --json
+`,
+  )
   .action(async (opts) => {
-    if (opts.protect !== undefined || opts.unprotect !== undefined) return runProtect(opts, out);
+    if (opts.protect !== undefined || opts.unprotect !== undefined) return opts.server ? runRemoteProtect(opts, out) : runProtect(opts, out);
     if (opts.server) return runRemoteSnapshots(opts, out);
     if (!(await runSnapshots(opts, out))) exitCode = EXIT_DAMAGED;
   });
@@ -445,8 +464,8 @@ program
 
 const job = program
   .command('job')
-  .description('jobs on the server: list them, run one now, cancel a run, show their history')
-  .addHelpText('after', examples('hoard job list', 'hoard job run shop-db --wait', 'hoard job history shop-db --limit 50'));
+  .description('jobs on the server: list them, run one now, cancel a run, show their history, delete or rename one')
+  .addHelpText('after', examples('hoard job list', 'hoard job run shop-db --wait', 'hoard job history shop-db --limit 50', 'hoard job rename web web-old'));
 const serverCommand = (c: Command): Command => c.addOption(serverOption()).addOption(tokenOption()).addOption(tokenFileOption());
 serverCommand(job.command('list').description('every job: agent, policy, store, last run, last success, next scheduled run, snapshots kept, newest size'))
   .option('--json', 'print a JSON array')
@@ -471,6 +490,34 @@ serverCommand(job.command('history').description("a job's backups and maintenanc
   .option('--json', 'print a JSON array')
   .addHelpText('after', examples('hoard job history shop-db', 'hoard job history shop-db --limit 100 --json'))
   .action((name: string, opts) => runJobHistory(name, opts, out));
+serverCommand(job.command('delete').description("delete a job's definition (not a policy's job: change the policy); its snapshots stay, listed and restorable"))
+  .argument('<job>', 'the job (`hoard job list`)')
+  .option('--json', 'print the result as JSON')
+  .addHelpText(
+    'after',
+    `
+Only the job goes: its agent, sources and store binding. Its snapshots stay in the
+repository under the job's name (\`hoard snapshots --job JOB\`, \`hoard restore JOB\`) until
+\`hoard prune --repo R --job JOB\` forgets them. A job with a queued or running run is
+refused (exit 2); admin tokens only.
+${examples('hoard job delete old-web', 'hoard job delete old-web --json')}`,
+  )
+  .action((name: string, opts) => runJobDelete(name, opts, out));
+serverCommand(job.command('rename').description("give a job (not a policy's job) a new name for its next runs; snapshots made before keep the old name"))
+  .argument('<job>', 'the job (`hoard job list`)')
+  .argument('<new-name>', 'its new name: letters, digits, . _ -')
+  .option('--json', 'print the result as JSON')
+  .addHelpText(
+    'after',
+    `
+The job keeps its agent, sources and fingerprint store, so its next run dedups against
+everything it stored. Snapshots are written once with their job's name: those made
+before the rename stay listed and restorable under the old name (\`hoard restore OLD ...\`).
+A job with a queued or running run, or a new name in use, is refused (exit 2); admin
+tokens only.
+${examples('hoard job rename web web-2026', 'hoard job rename web web-2026 --json')}`,
+  )
+  .action((name: string, newName: string, opts) => runJobRename(name, newName, opts, out));
 
 serverCommand(program.command('report').description('per job: last success and failure, snapshots kept, logical kept over stored bytes; per store: dedup and compression; capacity: growth trend, fill date, the classic estimate next to what is stored'))
   .option('--quota <size>', 'repository quota for the fill date: bytes or 10TB, 500GiB (default: the server\'s quotaBytes setting)')

@@ -271,8 +271,8 @@ describe('--json: one naming convention', () => {
     }
     expect(printed.backup).toMatchObject({ job: 'files', bytesRead: expect.any(Number), bytesNew: expect.any(Number), chunksNew: expect.any(Number), streamHash: expect.any(String) });
     const snapshots = printed.snapshots as Record<string, unknown>[];
-    expect(snapshots.map((s) => Object.keys(s))).toEqual(snapshots.map(() => ['id', 'key', 'job', 'source', 'startedAt', 'finishedAt', 'logicalBytes', 'store', 'chunks', 'streamHash', 'parent']));
-    expect(snapshots.find((s) => s.job === 'db')).toMatchObject({ id: snapshotId, parent: null, logicalBytes: 4 << 20 });
+    expect(snapshots.map((s) => Object.keys(s))).toEqual(snapshots.map(() => ['id', 'key', 'job', 'source', 'startedAt', 'finishedAt', 'logicalBytes', 'store', 'chunks', 'streamHash', 'parent', 'protected']));
+    expect(snapshots.find((s) => s.job === 'db')).toMatchObject({ id: snapshotId, parent: null, logicalBytes: 4 << 20, protected: false });
     expect(printed.prune).toMatchObject({ dryRun: true, snapshots: [{ id: snapshotId, startedAt: expect.any(String), keep: true }] });
     expect(printed.restore).toEqual({ snapshot: snapshotId, job: 'db', startedAt: expect.any(String), to: join(dir, 'restored'), file: null, bytes: 4 << 20, seconds: expect.any(Number), streamHashChecked: true });
     expect(printed.verifyOnly).toMatchObject({ snapshot: snapshotId, verified: true, streamHashChecked: true, entries: null });

@@ -5,19 +5,21 @@
  *   hoard job run JOB [--full] [--wait] [--json]
  *   hoard job cancel RUN_ID [--wait] [--json]
  *   hoard job history JOB [--limit N] [--json]
+ *   hoard job delete JOB [--json]
+ *   hoard job rename JOB NEW [--json]
  *   hoard report [--quota SIZE] [--growth-years N] [--json]
  */
 import { formatBytes } from '@hoard/chunker';
 import { replySchemas, ServerError } from '@hoard/protocol';
 import { validateJobName } from '@hoard/repository';
+import { formatDedup, formatRatio } from '../dedup.js';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
-import { formatDedup, formatRatio } from '../dedup.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
+import { zonedTime } from '../time.js';
 import { followRun, runJson } from './remote.js';
 import { localTime } from './snapshots.js';
-import { zonedTime } from '../time.js';
 
 const bytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : formatBytes(n));
 
@@ -34,8 +36,6 @@ export async function runJobList(options: ServerOptions & { json?: boolean }, ou
   const { jobs } = await client.api.listJobs();
   if (options.json) return out(JSON.stringify(jobs.map((j) => withNulls(replySchemas.JobSummary, j))));
   if (jobs.length === 0) return out('no jobs yet (`hoard run --agent A --job J --source ...` or `hoard policy apply -f FILE` defines them)');
-  out(
-    renderTable(
   // Next runs are a policy's: shown on its clock (the job summary does not carry the zone).
   const zones = new Map<string, string>();
   if (jobs.some((j) => j.nextRun !== null && j.policy !== null)) {
@@ -45,6 +45,8 @@ export async function runJobList(options: ServerOptions & { json?: boolean }, ou
     });
     for (const p of policies) zones.set(p.name, p.timeZone);
   }
+  out(
+    renderTable(
       ['job', 'agent', 'policy', 'store', 'last run (local)', 'last success (local)', 'next run', 'snapshots', 'newest size'],
       jobs.map((j) => [
         j.job,
@@ -106,6 +108,33 @@ export async function runJobHistory(job: string, options: ServerOptions & { limi
         e.id,
       ]),
     ),
+  );
+}
+
+/** `hoard job delete JOB`: the job's definition goes; its snapshots stay under its name. */
+export async function runJobDelete(job: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  validateJobName(job);
+  const client = await serverClient(options);
+  const deleted = await client.api.deleteJob({ params: { job } });
+  if (options.json) return out(JSON.stringify(deleted));
+  const kept = deleted.snapshotsKept === 1 ? 'its snapshot stays' : `its ${deleted.snapshotsKept} snapshots stay`;
+  out(
+    `job ${deleted.job} deleted: ${deleted.snapshotsKept === 0 ? 'it had no snapshots' : `${kept}, listed and restorable as job ${deleted.job} (\`hoard snapshots --job ${deleted.job}\`) until \`hoard prune --repo R --job ${deleted.job}\` forgets them`}`,
+  );
+}
+
+/** `hoard job rename JOB NEW`: the next runs are NEW's; snapshots made before keep the name JOB. */
+export async function runJobRename(job: string, name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
+  validateJobName(job);
+  validateJobName(name);
+  if (name === job) throw new UsageError(`job ${job} has that name already: give a new name`);
+  const client = await serverClient(options);
+  const renamed = await client.api.renameJob({ params: { job }, body: { name } });
+  if (options.json) return out(JSON.stringify(renamed));
+  const old = renamed.snapshotsUnderOldName;
+  out(
+    `job ${renamed.renamedFrom} renamed to ${renamed.job}: its next runs make snapshots of job ${renamed.job}` +
+      (old === 0 ? '' : `; ${old === 1 ? 'the snapshot made before keeps' : `the ${old} snapshots made before keep`} the old name: listed and restorable as job ${renamed.renamedFrom} (\`hoard restore ${renamed.renamedFrom} ...\`)`),
   );
 }
 

@@ -116,16 +116,33 @@ export async function runPrune(options: PruneCommandOptions, out: (line: string)
   printPrunePlan(plan, out, 'run `hoard gc` to free the space they alone used');
 }
 
-/** `hoard snapshots --protect ID / --unprotect ID` (needs --job). */
-export async function runProtect(options: RepoOptions & { job?: string; protect?: string; unprotect?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
+export interface ProtectOptions {
+  job?: string;
+  protect?: string;
+  unprotect?: string;
+  json?: boolean;
+}
+
+/** What `--protect ID` / `--unprotect ID` asks for, checked: the job, the snapshot id (or prefix) and the state wanted. */
+export function protectRequest(options: ProtectOptions): { job: string; id: string; protect: boolean } {
   if (options.protect !== undefined && options.unprotect !== undefined) throw new UsageError('give either --protect or --unprotect, not both');
   if (!options.job) throw new UsageError('--protect and --unprotect need --job: snapshot ids are looked up within a job');
+  validateJobName(options.job);
+  return { job: options.job, id: (options.protect ?? options.unprotect)!, protect: options.protect !== undefined };
+}
+
+/** The state a snapshot's protection is in now, with --repo and --server alike. */
+export function printProtection(result: { id: string; key: string; job: string; protected: boolean }, json: boolean | undefined, out: (line: string) => void): void {
+  if (json) out(JSON.stringify({ id: result.id, key: result.key, job: result.job, protected: result.protected }));
+  else out(`snapshot ${result.id} of job ${result.job} is ${result.protected ? 'protected: prune keeps it whatever the policy says' : 'unprotected: retention applies to it again'}`);
+}
+
+/** `hoard snapshots --repo R --job J --protect ID / --unprotect ID`: the marker in the repository. */
+export async function runProtect(options: RepoOptions & ProtectOptions, out: (line: string) => void): Promise<void> {
+  const { job, id, protect } = protectRequest(options);
   const repo = await openRepository(options, false);
-  const id = (options.protect ?? options.unprotect)!;
-  const snapshot = await repo.findSnapshot(options.job, { id });
-  if (options.protect !== undefined) await repo.protectSnapshot(snapshot.key);
+  const snapshot = await repo.findSnapshot(job, { id });
+  if (protect) await repo.protectSnapshot(snapshot.key);
   else await repo.unprotectSnapshot(snapshot.key);
-  const state = options.protect !== undefined ? 'protected' : 'unprotected';
-  if (options.json) out(JSON.stringify({ id: snapshot.id, key: snapshot.key, job: options.job, protected: options.protect !== undefined }));
-  else out(`snapshot ${snapshot.id} of job ${options.job} is ${state}${options.protect !== undefined ? ': prune keeps it whatever the policy says' : ''}`);
+  printProtection({ id: snapshot.id, key: snapshot.key, job, protected: protect }, options.json, out);
 }

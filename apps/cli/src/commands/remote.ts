@@ -2,6 +2,7 @@
  * The commands that work through a media server instead of a repository:
  *   hoard run --server URL --agent NAME --job J --source SPEC [--source SPEC...]
  *   hoard snapshots --server URL [--job J] [--source S] [--since T] [--until T]
+ *   hoard snapshots --server URL --job J --protect ID | --unprotect ID
  *   hoard restore --server URL JOB [--at T | --snapshot ID] [--source S] --to PATH|-
  */
 import { stat } from 'node:fs/promises';
@@ -9,14 +10,15 @@ import { formatBytes } from '@hoard/chunker';
 import { restoreFramesToFile, RestoreIncompleteError } from '@hoard/agent';
 import { parseSourceSpec, replySchemas, RestoreStreamError, type HoardClient, type RunView } from '@hoard/protocol';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink, validateJobName, type ArchiveSource } from '@hoard/repository';
-import { UsageError } from '../errors.js';
 import { formatDedup } from '../dedup.js';
+import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { parseTime } from '../time.js';
-import { localTime, snapshotJson } from './snapshots.js';
+import { printProtection, protectRequest, type ProtectOptions } from './prune.js';
+import { snapshotJson, snapshotTable } from './snapshots.js';
 import { isDatabaseUrl, RestoreDamagedError, type ParallelRestore } from './restore-database.js';
 import { runRemoteRestoreToDatabase, runRemoteVerifyOnly } from './remote-restore-targets.js';
 import { AGENT_TARGET_PREFIX, runRestoreToAgent } from './restore-to-agent.js';
@@ -134,7 +136,17 @@ export async function runRemoteSnapshots(options: RemoteSnapshotsOptions, out: (
     return;
   }
   if (snapshots.length === 0) return out(options.job ? `job ${options.job} has no snapshots` : 'no snapshots yet');
-  out(renderTable(['id', 'job', 'started (local)', 'size', 'source'], snapshots.map((s) => [s.id, s.job, localTime(s.startedAt), formatBytes(s.logicalBytes), `${s.source.name} (${s.source.kind})`])));
+  out(snapshotTable(snapshots.map((s) => ({ ...s, protected: s.protected ?? null }))));
+}
+
+/**
+ * `hoard snapshots --server URL --job J --protect ID / --unprotect ID`: the marker in the
+ * server's repository. Operators may protect; lifting a protection takes an admin token.
+ */
+export async function runRemoteProtect(options: ServerOptions & ProtectOptions, out: (line: string) => void): Promise<void> {
+  const { job, id, protect } = protectRequest(options);
+  const client = await serverClient(options);
+  printProtection(await client.api.setProtection({ params: { job, id }, body: { protected: protect } }), options.json, out);
 }
 
 export interface RemoteRestoreOptions extends ServerOptions {

@@ -1,4 +1,4 @@
-/** `hoard snapshots --repo R [--job J] [--source S] [--since T] [--until T] [--json]` */
+/** `hoard snapshots --repo R [--job J] [--source S] [--since T] [--until T] [--json]` (with --server: remote.ts) */
 import { formatBytes } from '@hoard/chunker';
 import { validateJobName } from '@hoard/repository';
 import { openRepository, type RepoOptions } from '../repo-location.js';
@@ -23,6 +23,7 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
   const since = options.since !== undefined ? parseTime(options.since, '--since').getTime() : undefined;
   const until = options.until !== undefined ? parseTime(options.until, '--until').getTime() : undefined;
   const repo = await openRepository(options, false);
+  const marked = await repo.protectedSnapshots(options.job);
   let damaged = 0;
   const snapshots = (
     await repo.snapshots(options.job, {
@@ -51,6 +52,7 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
             chunks: s.meta.chunkCount,
             streamHash: s.meta.streamHash,
             parent: s.meta.parent,
+            protected: marked.has(s.key),
           }),
         ),
       ),
@@ -62,18 +64,22 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
     out(filtered ? 'no snapshots match' : options.job ? `job ${options.job} has no snapshots${damaged > 0 ? ' that can be read' : ''}` : damaged > 0 ? 'no readable snapshots' : 'no snapshots yet');
     return damaged === 0;
   }
-  out(
-    renderTable(
-      ['id', 'job', 'started (local)', 'size', 'source'],
-      snapshots.map((s) => [s.id, s.meta.job, localTime(s.meta.startedAt), formatBytes(s.meta.logicalBytes), `${s.meta.source.name} (${s.meta.source.kind})`]),
-    ),
-  );
+  out(snapshotTable(snapshots.map((s) => ({ id: s.id, job: s.meta.job, startedAt: s.meta.startedAt, logicalBytes: s.meta.logicalBytes, source: s.meta.source, protected: marked.has(s.key) }))));
   return damaged === 0;
+}
+
+/** The snapshot list as a table, with --repo and --server alike; `protected` null: not known (a server from before protection in lists). */
+export function snapshotTable(rows: { id: string; job: string; startedAt: string; logicalBytes: number; source: { name: string; kind: string }; protected: boolean | null }[]): string {
+  return renderTable(
+    ['id', 'job', 'started (local)', 'size', 'protected', 'source'],
+    rows.map((s) => [s.id, s.job, localTime(s.startedAt), formatBytes(s.logicalBytes), s.protected === null ? '?' : s.protected ? 'yes' : '-', `${s.source.name} (${s.source.kind})`]),
+  );
 }
 
 /**
  * One snapshot in `hoard snapshots --json`, with --repo and with --server alike: what the
- * server's catalog does not hold (chunks, streamHash, parent) is null there.
+ * server's catalog does not hold (chunks, streamHash, parent) is null there; `protected`
+ * is null from a server that does not say.
  */
 export function snapshotJson(s: {
   id: string;
@@ -87,6 +93,7 @@ export function snapshotJson(s: {
   chunks?: number;
   streamHash?: string;
   parent?: string | null;
+  protected?: boolean;
 }): Record<string, unknown> {
   return {
     id: s.id,
@@ -100,6 +107,7 @@ export function snapshotJson(s: {
     chunks: s.chunks ?? null,
     streamHash: s.streamHash ?? null,
     parent: s.parent ?? null,
+    protected: s.protected ?? null,
   };
 }
 
