@@ -1,11 +1,12 @@
 /**
  * `hoard server start` on an empty data directory whose bucket holds a server's state
  * (docs/repair.md, "Losing the server's data directory"), as processes: refused with exit
- * 2 and a message naming the state; with --adopt-state it starts, prints no new admin
- * token, and the old admin and agent tokens work.
+ * 2 and a message naming the state; with --adopt-state it starts, the old admin and agent
+ * tokens work, and a new admin token is written to <data>/admin-token (the old one may
+ * have been only in the lost directory).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,8 +81,12 @@ describe('hoard server start on a lost data directory', () => {
 
     const adopted = await startUntilListening([...common, '--adopt-state']);
     try {
-      expect(adopted.stderr()).not.toContain('admin token');
       expect(await whoami(adopted.url, first.adminToken)).toEqual({ status: 200, body: { role: 'admin' } });
+      const fresh = (await readFile(join(data, 'admin-token'), 'utf8')).trim();
+      expect(fresh).not.toBe(first.adminToken);
+      for (let i = 0; i < 50 && !adopted.stderr().includes(fresh); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(adopted.stderr()).toContain(fresh);
+      expect(await whoami(adopted.url, fresh)).toEqual({ status: 200, body: { role: 'admin' } });
       expect(await whoami(adopted.url, agentToken)).toEqual({ status: 200, body: { role: 'agent', agent: 'kvm-01' } });
     } finally {
       await stop(adopted.child);

@@ -132,7 +132,7 @@ export class MediaServer {
    * refuses to start: options.adoptState), loads every fingerprint store's index, rebuilds
    * the snapshot list from the bucket (the catalog is a cache: invariant 3, docs/design.md),
    * starts mirroring the catalog into the bucket and listening. Returns the admin token
-   * when this start created the first one.
+   * when this start created one: the first start, and a start that adopted a state.
    */
   static async start(options: MediaServerOptions): Promise<{ server: MediaServer; adminToken?: string }> {
     const catalog = await Catalog.open(options.catalogDir);
@@ -140,15 +140,17 @@ export class MediaServer {
     try {
       server = new MediaServer(options.repo, catalog, options);
       // An empty catalog and a server state in the bucket: adopted, or the start refused.
-      await server.stateMirror.adoptAtStart(options.adoptState === true);
+      const { adopted } = await server.stateMirror.adoptAtStart(options.adoptState === true);
       // Before anyone can connect: what a previous process left running is over.
       await server.leases.reapAtStart();
       await server.stores.loadAll();
       await server.rebuildSnapshots();
       let adminToken: string | undefined;
-      if ((await catalog.listAdminTokens()).length === 0) {
+      // An adopted state's admin tokens may have been known only to the lost data
+      // directory (<data>/admin-token): the new one is the way in, and may be revoked.
+      if (adopted || (await catalog.listAdminTokens()).length === 0) {
         adminToken = newToken('admin');
-        await catalog.setAdminToken(hashToken(adminToken), { label: 'created at first start' });
+        await catalog.setAdminToken(hashToken(adminToken), { label: adopted ? 'created when the server state was adopted' : 'created at first start' });
       }
       server.stateMirror.start();
       server.api = await Api.create({ auth: server.auth, metrics: server.metrics, log: server.log, tls: options.tls, version: VERSION });
