@@ -298,7 +298,7 @@ export class AgentDaemon {
         ok: true,
         snapshot: result.snapshot,
         totals: { ...result.totals, bytesSent: result.wireBytes },
-        dedupRatio: dedupRatio(result.snapshot.logicalBytes, result.totals.bytesStored),
+        dedupRatio: dedupRatio(result.snapshot.logicalBytes, result.totals.bytesNew),
         ...(a ? { files: { read: a.filesRead, unchanged: a.filesUnchanged, bytesUnchanged: a.bytesUnchanged, skipped: a.skipped } } : {}),
         ...(result.image ? { image: result.image } : {}),
         durationMs: Date.now() - started,

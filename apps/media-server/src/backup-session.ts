@@ -233,7 +233,7 @@ export class BackupSession {
   }
 
   dedupRatio(): number {
-    return dedupRatio(this.writer.logicalBytes, this.totals.bytesStored);
+    return dedupRatio(this.writer.logicalBytes, this.totals.bytesNew);
   }
 
   async abandon(): Promise<void> {

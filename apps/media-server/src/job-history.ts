@@ -95,6 +95,7 @@ export function runEntry(run: RunRecord): HistoryEntry {
   const sum = (f: (t: TargetResult) => number): number | null => (withTotals.length ? withTotals.reduce((n, t) => n + f(t), 0) : null);
   const bytesRead = sum((t) => t.totals!.bytesRead);
   const bytesStored = sum((t) => t.totals!.bytesStored);
+  const bytesNew = sum((t) => t.totals!.bytesNew);
   const logical = sum((t) => t.snapshot?.logicalBytes ?? t.totals!.bytesRead);
   const startedAt = run.startedAt ?? run.createdAt;
   const { kind, full } = runKind(run);
@@ -108,9 +109,9 @@ export function runEntry(run: RunRecord): HistoryEntry {
     finishedAt: run.finishedAt ?? null,
     durationMs: run.finishedAt ? Date.parse(run.finishedAt) - Date.parse(startedAt) : null,
     bytesRead,
-    bytesNew: sum((t) => t.totals!.bytesNew),
+    bytesNew,
     bytesStored,
-    dedupRatio: logical === null || bytesStored === null ? null : dedupRatio(logical, bytesStored),
+    dedupRatio: logical === null || bytesNew === null ? null : dedupRatio(logical, bytesNew),
     snapshots: targets.flatMap((t) => (t.snapshot ? [t.snapshot.id] : [])),
     error: run.error ?? null,
     summary: null,

@@ -45,7 +45,7 @@ export async function checkFinishReport(catalog: Catalog, run: RunRecord, report
       ...(record
         ? {
             snapshot: { id: record.id, key: record.key, job: record.job, source: { name: record.source.name, kind: record.source.kind as SourceKind }, startedAt: record.startedAt, finishedAt: record.finishedAt, logicalBytes: record.logicalBytes, store: record.store },
-            dedupRatio: dedupRatio(record.logicalBytes, session.bytesStored),
+            dedupRatio: dedupRatio(record.logicalBytes, session.bytesNew),
           }
         : {}),
       totals,

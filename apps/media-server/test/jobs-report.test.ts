@@ -181,7 +181,7 @@ describe('jobs, history and the report', () => {
       bytesRead: data2.length,
       bytesNew: c2.totals.bytesNew,
       bytesStored: c2.totals.bytesStored,
-      dedupRatio: dedupRatio(data2.length, c2.totals.bytesStored),
+      dedupRatio: dedupRatio(data2.length, c2.totals.bytesNew),
       snapshots: [c2.snapshot.id],
       error: null,
     });

@@ -557,8 +557,9 @@ export class Catalog {
   // ---------------------------------------------------------------- sessions
 
   /**
-   * Creates or updates a session (keyed by id). dedupRatio is computed as
-   * bytesRead / max(1, bytesStored); durationMs from the times when omitted.
+   * Creates or updates a session (keyed by id). dedupRatio is always computed: bytesRead /
+   * max(1, bytesNew), 2 decimals, at most 1000 (the protocol's rule); durationMs from the
+   * times when omitted.
    */
   async putSession(input: SessionInput): Promise<SessionRecord> {
     const record = cleanSession(input);
@@ -1124,7 +1125,8 @@ function cleanSession(input: SessionInput): SessionRecord {
     chunksNew: v.count(r.chunksNew, 'session.chunksNew'),
     dedupRatio: 0,
   };
-  out.dedupRatio = out.bytesRead / Math.max(1, out.bytesStored);
+  // The protocol's dedupRatio rule (packages/protocol messages.ts), which this package cannot import.
+  out.dedupRatio = out.bytesRead === 0 ? 1 : Math.min(1000, Math.round((out.bytesRead / Math.max(1, out.bytesNew)) * 100) / 100);
   if (r.finishedAt !== undefined) {
     const finished = v.isoTime(r.finishedAt, 'session.finishedAt');
     out.finishedAt = r.finishedAt;

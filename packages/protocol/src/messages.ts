@@ -68,8 +68,16 @@ export interface FinishRunRequest {
   error?: string;
 }
 
-/** Dedup ratio as hoard reports it: logical bytes read / bytes newly stored (>= 1). */
-export function dedupRatio(bytesRead: number, bytesStored: number): number {
-  if (bytesRead === 0) return 1;
-  return Math.round((bytesRead / Math.max(1, bytesStored)) * 100) / 100;
+/** The dedup ratio's ceiling: what was (nearly) all known already reads as 1000. */
+export const DEDUP_RATIO_CAP = 1000;
+
+/**
+ * Dedup as hoard reports it everywhere (API, CLI, docs/cli.md "dedup"): logical bytes /
+ * the new unique bytes before compression, 2 decimals, 1 for an empty stream, at most
+ * DEDUP_RATIO_CAP (a run that found everything known is not "3159125x"). Compression is
+ * reported apart (bytesNew / bytesStored), never folded in here.
+ */
+export function dedupRatio(logicalBytes: number, bytesNew: number): number {
+  if (logicalBytes === 0) return 1;
+  return Math.min(DEDUP_RATIO_CAP, Math.round((logicalBytes / Math.max(1, bytesNew)) * 100) / 100);
 }

@@ -84,13 +84,18 @@ export function runRoutes(api: Api, server: MediaServer): void {
 
   /** The job may change: not a policy's (the policy names its jobs), and nothing of it queued or running. */
   async function changeableJob(name: string) {
+    const policy = await policyOf(name);
+    if (policy) throw new RequestError('conflict', `job ${name} belongs to policy ${policy}: change the policy (its name and agents make the job's name), not the job`);
     const record = await catalog.getJob(name);
     if (!record) throw new RequestError('job_not_found', `no job ${name} (\`hoard job list\` shows them)`);
-    const policy = (await server.policies()).find((p) => policyJobs(p).includes(name));
-    if (policy) throw new RequestError('conflict', `job ${name} belongs to policy ${policy.name}: change the policy (its name and agents make the job's name), not the job`);
     const busy = (await catalog.listRuns({ agent: record.agent })).filter((r) => r.job === name && (r.state === 'queued' || r.state === 'running'));
     if (busy.length > 0) throw new RequestError('conflict', `job ${name} has a ${busy[0]!.state} run (${busy[0]!.id}); wait for it or \`hoard job cancel ${busy[0]!.id}\` first`);
     return record;
+  }
+
+  /** The policy that names this job (it may not have run yet), if any. */
+  async function policyOf(job: string): Promise<string | undefined> {
+    return (await server.policies()).find((p) => policyJobs(p).includes(job))?.name;
   }
 
   api.json(R.deleteJob, async ({ params }) => {
@@ -98,12 +103,14 @@ export function runRoutes(api: Api, server: MediaServer): void {
     await catalog.deleteJob(params.job);
     const kept = (await catalog.listSnapshots({ job: params.job })).length;
     log.info({ job: params.job, snapshotsKept: kept }, 'job deleted');
-    return { job: params.job, deleted: true as const, snapshotsKept: kept, note: 'its snapshots stay restorable under this name; `hoard prune --repo R --job NAME` or `hoard forget` removes them' };
+    return { job: params.job, deleted: true as const, snapshotsKept: kept, note: `its snapshots stay restorable under this name; \`hoard prune --repo R --job ${params.job} --keep-last N\` removes them` };
   });
 
   api.json(R.renameJob, async ({ params, body }) => {
     const record = await changeableJob(params.job);
     if (await catalog.getJob(body.name)) throw new RequestError('conflict', `a job ${body.name} exists already`);
+    const claimed = await policyOf(body.name);
+    if (claimed) throw new RequestError('conflict', `policy ${claimed} names a job ${body.name}: choose another name`);
     // Snapshot manifests are write-once objects that carry their job's name: they keep it.
     // The new name takes the same agent, sources and fingerprint store, so its first run
     // dedups against everything the old name stored.

@@ -134,7 +134,7 @@ export const CommitResponse = record(
   {
     snapshot: SnapshotSummary,
     totals: SessionTotals,
-    dedupRatio: Ratio('logical bytes / bytes stored, 2 decimals (1 for an empty stream)'),
+    dedupRatio: Ratio('logical bytes / new bytes before compression, 2 decimals, at most 1000 (1 for an empty stream)'),
   },
   { title: 'CommitResponse' },
 );
@@ -151,7 +151,7 @@ export const SessionRecord = record(
     finishedAt: optional(IsoTime),
     state: Type.Union([Type.Literal('running'), Type.Literal('committed'), Type.Literal('failed'), Type.Literal('expired')]),
     ...SessionTotals.properties,
-    dedupRatio: Ratio('bytesRead / max(1, bytesStored), not rounded'),
+    dedupRatio: Ratio('bytesRead / new bytes before compression, 2 decimals, at most 1000'),
     durationMs: optional(Ms('finishedAt - startedAt')),
     error: optional(Text),
     snapshot: optional(SnapshotId),
@@ -222,7 +222,7 @@ export const TargetResult = record(
     ok: Type.Boolean(),
     snapshot: optional(SnapshotSummary),
     totals: optional(SessionTotals),
-    dedupRatio: optional(Ratio('logical bytes / bytes stored, 2 decimals')),
+    dedupRatio: optional(Ratio('logical bytes / new bytes before compression, 2 decimals, at most 1000')),
     files: optional(
       record(
         {
@@ -415,7 +415,7 @@ export const HistoryEntry = record(
     bytesRead: nullable(Bytes),
     bytesNew: nullable(Bytes),
     bytesStored: nullable(Bytes),
-    dedupRatio: nullable(Ratio("logical bytes of the run's snapshots / bytes stored, 2 decimals; null for tasks")),
+    dedupRatio: nullable(Ratio("logical bytes of the run's snapshots / new bytes before compression, 2 decimals, at most 1000; null for tasks")),
     snapshots: Type.Array(SnapshotId),
     error: nullable(Text),
     summary: nullable(Type.String({ description: 'tasks: one line of what it found or did' })),
