@@ -96,7 +96,7 @@ export function headerFingerprint(bytes: Uint8Array): string | undefined {
   return Buffer.from(bytes.subarray(30, 62)).toString('hex');
 }
 
-/** The key of the store whose keys seal the state: `global`, which every repository has. */
+/** The store whose keys seal the state: `global`, which every repository has. */
 export function stateStore(repo: Repository): Promise<FingerprintStore> {
   return repo.storeByName(GLOBAL_STORE);
 }
@@ -135,12 +135,12 @@ export async function decodeStateObject(key: string, bytes: Uint8Array, repo: Re
   const rawLength = b.readUInt32LE(10);
   const storeId = b.subarray(14, 30).toString('hex');
   const fingerprint = b.subarray(30, 62);
-  let store: FingerprintStore;
-  try {
-    store = await repo.storeById(storeId);
-  } catch (err) {
-    throw new ServerStateFormatError(key, `it is sealed with the keys of store ${storeId}, which cannot be opened: ${(err as Error).message}`);
-  }
+  // Only `global` seals a state, and in an encrypted repository only with its keys: a
+  // store record without a key file planted next to it must not make a state readable.
+  // (A wrong passphrase is its own error, not damage: not caught.)
+  const store = await stateStore(repo);
+  if (store.id !== storeId) throw new ServerStateFormatError(key, `it names store ${storeId} as its sealer, but the ${GLOBAL_STORE} store is ${store.id}`);
+  if (repo.encrypted && !store.encrypted) throw new ServerStateFormatError(key, `the repository is encrypted but its ${GLOBAL_STORE} store has no key file`);
   let raw: Uint8Array;
   try {
     raw = await store.codec.decode(b.subarray(HEADER_BYTES), { codec, rawLength }, fingerprint, (data) => store.fingerprinter.digest(data));

@@ -254,6 +254,41 @@ describe('the mirror', () => {
     }
   });
 
+  it('a damaged state is not adopted: an older readable one is, or the start fails naming it', async () => {
+    const passphrase = 'damage passphrase';
+    const t = await startServer({ passphrase, server: { scheduler: false, stateMirror: FAST } });
+    try {
+      await addAgent(t, 'kvm-01');
+      await t.server.close();
+      const [good] = await stateKeys(t);
+      const bytes = await readFile(join(t.repoDir, good!));
+      // A later state whose ciphertext has one bit flipped (as a writer without the keys would leave it).
+      const bad = `server/state-29991231T235959.999Z-${'0'.repeat(16)}`;
+      const flipped = Buffer.from(bytes);
+      flipped[flipped.length - 20]! ^= 1;
+      const objects = await FsObjectStore.open(t.repoDir);
+      await objects.putIfAbsent(bad, flipped);
+      await rm(join(t.dir, 'catalog'), { recursive: true, force: true });
+      const { server } = await startOnEmptyDataDir(t, passphrase, true);
+      t.server = server;
+      expect((await server.catalog.listAgents()).map((a) => a.name)).toEqual(['kvm-01']);
+      await server.close();
+      // Now the good one is gone too (deleted by the write after the adoption, or by hand).
+      await rm(join(t.dir, 'catalog'), { recursive: true, force: true });
+      await rm(join(t.repoDir, 'server'), { recursive: true, force: true });
+      await objects.putIfAbsent(bad, flipped);
+      const failed = (await startOnEmptyDataDir(t, passphrase, true).then(
+        () => undefined,
+        (err: unknown) => err,
+      )) as { code?: string; message: string } | undefined;
+      expect(failed?.code).toBe('data_damaged');
+      expect(failed?.message).toContain(bad);
+      expect(failed?.message).toMatch(/AES-GCM tag does not match/);
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
+    }
+  });
+
   it('an empty catalog with adoptState and no state in the bucket starts as usual', async () => {
     const t = await startServer({ server: { scheduler: false, stateMirror: FAST } });
     try {
