@@ -134,7 +134,7 @@ export class MediaServer {
    * starts mirroring the catalog into the bucket and listening. Returns the admin token
    * when this start created one: the first start, and a start that adopted a state.
    */
-  static async start(options: MediaServerOptions): Promise<{ server: MediaServer; adminToken?: string }> {
+  static async start(options: MediaServerOptions): Promise<{ server: MediaServer; adminToken?: string; adopted: boolean }> {
     const catalog = await Catalog.open(options.catalogDir);
     let server: MediaServer | undefined;
     try {
@@ -162,7 +162,7 @@ export class MediaServer {
         server.scheduler.start();
         server.maintenanceScheduler.start();
       }
-      return { server, adminToken };
+      return { server, adminToken, adopted: adopted !== undefined };
     } catch (err) {
       if (server) await server.close().catch(() => undefined);
       else await catalog.close().catch(() => undefined);

@@ -43,12 +43,13 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
   }
   if (repo.encrypted) repo = repo.withPassphrase(await passphrase(secretOptions, { ask: true }));
   await mkdir(dataDir, { recursive: true });
-  const { server, adminToken } = await MediaServer.start({ ...settings.server, repo });
+  const { server, adminToken, adopted } = await MediaServer.start({ ...settings.server, repo });
   if (adminToken) {
     const file = join(dataDir, 'admin-token');
     await writeFile(file, `${adminToken}\n`, { mode: 0o600 });
     await chmod(file, 0o600);
-    process.stderr.write(`hoard server: first start; the admin token (also in ${file}):\n  ${adminToken}\n`);
+    const why = adopted ? 'server state adopted from the bucket; a new admin token (the adopted ones work too)' : 'first start; the admin token';
+    process.stderr.write(`hoard server: ${why} (also in ${file}):\n  ${adminToken}\n`);
   }
   out(`hoard server listening on ${server.url} (repository ${repo.location}, catalog ${settings.server.catalogDir})`);
   return server;
