@@ -79,9 +79,18 @@ export async function startMariadb(): Promise<RunningMariadb> {
     const server = spawn(
       'mariadbd',
       [
-        '--no-defaults', `--datadir=${dataDir}`, `--socket=${socket}`, `--port=${port}`, '--bind-address=127.0.0.1',
-        `--pid-file=${pidFile}`, `--log-error=${errorLog}`, ...userOption, '--skip-log-bin', '--performance-schema=OFF',
-        '--innodb-flush-log-at-trx-commit=0', ...SERVER_OPTIONS,
+        '--no-defaults',
+        `--datadir=${dataDir}`,
+        `--socket=${socket}`,
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        `--pid-file=${pidFile}`,
+        `--log-error=${errorLog}`,
+        ...userOption,
+        '--skip-log-bin',
+        '--performance-schema=OFF',
+        '--innodb-flush-log-at-trx-commit=0',
+        ...SERVER_OPTIONS,
       ],
       { detached: true, stdio: 'ignore' },
     );
@@ -98,7 +107,13 @@ export async function startMariadb(): Promise<RunningMariadb> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (exited) throw new Error(`mariadbd ${exited}`);
-      if (await mysql('SELECT 1').then(() => true, () => false)) break;
+      if (
+        await mysql('SELECT 1').then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       if (Date.now() > deadline) throw new Error('mariadbd did not accept connections within 60 s');
       await sleep(50);
     }

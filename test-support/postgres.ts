@@ -45,10 +45,19 @@ export async function postgresBinDir(): Promise<string> {
   const versions = (await readdir(base).catch(() => [] as string[])).filter((v) => /^\d+(\.\d+)?$/.test(v)).sort((a, b) => Number(b) - Number(a));
   for (const version of versions) {
     const dir = join(base, version, 'bin');
-    const ok = await Promise.all(['initdb', 'pg_ctl', 'postgres'].map((p) => stat(join(dir, p)).then(() => true, () => false)));
+    const ok = await Promise.all(
+      ['initdb', 'pg_ctl', 'postgres'].map((p) =>
+        stat(join(dir, p)).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     if (ok.every(Boolean)) return dir;
   }
-  throw new Error(`no PostgreSQL server binaries under ${base}/*/bin; install them: apt-get install -y --no-install-recommends postgresql (scripts/ensure-test-deps.sh does)`);
+  throw new Error(
+    `no PostgreSQL server binaries under ${base}/*/bin; install them: apt-get install -y --no-install-recommends postgresql (scripts/ensure-test-deps.sh does)`,
+  );
 }
 
 export async function startPostgres(): Promise<RunningPostgres> {
@@ -57,7 +66,8 @@ export async function startPostgres(): Promise<RunningPostgres> {
   const bin = (program: string): string => join(binDir, program);
   const asRoot = process.getuid?.() === 0;
   // initdb refuses to run as root: as root, the server runs as the postgres OS user.
-  const asServer = (program: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', bin(program), ...args]] : [bin(program), args]);
+  const asServer = (program: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', bin(program), ...args]] : [bin(program), args];
 
   const dir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
   const dataDir = join(dir, 'data');
@@ -84,19 +94,38 @@ export async function startPostgres(): Promise<RunningPostgres> {
   try {
     const port = await freePort();
     const [initCmd, initArgs] = asServer('initdb', [
-      '-D', dataDir, '-U', 'postgres', `--pwfile=${join(dir, 'pwfile')}`,
-      '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync',
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      `--pwfile=${join(dir, 'pwfile')}`,
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
     ]);
     await run(initCmd, initArgs, { timeout: 120_000 });
     const options = [
-      `-p ${port}`, `-k ${socketDir}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c synchronous_commit=off',
-      '-c full_page_writes=off', '-c max_connections=20', '-c shared_buffers=32MB',
+      `-p ${port}`,
+      `-k ${socketDir}`,
+      '-c listen_addresses=127.0.0.1',
+      '-c fsync=off',
+      '-c synchronous_commit=off',
+      '-c full_page_writes=off',
+      '-c max_connections=20',
+      '-c shared_buffers=32MB',
     ].join(' ');
     const [startCmd, startArgs] = asServer('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', options]);
     await run(startCmd, startArgs, { timeout: 90_000 });
 
     const psql = (sql: string | Buffer, db = 'postgres'): Promise<string> =>
-      runWithInput(bin('psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', db, '-f', '-'], sql);
+      runWithInput(
+        bin('psql'),
+        ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', db, '-f', '-'],
+        sql,
+      );
     const urlFor = (db: string): string => `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(db)}`;
     return {
       url: urlFor('postgres'),
@@ -116,7 +145,9 @@ export async function startPostgres(): Promise<RunningPostgres> {
   } catch (err) {
     const log = await readFile(logFile, 'utf8').catch(() => '');
     await stop();
-    throw new Error(`could not start PostgreSQL: ${(err as Error).message}${log ? `\nserver log:\n${log.split('\n').slice(-15).join('\n')}` : ''}`, { cause: err });
+    throw new Error(`could not start PostgreSQL: ${(err as Error).message}${log ? `\nserver log:\n${log.split('\n').slice(-15).join('\n')}` : ''}`, {
+      cause: err,
+    });
   }
 }
 
@@ -145,7 +176,10 @@ export function runWithInput(command: string, args: string[], input: string | Bu
     child.on('close', (code, signal) => {
       const stdout = Buffer.concat(out).toString('utf8');
       if (code === 0) resolve(stdout.replace(/\n$/, ''));
-      else reject(new Error(`${command} ${code !== null ? `exited with status ${code}` : `was killed by ${signal}`}: ${Buffer.concat(err).toString('utf8').trim()}`));
+      else
+        reject(
+          new Error(`${command} ${code !== null ? `exited with status ${code}` : `was killed by ${signal}`}: ${Buffer.concat(err).toString('utf8').trim()}`),
+        );
     });
     child.stdin.end(input);
   });
@@ -205,7 +239,10 @@ export async function reapStale(prefix: string): Promise<void> {
     const dir = join(base, name);
     const owner = Number.parseInt(await readFile(join(dir, 'owner.pid'), 'utf8').catch(() => ''), 10);
     if (Number.isNaN(owner)) {
-      const age = await stat(dir).then((info) => Date.now() - info.mtimeMs, () => 0);
+      const age = await stat(dir).then(
+        (info) => Date.now() - info.mtimeMs,
+        () => 0,
+      );
       if (age < 60_000) continue;
     } else if (isAlive(owner)) {
       continue;

@@ -42,7 +42,16 @@ export async function makeQcow2(path: string, virtualSize: number, writes: Guest
 
 /** Converts an image (raw file, qcow2, ...) to qcow2; `compressed` uses qcow2's zlib clusters. */
 export async function convertToQcow2(source: string, target: string, options: { sourceFormat?: string; compressed?: boolean } = {}): Promise<void> {
-  await tool('qemu-img', ['convert', '-q', ...(options.sourceFormat ? ['-f', options.sourceFormat] : []), '-O', 'qcow2', ...(options.compressed ? ['-c'] : []), source, target]);
+  await tool('qemu-img', [
+    'convert',
+    '-q',
+    ...(options.sourceFormat ? ['-f', options.sourceFormat] : []),
+    '-O',
+    'qcow2',
+    ...(options.compressed ? ['-c'] : []),
+    source,
+    target,
+  ]);
 }
 
 /** The raw guest view of an image, written to `target` (what a restore must reproduce). */

@@ -62,9 +62,16 @@ export async function startS3(): Promise<RunningS3> {
     const stderr = (err as { stderr?: string }).stderr?.trim();
     const setupLog = await readFile(join(dir, 'log', 'setup.log'), 'utf8').catch(() => '');
     await stop();
-    throw new Error(`could not start Ceph RGW: ${stderr || (err as Error).message}${setupLog ? `\n${setupLog.split('\n').slice(-15).join('\n')}` : ''}`, { cause: err });
+    throw new Error(`could not start Ceph RGW: ${stderr || (err as Error).message}${setupLog ? `\n${setupLog.split('\n').slice(-15).join('\n')}` : ''}`, {
+      cause: err,
+    });
   }
-  const fields = Object.fromEntries(stdout.trim().split(/\s+/).map((pair) => pair.split('=', 2) as [string, string]));
+  const fields = Object.fromEntries(
+    stdout
+      .trim()
+      .split(/\s+/)
+      .map((pair) => pair.split('=', 2) as [string, string]),
+  );
   if (!fields.endpoint || !fields.access_key || !fields.secret_key) {
     await stop();
     throw new Error(`ceph-rgw.sh printed no endpoint: ${stdout}`);
@@ -84,7 +91,10 @@ async function reapStale(): Promise<void> {
     const dir = join(base, name);
     const owner = Number.parseInt(await readFile(join(dir, 'owner.pid'), 'utf8').catch(() => ''), 10);
     if (Number.isNaN(owner)) {
-      const age = await stat(dir).then((info) => Date.now() - info.mtimeMs, () => 0);
+      const age = await stat(dir).then(
+        (info) => Date.now() - info.mtimeMs,
+        () => 0,
+      );
       if (age < OWNERLESS_GRACE_MS) continue;
     } else if (isAlive(owner)) {
       continue;

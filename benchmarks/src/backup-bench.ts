@@ -107,7 +107,10 @@ export function parseBackupArgs(argv: string[]): BackupArgs | { error: string } 
       case '--tools': {
         const v = value();
         if (!v) return { error: '--tools needs a list, e.g. --tools restic,borg' };
-        const tools = v.split(',').map((t) => t.trim()).filter(Boolean);
+        const tools = v
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean);
         const bad = tools.find((t) => !(ALL_TOOLS as readonly string[]).includes(t));
         if (bad !== undefined) return { error: `unknown tool "${bad}" (tools: ${ALL_TOOLS.join(', ')})` };
         if (tools.length === 0) return { error: '--tools needs at least one tool' };
@@ -301,12 +304,29 @@ async function restoreThroughServer(hoard: Hoard, a: AfterSeries, work: string, 
   const server = await Server.start(a.repoOf(hoard), join(work, 'server-data', spec.name), hoard.env);
   try {
     const before = await server.daemon.cpuSeconds();
-    const m = await timedRestore(`hoard restore --server of ${spec.name} day ${day}`, join(work, 'restore', `hoard-server-${spec.name}`), spec.fileName, last, (to) =>
-      runMeasured(
-        process.execPath,
-        [HOARD_CLI, 'restore', '--server', server.url, '--token', server.adminToken, spec.job, '--snapshot', a.snapshots.get('hoard')!, '--to', join(to, spec.fileName)],
-        { env: hoard.env },
-      ),
+    const m = await timedRestore(
+      `hoard restore --server of ${spec.name} day ${day}`,
+      join(work, 'restore', `hoard-server-${spec.name}`),
+      spec.fileName,
+      last,
+      (to) =>
+        runMeasured(
+          process.execPath,
+          [
+            HOARD_CLI,
+            'restore',
+            '--server',
+            server.url,
+            '--token',
+            server.adminToken,
+            spec.job,
+            '--snapshot',
+            a.snapshots.get('hoard')!,
+            '--to',
+            join(to, spec.fileName),
+          ],
+          { env: hoard.env },
+        ),
     );
     // Read after the check: the server is idle again, its CPU since `before` is the restore's.
     const cpu = await server.daemon.cpuSeconds();
@@ -364,8 +384,12 @@ async function runS3(
       o.log(`  ${tool.name.padEnd(6)} backup into S3 ${b.wall_s.toFixed(2)} s (not a figure)`);
     }
     for (const { tool, repo } of tools) {
-      const m = await timedRestore(`${tool.name} restore from S3 of ${spec.name} day ${day}`, join(o.work, 'restore', `${tool.name}-s3-${spec.name}`), spec.fileName, last, (to) =>
-        tool.restore(repo, spec.job, snapshots.get(tool.name)!, to, spec.fileName),
+      const m = await timedRestore(
+        `${tool.name} restore from S3 of ${spec.name} day ${day}`,
+        join(o.work, 'restore', `${tool.name}-s3-${spec.name}`),
+        spec.fileName,
+        last,
+        (to) => tool.restore(repo, spec.job, snapshots.get(tool.name)!, to, spec.fileName),
       );
       const run = restoreRun(tool.name, day, last.bytes, m);
       result.restores.push(run);
@@ -401,7 +425,10 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
   const started = Date.now();
   if (o.tools.includes('hoard')) checkHoardCli();
   // restic is Debian unstable's (or --restic PATH), not the machine's package.
-  ensureInstalled(o.tools.filter((t) => t !== 'restic'), o.log);
+  ensureInstalled(
+    o.tools.filter((t) => t !== 'restic'),
+    o.log,
+  );
   const restic: ResticBinary | null = o.tools.includes('restic') ? await resolveRestic(o.restic, o.log) : null;
   const s3Skip = s3SkipReason(o);
   const rgwUnavailable = s3Skip === null ? ensureRgwInstalled(o.log) : null;
@@ -479,7 +506,8 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
     versions,
     settings: {
       ...Object.fromEntries(tools.map((t) => [t.name, t.settings])),
-      server: 'hoard server start --storage fs:<the series hoard repository> --listen 127.0.0.1:0 (plain HTTP), then hoard restore --server URL --token T JOB --snapshot ID --to PATH',
+      server:
+        'hoard server start --storage fs:<the series hoard repository> --listen 127.0.0.1:0 (plain HTTP), then hoard restore --server URL --token T JOB --snapshot ID --to PATH',
       s3: 'Ceph RGW (test-support/ceph-rgw.sh: memstore OSD, objects in RAM) on 127.0.0.1; hoard: s3://hoard-vm with HOARD_S3_ENDPOINT; restic: -r s3:http://127.0.0.1:PORT/restic-vm; the last VM-image day',
     },
     data: { vm_image_bytes: o.vmImageBytes, db_dump_bytes_day0: o.dumpBytes, days: o.days, seed: o.seed },

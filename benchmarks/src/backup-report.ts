@@ -310,7 +310,9 @@ export function renderFloors(f: Floors): string {
     ['page_cache_write_mb_s', show(f.page_cache_write_mb_s), ...names.map(() => '')],
   ];
   const kib = f.block_bytes / 1024;
-  const sample = names.map((n) => `${n} ${mib(f.by_series[n].sample_bytes)} MiB sampled, ${(f.by_series[n].compressed_share * 100).toFixed(0)}% of it lz4-compressible`).join('; ');
+  const sample = names
+    .map((n) => `${n} ${mib(f.by_series[n].sample_bytes)} MiB sampled, ${(f.by_series[n].compressed_share * 100).toFixed(0)}% of it lz4-compressible`)
+    .join('; ');
   return (
     `Floors (this machine, this run; MB/s, 1 core; the figure is the slower series)\n\n${renderTable(['floor', 'MB/s', ...names], rows)}\n` +
     `lz4: lz4-napi uncompressSync of ${kib} KiB blocks of the last day's files (zero blocks left out); BLAKE3: @napi-rs/blake-hash on the same blocks;\n` +

@@ -8,14 +8,7 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import { blake3 } from '@napi-rs/blake-hash';
 import { dumpSeries, vmImageSeries, type DataSeries } from '@hoard/bench-data';
-import {
-  Chunker,
-  FingerprintIndex,
-  createCutter,
-  findCutPoints,
-  defaultWorkerCount,
-  type ChunkerSpec,
-} from '@hoard/chunker';
+import { Chunker, FingerprintIndex, createCutter, findCutPoints, defaultWorkerCount, type ChunkerSpec } from '@hoard/chunker';
 import { runIndexBench } from './index-bench.js';
 import { fmt, renderTable } from './table.js';
 import { tee } from './tee.js';
@@ -148,7 +141,9 @@ async function dedupSeries(series: DataSeries, log: (l: string) => void): Promis
         }
       }),
     );
-    log(`  ${series.name} day ${day}: ${(series.dayBytes(day) / MiB).toFixed(0)} MiB chunked ${state.length} ways in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    log(
+      `  ${series.name} day ${day}: ${(series.dayBytes(day) / MiB).toFixed(0)} MiB chunked ${state.length} ways in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
   }
   await Promise.all(state.map((s) => s.chunker.close()));
   return Object.fromEntries(
@@ -274,9 +269,6 @@ export function renderChunkerReport(res: Record<string, unknown>): string {
       ]);
     }
   }
-  const dedupTable = renderTable(
-    ['series / chunker', 'dedup', 'logical MiB', 'stored MiB', 'new MiB/day', 'chunks', 'mean KiB'],
-    rows,
-  );
+  const dedupTable = renderTable(['series / chunker', 'dedup', 'logical MiB', 'stored MiB', 'new MiB/day', 'chunks', 'mean KiB'], rows);
   return [throughput, '', index, '', dedupTable].join('\n');
 }

@@ -105,7 +105,10 @@ export class Daemon {
   async cpuSeconds(): Promise<{ self: number; children: number }> {
     const text = await readFile(`/proc/${this.pid}/stat`, 'utf8');
     // Fields after "(comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17.
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
+    const f = text
+      .slice(text.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     return { self: (f[11] + f[12]) / CLK_TCK, children: (f[13] + f[14]) / CLK_TCK };
   }
 
@@ -142,7 +145,11 @@ export class Server {
   ) {}
 
   static async start(repo: string, data: string, env: NodeJS.ProcessEnv): Promise<Server> {
-    const daemon = new Daemon('hoard server', ['server', 'start', '--storage', `fs:${repo}`, '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'warn'], env);
+    const daemon = new Daemon(
+      'hoard server',
+      ['server', 'start', '--storage', `fs:${repo}`, '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'warn'],
+      env,
+    );
     const m = await daemon.waitFor(/listening on (https?:\/\/\S+)/);
     const token = (await readFile(join(data, 'admin-token'), 'utf8')).trim();
     return new Server(daemon, m[1], token);

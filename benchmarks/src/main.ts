@@ -68,7 +68,15 @@ async function main(argv: string[]): Promise<number> {
   if (args[0] === 'index') {
     const result = { benchmark: 'index', index_entries: preset.indexEntries, ...(await runIndexBench({ entries: preset.indexEntries })), machine: machine() };
     if (flags.has('--json')) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    else process.stdout.write(`${renderTable(['measure', 'value'], Object.entries(result).filter(([k]) => k !== 'machine' && k !== 'benchmark').map(([k, v]) => [k, String(v)]))}\n`);
+    else
+      process.stdout.write(
+        `${renderTable(
+          ['measure', 'value'],
+          Object.entries(result)
+            .filter(([k]) => k !== 'machine' && k !== 'benchmark')
+            .map(([k, v]) => [k, String(v)]),
+        )}\n`,
+      );
     return 0;
   }
   const started = Date.now();

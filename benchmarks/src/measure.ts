@@ -29,7 +29,10 @@ export interface TimeFigures {
  * `%M` is in KiB (GNU time >= 1.8; 1.7 reported 4x too much, Debian ships 1.9).
  */
 export function parseTimeOutput(text: string): TimeFigures {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   const num = '(\\d+(?:\\.\\d+)?)';
   const shape = new RegExp(`^${num} (\\d+) ${num} ${num}$`);
   for (let i = lines.length - 1; i >= 0; i--) {

@@ -145,7 +145,6 @@ export function sizesFor(a: NetworkArgs): NetworkSizes {
 // ---------------------------------------------------------------------------------------
 // Processes
 
-
 /** Runs the CLI to completion (not measured); returns stdout; throws with the output tail on failure. */
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; wall_s: number }> {
   return new Promise((resolvePromise, reject) => {
@@ -198,7 +197,6 @@ function targetOf(run: RunViewLite, what: string): RunViewLite['targets'][number
   if (run.state !== 'succeeded' || !t?.ok || !t.totals) throw new Error(`${what}: run ${run.id} ${run.state}: ${run.error ?? t?.error ?? 'no target result'}`);
   return t as RunViewLite['targets'][number] & { totals: Totals };
 }
-
 
 /**
  * Busy CPU seconds of the whole machine so far (/proc/stat: user, nice, system, irq,
@@ -260,7 +258,13 @@ async function reading(server: Server, agents: Daemon[]): Promise<Reading> {
  */
 function othersCpu(before: Reading, after: Reading, ownCpu: number): number | null {
   if (before.busy === null || after.busy === null) return null;
-  const ours = after.serverCpu - before.serverCpu + (after.agentsCpu - before.agentsCpu) + (after.agentsChildrenCpu - before.agentsChildrenCpu) + (after.self - before.self) + ownCpu;
+  const ours =
+    after.serverCpu -
+    before.serverCpu +
+    (after.agentsCpu - before.agentsCpu) +
+    (after.agentsChildrenCpu - before.agentsChildrenCpu) +
+    (after.self - before.self) +
+    ownCpu;
   return r3(Math.max(0, after.busy - before.busy - ours));
 }
 
@@ -283,7 +287,10 @@ const r3 = (v: number) => Number(v.toFixed(3));
 const load1 = () => Number(loadavg()[0].toFixed(2));
 
 /** A CLI command under GNU time when it is installed (peak RSS, CPU), else by our clock alone. */
-async function timedCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ wall_s: number; peak_rss_bytes: number | null; cpu_s: number | null; stdout: string }> {
+async function timedCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ wall_s: number; peak_rss_bytes: number | null; cpu_s: number | null; stdout: string }> {
   if (findOnPath(TIME_BIN) !== null) return runMeasured(process.execPath, [HOARD_CLI, ...args], { env, keepOutput: 64 * 1024 });
   const r = await cli(args, env);
   return { wall_s: r.wall_s, peak_rss_bytes: null, cpu_s: null, stdout: r.stdout };
@@ -312,7 +319,13 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
   if (free < need) o.log(`warning: ${(free / GiB).toFixed(1)} GiB free in ${parent}, the run needs about ${(need / GiB).toFixed(1)} GiB (use --dir)`);
   const work = await mkdtemp(join(parent, 'hoard-bench-network-'));
   o.log(`work directory ${work}${o.keep ? ' (kept)' : ''}`);
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: join(work, 'cache'), HOARD_SERVER: undefined, HOARD_TOKEN: undefined, HOARD_REPO: undefined };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    XDG_CACHE_HOME: join(work, 'cache'),
+    HOARD_SERVER: undefined,
+    HOARD_TOKEN: undefined,
+    HOARD_REPO: undefined,
+  };
 
   const onSignal = (signal: NodeJS.Signals) => {
     killDaemons();
@@ -340,7 +353,9 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
     const agentCount = Math.max(1, o.agents);
     const agents: Daemon[] = [];
     for (let i = 0; i < agentCount; i++) {
-      const added = lastJson<{ name: string; token: string }>((await cli(['agent', 'add', `a${i}`, '--server', server.url, '--token', server.adminToken, '--json'], env)).stdout);
+      const added = lastJson<{ name: string; token: string }>(
+        (await cli(['agent', 'add', `a${i}`, '--server', server.url, '--token', server.adminToken, '--json'], env)).stdout,
+      );
       const agent = new Daemon(`agent a${i}`, ['agent', 'start', '--server', server.url, '--token', added.token, '--log-level', 'warn'], env);
       agents.push(agent);
     }
@@ -355,7 +370,10 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
     await writeFile(tiny, randomBytes(MiB));
     const fixed: FixedCost = { net_wall_s: Infinity, net_run_s: Infinity, net_agent_s: Infinity, emb_wall_s: Infinity };
     for (let i = 0; i < 3; i++) {
-      const run = await cli(['run', '--server', server.url, '--token', server.adminToken, '--agent', 'a0', '--job', 'tiny', '--source', `file:${tiny}`, '--json'], env);
+      const run = await cli(
+        ['run', '--server', server.url, '--token', server.adminToken, '--agent', 'a0', '--job', 'tiny', '--source', `file:${tiny}`, '--json'],
+        env,
+      );
       const view = lastJson<RunViewLite>(run.stdout);
       const t = targetOf(view, 'the 1 MiB run');
       fixed.net_wall_s = Math.min(fixed.net_wall_s, r3(run.wall_s));
@@ -400,7 +418,10 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
         await readThrough(file);
         const load_1m = load1();
         const before = await reading(server, [a0]);
-        const run = await timedCli(['run', '--server', server.url, '--token', server.adminToken, '--agent', 'a0', '--job', spec.job, '--source', spec.source(file), '--json'], env);
+        const run = await timedCli(
+          ['run', '--server', server.url, '--token', server.adminToken, '--agent', 'a0', '--job', spec.job, '--source', spec.source(file), '--json'],
+          env,
+        );
         const after = await reading(server, [a0]);
         const view = lastJson<RunViewLite>(run.stdout);
         const target = targetOf(view, `${spec.name} day ${day}`);

@@ -203,7 +203,8 @@ export function computeFigures(days: NetworkDay[], fleet: FleetResult | null, me
     throughput_ratio_embedded_run_timed: timeRatio(days, (d) => d.net_run_s),
     network_mb_s: netWall > 0 ? round(logical / netWall / 1e6, 1) : null,
     embedded_mb_s: embWall > 0 ? round(logical / embWall / 1e6, 1) : null,
-    wire_count_mismatch: days.length === 0 ? null : round(Math.max(...days.map((d) => Math.abs(d.server_received_bytes - d.bytes_sent) / Math.max(1, d.bytes_sent))), 6),
+    wire_count_mismatch:
+      days.length === 0 ? null : round(Math.max(...days.map((d) => Math.abs(d.server_received_bytes - d.bytes_sent) / Math.max(1, d.bytes_sent))), 6),
     wire_read_over_sent: reads.length === 0 ? null : round(Math.max(...reads.map((d) => d.server_read_bytes! / d.bytes_sent)), 4),
     server_rss_bytes_per_million_chunks: perMillion(memory.peak_rss_bytes),
     server_rss_above_idle_bytes_per_million_chunks: perMillion(Math.max(0, memory.peak_rss_bytes - memory.idle_rss_bytes)),
@@ -233,7 +234,20 @@ const secs = (s: number) => s.toFixed(2);
 
 export function renderDays(days: NetworkDay[]): string {
   const wire = renderTable(
-    ['series', 'day', 'logical MiB', 'sent MiB', 'server rcvd MiB', 'new MiB', 'stored MiB', 'emb stored MiB', 'budget MiB', 'sent/budget', 'chunks', 'new chunks'],
+    [
+      'series',
+      'day',
+      'logical MiB',
+      'sent MiB',
+      'server rcvd MiB',
+      'new MiB',
+      'stored MiB',
+      'emb stored MiB',
+      'budget MiB',
+      'sent/budget',
+      'chunks',
+      'new chunks',
+    ],
     days.map((d) => [
       d.series,
       String(d.day),
@@ -250,7 +264,22 @@ export function renderDays(days: NetworkDay[]): string {
     ]),
   );
   const speed = renderTable(
-    ['series', 'day', 'net s', 'run s', 'agent s', 'net MB/s', 'server CPU s', 'agent CPU s', 'embedded s', 'emb MB/s', 'emb CPU s', 'net/emb', 'load', 'others CPU s net/emb'],
+    [
+      'series',
+      'day',
+      'net s',
+      'run s',
+      'agent s',
+      'net MB/s',
+      'server CPU s',
+      'agent CPU s',
+      'embedded s',
+      'emb MB/s',
+      'emb CPU s',
+      'net/emb',
+      'load',
+      'others CPU s net/emb',
+    ],
     days.map((d) => [
       d.series,
       String(d.day),
@@ -273,21 +302,36 @@ export function renderDays(days: NetworkDay[]): string {
 
 export function renderFleet(f: FleetResult): string {
   return renderTable(
-    ['agents at once', 'MiB each', 'wall s', 'MB/s total', 'slowest s', 'fastest s', 'sent MiB', 'stored MiB', 'server CPU s', 'agents CPU s', 'load', 'others CPU s'],
-    [[
-      String(f.agents),
-      mib(f.image_bytes),
-      secs(f.wall_s),
-      fmt.mbps(f.mb_s),
-      secs(Math.max(...f.per_agent_s)),
-      secs(Math.min(...f.per_agent_s)),
-      mib(f.bytes_sent),
-      mib(f.bytes_stored),
-      secs(f.server_cpu_s),
-      secs(f.agents_cpu_s),
-      f.load_1m.toFixed(2),
-      f.others_cpu_s === null ? '-' : secs(f.others_cpu_s),
-    ]],
+    [
+      'agents at once',
+      'MiB each',
+      'wall s',
+      'MB/s total',
+      'slowest s',
+      'fastest s',
+      'sent MiB',
+      'stored MiB',
+      'server CPU s',
+      'agents CPU s',
+      'load',
+      'others CPU s',
+    ],
+    [
+      [
+        String(f.agents),
+        mib(f.image_bytes),
+        secs(f.wall_s),
+        fmt.mbps(f.mb_s),
+        secs(Math.max(...f.per_agent_s)),
+        secs(Math.min(...f.per_agent_s)),
+        mib(f.bytes_sent),
+        mib(f.bytes_stored),
+        secs(f.server_cpu_s),
+        secs(f.agents_cpu_s),
+        f.load_1m.toFixed(2),
+        f.others_cpu_s === null ? '-' : secs(f.others_cpu_s),
+      ],
+    ],
   );
 }
 
@@ -304,8 +348,12 @@ export function renderFixed(f: FixedCost): string {
 }
 
 export function renderSummary(f: NetworkFigures, targets: Target[]): string {
-  const show = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) >= 10000 ? fmt.int(v) : String(v));
-  const figures = renderTable(['measure', 'value'], Object.entries(f).map(([k, v]) => [k, show(v)]));
+  const show = (v: unknown) =>
+    v === null || v === undefined ? '-' : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) >= 10000 ? fmt.int(v) : String(v);
+  const figures = renderTable(
+    ['measure', 'value'],
+    Object.entries(f).map(([k, v]) => [k, show(v)]),
+  );
   const goals = renderTable(
     ['target', 'value', 'goal', 'met'],
     targets.map((t) => [t.measure, show(t.value), `${t.op} ${t.target}`, t.met === null ? 'not measured' : t.met ? 'met' : 'MISSED']),

@@ -80,7 +80,12 @@ interface Requirement {
 
 /** Absolute path of `bin` on PATH (or `bin` itself if absolute and executable), or null. */
 export function findOnPath(bin: string, path = process.env.PATH ?? ''): string | null {
-  const candidates = bin.includes('/') ? [bin] : path.split(delimiter).filter(Boolean).map((d) => join(d, bin));
+  const candidates = bin.includes('/')
+    ? [bin]
+    : path
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, bin));
   for (const c of candidates) {
     try {
       accessSync(c, constants.X_OK);
@@ -188,14 +193,17 @@ async function run(command: string, args: string[], opts: { cwd?: string; env: N
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
     child.on('error', reject);
     child.on('close', (code) =>
-      code === 0 ? resolvePromise(out) : reject(new Error(`${[command, ...args].join(' ')} failed (exit ${code}):\n${out.trim().split('\n').slice(-15).join('\n')}`)),
+      code === 0
+        ? resolvePromise(out)
+        : reject(new Error(`${[command, ...args].join(' ')} failed (exit ${code}):\n${out.trim().split('\n').slice(-15).join('\n')}`)),
     );
   });
 }
 
 class Restic implements BackupTool {
   readonly name = 'restic' as const;
-  readonly settings = 'repository v2, --compression auto (zstd), AES-256 + Poly1305 (always encrypted), default chunker (avg 1 MiB); restore --sparse where supported (0.15+)';
+  readonly settings =
+    'repository v2, --compression auto (zstd), AES-256 + Poly1305 (always encrypted), default chunker (avg 1 MiB); restore --sparse where supported (0.15+)';
   private readonly env: NodeJS.ProcessEnv;
   private readonly bin: string;
   private sparse: boolean | undefined;
@@ -220,11 +228,11 @@ class Restic implements BackupTool {
   }
 
   async backup(repo: string, _job: string, file: string): Promise<BackupResult> {
-    const m = await runMeasured(
-      this.bin,
-      ['-r', repo, 'backup', '--compression', 'auto', '--host', 'hoard-bench', '--json', basename(file)],
-      { cwd: dirname(file), env: this.env, keepOutput: 64 * 1024 },
-    );
+    const m = await runMeasured(this.bin, ['-r', repo, 'backup', '--compression', 'auto', '--host', 'hoard-bench', '--json', basename(file)], {
+      cwd: dirname(file),
+      env: this.env,
+      keepOutput: 64 * 1024,
+    });
     return { ...m, snapshot: resticSnapshotId(m.stdout) };
   }
 
@@ -334,11 +342,9 @@ export class Hoard implements BackupTool {
   }
 
   async restore(repo: string, job: string, snapshot: string, target: string, fileName: string): Promise<Measured> {
-    return runMeasured(
-      process.execPath,
-      [HOARD_CLI, 'restore', '--repo', repo, job, '--snapshot', snapshot, '--to', join(target, fileName)],
-      { env: this.env },
-    );
+    return runMeasured(process.execPath, [HOARD_CLI, 'restore', '--repo', repo, job, '--snapshot', snapshot, '--to', join(target, fileName)], {
+      env: this.env,
+    });
   }
 }
 

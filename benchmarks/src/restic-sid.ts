@@ -70,7 +70,12 @@ export function parseDeb822Sources(text: string): AptSource[] {
   const words = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean);
   for (const s of stanzas) {
     if (/^(no|false|0)$/i.test(s.get('enabled') ?? '')) continue;
-    const entry: AptSource = { types: words(s.get('types')), uris: words(s.get('uris')), suites: words(s.get('suites')), components: words(s.get('components')) };
+    const entry: AptSource = {
+      types: words(s.get('types')),
+      uris: words(s.get('uris')),
+      suites: words(s.get('suites')),
+      components: words(s.get('components')),
+    };
     const signedBy = s.get('signed-by');
     if (signedBy) entry.signedBy = signedBy.replace(/^\n+/, '');
     if (/^(yes|true|1)$/i.test(s.get('trusted') ?? '')) entry.trusted = true;
@@ -143,8 +148,14 @@ export function upstreamVersion(debianVersion: string): string {
 
 /** Compares dotted versions numerically piece by piece (enough for restic's: 0.14.0 < 0.19.1 < 0.19.1-2). */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[^0-9]+/).filter(Boolean).map(Number);
-  const pb = b.split(/[^0-9]+/).filter(Boolean).map(Number);
+  const pa = a
+    .split(/[^0-9]+/)
+    .filter(Boolean)
+    .map(Number);
+  const pb = b
+    .split(/[^0-9]+/)
+    .filter(Boolean)
+    .map(Number);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
     const d = (pa[i] ?? -1) - (pb[i] ?? -1);
     if (d !== 0) return d;
@@ -237,7 +248,8 @@ async function downloadSidRestic(cache: string, log: (l: string) => void): Promi
     if (findOnPath(bin) === null) throw new Error(`${bin} is not available to fetch Debian unstable's restic; give a restic binary with --restic PATH`);
   }
   const mirror = pickDebianMirror(readMachineSources());
-  if (!mirror) throw new Error('no Debian mirror with component main in the apt sources (/etc/apt/sources.list, sources.list.d); give a restic binary with --restic PATH');
+  if (!mirror)
+    throw new Error('no Debian mirror with component main in the apt sources (/etc/apt/sources.list, sources.list.d); give a restic binary with --restic PATH');
   await mkdir(cache, { recursive: true });
   const tmp = await mkdtemp(join(cache, 'apt-'));
   try {
@@ -276,7 +288,9 @@ export async function resolveRestic(explicit: string | undefined, log: (l: strin
   if (explicit !== undefined) {
     const path = findOnPath(explicit);
     if (path === null) {
-      throw new Error(`--restic ${explicit}: not an executable file${explicit === '/usr/bin/restic' || explicit === 'restic' ? " (Debian's own restic: apt-get install restic)" : ''}`);
+      throw new Error(
+        `--restic ${explicit}: not an executable file${explicit === '/usr/bin/restic' || explicit === 'restic' ? " (Debian's own restic: apt-get install restic)" : ''}`,
+      );
     }
     const v = versionOf(path);
     if (!v) throw new Error(`--restic ${explicit}: \`${path} version\` did not print a restic version`);

@@ -79,7 +79,12 @@ export async function startRgw(): Promise<RunningRgw> {
     await stop();
     throw new Error(`could not start Ceph RGW: ${stderr || (err as Error).message}${setupLog ? `\n${setupLog.split('\n').slice(-8).join('\n')}` : ''}`);
   }
-  const fields = Object.fromEntries(stdout.trim().split(/\s+/).map((pair) => pair.split('=', 2) as [string, string]));
+  const fields = Object.fromEntries(
+    stdout
+      .trim()
+      .split(/\s+/)
+      .map((pair) => pair.split('=', 2) as [string, string]),
+  );
   if (!fields.endpoint || !fields.access_key || !fields.secret_key) {
     await stop();
     throw new Error(`ceph-rgw.sh printed no endpoint: ${stdout}`);

@@ -95,10 +95,7 @@ describe('parseBackupArgs', () => {
 
 describe('snapshot ids from tool output', () => {
   it('restic: the summary line of backup --json', () => {
-    const out = [
-      '{"message_type":"status","percent_done":1}',
-      '{"message_type":"summary","files_new":1,"snapshot_id":"d2c5e7d8a1"}',
-    ].join('\n');
+    const out = ['{"message_type":"status","percent_done":1}', '{"message_type":"summary","files_new":1,"snapshot_id":"d2c5e7d8a1"}'].join('\n');
     expect(resticSnapshotId(out)).toBe('d2c5e7d8a1');
     expect(() => resticSnapshotId('{"message_type":"status"}')).toThrow(/snapshot_id/);
   });
@@ -147,20 +144,40 @@ describe('computeRatios', () => {
   const vm = series(
     'vm_image',
     [
-      run('hoard', 0, 4, 500), run('restic', 0, 10, 600), run('borg', 0, 8, 700),
-      run('hoard', 1, 1, 520), run('restic', 1, 4, 650), run('borg', 1, 2, 760),
-      run('hoard', 2, 1.5, 540, 300), run('restic', 2, 5, 700), run('borg', 2, 2, 820),
+      run('hoard', 0, 4, 500),
+      run('restic', 0, 10, 600),
+      run('borg', 0, 8, 700),
+      run('hoard', 1, 1, 520),
+      run('restic', 1, 4, 650),
+      run('borg', 1, 2, 760),
+      run('hoard', 2, 1.5, 540, 300),
+      run('restic', 2, 5, 700),
+      run('borg', 2, 2, 820),
     ],
-    [['hoard', 0.5, 150], ['restic', 2, 200], ['borg', 1, 90]],
+    [
+      ['hoard', 0.5, 150],
+      ['restic', 2, 200],
+      ['borg', 1, 90],
+    ],
   );
   const dump = series(
     'db_dump',
     [
-      run('hoard', 0, 2, 100), run('restic', 0, 5, 90), run('borg', 0, 3, 120),
-      run('hoard', 1, 1, 110), run('restic', 1, 4, 100), run('borg', 1, 2, 150),
-      run('hoard', 2, 1, 120), run('restic', 2, 4, 100), run('borg', 2, 2, 180),
+      run('hoard', 0, 2, 100),
+      run('restic', 0, 5, 90),
+      run('borg', 0, 3, 120),
+      run('hoard', 1, 1, 110),
+      run('restic', 1, 4, 100),
+      run('borg', 1, 2, 150),
+      run('hoard', 2, 1, 120),
+      run('restic', 2, 4, 100),
+      run('borg', 2, 2, 180),
     ],
-    [['hoard', 0.8, 100], ['restic', 1.6, 100], ['borg', 0.4, 100]],
+    [
+      ['hoard', 0.8, 100],
+      ['restic', 1.6, 100],
+      ['borg', 0.4, 100],
+    ],
   );
 
   it('takes the worst day, the last day, the highest peak and the slowest restore', () => {
@@ -209,7 +226,14 @@ describe('computeRatios', () => {
   });
 
   it('from S3: hoard / restic time, and the S3 pair counts for the restore RSS ratio', () => {
-    const s3: S3Result = { status: 'measured', reason: null, series: 'vm_image', bytes: 1e9, backups: [], restores: [restoreOf('hoard', 3, 400), restoreOf('restic', 2, 200)] };
+    const s3: S3Result = {
+      status: 'measured',
+      reason: null,
+      series: 'vm_image',
+      bytes: 1e9,
+      backups: [],
+      restores: [restoreOf('hoard', 3, 400), restoreOf('restic', 2, 200)],
+    };
     const r = computeRatios([vm, dump], s3);
     expect(r.restore_s3_time_ratio_restic).toBe(1.5);
     expect(r.restore_s3_mb_s).toBe(333.3);

@@ -116,7 +116,8 @@ describe('pickDebianMirror and sidSourcesFile', () => {
   });
 
   it('keeps an embedded key as continuation lines and Trusted', () => {
-    const text = 'Types: deb\nURIs: http://m.example.org/debian\nSuites: bookworm\nComponents: main\nSigned-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n abc\nTrusted: yes\n';
+    const text =
+      'Types: deb\nURIs: http://m.example.org/debian\nSuites: bookworm\nComponents: main\nSigned-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n abc\nTrusted: yes\n';
     const file = sidSourcesFile(pickDebianMirror(parseDeb822Sources(text))!);
     expect(file).toContain('Signed-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n abc\n');
     expect(file).toContain('Suites: sid\n');

@@ -14,7 +14,18 @@
  */
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HoardClient, ServerError, ServerUnreachableError, TokenBucket, dedupRatio, parseSourceSpec, type FinishRunRequest, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import {
+  HoardClient,
+  ServerError,
+  ServerUnreachableError,
+  TokenBucket,
+  dedupRatio,
+  parseSourceSpec,
+  type FinishRunRequest,
+  type RunProgress,
+  type RunView,
+  type TargetResult,
+} from '@hoard/protocol';
 import { retrying } from '@hoard/repository';
 import { runHook } from './hooks.js';
 import { silentLogger, type Logger } from './log.js';
@@ -114,7 +125,7 @@ export class AgentDaemon {
       } catch (err) {
         if (this.stop.signal.aborted) return;
         if (err instanceof ServerError && err.status === 401) {
-          this.log.error({ error: err.message }, 'the server refused this agent\'s token (revoked?); stopping');
+          this.log.error({ error: err.message }, "the server refused this agent's token (revoked?); stopping");
           return;
         }
         this.log.warn({ error: (err as Error).message, retryInMs: backoff }, 'polling the server failed; retrying');
@@ -163,7 +174,7 @@ export class AgentDaemon {
             this.cancelRun(run.id, err.message);
           }
         } else if (!this.stop.signal.aborted) {
-          this.log.warn({ run: run.id, error: (err as Error).message }, 'renewing the run\'s lease failed; retrying');
+          this.log.warn({ run: run.id, error: (err as Error).message }, "renewing the run's lease failed; retrying");
         }
       } finally {
         inFlight = false;
@@ -213,13 +224,14 @@ export class AgentDaemon {
         await this.backupSources(run, targets, errors);
       } finally {
         if (run.hooks?.post) {
-          await runHook('post', run.hooks.post, { ...hookEnv, HOARD_RESULT: errors.length === 0 && targets.every((t) => t.ok) ? 'succeeded' : 'failed' }).catch((err: unknown) =>
-            errors.push((err as Error).message),
+          await runHook('post', run.hooks.post, { ...hookEnv, HOARD_RESULT: errors.length === 0 && targets.every((t) => t.ok) ? 'succeeded' : 'failed' }).catch(
+            (err: unknown) => errors.push((err as Error).message),
           );
         }
       }
     }
-    for (const t of targets) if (!t.ok && t.error && !errors.some((e) => e.includes(t.error!))) errors.push(t.error.includes(t.name) ? t.error : `${t.name}: ${t.error}`);
+    for (const t of targets)
+      if (!t.ok && t.error && !errors.some((e) => e.includes(t.error!))) errors.push(t.error.includes(t.name) ? t.error : `${t.name}: ${t.error}`);
     const cancelled = this.cancels.get(run.id)?.signal.aborted === true;
     this.cancels.delete(run.id);
     if (this.endedByServer.has(run.id)) {
@@ -228,7 +240,11 @@ export class AgentDaemon {
       return;
     }
     const state = cancelled ? 'cancelled' : errors.length === 0 ? 'succeeded' : 'failed';
-    const error = cancelled ? 'cancelled by an admin while running; the interrupted source was abandoned, nothing of it was committed' : errors.length ? errors.join('; ') : undefined;
+    const error = cancelled
+      ? 'cancelled by an admin while running; the interrupted source was abandoned, nothing of it was committed'
+      : errors.length
+        ? errors.join('; ')
+        : undefined;
     await this.report(run, { state, targets, error });
     this.log.info({ run: run.id, state }, 'run finished');
   }
@@ -289,7 +305,16 @@ export class AgentDaemon {
       if (Date.now() - last >= PROGRESS_HEARTBEAT_MS) onProgress(latest);
     }, PROGRESS_HEARTBEAT_MS);
     try {
-      const result = await uploadSource(this.client, target, { job: run.job, run: run.id, signal: this.runSignal(run.id), onProgress, workers: this.options.workers, full: run.full, clock: this.options.clock, throttle: run.bandwidth ? new TokenBucket(run.bandwidth) : undefined });
+      const result = await uploadSource(this.client, target, {
+        job: run.job,
+        run: run.id,
+        signal: this.runSignal(run.id),
+        onProgress,
+        workers: this.options.workers,
+        full: run.full,
+        clock: this.options.clock,
+        throttle: run.bandwidth ? new TokenBucket(run.bandwidth) : undefined,
+      });
       await pendingReport;
       this.log.info({ run: run.id, target: target.name, snapshot: result.snapshot.id, ...result.totals }, 'snapshot committed');
       const a = result.archive;

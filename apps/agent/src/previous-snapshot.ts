@@ -60,7 +60,10 @@ export class RemotePreviousSnapshot implements PreviousSnapshot {
         const ref = self.window!.refs[index!]!;
         at += ref.length;
         index!++;
-        if (at > end) throw new PreviousSnapshotError(`snapshot ${self.id}: a chunk runs past ${end}, where a file ends; the previous archive is not cut at file boundaries; run this backup with --full`);
+        if (at > end)
+          throw new PreviousSnapshotError(
+            `snapshot ${self.id}: a chunk runs past ${end}, where a file ends; the previous archive is not cut at file boundaries; run this backup with --full`,
+          );
         yield ref;
       }
     })();

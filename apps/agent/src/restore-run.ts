@@ -68,19 +68,37 @@ export async function executeRestoreRun(client: HoardClient, run: RunView, optio
   }
 }
 
-async function restoreOnHost(client: HoardClient, job: string, spec: RestoreRunSpec, options: RestoreRunOptions, progress: (bytes: number, total?: number) => void): Promise<RestoreResult> {
+async function restoreOnHost(
+  client: HoardClient,
+  job: string,
+  spec: RestoreRunSpec,
+  options: RestoreRunOptions,
+  progress: (bytes: number, total?: number) => void,
+): Promise<RestoreResult> {
   const path = spec.path;
   const read = (offset: number, length: number): AsyncIterable<Uint8Array> => client.restoreRange(job, spec.snapshot, offset, length, options.signal);
   const source: ArchiveSource = { snapshot: spec.snapshot, length: spec.logicalBytes, read };
   const parent = dirname(path);
-  if (!(await stat(parent).catch(() => undefined))?.isDirectory()) throw new RestoreRefusedError(`${parent} is not a directory on agent ${options.agent}; create it first, or restore elsewhere`);
+  if (!(await stat(parent).catch(() => undefined))?.isDirectory())
+    throw new RestoreRefusedError(`${parent} is not a directory on agent ${options.agent}; create it first, or restore elsewhere`);
 
   if (spec.kind === 'directory' && spec.file === undefined) {
     if (await stat(path).catch(() => undefined)) {
-      throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: a directory snapshot is restored into a new directory; name one that does not exist yet`, 'target_exists');
+      throw new RestoreRefusedError(
+        `${path} exists on agent ${options.agent}: a directory snapshot is restored into a new directory; name one that does not exist yet`,
+        'target_exists',
+      );
     }
     const result = await extractArchive(source, path, { onProgress: (bytes) => progress(bytes) });
-    return { snapshot: spec.snapshot, path, bytes: result.bytes, wrote: 'tree', files: result.files, directories: result.directories, symlinks: result.symlinks };
+    return {
+      snapshot: spec.snapshot,
+      path,
+      bytes: result.bytes,
+      wrote: 'tree',
+      files: result.files,
+      directories: result.directories,
+      symlinks: result.symlinks,
+    };
   }
 
   let offset = 0;
@@ -94,10 +112,15 @@ async function restoreOnHost(client: HoardClient, job: string, spec: RestoreRunS
   const info = await stat(path).catch(() => undefined);
   if (info?.isDirectory()) throw new RestoreRefusedError(`${path} is a directory on agent ${options.agent}: give the path of the file to write`);
   const device = info?.isBlockDevice() ?? false;
-  if (info && !device && !spec.force) throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: restore elsewhere, or add --force to replace it`, 'target_exists');
+  if (info && !device && !spec.force)
+    throw new RestoreRefusedError(`${path} exists on agent ${options.agent}: restore elsewhere, or add --force to replace it`, 'target_exists');
   if (device && info!.size > 0 && length > info!.size) throw new RestoreRefusedError(`block device ${path} holds ${info!.size} bytes, the snapshot ${length}`);
   // Sparse for a new file: holes arrive as counts, never as zeros on the wire.
-  const { bytes: written } = await restoreFramesToFile(client, { job, snapshot: spec.snapshot, offset, length }, { path, device }, { signal: options.signal, onProgress: (bytes) => progress(bytes, length) });
+  const { bytes: written } = await restoreFramesToFile(
+    client,
+    { job, snapshot: spec.snapshot, offset, length },
+    { path, device },
+    { signal: options.signal, onProgress: (bytes) => progress(bytes, length) },
+  );
   return { snapshot: spec.snapshot, path, bytes: written, wrote: spec.file !== undefined ? 'file' : 'stream', ...(device ? { device: true } : {}) };
 }
-

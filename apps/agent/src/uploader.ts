@@ -125,7 +125,10 @@ export async function uploadSource(client: HoardClient, target: SourceTarget, op
   };
   const opened = await target.open(options.signal, { previous });
   try {
-    session = await withRetries(() => client.beginSession({ job: options.job, source: { name: target.name, kind: target.kind }, chunking: target.chunking, run: options.run }), options.signal);
+    session = await withRetries(
+      () => client.beginSession({ job: options.job, source: { name: target.name, kind: target.kind }, chunking: target.chunking, run: options.run }),
+      options.signal,
+    );
     const upload = new SessionUpload(client, session, target, options);
     await upload.init();
     // An image source decides here, with the session's previous snapshot, whether to read (unchanged-image.ts).
@@ -140,10 +143,18 @@ export async function uploadSource(client: HoardClient, target: SourceTarget, op
       throw new BackupFailedError(`${message.includes(target.name) ? '' : `${target.name}: `}${message}; no snapshot was committed`);
     }
     if (opened.expectedBytes !== undefined && totals.bytesRead !== opened.expectedBytes) {
-      throw new BackupFailedError(`${target.name} ${totals.bytesRead < opened.expectedBytes ? 'ended early' : 'ran long'}: read ${totals.bytesRead} bytes, expected ${opened.expectedBytes}; no snapshot was committed`);
+      throw new BackupFailedError(
+        `${target.name} ${totals.bytesRead < opened.expectedBytes ? 'ended early' : 'ran long'}: read ${totals.bytesRead} bytes, expected ${opened.expectedBytes}; no snapshot was committed`,
+      );
     }
     const commit = await upload.commit(totals, startedAt, opened.sourceStat);
-    return { ...commit, wireBytes: upload.wireBytes, durationMs: Date.now() - started, ...(opened.archive ? { archive: opened.archive } : {}), ...(opened.image ? { image: opened.image } : {}) };
+    return {
+      ...commit,
+      wireBytes: upload.wireBytes,
+      durationMs: Date.now() - started,
+      ...(opened.archive ? { archive: opened.archive } : {}),
+      ...(opened.image ? { image: opened.image } : {}),
+    };
   } catch (err) {
     if (session) await client.abortSession(session.session).catch(() => undefined);
     throw err;
@@ -192,7 +203,13 @@ class SessionUpload {
     let current = spare.pop()!;
     let sending: Promise<Batch> | undefined;
     const totals: Totals = { bytesRead: 0, logicalBytes: 0, chunks: 0 };
-    const chunker = new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: this.options.workers, reuseBuffers: true, pipeline: { segmentBytes: 8 * 1024 * 1024 } });
+    const chunker = new Chunker({
+      chunker: this.chunker,
+      fingerprint: this.fingerprint,
+      workers: this.options.workers,
+      reuseBuffers: true,
+      pipeline: { segmentBytes: 8 * 1024 * 1024 },
+    });
     // Small parts (most files of a directory) are cut in-thread: a worker round trip per file costs more than it saves.
     const small = input.parts ? new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: 0, reuseBuffers: true }) : undefined;
     const ship = async (): Promise<void> => {
@@ -279,11 +296,25 @@ class SessionUpload {
     const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
     this.wireBytes += bodyBytes;
     this.bytesNew += wanted.reduce((n, b) => n + b.length, 0);
-    this.options.onProgress?.({ target: this.target.name, bytesRead, bytesSent: this.wireBytes, bytesNew: this.bytesNew, ...(this.bytesTotal !== undefined ? { bytesTotal: this.bytesTotal } : {}) });
+    this.options.onProgress?.({
+      target: this.target.name,
+      bytesRead,
+      bytesSent: this.wireBytes,
+      bytesNew: this.bytesNew,
+      ...(this.bytesTotal !== undefined ? { bytesTotal: this.bytesTotal } : {}),
+    });
   }
 
   async commit(totals: Totals, startedAt: string, sourceStat?: SourceStat): Promise<CommitResponse> {
-    const request: CommitRequest = { batches: this.seq, chunks: totals.chunks, logicalBytes: totals.logicalBytes, bytesRead: totals.bytesRead, streamHash: this.hasher.digest('hex'), streamHashOver: 'chunks', startedAt };
+    const request: CommitRequest = {
+      batches: this.seq,
+      chunks: totals.chunks,
+      logicalBytes: totals.logicalBytes,
+      bytesRead: totals.bytesRead,
+      streamHash: this.hasher.digest('hex'),
+      streamHashOver: 'chunks',
+      startedAt,
+    };
     if (sourceStat) request.sourceStat = sourceStat;
     try {
       return await withRetries(() => this.client.commit(this.session.session, request), this.options.signal);

@@ -62,7 +62,18 @@ async function scriptedServer(runs: RunView[]) {
 
 function gatedRun(id: string, maxConcurrentRuns?: number): RunView {
   const pre = `touch ${join(dir, `started-${id}`)}; while [ ! -e ${join(dir, 'gate')} ]; do sleep 0.02; done; exit 1`;
-  return { id, agent: 'kvm-01', job: `job-${id}`, sources: ['cmd:true'], state: 'running', hooks: { pre }, createdAt: new Date().toISOString(), targets: [], discovered: [], ...(maxConcurrentRuns ? { maxConcurrentRuns } : {}) };
+  return {
+    id,
+    agent: 'kvm-01',
+    job: `job-${id}`,
+    sources: ['cmd:true'],
+    state: 'running',
+    hooks: { pre },
+    createdAt: new Date().toISOString(),
+    targets: [],
+    discovered: [],
+    ...(maxConcurrentRuns ? { maxConcurrentRuns } : {}),
+  };
 }
 
 const started = (id: string) => existsSync(join(dir, `started-${id}`));

@@ -40,7 +40,16 @@ describe('agentLogger', () => {
 
 describe('the daemon logs', () => {
   it('through its child loggers, and retries a result report the connection dropped', async () => {
-    const run: RunView = { id: 'r1', agent: 'kvm-01', job: 'empty', sources: [], state: 'running', createdAt: new Date().toISOString(), targets: [], discovered: [] };
+    const run: RunView = {
+      id: 'r1',
+      agent: 'kvm-01',
+      job: 'empty',
+      sources: [],
+      state: 'running',
+      createdAt: new Date().toISOString(),
+      targets: [],
+      discovered: [],
+    };
     let finishes = 0;
     let handed = false;
     const server = createServer((req, res) => {

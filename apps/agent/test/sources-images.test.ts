@@ -64,7 +64,9 @@ async function readHash(target: SourceTarget): Promise<{ sha256: string; bytes: 
 }
 
 async function fileHash(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 /** Deterministic incompressible-ish bytes. */
@@ -260,7 +262,11 @@ describe('vm: sources', () => {
     expect(a.name).toBe(disguised);
     const first = await readHash(a);
     expect(first.bytes).toBe(4 * MiB);
-    expect(first.sha256).toBe(createHash('sha256').update(Buffer.concat([Buffer.alloc(MiB, 0x33), Buffer.alloc(3 * MiB)])).digest('hex'));
+    expect(first.sha256).toBe(
+      createHash('sha256')
+        .update(Buffer.concat([Buffer.alloc(MiB, 0x33), Buffer.alloc(3 * MiB)]))
+        .digest('hex'),
+    );
     const second = await readHash(b);
     expect(second).toEqual({ sha256: await fileHash(raw), bytes: MiB + 512, expectedBytes: MiB + 512 });
   });
@@ -289,7 +295,10 @@ describe('vm: sources', () => {
       join(images, 'vm-2', 'disk0.img'),
       join(images, 'vm-2', 'disk1.img'),
     ]);
-    expect((await resolve(`vm:${images}/vm-[!1]/disk*.img`)).map((t) => t.name)).toEqual([join(images, 'vm-2', 'disk0.img'), join(images, 'vm-2', 'disk1.img')]);
+    expect((await resolve(`vm:${images}/vm-[!1]/disk*.img`)).map((t) => t.name)).toEqual([
+      join(images, 'vm-2', 'disk0.img'),
+      join(images, 'vm-2', 'disk1.img'),
+    ]);
     expect((await resolve(`vm:${images}/.*.img`)).map((t) => t.name)).toEqual([join(images, '.hidden.img')]);
     // Nothing matched is not an error (the caller decides); a literal path that is missing is.
     expect(await resolve(`vm:${images}/*.vmdk`)).toEqual([]);
@@ -431,7 +440,9 @@ describe('libvirt: sources', () => {
   });
 
   it('parses domblklist rows (sources with spaces, empty drives) and driver formats from domain XML', () => {
-    const rows = parseDomblklist(` file      disk    vda   /var/lib/libvirt/images/my disk.qcow2\n block     disk    sdb   /dev/vg0/db\n file      cdrom   sda   -\n network   disk    vdc   pool/img\n`);
+    const rows = parseDomblklist(
+      ` file      disk    vda   /var/lib/libvirt/images/my disk.qcow2\n block     disk    sdb   /dev/vg0/db\n file      cdrom   sda   -\n network   disk    vdc   pool/img\n`,
+    );
     expect(rows).toEqual([
       { type: 'file', device: 'disk', target: 'vda', source: '/var/lib/libvirt/images/my disk.qcow2' },
       { type: 'block', device: 'disk', target: 'sdb', source: '/dev/vg0/db' },

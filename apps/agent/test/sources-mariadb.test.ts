@@ -81,7 +81,7 @@ describe('mysql:// sources (MariaDB)', () => {
     expect(await contents('shop_restored')).toBe(original);
   });
 
-  it('a database that does not exist: done rejects with mysqldump\'s reason', async () => {
+  it("a database that does not exist: done rejects with mysqldump's reason", async () => {
     const opened = await (await target(db.urlFor('no_such_db'))).open();
     for await (const _ of opened.stream!) void _;
     const err = (await opened.done.catch((e: unknown) => e)) as SourceFailedError;
@@ -104,7 +104,9 @@ describe('mysql:// sources (MariaDB)', () => {
     const inv = mysqldumpInvocation(parseSourceSpec(db.urlFor('shop')) as MysqlSourceSpec, process.env);
     expect(inv.args.join(' ')).not.toContain(db.password);
     expect(inv.env.MYSQL_PWD).toBe(db.password);
-    expect(inv.args).toEqual(expect.arrayContaining(['--single-transaction', '--routines', '--events', '--triggers', `--port=${db.port}`, '--user=hoard', '--', 'shop']));
+    expect(inv.args).toEqual(
+      expect.arrayContaining(['--single-transaction', '--routines', '--events', '--triggers', `--port=${db.port}`, '--user=hoard', '--', 'shop']),
+    );
     const t = await target(db.urlFor('shop').replace(/^mysql:/, 'mariadb:'));
     expect(t.name).toBe(`mysql://127.0.0.1:${db.port}/shop`);
     const opened = await t.open();

@@ -105,7 +105,7 @@ describe('postgres:// sources', () => {
     expect(await contents('shop_plain')).toBe(await contents('shop'));
   });
 
-  it('a database that does not exist: done rejects with a SourceFailedError carrying pg_dump\'s reason', async () => {
+  it("a database that does not exist: done rejects with a SourceFailedError carrying pg_dump's reason", async () => {
     const opened = await (await target(pg.urlFor('no_such_db'))).open();
     const parts: Uint8Array[] = [];
     for await (const part of opened.stream!) parts.push(part);
@@ -138,7 +138,19 @@ describe('postgres:// sources', () => {
     // Hold a lock that makes pg_dump wait, so that it can be looked at while it runs.
     const locker = spawn(
       pg.bin('psql'),
-      ['-X', '-h', pg.socketDir, '-p', String(pg.port), '-U', 'postgres', '-d', 'shop', '-c', 'BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);'],
+      [
+        '-X',
+        '-h',
+        pg.socketDir,
+        '-p',
+        String(pg.port),
+        '-U',
+        'postgres',
+        '-d',
+        'shop',
+        '-c',
+        'BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);',
+      ],
       { stdio: 'ignore' },
     );
     let opened: OpenedSource | undefined;

@@ -32,10 +32,22 @@ describe('parseSourceSpec', () => {
       pattern: 'db',
       uri: 'qemu+ssh://root@kvm1/system?keyfile=/k&no_verify=1',
     });
-    expect(parseSourceSpec('postgres://backup:s3cret@db1:5432/shop')).toEqual({ type: 'postgres', url: 'postgres://backup:s3cret@db1:5432/shop', format: 'custom' });
+    expect(parseSourceSpec('postgres://backup:s3cret@db1:5432/shop')).toEqual({
+      type: 'postgres',
+      url: 'postgres://backup:s3cret@db1:5432/shop',
+      format: 'custom',
+    });
     expect(parseSourceSpec('postgresql://db1/shop?format=plain')).toEqual({ type: 'postgres', url: 'postgresql://db1/shop', format: 'plain' });
-    expect(parseSourceSpec('postgres://db1/shop?sslmode=require&format=custom')).toEqual({ type: 'postgres', url: 'postgres://db1/shop?sslmode=require', format: 'custom' });
-    expect(parseSourceSpec('postgres:///shop?host=/var/run/postgresql')).toEqual({ type: 'postgres', url: 'postgres:///shop?host=/var/run/postgresql', format: 'custom' });
+    expect(parseSourceSpec('postgres://db1/shop?sslmode=require&format=custom')).toEqual({
+      type: 'postgres',
+      url: 'postgres://db1/shop?sslmode=require',
+      format: 'custom',
+    });
+    expect(parseSourceSpec('postgres:///shop?host=/var/run/postgresql')).toEqual({
+      type: 'postgres',
+      url: 'postgres:///shop?host=/var/run/postgresql',
+      format: 'custom',
+    });
     expect(parseSourceSpec('mysql://backup:pw@db2:3306/shop')).toEqual({ type: 'mysql', url: 'mysql://backup:pw@db2:3306/shop' });
     expect(parseSourceSpec('mariadb://root@localhost/shop?socket=/run/mysqld/mysqld.sock')).toEqual({
       type: 'mysql',
@@ -98,22 +110,41 @@ describe('formatSourceSpec', () => {
     const globPart = fc.oneof(segment, fc.constantFrom('*', '*.qcow2', 'vm-?', '[a-c]*', '[!x]?.img', 'disk[0-9]'));
     const glob = fc.array(globPart, { minLength: 1, maxLength: 4 }).map((parts) => `/${parts.join('/')}`);
     const name = fc.string({ unit: fc.constantFrom(...'abcdefxyz0129_-.'.split('')), minLength: 1, maxLength: 10 }).filter((n) => n !== '.' && n !== '..');
-    const host = fc.oneof(fc.constantFrom('localhost', '127.0.0.1', 'db1.example.com', '[::1]'), name.map((n) => `h${n.replace(/[._-]/g, '')}`));
+    const host = fc.oneof(
+      fc.constantFrom('localhost', '127.0.0.1', 'db1.example.com', '[::1]'),
+      name.map((n) => `h${n.replace(/[._-]/g, '')}`),
+    );
     const port = fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined });
-    const user = fc.option(name.map((n) => `u${n}`), { nil: undefined });
+    const user = fc.option(
+      name.map((n) => `u${n}`),
+      { nil: undefined },
+    );
     const authority = fc.tuple(user, host, port).map(([u, h, p]) => `${u ? `${u}@` : ''}${h}${p ? `:${p}` : ''}`);
     const spec = fc.oneof(
       absPath.map((p) => `file:${p}`),
       absPath.map((p) => `dir:${p}`),
       glob.map((g) => `vm:${g}`),
-      fc.tuple(fc.oneof(name, fc.constantFrom('*', 'web-*', 'db-[0-9]?')), fc.option(fc.constantFrom('qemu:///system', 'test:///default', 'qemu+ssh://root@kvm1/system?keyfile=/k&x=1'), { nil: undefined })).map(
-        ([p, uri]) => `libvirt:${p}${uri ? `?uri=${uri}` : ''}`,
-      ),
-      fc.tuple(fc.constantFrom('postgres', 'postgresql'), authority, name, fc.constantFrom('', '?format=plain', '?sslmode=require', '?sslmode=require&format=plain')).map(
-        ([scheme, a, db, q]) => `${scheme}://${a}/${db}${q}`,
-      ),
-      fc.tuple(fc.constantFrom('mysql', 'mariadb'), authority, name, fc.constantFrom('', '?socket=/run/mysqld/mysqld.sock')).map(([scheme, a, db, q]) => `${scheme}://${a}/${db}${q}`),
-      fc.string({ minLength: 1, maxLength: 40 }).filter((c) => c.trim() === c && c !== '' && !c.includes('\0')).map((c) => `cmd:${c}`),
+      fc
+        .tuple(
+          fc.oneof(name, fc.constantFrom('*', 'web-*', 'db-[0-9]?')),
+          fc.option(fc.constantFrom('qemu:///system', 'test:///default', 'qemu+ssh://root@kvm1/system?keyfile=/k&x=1'), { nil: undefined }),
+        )
+        .map(([p, uri]) => `libvirt:${p}${uri ? `?uri=${uri}` : ''}`),
+      fc
+        .tuple(
+          fc.constantFrom('postgres', 'postgresql'),
+          authority,
+          name,
+          fc.constantFrom('', '?format=plain', '?sslmode=require', '?sslmode=require&format=plain'),
+        )
+        .map(([scheme, a, db, q]) => `${scheme}://${a}/${db}${q}`),
+      fc
+        .tuple(fc.constantFrom('mysql', 'mariadb'), authority, name, fc.constantFrom('', '?socket=/run/mysqld/mysqld.sock'))
+        .map(([scheme, a, db, q]) => `${scheme}://${a}/${db}${q}`),
+      fc
+        .string({ minLength: 1, maxLength: 40 })
+        .filter((c) => c.trim() === c && c !== '' && !c.includes('\0'))
+        .map((c) => `cmd:${c}`),
     );
     fc.assert(
       fc.property(spec, (text) => {

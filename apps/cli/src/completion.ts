@@ -101,7 +101,9 @@ ${comment} ${load}
 
 function bashScript(name: string, table: CompletionEntry[]): string {
   const choiceArms = table
-    .flatMap((e) => e.flags.filter((f) => f.choices.length > 0).flatMap((f) => names(f).map((n) => `    ${sq(`${e.path}|${n}`)}) REPLY=${sq(f.choices.join(' '))} ;;`)))
+    .flatMap((e) =>
+      e.flags.filter((f) => f.choices.length > 0).flatMap((f) => names(f).map((n) => `    ${sq(`${e.path}|${n}`)}) REPLY=${sq(f.choices.join(' '))} ;;`)),
+    )
     .join('\n');
   return `${header('#', 'bash', `Load it: source <(${name} completion bash), or save it as ~/.local/share/bash-completion/completions/${name}`)}
 _hoard_table() {
@@ -173,7 +175,9 @@ function zshScript(name: string, table: CompletionEntry[]): string {
       .map(([path, w]) => `    ${sq(path)}) reply=(${w}) ;;`)
       .join('\n');
   const choiceArms = table
-    .flatMap((e) => e.flags.filter((f) => f.choices.length > 0).flatMap((f) => names(f).map((n) => `    ${sq(`${e.path}|${n}`)}) reply=(${f.choices.map(sq).join(' ')}) ;;`)))
+    .flatMap((e) =>
+      e.flags.filter((f) => f.choices.length > 0).flatMap((f) => names(f).map((n) => `    ${sq(`${e.path}|${n}`)}) reply=(${f.choices.map(sq).join(' ')}) ;;`)),
+    )
     .join('\n');
   return `#compdef ${name}
 ${header('#', 'zsh', `Load it: source <(${name} completion zsh) after compinit, or save it as _${name} in a directory of $fpath`)}

@@ -39,7 +39,8 @@ export async function readConnection(path = connectionPath()): Promise<SavedConn
     throw new UsageError(`${path} is not a saved connection ({"server", "token"}): run \`hoard login --server URL\` again, or \`hoard logout\` to remove it`);
   }
   const mode = (await stat(path)).mode & 0o777;
-  if ((mode & 0o077) !== 0) process.stderr.write(`hoard: warning: ${path} holds a token and is readable by others (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}\n`);
+  if ((mode & 0o077) !== 0)
+    process.stderr.write(`hoard: warning: ${path} holds a token and is readable by others (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}\n`);
   return { server: c.server, token: c.token };
 }
 

@@ -25,7 +25,10 @@ export function exitStatus(err: unknown): { code: number; message: string } {
   const errno = (err as NodeJS.ErrnoException | null | undefined)?.code;
   if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) return { code: EXIT_FAILURE, message };
   if (err instanceof Error && err.name === 'AbortError') return { code: EXIT_FAILURE, message };
-  return { code: EXIT_FAILURE, message: `${err instanceof Error ? (err.stack ?? message) : message}\n(this looks like a bug in hoard; please report it with the command you ran)` };
+  return {
+    code: EXIT_FAILURE,
+    message: `${err instanceof Error ? (err.stack ?? message) : message}\n(this looks like a bug in hoard; please report it with the command you ran)`,
+  };
 }
 
 /**

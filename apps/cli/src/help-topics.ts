@@ -133,5 +133,7 @@ export function runHelp(program: Command, words: string[], out: (line: string) =
     command.outputHelp();
     return;
   }
-  throw new UsageError(`no help topic or command ${JSON.stringify(words.join(' '))}; topics: ${Object.keys(HELP_TOPICS).join(', ')}; commands: ${program.commands.map((c) => c.name()).join(', ')}`);
+  throw new UsageError(
+    `no help topic or command ${JSON.stringify(words.join(' '))}; topics: ${Object.keys(HELP_TOPICS).join(', ')}; commands: ${program.commands.map((c) => c.name()).join(', ')}`,
+  );
 }

@@ -170,7 +170,7 @@ Examples:
 
 program
   .command('prune')
-  .description("forget snapshots that a retention policy does not keep (then gc frees the space)")
+  .description('forget snapshots that a retention policy does not keep (then gc frees the space)')
   .addOption(repoOption())
   .addOption(serverOption())
   .addOption(tokenOption())
@@ -257,14 +257,20 @@ program
   .addOption(repoOption())
   .option('--at <time>', 'the newest snapshot that started at or before this time (ISO-8601, or local "YYYY-MM-DD HH:MM")')
   .option('--snapshot <id>', 'a snapshot id from `hoard snapshots` (a unique prefix of 4+ digits is enough)')
-  .option('--to <path>', 'where to write: a file path, a block device, a new directory (directory snapshots), a database (postgres://user@host:port/db, mysql://user:pass@host:port/db), agent:NAME:/abs/path (with --server: on that agent\'s host), or - for stdout')
-  .option('--verify-only', 'read and check the whole snapshot (every chunk, the stream hash, a directory archive\'s entry table) and write nothing; no --to')
+  .option(
+    '--to <path>',
+    "where to write: a file path, a block device, a new directory (directory snapshots), a database (postgres://user@host:port/db, mysql://user:pass@host:port/db), agent:NAME:/abs/path (with --server: on that agent's host), or - for stdout",
+  )
+  .option('--verify-only', "read and check the whole snapshot (every chunk, the stream hash, a directory archive's entry table) and write nothing; no --to")
   .option('--file <path>', 'with --server, directory snapshots: restore only this file (path relative to the backed-up directory)')
   .option('--force', 'replace an existing file')
   .option('--offset <bytes>', 'restore only from this byte on')
   .option('--length <bytes>', 'restore only this many bytes')
   .option('--source <name>', 'with --server: the snapshot of this source (a job may back up several)')
-  .option('--jobs <n>', 'with --to postgres://... and a custom-format dump (pg_dump -Fc): run pg_restore --jobs n (1-64) on a temporary copy of the dump instead of streaming it')
+  .option(
+    '--jobs <n>',
+    'with --to postgres://... and a custom-format dump (pg_dump -Fc): run pg_restore --jobs n (1-64) on a temporary copy of the dump instead of streaming it',
+  )
   .option('--temp-dir <dir>', `with --jobs: where the temporary copy goes; needs free space for the whole dump (default ${'$'}TMPDIR or /tmp)`)
   .addOption(passphraseFile())
   .addOption(serverOption())
@@ -295,7 +301,7 @@ program
   .option('--json', 'print the report as JSON')
   .addHelpText(
     'after',
-    '\nExit code 3 when problems are found; each names the snapshot, the object and the offset.\nWith --server the media server checks its repository and records the result in job history\n(it also runs each policy\'s verify schedule by itself).\n\nExamples:\n  hoard verify --repo /srv/hoard --read-data --subset 10%\n  hoard verify --server http://backup:8420 --job shop\n',
+    "\nExit code 3 when problems are found; each names the snapshot, the object and the offset.\nWith --server the media server checks its repository and records the result in job history\n(it also runs each policy's verify schedule by itself).\n\nExamples:\n  hoard verify --repo /srv/hoard --read-data --subset 10%\n  hoard verify --server http://backup:8420 --job shop\n",
   )
   .action(async (opts) => {
     if (!(await (opts.server ? runServerVerify(opts, out) : runVerify(opts, out)))) exitCode = EXIT_DAMAGED;
@@ -324,7 +330,7 @@ program
   .addOption(repoOption())
   .addOption(passphraseFile())
   .option('--json', 'print the figures as JSON')
-  .addHelpText('after', examples('hoard stats --repo /srv/hoard', 'hoard stats --repo s3://backups/hoard --json | jq \'.stores[] | {name, dedupFactor}\''))
+  .addHelpText('after', examples('hoard stats --repo /srv/hoard', "hoard stats --repo s3://backups/hoard --json | jq '.stores[] | {name, dedupFactor}'"))
   .action((opts) => runStats(opts, out));
 
 const server = program
@@ -343,14 +349,23 @@ server
   .option('--encrypt', 'when creating the repository: encrypt it (passphrase from HOARD_PASSPHRASE or --passphrase-file)')
   .addOption(passphraseFile())
   .option('--log-level <level>', 'debug, info, warn or error (default info); logs are JSON lines on stdout')
-  .option('--adopt-state', 'an empty data directory takes over the server state in the bucket (agents, tokens, jobs, policies, history); without it such a start is refused')
-  .addHelpText('after', '\nThe first start prints the admin token and writes it to <data>/admin-token.\n\nExamples:\n  hoard server start --storage fs:/srv/hoard --data /var/lib/hoard/server --listen 0.0.0.0:8420\n')
+  .option(
+    '--adopt-state',
+    'an empty data directory takes over the server state in the bucket (agents, tokens, jobs, policies, history); without it such a start is refused',
+  )
+  .addHelpText(
+    'after',
+    '\nThe first start prints the admin token and writes it to <data>/admin-token.\n\nExamples:\n  hoard server start --storage fs:/srv/hoard --data /var/lib/hoard/server --listen 0.0.0.0:8420\n',
+  )
   .action((opts) => runServerStart(opts, out));
 
 const agent = program
   .command('agent')
   .description('agents: add and revoke them (admin), or run one on this host')
-  .addHelpText('after', examples('hoard agent add kvm-01', 'hoard agent list', 'hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token'));
+  .addHelpText(
+    'after',
+    examples('hoard agent add kvm-01', 'hoard agent list', 'hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token'),
+  );
 for (const [name, description] of [
   ['add', 'create an agent and print its token (shown once)'],
   ['revoke', "revoke an agent's token"],
@@ -363,7 +378,10 @@ for (const [name, description] of [
     .addOption(tokenOption())
     .addOption(tokenFileOption())
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', examples(`hoard agent ${name} kvm-01`, `hoard agent ${name} kvm-01 --server http://backup:8420 --token-file /etc/hoard/admin-token --json`))
+    .addHelpText(
+      'after',
+      examples(`hoard agent ${name} kvm-01`, `hoard agent ${name} kvm-01 --server http://backup:8420 --token-file /etc/hoard/admin-token --json`),
+    )
     .action((agentName: string, opts) => (name === 'add' ? runAgentAdd(agentName, opts, out) : runAgentRevoke(agentName, opts, out)));
 }
 agent
@@ -373,7 +391,7 @@ agent
   .addOption(tokenOption())
   .addOption(tokenFileOption())
   .option('--json', 'print a JSON array')
-  .addHelpText('after', examples('hoard agent list', 'hoard agent list --json | jq -r \'.[] | select(.revokedAt == null) | .name\''))
+  .addHelpText('after', examples('hoard agent list', "hoard agent list --json | jq -r '.[] | select(.revokedAt == null) | .name'"))
   .action((opts) => runAgentList(opts, out));
 registerAgentRotate(agent, out);
 const agentStart = agent
@@ -383,7 +401,10 @@ const agentStart = agent
   .addOption(new Option('--token <token>', "this agent's token (from `hoard agent add`)").env('HOARD_TOKEN'))
   .addOption(tokenFileOption())
   .option('--log-level <level>', 'info, warn or error (default info); JSON lines on stderr')
-  .addHelpText('after', '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExamples:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n')
+  .addHelpText(
+    'after',
+    '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExamples:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n',
+  )
   .action((opts) => runAgentStart(opts, out));
 noSavedConnection.add(agentStart);
 
@@ -406,7 +427,10 @@ for (const [mode, what] of [
     .addOption(tokenOption())
     .addOption(tokenFileOption())
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', `\nEvery field is checked; all problems are listed with their line, and nothing is stored\nunless the whole file is valid.\n\nExamples:\n  hoard policy ${mode} -f /etc/hoard/policies/vms.yaml\n  render-policies | hoard policy ${mode} -f -\n`)
+    .addHelpText(
+      'after',
+      `\nEvery field is checked; all problems are listed with their line, and nothing is stored\nunless the whole file is valid.\n\nExamples:\n  hoard policy ${mode} -f /etc/hoard/policies/vms.yaml\n  render-policies | hoard policy ${mode} -f -\n`,
+    )
     .option('--dry-run', 'check the file and print what would change (created, updated, unchanged); store nothing')
     .action((opts) => runPolicyWrite(mode, opts, out));
 }
@@ -428,7 +452,7 @@ policy
   .addOption(tokenOption())
   .addOption(tokenFileOption())
   .option('--json', 'print as JSON')
-  .addHelpText('after', examples('hoard policy show vms', 'hoard policy show vms --next 20 --json | jq -r \'.nextRuns[].at\''))
+  .addHelpText('after', examples('hoard policy show vms', "hoard policy show vms --next 20 --json | jq -r '.nextRuns[].at'"))
   .action((name: string, opts) => runPolicyShow(name, opts, out));
 policy
   .command('delete')
@@ -449,7 +473,11 @@ program
   .addOption(tokenFileOption())
   .requiredOption('--agent <name>', 'the agent that reads the sources')
   .requiredOption('--job <name>', 'the job (created or updated, and bound to the agent)')
-  .option('--source <spec>', 'what to back up (repeatable): file:PATH, dir:PATH, vm:GLOB, libvirt:PATTERN, postgres://..., mysql://..., cmd:COMMAND', (v: string, prev: string[] = []) => [...prev, v])
+  .option(
+    '--source <spec>',
+    'what to back up (repeatable): file:PATH, dir:PATH, vm:GLOB, libvirt:PATTERN, postgres://..., mysql://..., cmd:COMMAND',
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
   .option('--store <name>', "fingerprint store: 'global' or the job's own store")
   .option('--pre <command>', 'run on the agent before any source is read, e.g. "virsh domfsfreeze web"; failing fails the run')
   .option('--post <command>', 'run on the agent after the sources, whatever happened, e.g. "virsh domfsthaw web"')
@@ -478,7 +506,11 @@ serverCommand(job.command('run').description("queue a run of an existing job now
   .option('--json', 'print the run as JSON')
   .addHelpText('after', examples('hoard job run shop-db --wait', 'hoard job run www --full --wait --json'))
   .action((name: string, opts) => runJobRun(name, opts, out));
-serverCommand(job.command('cancel').description('cancel a run: a queued run at once; a running one stops at its next progress report, committing nothing of the source it was reading'))
+serverCommand(
+  job
+    .command('cancel')
+    .description('cancel a run: a queued run at once; a running one stops at its next progress report, committing nothing of the source it was reading'),
+)
   .argument('<run>', 'the run id (`hoard job history JOB`, `hoard run --json`)')
   .option('--wait', 'wait until the run has ended')
   .option('--json', 'print the run as JSON')
@@ -519,20 +551,34 @@ ${examples('hoard job rename web web-2026', 'hoard job rename web web-2026 --jso
   )
   .action((name: string, newName: string, opts) => runJobRename(name, newName, opts, out));
 
-serverCommand(program.command('report').description('per job: last success and failure, snapshots kept, logical kept over stored bytes; per store: dedup and compression; capacity: growth trend, fill date, the classic estimate next to what is stored'))
-  .option('--quota <size>', 'repository quota for the fill date: bytes or 10TB, 500GiB (default: the server\'s quotaBytes setting)')
+serverCommand(
+  program
+    .command('report')
+    .description(
+      'per job: last success and failure, snapshots kept, logical kept over stored bytes; per store: dedup and compression; capacity: growth trend, fill date, the classic estimate next to what is stored',
+    ),
+)
+  .option('--quota <size>', "repository quota for the fill date: bytes or 10TB, 500GiB (default: the server's quotaBytes setting)")
   .option('--growth-years <n>', 'planning horizon of the classic estimate in years (default 1)')
   .option('--json', 'print the report as JSON')
-  .addHelpText('after', '\nThe formula and each input: docs/cli.md, "report".\n\nExamples:\n  hoard report --quota 20TB --growth-years 3\n  hoard report --json | jq .capacity.fill\n')
+  .addHelpText(
+    'after',
+    '\nThe formula and each input: docs/cli.md, "report".\n\nExamples:\n  hoard report --quota 20TB --growth-years 3\n  hoard report --json | jq .capacity.fill\n',
+  )
   .action((opts) => runReport(opts, out));
 
 program
   .command('demo')
-  .description('start a media server and an agent, back up a generated VM image and SQL dump twice over HTTP, restore a point in time, and print what crossed the network')
+  .description(
+    'start a media server and an agent, back up a generated VM image and SQL dump twice over HTTP, restore a point in time, and print what crossed the network',
+  )
   .option('--embedded', 'the embedded path instead: no server, 4 days of each into a temporary repository')
   .option('--json', 'print the figures as one JSON object')
   .option('--keep', 'keep the demo repository and print where it is')
-  .addHelpText('after', '\nExamples:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n',
+  )
   .action(async (opts: { json?: boolean; keep?: boolean; embedded?: boolean }) => {
     const run = opts.embedded ? runDemo : runNetworkDemo;
     await run({ json: Boolean(opts.json), keep: Boolean(opts.keep), out });
@@ -540,7 +586,7 @@ program
 
 const login = program
   .command('login')
-  .description('check a media server\'s admin token and save the connection, for commands run without --server')
+  .description("check a media server's admin token and save the connection, for commands run without --server")
   .addOption(serverOption())
   .addOption(tokenFileOption())
   .option('--json', 'print the result as JSON')
@@ -611,7 +657,8 @@ function brokenStdout(err: unknown): boolean {
 
 /** `hoard --version --json` (commander's --version prints the plain line). */
 function versionJson(args: string[]): boolean {
-  if (!args.includes('--json') || !args.some((a) => a === '--version' || a === '-V') || !args.every((a) => ['--json', '--version', '-V'].includes(a))) return false;
+  if (!args.includes('--json') || !args.some((a) => a === '--version' || a === '-V') || !args.every((a) => ['--json', '--version', '-V'].includes(a)))
+    return false;
   out(JSON.stringify({ name: 'hoard', version: VERSION, node: process.versions.node }));
   return true;
 }

@@ -44,7 +44,8 @@ export async function resolveTarget(command: Command, options: { saved: boolean 
   const takes = (key: string): boolean => command.options.some((o) => o.attributeName() === key);
   if (!takes('server')) return;
   // An empty value (HOARD_SERVER= in the environment) is no value.
-  for (const key of ['repo', 'server', 'token', 'tokenFile']) if (command.getOptionValue(key) === '') command.setOptionValueWithSource(key, undefined, 'default');
+  for (const key of ['repo', 'server', 'token', 'tokenFile'])
+    if (command.getOptionValue(key) === '') command.setOptionValueWithSource(key, undefined, 'default');
   if (takes('repo')) {
     const repo = givenBy(command, 'repo');
     const server = givenBy(command, 'server');
@@ -72,7 +73,8 @@ export async function resolveTarget(command: Command, options: { saved: boolean 
 }
 
 export async function serverClient(options: ServerOptions): Promise<HoardClient> {
-  if (!options.server) throw new UsageError('--server is required (or HOARD_SERVER, or a connection saved by `hoard login`): the media server URL, e.g. http://backup:8420');
+  if (!options.server)
+    throw new UsageError('--server is required (or HOARD_SERVER, or a connection saved by `hoard login`): the media server URL, e.g. http://backup:8420');
   let token = options.token;
   if (!token && options.tokenFile) {
     const text = await readFile(options.tokenFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -80,7 +82,10 @@ export async function serverClient(options: ServerOptions): Promise<HoardClient>
     });
     token = text.split(/\r?\n/, 1)[0]?.trim();
   }
-  if (!token) throw new UsageError('a token is required: --token, HOARD_TOKEN, --token-file, or `hoard login --server URL` to save one (the server prints the admin token at its first start)');
+  if (!token)
+    throw new UsageError(
+      'a token is required: --token, HOARD_TOKEN, --token-file, or `hoard login --server URL` to save one (the server prints the admin token at its first start)',
+    );
   // Loaded here, not at start: `hoard --help` and embedded commands do not need it.
   const { HoardClient } = await import('@hoard/protocol');
   try {

@@ -25,7 +25,9 @@ The server keeps only the SHA-256 hash of each token: a token is shown once, by 
 ${examples('hoard token add --role operator --label "on-call restores"', 'hoard token list', 'hoard token revoke 3f9a1c2b7d4e5f60')}`,
     );
   withServer(token.command('add').description('create an API token and print it (shown once)'))
-    .addOption(new Option('--role <role>', 'what the token may do (docs/operations.md, "Roles")').choices(['operator', 'viewer', 'admin']).makeOptionMandatory())
+    .addOption(
+      new Option('--role <role>', 'what the token may do (docs/operations.md, "Roles")').choices(['operator', 'viewer', 'admin']).makeOptionMandatory(),
+    )
     .requiredOption('--label <text>', 'who or what holds it (shown by `token list`), e.g. "ci restore checks"')
     .option('--json', 'print {id, role, label, token} as JSON')
     .addHelpText(
@@ -38,10 +40,10 @@ ${examples('hoard token add --role operator --label "on-call restores"', 'hoard 
     .action(async (opts) => (await tokens()).runTokenAdd(opts, out));
   withServer(token.command('list').description('list API tokens: id, role, label, created (never the tokens themselves)'))
     .option('--json', 'print a JSON array of {id, role, label, createdAt}')
-    .addHelpText('after', examples('hoard token list', "hoard token list --json | jq -r '.[] | select(.role == \"viewer\") | .id'"))
+    .addHelpText('after', examples('hoard token list', 'hoard token list --json | jq -r \'.[] | select(.role == "viewer") | .id\''))
     .action(async (opts) => (await tokens()).runTokenList(opts, out));
   withServer(token.command('revoke').description('revoke an API token at once (the last admin token cannot be revoked)'))
-    .argument('<id>', 'the id `hoard token list` shows (a prefix of the token\'s hash, at least 8 hex digits)')
+    .argument('<id>', "the id `hoard token list` shows (a prefix of the token's hash, at least 8 hex digits)")
     .option('--json', 'print {id, revoked} as JSON')
     .addHelpText('after', examples('hoard token revoke 3f9a1c2b7d4e5f60', 'hoard token revoke 3f9a1c2b --json'))
     .action(async (id: string, opts) => (await tokens()).runTokenRevoke(id, opts, out));
@@ -50,7 +52,7 @@ ${examples('hoard token add --role operator --label "on-call restores"', 'hoard 
 
 /** `hoard agent rotate NAME`: a new token for an agent, the old one refused from then on. */
 export function registerAgentRotate(agent: Command, out: Out): Command {
-  return withServer(agent.command('rotate').description("give an agent a new token (shown once); its old token stops working at once"))
+  return withServer(agent.command('rotate').description('give an agent a new token (shown once); its old token stops working at once'))
     .argument('<name>', 'the agent')
     .option('--json', 'print {name, token} as JSON')
     .addHelpText(

@@ -51,7 +51,10 @@ describe('hoard --version and hoard help', () => {
     const plain = await hoardCli(['--version']);
     expect(plain).toMatchObject({ code: 0, stdout: `hoard ${version}\n`, stderr: '' });
     expect((await hoardCli(['-V'])).stdout).toBe(`hoard ${version}\n`);
-    for (const args of [['--version', '--json'], ['--json', '--version']]) {
+    for (const args of [
+      ['--version', '--json'],
+      ['--json', '--version'],
+    ]) {
       const json = await hoardCli(args);
       expect(json.code).toBe(0);
       expect(JSON.parse(json.stdout)).toEqual({ name: 'hoard', version, node: process.versions.node });
@@ -160,7 +163,11 @@ describe('hoard completion', () => {
       expect(syntax.status, syntax.stderr).toBe(0);
     }
     if (hasProgram('fish')) {
-      const r = spawnSync('fish', ['--no-config', '-c', `source ${sq(join(dir, 'hoard.fish'))}; complete -C'hoard agent '; complete -C'hoard restore --verify'`], { encoding: 'utf8' });
+      const r = spawnSync(
+        'fish',
+        ['--no-config', '-c', `source ${sq(join(dir, 'hoard.fish'))}; complete -C'hoard agent '; complete -C'hoard restore --verify'`],
+        { encoding: 'utf8' },
+      );
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/^add\tcreate an agent/m);
       expect(r.stdout).toMatch(/^--verify-only\t/m);
@@ -171,8 +178,15 @@ describe('hoard completion', () => {
 describe('pipes and terminals', () => {
   it('the reader of stdout goes away (hoard ... | head): exit 0, nothing on stderr', async () => {
     // A reader that closes before hoard writes a byte.
-    for (const args of [['help', 'exit-codes'], ['completion', 'bash'], ['snapshots', '--repo', repo, '--json']]) {
-      const child = spawn(process.execPath, [HOARD_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDG_CONFIG_HOME: NO_CONFIG_HOME } });
+    for (const args of [
+      ['help', 'exit-codes'],
+      ['completion', 'bash'],
+      ['snapshots', '--repo', repo, '--json'],
+    ]) {
+      const child = spawn(process.execPath, [HOARD_MAIN, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, XDG_CONFIG_HOME: NO_CONFIG_HOME },
+      });
       child.stdout.destroy();
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -180,18 +194,30 @@ describe('pipes and terminals', () => {
       expect({ args, code, stderr }).toEqual({ args, code: 0, stderr: '' });
     }
     // 4 MiB of a restore into `head -c1`.
-    const r = spawnSync('bash', ['-c', `${HOARD} restore --repo ${sq(repo)} db --to - 2>${sq(join(dir, 'err'))} | head -c1 >/dev/null; echo "\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    const r = spawnSync(
+      'bash',
+      ['-c', `${HOARD} restore --repo ${sq(repo)} db --to - 2>${sq(join(dir, 'err'))} | head -c1 >/dev/null; echo "\${PIPESTATUS[0]}"`],
+      { encoding: 'utf8' },
+    );
     expect(r.stdout.trim()).toBe('0');
     expect(await readFile(join(dir, 'err'), 'utf8')).toBe('');
   });
 
   it.skipIf(!hasProgram('script'))('--to - on a terminal is refused (exit 2) naming --to -; into a pipe it writes', () => {
     // script(1) runs the command with a pseudo-terminal as its stdout.
-    const onTerminal = spawnSync('script', ['-qec', `${HOARD} restore --repo ${sq(repo)} db --to -`, '/dev/null'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const onTerminal = spawnSync('script', ['-qec', `${HOARD} restore --repo ${sq(repo)} db --to -`, '/dev/null'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     expect(onTerminal.status).toBe(2);
-    expect(onTerminal.stdout).toMatch(/^hoard: --to - would write the snapshot's binary data to this terminal: give a file \(--to FILE\), or pipe it into a program/);
+    expect(onTerminal.stdout).toMatch(
+      /^hoard: --to - would write the snapshot's binary data to this terminal: give a file \(--to FILE\), or pipe it into a program/,
+    );
     expect(onTerminal.stdout).not.toMatch(STACK_TRACE);
-    const piped = spawnSync('script', ['-qec', `${HOARD} restore --repo ${sq(repo)} db --to - | wc -c`, '/dev/null'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const piped = spawnSync('script', ['-qec', `${HOARD} restore --repo ${sq(repo)} db --to - | wc -c`, '/dev/null'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     expect(piped.status).toBe(0);
     expect(piped.stdout).toMatch(new RegExp(`^${4 << 20}\\r?\\n`, 'm'));
   });
@@ -205,8 +231,14 @@ describe('option mistakes name the option (exit 2, nothing done)', () => {
   };
 
   it('a snapshot id prefix needs 4 or more characters; --since/--until/--at errors start with the flag', async () => {
-    expectUsage(await hoardCli(['restore', '--repo', repo, 'db', '--snapshot', '9c', '--to', join(dir, 'x')]), /^hoard: --snapshot "9c": a snapshot id prefix needs 4 or more characters/);
-    expectUsage(await hoardCli(['restore', '--server', 'http://127.0.0.1:9', '--token', 't', 'db', '--snapshot', '9c', '--to', join(dir, 'x')]), /--snapshot "9c": a snapshot id prefix needs 4 or more/);
+    expectUsage(
+      await hoardCli(['restore', '--repo', repo, 'db', '--snapshot', '9c', '--to', join(dir, 'x')]),
+      /^hoard: --snapshot "9c": a snapshot id prefix needs 4 or more characters/,
+    );
+    expectUsage(
+      await hoardCli(['restore', '--server', 'http://127.0.0.1:9', '--token', 't', 'db', '--snapshot', '9c', '--to', join(dir, 'x')]),
+      /--snapshot "9c": a snapshot id prefix needs 4 or more/,
+    );
     expectUsage(await hoardCli(['snapshots', '--repo', repo, '--job', 'db', '--protect', 'abc']), /--protect "abc": a snapshot id prefix needs 4 or more/);
     const four = await hoardCli(['restore', '--repo', repo, 'db', '--snapshot', snapshotId.slice(0, 4), '--verify-only']);
     expect(four.code).toBe(0);
@@ -221,7 +253,10 @@ describe('option mistakes name the option (exit 2, nothing done)', () => {
     for (const command of [['restore', 'db', '--to', join(dir, 'x')], ['prune', '--job', 'db', '--keep-last', '1'], ['gc'], ['verify']]) {
       expectUsage(await hoardCli([...command, '--repo', repo, '--server', 'http://127.0.0.1:9']), /--repo and --server were both given/);
     }
-    expectUsage(await hoardCli(['snapshots'], { env: { HOARD_REPO: repo, HOARD_SERVER: 'http://127.0.0.1:9' } }), /HOARD_REPO and HOARD_SERVER are both set: give --repo or --server to choose/);
+    expectUsage(
+      await hoardCli(['snapshots'], { env: { HOARD_REPO: repo, HOARD_SERVER: 'http://127.0.0.1:9' } }),
+      /HOARD_REPO and HOARD_SERVER are both set: give --repo or --server to choose/,
+    );
     // --repo on the command line, HOARD_SERVER in the environment: the repository.
     const local = await hoardCli(['snapshots', '--repo', repo, '--json'], { env: { HOARD_SERVER: 'http://127.0.0.1:9' } });
     expect(local.code).toBe(0);
@@ -269,12 +304,29 @@ describe('--json: one naming convention', () => {
       const notCamel = [...keysOf(printed[name])].filter((k) => !/^[a-z][a-zA-Z0-9]*$/.test(k));
       expect({ name, notCamel }).toEqual({ name, notCamel: [] });
     }
-    expect(printed.backup).toMatchObject({ job: 'files', bytesRead: expect.any(Number), bytesNew: expect.any(Number), chunksNew: expect.any(Number), streamHash: expect.any(String) });
+    expect(printed.backup).toMatchObject({
+      job: 'files',
+      bytesRead: expect.any(Number),
+      bytesNew: expect.any(Number),
+      chunksNew: expect.any(Number),
+      streamHash: expect.any(String),
+    });
     const snapshots = printed.snapshots as Record<string, unknown>[];
-    expect(snapshots.map((s) => Object.keys(s))).toEqual(snapshots.map(() => ['id', 'key', 'job', 'source', 'startedAt', 'finishedAt', 'logicalBytes', 'store', 'chunks', 'streamHash', 'parent', 'protected']));
+    expect(snapshots.map((s) => Object.keys(s))).toEqual(
+      snapshots.map(() => ['id', 'key', 'job', 'source', 'startedAt', 'finishedAt', 'logicalBytes', 'store', 'chunks', 'streamHash', 'parent', 'protected']),
+    );
     expect(snapshots.find((s) => s.job === 'db')).toMatchObject({ id: snapshotId, parent: null, logicalBytes: 4 << 20, protected: false });
     expect(printed.prune).toMatchObject({ dryRun: true, snapshots: [{ id: snapshotId, startedAt: expect.any(String), keep: true }] });
-    expect(printed.restore).toEqual({ snapshot: snapshotId, job: 'db', startedAt: expect.any(String), to: join(dir, 'restored'), file: null, bytes: 4 << 20, seconds: expect.any(Number), streamHashChecked: true });
+    expect(printed.restore).toEqual({
+      snapshot: snapshotId,
+      job: 'db',
+      startedAt: expect.any(String),
+      to: join(dir, 'restored'),
+      file: null,
+      bytes: 4 << 20,
+      seconds: expect.any(Number),
+      streamHashChecked: true,
+    });
     expect(printed.verifyOnly).toMatchObject({ snapshot: snapshotId, verified: true, streamHashChecked: true, entries: null });
     expect(printed.init).toMatchObject({ encrypted: false, packBytes: 16 << 20 });
     expect((printed.stats as { stores: { scope: unknown }[] }).stores[0]!.scope).toEqual({ kind: 'global', job: null });

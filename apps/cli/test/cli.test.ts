@@ -62,7 +62,10 @@ describe('hoard CLI', () => {
     expect(code).toBe(0);
     const report = JSON.parse(stdout) as NetworkDemoReport;
     checkNetworkDemo(report);
-    const installed = await postgresBinDir().then(() => true, () => false);
+    const installed = await postgresBinDir().then(
+      () => true,
+      () => false,
+    );
     expect(report.dumpSource, report.dumpNote).toBe(installed ? 'postgresql' : 'generated');
     if (report.dumpSource === 'postgresql') {
       expect(report.days.map((d) => d.source)).toEqual(['web-01.img', 'pg_dump shop', 'web-01.img', 'pg_dump shop']);

@@ -105,7 +105,10 @@ describe.skipIf(!isRoot)('hoard on a file system that refuses (tmpfs mounts)', (
     const small = await tmpfs('target', '2m');
     const target = join(small, 'img.raw');
     const restored = await hoardCli(['restore', '--repo', repo, 'img', '--to', target]);
-    expectEnvironmentError(restored, new RegExp(`cannot write ${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOSPC.*: free space there or use a disk with room`));
+    expectEnvironmentError(
+      restored,
+      new RegExp(`cannot write ${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOSPC.*: free space there or use a disk with room`),
+    );
     expect(await readdir(small)).toEqual([]);
   });
 });
@@ -116,7 +119,10 @@ describe.skipIf(!isRoot)('hoard without permission to write (a process that is n
     // is root's, world-readable, not writable by nobody.
     const hoardMain = join(import.meta.dirname, '..', 'dist', 'main.js');
     const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, hoardMain];
-    const canRun = await run('setpriv', [...asNobody, '--help']).then(() => true, () => false);
+    const canRun = await run('setpriv', [...asNobody, '--help']).then(
+      () => true,
+      () => false,
+    );
     if (!canRun) return; // setpriv missing, or nobody cannot read the build: nothing to test here
     const dir = join(base, 'perm');
     await mkdir(dir);
@@ -128,9 +134,14 @@ describe.skipIf(!isRoot)('hoard without permission to write (a process that is n
     await writeFile(source, randomBytes(MiB));
     await chmod(source, 0o644);
     const result = await new Promise<CliResult>((resolve) => {
-      execFile('setpriv', [...asNobody, 'backup', '--repo', repo, '--job', 'db', source], { env: { ...process.env, HOARD_PASSPHRASE: '' } }, (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr, stdoutBytes: Buffer.from(stdout) });
-      });
+      execFile(
+        'setpriv',
+        [...asNobody, 'backup', '--repo', repo, '--job', 'db', source],
+        { env: { ...process.env, HOARD_PASSPHRASE: '' } },
+        (err, stdout, stderr) => {
+          resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr, stdoutBytes: Buffer.from(stdout) });
+        },
+      );
     });
     expectEnvironmentError(result, new RegExp(`permission denied on ${repo} \\(EACCES\\): run hoard as a user that may write there`));
     expect(await snapshotCount(repo)).toBe(0);
@@ -156,10 +167,18 @@ describe('hoard with an S3 bucket over its quota (Ceph RGW bucket quota)', () =>
   it('QuotaExceeded: one line naming the bucket, exit 1, nothing committed; with the quota raised the next backup works', async () => {
     const server = s3TestServer();
     const conf = await rgwConf(server.endpoint);
-    const admin = await access('/usr/bin/radosgw-admin').then(() => true, () => false);
+    const admin = await access('/usr/bin/radosgw-admin').then(
+      () => true,
+      () => false,
+    );
     if (!conf || !admin) throw new Error(`cannot set an RGW quota: ${conf ? 'no radosgw-admin' : `no ceph.conf for ${server.endpoint} under ${tmpdir()}`}`);
     const radosgwAdmin = (...args: string[]) => run('radosgw-admin', args, { env: { ...process.env, CEPH_CONF: conf } });
-    const env = { AWS_ENDPOINT_URL: server.endpoint, AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey, AWS_REGION: 'us-east-1' };
+    const env = {
+      AWS_ENDPOINT_URL: server.endpoint,
+      AWS_ACCESS_KEY_ID: server.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
+      AWS_REGION: 'us-east-1',
+    };
     const bucket = `hoard-quota-${process.pid}-${Date.now() % 100000}`;
     const repo = `s3://${bucket}/repo`;
     expect((await hoardCli(['init', '--repo', repo], { env })).code).toBe(0);
@@ -193,11 +212,20 @@ describe('exit status of environment errors (codes this machine cannot produce f
     const { EnvironmentError, StoreWriteError } = await import('@hoard/repository');
     const quota = new EnvironmentError('fs:/srv/hoard', 'put', 'packs/ab/abcd', 'EDQUOT', { path: '/srv/hoard' });
     const wrapped = new StoreWriteError(`uploading pack packs/ab/abcd in store default failed: ${quota.message}`, quota);
-    expect(exitStatus(wrapped)).toEqual({ code: 1, message: 'put packs/ab/abcd in fs:/srv/hoard failed: disk quota exceeded on the file system of /srv/hoard (EDQUOT): raise the quota of the user running hoard or free space there' });
+    expect(exitStatus(wrapped)).toEqual({
+      code: 1,
+      message:
+        'put packs/ab/abcd in fs:/srv/hoard failed: disk quota exceeded on the file system of /srv/hoard (EDQUOT): raise the quota of the user running hoard or free space there',
+    });
     const perm = Object.assign(new Error("EPERM: operation not permitted, open '/etc/hoard/key'"), { code: 'EPERM', path: '/etc/hoard/key' });
-    expect(exitStatus(perm)).toEqual({ code: 1, message: "permission denied on /etc/hoard/key (EPERM): run hoard as a user that may write there, or change the directory's owner or mode" });
+    expect(exitStatus(perm)).toEqual({
+      code: 1,
+      message: "permission denied on /etc/hoard/key (EPERM): run hoard as a user that may write there, or change the directory's owner or mode",
+    });
     const bucket = new EnvironmentError('s3://b/p', 'put', 'packs/ab/abcd', 'QuotaExceeded', { bucket: 'b' });
-    expect(exitStatus(new Error('outer', { cause: bucket })).message).toBe('put packs/ab/abcd in s3://b/p failed: bucket b is over its quota (QuotaExceeded): raise the bucket\'s or the user\'s quota, or forget snapshots and run `hoard gc`');
+    expect(exitStatus(new Error('outer', { cause: bucket })).message).toBe(
+      "put packs/ab/abcd in s3://b/p failed: bucket b is over its quota (QuotaExceeded): raise the bucket's or the user's quota, or forget snapshots and run `hoard gc`",
+    );
   });
 });
 
@@ -216,7 +244,11 @@ describe.skipIf(!isRoot)('a media server whose repository disk is full', () => {
       expect(failed.stderr).not.toMatch(STACK_TRACE);
       const run = JSON.parse(failed.stdout) as { state: string; error?: string; targets: { error?: string }[] };
       expect(run.state).toBe('failed');
-      expect(run.targets[0]!.error).toMatch(new RegExp(`^the server (could not store this snapshot|'s storage refused): .*no space left on the file system of ${repo} \\(ENOSPC\\): free space there or use a disk with room`));
+      expect(run.targets[0]!.error).toMatch(
+        new RegExp(
+          `^the server (could not store this snapshot|'s storage refused): .*no space left on the file system of ${repo} \\(ENOSPC\\): free space there or use a disk with room`,
+        ),
+      );
       expect(run.targets[0]!.error).not.toMatch(/\n/);
       expect(JSON.stringify(run)).not.toMatch(/internal error/);
       expect(await readdir(join(repo, 'snapshots')).catch(() => [])).toEqual([]);

@@ -46,8 +46,14 @@ describe('exitStatus', () => {
 
   it('the server: the code of its JSON error body', () => {
     const answer = (status: number, body: Record<string, unknown>) => new ServerError(status, String(body.message ?? body.error), body);
-    expect(exitStatus(answer(404, { code: 'job_not_found', message: 'no job named vm', status: 404, error: 'no job named vm' }))).toEqual({ code: 2, message: 'server: no job named vm' });
-    expect(exitStatus(answer(500, { code: 'data_damaged', message: 'pack x is damaged', status: 500 }))).toEqual({ code: 3, message: 'server: pack x is damaged' });
+    expect(exitStatus(answer(404, { code: 'job_not_found', message: 'no job named vm', status: 404, error: 'no job named vm' }))).toEqual({
+      code: 2,
+      message: 'server: no job named vm',
+    });
+    expect(exitStatus(answer(500, { code: 'data_damaged', message: 'pack x is damaged', status: 500 }))).toEqual({
+      code: 3,
+      message: 'server: pack x is damaged',
+    });
     expect(exitStatus(answer(409, { code: 'gc_locked', message: 'gc is running', status: 409 })).code).toBe(1);
     expect(exitStatus(answer(409, { code: 'conflict', message: 'totals differ', status: 409 })).code).toBe(2);
     expect(exitStatus(answer(401, { code: 'unauthenticated', message: 'unknown token', status: 401 })).code).toBe(1);
@@ -101,6 +107,9 @@ describe('exitStatus', () => {
     expect(plain.message).toMatch(BUG);
     expect(plain.message).toMatch(/\n\s+at /);
     expect(exitStatus(new RestoreStreamError('internal error: x is undefined', 'internal')).message).toMatch(BUG);
-    expect(exitStatus('a thrown string')).toEqual({ code: 1, message: `a thrown string\n(this looks like a bug in hoard; please report it with the command you ran)` });
+    expect(exitStatus('a thrown string')).toEqual({
+      code: 1,
+      message: `a thrown string\n(this looks like a bug in hoard; please report it with the command you ran)`,
+    });
   });
 });

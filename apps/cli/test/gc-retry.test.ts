@@ -69,7 +69,12 @@ describe('hoard backup retried after a failed attempt and a gc', () => {
     expect(report.blobs.dead).toBe(0);
     // Nothing is condemned or revived any more (the fs store leaves empty directories).
     expect(await readdir(join(repo, 'gc', 'condemned')).catch(() => [])).toEqual([]);
-    expect(await readdir(join(repo, 'gc', 'revived'), { recursive: true }).then((names) => names.filter((n) => /-\d+$/.test(n)), () => [])).toEqual([]);
+    expect(
+      await readdir(join(repo, 'gc', 'revived'), { recursive: true }).then(
+        (names) => names.filter((n) => /-\d+$/.test(n)),
+        () => [],
+      ),
+    ).toEqual([]);
     const verified = await hoardCli(['verify', '--repo', repo, '--read-data']);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     expect((await packs(repo)).length).toBeGreaterThan(0);

@@ -25,7 +25,10 @@ export interface CliResult {
 /** Runs the built `hoard` with `args`; `stdin` is written to its standard input. */
 export function hoardCli(args: string[], options: { stdin?: Buffer | Iterable<Buffer>; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [hoard, ...args], { env: { ...process.env, HOARD_PASSPHRASE: '', XDG_CONFIG_HOME: NO_CONFIG_HOME, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [hoard, ...args], {
+      env: { ...process.env, HOARD_PASSPHRASE: '', XDG_CONFIG_HOME: NO_CONFIG_HOME, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -72,7 +75,9 @@ export async function describeTree(root: string, rel = ''): Promise<Map<string, 
       out.set(path, `dir ${(info.mode & 0o7777).toString(8)}`);
       for (const [k, v] of await describeTree(root, path)) out.set(k, v);
     } else {
-      const hash = createHash('sha256').update(await readFile(join(root, path))).digest('hex');
+      const hash = createHash('sha256')
+        .update(await readFile(join(root, path)))
+        .digest('hex');
       out.set(path, `file ${(info.mode & 0o7777).toString(8)} ${Math.floor(info.mtimeMs)} ${info.size} ${hash}`);
     }
   }

@@ -64,7 +64,9 @@ describe('hoard job and hoard report through a server and an agent', () => {
   const touch = () => utimes(file, new Date(), new Date());
   /** The run as the API shows it; with `wait`, once it has ended (or after that many seconds). */
   const api = async (id: string, wait?: number): Promise<Run> => {
-    const res = await fetch(`${server.url}/v1/runs/${id}${wait === undefined ? '' : `?wait=${wait}`}`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    const res = await fetch(`${server.url}/v1/runs/${id}${wait === undefined ? '' : `?wait=${wait}`}`, {
+      headers: { authorization: `Bearer ${server.adminToken}` },
+    });
     expect(res.status).toBe(200);
     return (await res.json()) as Run;
   };
@@ -93,7 +95,17 @@ describe('hoard job and hoard report through a server and an agent', () => {
     // Let it finish before looking at the list (a long poll that answers when the run ends).
     for (let i = 0; i < 30 && ['queued', 'running'].includes((await api(queuedId, 2)).state); i++);
 
-    const jobs = await json<{ job: string; agent: string; policy: string | null; store: string; snapshots: number; newestSnapshot: { logicalBytes: number }; lastSuccess: { id: string } }[]>(['job', 'list']);
+    const jobs = await json<
+      {
+        job: string;
+        agent: string;
+        policy: string | null;
+        store: string;
+        snapshots: number;
+        newestSnapshot: { logicalBytes: number };
+        lastSuccess: { id: string };
+      }[]
+    >(['job', 'list']);
     const disk = jobs.find((j) => j.job === 'disk')!;
     expect(disk).toMatchObject({ agent: 'kvm1', policy: null, store: 'global', newestSnapshot: { logicalBytes: SIZE } });
     const snapshots = (await json<unknown[]>(['snapshots', '--job', 'disk'])).length;
@@ -103,7 +115,9 @@ describe('hoard job and hoard report through a server and an agent', () => {
     expect(table.stdout).toMatch(/^job\s+agent\s+policy\s+store/m);
     expect(table.stdout).toMatch(/^disk\s+kvm1\s+-\s+global\s/m);
 
-    const history = await json<{ type: string; kind: string; state: string; bytesRead: number | null; bytesNew: number | null; dedupRatio: number | null; snapshots: string[] }[]>(['job', 'history', 'disk', '--limit', '10']);
+    const history = await json<
+      { type: string; kind: string; state: string; bytesRead: number | null; bytesNew: number | null; dedupRatio: number | null; snapshots: string[] }[]
+    >(['job', 'history', 'disk', '--limit', '10']);
     const done = history.filter((e) => e.state === 'succeeded');
     expect(done.length).toBe(snapshots);
     // Oldest last: the first run stored everything, later ones nothing.
@@ -116,7 +130,13 @@ describe('hoard job and hoard report through a server and an agent', () => {
     expect((await server.cli(['job', 'history', 'nope'])).code).toBe(2);
     expect((await server.cli(['job', 'history', 'disk', '--limit', 'x'])).code).toBe(2);
 
-    const report = await json<{ jobs: Record<string, any>[]; stores: Record<string, any>[]; capacity: Record<string, any> }>(['report', '--quota', '1GB', '--growth-years', '3']);
+    const report = await json<{ jobs: Record<string, any>[]; stores: Record<string, any>[]; capacity: Record<string, any> }>([
+      'report',
+      '--quota',
+      '1GB',
+      '--growth-years',
+      '3',
+    ]);
     const r = report.jobs.find((j) => j.job === 'disk')!;
     expect(r).toMatchObject({ snapshotsKept: snapshots, logicalBytesKept: snapshots * SIZE, newestLogicalBytes: SIZE, lastFailure: null });
     expect(r.storedBytesWritten).toBe(first.targets[0]!.totals!.bytesStored);
@@ -145,7 +165,16 @@ describe('hoard job and hoard report through a server and an agent', () => {
     expect((await json<Run>(['job', 'cancel', queued.id])).state).toBe('cancelled'); // again: nothing changes
 
     // A slow source: the agent reports progress after its first batch (16 MiB).
-    const slow = await json<Run>(['run', '--agent', 'kvm1', '--job', 'slow', '--source', "cmd:sh -c 'sleep 1; head -c 40000000 /dev/urandom; sleep 30'", '--no-wait']);
+    const slow = await json<Run>([
+      'run',
+      '--agent',
+      'kvm1',
+      '--job',
+      'slow',
+      '--source',
+      "cmd:sh -c 'sleep 1; head -c 40000000 /dev/urandom; sleep 30'",
+      '--no-wait',
+    ]);
     for (let i = 0; i < 200 && (await api(slow.id)).state !== 'running'; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     const started = Date.now();
     const text = await server.cli(['job', 'cancel', slow.id]);

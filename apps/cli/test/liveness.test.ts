@@ -78,10 +78,28 @@ class Deployment {
     // 6 s: long enough that `hoard job cancel` (a CLI start, 3-4 s on a loaded 2-core
     // machine) lands while a killed agent's lease still runs, short enough to wait out.
     await writeFile(config, JSON.stringify({ runLeaseSeconds: 6, sessionIdleSeconds: 600 }));
-    const child = spawn(process.execPath, [hoard, 'server', 'start', '--config', config, '--storage', `fs:${join(this.dir, 'repo')}`, '--data', join(this.dir, 'data'), '--listen', `127.0.0.1:${this.port}`, '--log-level', 'warn'], {
-      env: { ...process.env, HOARD_PASSPHRASE: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        hoard,
+        'server',
+        'start',
+        '--config',
+        config,
+        '--storage',
+        `fs:${join(this.dir, 'repo')}`,
+        '--data',
+        join(this.dir, 'data'),
+        '--listen',
+        `127.0.0.1:${this.port}`,
+        '--log-level',
+        'warn',
+      ],
+      {
+        env: { ...process.env, HOARD_PASSPHRASE: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stderr!.resume();
     await waitForLine(child, 'stdout', /listening on/, 'hoard server');
     this.server = child;
@@ -99,7 +117,10 @@ class Deployment {
   }
 
   async startAgent(token: string): Promise<ChildProcess> {
-    const child = spawn(process.execPath, [hoard, 'agent', 'start', '--server', this.url, '--token', token, '--log-level', 'info'], { env: { ...process.env, HOARD_PASSPHRASE: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [hoard, 'agent', 'start', '--server', this.url, '--token', token, '--log-level', 'info'], {
+      env: { ...process.env, HOARD_PASSPHRASE: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stderr!.resume();
     await waitForLine(child, 'stdout', /connected to/, 'hoard agent');
     this.agents.push(child);

@@ -111,7 +111,10 @@ describe('hoard login / logout', () => {
   it.skipIf(spawnSync('sh', ['-c', 'command -v script']).status !== 0)('on a terminal the token is asked for without echo', async () => {
     // script(1) gives hoard a terminal; the token is typed once the prompt is there.
     const command = `'${process.execPath}' '${HOARD_MAIN}' login --server ${server.url}`;
-    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, XDG_CONFIG_HOME: config, HOARD_SERVER: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qec', command, '/dev/null'], {
+      env: { ...process.env, XDG_CONFIG_HOME: config, HOARD_SERVER: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => {
       output += d.toString();

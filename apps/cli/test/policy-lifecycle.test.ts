@@ -56,7 +56,11 @@ function prng(seed: number): () => number {
 }
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const json = (await res.json()) as T & { error?: string };
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.error}`);
   return json;
@@ -90,7 +94,9 @@ async function changeImage(day: number): Promise<string> {
   } finally {
     await file.close();
   }
-  return createHash('sha256').update(await readFile(imagePath())).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(imagePath()))
+    .digest('hex');
 }
 
 async function packBytes(): Promise<number> {
@@ -118,7 +124,15 @@ beforeAll(async () => {
   await writeFile(imagePath(), Buffer.alloc(IMAGE_BYTES));
   objects = await FsObjectStore.open(join(dir, 'repo'), { create: true });
   const repo = await Repository.init(objects, {});
-  const started = await MediaServer.start({ repo, catalogDir: join(dir, 'catalog'), port: 0, logLevel: 'silent', scheduler: false, clock, gcSchedule: '30 4 * * *' });
+  const started = await MediaServer.start({
+    repo,
+    catalogDir: join(dir, 'catalog'),
+    port: 0,
+    logLevel: 'silent',
+    scheduler: false,
+    clock,
+    gcSchedule: '30 4 * * *',
+  });
   server = started.server;
   adminToken = started.adminToken!;
   const { token } = await api<{ token: string }>('POST', '/v1/agents', { name: 'host1' });
@@ -179,7 +193,10 @@ verify:
       expect(run.kind).toBe(new Date(now).getUTCDay() === 0 ? 'full' : 'incremental');
       if (run.kind === 'full') fullRuns++;
       const finished = await waitFor('the run to finish', async () => {
-        const view = await api<{ state: string; targets: { name: string; ok: boolean; error?: string; snapshot?: { id: string; startedAt: string }; totals?: { bytesStored: number } }[] }>('GET', `/v1/runs/${run.run!.id}`);
+        const view = await api<{
+          state: string;
+          targets: { name: string; ok: boolean; error?: string; snapshot?: { id: string; startedAt: string }; totals?: { bytesStored: number } }[];
+        }>('GET', `/v1/runs/${run.run!.id}`);
         return view.state === 'queued' || view.state === 'running' ? undefined : view;
       });
       expect(finished.state, JSON.stringify(finished.targets)).toBe('succeeded');
@@ -189,7 +206,9 @@ verify:
         created.push({ source: t.name, id: t.snapshot!.id, startedAt: t.snapshot!.startedAt, day });
       }
       // The prune that follows every successful run (recorded as a task).
-      await waitFor('the prune after the run', async () => ((await server.catalog.listTasks({ job: 'shop', kind: 'prune' })).filter((t) => t.state !== 'running').length === day + 1 ? true : undefined));
+      await waitFor('the prune after the run', async () =>
+        (await server.catalog.listTasks({ job: 'shop', kind: 'prune' })).filter((t) => t.state !== 'running').length === day + 1 ? true : undefined,
+      );
       await server.settled();
 
       now = midnight + 4.5 * 3600_000; // 04:30: GC (and the day's verify)
@@ -213,8 +232,14 @@ verify:
       const newest = new Date(mine[mine.length - 1]!.startedAt);
       const cutoff = new Date(newest);
       cutoff.setUTCMonth(cutoff.getUTCMonth() - 2);
-      const expected = mine.filter((c) => Date.parse(c.startedAt) >= cutoff.getTime()).map((c) => c.id).sort();
-      const actual = remaining.filter((s) => s.meta.source.name === source).map((s) => s.id).sort();
+      const expected = mine
+        .filter((c) => Date.parse(c.startedAt) >= cutoff.getTime())
+        .map((c) => c.id)
+        .sort();
+      const actual = remaining
+        .filter((s) => s.meta.source.name === source)
+        .map((s) => s.id)
+        .sort();
       expect(actual, `kept snapshots of ${source}`).toEqual(expected);
       expect(expected.length).toBeGreaterThan(55);
       expect(expected.length).toBeLessThan(DAYS);
@@ -262,7 +287,12 @@ verify:
       const img = await hoardCli([...common, '--source', imageName, '--to', image, '--json']);
       expect(img.code, img.stderr).toBe(0);
       expect(JSON.parse(img.stdout).startedAt).toBe(new Date(START + day * DAY + 3600_000).toISOString());
-      expect(createHash('sha256').update(await readFile(image)).digest('hex'), `image at ${new Date(at).toISOString()} (day ${day})`).toBe(expectedImage.get(day));
+      expect(
+        createHash('sha256')
+          .update(await readFile(image))
+          .digest('hex'),
+        `image at ${new Date(at).toISOString()} (day ${day})`,
+      ).toBe(expectedImage.get(day));
       await rm(image);
 
       const dump = await hoardCli([...common, '--source', dbName, '--to', '-']);
@@ -270,7 +300,11 @@ verify:
       expect(dump.stderr).not.toMatch(STACK_TRACE);
       const db = `shop_at_${i}`;
       await pg.createDatabase(db);
-      await runWithInput(pg.bin('pg_restore'), ['--exit-on-error', '--no-owner', '-h', pg.socketDir, '-p', String(pg.port), '-U', 'postgres', '-d', db], dump.stdoutBytes);
+      await runWithInput(
+        pg.bin('pg_restore'),
+        ['--exit-on-error', '--no-owner', '-h', pg.socketDir, '-p', String(pg.port), '-U', 'postgres', '-d', db],
+        dump.stdoutBytes,
+      );
       expect(await tableChecksum(db), `database at ${new Date(at).toISOString()} (day ${day})`).toBe(expectedDb.get(day));
     }
   }, 600_000);

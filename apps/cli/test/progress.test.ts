@@ -77,7 +77,9 @@ describe('progress figures and line (pure)', () => {
   });
 
   it('formats a line as bytes of total (percent), rate, ETA, extra', () => {
-    expect(formatProgress({ done: 512 * 1024 * 1024, total: 2 * 1024 ** 3, rate: 64 * 1024 * 1024, elapsedSeconds: 8 })).toBe('512 MiB of 2 GiB (25.0%)  64 MiB/s  ETA 24s');
+    expect(formatProgress({ done: 512 * 1024 * 1024, total: 2 * 1024 ** 3, rate: 64 * 1024 * 1024, elapsedSeconds: 8 })).toBe(
+      '512 MiB of 2 GiB (25.0%)  64 MiB/s  ETA 24s',
+    );
     // Rate not meaningful yet: the average since the start, no ETA.
     expect(formatProgress({ done: 10 * 1024 * 1024, total: 100 * 1024 * 1024, elapsedSeconds: 1 })).toBe('10 MiB of 100 MiB (10.0%)  10 MiB/s');
     // Unknown total: no percent, no ETA.

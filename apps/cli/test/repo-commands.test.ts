@@ -134,7 +134,11 @@ describe('hoard repository commands', () => {
     expectUserError(await hoardCli(['backup', '--repo', repo, '--job', 'vm', join(dir, 'missing.img')]), 2, /missing\.img: no such file/);
     expectUserError(await hoardCli(['backup', '--repo', repo, '--job', 'bad name', '-']), 2, /invalid job name "bad name"/);
     expectUserError(await hoardCli(['restore', '--repo', repo, 'vm', '--snapshot', 'ffffffff', '--to', join(dir, 'x')]), 2, /job vm has no snapshot ffffffff/);
-    expectUserError(await hoardCli(['restore', '--repo', repo, 'vm', '--at', '2001-01-01 00:00', '--to', join(dir, 'x')]), 2, /no snapshot at or before .*the first one started at/);
+    expectUserError(
+      await hoardCli(['restore', '--repo', repo, 'vm', '--at', '2001-01-01 00:00', '--to', join(dir, 'x')]),
+      2,
+      /no snapshot at or before .*the first one started at/,
+    );
     expectUserError(await hoardCli(['restore', '--repo', repo, 'vm', '--at', 'yesterday', '--to', join(dir, 'x')]), 2, /--at: "yesterday" is not a time/);
     expectUserError(await hoardCli(['restore', '--repo', repo, 'nojob', '--to', join(dir, 'x')]), 2, /job nojob has no snapshots/);
 
@@ -145,7 +149,11 @@ describe('hoard repository commands', () => {
 
     // a stdin that ends early: nothing committed
     const before = (JSON.parse((await hoardCli(['snapshots', '--repo', repo, '--json'])).stdout) as unknown[]).length;
-    expectUserError(await hoardCli(['backup', '--repo', repo, '--job', 'db', '--size', String(4 * MiB), '-'], { stdin: testData(9, MiB) }), 1, /stdin ended early: read 1048576 bytes, expected 4194304; no snapshot was committed/);
+    expectUserError(
+      await hoardCli(['backup', '--repo', repo, '--job', 'db', '--size', String(4 * MiB), '-'], { stdin: testData(9, MiB) }),
+      1,
+      /stdin ended early: read 1048576 bytes, expected 4194304; no snapshot was committed/,
+    );
     const after = (JSON.parse((await hoardCli(['snapshots', '--repo', repo, '--json'])).stdout) as unknown[]).length;
     expect(after).toBe(before);
   });
@@ -173,7 +181,12 @@ describe('hoard repository commands', () => {
 describe('hoard with an s3:// repository (Ceph RGW)', () => {
   it('init creates the bucket; backup from stdin and restore to stdout are byte-identical; bad bucket and credentials are clear', async () => {
     const server = s3TestServer();
-    const env = { AWS_ENDPOINT_URL: server.endpoint, AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey, AWS_REGION: 'us-east-1' };
+    const env = {
+      AWS_ENDPOINT_URL: server.endpoint,
+      AWS_ACCESS_KEY_ID: server.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
+      AWS_REGION: 'us-east-1',
+    };
     const repo = `s3://hoard-cli-${process.pid}-${Date.now() % 100000}/team/repo`;
     expectOk(await hoardCli(['init', '--repo', repo], { env }));
     const data = testData(11, 3 * MiB);

@@ -97,11 +97,17 @@ beforeAll(async () => {
   const env = { ...process.env, PGPASSWORD: pg.password };
   const hostArgs = ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'shop'];
   // Both to a pipe, as the agent's postgres:// source writes them.
-  const [custom, plain] = await Promise.all([capture(pg.bin('pg_dump'), [...hostArgs, '--format=custom'], env), capture(pg.bin('pg_dump'), [...hostArgs, '--format=plain'], env)]);
+  const [custom, plain] = await Promise.all([
+    capture(pg.bin('pg_dump'), [...hostArgs, '--format=custom'], env),
+    capture(pg.bin('pg_dump'), [...hostArgs, '--format=plain'], env),
+  ]);
   expect(custom.subarray(0, 5).toString()).toBe('PGDMP');
   dumpBytes = custom.length;
   expect((await hoardCli(['init', '--repo', repo])).code).toBe(0);
-  for (const [job, data] of [['pg-custom', custom], ['pg-plain', plain]] as const) {
+  for (const [job, data] of [
+    ['pg-custom', custom],
+    ['pg-plain', plain],
+  ] as const) {
     const r = await hoardCli(['backup', '--repo', repo, '--job', job, '-'], { stdin: data });
     expect(r.code).toBe(0);
   }
@@ -116,10 +122,14 @@ describe('restore --to postgres://... --jobs N', () => {
   it('a custom-format dump restored with --jobs 2 from --repo: same rows per table, pg_restore --jobs=2 on a file in --temp-dir, removed after', async () => {
     await pg.createDatabase('copy_jobs');
     const log = join(dir, 'jobs.log');
-    const r = await hoardCli(['restore', '--repo', repo, 'pg-custom', '--to', pg.urlFor('copy_jobs'), '--jobs', '2', '--temp-dir', temp], { env: shimEnv(log) });
+    const r = await hoardCli(['restore', '--repo', repo, 'pg-custom', '--to', pg.urlFor('copy_jobs'), '--jobs', '2', '--temp-dir', temp], {
+      env: shimEnv(log),
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^restored snapshot [0-9a-f]+ of job pg-custom \\(started .+\\) into postgres://127\\.0\\.0\\.1:${pg.port}/copy_jobs with pg_restore\\n`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^restored snapshot [0-9a-f]+ of job pg-custom \\(started .+\\) into postgres://127\\.0\\.0\\.1:${pg.port}/copy_jobs with pg_restore\\n`),
+    );
     expect(r.stdout).not.toContain(pg.password);
     const args = (await readFile(log, 'utf8')).split('\n');
     expect(args).toContain('--jobs=2');
@@ -159,10 +169,14 @@ describe('restore --to postgres://... --jobs N', () => {
     await pg.createDatabase('copy_interrupted');
     const log = join(dir, 'sigint.log');
     const hoard = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-    const child = spawn(process.execPath, [hoard, 'restore', '--repo', repo, 'pg-custom', '--to', pg.urlFor('copy_interrupted'), '--jobs', '3', '--temp-dir', temp], {
-      env: { ...process.env, ...shimEnv(log, 'sleep') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [hoard, 'restore', '--repo', repo, 'pg-custom', '--to', pg.urlFor('copy_interrupted'), '--jobs', '3', '--temp-dir', temp],
+      {
+        env: { ...process.env, ...shimEnv(log, 'sleep') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
@@ -201,7 +215,10 @@ describe('restore --to postgres://... --jobs N', () => {
       expect(r.stderr).toBe(`hoard: --jobs ${value}: give the number of parallel pg_restore jobs, a whole number from 1 to 64 (e.g. --jobs 4)\n`);
     }
     const cases: [string[], string][] = [
-      [['--to', 'mysql://root@127.0.0.1:3306/crm', '--jobs', '2'], 'hoard: --jobs needs a PostgreSQL custom-format dump (pg_dump -Fc) restored --to postgres://...'],
+      [
+        ['--to', 'mysql://root@127.0.0.1:3306/crm', '--jobs', '2'],
+        'hoard: --jobs needs a PostgreSQL custom-format dump (pg_dump -Fc) restored --to postgres://...',
+      ],
       [['--to', join(dir, 'out.dump'), '--jobs', '2'], 'hoard: --jobs runs pg_restore in parallel, so it needs --to postgres://user@host:port/db, not --to '],
       [['--verify-only', '--jobs', '2'], 'hoard: --jobs is for restoring into PostgreSQL'],
       [['--to', url, '--jobs', '2', '--temp-dir', join(dir, 'missing')], `hoard: --temp-dir ${join(dir, 'missing')}: no such directory`],

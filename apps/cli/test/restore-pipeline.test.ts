@@ -80,7 +80,11 @@ describe('restore pipeline, embedded and through a server', () => {
   });
 
   it('byte ranges both ways equal the slice', async () => {
-    for (const [offset, length] of [[0, 1], [5 * MiB + 3, 40 * MiB], [image.length - 7 * MiB, 7 * MiB]]) {
+    for (const [offset, length] of [
+      [0, 1],
+      [5 * MiB + 3, 40 * MiB],
+      [image.length - 7 * MiB, 7 * MiB],
+    ]) {
       for (const how of ['repo', 'server'] as const) {
         const args = ['restore', 'vm', '--offset', String(offset), '--length', String(length), '--to', '-'];
         const r = how === 'repo' ? await hoardCli([...args.slice(0, 1), '--repo', repo, ...args.slice(1)]) : await server.cli(args);
@@ -135,4 +139,3 @@ describe('restore pipeline, embedded and through a server', () => {
     }
   });
 });
-

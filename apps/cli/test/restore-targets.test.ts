@@ -120,7 +120,9 @@ describe('restore --to a database', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const s = snapshots['pg-custom']!;
-    expect(r.stdout).toContain(`restored snapshot ${s.snapshot} of job pg-custom (started ${s.startedAt}) into postgres://127.0.0.1:${pg.port}/copy_custom with pg_restore`);
+    expect(r.stdout).toContain(
+      `restored snapshot ${s.snapshot} of job pg-custom (started ${s.startedAt}) into postgres://127.0.0.1:${pg.port}/copy_custom with pg_restore`,
+    );
     expect(r.stdout).not.toContain(pg.password);
     expect(await pgContents('copy_custom')).toBe(await pgContents('shop'));
   });
@@ -141,7 +143,11 @@ describe('restore --to a database', () => {
     const r = await hoardCli(['restore', '--repo', repo, 'crm', '--to', maria.urlFor('crm_copy')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`restored snapshot ${snapshots['crm']!.snapshot} of job crm \\(started .+\\) into mysql://127\\.0\\.0\\.1:${maria.port}/crm_copy with (mysql|mariadb)`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `restored snapshot ${snapshots['crm']!.snapshot} of job crm \\(started .+\\) into mysql://127\\.0\\.0\\.1:${maria.port}/crm_copy with (mysql|mariadb)`,
+      ),
+    );
     const copy = await mariaContents('crm_copy');
     expect(copy).toBe(await mariaContents('crm'));
     expect(copy.split('\n').length).toBeGreaterThan(1500);
@@ -150,7 +156,9 @@ describe('restore --to a database', () => {
   it('the tool failing (no such database) is exit 1 naming the tool, its status and its stderr, no stack trace', async () => {
     const pgFail = await hoardCli(['restore', '--repo', repo, 'pg-custom', '--to', pg.urlFor('no_such_db')]);
     expect(pgFail.code).toBe(1);
-    expect(pgFail.stderr).toMatch(/^hoard: pg_restore exited with status 1 restoring into postgres:\/\/127\.0\.0\.1:\d+\/no_such_db; its last output on stderr:\n/);
+    expect(pgFail.stderr).toMatch(
+      /^hoard: pg_restore exited with status 1 restoring into postgres:\/\/127\.0\.0\.1:\d+\/no_such_db; its last output on stderr:\n/,
+    );
     expect(pgFail.stderr).toContain('database "no_such_db" does not exist');
     expect(pgFail.stderr).not.toMatch(STACK_TRACE);
     expect(pgFail.stderr).not.toContain(pg.password);
@@ -194,7 +202,11 @@ describe('restore --verify-only', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const s = snapshots['pg-custom']!;
-    expect(r.stdout).toMatch(new RegExp(`^verified snapshot ${s.snapshot} of job pg-custom \\(started ${s.startedAt.replace(/[.]/g, '\\.')}\\): \\d+ bytes \\(.+\\), every chunk and the stream hash checked; nothing was written\\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^verified snapshot ${s.snapshot} of job pg-custom \\(started ${s.startedAt.replace(/[.]/g, '\\.')}\\): \\d+ bytes \\(.+\\), every chunk and the stream hash checked; nothing was written\\n$`,
+      ),
+    );
     const j = await hoardCli(['restore', '--repo', repo, 'crm', '--verify-only', '--json']);
     expect(j.code).toBe(0);
     expect(JSON.parse(j.stdout)).toMatchObject({ snapshot: snapshots['crm']!.snapshot, job: 'crm', verified: true, streamHashChecked: true });
@@ -266,7 +278,9 @@ describe('through a media server', () => {
     const r = await server.cli(['restore', 'pg-plain', '--to', pg.urlFor('copy_server')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`restored snapshot ${snapshots['pg-plain']!.snapshot} of job pg-plain (started ${snapshots['pg-plain']!.startedAt}) into postgres://127.0.0.1:${pg.port}/copy_server with psql`);
+    expect(r.stdout).toContain(
+      `restored snapshot ${snapshots['pg-plain']!.snapshot} of job pg-plain (started ${snapshots['pg-plain']!.startedAt}) into postgres://127.0.0.1:${pg.port}/copy_server with psql`,
+    );
     expect(await pgContents('copy_server')).toBe(await pgContents('shop'));
 
     const v = await server.cli(['restore', 'pg-custom', '--verify-only', '--json']);

@@ -25,7 +25,6 @@ interface RestoreJson {
   file?: string;
 }
 
-
 describe('restore to an agent (--to agent:NAME:PATH)', () => {
   let server: ServerProcess;
   let dst: AgentProcess;
@@ -45,7 +44,8 @@ describe('restore to an agent (--to agent:NAME:PATH)', () => {
     return (JSON.parse(result.stdout) as { targets: Array<{ snapshot: { id: string; startedAt: string } }> }).targets[0]!.snapshot;
   };
 
-  const restoreTo = (job: string, to: string, extra: string[] = []): ReturnType<ServerProcess['cli']> => server.cli(['restore', job, '--to', to, '--json', ...extra]);
+  const restoreTo = (job: string, to: string, extra: string[] = []): ReturnType<ServerProcess['cli']> =>
+    server.cli(['restore', job, '--to', to, '--json', ...extra]);
 
   beforeAll(async () => {
     server = await startServerProcess();
@@ -82,7 +82,7 @@ describe('restore to an agent (--to agent:NAME:PATH)', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('restores a file snapshot on another agent\'s host, byte-identical, and --at is pinned to the snapshot it picked', async () => {
+  it("restores a file snapshot on another agent's host, byte-identical, and --at is pinned to the snapshot it picked", async () => {
     const to = join(out, 'disk-latest.img');
     const result = await restoreTo('img', `agent:dst1:${to}`);
     expect(result.stderr).not.toMatch(STACK_TRACE);
@@ -103,10 +103,12 @@ describe('restore to an agent (--to agent:NAME:PATH)', () => {
     // The human form names the snapshot, the path and the agent.
     const again = await server.cli(['restore', 'img', '--snapshot', imageSnapshots[0]!, '--to', `agent:dst1:${join(out, 'disk-human.img')}`]);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toMatch(new RegExp(`restored the stream of snapshot ${imageSnapshots[0]} of job img .* to ${join(out, 'disk-human.img')} on agent dst1`));
+    expect(again.stdout).toMatch(
+      new RegExp(`restored the stream of snapshot ${imageSnapshots[0]} of job img .* to ${join(out, 'disk-human.img')} on agent dst1`),
+    );
   });
 
-  it('refuses an existing path without --force (the agent\'s message comes back, exit 1), and replaces it with --force', async () => {
+  it("refuses an existing path without --force (the agent's message comes back, exit 1), and replaces it with --force", async () => {
     const to = join(out, 'existing.img');
     await writeFile(to, 'keep me');
     const refused = await server.cli(['restore', 'img', '--to', `agent:dst1:${to}`]);
@@ -167,7 +169,7 @@ describe('restore to an agent (--to agent:NAME:PATH)', () => {
     expect(((await res.json()) as { error: string }).error).toMatch(/restore.path must be an absolute path/);
   });
 
-  it('an agent reads another agent\'s job only during its restore run', async () => {
+  it("an agent reads another agent's job only during its restore run", async () => {
     const res = await fetch(`${server.url}/v1/jobs/img/restore?offset=0&length=0`, { headers: { authorization: `Bearer ${dst.token}` } });
     expect(res.status).toBe(403);
   });

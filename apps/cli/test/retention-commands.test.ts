@@ -64,7 +64,10 @@ describe('hoard prune, gc, snapshots --protect', () => {
     expect(second.stdout).toMatch(/stored bytes: .* before, .* after/);
     expect(second.stdout).toMatch(/[1-9]\d* deleted/);
 
-    for (const [i, id] of [[3, ids[3]], [0, ids[0]]] as const) {
+    for (const [i, id] of [
+      [3, ids[3]],
+      [0, ids[0]],
+    ] as const) {
       const back = await hoardCli(['restore', '--repo', repo, 'db', '--snapshot', id, '--to', '-']);
       expect(back.code).toBe(0);
       expect(back.stdoutBytes.equals(dumps[i])).toBe(true);

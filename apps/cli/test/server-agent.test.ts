@@ -20,7 +20,13 @@ interface RunJson {
   state: string;
   error?: string;
   discovered: string[];
-  targets: Array<{ name: string; ok: boolean; error?: string; snapshot?: { id: string; startedAt: string }; totals?: { bytesRead: number; bytesSent: number; bytesNew: number; bytesStored: number } }>;
+  targets: Array<{
+    name: string;
+    ok: boolean;
+    error?: string;
+    snapshot?: { id: string; startedAt: string };
+    totals?: { bytesRead: number; bytesSent: number; bytesNew: number; bytesStored: number };
+  }>;
 }
 
 async function runJob(server: ServerProcess, agent: string, job: string, sources: string[]): Promise<{ code: number; run: RunJson; stderr: string }> {
@@ -48,7 +54,10 @@ describe('server and agent processes on fs storage', () => {
     beforeAll(async () => {
       pg = await startPostgres();
       await pg.createDatabase('shop');
-      await pg.psql("CREATE TABLE orders (id int PRIMARY KEY, item text, qty int); INSERT INTO orders SELECT g, 'item-' || g, g % 7 FROM generate_series(1, 20000) g;", 'shop');
+      await pg.psql(
+        "CREATE TABLE orders (id int PRIMARY KEY, item text, qty int); INSERT INTO orders SELECT g, 'item-' || g, g % 7 FROM generate_series(1, 20000) g;",
+        'shop',
+      );
     });
     afterAll(async () => pg?.stop());
 
@@ -60,7 +69,10 @@ describe('server and agent processes on fs storage', () => {
       const first = await runJob(server, 'kvm1', 'shop-db', [source]);
       expect(first.code).toBe(0);
       expect(first.run.state).toBe('succeeded');
-      await pg.psql("UPDATE orders SET qty = qty + 100 WHERE id % 50 = 0; DELETE FROM orders WHERE id > 19000; INSERT INTO orders VALUES (99999, 'late', 1);", 'shop');
+      await pg.psql(
+        "UPDATE orders SET qty = qty + 100 WHERE id % 50 = 0; DELETE FROM orders WHERE id > 19000; INSERT INTO orders VALUES (99999, 'late', 1);",
+        'shop',
+      );
       const after = await contents('shop');
       const second = await runJob(server, 'kvm1', 'shop-db', [source]);
       expect(second.code).toBe(0);
@@ -192,7 +204,9 @@ describe('server and agent processes on fs storage', () => {
       const added = JSON.parse((await server.cli(['agent', 'add', 'flaky', '--json'])).stdout) as { token: string };
       const { spawn } = await import('node:child_process');
       const hoard = new URL('../dist/main.js', import.meta.url).pathname;
-      const agent = spawn(process.execPath, [hoard, 'agent', 'start', '--server', `http://127.0.0.1:${port}`, '--token', added.token], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const agent = spawn(process.execPath, [hoard, 'agent', 'start', '--server', `http://127.0.0.1:${port}`, '--token', added.token], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       try {
         const file = join(work, 'random.bin');
         await runTool('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', 'count=12', 'status=none']);
@@ -213,9 +227,17 @@ describe('server and agent processes on fs storage', () => {
   it('pre and post hooks run on the agent around the sources; a failing pre hook reads nothing', async () => {
     const log = join(work, 'hooks.log');
     const hooked = await server.cli([
-      'run', '--agent', 'kvm1', '--job', 'hooked', '--source', `cmd:cat ${log}`,
-      '--pre', `echo "$HOARD_PHASE $HOARD_JOB" > ${log}`,
-      '--post', `echo "$HOARD_PHASE $HOARD_RESULT" >> ${log}`,
+      'run',
+      '--agent',
+      'kvm1',
+      '--job',
+      'hooked',
+      '--source',
+      `cmd:cat ${log}`,
+      '--pre',
+      `echo "$HOARD_PHASE $HOARD_JOB" > ${log}`,
+      '--post',
+      `echo "$HOARD_PHASE $HOARD_RESULT" >> ${log}`,
       '--json',
     ]);
     expect(hooked.code, hooked.stderr).toBe(0);
@@ -225,7 +247,20 @@ describe('server and agent processes on fs storage', () => {
     expect(restored.stdout).toBe('pre hooked\n');
     expect(await readFile(log, 'utf8')).toBe('pre hooked\npost succeeded\n');
 
-    const failing = await server.cli(['run', '--agent', 'kvm1', '--job', 'hooked', '--source', `cmd:cat ${log}`, '--pre', 'echo frozen-fs-busy >&2; exit 4', '--post', `echo post >> ${log}.post`, '--json']);
+    const failing = await server.cli([
+      'run',
+      '--agent',
+      'kvm1',
+      '--job',
+      'hooked',
+      '--source',
+      `cmd:cat ${log}`,
+      '--pre',
+      'echo frozen-fs-busy >&2; exit 4',
+      '--post',
+      `echo post >> ${log}.post`,
+      '--json',
+    ]);
     expect(failing.code).toBe(1);
     const failed = JSON.parse(failing.stdout) as RunJson;
     expect(failed.state).toBe('failed');

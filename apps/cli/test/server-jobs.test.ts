@@ -101,7 +101,9 @@ describe('hoard snapshots --server: protection', () => {
 describe('hoard job delete / rename', () => {
   it('delete: the job goes, its snapshots stay listed', async () => {
     const deleted = expectCode(await admin(['job', 'delete', 'old']), 0);
-    expect(deleted.stdout.trim()).toBe('job old deleted: its snapshot stays, listed and restorable as job old (`hoard snapshots --job old`) until `hoard prune --repo R --job old` forgets them');
+    expect(deleted.stdout.trim()).toBe(
+      'job old deleted: its snapshot stays, listed and restorable as job old (`hoard snapshots --job old`) until `hoard prune --repo R --job old` forgets them',
+    );
     expect((await json<{ job: string }[]>(['job', 'list'])).map((j) => j.job)).not.toContain('old');
     expect((await json<Snapshot[]>(['snapshots', '--job', 'old'])).map((s) => s.id)).toEqual([snapshotOf.old]);
     // Gone now: exit 2, as any unknown job.
@@ -116,7 +118,12 @@ describe('hoard job delete / rename', () => {
     expect(jobs.find((j) => j.job === 'files-2026')).toMatchObject({ agent: 'box1', store: 'global' });
 
     // Same agent, sources and store: its first run finds every chunk in the store already.
-    const run = await json<{ job: string; state: string; targets: { snapshot?: { id: string }; totals?: { bytesNew: number } }[] }>(['job', 'run', 'files-2026', '--wait']);
+    const run = await json<{ job: string; state: string; targets: { snapshot?: { id: string }; totals?: { bytesNew: number } }[] }>([
+      'job',
+      'run',
+      'files-2026',
+      '--wait',
+    ]);
     expect(run).toMatchObject({ job: 'files-2026', state: 'succeeded' });
     expect(run.targets[0]!.totals!.bytesNew).toBe(0);
     expect((await json<Snapshot[]>(['snapshots', '--job', 'files-2026'])).map((s) => s.id)).toEqual([run.targets[0]!.snapshot!.id]);

@@ -33,7 +33,11 @@ ${retention}
 `;
 
 async function api(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const json = (await res.json()) as Record<string, unknown>;
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.error as string}`);
   return json;
@@ -78,7 +82,10 @@ describe('prune, gc and verify through the server', () => {
 
     const dry = await cli(['prune', '--dry-run', '--json']);
     expect(dry.code, dry.stderr).toBe(0);
-    const plan = JSON.parse(dry.stdout) as { dryRun: boolean; jobs: { policy: string; job: string; kept: number; forgotten: number; snapshots: { keep: boolean; reasons: string[] }[] }[] };
+    const plan = JSON.parse(dry.stdout) as {
+      dryRun: boolean;
+      jobs: { policy: string; job: string; kept: number; forgotten: number; snapshots: { keep: boolean; reasons: string[] }[] }[];
+    };
     expect(plan.dryRun).toBe(true);
     expect(plan.jobs).toMatchObject([{ policy: 'notes', job: 'notes', kept: 2, forgotten: 2 }]);
     expect(plan.jobs[0]!.snapshots.map((s) => s.reasons.join(','))).toEqual(['last', 'last', '', '']);

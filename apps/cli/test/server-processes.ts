@@ -65,10 +65,27 @@ export async function startServerProcess(options: { storage?: string; env?: Reco
   const dir = await mkdtemp(join(tmpdir(), 'hoard-server-test-'));
   const storage = options.storage ?? `fs:${join(dir, 'repo')}`;
   const env = { ...process.env, HOARD_PASSPHRASE: '', ...options.env };
-  const child = spawn(process.execPath, [hoard, 'server', 'start', '--storage', storage, '--data', join(dir, 'data'), '--listen', '127.0.0.1:0', '--log-level', 'warn', ...(options.extraArgs ?? [])], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      hoard,
+      'server',
+      'start',
+      '--storage',
+      storage,
+      '--data',
+      join(dir, 'data'),
+      '--listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+      ...(options.extraArgs ?? []),
+    ],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const m = await waitForLine(child, /listening on (http:\/\/[^\s]+)/, 'hoard server');
   const url = m[1]!;
   const adminToken = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();

@@ -188,7 +188,8 @@ describe('hoard agent rotate', () => {
     expect(old.body).toMatchObject({ code: 'unauthenticated' });
     expect(await whoami(newToken!)).toEqual({ status: 200, body: { role: 'agent', agent: 'box2' } });
     // An agent call: hello with the new token works, with the old one it does not.
-    const hello = (token: string) => fetch(`${server.url}/v1/agent/hello`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+    const hello = (token: string) =>
+      fetch(`${server.url}/v1/agent/hello`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
     expect((await hello(newToken!)).status).toBe(200);
     expect((await hello(oldToken)).status).toBe(401);
 
@@ -218,7 +219,8 @@ describe('hoard agent rotate', () => {
 describe('hoard policy apply --dry-run', () => {
   const nightly = 'name: nightly\nsources:\n  - agent: box1\n    specs: ["cmd:true"]\nschedule:\n  timezone: UTC\n  full: "0 1 * * *"\n';
   const weekly = 'name: weekly\nsources:\n  - agent: box1\n    specs: ["cmd:true"]\nschedule:\n  timezone: UTC\n  full: "0 2 * * 0"\n';
-  const policyNames = async (): Promise<{ name: string; updatedAt: string }[]> => JSON.parse((await admin(['policy', 'list', '--json'])).stdout) as { name: string; updatedAt: string }[];
+  const policyNames = async (): Promise<{ name: string; updatedAt: string }[]> =>
+    JSON.parse((await admin(['policy', 'list', '--json'])).stdout) as { name: string; updatedAt: string }[];
 
   it('dry run stores nothing; apply creates; the same file again is unchanged and not rewritten', async () => {
     const file = join(dir, 'policies.yaml');

@@ -29,7 +29,8 @@ export class Authenticator {
 
   async principal(req: IncomingMessage): Promise<Principal> {
     const header = req.headers.authorization;
-    if (!header) throw new RequestError('unauthenticated', 'no token: send "Authorization: Bearer TOKEN" (an agent token from `hoard agent add`, or an API token)');
+    if (!header)
+      throw new RequestError('unauthenticated', 'no token: send "Authorization: Bearer TOKEN" (an agent token from `hoard agent add`, or an API token)');
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new RequestError('unauthenticated', 'the Authorization header must be "Bearer TOKEN"');
     const hash = hashToken(match[1]!);

@@ -119,7 +119,10 @@ export class BackupSession {
       const bytes = this.blobSpace(h.storedLength);
       await body.readInto(bytes, `blob ${i} (${hex(h.fingerprint)})`);
       if (store.encrypted !== ((h.codec & CODEC_ENCRYPTED) !== 0)) {
-        throw new RequestError('upload_rejected', `blob ${i} (${hex(h.fingerprint)}) is ${store.encrypted ? 'not ' : ''}encrypted, but store ${store.name} is ${store.encrypted ? '' : 'not '}encrypted`);
+        throw new RequestError(
+          'upload_rejected',
+          `blob ${i} (${hex(h.fingerprint)}) is ${store.encrypted ? 'not ' : ''}encrypted, but store ${store.name} is ${store.encrypted ? '' : 'not '}encrypted`,
+        );
       }
       const blob: EncodedBlob = { stored: bytes, codec: h.codec, rawLength: h.rawLength, checksum: store.codec.checksum(bytes) };
       if (this.init.verifyUploads && !writer.has(h.fingerprint)) {
@@ -149,7 +152,10 @@ export class BackupSession {
       // blobs needs the per-reference lookup.
       const carried = blobLengths.size > 0 ? blobLengths.get(hex(ref.fingerprint)) : undefined;
       if (carried !== undefined && carried !== ref.length) {
-        throw new RequestError('upload_rejected', `reference ${i} of batch ${seq} says ${ref.length} bytes, but the blob the batch carried for ${hex(ref.fingerprint)} has ${carried}; nothing of this batch was applied`);
+        throw new RequestError(
+          'upload_rejected',
+          `reference ${i} of batch ${seq} says ${ref.length} bytes, but the blob the batch carried for ${hex(ref.fingerprint)} has ${carried}; nothing of this batch was applied`,
+        );
       }
       const indexed = this.init.store.index.packOf(ref.fingerprint);
       if (indexed !== undefined) {
@@ -158,7 +164,10 @@ export class BackupSession {
       }
       const pack = writer.pendingPack(ref.fingerprint);
       if (pack === undefined) {
-        throw new RequestError('upload_rejected', `reference ${i} of batch ${seq} names chunk ${hex(ref.fingerprint)}, which the store does not have and the batch did not carry; nothing of this batch was applied`);
+        throw new RequestError(
+          'upload_rejected',
+          `reference ${i} of batch ${seq} names chunk ${hex(ref.fingerprint)}, which the store does not have and the batch did not carry; nothing of this batch was applied`,
+        );
       }
       dependsOn.push(pack);
       if (!this.pendingReferences.has(pack)) this.pendingReferences.set(pack, Uint8Array.from(ref.fingerprint));
@@ -185,9 +194,13 @@ export class BackupSession {
    * makes the blobs it depends on durable, then writes the last page and the manifest.
    */
   async commit(request: CommitRequest): Promise<SnapshotInfo> {
-    if (request.batches !== this.nextSeq) throw new RequestError('conflict', `commit says ${request.batches} batches, but the server applied ${this.nextSeq}; send the missing batches first`);
+    if (request.batches !== this.nextSeq)
+      throw new RequestError('conflict', `commit says ${request.batches} batches, but the server applied ${this.nextSeq}; send the missing batches first`);
     if (request.chunks !== this.writer.chunks || request.logicalBytes !== this.writer.logicalBytes) {
-      throw new RequestError('conflict', `commit says ${request.chunks} chunks / ${request.logicalBytes} bytes, but the batches held ${this.writer.chunks} / ${this.writer.logicalBytes}`);
+      throw new RequestError(
+        'conflict',
+        `commit says ${request.chunks} chunks / ${request.logicalBytes} bytes, but the batches held ${this.writer.chunks} / ${this.writer.logicalBytes}`,
+      );
     }
     const { writer, store } = this.init.store;
     this.forgetDurable();
@@ -198,21 +211,27 @@ export class BackupSession {
         // The server's disk or bucket refused (full, read-only, over quota): say so, not "run again".
         const environment = findEnvironmentError(writer.packFailure(pack));
         if (environment) throw new RequestError('storage_refused', `the server could not store this snapshot: ${environment.message}; nothing was committed`);
-        throw new RequestError('chunks_lost', `chunks this snapshot needs were lost: a pack of store ${store.name} could not be written (${state}); run the backup again`);
+        throw new RequestError(
+          'chunks_lost',
+          `chunks this snapshot needs were lost: a pack of store ${store.name} could not be written (${state}); run the backup again`,
+        );
       }
     }
-    const snapshot = await this.writer.commit({
-      job: this.init.job,
-      source: this.init.source,
-      startedAt: new Date(request.startedAt).toISOString(),
-      finishedAt: new Date().toISOString(),
-      streamHash: request.streamHash,
-      ...(request.streamHashOver ? { streamHashOver: request.streamHashOver } : {}),
-      ...(request.sourceStat ? { sourceStat: request.sourceStat } : {}),
-      parent: this.init.parent,
-      store: store.id,
-      chunker: this.init.chunker,
-    }, { packs: () => this.packNames(), now: this.init.now });
+    const snapshot = await this.writer.commit(
+      {
+        job: this.init.job,
+        source: this.init.source,
+        startedAt: new Date(request.startedAt).toISOString(),
+        finishedAt: new Date().toISOString(),
+        streamHash: request.streamHash,
+        ...(request.streamHashOver ? { streamHashOver: request.streamHashOver } : {}),
+        ...(request.sourceStat ? { sourceStat: request.sourceStat } : {}),
+        parent: this.init.parent,
+        store: store.id,
+        chunker: this.init.chunker,
+      },
+      { packs: () => this.packNames(), now: this.init.now },
+    );
     this.snapshot = snapshot;
     // What the agent actually read: less than the stream when it referred to unchanged
     // files' chunks again (directory archives).
@@ -226,7 +245,11 @@ export class BackupSession {
     const ordinals = new Set(this.referencedPacks);
     for (const fingerprint of this.pendingReferences.values()) {
       const ordinal = index.packOf(fingerprint);
-      if (ordinal === undefined) throw new RequestError('chunks_lost', `a chunk this snapshot needs (${hex(fingerprint)}) is no longer in store ${this.init.store.store.name}; run the backup again`);
+      if (ordinal === undefined)
+        throw new RequestError(
+          'chunks_lost',
+          `a chunk this snapshot needs (${hex(fingerprint)}) is no longer in store ${this.init.store.store.name}; run the backup again`,
+        );
       ordinals.add(ordinal);
     }
     for (const ordinal of ordinals) yield index.packHash(ordinal);

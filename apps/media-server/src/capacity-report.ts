@@ -38,7 +38,11 @@ interface RunFields {
 
 const round = (n: number, digits = 4): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
-export async function buildReport(catalog: Catalog, repo: Repository, options: { now: Date; quotaBytes?: number; growthYears: number }): Promise<CapacityReport> {
+export async function buildReport(
+  catalog: Catalog,
+  repo: Repository,
+  options: { now: Date; quotaBytes?: number; growthYears: number },
+): Promise<CapacityReport> {
   const now = options.now.getTime();
   const policies = await policiesByJob(catalog);
   const allSessions = await catalog.listSessions({});
@@ -52,13 +56,15 @@ export async function buildReport(catalog: Catalog, repo: Repository, options: {
     const committed = sessions.filter((s) => s.state === 'committed');
     const storedBytesWritten = sessions.reduce((n, s) => n + s.bytesStored, 0);
     const logicalBytesKept = kept.reduce((n, s) => n + s.logicalBytes, 0);
-    const inputs = roundInputs(classicInputs(
-      keptBackups(kept, sessions, runs),
-      incrementalBytesNew(runs),
-      committed.reduce((n, s) => n + s.bytesStored, 0),
-      committed.reduce((n, s) => n + s.bytesNew, 0),
-      options.growthYears,
-    ));
+    const inputs = roundInputs(
+      classicInputs(
+        keptBackups(kept, sessions, runs),
+        incrementalBytesNew(runs),
+        committed.reduce((n, s) => n + s.bytesStored, 0),
+        committed.reduce((n, s) => n + s.bytesNew, 0),
+        options.growthYears,
+      ),
+    );
     jobs.push({
       job: job.name,
       agent: job.agent ?? null,
@@ -99,7 +105,11 @@ export async function buildReport(catalog: Catalog, repo: Repository, options: {
   else if (stats.totals.storedBytes < quota && !trend) fill = { status: 'no-trend', at: null, days: null };
   else {
     const f = fillDate(stats.totals.storedBytes, trend?.bytesPerDay ?? 0, quota, now);
-    fill = { status: f.status, at: f.status === 'never' ? null : f.at.toISOString(), days: f.status === 'date' ? round(f.days, 1) : f.status === 'full' ? 0 : null };
+    fill = {
+      status: f.status,
+      at: f.status === 'never' ? null : f.at.toISOString(),
+      days: f.status === 'date' ? round(f.days, 1) : f.status === 'full' ? 0 : null,
+    };
   }
   const classicBytes = jobs.reduce((n, j) => n + j.classic.bytes, 0);
   return {
@@ -149,7 +159,13 @@ function incrementalBytesNew(runsNewestFirst: readonly RunRecord[]): number[] {
 }
 
 function roundInputs(i: ClassicInputs): ClassicInputs {
-  return { ...i, incremental: Math.round(i.incremental), incrementalsPerFull: round(i.incrementalsPerFull), growth: round(i.growth), compression: round(i.compression) };
+  return {
+    ...i,
+    incremental: Math.round(i.incremental),
+    incrementalsPerFull: round(i.incrementalsPerFull),
+    growth: round(i.growth),
+    compression: round(i.compression),
+  };
 }
 
 function roundTrend(t: Trend | undefined): Trend | null {

@@ -165,7 +165,13 @@ export interface KeptBackup {
  * - incremental: mean of `incrementalBytesNew` (bytes new of each incremental run);
  * - compression: bytesStored / bytesNew over the job's sessions (1 when nothing new).
  */
-export function classicInputs(kept: readonly KeptBackup[], incrementalBytesNew: readonly number[], bytesStored: number, bytesNew: number, years: number): ClassicInputs {
+export function classicInputs(
+  kept: readonly KeptBackup[],
+  incrementalBytesNew: readonly number[],
+  bytesStored: number,
+  bytesNew: number,
+  years: number,
+): ClassicInputs {
   const sorted = [...kept].sort((a, b) => a.at - b.at);
   let fulls = sorted.filter((k) => k.full);
   if (fulls.length === 0 && sorted.length > 0) fulls = [sorted[0]!];

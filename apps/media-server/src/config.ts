@@ -126,7 +126,13 @@ const seconds = (allowed: string, range: { minimum: number; maximum?: number }, 
 
 export const ServerConfigSchema = Type.Object(
   {
-    listen: Type.Optional(Type.String({ format: 'hoard-listen', default: SERVER_CONFIG_DEFAULTS.listen, allowed: 'HOST:PORT with a port from 0 to 65535, e.g. "0.0.0.0:8420", "127.0.0.1:8420" or "[::]:8420"' })),
+    listen: Type.Optional(
+      Type.String({
+        format: 'hoard-listen',
+        default: SERVER_CONFIG_DEFAULTS.listen,
+        allowed: 'HOST:PORT with a port from 0 to 65535, e.g. "0.0.0.0:8420", "127.0.0.1:8420" or "[::]:8420"',
+      }),
+    ),
     storage: Type.Optional(Type.String({ format: 'hoard-storage', allowed: 'fs:DIR (a directory) or s3://bucket/prefix' })),
     data: Type.Optional(Type.String({ minLength: 1, default: SERVER_CONFIG_DEFAULTS.data, allowed: 'a directory path' })),
     tls: Type.Optional(
@@ -144,7 +150,12 @@ export const ServerConfigSchema = Type.Object(
     runLeaseSeconds: Type.Optional(seconds('a number of seconds from 1 to 86400', { minimum: 1, maximum: 86_400 }, SERVER_CONFIG_DEFAULTS.runLeaseSeconds)),
     quotaBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, allowed: 'a whole number of bytes above 0 (at most 2^53 - 1)' })),
     verifyUploads: Type.Optional(Type.Boolean({ default: SERVER_CONFIG_DEFAULTS.verifyUploads, allowed: 'true or false' })),
-    logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: SERVER_CONFIG_DEFAULTS.logLevel, allowed: `one of ${LOG_LEVELS.join(', ')}` })),
+    logLevel: Type.Optional(
+      Type.Union(
+        LOG_LEVELS.map((level) => Type.Literal(level)),
+        { default: SERVER_CONFIG_DEFAULTS.logLevel, allowed: `one of ${LOG_LEVELS.join(', ')}` },
+      ),
+    ),
     gcSchedule: Type.Optional(
       Type.String({
         format: 'hoard-gc-schedule',
@@ -152,8 +163,16 @@ export const ServerConfigSchema = Type.Object(
         allowed: `a cron expression such as "30 4 * * *", a calendar word (${Object.keys(CALENDAR_WORDS).join(', ')}) or "off"`,
       }),
     ),
-    gcTimeZone: Type.Optional(Type.String({ format: 'hoard-time-zone', default: SERVER_CONFIG_DEFAULTS.gcTimeZone, allowed: 'an IANA time zone such as UTC, Europe/Berlin or America/New_York' })),
-    gcGraceHours: Type.Optional(Type.Number({ minimum: 0, maximum: 24 * 365, default: SERVER_CONFIG_DEFAULTS.gcGraceHours, allowed: 'a number of hours from 0 to 8760' })),
+    gcTimeZone: Type.Optional(
+      Type.String({
+        format: 'hoard-time-zone',
+        default: SERVER_CONFIG_DEFAULTS.gcTimeZone,
+        allowed: 'an IANA time zone such as UTC, Europe/Berlin or America/New_York',
+      }),
+    ),
+    gcGraceHours: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 24 * 365, default: SERVER_CONFIG_DEFAULTS.gcGraceHours, allowed: 'a number of hours from 0 to 8760' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -186,7 +205,8 @@ function distance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
     row = next;
   }
   return row[b.length];
@@ -199,7 +219,10 @@ function objectProblems(schema: TObject, value: Record<string, unknown>, prefix:
   for (const key of Object.keys(value)) {
     const name = `${prefix}${key}`;
     if (!Object.hasOwn(schema.properties, key)) {
-      const close = known.map((k) => ({ k, d: distance(key, k) })).filter(({ d }) => d <= Math.max(2, Math.floor(key.length / 4))).sort((x, y) => x.d - y.d)[0];
+      const close = known
+        .map((k) => ({ k, d: distance(key, k) }))
+        .filter(({ d }) => d <= Math.max(2, Math.floor(key.length / 4)))
+        .sort((x, y) => x.d - y.d)[0];
       const hint = close ? `did you mean "${prefix}${close.k}"? ` : '';
       problems.push(`unknown setting ${shown(name)}; ${hint}known${prefix ? ` in ${prefix.slice(0, -1)}` : ''}: ${known.join(', ')}`);
       continue;
@@ -228,7 +251,8 @@ export function checkServerConfig(value: unknown, source: string, what = 'a JSON
   const problems = objectProblems(ServerConfigSchema, value, '');
   // The per-key checks above and the schema agree; this keeps the type honest if they ever do not.
   if (problems.length === 0 && !Value.Check(ServerConfigSchema, value)) {
-    for (const error of Value.Errors(ServerConfigSchema, value)) problems.push(`${error.path.slice(1).replaceAll('/', '.') || 'the file'}: ${error.message}; got ${shown(error.value)}`);
+    for (const error of Value.Errors(ServerConfigSchema, value))
+      problems.push(`${error.path.slice(1).replaceAll('/', '.') || 'the file'}: ${error.message}; got ${shown(error.value)}`);
   }
   if (problems.length > 0) throw new ServerConfigError(problems.map((p) => `${source}: ${p}`));
   return value as ServerConfig;
@@ -258,7 +282,8 @@ export async function loadServerConfig(file: string): Promise<ServerConfig> {
     value = yaml ? parseYamlConfig(text) : JSON.parse(text);
   } catch (err) {
     const reason = String((err as Error).message).split('\n')[0];
-    const hint = yaml && /alias/i.test(reason) ? '; a value starting with * is read as a YAML alias: put cron expressions in quotes, e.g. gcSchedule: "*/30 * * * *"' : '';
+    const hint =
+      yaml && /alias/i.test(reason) ? '; a value starting with * is read as a YAML alias: put cron expressions in quotes, e.g. gcSchedule: "*/30 * * * *"' : '';
     throw new ServerConfigError([`${source} is not valid ${yaml ? 'YAML' : 'JSON'}: ${reason}${hint}`]);
   }
   return checkServerConfig(value, source, yaml ? 'a YAML mapping' : 'a JSON object');
@@ -345,7 +370,8 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
   if (storage === undefined) problems.push(`no storage: give --storage fs:DIR or s3://bucket/prefix${source ? `, or "storage" in ${source}` : ''}`);
   const cert = overrides.tlsCert ?? config.tls?.cert;
   const key = overrides.tlsKey ?? config.tls?.key;
-  if ((cert === undefined) !== (key === undefined)) problems.push(`TLS needs both a certificate and a key: --tls-cert and --tls-key${source ? `, or "tls": {"cert", "key"} in ${source}` : ''}`);
+  if ((cert === undefined) !== (key === undefined))
+    problems.push(`TLS needs both a certificate and a key: --tls-cert and --tls-key${source ? `, or "tls": {"cert", "key"} in ${source}` : ''}`);
   if (problems.length > 0 || storage === undefined) throw new ServerConfigError(problems);
 
   const d = SERVER_CONFIG_DEFAULTS;

@@ -7,7 +7,18 @@
  * Everything comes from the catalog; nothing here changes it.
  */
 import type { Catalog, JobRecord, RunRecord, SessionRecord, SnapshotRecord, TaskRecord } from '@hoard/catalog';
-import { RequestError, dedupRatio, nextPolicyRuns, validatePolicy, type HistoryEntry, type JobSummary, type Policy, type RunHooks, type RunView, type TargetResult } from '@hoard/protocol';
+import {
+  RequestError,
+  dedupRatio,
+  nextPolicyRuns,
+  validatePolicy,
+  type HistoryEntry,
+  type JobSummary,
+  type Policy,
+  type RunHooks,
+  type RunView,
+  type TargetResult,
+} from '@hoard/protocol';
 import { policyJobName } from './policy-scheduler.js';
 import type { RunBoard } from './run-board.js';
 
@@ -46,7 +57,8 @@ export async function jobRuns(catalog: Catalog, job: JobRecord): Promise<RunReco
 function policyJob(policy: Policy, name: string): JobRecord | undefined {
   for (const entry of policy.sources) {
     for (const agent of entry.agents) {
-      if (policyJobName(policy, agent) === name) return { name, agent, sources: entry.specs, store: policy.store.scope === 'global' ? 'global' : name, knownSources: [], createdAt: '', updatedAt: '' };
+      if (policyJobName(policy, agent) === name)
+        return { name, agent, sources: entry.specs, store: policy.store.scope === 'global' ? 'global' : name, knownSources: [], createdAt: '', updatedAt: '' };
     }
   }
   return undefined;

@@ -124,7 +124,13 @@ export class MaintenanceScheduler {
       for (const job of policyJobs(policy)) {
         try {
           const report = await this.maintenance.verify({ job, readData: kind === 'verify-data', subset: policy.verify.subset, policy: policy.name });
-          out.push({ kind, job, policy: policy.name, ok: report.findings.length === 0, ...(report.findings.length > 0 ? { error: `${report.findings.length} problem(s)` } : {}) });
+          out.push({
+            kind,
+            job,
+            policy: policy.name,
+            ok: report.findings.length === 0,
+            ...(report.findings.length > 0 ? { error: `${report.findings.length} problem(s)` } : {}),
+          });
         } catch (err) {
           out.push({ kind, job, policy: policy.name, ok: false, error: (err as Error).message });
         }
@@ -153,7 +159,6 @@ export class MaintenanceScheduler {
     return between(state.checkedUntil, now);
   }
 }
-
 
 function verifyRunsBetween(policy: Policy, from: number, to: number): ('verify-structure' | 'verify-data')[] {
   const out: ('verify-structure' | 'verify-data')[] = [];

@@ -36,13 +36,25 @@ export interface VerifyRequest {
 }
 
 /** A prune result as the API answers it and the task records it. */
-export function pruneSummary(r: PruneResult): { job: string; dryRun: boolean; kept: number; forgotten: number; snapshots: { id: string; source: string; startedAt: string; keep: boolean; reasons: string[] }[] } {
+export function pruneSummary(r: PruneResult): {
+  job: string;
+  dryRun: boolean;
+  kept: number;
+  forgotten: number;
+  snapshots: { id: string; source: string; startedAt: string; keep: boolean; reasons: string[] }[];
+} {
   return {
     job: r.job,
     dryRun: r.dryRun,
     kept: r.kept,
     forgotten: r.forgotten,
-    snapshots: r.decisions.map((d) => ({ id: d.snapshot.id, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
+    snapshots: r.decisions.map((d) => ({
+      id: d.snapshot.id,
+      source: d.snapshot.meta.source.name,
+      startedAt: d.snapshot.meta.startedAt,
+      keep: d.keep,
+      reasons: d.reasons,
+    })),
   };
 }
 
@@ -103,7 +115,14 @@ export class Maintenance {
     };
     const run = request.dryRun
       ? work()
-      : this.recorded('gc', { policy: request.policy }, work, (r) => `condemned ${r.packs.condemned} pack(s), repacked ${r.packs.repacked}, deleted ${r.packs.deleted}; stored ${r.bytes.before} -> ${r.bytes.after} bytes`, (r) => r);
+      : this.recorded(
+          'gc',
+          { policy: request.policy },
+          work,
+          (r) =>
+            `condemned ${r.packs.condemned} pack(s), repacked ${r.packs.repacked}, deleted ${r.packs.deleted}; stored ${r.bytes.before} -> ${r.bytes.after} bytes`,
+          (r) => r,
+        );
     this.gcRunning = run;
     try {
       return await run;
@@ -145,7 +164,14 @@ export class Maintenance {
     try {
       const value = await work();
       const error = failure?.(value);
-      await this.catalog.putTask({ ...task, state: error ? 'failed' : 'succeeded', finishedAt: this.now().toISOString(), summary: summary(value), result: result(value), ...(error ? { error } : {}) });
+      await this.catalog.putTask({
+        ...task,
+        state: error ? 'failed' : 'succeeded',
+        finishedAt: this.now().toISOString(),
+        summary: summary(value),
+        result: result(value),
+        ...(error ? { error } : {}),
+      });
       this.log[error ? 'warn' : 'info']({ task: task.id, kind, job: about.job, summary: summary(value) }, `${kind} finished`);
       return value;
     } catch (err) {

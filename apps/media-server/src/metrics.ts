@@ -19,14 +19,36 @@ export class ServerMetrics {
   constructor(stores: StoreHub, activeSessions: () => number) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'hoard_server_' });
-    this.sessions = new Counter({ name: 'hoard_sessions_total', help: 'Backup sessions ended, by result (committed, failed, expired)', labelNames: ['result'], registers });
-    this.bytesReceived = new Counter({ name: 'hoard_received_bytes_total', help: 'Request body bytes read on the data path (queries, references, blobs)', registers });
+    this.sessions = new Counter({
+      name: 'hoard_sessions_total',
+      help: 'Backup sessions ended, by result (committed, failed, expired)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.bytesReceived = new Counter({
+      name: 'hoard_received_bytes_total',
+      help: 'Request body bytes read on the data path (queries, references, blobs)',
+      registers,
+    });
     this.bytesNew = new Counter({ name: 'hoard_new_chunk_bytes_total', help: 'Raw bytes of chunks stored for the first time', registers });
     this.blobs = new Counter({ name: 'hoard_blobs_total', help: 'Uploaded blobs, by outcome (stored, duplicate)', labelNames: ['outcome'], registers });
     this.httpErrors = new Counter({ name: 'hoard_http_errors_total', help: 'Requests answered with an error status', labelNames: ['status'], registers });
-    this.clientDisconnects = new Counter({ name: 'hoard_http_client_disconnects_total', help: 'Requests whose client closed the connection before the answer (not counted as errors)', registers });
-    this.restoreFailures = new Counter({ name: 'hoard_restore_failures_total', help: 'Framed restores that ended with an error frame (damaged data, unreadable store)', registers });
-    this.activeSessions = new Gauge({ name: 'hoard_sessions_active', help: 'Backup sessions in progress', registers, collect: () => this.activeSessions.set(activeSessions()) });
+    this.clientDisconnects = new Counter({
+      name: 'hoard_http_client_disconnects_total',
+      help: 'Requests whose client closed the connection before the answer (not counted as errors)',
+      registers,
+    });
+    this.restoreFailures = new Counter({
+      name: 'hoard_restore_failures_total',
+      help: 'Framed restores that ended with an error frame (damaged data, unreadable store)',
+      registers,
+    });
+    this.activeSessions = new Gauge({
+      name: 'hoard_sessions_active',
+      help: 'Backup sessions in progress',
+      registers,
+      collect: () => this.activeSessions.set(activeSessions()),
+    });
     const storeGauge = (name: string, help: string, pick: (r: Awaited<ReturnType<StoreHub['reports']>>[number]) => number): void => {
       const gauge: Gauge<'store'> = new Gauge({
         name,

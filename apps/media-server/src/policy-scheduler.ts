@@ -161,7 +161,10 @@ export class PolicyScheduler {
     const until = windowOpensAt(policy, now);
     if (until !== undefined) {
       this.deferredRetries.set(failed.job, { failed, until });
-      this.log?.info({ policy: policy.name, job: failed.job, kind: failed.kind, until: new Date(until).toISOString() }, 'retry outside the run window; waiting until it opens');
+      this.log?.info(
+        { policy: policy.name, job: failed.job, kind: failed.kind, until: new Date(until).toISOString() },
+        'retry outside the run window; waiting until it opens',
+      );
       return { policy: policy.name, job: failed.job, agent: failed.agent, kind: failed.kind, at: now, attempt: failed.attempt + 1, deferredUntil: until };
     }
     return this.dispatch(policy, source, failed.agent, failed.kind, now, failed.attempt + 1);
@@ -235,14 +238,21 @@ export class PolicyScheduler {
       const kinds = [...due.map((d) => d.kind), ...(state.deferred ? [state.deferred.kind] : [])];
       const kind = kinds.includes('full') ? 'full' : 'incremental';
       const until = kinds.length > 0 ? windowOpensAt(policy, now) : undefined;
-      await this.catalog.putMeta(STATE_KEY(policy.name), { checkedUntil: Math.max(now, state.checkedUntil), ...(until !== undefined ? { deferred: { kind, until } } : {}) } satisfies PolicyState);
+      await this.catalog.putMeta(STATE_KEY(policy.name), {
+        checkedUntil: Math.max(now, state.checkedUntil),
+        ...(until !== undefined ? { deferred: { kind, until } } : {}),
+      } satisfies PolicyState);
       if (kinds.length === 0) continue;
       if (until !== undefined) {
         // Reported once, when it is held back (not again at every check while it waits).
         const unchanged = due.length === 0 && state.deferred?.kind === kind && state.deferred.until === until;
         if (unchanged) continue;
-        this.log?.info({ policy: policy.name, kind, missed: due.length, until: new Date(until).toISOString() }, 'due run outside the run window; waiting until it opens');
-        for (const agent of policy.sources.flatMap((s) => s.agents)) out.push({ policy: policy.name, job: policyJobName(policy, agent), agent, kind, at: now, attempt: 1, deferredUntil: until });
+        this.log?.info(
+          { policy: policy.name, kind, missed: due.length, until: new Date(until).toISOString() },
+          'due run outside the run window; waiting until it opens',
+        );
+        for (const agent of policy.sources.flatMap((s) => s.agents))
+          out.push({ policy: policy.name, job: policyJobName(policy, agent), agent, kind, at: now, attempt: 1, deferredUntil: until });
         continue;
       }
       for (const source of policy.sources) {
@@ -252,18 +262,36 @@ export class PolicyScheduler {
     return out;
   }
 
-  private async dispatch(policy: Policy, source: Policy['sources'][number], agent: string, kind: 'full' | 'incremental', at: number, attempt: number, collapsed?: number): Promise<DispatchedRun> {
+  private async dispatch(
+    policy: Policy,
+    source: Policy['sources'][number],
+    agent: string,
+    kind: 'full' | 'incremental',
+    at: number,
+    attempt: number,
+    collapsed?: number,
+  ): Promise<DispatchedRun> {
     const job = policyJobName(policy, agent);
     const result: DispatchedRun = { policy: policy.name, job, agent, kind, at, attempt };
-    const active = [...(await this.catalog.listRuns({ agent, state: 'queued' })), ...(await this.catalog.listRuns({ agent, state: 'running' }))].find((r) => r.job === job);
+    const active = [...(await this.catalog.listRuns({ agent, state: 'queued' })), ...(await this.catalog.listRuns({ agent, state: 'running' }))].find(
+      (r) => r.job === job,
+    );
     if (active) {
       result.skipped = `run ${active.id} of job ${job} is still ${active.state}`;
       this.log?.warn({ policy: policy.name, job, kind, previous: active.id }, 'scheduled run skipped: the previous run of the job has not finished');
       return result;
     }
     const existing = await this.catalog.getJob(job);
-    await this.catalog.putJob({ name: job, agent, sources: source.specs, store: policy.store.scope === 'global' ? 'global' : job, knownSources: existing?.knownSources });
-    result.run = await this.runs.create(agent, job, source.specs, source.hooks, kind === 'full', undefined, undefined, { bandwidth: policy.limits.bandwidth?.bytesPerSecond });
+    await this.catalog.putJob({
+      name: job,
+      agent,
+      sources: source.specs,
+      store: policy.store.scope === 'global' ? 'global' : job,
+      knownSources: existing?.knownSources,
+    });
+    result.run = await this.runs.create(agent, job, source.specs, source.hooks, kind === 'full', undefined, undefined, {
+      bandwidth: policy.limits.bandwidth?.bytesPerSecond,
+    });
     this.watched.set(result.run.id, result);
     this.log?.info({ policy: policy.name, job, agent, kind, run: result.run.id, attempt, collapsed }, 'scheduled run queued');
     return result;

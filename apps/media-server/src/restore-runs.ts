@@ -18,14 +18,25 @@ import type { RunBoard } from './run-board.js';
 export async function queueRestoreRun(catalog: Catalog, repo: Repository, runs: RunBoard, body: CreateRunRequest): Promise<RunView> {
   const request = body.restore!;
   const agent = await catalog.getAgent(body.agent);
-  if (!agent) throw new RequestError('agent_not_found', `no agent ${body.agent} (\`hoard agent list\` shows the agents; \`hoard agent add ${body.agent}\` creates one)`);
+  if (!agent)
+    throw new RequestError('agent_not_found', `no agent ${body.agent} (\`hoard agent list\` shows the agents; \`hoard agent add ${body.agent}\` creates one)`);
   if (agent.revokedAt) {
-    throw new RequestError('conflict', `agent ${body.agent} was revoked at ${agent.revokedAt}: it can no longer connect, so it would never pick up this restore; restore to another agent`);
+    throw new RequestError(
+      'conflict',
+      `agent ${body.agent} was revoked at ${agent.revokedAt}: it can no longer connect, so it would never pick up this restore; restore to another agent`,
+    );
   }
-  const snapshot = await repo.findSnapshot(body.job, { id: request.snapshot, at: request.at === undefined ? undefined : new Date(request.at), source: request.source });
+  const snapshot = await repo.findSnapshot(body.job, {
+    id: request.snapshot,
+    at: request.at === undefined ? undefined : new Date(request.at),
+    source: request.source,
+  });
   const kind = snapshot.meta.source.kind;
   if (request.file !== undefined && kind !== 'directory') {
-    throw new RequestError('invalid_request', `--file picks one file out of a directory snapshot, but snapshot ${snapshot.id} of job ${body.job} is a ${kind} snapshot`);
+    throw new RequestError(
+      'invalid_request',
+      `--file picks one file out of a directory snapshot, but snapshot ${snapshot.id} of job ${body.job} is a ${kind} snapshot`,
+    );
   }
   const spec: RestoreRunSpec = {
     snapshot: snapshot.id,

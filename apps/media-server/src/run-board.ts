@@ -7,7 +7,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Catalog, RunRecord } from '@hoard/catalog';
-import { RequestError, type FinishRunRequest, type RestoreRunSpec, type RunHooks, type RunLeaseAnswer, type RunProgress, type RunView, type TargetResult } from '@hoard/protocol';
+import {
+  RequestError,
+  type FinishRunRequest,
+  type RestoreRunSpec,
+  type RunHooks,
+  type RunLeaseAnswer,
+  type RunProgress,
+  type RunView,
+  type TargetResult,
+} from '@hoard/protocol';
 import { agentRunLimitFromCatalog } from './policy-limits.js';
 
 interface RunResult {
@@ -42,7 +51,16 @@ export class RunBoard {
     this.leaseMs = options.leaseMs ?? DEFAULT_RUN_LEASE_MS;
   }
 
-  async create(agent: string, job: string, sources: string[], hooks?: RunHooks, full?: boolean, restore?: RestoreRunSpec, origin?: { manual?: boolean }, limits?: { bandwidth?: number }): Promise<RunView> {
+  async create(
+    agent: string,
+    job: string,
+    sources: string[],
+    hooks?: RunHooks,
+    full?: boolean,
+    restore?: RestoreRunSpec,
+    origin?: { manual?: boolean },
+    limits?: { bandwidth?: number },
+  ): Promise<RunView> {
     const run: RunRecord = {
       id: timeOrderedId(new Date(), randomBytes(6).toString('hex')),
       agent,
@@ -51,7 +69,15 @@ export class RunBoard {
       state: 'queued',
       createdAt: new Date().toISOString(),
       sessions: [],
-      result: { targets: [], discovered: [], hooks, ...(full ? { full } : {}), ...(restore ? { restore } : {}), ...(origin?.manual ? { manual: true } : {}), ...(limits?.bandwidth ? { bandwidth: limits.bandwidth } : {}) } satisfies RunResult,
+      result: {
+        targets: [],
+        discovered: [],
+        hooks,
+        ...(full ? { full } : {}),
+        ...(restore ? { restore } : {}),
+        ...(origin?.manual ? { manual: true } : {}),
+        ...(limits?.bandwidth ? { bandwidth: limits.bandwidth } : {}),
+      } satisfies RunResult,
     };
     await this.catalog.putRun(run);
     this.wake(this.agentWaiters, agent);
@@ -179,7 +205,13 @@ export class RunBoard {
       if (run.state !== 'running') throw new RequestError('conflict', `run ${id} is ${run.state} already; only a queued or running run can be cancelled`);
       const result = run.result as RunResult;
       if (silence !== undefined && leaseExpired(run, now)) {
-        return { ...run, state: 'cancelled', finishedAt: at, error: `cancelled by an admin at ${at}; ${silence}, so the server ended the run`, result: { ...result, cancelRequestedAt: result.cancelRequestedAt ?? at } };
+        return {
+          ...run,
+          state: 'cancelled',
+          finishedAt: at,
+          error: `cancelled by an admin at ${at}; ${silence}, so the server ended the run`,
+          result: { ...result, cancelRequestedAt: result.cancelRequestedAt ?? at },
+        };
       }
       if (result.cancelRequestedAt !== undefined) return undefined;
       return { ...run, result: { ...result, cancelRequestedAt: at } };
@@ -195,7 +227,12 @@ export class RunBoard {
    * records (run-results.ts: snapshots and byte counts from the server's own session
    * records); it gets the run as stored before the update.
    */
-  async finish(id: string, agent: string, report: FinishRunRequest, check: (run: RunRecord, report: FinishRunRequest) => Promise<FinishRunRequest> = async (_r, x) => x): Promise<RunView> {
+  async finish(
+    id: string,
+    agent: string,
+    report: FinishRunRequest,
+    check: (run: RunRecord, report: FinishRunRequest) => Promise<FinishRunRequest> = async (_r, x) => x,
+  ): Promise<RunView> {
     const before = await this.get(id);
     if (before.agent !== agent) throw new RequestError('forbidden', `run ${id} belongs to agent ${before.agent}`);
     const checked = await check(before, report);
@@ -203,13 +240,18 @@ export class RunBoard {
       // Ended by an admin's cancel while the agent still worked on it: the agent's report
       // of stopping is kept.
       const stopped = run.state === 'cancelled' && checked.state === 'cancelled';
-      if (!stopped && run.state !== 'running') throw new RequestError('run_not_running', `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
+      if (!stopped && run.state !== 'running')
+        throw new RequestError('run_not_running', `run ${id} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
       const result = run.result as RunResult;
       return {
         ...run,
         state: checked.state,
         finishedAt: new Date().toISOString(),
-        error: checked.error ?? (checked.state === 'cancelled' ? (run.error ?? `cancelled by an admin while running (asked at ${result.cancelRequestedAt ?? 'claim time'})`) : undefined),
+        error:
+          checked.error ??
+          (checked.state === 'cancelled'
+            ? (run.error ?? `cancelled by an admin while running (asked at ${result.cancelRequestedAt ?? 'claim time'})`)
+            : undefined),
         result: {
           targets: checked.targets,
           discovered: result.discovered,

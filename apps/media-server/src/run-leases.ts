@@ -43,7 +43,10 @@ export class RunLeases {
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.check().catch((err: unknown) => this.options.log?.warn({ error: (err as Error).message }, 'checking run leases failed')), this.checkMs);
+    this.timer = setInterval(
+      () => void this.check().catch((err: unknown) => this.options.log?.warn({ error: (err as Error).message }, 'checking run leases failed')),
+      this.checkMs,
+    );
     this.timer.unref();
   }
 
@@ -68,7 +71,8 @@ export class RunLeases {
       const ended = await this.endRun(run.id, 'failed', `${SERVER_RESTARTED} (agent ${run.agent} held it since ${run.startedAt ?? 'its claim'})`);
       if (ended) runs.push(ended);
     }
-    if (runs.length > 0 || sessions > 0) this.options.log?.warn({ runs: runs.map((r) => r.id), sessions }, 'runs and sessions left running by the previous server process ended as failed');
+    if (runs.length > 0 || sessions > 0)
+      this.options.log?.warn({ runs: runs.map((r) => r.id), sessions }, 'runs and sessions left running by the previous server process ended as failed');
     return { runs, sessions };
   }
 
@@ -111,13 +115,25 @@ export class RunLeases {
     const at = new Date().toISOString();
     for (const run of await this.catalog.listRuns({ agent, state: 'running' })) {
       if (holding.has(run.id)) continue;
-      const done = await this.endRun(run.id, 'failed', `agent ${agent} restarted: it polled for work at ${at} without this run among the ones it holds`, undefined, (r) => r.startedAt === run.startedAt);
+      const done = await this.endRun(
+        run.id,
+        'failed',
+        `agent ${agent} restarted: it polled for work at ${at} without this run among the ones it holds`,
+        undefined,
+        (r) => r.startedAt === run.startedAt,
+      );
       if (done) ended.push(done);
     }
     return ended;
   }
 
-  private async endRun(id: string, state: 'failed' | 'cancelled', error: string, leaseAt?: Date, still?: (run: RunRecord) => boolean): Promise<RunView | undefined> {
+  private async endRun(
+    id: string,
+    state: 'failed' | 'cancelled',
+    error: string,
+    leaseAt?: Date,
+    still?: (run: RunRecord) => boolean,
+  ): Promise<RunView | undefined> {
     // With `leaseAt`: only while the lease is still passed (a renewal that got in first wins).
     const check = (run: RunRecord): boolean => (leaseAt === undefined || leaseExpired(run, leaseAt, this.runs.leaseMs)) && (still?.(run) ?? true);
     const ended = await this.runs.end(id, state, error, check);

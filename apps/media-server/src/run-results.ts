@@ -16,7 +16,8 @@ export async function checkFinishReport(catalog: Catalog, run: RunRecord, report
   const committed = new Map<string, SessionRecord>();
   for (const id of run.sessions) {
     const session = await catalog.getSession(id);
-    if (session && session.state === 'committed' && session.snapshot !== undefined && session.job === run.job && session.agent === run.agent) committed.set(session.snapshot, session);
+    if (session && session.state === 'committed' && session.snapshot !== undefined && session.job === run.job && session.agent === run.agent)
+      committed.set(session.snapshot, session);
   }
   const problems: string[] = [];
   const targets: TargetResult[] = [];
@@ -39,12 +40,28 @@ export async function checkFinishReport(catalog: Catalog, run: RunRecord, report
     }
     committed.delete(claimed.id); // one target per snapshot
     const record = await catalog.getSnapshot(run.job, claimed.id);
-    const totals: SessionTotals = { bytesRead: session.bytesRead, bytesSent: session.bytesSent, bytesNew: session.bytesNew, bytesStored: session.bytesStored, chunks: session.chunks, chunksNew: session.chunksNew };
+    const totals: SessionTotals = {
+      bytesRead: session.bytesRead,
+      bytesSent: session.bytesSent,
+      bytesNew: session.bytesNew,
+      bytesStored: session.bytesStored,
+      chunks: session.chunks,
+      chunksNew: session.chunksNew,
+    };
     targets.push({
       ...rest,
       ...(record
         ? {
-            snapshot: { id: record.id, key: record.key, job: record.job, source: { name: record.source.name, kind: record.source.kind as SourceKind }, startedAt: record.startedAt, finishedAt: record.finishedAt, logicalBytes: record.logicalBytes, store: record.store },
+            snapshot: {
+              id: record.id,
+              key: record.key,
+              job: record.job,
+              source: { name: record.source.name, kind: record.source.kind as SourceKind },
+              startedAt: record.startedAt,
+              finishedAt: record.finishedAt,
+              logicalBytes: record.logicalBytes,
+              store: record.store,
+            },
             dedupRatio: dedupRatio(record.logicalBytes, session.bytesNew),
           }
         : {}),

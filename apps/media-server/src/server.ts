@@ -114,11 +114,20 @@ export class MediaServer {
     this.runs = new RunBoard(catalog, { leaseMs: options.runLeaseMs });
     // A run the server ended (lease passed, session expired, restart) is retried by the
     // policy's rules like a run its agent reported failed.
-    this.leases = new RunLeases(catalog, this.runs, { checkMs: options.runLeaseCheckMs, log: this.log.child({ component: 'leases' }), onEnded: (run) => this.scheduler.runFinished(run) });
+    this.leases = new RunLeases(catalog, this.runs, {
+      checkMs: options.runLeaseCheckMs,
+      log: this.log.child({ component: 'leases' }),
+      onEnded: (run) => this.scheduler.runFinished(run),
+    });
     this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
     this.maintenance = new Maintenance(repo, catalog, this.stores, () => this.now(), this.log.child({ component: 'maintenance' }));
     const gcSchedule = options.gcSchedule === null ? null : parseSchedule(options.gcSchedule ?? '30 4 * * *', options.gcTimeZone ?? 'UTC');
-    this.maintenanceScheduler = new MaintenanceScheduler(catalog, this.maintenance, { clock: options.clock ?? { now: () => Date.now() }, gcSchedule, gcGraceMs: options.gcGraceMs, log: this.log });
+    this.maintenanceScheduler = new MaintenanceScheduler(catalog, this.maintenance, {
+      clock: options.clock ?? { now: () => Date.now() },
+      gcSchedule,
+      gcGraceMs: options.gcGraceMs,
+      log: this.log,
+    });
     this.auth = new Authenticator(catalog);
     this.stateMirror = new StateMirror(repo, catalog, this.log.child({ component: 'state-mirror' }), options.stateMirror);
     this.metrics = new ServerMetrics(this.stores, () => this.sessions.running);
@@ -190,7 +199,9 @@ export class MediaServer {
 
   /** Replaces the catalog's snapshot list with what the bucket holds. */
   async rebuildSnapshots(): Promise<number> {
-    const all = await this.repo.snapshots(undefined, { onDamaged: (key, error) => this.log.warn({ key, error: error.message }, 'damaged snapshot manifest skipped') });
+    const all = await this.repo.snapshots(undefined, {
+      onDamaged: (key, error) => this.log.warn({ key, error: error.message }, 'damaged snapshot manifest skipped'),
+    });
     await this.catalog.replaceSnapshots(undefined, all.map(snapshotRecord));
     return all.length;
   }
@@ -231,5 +242,14 @@ export class MediaServer {
 }
 
 export function snapshotRecord(s: SnapshotInfo): SnapshotRecord {
-  return { job: s.meta.job, id: s.id, key: s.key, source: s.meta.source, startedAt: s.meta.startedAt, finishedAt: s.meta.finishedAt, logicalBytes: s.meta.logicalBytes, store: s.meta.store };
+  return {
+    job: s.meta.job,
+    id: s.id,
+    key: s.key,
+    source: s.meta.source,
+    startedAt: s.meta.startedAt,
+    finishedAt: s.meta.finishedAt,
+    logicalBytes: s.meta.logicalBytes,
+    store: s.meta.store,
+  };
 }

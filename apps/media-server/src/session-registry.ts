@@ -42,8 +42,16 @@ export class SessionRegistry {
     const session = this.sessions.get(id);
     if (!session) throw new RequestError('session_not_found', `no session ${id} (sessions live until they commit or expire; start a new one)`);
     if (who.kind === 'agent' && session.init.agent !== who.name) throw new RequestError('forbidden', `session ${id} belongs to agent ${session.init.agent}`);
-    if (session.state === 'expired') throw new RequestError('session_gone', `session ${id} expired after ${Math.round(this.idleMs / 1000)} s without requests; start a new session (what it uploaded is kept)`);
-    if (session.state === 'committed') throw new RequestError('conflict', `session ${id} is already committed as snapshot ${session.snapshot?.id}`, { snapshot: session.snapshot?.id, committed: session.committed });
+    if (session.state === 'expired')
+      throw new RequestError(
+        'session_gone',
+        `session ${id} expired after ${Math.round(this.idleMs / 1000)} s without requests; start a new session (what it uploaded is kept)`,
+      );
+    if (session.state === 'committed')
+      throw new RequestError('conflict', `session ${id} is already committed as snapshot ${session.snapshot?.id}`, {
+        snapshot: session.snapshot?.id,
+        committed: session.committed,
+      });
     if (session.state === 'failed') throw new RequestError('conflict', `session ${id} failed (${session.error}); start a new session`);
     return session;
   }
@@ -69,7 +77,9 @@ export class SessionRegistry {
         await this.end(session, 'expired', reason);
         // Its run cannot finish this source any more: it ends now, not when its agent returns.
         if (session.init.run !== undefined) {
-          await this.leases.sessionExpired(session.init.run, `session ${session.id} (source ${session.init.source.name}) expired: ${reason} from agent ${session.init.agent}`).catch((err: unknown) => this.log.error({ err }, 'ending the run of an expired session failed'));
+          await this.leases
+            .sessionExpired(session.init.run, `session ${session.id} (source ${session.init.source.name}) expired: ${reason} from agent ${session.init.agent}`)
+            .catch((err: unknown) => this.log.error({ err }, 'ending the run of an expired session failed'));
         }
       } else if (session.state !== 'running' && now - session.lastActivity > Math.max(this.idleMs, 60_000)) {
         // Ended sessions stay a while so a replayed id gets a precise answer; the catalog keeps the history.

@@ -9,7 +9,16 @@
  * retry.
  */
 import type { StoreReport } from '@hoard/protocol';
-import { CONDEMNED_PREFIX, GC_LOCK_KEY, REVIVED_PREFIX, StoreWriter, listAll, type FingerprintStore, type Repository, type StoreIndex } from '@hoard/repository';
+import {
+  CONDEMNED_PREFIX,
+  GC_LOCK_KEY,
+  REVIVED_PREFIX,
+  StoreWriter,
+  listAll,
+  type FingerprintStore,
+  type Repository,
+  type StoreIndex,
+} from '@hoard/repository';
 
 import { Serial } from './serial.js';
 
@@ -71,7 +80,10 @@ export class StoreHub {
       entry = (async () => {
         const store = await this.repo.storeByName(name);
         const index = await store.index();
-        const writer = new StoreWriter(this.repo.objects, store, index, { packBytes: this.repo.config.packBytes, uploadsInFlight: this.options.uploadsInFlight ?? 2 });
+        const writer = new StoreWriter(this.repo.objects, store, index, {
+          packBytes: this.repo.config.packBytes,
+          uploadsInFlight: this.options.uploadsInFlight ?? 2,
+        });
         return { store, index, writer, lookups: 0 };
       })();
       this.open.set(name, entry);

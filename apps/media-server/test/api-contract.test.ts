@@ -55,7 +55,15 @@ function callRoute(base: string, route: RouteContract, token: string | undefined
 
 /** A valid policy document: one agent, a schedule, a retention. */
 const policyYaml = (name: string, agent: string): string =>
-  [`name: ${name}`, 'sources:', `  - agent: ${agent}`, '    specs: ["cmd:true"]', 'schedule: {timezone: UTC, full: "0 1 * * 0", incremental: daily}', 'retention: {keep-last: 1}', ''].join('\n');
+  [
+    `name: ${name}`,
+    'sources:',
+    `  - agent: ${agent}`,
+    '    specs: ["cmd:true"]',
+    'schedule: {timezone: UTC, full: "0 1 * * 0", incremental: daily}',
+    'retention: {keep-last: 1}',
+    '',
+  ].join('\n');
 
 const text = (r: Reply): string => r.bytes.toString('utf8');
 const brief = (r: Reply): string => `${r.status} ${text(r).slice(0, 300)}`;
@@ -215,9 +223,11 @@ describe('the contract and the server agree', () => {
     const wrong: string[] = [];
     for (const route of ROUTES) {
       const operation = doc.paths?.[openapiPath(route.path)]?.[route.method.toLowerCase()];
-      if (operation?.operationId !== route.id) wrong.push(`${route.method} ${openapiPath(route.path)} (${route.id}): ${operation ? `operationId ${operation.operationId}` : 'absent'}`);
+      if (operation?.operationId !== route.id)
+        wrong.push(`${route.method} ${openapiPath(route.path)} (${route.id}): ${operation ? `operationId ${operation.operationId}` : 'absent'}`);
       // A token is asked for exactly where the contract needs one.
-      else if ((operation.security !== undefined) !== (route.access !== 'public')) wrong.push(`${route.id}: security ${JSON.stringify(operation.security)} but access ${JSON.stringify(route.access)}`);
+      else if ((operation.security !== undefined) !== (route.access !== 'public'))
+        wrong.push(`${route.id}: security ${JSON.stringify(operation.security)} but access ${JSON.stringify(route.access)}`);
     }
     expect(wrong, 'routes of API_ROUTES the document lacks or describes wrongly').toEqual([]);
     const operations = Object.values(doc.paths ?? {}).flatMap((methods) => Object.values(methods).map((o) => o.operationId));
@@ -246,7 +256,10 @@ describe('the contract and the server agree', () => {
     }
     expect(wrong).toEqual([]);
     // Every route that needs a token was called without one and by each role it leaves out.
-    const expected = ROUTES.filter((route) => route.access !== 'public').reduce((n, route) => n + 1 + callers.filter((c) => c.role !== undefined && !route.access.includes(c.role)).length, 0);
+    const expected = ROUTES.filter((route) => route.access !== 'public').reduce(
+      (n, route) => n + 1 + callers.filter((c) => c.role !== undefined && !route.access.includes(c.role)).length,
+      0,
+    );
     expect(refused).toBe(expected);
     expect(refused).toBeGreaterThan(ROUTES.length);
     expect(await state(s), 'what the admin sees after the refused calls').toEqual(before);
@@ -268,7 +281,15 @@ describe('the contract and the server agree', () => {
     }
     expect(wrong).toEqual([]);
     // The public routes answer everyone, and the ownership checks are not role refusals.
-    expect(seen).toEqual(expect.arrayContaining(['health no token 200', 'openapi no token 200', 'metrics no token 200', `getRun agent ${agentA.agent} 403`, `listSnapshots agent ${agentA.agent} 403`]));
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        'health no token 200',
+        'openapi no token 200',
+        'metrics no token 200',
+        `getRun agent ${agentA.agent} 403`,
+        `listSnapshots agent ${agentA.agent} 403`,
+      ]),
+    );
     // The walk's harmless requests left the fixture as it was.
     const agents = (await call(s.url, 'GET', '/v1/agents', { token: s.admin })).json.agents as { name: string; revokedAt?: string }[];
     expect(agents.filter((a) => a.revokedAt !== undefined)).toEqual([]);
@@ -283,7 +304,11 @@ describe('the contract and the server agree', () => {
  * targets in `live` so that "nothing changed" means something for it too.
  */
 function sampleFor(table: Record<string, Sample>, route: RouteContract): Sample {
-  return table[route.id] ?? { params: Object.fromEntries([...route.path.matchAll(/:([A-Za-z]+)/g)].map(([, name]) => [name!, name === 'seq' ? '0' : `no-such-${name!}`])) };
+  return (
+    table[route.id] ?? {
+      params: Object.fromEntries([...route.path.matchAll(/:([A-Za-z]+)/g)].map(([, name]) => [name!, name === 'seq' ? '0' : `no-such-${name!}`])),
+    }
+  );
 }
 
 /** What an admin sees of the server, without what moves with the clock. */
@@ -374,7 +399,18 @@ describe('operators and viewers', () => {
     expect((await as('GET', '/v1/whoami')).json.role).toBe('viewer');
     const runs = (await as('GET', '/v1/runs')).json.runs as RunView[];
     expect(runs.length).toBeGreaterThan(0);
-    for (const path of ['/v1/jobs', '/v1/snapshots', `/v1/snapshots?job=${a.job}`, '/v1/agents', '/v1/policies', '/v1/stores', '/v1/report', '/v1/sessions', `/v1/jobs/${a.job}/history`, `/v1/runs/${runs[0]!.id}`]) {
+    for (const path of [
+      '/v1/jobs',
+      '/v1/snapshots',
+      `/v1/snapshots?job=${a.job}`,
+      '/v1/agents',
+      '/v1/policies',
+      '/v1/stores',
+      '/v1/report',
+      '/v1/sessions',
+      `/v1/jobs/${a.job}/history`,
+      `/v1/runs/${runs[0]!.id}`,
+    ]) {
       const r = await as('GET', path);
       expect(r.status, `GET ${path}: ${brief(r)}`).toBe(200);
     }
@@ -386,7 +422,9 @@ describe('operators and viewers', () => {
     expect(writes.length).toBeGreaterThan(20);
     for (const route of writes) {
       expect(route.access === 'public' || !route.access.includes('viewer'), `${route.id} lets viewers write`).toBe(true);
-      const params = Object.fromEntries([...route.path.matchAll(/:([A-Za-z]+)/g)].map(([, name]) => [name!, name === 'seq' ? '0' : name === 'job' ? a.job : name === 'name' ? a.agent : 'x1']));
+      const params = Object.fromEntries(
+        [...route.path.matchAll(/:([A-Za-z]+)/g)].map(([, name]) => [name!, name === 'seq' ? '0' : name === 'job' ? a.job : name === 'name' ? a.agent : 'x1']),
+      );
       const r = await callRoute(s.url, route, viewer, { params });
       expectForbidden(r, `${route.method} ${route.path} as viewer`);
       expect(r.json.message).toMatch(/may not call/);

@@ -13,7 +13,24 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { API_ROUTES, type BeginSessionResponse, type CommitResponse, type RouteContract, type RunView } from '@hoard/protocol';
-import { addAgent, call, chunkFor, batchBody, codecFor, commit, commitRequest, encodeBlobs, putBatch, randomData, refsOf, sendBatches, startServer, uniqueName, type Reply, type TestServer } from './helpers.js';
+import {
+  addAgent,
+  call,
+  chunkFor,
+  batchBody,
+  codecFor,
+  commit,
+  commitRequest,
+  encodeBlobs,
+  putBatch,
+  randomData,
+  refsOf,
+  sendBatches,
+  startServer,
+  uniqueName,
+  type Reply,
+  type TestServer,
+} from './helpers.js';
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -97,7 +114,10 @@ describe('answers match their reply schemas', () => {
     expect(queued).toMatchObject({ state: 'queued', full: true, hooks: { pre: 'true', post: 'true' } });
     const claimed = expectReply<RunView>(API_ROUTES.agentWork, await as(agent.token, 'GET', '/v1/agent/work?wait=5'), 'agentWork (claim)');
     expect(claimed).toMatchObject({ id: queued.id, state: 'running', maxConcurrentRuns: 2, leaseMs: expect.any(Number) });
-    expectReply(API_ROUTES.runProgress, await as(agent.token, 'POST', `/v1/runs/${claimed.id}/progress`, { target: 'dump', bytesRead: 10, bytesTotal: 100, bytesSent: 5, bytesNew: 5 }));
+    expectReply(
+      API_ROUTES.runProgress,
+      await as(agent.token, 'POST', `/v1/runs/${claimed.id}/progress`, { target: 'dump', bytesRead: 10, bytesTotal: 100, bytesSent: 5, bytesNew: 5 }),
+    );
     expectReply(API_ROUTES.renewLease, await as(agent.token, 'POST', `/v1/runs/${claimed.id}/lease`, {}));
     expectReply<RunView>(API_ROUTES.getRun, await admin('GET', `/v1/runs/${claimed.id}`), 'getRun (running, with progress)');
 
@@ -119,7 +139,13 @@ describe('answers match their reply schemas', () => {
       const again = expectReply(API_ROUTES.uploadBatch, await putBatch(s, agent.token, session.session, 0, body), `uploadBatch ${i + 1} (retry)`);
       expect(again.duplicate).toBe(true);
       const { batches } = await sendBatches(s, agent.token, session, chunks.slice(4), { firstSeq: 1 });
-      commits.push(expectReply<CommitResponse>(API_ROUTES.commitSession, await commit(s, agent.token, session, commitRequest(session, data, chunks, batches)), `commitSession ${i + 1}`));
+      commits.push(
+        expectReply<CommitResponse>(
+          API_ROUTES.commitSession,
+          await commit(s, agent.token, session, commitRequest(session, data, chunks, batches)),
+          `commitSession ${i + 1}`,
+        ),
+      );
     }
     const target = (c: CommitResponse, name: string) => ({ name, ok: true, snapshot: c.snapshot, totals: c.totals, dedupRatio: c.dedupRatio, durationMs: 12 });
     const finished = expectReply<RunView>(
@@ -132,11 +158,17 @@ describe('answers match their reply schemas', () => {
     expect(finished.targets.map((x) => x.snapshot?.id)).toEqual(commits.map((c) => c.snapshot.id));
 
     // A session abandoned by its agent: a failed session record with its reason.
-    const abandoned = expectReply<BeginSessionResponse>(API_ROUTES.beginSession, await as(agent.token, 'POST', '/v1/sessions', { job, source: { name: 'other', kind: 'stream' }, chunking: 'db-dump' }));
+    const abandoned = expectReply<BeginSessionResponse>(
+      API_ROUTES.beginSession,
+      await as(agent.token, 'POST', '/v1/sessions', { job, source: { name: 'other', kind: 'stream' }, chunking: 'db-dump' }),
+    );
     expectReply(API_ROUTES.abortSession, await as(agent.token, 'DELETE', `/v1/sessions/${abandoned.session}`));
 
     // --- a run with a bandwidth cap, cancelled while running; a queued run cancelled ----------------
-    const capped = expectReply<RunView>(API_ROUTES.createRun, await admin('POST', '/v1/runs', { agent: agent.name, job: 'ad-hoc', sources: ['cmd:true'], bandwidth: 1_000_000, hooks: { post: 'true' } }));
+    const capped = expectReply<RunView>(
+      API_ROUTES.createRun,
+      await admin('POST', '/v1/runs', { agent: agent.name, job: 'ad-hoc', sources: ['cmd:true'], bandwidth: 1_000_000, hooks: { post: 'true' } }),
+    );
     expect(capped.bandwidth).toBe(1_000_000);
     const running = expectReply<RunView>(API_ROUTES.agentWork, await as(agent.token, 'GET', '/v1/agent/work?wait=5'), 'agentWork (capped run)');
     expect(running.id).toBe(capped.id);
@@ -144,17 +176,41 @@ describe('answers match their reply schemas', () => {
     expect(asked.cancelRequestedAt).toEqual(expect.any(String));
     const told = expectReply(API_ROUTES.renewLease, await as(agent.token, 'POST', `/v1/runs/${capped.id}/lease`, {}), 'renewLease (cancel asked)');
     expect(told.cancel).toBe(true);
-    expect(expectReply(API_ROUTES.runProgress, await as(agent.token, 'POST', `/v1/runs/${capped.id}/progress`, { target: 'x', bytesRead: 0, bytesSent: 0, bytesNew: 0 }), 'runProgress (cancel asked)').cancel).toBe(true);
-    expectReply(API_ROUTES.finishRun, await as(agent.token, 'POST', `/v1/runs/${capped.id}/finish`, { state: 'cancelled', targets: [{ name: 'cmd:true', ok: false, error: 'the run was cancelled by an admin', durationMs: 1 }] }), 'finishRun (cancelled)');
+    expect(
+      expectReply(
+        API_ROUTES.runProgress,
+        await as(agent.token, 'POST', `/v1/runs/${capped.id}/progress`, { target: 'x', bytesRead: 0, bytesSent: 0, bytesNew: 0 }),
+        'runProgress (cancel asked)',
+      ).cancel,
+    ).toBe(true);
+    expectReply(
+      API_ROUTES.finishRun,
+      await as(agent.token, 'POST', `/v1/runs/${capped.id}/finish`, {
+        state: 'cancelled',
+        targets: [{ name: 'cmd:true', ok: false, error: 'the run was cancelled by an admin', durationMs: 1 }],
+      }),
+      'finishRun (cancelled)',
+    );
     const waiting = expectReply<RunView>(API_ROUTES.createRun, await admin('POST', '/v1/runs', { agent: agent.name, job: 'ad-hoc', sources: ['cmd:true'] }));
     expectReply(API_ROUTES.cancelRun, await admin('POST', `/v1/runs/${waiting.id}/cancel`), 'cancelRun (queued)');
 
     // --- a restore run onto the agent ------------------------------------------------------------
-    const restoreRun = expectReply<RunView>(API_ROUTES.createRun, await admin('POST', '/v1/runs', { agent: agent.name, job, sources: [], restore: { path: '/tmp/restored.img', force: true } }), 'createRun (restore)');
+    const restoreRun = expectReply<RunView>(
+      API_ROUTES.createRun,
+      await admin('POST', '/v1/runs', { agent: agent.name, job, sources: [], restore: { path: '/tmp/restored.img', force: true } }),
+      'createRun (restore)',
+    );
     expect(restoreRun.restore).toMatchObject({ snapshot: commits[1]!.snapshot.id, force: true });
     expectReply(API_ROUTES.agentWork, await as(agent.token, 'GET', '/v1/agent/work?wait=5'), 'agentWork (restore run)');
     const restored = { snapshot: commits[1]!.snapshot.id, path: '/tmp/restored.img', bytes: commits[1]!.snapshot.logicalBytes, wrote: 'stream' };
-    expectReply(API_ROUTES.finishRun, await as(agent.token, 'POST', `/v1/runs/${restoreRun.id}/finish`, { state: 'succeeded', targets: [{ name: '/tmp/restored.img', ok: true, restored, durationMs: 40 }] }), 'finishRun (restore)');
+    expectReply(
+      API_ROUTES.finishRun,
+      await as(agent.token, 'POST', `/v1/runs/${restoreRun.id}/finish`, {
+        state: 'succeeded',
+        targets: [{ name: '/tmp/restored.img', ok: true, restored, durationMs: 40 }],
+      }),
+      'finishRun (restore)',
+    );
 
     // --- maintenance: each real prune and verify is a task in the job's history -------------------
     const pruned = expectReply<{ results: unknown[] }>(API_ROUTES.prune, await admin('POST', '/v1/prune', { policy, dryRun: true }), 'prune (dry run)');
@@ -197,7 +253,13 @@ describe('answers match their reply schemas', () => {
     const data = randomData(100 * 1024, 3);
     const chunks = await chunkFor(session, data);
     const { batches } = await sendBatches(s, agent.token, session, chunks);
-    expectReply(API_ROUTES.commitSession, await commit(s, agent.token, session, { ...commitRequest(session, data, chunks, batches), sourceStat: { size: data.length, mtimeNs: '1700000000000000000', ino: '42', dev: '2049' } }));
+    expectReply(
+      API_ROUTES.commitSession,
+      await commit(s, agent.token, session, {
+        ...commitRequest(session, data, chunks, batches),
+        sourceStat: { size: data.length, mtimeNs: '1700000000000000000', ino: '42', dev: '2049' },
+      }),
+    );
     const again = expectReply<BeginSessionResponse>(
       API_ROUTES.beginSession,
       await call(s.url, 'POST', '/v1/sessions', { token: agent.token, json: { job, source: { name: 'disk', kind: 'file' }, chunking: 'vm-image' } }),

@@ -70,7 +70,11 @@ describe('tokens', () => {
 
   it('an unknown token: 401', async () => {
     expectError(await call(t.url, 'GET', '/v1/stores', { token: 'hoard_agent_not-a-real-token' }), 401, /unknown or revoked token/);
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: `${a.token}x`, json: { job: a.job, source: { name: 'x', kind: 'stream' }, chunking: 'db-dump' } }), 401, /unknown or revoked token/);
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', { token: `${a.token}x`, json: { job: a.job, source: { name: 'x', kind: 'stream' }, chunking: 'db-dump' } }),
+      401,
+      /unknown or revoked token/,
+    );
   });
 
   it('a revoked agent: 401 for new calls and for its open session; its snapshots stay restorable by the admin', async () => {
@@ -86,12 +90,28 @@ describe('tokens', () => {
     expect(revoked.json.revokedAt).toEqual(expect.any(String));
 
     expectError(await call(t.url, 'POST', '/v1/agent/hello', { token: c.token, json: { hostname: 'h', version: '1' } }), 401, /unknown or revoked token/);
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: c.token, json: { job: c.job, source: { name: 'x', kind: 'stream' }, chunking: 'db-dump' } }), 401, /revoked/);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: c.token, body: fingerprintQuery(chunks), contentType: 'application/octet-stream' }), 401, /revoked/);
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', { token: c.token, json: { job: c.job, source: { name: 'x', kind: 'stream' }, chunking: 'db-dump' } }),
+      401,
+      /revoked/,
+    );
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, {
+        token: c.token,
+        body: fingerprintQuery(chunks),
+        contentType: 'application/octet-stream',
+      }),
+      401,
+      /revoked/,
+    );
     expectError(await commit(t, c.token, session, commitRequest(session, Buffer.alloc(0), [], 0)), 401, /revoked/);
     expectError(await restoreBytes(t, c.token, c.job), 401, /revoked/);
     // A run can no longer be queued for it either.
-    expectError(await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: c.agent, job: c.job, sources: ['cmd:true'] } }), 404, new RegExp(`no agent ${c.agent}`));
+    expectError(
+      await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: c.agent, job: c.job, sources: ['cmd:true'] } }),
+      404,
+      new RegExp(`no agent ${c.agent}`),
+    );
 
     const restored = await restoreBytes(t, t.admin, c.job);
     expect(restored.status).toBe(200);
@@ -113,7 +133,11 @@ describe('tokens', () => {
     const agents = (await call(t.url, 'GET', '/v1/agents', { token: t.admin })).json.agents as { name: string; revokedAt?: string }[];
     expect(agents.find((x) => x.name === b.agent)?.revokedAt).toBeUndefined();
     expect(agents.some((x) => x.name === 'sneaky')).toBe(false);
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { job: b.job, source: { name: 'x', kind: 'stream' }, chunking: 'db-dump' } }), 403, /belongs to agent/);
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { job: b.job, source: { name: 'x', kind: 'stream' }, chunking: 'db-dump' } }),
+      403,
+      /belongs to agent/,
+    );
   });
 
   it('adding an agent twice: 409; revoking an unknown agent: 404', async () => {
@@ -124,7 +148,11 @@ describe('tokens', () => {
   });
 
   it('the admin token on agent-only routes: 403', async () => {
-    expectError(await call(t.url, 'POST', '/v1/agent/hello', { token: t.admin, json: { hostname: 'h', version: '1' } }), 403, /a token of role admin may not call POST \/v1\/agent\/hello: it needs an agent token/);
+    expectError(
+      await call(t.url, 'POST', '/v1/agent/hello', { token: t.admin, json: { hostname: 'h', version: '1' } }),
+      403,
+      /a token of role admin may not call POST \/v1\/agent\/hello: it needs an agent token/,
+    );
     expectError(await call(t.url, 'GET', '/v1/agent/work', { token: t.admin }), 403, /it needs an agent token/);
   });
 });
@@ -139,14 +167,24 @@ describe('agents stay within their own jobs', () => {
   });
 
   it('an agent beginning a session for a job nobody defined: 403 saying an admin defines it', async () => {
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { job: 'never-defined', source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' } }), 403, /job never-defined is not defined on this server; an admin defines it/);
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', {
+        token: a.token,
+        json: { job: 'never-defined', source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' },
+      }),
+      403,
+      /job never-defined is not defined on this server; an admin defines it/,
+    );
   });
 
   it("agent A naming agent B's run in its own session: 403", async () => {
     const run = await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: b.agent, job: b.job, sources: ['cmd:true'] } });
     expect(run.status).toBe(201);
     expectError(
-      await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { job: a.job, run: run.json.id, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' } }),
+      await call(t.url, 'POST', '/v1/sessions', {
+        token: a.token,
+        json: { job: a.job, run: run.json.id, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' },
+      }),
       403,
       new RegExp(`run ${run.json.id as string} belongs to agent ${b.agent}`),
     );
@@ -160,7 +198,15 @@ describe('agents stay within their own jobs', () => {
     const body = batchBody(refsOf(chunks), blobs);
     const belongs = new RegExp(`session ${session.session} belongs to agent ${b.agent}`);
 
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: a.token, body: fingerprintQuery(chunks), contentType: 'application/octet-stream' }), 403, belongs);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, {
+        token: a.token,
+        body: fingerprintQuery(chunks),
+        contentType: 'application/octet-stream',
+      }),
+      403,
+      belongs,
+    );
     expectError(await putBatch(t, a.token, session.session, 0, body), 403, belongs);
     expectError(await commit(t, a.token, session, commitRequest(session, data, chunks, 1)), 403, belongs);
     expectError(await call(t.url, 'DELETE', `/v1/sessions/${session.session}`, { token: a.token }), 403, belongs);
@@ -192,8 +238,16 @@ describe('names that could leave the repository', () => {
   it('job names with path characters: 400 naming the allowed characters (defining a job, beginning a session)', async () => {
     for (const job of BAD_JOBS) {
       expectError(await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job, sources: ['cmd:true'] } }), 400, JOB_RULE);
-      expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' } }), 400, JOB_RULE);
-      expectError(await call(t.url, 'POST', '/v1/sessions', { token: t.admin, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' } }), 400, JOB_RULE);
+      expectError(
+        await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' } }),
+        400,
+        JOB_RULE,
+      );
+      expectError(
+        await call(t.url, 'POST', '/v1/sessions', { token: t.admin, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump' } }),
+        400,
+        JOB_RULE,
+      );
     }
     expectError(await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job: 42, sources: ['cmd:true'] } }), 400, JOB_RULE);
   });
@@ -203,14 +257,25 @@ describe('names that could leave the repository', () => {
       expectError(await call(t.url, 'POST', '/v1/agents', { token: t.admin, json: { name } }), 400, AGENT_RULE);
     }
     expectError(await call(t.url, 'POST', '/v1/agents', { token: t.admin, json: {} }), 400, AGENT_RULE);
-    expectError(await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: '../root', job: 'fine', sources: ['cmd:true'] } }), 400, /agent must be 1-63 characters of lower-case letters/);
+    expectError(
+      await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: '../root', job: 'fine', sources: ['cmd:true'] } }),
+      400,
+      /agent must be 1-63 characters of lower-case letters/,
+    );
   });
 
-  it('store names with path characters: 400 naming the allowed characters; another job\'s store: 400', async () => {
+  it("store names with path characters: 400 naming the allowed characters; another job's store: 400", async () => {
     for (const store of ['../etc', 'a/b', '..', '%2e%2e', '.keys']) {
-      expectError(await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job: a.job, sources: ['cmd:true'], store } }), 400, /invalid store name .*: use 1-128 letters, digits, '\.', '_' or '-', starting with a letter or digit/);
+      expectError(
+        await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job: a.job, sources: ['cmd:true'], store } }),
+        400,
+        /invalid store name .*: use 1-128 letters, digits, '\.', '_' or '-', starting with a letter or digit/,
+      );
     }
-    const own = await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: b.agent, job: `${b.job}-own`, sources: ['cmd:true'], store: `store-of-${b.agent}` } });
+    const own = await call(t.url, 'POST', '/v1/runs', {
+      token: t.admin,
+      json: { agent: b.agent, job: `${b.job}-own`, sources: ['cmd:true'], store: `store-of-${b.agent}` },
+    });
     expect(own.status, JSON.stringify(own.json)).toBe(201);
     expectError(
       await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job: a.job, sources: ['cmd:true'], store: `store-of-${b.agent}` } }),
@@ -225,7 +290,11 @@ describe('names that could leave the repository', () => {
     for (const path of ['/v1/jobs/..%2Fetc/restore', '/v1/jobs/a%2Fb/restore', '/v1/jobs/%252e%252e/restore', '/v1/jobs/..%5Cetc/restore']) {
       expectError(await rawRequest(t.url, { method: 'GET', path, headers: admin }), 400, JOB_RULE);
     }
-    expectError(await rawRequest(t.url, { method: 'DELETE', path: '/v1/agents/a%2Fb', headers: admin }), 400, /name must be 1-63 characters of lower-case letters/);
+    expectError(
+      await rawRequest(t.url, { method: 'DELETE', path: '/v1/agents/a%2Fb', headers: admin }),
+      400,
+      /name must be 1-63 characters of lower-case letters/,
+    );
     expectError(await rawRequest(t.url, { method: 'DELETE', path: '/v1/agents/..%2F..%2Fcatalog', headers: admin }), 400, /name must be/);
     // Dot segments are never resolved: a plain one makes a path no route has, an encoded
     // one reaches the name check as the name ".." and is refused.

@@ -7,7 +7,18 @@
  */
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BATCH_HEADER_BYTES, BLOB_FRAMING_BYTES, BLOB_HEADER_BYTES, MAX_BATCH_CHUNKS, MAX_STORED_BLOB_BYTES, REF_BYTES, encodeBatchHeader, encodeBlobHeader, encodeRefs, type WireRef } from '@hoard/protocol';
+import {
+  BATCH_HEADER_BYTES,
+  BLOB_FRAMING_BYTES,
+  BLOB_HEADER_BYTES,
+  MAX_BATCH_CHUNKS,
+  MAX_STORED_BLOB_BYTES,
+  REF_BYTES,
+  encodeBatchHeader,
+  encodeBlobHeader,
+  encodeRefs,
+  type WireRef,
+} from '@hoard/protocol';
 import { BlobCodec, CODEC_ENCRYPTED, PAYLOAD_LZ4, PAYLOAD_RAW } from '@hoard/repository';
 import {
   agentWithJob,
@@ -79,7 +90,10 @@ async function fixture(t: TestServer, who: { token: string; job: string }, size 
   };
 }
 
-function blobPart(b: WireBlob, override: { fingerprint?: Uint8Array; codec?: number; rawLength?: number; storedLength?: number; stored?: Uint8Array } = {}): Buffer {
+function blobPart(
+  b: WireBlob,
+  override: { fingerprint?: Uint8Array; codec?: number; rawLength?: number; storedLength?: number; stored?: Uint8Array } = {},
+): Buffer {
   const stored = override.stored ?? b.blob.stored;
   return Buffer.concat([
     encodeBlobHeader({
@@ -126,9 +140,17 @@ describe('batches on an unencrypted store', () => {
     const version = Buffer.from(f.good);
     version.writeUInt32LE(2, 4);
     cases.push(['wrong version', version, /batch version 2 is not supported \(this server speaks 1\)/]);
-    cases.push(['refCount over the limit', rawBatch([], [], { refCount: MAX_BATCH_CHUNKS + 1, blobCount: 0 }), new RegExp(`at most ${MAX_BATCH_CHUNKS} references; the header says ${MAX_BATCH_CHUNKS + 1}`)]);
+    cases.push([
+      'refCount over the limit',
+      rawBatch([], [], { refCount: MAX_BATCH_CHUNKS + 1, blobCount: 0 }),
+      new RegExp(`at most ${MAX_BATCH_CHUNKS} references; the header says ${MAX_BATCH_CHUNKS + 1}`),
+    ]);
     cases.push(['refCount 2^32-1', rawBatch([], [], { refCount: 0xffffffff, blobCount: 0 }), /at most 65536 references; the header says 4294967295/]);
-    cases.push(['blobCount > refCount', rawBatch(refs.slice(0, 1), [], { refCount: 1, blobCount: 2 }), /at most one blob per reference; the header says 2 blobs for 1 references/]);
+    cases.push([
+      'blobCount > refCount',
+      rawBatch(refs.slice(0, 1), [], { refCount: 1, blobCount: 2 }),
+      /at most one blob per reference; the header says 2 blobs for 1 references/,
+    ]);
     for (const [what, body, message] of cases) expectError(await f.put(0, body), 400, message, what);
     await f.finish();
   });
@@ -139,7 +161,11 @@ describe('batches on an unencrypted store', () => {
     const max = f.session.maxChunk;
     const withRef = (i: number, ref: Partial<WireRef>): WireRef[] => refs.map((r, j) => (j === i ? { ...r, ...ref } : r));
     expectError(await f.put(0, rawBatch(withRef(1, { length: 0 }), [])), 400, new RegExp(`reference 1: chunk length 0 is outside 1\\.\\.${max}`));
-    expectError(await f.put(0, rawBatch(withRef(2, { length: max + 1 }), [])), 400, new RegExp(`reference 2: chunk length ${max + 1} is outside 1\\.\\.${max}`));
+    expectError(
+      await f.put(0, rawBatch(withRef(2, { length: max + 1 }), [])),
+      400,
+      new RegExp(`reference 2: chunk length ${max + 1} is outside 1\\.\\.${max}`),
+    );
     expectError(await f.put(0, rawBatch(withRef(0, { length: 0xffffffff }), [])), 400, /reference 0: chunk length 4294967295 is outside/);
     const flags = rawBatch(refs, []);
     flags[BATCH_HEADER_BYTES + REF_BYTES + 4] = 0x06;
@@ -159,13 +185,25 @@ describe('batches on an unencrypted store', () => {
     expectError(await f.put(0, one(blobPart(b0, { rawLength: 0 }))), 400, new RegExp(`blob 0: raw length 0 is outside 1\\.\\.${max}`));
     expectError(await f.put(0, one(blobPart(b0, { rawLength: max + 1 }))), 400, new RegExp(`blob 0: raw length ${max + 1} is outside 1\\.\\.${max}`));
     const maxStored = max + BLOB_FRAMING_BYTES;
-    expectError(await f.put(0, one(blobPart(b0, { storedLength: 0, stored: Buffer.alloc(0) }))), 400, new RegExp(`blob 0: stored length 0 is outside 1\\.\\.${maxStored}`));
+    expectError(
+      await f.put(0, one(blobPart(b0, { storedLength: 0, stored: Buffer.alloc(0) }))),
+      400,
+      new RegExp(`blob 0: stored length 0 is outside 1\\.\\.${maxStored}`),
+    );
     expectError(await f.put(0, one(blobPart(b0, { storedLength: 0xffffffff }))), 400, /blob 0: stored length 4294967295 is outside/);
-    expectError(await f.put(0, one(blobPart(b0, { storedLength: MAX_STORED_BLOB_BYTES + 1 }))), 400, new RegExp(`stored length ${MAX_STORED_BLOB_BYTES + 1} is outside 1\\.\\.${maxStored}`));
+    expectError(
+      await f.put(0, one(blobPart(b0, { storedLength: MAX_STORED_BLOB_BYTES + 1 }))),
+      400,
+      new RegExp(`stored length ${MAX_STORED_BLOB_BYTES + 1} is outside 1\\.\\.${maxStored}`),
+    );
     // Longer than any encoding of a chunk of at most maxChunk bytes can be: refused from
     // the header, before the server buffers it.
     const tooLong = Buffer.concat([b0.blob.stored, Buffer.alloc(maxStored + 1 - b0.blob.stored.length)]);
-    expectError(await f.put(0, one(blobPart(b0, { stored: tooLong }))), 400, new RegExp(`blob 0: stored length ${maxStored + 1} is outside 1\\.\\.${maxStored}`));
+    expectError(
+      await f.put(0, one(blobPart(b0, { stored: tooLong }))),
+      400,
+      new RegExp(`blob 0: stored length ${maxStored + 1} is outside 1\\.\\.${maxStored}`),
+    );
     // The second blob's header is bad: the first was already stored (blobs are kept as
     // they arrive, to be found by the retry), but no reference was applied.
     expectError(await f.put(0, rawBatch(refs, [blobPart(b0), blobPart(f.blobs[1]!, { rawLength: 0 })])), 400, /blob 1: raw length 0/);
@@ -176,11 +214,23 @@ describe('batches on an unencrypted store', () => {
   it('truncated uploads and trailing bytes: 400 naming where the body ended', async () => {
     const f = await fixture(t, a);
     const last = f.blobs.length - 1;
-    expectError(await f.put(0, f.good.subarray(0, f.good.length - 100)), 400, new RegExp(`upload truncated: the body ended inside blob ${last} \\(${hex(f.blobs[last]!.fingerprint)}\\)`));
+    expectError(
+      await f.put(0, f.good.subarray(0, f.good.length - 100)),
+      400,
+      new RegExp(`upload truncated: the body ended inside blob ${last} \\(${hex(f.blobs[last]!.fingerprint)}\\)`),
+    );
     const inHeader = f.good.length - f.blobs[last]!.blob.stored.length - BLOB_HEADER_BYTES + 7;
-    expectError(await f.put(0, f.good.subarray(0, inHeader)), 400, new RegExp(`upload truncated: the body ended inside the header of blob ${last} \\(7 of ${BLOB_HEADER_BYTES} bytes\\)`));
+    expectError(
+      await f.put(0, f.good.subarray(0, inHeader)),
+      400,
+      new RegExp(`upload truncated: the body ended inside the header of blob ${last} \\(7 of ${BLOB_HEADER_BYTES} bytes\\)`),
+    );
     // A blob header that promises more stored bytes than follow.
-    expectError(await f.put(0, rawBatch(refsOf(f.chunks), [blobPart(f.blobs[0]!, { storedLength: f.blobs[0]!.blob.stored.length + 1000 })])), 400, /upload truncated: the body ended inside blob 0/);
+    expectError(
+      await f.put(0, rawBatch(refsOf(f.chunks), [blobPart(f.blobs[0]!, { storedLength: f.blobs[0]!.blob.stored.length + 1000 })])),
+      400,
+      /upload truncated: the body ended inside blob 0/,
+    );
     expectError(await f.put(0, Buffer.concat([f.good, Buffer.from([0])])), 400, /the body has bytes after the last blob its header declares/);
     expectError(await f.put(0, Buffer.concat([f.good, Buffer.alloc(100_000, 1)])), 400, /bytes after the last blob/);
     await f.finish();
@@ -209,17 +259,25 @@ describe('batches on an unencrypted store', () => {
     async function* streamed(): AsyncGenerator<Uint8Array> {
       for (let i = 0; i < 64; i++) yield Buffer.alloc(128 * 1024, 0x41);
     }
-    const r = await call(t.url, 'PUT', `/v1/sessions/${f.session.session}/batches/0`, { token: a.token, body: streamed(), contentType: 'application/octet-stream' });
+    const r = await call(t.url, 'PUT', `/v1/sessions/${f.session.session}/batches/0`, {
+      token: a.token,
+      body: streamed(),
+      contentType: 'application/octet-stream',
+    });
     expectError(r, 400, /HBAT header/);
     await f.finish();
   });
 
-  it("a blob whose bytes do not decode to its fingerprint: 422, and it is not stored", async () => {
+  it('a blob whose bytes do not decode to its fingerprint: 422, and it is not stored', async () => {
     const f = await fixture(t, a);
     const [b0, b1] = [f.blobs[0]!, f.blobs[1]!];
     const refs = refsOf(f.chunks);
     // Chunk 1's bytes under chunk 0's fingerprint.
-    expectError(await f.put(0, rawBatch(refs, [blobPart(b1, { fingerprint: b0.fingerprint })])), 422, new RegExp(`blob 0 does not match its fingerprint ${hex(b0.fingerprint)}`));
+    expectError(
+      await f.put(0, rawBatch(refs, [blobPart(b1, { fingerprint: b0.fingerprint })])),
+      422,
+      new RegExp(`blob 0 does not match its fingerprint ${hex(b0.fingerprint)}`),
+    );
     // One flipped byte.
     const flipped = Buffer.from(b0.blob.stored);
     flipped[100] ^= 0xff;
@@ -233,7 +291,11 @@ describe('batches on an unencrypted store', () => {
     expectError(await f.put(0, rawBatch(refs, [blobPart(b0, { codec: 5 })])), 422, /unknown payload codec 5/);
     expectError(await f.put(0, rawBatch(refs, [blobPart(b0, { rawLength: b0.blob.rawLength - 1 })])), 422, /decoded \d+ bytes/);
     // An "encrypted" blob into an unencrypted store.
-    expectError(await f.put(0, rawBatch(refs, [blobPart(b0, { codec: CODEC_ENCRYPTED | PAYLOAD_RAW })])), 422, /blob 0 \([0-9a-f]{64}\) is encrypted, but store global is not encrypted/);
+    expectError(
+      await f.put(0, rawBatch(refs, [blobPart(b0, { codec: CODEC_ENCRYPTED | PAYLOAD_RAW })])),
+      422,
+      /blob 0 \([0-9a-f]{64}\) is encrypted, but store global is not encrypted/,
+    );
     // None of them reached the store: chunk 0 is still missing.
     expect(await queryMissing(t, a.token, f.session.session, f.chunks.slice(0, 1))).toEqual([true]);
     await f.finish();
@@ -248,7 +310,9 @@ describe('batches on an unencrypted store', () => {
     expectError(
       await f.put(0, body),
       422,
-      new RegExp(`reference ${lastIndex} of batch 0 names chunk ${hex(f.chunks[lastIndex]!.fingerprint)}, which the store does not have and the batch did not carry; nothing of this batch was applied`),
+      new RegExp(
+        `reference ${lastIndex} of batch 0 names chunk ${hex(f.chunks[lastIndex]!.fingerprint)}, which the store does not have and the batch did not carry; nothing of this batch was applied`,
+      ),
     );
     // A chunk of a fingerprint nobody ever stored, with no blob at all.
     const ghost: WireRef = { length: 1000, zero: false, fingerprint: Buffer.alloc(32, 0xab) };
@@ -263,7 +327,13 @@ describe('batches on an unencrypted store', () => {
     const session = await beginSession(t, a.token, a.job, uniqueName('sparse'));
     const chunks = await chunkFor(session, data);
     expect(chunks.some((c) => c.zero)).toBe(true);
-    const body = batchBody(refsOf(chunks), await encodeBlobs(await codecFor(session), chunks.filter((c) => !c.zero)));
+    const body = batchBody(
+      refsOf(chunks),
+      await encodeBlobs(
+        await codecFor(session),
+        chunks.filter((c) => !c.zero),
+      ),
+    );
     expect((await putBatch(t, a.token, session.session, 0, body)).status).toBe(200);
     const done = await commit(t, a.token, session, commitRequest(session, data, chunks, 1));
     expect(done.status).toBe(200);
@@ -290,7 +360,11 @@ describe('batches on an unencrypted store', () => {
       expect(again.json).toEqual({ seq: 0, duplicate: true, blobsStored: 0, blobsDuplicate: 0 });
     }
     // Commit's totals are one batch's: a second application would have doubled the chunks.
-    expectError(await commit(t, a.token, f.session, commitRequest(f.session, Buffer.concat([f.data, f.data]), [...f.chunks, ...f.chunks], 1)), 409, new RegExp(`commit says ${2 * f.chunks.length} chunks / ${2 * f.data.length} bytes, but the batches held ${f.chunks.length} / ${f.data.length}`));
+    expectError(
+      await commit(t, a.token, f.session, commitRequest(f.session, Buffer.concat([f.data, f.data]), [...f.chunks, ...f.chunks], 1)),
+      409,
+      new RegExp(`commit says ${2 * f.chunks.length} chunks / ${2 * f.data.length} bytes, but the batches held ${f.chunks.length} / ${f.data.length}`),
+    );
     await f.finish({ alreadySent: true });
   });
 
@@ -310,10 +384,22 @@ describe('batches on an unencrypted store', () => {
     const f = await fixture(t, a);
     expect((await f.put(0, f.good)).status).toBe(200);
     const right = commitRequest(f.session, f.data, f.chunks, 1);
-    expectError(await commit(t, a.token, f.session, { ...right, batches: 2 }), 409, /commit says 2 batches, but the server applied 1; send the missing batches first/);
+    expectError(
+      await commit(t, a.token, f.session, { ...right, batches: 2 }),
+      409,
+      /commit says 2 batches, but the server applied 1; send the missing batches first/,
+    );
     expectError(await commit(t, a.token, f.session, { ...right, batches: 0 }), 409, /commit says 0 batches, but the server applied 1/);
-    expectError(await commit(t, a.token, f.session, { ...right, chunks: f.chunks.length - 1 }), 409, new RegExp(`commit says ${f.chunks.length - 1} chunks / ${f.data.length} bytes, but the batches held ${f.chunks.length} / ${f.data.length}`));
-    expectError(await commit(t, a.token, f.session, { ...right, logicalBytes: f.data.length + 1 }), 409, new RegExp(`${f.data.length + 1} bytes, but the batches held`));
+    expectError(
+      await commit(t, a.token, f.session, { ...right, chunks: f.chunks.length - 1 }),
+      409,
+      new RegExp(`commit says ${f.chunks.length - 1} chunks / ${f.data.length} bytes, but the batches held ${f.chunks.length} / ${f.data.length}`),
+    );
+    expectError(
+      await commit(t, a.token, f.session, { ...right, logicalBytes: f.data.length + 1 }),
+      409,
+      new RegExp(`${f.data.length + 1} bytes, but the batches held`),
+    );
     await f.finish({ alreadySent: true });
   });
 
@@ -326,7 +412,15 @@ describe('batches on an unencrypted store', () => {
     expect(replay.json.snapshot).toBe(id);
     expectError(await f.put(1, f.good), 409, committed);
     expectError(await f.put(0, f.good), 409, committed);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${f.session.session}/missing`, { token: a.token, body: fingerprintQuery(f.chunks), contentType: 'application/octet-stream' }), 409, committed);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${f.session.session}/missing`, {
+        token: a.token,
+        body: fingerprintQuery(f.chunks),
+        contentType: 'application/octet-stream',
+      }),
+      409,
+      committed,
+    );
     expectError(await call(t.url, 'DELETE', `/v1/sessions/${f.session.session}`, { token: a.token }), 409, committed);
     const r = await restoreBytes(t, a.token, a.job, id);
     expect(r.bytes.equals(f.data)).toBe(true);
@@ -350,9 +444,21 @@ describe('batches on an unencrypted store', () => {
     const f = await fixture(t, a);
     const unknown = '0123456789abcdef0123456789abcdef';
     const noSession = new RegExp(`no session ${unknown} \\(sessions live until they commit or expire; start a new one\\)`);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${unknown}/missing`, { token: a.token, body: fingerprintQuery(f.chunks), contentType: 'application/octet-stream' }), 404, noSession);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${unknown}/missing`, {
+        token: a.token,
+        body: fingerprintQuery(f.chunks),
+        contentType: 'application/octet-stream',
+      }),
+      404,
+      noSession,
+    );
     expectError(await putBatch(t, a.token, unknown, 0, f.good), 404, noSession);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${unknown}/commit`, { token: a.token, json: commitRequest(f.session, f.data, f.chunks, 1) }), 404, noSession);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${unknown}/commit`, { token: a.token, json: commitRequest(f.session, f.data, f.chunks, 1) }),
+      404,
+      noSession,
+    );
     expectError(await call(t.url, 'DELETE', `/v1/sessions/${unknown}`, { token: a.token }), 404, noSession);
     expectError(await putBatch(t, t.admin, 'x', 0, f.good), 404, /no session x /);
     await f.finish();
@@ -387,9 +493,17 @@ describe('batches on an encrypted store', () => {
     const plain = await BlobCodec.create();
     const c0 = f.chunks[0]!;
     const unencrypted = { fingerprint: c0.fingerprint, blob: await plain.encode(c0.bytes, c0.fingerprint) };
-    expectError(await f.put(0, rawBatch(refsOf(f.chunks), [blobPart(unencrypted)])), 422, new RegExp(`blob 0 \\(${hex(c0.fingerprint)}\\) is not encrypted, but store global is encrypted`));
+    expectError(
+      await f.put(0, rawBatch(refsOf(f.chunks), [blobPart(unencrypted)])),
+      422,
+      new RegExp(`blob 0 \\(${hex(c0.fingerprint)}\\) is not encrypted, but store global is encrypted`),
+    );
     // Claiming to be encrypted does not help: the bytes do not authenticate.
-    expectError(await f.put(0, rawBatch(refsOf(f.chunks), [blobPart(unencrypted, { codec: CODEC_ENCRYPTED | unencrypted.blob.codec })])), 422, /blob 0 does not match its fingerprint .*AES-GCM tag does not match/);
+    expectError(
+      await f.put(0, rawBatch(refsOf(f.chunks), [blobPart(unencrypted, { codec: CODEC_ENCRYPTED | unencrypted.blob.codec })])),
+      422,
+      /blob 0 does not match its fingerprint .*AES-GCM tag does not match/,
+    );
     expect(await queryMissing(t, a.token, f.session.session, [c0])).toEqual([true]);
     await f.finish();
   });
@@ -432,7 +546,15 @@ describe('expired sessions', () => {
     expect(r0.status).toBe(200);
     await eventually(async () => (await sessionState(f.session.session)) === 'expired', 10_000, 'the session to expire');
     const expired = new RegExp(`session ${f.session.session} expired after \\d+ s without requests; start a new session \\(what it uploaded is kept\\)`);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${f.session.session}/missing`, { token: a.token, body: fingerprintQuery(f.chunks), contentType: 'application/octet-stream' }), 410, expired);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${f.session.session}/missing`, {
+        token: a.token,
+        body: fingerprintQuery(f.chunks),
+        contentType: 'application/octet-stream',
+      }),
+      410,
+      expired,
+    );
     expectError(await f.put(1, f.good), 410, expired);
     expectError(await commit(t, a.token, f.session, commitRequest(f.session, f.data, f.chunks, 1)), 410, expired);
     expectError(await call(t.url, 'DELETE', `/v1/sessions/${f.session.session}`, { token: a.token }), 410, expired);
@@ -478,7 +600,11 @@ describe('expired sessions', () => {
     const f = await fixture(t, a);
     const until = Date.now() + IDLE_MS * 3;
     while (Date.now() < until) {
-      const r = await call(t.url, 'POST', `/v1/sessions/${f.session.session}/missing`, { token: a.token, body: fingerprintQuery(f.chunks), contentType: 'application/octet-stream' });
+      const r = await call(t.url, 'POST', `/v1/sessions/${f.session.session}/missing`, {
+        token: a.token,
+        body: fingerprintQuery(f.chunks),
+        contentType: 'application/octet-stream',
+      });
       expect(r.status).toBe(200);
       await new Promise((resolve) => setTimeout(resolve, IDLE_MS / 4));
     }

@@ -63,12 +63,26 @@ describe('clients that go away', () => {
       socket.destroy();
       await closed;
     };
-    await cut(`PUT /v1/sessions/${session.session}/batches/0 HTTP/1.1\r\nHost: hoard\r\nAuthorization: Bearer ${a.token}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n`, Buffer.concat([encodeBatchHeader({ refCount: 1000, blobCount: 0 }), Buffer.alloc(370)]));
-    await cut(`POST /v1/runs HTTP/1.1\r\nHost: hoard\r\nAuthorization: Bearer ${t.admin}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n`, Buffer.from('{"agent": "'));
-    await eventually(async () => (await metric('hoard_http_client_disconnects_total')).join() === 'hoard_http_client_disconnects_total 2', 5_000, `two disconnects counted (before: ${before})`);
+    await cut(
+      `PUT /v1/sessions/${session.session}/batches/0 HTTP/1.1\r\nHost: hoard\r\nAuthorization: Bearer ${a.token}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n`,
+      Buffer.concat([encodeBatchHeader({ refCount: 1000, blobCount: 0 }), Buffer.alloc(370)]),
+    );
+    await cut(
+      `POST /v1/runs HTTP/1.1\r\nHost: hoard\r\nAuthorization: Bearer ${t.admin}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n`,
+      Buffer.from('{"agent": "'),
+    );
+    await eventually(
+      async () => (await metric('hoard_http_client_disconnects_total')).join() === 'hoard_http_client_disconnects_total 2',
+      5_000,
+      `two disconnects counted (before: ${before})`,
+    );
     expect(await metric('hoard_http_errors_total{status="500"}')).toEqual([]);
     // The session is not hurt: the next batch is still batch 0.
-    const r = await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/1`, { token: a.token, body: Buffer.alloc(0), contentType: 'application/octet-stream' });
+    const r = await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/1`, {
+      token: a.token,
+      body: Buffer.alloc(0),
+      contentType: 'application/octet-stream',
+    });
     expect(r.status).toBe(409);
     expect(r.json.error).toMatch(/expects batch 0 next/);
   });

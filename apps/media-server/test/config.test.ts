@@ -8,7 +8,16 @@ import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkServerConfig, loadServerConfig, LOG_LEVELS, resolveServerSettings, SERVER_CONFIG_DEFAULTS, ServerConfigError, ServerConfigSchema, type ServerConfig } from '../dist/index.js';
+import {
+  checkServerConfig,
+  loadServerConfig,
+  LOG_LEVELS,
+  resolveServerSettings,
+  SERVER_CONFIG_DEFAULTS,
+  ServerConfigError,
+  ServerConfigSchema,
+  type ServerConfig,
+} from '../dist/index.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -146,7 +155,13 @@ describe('a valid config', () => {
     expect(over.dataDir).toBe('/tmp/d');
     expect(over.encrypt).toBe(false);
     expect(over.passphraseFile).toBe('/p');
-    expect(over.server).toMatchObject({ host: '::1', port: 0, tls: { certFile: '/c.pem', keyFile: '/k.pem' }, logLevel: 'debug', catalogDir: '/tmp/d/catalog' });
+    expect(over.server).toMatchObject({
+      host: '::1',
+      port: 0,
+      tls: { certFile: '/c.pem', keyFile: '/k.pem' },
+      logLevel: 'debug',
+      catalogDir: '/tmp/d/catalog',
+    });
   });
 
   it('--adopt-state is a command-line decision: passed on when given, absent otherwise, never a config key', () => {
@@ -156,7 +171,10 @@ describe('a valid config', () => {
   });
 
   it('gcSchedule "off" turns the scheduled GC off; a time zone is given back in its canonical spelling', () => {
-    expect(resolveServerSettings({ gcSchedule: 'off', gcTimeZone: 'europe/berlin' }, { storage: '/x' }).server).toMatchObject({ gcSchedule: null, gcTimeZone: 'Europe/Berlin' });
+    expect(resolveServerSettings({ gcSchedule: 'off', gcTimeZone: 'europe/berlin' }, { storage: '/x' }).server).toMatchObject({
+      gcSchedule: null,
+      gcTimeZone: 'Europe/Berlin',
+    });
     expect(resolveServerSettings({ gcSchedule: '0 3 * * 1-5' }, { storage: '/x' }).server.gcSchedule).toBe('0 3 * * 1-5');
   });
 
@@ -166,7 +184,12 @@ describe('a valid config', () => {
   });
 
   it('accepts a BOM, plain directories and the boundaries of each range', () => {
-    expect(checkServerConfig({ storage: '/srv/hoard', listen: ':8420', runLeaseSeconds: 86_400, sessionIdleSeconds: 1, gcGraceHours: 0, quotaBytes: Number.MAX_SAFE_INTEGER }, 'f')).toBeTruthy();
+    expect(
+      checkServerConfig(
+        { storage: '/srv/hoard', listen: ':8420', runLeaseSeconds: 86_400, sessionIdleSeconds: 1, gcGraceHours: 0, quotaBytes: Number.MAX_SAFE_INTEGER },
+        'f',
+      ),
+    ).toBeTruthy();
     expect(checkServerConfig({ listen: '127.0.0.1:65535', gcGraceHours: 8760, storage: 's3://bucket' }, 'f')).toBeTruthy();
     expect(resolveServerSettings({ listen: ':8420' }, { storage: '/x' }).server.host).toBe('0.0.0.0');
   });
@@ -210,7 +233,12 @@ const REFUSALS: Array<[string, unknown, RegExp, RegExp?]> = [
   ['verifyUploads', null, /verifyUploads must be true or false/],
   ['logLevel', 'verbose', /logLevel must be one of fatal, error, warn, info, debug, trace, silent/],
   ['logLevel', 'INFO', /logLevel must be one of/],
-  ['gcSchedule', '30 4 * *', /gcSchedule must be a cron expression such as "30 4 \* \* \*", a calendar word \(hourly, daily, weekly, monthly, yearly, annually\) or "off"/, /5 fields/],
+  [
+    'gcSchedule',
+    '30 4 * *',
+    /gcSchedule must be a cron expression such as "30 4 \* \* \*", a calendar word \(hourly, daily, weekly, monthly, yearly, annually\) or "off"/,
+    /5 fields/,
+  ],
   ['gcSchedule', 'nightly', /gcSchedule must be a cron expression/, /not a calendar word/],
   ['gcSchedule', '0 0 30 2 *', /gcSchedule must be a cron expression/],
   ['gcSchedule', false, /gcSchedule must be a cron expression/],
@@ -258,7 +286,9 @@ describe('refusals name the file, the key, what was given and what is allowed', 
 
   it('an unknown key is refused with the known ones, and a close one suggested', async () => {
     let { file, error } = await refusal({ sessionIdleSecond: 600 });
-    expect(error.message).toBe(`--config ${file}: unknown setting "sessionIdleSecond"; did you mean "sessionIdleSeconds"? known: ${Object.keys(ServerConfigSchema.properties).join(', ')}`);
+    expect(error.message).toBe(
+      `--config ${file}: unknown setting "sessionIdleSecond"; did you mean "sessionIdleSeconds"? known: ${Object.keys(ServerConfigSchema.properties).join(', ')}`,
+    );
     ({ file, error } = await refusal({ colour: 'blue' }));
     expect(error.message).toMatch(/unknown setting "colour"; known: listen, storage, /);
     // Names of Object.prototype are not settings either
@@ -332,12 +362,19 @@ describe('the command line', () => {
       }
       return [];
     };
-    expect(problems({ storage: '/x', listen: 'nowhere' })).toEqual([expect.stringMatching(/^--listen must be HOST:PORT .*; got "nowhere" \(no :PORT at the end\)$/)]);
+    expect(problems({ storage: '/x', listen: 'nowhere' })).toEqual([
+      expect.stringMatching(/^--listen must be HOST:PORT .*; got "nowhere" \(no :PORT at the end\)$/),
+    ]);
     expect(problems({ storage: '/x', logLevel: 'loud' })).toEqual([expect.stringMatching(/^--log-level must be one of fatal, .*; got "loud"$/)]);
     expect(problems({ storage: 'gopher://x' })).toEqual([expect.stringMatching(/^--storage must be fs:DIR .*unsupported scheme gopher:/)]);
-    expect(problems({ storage: '/x', tlsCert: '' })).toEqual([expect.stringMatching(/^--tls-cert must be the path of the PEM certificate file; got ""/), expect.stringMatching(/^TLS needs both/)]);
+    expect(problems({ storage: '/x', tlsCert: '' })).toEqual([
+      expect.stringMatching(/^--tls-cert must be the path of the PEM certificate file; got ""/),
+      expect.stringMatching(/^TLS needs both/),
+    ]);
     expect(problems({})).toEqual(['no storage: give --storage fs:DIR or s3://bucket/prefix, or "storage" in --config /etc/hoard/server.json']);
-    expect(problems({ storage: '/x', tlsKey: '/k' })).toEqual(['TLS needs both a certificate and a key: --tls-cert and --tls-key, or "tls": {"cert", "key"} in --config /etc/hoard/server.json']);
+    expect(problems({ storage: '/x', tlsKey: '/k' })).toEqual([
+      'TLS needs both a certificate and a key: --tls-cert and --tls-key, or "tls": {"cert", "key"} in --config /etc/hoard/server.json',
+    ]);
     // Overrides complete the file's settings: the key from the flag, the certificate from the file
     expect(resolveServerSettings({ storage: '/x', tls: { cert: '/c', key: '/k' } }, { tlsKey: '/k2' }).server.tls).toEqual({ certFile: '/c', keyFile: '/k2' });
   });
@@ -351,7 +388,9 @@ describe('properties', () => {
   const known = Object.keys(ServerConfigSchema.properties);
   const anyValue = fc.oneof(fc.jsonValue(), fc.constantFrom(...known.map((k) => (FULL as Record<string, unknown>)[k])), fc.double(), fc.string());
   /** Objects with mostly known keys, so that the checks of each key are reached. */
-  const configLike = fc.dictionary(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...known) }, { weight: 1, arbitrary: fc.string() }), anyValue, { maxKeys: 8 });
+  const configLike = fc.dictionary(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...known) }, { weight: 1, arbitrary: fc.string() }), anyValue, {
+    maxKeys: 8,
+  });
 
   it('random values never throw anything but ServerConfigError, and what passes is what the schema accepts', () => {
     fc.assert(
@@ -381,14 +420,21 @@ describe('properties', () => {
     const file = join(dir, 'random.json');
     const yamlFile = join(dir, 'random.yaml');
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.json(), configLike.map((o) => JSON.stringify(o)), fc.string()), async (text) => {
-        for (const f of [file, yamlFile]) {
-          await writeFile(f, text);
-          await loadServerConfig(f).catch((err: unknown) => {
-            if (!(err instanceof ServerConfigError)) throw err;
-          });
-        }
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.json(),
+          configLike.map((o) => JSON.stringify(o)),
+          fc.string(),
+        ),
+        async (text) => {
+          for (const f of [file, yamlFile]) {
+            await writeFile(f, text);
+            await loadServerConfig(f).catch((err: unknown) => {
+              if (!(err instanceof ServerConfigError)) throw err;
+            });
+          }
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -117,7 +117,8 @@ describe('GC in the media server', () => {
     // Data that shares most chunks with earlier rounds: new backups deduplicate against
     // packs that GC is condemning at the same moment.
     const base = Array.from({ length: 6 }, (_, i) => randomData(64 * 1024, 100 + i));
-    const dataFor = (round: number, k: number): Buffer => Buffer.concat([base[(round + k) % 6]!, randomData(16 * 1024, round * 10 + k), base[(round + 2 * k + 1) % 6]!]);
+    const dataFor = (round: number, k: number): Buffer =>
+      Buffer.concat([base[(round + k) % 6]!, randomData(16 * 1024, round * 10 + k), base[(round + 2 * k + 1) % 6]!]);
     for (let round = 0; round < 10; round++) {
       now += DAY / 2;
       const backups = agents.map(async (who, k) => {

@@ -118,7 +118,14 @@ export function fingerprintQuery(chunks: readonly TestChunk[]): Buffer {
 }
 
 export function commitRequest(session: BeginSessionResponse, data: Uint8Array, chunks: readonly TestChunk[], batches: number): CommitRequest {
-  return { batches, chunks: chunks.length, logicalBytes: data.length, bytesRead: data.length, streamHash: streamHash(session, data), startedAt: new Date().toISOString() };
+  return {
+    batches,
+    chunks: chunks.length,
+    logicalBytes: data.length,
+    bytesRead: data.length,
+    streamHash: streamHash(session, data),
+    startedAt: new Date().toISOString(),
+  };
 }
 
 // --- HTTP -------------------------------------------------------------------------------
@@ -166,21 +173,24 @@ export function rawRequest(
 ): Promise<{ status: number; json: Record<string, unknown> } | { error: string }> {
   const url = new URL(base);
   return new Promise((resolve) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, method: options.method, path: options.path, headers: options.headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('error', (err) => resolve({ error: err.message }));
-      res.on('end', () => {
-        const text = Buffer.concat(parts).toString('utf8');
-        let json: Record<string, unknown> = {};
-        try {
-          json = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          // not JSON
-        }
-        resolve({ status: res.statusCode ?? 0, json });
-      });
-    });
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, method: options.method, path: options.path, headers: options.headers, agent: false },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('error', (err) => resolve({ error: err.message }));
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          let json: Record<string, unknown> = {};
+          try {
+            json = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            // not JSON
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
     req.on('error', (err) => resolve({ error: err.message }));
     if (options.body) req.write(options.body);
     if (options.endEarly) {
@@ -191,7 +201,12 @@ export function rawRequest(
 }
 
 /** Asserts an error answer: its status and a message (the JSON `error`) matching `message`. */
-export function expectError(reply: Reply | { status: number; json: Record<string, unknown> } | { error: string }, status: number, message: RegExp, label?: string): void {
+export function expectError(
+  reply: Reply | { status: number; json: Record<string, unknown> } | { error: string },
+  status: number,
+  message: RegExp,
+  label?: string,
+): void {
   if ('error' in reply && !('status' in reply)) throw new Error(`${label ?? ''} expected HTTP ${status}, got a transport error: ${reply.error}`);
   const r = reply as { status: number; json: Record<string, unknown> };
   expect({ status: r.status, error: r.json.error }, label).toMatchObject({ status, error: expect.stringMatching(message) });
@@ -285,7 +300,13 @@ export async function agentWithJob(t: TestServer, store?: string): Promise<{ age
   return { agent: name, token, job, client: new HoardClient({ url: t.url, token }) };
 }
 
-export async function beginSession(t: TestServer, token: string, job: string, source = 'dump', chunking: ChunkingKind = 'db-dump'): Promise<BeginSessionResponse> {
+export async function beginSession(
+  t: TestServer,
+  token: string,
+  job: string,
+  source = 'dump',
+  chunking: ChunkingKind = 'db-dump',
+): Promise<BeginSessionResponse> {
   const r = await call(t.url, 'POST', '/v1/sessions', { token, json: { job, source: { name: source, kind: 'stream' }, chunking } });
   expect(r.status, JSON.stringify(r.json)).toBe(201);
   return r.json as unknown as BeginSessionResponse;
@@ -307,7 +328,13 @@ export async function putBatch(t: TestServer, token: string, session: string, se
  * Sends `chunks` as batches of `perBatch` references, each carrying the blobs the server
  * says are missing (once per fingerprint). Returns the number of batches sent.
  */
-export async function sendBatches(t: TestServer, token: string, session: BeginSessionResponse, chunks: readonly TestChunk[], options: { perBatch?: number; firstSeq?: number } = {}): Promise<{ batches: number; blobsStored: number }> {
+export async function sendBatches(
+  t: TestServer,
+  token: string,
+  session: BeginSessionResponse,
+  chunks: readonly TestChunk[],
+  options: { perBatch?: number; firstSeq?: number } = {},
+): Promise<{ batches: number; blobsStored: number }> {
   const codec = await codecFor(session);
   const perBatch = options.perBatch ?? 16;
   let seq = options.firstSeq ?? 0;
@@ -318,7 +345,10 @@ export async function sendBatches(t: TestServer, token: string, session: BeginSe
     for (const c of slice) if (!c.zero) unique.set(Buffer.from(c.fingerprint).toString('hex'), c);
     const candidates = [...unique.values()];
     const missing = candidates.length ? await queryMissing(t, token, session.session, candidates) : [];
-    const blobs = await encodeBlobs(codec, candidates.filter((_, i) => missing[i]));
+    const blobs = await encodeBlobs(
+      codec,
+      candidates.filter((_, i) => missing[i]),
+    );
     const r = await putBatch(t, token, session.session, seq, batchBody(refsOf(slice), blobs));
     expect(r.status, JSON.stringify(r.json)).toBe(200);
     const answer = r.json as unknown as BatchResponse;
@@ -334,7 +364,12 @@ export async function commit(t: TestServer, token: string, session: BeginSession
 }
 
 /** A whole session: begin, missing, batches, commit. Records the snapshot in `t.committed`. */
-export async function backup(t: TestServer, who: { token: string; job: string }, data: Buffer, source = 'dump'): Promise<CommitResponse & { session: BeginSessionResponse }> {
+export async function backup(
+  t: TestServer,
+  who: { token: string; job: string },
+  data: Buffer,
+  source = 'dump',
+): Promise<CommitResponse & { session: BeginSessionResponse }> {
   const session = await beginSession(t, who.token, who.job, source);
   const chunks = await chunkFor(session, data);
   const { batches } = await sendBatches(t, who.token, session, chunks);

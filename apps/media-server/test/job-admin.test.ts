@@ -31,7 +31,8 @@ describe('snapshot protection through the server', () => {
     const a = await agentWithJob(t);
     const { snapshot } = await backup(t, a, randomData(300_000, 7));
     const operator = await token('operator');
-    const list = async () => (await call(t.url, 'GET', `/v1/snapshots?job=${a.job}`, { token: t.admin })).json.snapshots as { id: string; protected: boolean }[];
+    const list = async () =>
+      (await call(t.url, 'GET', `/v1/snapshots?job=${a.job}`, { token: t.admin })).json.snapshots as { id: string; protected: boolean }[];
     expect((await list()).map((s) => [s.id, s.protected])).toEqual([[snapshot.id, false]]);
 
     const set = await call(t.url, 'PUT', `/v1/jobs/${a.job}/snapshots/${snapshot.id.slice(0, 6)}/protection`, { token: operator, json: { protected: true } });
@@ -40,8 +41,16 @@ describe('snapshot protection through the server', () => {
     expect((await list()).map((s) => s.protected)).toEqual([true]);
     expect((await t.repo.protectedSnapshots(a.job)).has(snapshot.key)).toBe(true);
 
-    expectError(await call(t.url, 'PUT', `/v1/jobs/${a.job}/snapshots/${snapshot.id}/protection`, { token: operator, json: { protected: false } }), 403, /may protect snapshots but not lift a protection/);
-    expectError(await call(t.url, 'PUT', `/v1/jobs/${a.job}/snapshots/${snapshot.id}/protection`, { token: await token('viewer'), json: { protected: true } }), 403, /may not call PUT/);
+    expectError(
+      await call(t.url, 'PUT', `/v1/jobs/${a.job}/snapshots/${snapshot.id}/protection`, { token: operator, json: { protected: false } }),
+      403,
+      /may protect snapshots but not lift a protection/,
+    );
+    expectError(
+      await call(t.url, 'PUT', `/v1/jobs/${a.job}/snapshots/${snapshot.id}/protection`, { token: await token('viewer'), json: { protected: true } }),
+      403,
+      /may not call PUT/,
+    );
     const lifted = await call(t.url, 'PUT', `/v1/jobs/${a.job}/snapshots/${snapshot.id}/protection`, { token: t.admin, json: { protected: false } });
     expect(lifted.status).toBe(200);
     expect((await list()).map((s) => s.protected)).toEqual([false]);
@@ -84,7 +93,14 @@ describe('deleting and renaming a job', () => {
     expect(snapshots).toHaveLength(1);
 
     const agent = await addAgent(t);
-    const policy = ['name: nightly', 'sources:', `  - agent: ${agent.name}`, '    specs: ["cmd:true"]', 'schedule: {timezone: UTC, full: weekly, incremental: daily}', ''].join('\n');
+    const policy = [
+      'name: nightly',
+      'sources:',
+      `  - agent: ${agent.name}`,
+      '    specs: ["cmd:true"]',
+      'schedule: {timezone: UTC, full: weekly, incremental: daily}',
+      '',
+    ].join('\n');
     const applied = await call(t.url, 'POST', '/v1/policies', { token: t.admin, json: { document: policy } });
     expect(applied.status, JSON.stringify(applied.json)).toBe(200);
     const job = ((await call(t.url, 'GET', '/v1/policies/nightly', { token: t.admin })).json.jobs as { job: string }[])[0]!.job;

@@ -80,23 +80,39 @@ describe('cancelling runs', () => {
     const job = await defineJob(t, agent.name);
     const run = await claim(agent.token);
     expect(run.state).toBe('running');
-    const begun = await call(t.url, 'POST', '/v1/sessions', { token: agent.token, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id } });
+    const begun = await call(t.url, 'POST', '/v1/sessions', {
+      token: agent.token,
+      json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id },
+    });
     const session = begun.json as never as { session: string };
     const data = randomData(96 * 1024, 7);
     await sendBatches(t, agent.token, begun.json as never, (await chunkFor(begun.json as never, data)).slice(0, 3));
     // Progress before the request: carry on.
-    const before = await call(t.url, 'POST', `/v1/runs/${run.id}/progress`, { token: agent.token, json: { target: 'dump', bytesRead: 1000, bytesSent: 900, bytesNew: 800 } });
+    const before = await call(t.url, 'POST', `/v1/runs/${run.id}/progress`, {
+      token: agent.token,
+      json: { target: 'dump', bytesRead: 1000, bytesSent: 900, bytesNew: 800 },
+    });
     expect(before.json).toEqual({ ok: true });
     const asked = await admin('POST', `/v1/runs/${run.id}/cancel`);
     expect(asked.status).toBe(200);
     expect(asked.json).toMatchObject({ id: run.id, state: 'running', cancelRequestedAt: expect.any(String) });
     // Asking twice changes nothing.
     expect((await admin('POST', `/v1/runs/${run.id}/cancel`)).json.cancelRequestedAt).toBe(asked.json.cancelRequestedAt);
-    const told = await call(t.url, 'POST', `/v1/runs/${run.id}/progress`, { token: agent.token, json: { target: 'dump', bytesRead: 2000, bytesSent: 1900, bytesNew: 1800 } });
+    const told = await call(t.url, 'POST', `/v1/runs/${run.id}/progress`, {
+      token: agent.token,
+      json: { target: 'dump', bytesRead: 2000, bytesSent: 1900, bytesNew: 1800 },
+    });
     expect(told.json).toEqual({ ok: true, cancel: true });
     expect((await call(t.url, 'DELETE', `/v1/sessions/${session.session}`, { token: agent.token })).status).toBe(200);
-    const done = await finish(agent.token, run.id, { state: 'cancelled', targets: [{ name: 'dump', ok: false, error: 'the run was cancelled by an admin', durationMs: 3 }] });
-    expect(done).toMatchObject({ state: 'cancelled', cancelRequestedAt: asked.json.cancelRequestedAt, error: expect.stringMatching(/^cancelled by an admin while running/) });
+    const done = await finish(agent.token, run.id, {
+      state: 'cancelled',
+      targets: [{ name: 'dump', ok: false, error: 'the run was cancelled by an admin', durationMs: 3 }],
+    });
+    expect(done).toMatchObject({
+      state: 'cancelled',
+      cancelRequestedAt: asked.json.cancelRequestedAt,
+      error: expect.stringMatching(/^cancelled by an admin while running/),
+    });
     // Nothing was committed (invariant 1): no snapshot, the session failed.
     expect((await admin('GET', `/v1/snapshots?job=${job}`)).json.snapshots).toEqual([]);
     const sessions = (await admin('GET', `/v1/sessions?job=${job}`)).json.sessions as { id: string; state: string }[];
@@ -112,7 +128,10 @@ describe('cancelling runs', () => {
     // The admin's view was "queued" a moment ago; now it is running: the request is recorded.
     const asked = await admin('POST', `/v1/runs/${run.id}/cancel`);
     expect(asked.json.state).toBe('running');
-    const told = await call(t.url, 'POST', `/v1/runs/${run.id}/progress`, { token: agent.token, json: { target: 'x', bytesRead: 0, bytesSent: 0, bytesNew: 0 } });
+    const told = await call(t.url, 'POST', `/v1/runs/${run.id}/progress`, {
+      token: agent.token,
+      json: { target: 'x', bytesRead: 0, bytesSent: 0, bytesNew: 0 },
+    });
     expect(told.json.cancel).toBe(true);
     expect((await finish(agent.token, run.id, { state: 'cancelled', targets: [] })).state).toBe('cancelled');
   });
@@ -143,7 +162,16 @@ describe('jobs, history and the report', () => {
     await finish(agent.token, run3.id, { state: 'failed', targets: [], error: 'boom' });
     // A verify task the server ran for the job.
     const taskAt = new Date(Date.now() + 1000).toISOString();
-    await t.server.catalog.putTask({ id: 'verify-1', kind: 'verify', job, policy: 'p', state: 'succeeded', startedAt: taskAt, finishedAt: new Date(Date.parse(taskAt) + 1500).toISOString(), summary: 'checked 2 snapshots: no problems' });
+    await t.server.catalog.putTask({
+      id: 'verify-1',
+      kind: 'verify',
+      job,
+      policy: 'p',
+      state: 'succeeded',
+      startedAt: taskAt,
+      finishedAt: new Date(Date.parse(taskAt) + 1500).toISOString(),
+      summary: 'checked 2 snapshots: no problems',
+    });
 
     // job list
     const jobs = (await admin('GET', '/v1/jobs')).json.jobs as Record<string, unknown>[];
@@ -194,7 +222,22 @@ describe('jobs, history and the report', () => {
     const store = c1.snapshot.store;
     for (let d = 1; d <= 10; d++) {
       const at = new Date(Date.now() - d * DAY_MS).toISOString();
-      await t.server.catalog.putSession({ id: `old-${d}`, agent: agent.name, job: 'older-job', source: 's', store, startedAt: at, finishedAt: at, state: 'committed', bytesRead: 1e6, bytesSent: 1e6, bytesNew: 1e6, bytesStored: 1e6, chunks: 1, chunksNew: 1 });
+      await t.server.catalog.putSession({
+        id: `old-${d}`,
+        agent: agent.name,
+        job: 'older-job',
+        source: 's',
+        store,
+        startedAt: at,
+        finishedAt: at,
+        state: 'committed',
+        bytesRead: 1e6,
+        bytesSent: 1e6,
+        bytesNew: 1e6,
+        bytesStored: 1e6,
+        chunks: 1,
+        chunksNew: 1,
+      });
     }
     const first = await admin('GET', '/v1/report');
     const storedNow = c1.totals.bytesStored + c2.totals.bytesStored;
@@ -226,7 +269,9 @@ describe('jobs, history and the report', () => {
         },
       },
     ]);
-    expect(report.stores).toEqual([expect.objectContaining({ name: 'global', scope: 'global', snapshots: 2, logicalBytes: data1.length + data2.length, storedBytes: storedNow })]);
+    expect(report.stores).toEqual([
+      expect.objectContaining({ name: 'global', scope: 'global', snapshots: 2, logicalBytes: data1.length + data2.length, storedBytes: storedNow }),
+    ]);
     const c = report.capacity;
     expect(c.storedBytes).toBe(storedNow);
     expect(c.logicalBytes).toBe(data1.length + data2.length);
@@ -255,7 +300,16 @@ describe('jobs, history and the report', () => {
     expect((await admin('POST', '/v1/policies', { document: yaml })).status).toBe(200);
     const [next] = nextPolicyRuns(parsePolicyDocument(yaml)[0]!, new Date(), 1);
     const jobs = (await admin('GET', '/v1/jobs')).json.jobs as Record<string, unknown>[];
-    expect(jobs).toEqual([expect.objectContaining({ job: 'nightly', agent: agent.name, policy: 'nightly', snapshots: 0, lastRun: null, nextRun: { at: next!.at.toISOString(), kind: 'full' } })]);
+    expect(jobs).toEqual([
+      expect.objectContaining({
+        job: 'nightly',
+        agent: agent.name,
+        policy: 'nightly',
+        snapshots: 0,
+        lastRun: null,
+        nextRun: { at: next!.at.toISOString(), kind: 'full' },
+      }),
+    ]);
     const queued = await admin('POST', '/v1/jobs/nightly/run', {});
     expect(queued.status).toBe(201);
     expect(queued.json).toMatchObject({ agent: agent.name, job: 'nightly', sources: ['cmd:echo hi'], hooks: { post: 'true' } });

@@ -60,18 +60,50 @@ describe('JSON bodies', () => {
   it('JSON of the wrong shape: 400 naming the field', async () => {
     expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: [] }), 400, /the request body must be a JSON object; got \[\]/);
     expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: null }), 400, /must be a JSON object/);
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), chunking: 'bogus' } }), 400, /chunking must be one of vm-image, db-dump, file; got "bogus"/);
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), source: { name: '', kind: 'stream' } } }), 400, /name must be a non-empty string/);
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), source: { name: 'x', kind: 'tape' } } }), 400, /kind must be one of file, block-device, stream/);
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), chunking: 'bogus' } }),
+      400,
+      /chunking must be one of vm-image, db-dump, file; got "bogus"/,
+    );
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), source: { name: '', kind: 'stream' } } }),
+      400,
+      /name must be a non-empty string/,
+    );
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), source: { name: 'x', kind: 'tape' } } }),
+      400,
+      /kind must be one of file, block-device, stream/,
+    );
     expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, json: { ...sessionJson(), source: 'x' } }), 400, /source must be a JSON object/);
-    expectError(await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job: a.job, sources: [] } }), 400, /sources must be a list of 1-64 source specs/);
+    expectError(
+      await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job: a.job, sources: [] } }),
+      400,
+      /sources must be a list of 1-64 source specs/,
+    );
     expectError(await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent: a.agent, job: a.job, sources: ['ftp://x'] } }), 400, /sources\[0\]/);
     const session = await beginSession(t, a.token, a.job);
     const good = commitRequest(session, Buffer.alloc(0), [], 0);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, streamHash: 'XYZ' } }), 400, /streamHash must be 64 lower-case hex digits/);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, chunks: -1 } }), 400, /chunks must be a non-negative integer; got -1/);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, batches: 1.5 } }), 400, /batches must be a non-negative integer/);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, startedAt: 'yesterday' } }), 400, /startedAt must be an ISO-8601 time/);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, streamHash: 'XYZ' } }),
+      400,
+      /streamHash must be 64 lower-case hex digits/,
+    );
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, chunks: -1 } }),
+      400,
+      /chunks must be a non-negative integer; got -1/,
+    );
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, batches: 1.5 } }),
+      400,
+      /batches must be a non-negative integer/,
+    );
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: { ...good, startedAt: 'yesterday' } }),
+      400,
+      /startedAt must be an ISO-8601 time/,
+    );
     // The session survived all that: an empty stream commits.
     const done = await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, json: good });
     expect(done.status, JSON.stringify(done.json)).toBe(200);
@@ -79,32 +111,80 @@ describe('JSON bodies', () => {
 
   it('JSON over 1 MiB: 413 naming the limit (declared length and streamed without one)', async () => {
     const big = JSON.stringify({ name: 'x'.repeat(MAX_JSON_BYTES) });
-    expectError(await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: big, contentType: 'application/json' }), 413, new RegExp(`over this call's limit of ${MAX_JSON_BYTES} bytes`));
+    expectError(
+      await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: big, contentType: 'application/json' }),
+      413,
+      new RegExp(`over this call's limit of ${MAX_JSON_BYTES} bytes`),
+    );
     expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, body: big, contentType: 'application/json' }), 413, /limit of 1048576 bytes/);
     async function* chunked(): AsyncGenerator<Uint8Array> {
       yield Buffer.from('{"name":"');
       for (let i = 0; i < 20; i++) yield Buffer.alloc(64 * 1024, 0x61);
       yield Buffer.from('"}');
     }
-    expectError(await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: chunked(), contentType: 'application/json' }), 413, /over this call's limit of 1048576 bytes/);
+    expectError(
+      await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: chunked(), contentType: 'application/json' }),
+      413,
+      /over this call's limit of 1048576 bytes/,
+    );
     // Exactly at the limit is read (and then judged on its content).
     const atLimit = JSON.stringify({ name: 'x'.repeat(MAX_JSON_BYTES - 11) });
     expect(Buffer.byteLength(atLimit)).toBe(MAX_JSON_BYTES);
-    expectError(await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: atLimit, contentType: 'application/json' }), 400, /name must be 1-63 characters/);
+    expectError(
+      await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: atLimit, contentType: 'application/json' }),
+      400,
+      /name must be 1-63 characters/,
+    );
   });
 
   it('wrong content type: text/plain or none on a JSON route, JSON on the binary routes: 415', async () => {
-    expectError(await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: '{"name":"textplain"}', contentType: 'text/plain' }), 415, /this call takes Content-Type application\/json; got text\/plain/);
-    expectError(await call(t.url, 'POST', '/v1/sessions', { token: a.token, body: JSON.stringify(sessionJson()), contentType: 'text/plain;charset=utf-8' }), 415, /application\/json; got text\/plain/);
-    expectError(await rawRequest(t.url, { method: 'POST', path: '/v1/sessions', headers: { authorization: `Bearer ${a.token}` }, body: Buffer.from(JSON.stringify(sessionJson())) }), 415, /got none/);
+    expectError(
+      await call(t.url, 'POST', '/v1/agents', { token: t.admin, body: '{"name":"textplain"}', contentType: 'text/plain' }),
+      415,
+      /this call takes Content-Type application\/json; got text\/plain/,
+    );
+    expectError(
+      await call(t.url, 'POST', '/v1/sessions', { token: a.token, body: JSON.stringify(sessionJson()), contentType: 'text/plain;charset=utf-8' }),
+      415,
+      /application\/json; got text\/plain/,
+    );
+    expectError(
+      await rawRequest(t.url, {
+        method: 'POST',
+        path: '/v1/sessions',
+        headers: { authorization: `Bearer ${a.token}` },
+        body: Buffer.from(JSON.stringify(sessionJson())),
+      }),
+      415,
+      /got none/,
+    );
     // A charset parameter on the right type is fine.
-    expect((await call(t.url, 'POST', '/v1/sessions', { token: a.token, body: JSON.stringify(sessionJson()), contentType: 'application/json; charset=utf-8' })).status).toBe(201);
+    expect(
+      (await call(t.url, 'POST', '/v1/sessions', { token: a.token, body: JSON.stringify(sessionJson()), contentType: 'application/json; charset=utf-8' }))
+        .status,
+    ).toBe(201);
 
     const session = await beginSession(t, a.token, a.job);
     const chunks = await chunkFor(session, randomData(40_000, 12));
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: a.token, json: [Buffer.from(chunks[0]!.fingerprint).toString('hex')] }), 415, /this call takes Content-Type application\/octet-stream; got application\/json/);
-    expectError(await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/0`, { token: a.token, json: { refs: [] } }), 415, /application\/octet-stream; got application\/json/);
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, { token: a.token, body: JSON.stringify(commitRequest(session, Buffer.alloc(0), [], 0)), contentType: BINARY }), 415, /application\/json; got application\/octet-stream/);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: a.token, json: [Buffer.from(chunks[0]!.fingerprint).toString('hex')] }),
+      415,
+      /this call takes Content-Type application\/octet-stream; got application\/json/,
+    );
+    expectError(
+      await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/0`, { token: a.token, json: { refs: [] } }),
+      415,
+      /application\/octet-stream; got application\/json/,
+    );
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/commit`, {
+        token: a.token,
+        body: JSON.stringify(commitRequest(session, Buffer.alloc(0), [], 0)),
+        contentType: BINARY,
+      }),
+      415,
+      /application\/json; got application\/octet-stream/,
+    );
     expect((await readAgents()).some((x) => x === 'textplain')).toBe(false);
   });
 
@@ -134,7 +214,11 @@ describe('routes', () => {
   it('a batch number that is not a non-negative integer: 400', async () => {
     const session = await beginSession(t, a.token, a.job);
     for (const seq of ['abc', '-1', '1.5', '1e3x', '9007199254740993']) {
-      expectError(await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/${seq}`, { token: a.token, body: Buffer.alloc(16), contentType: BINARY }), 400, /seq must be a non-negative integer \(the batch number\)/);
+      expectError(
+        await call(t.url, 'PUT', `/v1/sessions/${session.session}/batches/${seq}`, { token: a.token, body: Buffer.alloc(16), contentType: BINARY }),
+        400,
+        /seq must be a non-negative integer \(the batch number\)/,
+      );
     }
   });
 });
@@ -150,7 +234,11 @@ describe('restore requests', () => {
       expectError(await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=${first!.snapshot}&${q}`, { token: a.token }), 400, /must be a number of bytes/);
     }
     for (const q of [`offset=${size + 1}`, `offset=0&length=${size + 1}`, `offset=${size - 10}&length=11`]) {
-      expectError(await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=${first!.snapshot}&${q}`, { token: a.token }), 416, new RegExp(`is outside snapshot ${first!.snapshot} \\(${size} bytes\\)`));
+      expectError(
+        await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=${first!.snapshot}&${q}`, { token: a.token }),
+        416,
+        new RegExp(`is outside snapshot ${first!.snapshot} \\(${size} bytes\\)`),
+      );
     }
     const tail = await call(t.url, 'GET', `/v1/jobs/${a.job}/restore?id=${first!.snapshot}&offset=${size - 10}`, { token: a.token });
     expect(tail.status).toBe(200);
@@ -174,14 +262,22 @@ describe('fingerprint queries', () => {
   it(`more than ${MAX_QUERY_FINGERPRINTS} fingerprints: 413 naming the limit; exactly that many is answered`, async () => {
     const session = await beginSession(t, a.token, a.job);
     expectError(
-      await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: a.token, body: Buffer.alloc((MAX_QUERY_FINGERPRINTS + 1) * 32, 9), contentType: BINARY }),
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, {
+        token: a.token,
+        body: Buffer.alloc((MAX_QUERY_FINGERPRINTS + 1) * 32, 9),
+        contentType: BINARY,
+      }),
       413,
       new RegExp(`over this call's limit of ${MAX_QUERY_FINGERPRINTS * 32} bytes`),
     );
     async function* streamed(): AsyncGenerator<Uint8Array> {
       for (let i = 0; i <= MAX_QUERY_FINGERPRINTS / 1024; i++) yield Buffer.alloc(1024 * 32, 9);
     }
-    expectError(await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: a.token, body: streamed(), contentType: BINARY }), 413, /over this call's limit/);
+    expectError(
+      await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: a.token, body: streamed(), contentType: BINARY }),
+      413,
+      /over this call's limit/,
+    );
     const full = Buffer.alloc(MAX_QUERY_FINGERPRINTS * 32);
     for (let i = 0; i < MAX_QUERY_FINGERPRINTS; i++) full.writeUInt32LE(i + 1, i * 32);
     const r = await call(t.url, 'POST', `/v1/sessions/${session.session}/missing`, { token: a.token, body: full, contentType: BINARY });

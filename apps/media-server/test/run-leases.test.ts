@@ -9,7 +9,22 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CommitResponse, RunView } from '@hoard/protocol';
-import { addAgent, backup, call, chunkFor, commit, commitRequest, defineJob, eventually, expectError, randomData, sendBatches, startServer, type StartOptions, type TestServer } from './helpers.js';
+import {
+  addAgent,
+  backup,
+  call,
+  chunkFor,
+  commit,
+  commitRequest,
+  defineJob,
+  eventually,
+  expectError,
+  randomData,
+  sendBatches,
+  startServer,
+  type StartOptions,
+  type TestServer,
+} from './helpers.js';
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -47,7 +62,7 @@ async function queueRun(s: TestServer, agent: string, job: string): Promise<RunV
 }
 
 describe('run leases', () => {
-  it('a run whose agent stops renewing ends failed with who and when, and the agent\'s next run is handed out', async () => {
+  it("a run whose agent stops renewing ends failed with who and when, and the agent's next run is handed out", async () => {
     const s = await server({ runLeaseMs: 400 });
     const agent = await addAgent(s);
     const job = await defineJob(s, agent.name); // queues run 1
@@ -59,12 +74,22 @@ describe('run leases', () => {
     // The agent is killed: no renewal comes.
     const failed = await ended(s, first.id);
     expect(failed.state).toBe('failed');
-    expect(failed.error).toMatch(new RegExp(`^agent ${agent.name} stopped renewing its lease at \\S+ \\(lease of 0.4 s, expired at \\S+\\); agent last seen \\S+Z$`));
+    expect(failed.error).toMatch(
+      new RegExp(`^agent ${agent.name} stopped renewing its lease at \\S+ \\(lease of 0.4 s, expired at \\S+\\); agent last seen \\S+Z$`),
+    );
     // Its slot is free: the next run goes.
     expect((await claim(s, agent.token)).id).toBe(second.id);
     // A late word from the dead run's agent is refused with the reason.
-    expectError(await call(s.url, 'POST', `/v1/runs/${first.id}/lease`, { token: agent.token, json: {} }), 409, /is failed, not running: agent .* stopped renewing/);
-    expectError(await call(s.url, 'POST', `/v1/runs/${first.id}/finish`, { token: agent.token, json: { state: 'succeeded', targets: [] } }), 409, /is failed, not running/);
+    expectError(
+      await call(s.url, 'POST', `/v1/runs/${first.id}/lease`, { token: agent.token, json: {} }),
+      409,
+      /is failed, not running: agent .* stopped renewing/,
+    );
+    expectError(
+      await call(s.url, 'POST', `/v1/runs/${first.id}/finish`, { token: agent.token, json: { state: 'succeeded', targets: [] } }),
+      409,
+      /is failed, not running/,
+    );
   });
 
   it('renewals keep a run running past its lease; only its own agent may renew it', async () => {
@@ -87,7 +112,9 @@ describe('run leases', () => {
     const view = (await admin(s, 'GET', `/v1/runs/${run.id}`)).json;
     expect(view).toMatchObject({ state: 'running', leaseExpiresAt: last });
     // A progress report renews it too, and so does nothing else: once both stop, it ends.
-    expect((await call(s.url, 'POST', `/v1/runs/${run.id}/progress`, { token: agent.token, json: { target: 'x', bytesRead: 1, bytesSent: 1, bytesNew: 1 } })).json).toEqual({ ok: true });
+    expect(
+      (await call(s.url, 'POST', `/v1/runs/${run.id}/progress`, { token: agent.token, json: { target: 'x', bytesRead: 1, bytesSent: 1, bytesNew: 1 } })).json,
+    ).toEqual({ ok: true });
     expect((await ended(s, run.id)).state).toBe('failed');
   });
 
@@ -117,19 +144,31 @@ describe('run leases', () => {
     const agent = await addAgent(s);
     const job = await defineJob(s, agent.name);
     const run = await claim(s, agent.token);
-    const begun = await call(s.url, 'POST', '/v1/sessions', { token: agent.token, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id } });
+    const begun = await call(s.url, 'POST', '/v1/sessions', {
+      token: agent.token,
+      json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id },
+    });
     expect(begun.status).toBe(201);
     // Renew the lease (the agent lives) but send nothing on the session.
     const renewals = setInterval(() => void call(s.url, 'POST', `/v1/runs/${run.id}/lease`, { token: agent.token, json: {} }), 100);
     try {
       const failed = await ended(s, run.id);
       expect(failed.state).toBe('failed');
-      expect(failed.error).toMatch(new RegExp(`^session ${begun.json.session as string} \\(source dump\\) expired: no request for \\d+ s from agent ${agent.name}$`));
+      expect(failed.error).toMatch(
+        new RegExp(`^session ${begun.json.session as string} \\(source dump\\) expired: no request for \\d+ s from agent ${agent.name}$`),
+      );
     } finally {
       clearInterval(renewals);
     }
     // A run the server ended takes no new session.
-    expectError(await call(s.url, 'POST', '/v1/sessions', { token: agent.token, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id } }), 409, /is failed, not running/);
+    expectError(
+      await call(s.url, 'POST', '/v1/sessions', {
+        token: agent.token,
+        json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id },
+      }),
+      409,
+      /is failed, not running/,
+    );
   });
 });
 
@@ -143,7 +182,9 @@ describe('cancelling a run whose agent is gone', () => {
     expect(asked.json).toMatchObject({ state: 'running', cancelRequestedAt: expect.any(String) });
     const done = await ended(s, run.id);
     expect(done.state).toBe('cancelled');
-    expect(done.error).toMatch(new RegExp(`^cancelled by an admin at \\S+; agent ${agent.name} stopped renewing its lease at .*, so the server ended the run$`));
+    expect(done.error).toMatch(
+      new RegExp(`^cancelled by an admin at \\S+; agent ${agent.name} stopped renewing its lease at .*, so the server ended the run$`),
+    );
     // The slot is free.
     await queueRun(s, agent.name, run.job);
     expect((await claim(s, agent.token)).state).toBe('running');
@@ -157,7 +198,12 @@ describe('cancelling a run whose agent is gone', () => {
     const run = await claim(s, agent.token);
     await eventually(async () => Date.now() > Date.parse(run.leaseExpiresAt!), 5_000, 'the lease to pass');
     const cancelled = await admin(s, 'POST', `/v1/runs/${run.id}/cancel`);
-    expect(cancelled.json).toMatchObject({ id: run.id, state: 'cancelled', finishedAt: expect.any(String), error: expect.stringMatching(/^cancelled by an admin at .*; agent .* stopped renewing its lease/) });
+    expect(cancelled.json).toMatchObject({
+      id: run.id,
+      state: 'cancelled',
+      finishedAt: expect.any(String),
+      error: expect.stringMatching(/^cancelled by an admin at .*; agent .* stopped renewing its lease/),
+    });
   });
 
   it('an agent alive hears the cancel in its lease answer', async () => {
@@ -176,13 +222,26 @@ describe('restarts', () => {
     const agent = await addAgent(s);
     const job = await defineJob(s, agent.name);
     const run = await claim(s, agent.token);
-    const begun = await call(s.url, 'POST', '/v1/sessions', { token: agent.token, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id } });
+    const begun = await call(s.url, 'POST', '/v1/sessions', {
+      token: agent.token,
+      json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run: run.id },
+    });
     expect(begun.status).toBe(201);
     await s.restart();
     const after = (await admin(s, 'GET', `/v1/runs/${run.id}`)).json as unknown as RunView;
-    expect(after).toMatchObject({ state: 'failed', error: `the media server restarted while this run was running (agent ${agent.name} held it since ${run.startedAt})` });
+    expect(after).toMatchObject({
+      state: 'failed',
+      error: `the media server restarted while this run was running (agent ${agent.name} held it since ${run.startedAt})`,
+    });
     const sessions = (await admin(s, 'GET', `/v1/sessions?job=${job}`)).json.sessions as { id: string; state: string; error: string; finishedAt: string }[];
-    expect(sessions).toEqual([expect.objectContaining({ id: begun.json.session, state: 'failed', error: 'the media server restarted while this session was running', finishedAt: expect.any(String) })]);
+    expect(sessions).toEqual([
+      expect.objectContaining({
+        id: begun.json.session,
+        state: 'failed',
+        error: 'the media server restarted while this session was running',
+        finishedAt: expect.any(String),
+      }),
+    ]);
     // The agent's slot is free.
     await queueRun(s, agent.name, job);
     expect((await claim(s, agent.token)).state).toBe('running');
@@ -199,7 +258,10 @@ describe('restarts', () => {
     // A new process holds nothing.
     expect((await claim(s, agent.token, '&holding=')).id).toBe(next.id);
     const done = (await admin(s, 'GET', `/v1/runs/${held.id}`)).json;
-    expect(done).toMatchObject({ state: 'failed', error: expect.stringMatching(new RegExp(`^agent ${agent.name} restarted: it polled for work at \\S+ without this run among the ones it holds$`)) });
+    expect(done).toMatchObject({
+      state: 'failed',
+      error: expect.stringMatching(new RegExp(`^agent ${agent.name} restarted: it polled for work at \\S+ without this run among the ones it holds$`)),
+    });
   });
 });
 
@@ -223,14 +285,28 @@ describe('what the server records at finish', () => {
     const jobB = await defineJob(s, b.name);
     const foreign = await backup(s, { token: b.token, job: jobB }, randomData(64 * 1024, 3));
     const run = await claim(s, a.token);
-    const lie = { name: 'dump', ok: true, snapshot: foreign.snapshot, totals: { bytesRead: 1e15, bytesSent: 1e15, bytesNew: 1e15, bytesStored: 1e15, chunks: 1, chunksNew: 1 }, dedupRatio: 1, durationMs: 5 };
+    const lie = {
+      name: 'dump',
+      ok: true,
+      snapshot: foreign.snapshot,
+      totals: { bytesRead: 1e15, bytesSent: 1e15, bytesNew: 1e15, bytesStored: 1e15, chunks: 1, chunksNew: 1 },
+      dedupRatio: 1,
+      durationMs: 5,
+    };
     const finished = await call(s.url, 'POST', `/v1/runs/${run.id}/finish`, { token: a.token, json: { state: 'succeeded', targets: [lie] } });
     expect(finished.status, JSON.stringify(finished.json)).toBe(200);
     const view = finished.json as unknown as RunView;
     expect(view.state).toBe('failed');
-    expect(view.error).toBe(`dump: the agent reported snapshot ${foreign.snapshot.id}, but no session of run ${run.id} committed it (the server's records); not counted`);
+    expect(view.error).toBe(
+      `dump: the agent reported snapshot ${foreign.snapshot.id}, but no session of run ${run.id} committed it (the server's records); not counted`,
+    );
     expect(view.targets).toEqual([{ name: 'dump', ok: false, error: expect.stringMatching(/no session of run/), durationMs: 5 }]);
-    const history = (await admin(s, 'GET', `/v1/jobs/${jobA}/history`)).json.entries as { id: string; snapshots: string[]; bytesRead: number | null; bytesNew: number | null }[];
+    const history = (await admin(s, 'GET', `/v1/jobs/${jobA}/history`)).json.entries as {
+      id: string;
+      snapshots: string[];
+      bytesRead: number | null;
+      bytesNew: number | null;
+    }[];
     expect(history.find((e) => e.id === run.id)).toMatchObject({ snapshots: [], bytesRead: null, bytesNew: null });
   });
 
@@ -241,15 +317,29 @@ describe('what the server records at finish', () => {
     const run = await claim(s, a.token);
     const data = randomData(96 * 1024, 4);
     const c = await backupForRun(s, a.token, job, run.id, data);
-    const inflated = { name: 'dump', ok: true, snapshot: { ...c.snapshot, logicalBytes: 1e15 }, totals: { ...c.totals, bytesRead: 1e15, bytesNew: 1e15 }, dedupRatio: 1e9, durationMs: 7 };
-    const view = (await call(s.url, 'POST', `/v1/runs/${run.id}/finish`, { token: a.token, json: { state: 'succeeded', targets: [inflated] } })).json as unknown as RunView;
+    const inflated = {
+      name: 'dump',
+      ok: true,
+      snapshot: { ...c.snapshot, logicalBytes: 1e15 },
+      totals: { ...c.totals, bytesRead: 1e15, bytesNew: 1e15 },
+      dedupRatio: 1e9,
+      durationMs: 7,
+    };
+    const view = (await call(s.url, 'POST', `/v1/runs/${run.id}/finish`, { token: a.token, json: { state: 'succeeded', targets: [inflated] } }))
+      .json as unknown as RunView;
     expect(view.state).toBe('succeeded');
-    expect(view.targets[0]).toMatchObject({ ok: true, snapshot: { id: c.snapshot.id, logicalBytes: data.length }, totals: { bytesRead: data.length, bytesNew: c.totals.bytesNew, bytesStored: c.totals.bytesStored }, dedupRatio: c.dedupRatio });
+    expect(view.targets[0]).toMatchObject({
+      ok: true,
+      snapshot: { id: c.snapshot.id, logicalBytes: data.length },
+      totals: { bytesRead: data.length, bytesNew: c.totals.bytesNew, bytesStored: c.totals.bytesStored },
+      dedupRatio: c.dedupRatio,
+    });
     // The same snapshot cannot be claimed twice by one report.
     const run2 = await queueRun(s, a.name, job);
     const claimed = await claim(s, a.token);
     expect(claimed.id).toBe(run2.id);
-    const twice = (await call(s.url, 'POST', `/v1/runs/${run2.id}/finish`, { token: a.token, json: { state: 'succeeded', targets: [inflated] } })).json as unknown as RunView;
+    const twice = (await call(s.url, 'POST', `/v1/runs/${run2.id}/finish`, { token: a.token, json: { state: 'succeeded', targets: [inflated] } }))
+      .json as unknown as RunView;
     expect(twice.state).toBe('failed');
   });
 
@@ -258,7 +348,21 @@ describe('what the server records at finish', () => {
     const a = await addAgent(s);
     await defineJob(s, a.name);
     const run = await claim(s, a.token);
-    expectError(await call(s.url, 'POST', `/v1/runs/${run.id}/finish`, { token: a.token, json: { state: 'succeeded', targets: [{ name: 'x', ok: 'yes', durationMs: 1 }] } }), 400, /targets\[0\]\.ok must be true or false/);
-    expectError(await call(s.url, 'POST', `/v1/runs/${run.id}/finish`, { token: a.token, json: { state: 'succeeded', targets: [{ name: 'x', ok: true, durationMs: 1, snapshot: { id: '../x' } }] } }), 400, /targets\[0\]\.snapshot\.id must be a snapshot id/);
+    expectError(
+      await call(s.url, 'POST', `/v1/runs/${run.id}/finish`, {
+        token: a.token,
+        json: { state: 'succeeded', targets: [{ name: 'x', ok: 'yes', durationMs: 1 }] },
+      }),
+      400,
+      /targets\[0\]\.ok must be true or false/,
+    );
+    expectError(
+      await call(s.url, 'POST', `/v1/runs/${run.id}/finish`, {
+        token: a.token,
+        json: { state: 'succeeded', targets: [{ name: 'x', ok: true, durationMs: 1, snapshot: { id: '../x' } }] },
+      }),
+      400,
+      /targets\[0\]\.snapshot\.id must be a snapshot id/,
+    );
   });
 });

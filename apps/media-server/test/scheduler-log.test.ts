@@ -16,7 +16,10 @@ import type { RunBoard } from '../dist/run-board.js';
 
 function capturedLogger(): { lines: Record<string, unknown>[]; logger: pino.Logger } {
   const lines: Record<string, unknown>[] = [];
-  return { lines, logger: pino({ base: { service: 'hoard-server' } }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }) };
+  return {
+    lines,
+    logger: pino({ base: { service: 'hoard-server' } }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }),
+  };
 }
 
 describe('scheduler logs', () => {
@@ -28,7 +31,14 @@ describe('scheduler logs', () => {
       const { lines, logger } = capturedLogger();
       // The runs are not reached: the only policy does not validate.
       await new PolicyScheduler(catalog, {} as RunBoard, { log: logger }).tick();
-      expect(lines).toContainEqual(expect.objectContaining({ service: 'hoard-server', component: 'scheduler', policy: 'broken', msg: 'policy in the catalog does not validate; not scheduled' }));
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          service: 'hoard-server',
+          component: 'scheduler',
+          policy: 'broken',
+          msg: 'policy in the catalog does not validate; not scheduled',
+        }),
+      );
     } finally {
       await catalog.close();
       await rm(dir, { recursive: true, force: true });

@@ -41,7 +41,10 @@ async function finishQueued(token: string, state: 'succeeded' | 'failed'): Promi
     const work = await call(t.url, 'GET', '/v1/agent/work?wait=0', { token });
     if (work.status === 204 || !work.json.id) return done;
     const run = work.json as unknown as RunView;
-    const finished = await call(t.url, 'POST', `/v1/runs/${run.id}/finish`, { token, json: { state, targets: [], ...(state === 'failed' ? { error: 'boom' } : {}) } });
+    const finished = await call(t.url, 'POST', `/v1/runs/${run.id}/finish`, {
+      token,
+      json: { state, targets: [], ...(state === 'failed' ? { error: 'boom' } : {}) },
+    });
     expect(finished.status, JSON.stringify(finished.json)).toBe(200);
     done.push(finished.json as unknown as RunView);
   }
@@ -197,7 +200,8 @@ describe('policy limits', () => {
 
   it('max-concurrent-jobs-per-agent: claim never hands the agent more running runs than the smallest limit of its policies', async () => {
     const agent = await addAgent(t);
-    const policy = (name: string, max: number) => limitedYaml(agent.name, name, `  max-concurrent-jobs-per-agent: ${max}\n  bandwidth: 200Mbit/s`, '"0 1 * * *"');
+    const policy = (name: string, max: number) =>
+      limitedYaml(agent.name, name, `  max-concurrent-jobs-per-agent: ${max}\n  bandwidth: 200Mbit/s`, '"0 1 * * *"');
     for (const name of ['a', 'b', 'c']) expect((await apply(policy(name, 2))).status).toBe(200);
     await t.server.scheduler.tick();
     now = Date.parse('2026-11-01T01:00:00Z');
@@ -215,7 +219,8 @@ describe('policy limits', () => {
     expect(finished.status).toBe(200);
     const third = await waiting;
     expect(third.status).toBe(200);
-    for (const r of [second, third]) await call(t.url, 'POST', `/v1/runs/${r.json.id as string}/finish`, { token: agent.token, json: { state: 'succeeded', targets: [] } });
+    for (const r of [second, third])
+      await call(t.url, 'POST', `/v1/runs/${r.json.id as string}/finish`, { token: agent.token, json: { state: 'succeeded', targets: [] } });
 
     // Policy c now allows 1: the smallest limit of the agent's policies wins.
     expect((await apply(policy('c', 1))).status).toBe(200);

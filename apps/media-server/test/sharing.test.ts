@@ -95,7 +95,10 @@ describe('two sessions, one store', () => {
       const common = [...distinct(cx).keys()].filter((k) => distinct(cy).has(k));
       expect(common.length).toBeGreaterThan(5);
       // Both ask before either uploads: every chunk is missing for both.
-      const [mx, my] = await Promise.all([queryMissing(t, x.token, sx.session, [...distinct(cx).values()]), queryMissing(t, y.token, sy.session, [...distinct(cy).values()])]);
+      const [mx, my] = await Promise.all([
+        queryMissing(t, x.token, sx.session, [...distinct(cx).values()]),
+        queryMissing(t, y.token, sy.session, [...distinct(cy).values()]),
+      ]);
       expect(mx.every(Boolean) && my.every(Boolean)).toBe(true);
       const before = await storeReport(t);
 
@@ -119,7 +122,10 @@ describe('two sessions, one store', () => {
       expect(rx.stored + ry.stored).toBe(all.size);
       expect(rx.duplicate + ry.duplicate).toBe(common.length);
 
-      const [dx, dy] = await Promise.all([commit(t, x.token, sx, commitRequest(sx, dataX, cx, rx.batches)), commit(t, y.token, sy, commitRequest(sy, dataY, cy, ry.batches))]);
+      const [dx, dy] = await Promise.all([
+        commit(t, x.token, sx, commitRequest(sx, dataX, cx, rx.batches)),
+        commit(t, y.token, sy, commitRequest(sy, dataY, cy, ry.batches)),
+      ]);
       expect([dx.status, dy.status], JSON.stringify([dx.json, dy.json])).toEqual([200, 200]);
       const idX = (dx.json.snapshot as { id: string }).id;
       const idY = (dy.json.snapshot as { id: string }).id;
@@ -185,7 +191,10 @@ describe('an agent that disappears mid-session', () => {
     const counts = await indexedCounts(t.repo.objects);
     for (const key of uploaded) expect(counts.get(key)).toBe(1);
     await eventually(
-      async () => ((await call(t.url, 'GET', `/v1/sessions?job=${d.job}`, { token: t.admin })).json.sessions as { id: string; state: string }[]).find((s) => s.id === first.session)?.state === 'expired',
+      async () =>
+        ((await call(t.url, 'GET', `/v1/sessions?job=${d.job}`, { token: t.admin })).json.sessions as { id: string; state: string }[]).find(
+          (s) => s.id === first.session,
+        )?.state === 'expired',
       10_000,
       'the session to expire',
     );

@@ -37,8 +37,7 @@ export function int(o: Sink, n: number): void {
   // Int32 fast path: `| 0` division keeps V8 off floating-point modulo, which dominated
   // the generator's profile.
   const digits =
-    n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 :
-    n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+    n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
   const b = o.buf;
   let p = o.pos + digits;
   o.pos = p;

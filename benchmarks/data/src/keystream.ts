@@ -26,7 +26,9 @@ export class Keystream {
   private curPos = -1;
 
   constructor(seed: number, domain: string) {
-    this.key = createHash('sha256').update(`hoard-bench-data/${domain}/${seed >>> 0}`).digest();
+    this.key = createHash('sha256')
+      .update(`hoard-bench-data/${domain}/${seed >>> 0}`)
+      .digest();
   }
 
   /** Writes bytes [offset, offset + len) of stream (hi, lo) into dest at destOff. */

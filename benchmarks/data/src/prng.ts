@@ -84,7 +84,7 @@ export class Rng {
    */
   logUniform(lo: number, hi: number): number {
     const v = Math.floor(Math.exp(Math.log(lo) + this.float() * (Math.log(hi + 1) - Math.log(lo))));
-    return v < lo ? lo : Math.min(v , hi);
+    return v < lo ? lo : Math.min(v, hi);
   }
 
   /** Exponential with the given mean (memoryless gaps between nearby writes). */

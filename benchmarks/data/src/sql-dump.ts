@@ -235,8 +235,7 @@ function header(day: number): string {
   }
   for (const t of TABLES) {
     s +=
-      comment(`${t.name} id`, 'DEFAULT') +
-      `ALTER TABLE ONLY public.${t.name} ALTER COLUMN id SET DEFAULT nextval('public.${t.name}_id_seq'::regclass);\n\n\n`;
+      comment(`${t.name} id`, 'DEFAULT') + `ALTER TABLE ONLY public.${t.name} ALTER COLUMN id SET DEFAULT nextval('public.${t.name}_id_seq'::regclass);\n\n\n`;
   }
   return s;
 }
@@ -255,9 +254,7 @@ function footer(day: number, tables: readonly TableState[]): string {
       `SELECT pg_catalog.setval('public.${t.name}_id_seq', ${tables[i] === undefined ? 1 : tables[i].nextId - 1}, true);\n\n\n`;
   });
   for (const t of TABLES) {
-    s +=
-      comment(`${t.name} ${t.name}_pkey`, 'CONSTRAINT') +
-      `ALTER TABLE ONLY public.${t.name}\n    ADD CONSTRAINT ${t.name}_pkey PRIMARY KEY (id);\n\n\n`;
+    s += comment(`${t.name} ${t.name}_pkey`, 'CONSTRAINT') + `ALTER TABLE ONLY public.${t.name}\n    ADD CONSTRAINT ${t.name}_pkey PRIMARY KEY (id);\n\n\n`;
   }
   s +=
     comment('events_occurred_at_idx', 'INDEX') +

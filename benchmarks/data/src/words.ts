@@ -32,11 +32,11 @@ export const FIRST_NAMES: readonly string[] = (
 ).split(' ');
 
 export const LAST_NAMES: readonly string[] = (
-  "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez " +
-  "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White " +
-  "Harris Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott Nguyen " +
+  'Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez ' +
+  'Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White ' +
+  'Harris Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott Nguyen ' +
   "O'Brien O'Connor D'Angelo Tanaka Sato Wang Li Zhang Patel Sharma Ivanova Petrov Haddad " +
-  "Mansour Larsen Nilsen Dubois Moreau Schmidt Fischer Rossi Bianchi Mensah Okafor Murphy Kelly"
+  'Mansour Larsen Nilsen Dubois Moreau Schmidt Fischer Rossi Bianchi Mensah Okafor Murphy Kelly'
 ).split(' ');
 
 export const CITIES: readonly string[] = (

@@ -124,7 +124,10 @@ describe('dumpSeries', () => {
     expect(frac).toBeLessThan(0.995);
     // Fixed-size blocks do not survive the shifts; content-defined chunks mostly do: the
     // case CDC exists for.
-    for (const [size, atLeast] of [[16 * 1024, 0.6], [64 * 1024, 0.2]]) {
+    for (const [size, atLeast] of [
+      [16 * 1024, 0.6],
+      [64 * 1024, 0.2],
+    ]) {
       const fixed = reusedFraction(fixedChunks(d0, size), fixedChunks(d1, size));
       const cdc = reusedFraction(cdcChunks(d0, size), cdcChunks(d1, size));
       console.log(`db-dump day 0 -> 1, ${size / 1024} KiB chunks: reused fixed ${fixed.toFixed(3)}, cdc ${cdc.toFixed(3)}`);

@@ -14,18 +14,7 @@ import {
   JobNotFoundError,
   TokenInUseError,
 } from './errors.js';
-import {
-  HIGH,
-  INDEX_PREFIXES,
-  SCHEMA_KEY,
-  keys,
-  prefixes,
-  runIndexKeys,
-  taskIndexKeys,
-  sessionIndexKeys,
-  snapshotIndexKeys,
-  timeKey,
-} from './keys.js';
+import { HIGH, INDEX_PREFIXES, SCHEMA_KEY, keys, prefixes, runIndexKeys, taskIndexKeys, sessionIndexKeys, snapshotIndexKeys, timeKey } from './keys.js';
 import type {
   AdminTokenRecord,
   TokenRole,
@@ -587,7 +576,11 @@ export class Catalog {
     const { job, agent, state } = query;
     const inState = state === undefined ? undefined : (s: SessionRecord) => s.state === state;
     if (job !== undefined) {
-      return this.#listIndexed<SessionRecord>(prefixes.sessionJob(job), query, agent === undefined ? inState : (s) => s.agent === agent && (inState?.(s) ?? true));
+      return this.#listIndexed<SessionRecord>(
+        prefixes.sessionJob(job),
+        query,
+        agent === undefined ? inState : (s) => s.agent === agent && (inState?.(s) ?? true),
+      );
     }
     return this.#listIndexed<SessionRecord>(agent !== undefined ? prefixes.sessionAgent(agent) : prefixes.sessionAt, query, inState);
   }
@@ -668,10 +661,15 @@ export class Catalog {
     v.agentName(agent);
     v.optionalIsoTime(startedAt, 'startedAt');
     const { maxRunning } = options;
-    if (maxRunning !== undefined && !(Number.isSafeInteger(maxRunning) && maxRunning >= 1)) throw new TypeError(`maxRunning must be a whole number >= 1; got ${maxRunning}`);
+    if (maxRunning !== undefined && !(Number.isSafeInteger(maxRunning) && maxRunning >= 1))
+      throw new TypeError(`maxRunning must be a whole number >= 1; got ${maxRunning}`);
     return this.#write(async () => {
       // Counted under the write lock, so concurrent claims never exceed the limit.
-      if (maxRunning !== undefined && (await this.#listIndexed<RunRecord>(prefixes.runAgentState(agent, 'running'), { limit: maxRunning })).length >= maxRunning) return undefined;
+      if (
+        maxRunning !== undefined &&
+        (await this.#listIndexed<RunRecord>(prefixes.runAgentState(agent, 'running'), { limit: maxRunning })).length >= maxRunning
+      )
+        return undefined;
       const [run] = await this.#listIndexed<RunRecord>(prefixes.runAgentState(agent, 'queued'), { limit: 1 });
       if (!run) return undefined;
       const at = startedAt ?? nowIso();
@@ -709,7 +707,11 @@ export class Catalog {
     if (query.job !== undefined) v.jobName(query.job);
     if (query.kind !== undefined) v.oneOf(query.kind, TASK_KINDS, 'kind');
     const kind = query.kind;
-    return this.#listIndexed<TaskRecord>(query.job !== undefined ? prefixes.taskJob(query.job) : prefixes.taskAt, query, kind === undefined ? undefined : (t) => t.kind === kind);
+    return this.#listIndexed<TaskRecord>(
+      query.job !== undefined ? prefixes.taskJob(query.job) : prefixes.taskAt,
+      query,
+      kind === undefined ? undefined : (t) => t.kind === kind,
+    );
   }
 
   // ---------------------------------------------------------------- export and import
@@ -743,9 +745,24 @@ export class Catalog {
       const apiTokens = await read<AdminTokenRecord>(prefixes.adminToken);
       const jobs = await read<JobRecord>(prefixes.job);
       const policies = await read<PolicyRecord>(prefixes.policy);
-      const runs = newestPer(await read<RunRecord>(prefixes.run), perJob, (r) => r.job, (r) => r.createdAt);
-      const sessions = newestPer(await read<SessionRecord>(prefixes.session), perJob, (s) => `${s.job}/${s.source}`, (s) => s.startedAt);
-      const tasks = newestPer(await read<TaskRecord>(prefixes.task), perJob, (t) => t.job ?? '', (t) => t.startedAt);
+      const runs = newestPer(
+        await read<RunRecord>(prefixes.run),
+        perJob,
+        (r) => r.job,
+        (r) => r.createdAt,
+      );
+      const sessions = newestPer(
+        await read<SessionRecord>(prefixes.session),
+        perJob,
+        (s) => `${s.job}/${s.source}`,
+        (s) => s.startedAt,
+      );
+      const tasks = newestPer(
+        await read<TaskRecord>(prefixes.task),
+        perJob,
+        (t) => t.job ?? '',
+        (t) => t.startedAt,
+      );
       return { agents, apiTokens, jobs, policies, runs, sessions, tasks };
     } finally {
       await snapshot.close();
@@ -800,7 +817,15 @@ export class Catalog {
       if (held.length > 0) throw new CatalogNotEmptyError(this.dir, held.join(', '));
       await this.#batch(ops);
       this.#emit('import');
-      return { agents: agents.length, apiTokens: apiTokens.length, jobs: jobs.length, policies: policies.length, runs: runs.length, sessions: sessions.length, tasks: tasks.length };
+      return {
+        agents: agents.length,
+        apiTokens: apiTokens.length,
+        jobs: jobs.length,
+        policies: policies.length,
+        runs: runs.length,
+        sessions: sessions.length,
+        tasks: tasks.length,
+      };
     });
   }
 
@@ -1174,7 +1199,12 @@ function cleanRun(input: RunRecord): RunRecord {
 function cleanTask(input: TaskRecord): TaskRecord {
   const r = v.record(input, 'task') as unknown as TaskRecord;
   v.isoTime(r.startedAt, 'task.startedAt');
-  const out: TaskRecord = { id: v.recordId(r.id, 'task id'), kind: v.oneOf(r.kind, TASK_KINDS, 'task.kind'), state: v.oneOf(r.state, TASK_STATES, 'task.state'), startedAt: r.startedAt };
+  const out: TaskRecord = {
+    id: v.recordId(r.id, 'task id'),
+    kind: v.oneOf(r.kind, TASK_KINDS, 'task.kind'),
+    state: v.oneOf(r.state, TASK_STATES, 'task.state'),
+    startedAt: r.startedAt,
+  };
   if (r.job !== undefined) out.job = v.jobName(r.job, 'task.job');
   if (r.policy !== undefined) out.policy = v.jobName(r.policy, 'task.policy');
   if (r.finishedAt !== undefined) {

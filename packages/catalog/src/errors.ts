@@ -18,7 +18,10 @@ export class CatalogError extends Error {
 export class CatalogLockedError extends CatalogError {
   override readonly name = 'CatalogLockedError';
   override readonly code: ErrorCode = 'catalog_unavailable';
-  constructor(readonly dir: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly dir: string,
+    options?: { cause?: unknown },
+  ) {
     super(`catalog ${dir} is in use by another process (is a media server already running?)`, options);
   }
 }

@@ -80,11 +80,7 @@ export function snapshotIndexKeys(r: SnapshotRecord): string[] {
 
 export function sessionIndexKeys(r: SessionRecord): string[] {
   const ts = timeKey(Date.parse(r.startedAt));
-  return [
-    `session-at/${ts}/${r.id}`,
-    `${prefixes.sessionJob(r.job)}${ts}/${r.id}`,
-    `${prefixes.sessionAgent(r.agent)}${ts}/${r.id}`,
-  ];
+  return [`session-at/${ts}/${r.id}`, `${prefixes.sessionJob(r.job)}${ts}/${r.id}`, `${prefixes.sessionAgent(r.agent)}${ts}/${r.id}`];
 }
 
 export function runIndexKeys(r: RunRecord): string[] {

@@ -107,10 +107,7 @@ export function isoTime(value: unknown, field: string): number {
   const m = typeof value === 'string' ? ISO_UTC.exec(value) : null;
   const ms = m ? Date.parse(value as string) : NaN;
   if (!m || Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 19) !== m[1]) {
-    throw new CatalogValidationError(
-      field,
-      `${field} must be an ISO-8601 UTC time like 2024-05-01T02:00:00.000Z, got ${describe(value)}`,
-    );
+    throw new CatalogValidationError(field, `${field} must be an ISO-8601 UTC time like 2024-05-01T02:00:00.000Z, got ${describe(value)}`);
   }
   return ms;
 }

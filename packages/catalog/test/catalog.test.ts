@@ -118,9 +118,7 @@ describe('opening', () => {
     expect(err).toBeInstanceOf(CatalogLockedError);
     expect(err).toBeInstanceOf(CatalogError);
     expect((err as CatalogLockedError).dir).toBe(join(dir, 'db'));
-    expect((err as Error).message).toBe(
-      `catalog ${join(dir, 'db')} is in use by another process (is a media server already running?)`,
-    );
+    expect((err as Error).message).toBe(`catalog ${join(dir, 'db')} is in use by another process (is a media server already running?)`);
     // The first one is unaffected.
     await cat.putMeta('k', 1);
     expect(await cat.getMeta('k')).toBe(1);
@@ -420,9 +418,7 @@ describe('snapshots', () => {
     await expect(cat.putSnapshot(snap({ id: hex16(1), startedAt: '2024-02-30T00:00:00Z' }))).rejects.toThrow(
       'snapshot.startedAt must be an ISO-8601 UTC time like 2024-05-01T02:00:00.000Z, got "2024-02-30T00:00:00Z"',
     );
-    await expect(cat.putSnapshot(snap({ id: hex16(1), startedAt: '2024-01-01T00:00:00+01:00' }))).rejects.toBeInstanceOf(
-      CatalogValidationError,
-    );
+    await expect(cat.putSnapshot(snap({ id: hex16(1), startedAt: '2024-01-01T00:00:00+01:00' }))).rejects.toBeInstanceOf(CatalogValidationError);
     await expect(cat.putSnapshot(snap({ id: hex16(1), startedAt: '2024-01-01T00:00:00Z', logicalBytes: -1 }))).rejects.toThrow(
       'snapshot.logicalBytes must be a non-negative integer, got -1',
     );
@@ -443,12 +439,7 @@ describe('snapshots', () => {
       snap({ job: 'a', id: hex16(2), startedAt: '2024-01-02T00:00:00Z', logicalBytes: 7 }),
     ];
     expect(await cat.replaceSnapshots('a', fromBucket)).toEqual({ removed: 2, written: 2 });
-    expect((await cat.listSnapshots()).map((s) => `${s.job}:${s.id}`)).toEqual([
-      `a:${hex16(2)}`,
-      `a.b:${hex16(3)}`,
-      `b:${hex16(4)}`,
-      `a:${hex16(5)}`,
-    ]);
+    expect((await cat.listSnapshots()).map((s) => `${s.job}:${s.id}`)).toEqual([`a:${hex16(2)}`, `a.b:${hex16(3)}`, `b:${hex16(4)}`, `a:${hex16(5)}`]);
     expect((await cat.getSnapshot('a', hex16(2)))?.logicalBytes).toBe(7);
     expect(await cat.checkConsistency()).toEqual([]);
 
@@ -476,23 +467,21 @@ describe('snapshots', () => {
       const s = new Date(ms).toISOString();
       return short && ms % 1000 === 0 ? s.replace('.000Z', 'Z') : s;
     };
-    const recordsArb = fc
-      .uniqueArray(fc.integer({ min: 0, max: 0xffffff }), { maxLength: 40 })
-      .chain((ids) =>
-        fc.tuple(
-          ...ids.map((id) =>
-            fc.record({ job: fc.constantFrom(...jobs), source: fc.constantFrom(...sources), t: timeArb, short: fc.boolean() }).map(
-              (r): SnapshotRecord =>
-                snap({
-                  job: r.job,
-                  id: hex16(id),
-                  startedAt: iso(r.t, r.short),
-                  source: { name: r.source, kind: 'stream' },
-                }),
-            ),
+    const recordsArb = fc.uniqueArray(fc.integer({ min: 0, max: 0xffffff }), { maxLength: 40 }).chain((ids) =>
+      fc.tuple(
+        ...ids.map((id) =>
+          fc.record({ job: fc.constantFrom(...jobs), source: fc.constantFrom(...sources), t: timeArb, short: fc.boolean() }).map(
+            (r): SnapshotRecord =>
+              snap({
+                job: r.job,
+                id: hex16(id),
+                startedAt: iso(r.t, r.short),
+                source: { name: r.source, kind: 'stream' },
+              }),
           ),
         ),
-      );
+      ),
+    );
     const queryArb = fc.record(
       {
         job: fc.constantFrom(...jobs),
@@ -504,8 +493,7 @@ describe('snapshots', () => {
       },
       { requiredKeys: [] },
     );
-    const sortKey = (s: SnapshotRecord) =>
-      `${new Date(Date.parse(s.startedAt)).toISOString()}/${s.job}/${s.id}`;
+    const sortKey = (s: SnapshotRecord) => `${new Date(Date.parse(s.startedAt)).toISOString()}/${s.job}/${s.id}`;
 
     await fc.assert(
       fc.asyncProperty(
@@ -623,9 +611,7 @@ describe('runs', () => {
     expect(await ids({ state: 'running' })).toEqual(['r1']);
     expect(await cat.checkConsistency()).toEqual([]);
     await expect(cat.listRuns({ state: 'done' as 'queued' })).rejects.toThrow(/state must be one of queued, running/);
-    await expect(cat.putRun(run({ id: 'r9', createdAt: '2024-01-01T00:00:00Z', result: 1n }))).rejects.toThrow(
-      /run.result must be JSON-serializable/,
-    );
+    await expect(cat.putRun(run({ id: 'r9', createdAt: '2024-01-01T00:00:00Z', result: 1n }))).rejects.toThrow(/run.result must be JSON-serializable/);
   });
 
   it('claimNextRun hands each queued run to exactly one caller', async () => {
@@ -654,12 +640,24 @@ describe('meta', () => {
 
 describe('tasks', () => {
   it('lists by job and kind in time order, keeps the indexes consistent across updates, refuses bad records', async () => {
-    const t = (id: string, kind: 'verify' | 'prune' | 'gc', minute: number, job?: string) => ({ id, kind, ...(job ? { job } : {}), state: 'running' as const, startedAt: new Date(Date.UTC(2026, 10, 20, 3, minute)).toISOString() });
+    const t = (id: string, kind: 'verify' | 'prune' | 'gc', minute: number, job?: string) => ({
+      id,
+      kind,
+      ...(job ? { job } : {}),
+      state: 'running' as const,
+      startedAt: new Date(Date.UTC(2026, 10, 20, 3, minute)).toISOString(),
+    });
     await cat.putTask(t('v1', 'verify', 1, 'shop-db'));
     await cat.putTask(t('p1', 'prune', 2, 'shop-db'));
     await cat.putTask(t('g1', 'gc', 3));
     await cat.putTask(t('v2', 'verify', 4, 'web-vm'));
-    await cat.putTask({ ...t('v1', 'verify', 1, 'shop-db'), state: 'failed', finishedAt: new Date(Date.UTC(2026, 10, 20, 3, 5)).toISOString(), error: 'pack x is damaged', summary: '1 problem' });
+    await cat.putTask({
+      ...t('v1', 'verify', 1, 'shop-db'),
+      state: 'failed',
+      finishedAt: new Date(Date.UTC(2026, 10, 20, 3, 5)).toISOString(),
+      error: 'pack x is damaged',
+      summary: '1 problem',
+    });
     expect((await cat.listTasks()).map((x) => x.id)).toEqual(['v1', 'p1', 'g1', 'v2']);
     expect((await cat.listTasks({ job: 'shop-db', newestFirst: true })).map((x) => x.id)).toEqual(['p1', 'v1']);
     expect((await cat.listTasks({ kind: 'verify' })).map((x) => x.id)).toEqual(['v1', 'v2']);

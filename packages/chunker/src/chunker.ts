@@ -70,10 +70,7 @@ export class Chunker {
   chunk(source: ChunkSource): AsyncGenerator<Chunk> {
     const buffers = new BufferSource(this.options.reuseBuffers === true);
     if (this.workers === 0) return chunkSequential(source, this.cutter, this.hasher, buffers);
-    this.pool ??= new SegmentWorkerPool(
-      { params: this.cutter.params, fingerprint: this.fingerprint },
-      this.workers,
-    );
+    this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
     return chunkParallel(source, this.cutter, this.hasher, this.pool, buffers, this.options.pipeline);
   }
 

@@ -18,7 +18,7 @@ import type { ResolvedFastCdc } from './params.js';
 function bounds(p: ResolvedFastCdc, start: number, end: number): { n: number; avgEnd: number } {
   let n = end - start;
   if (n > p.maxSize) n = p.maxSize;
-  return { n, avgEnd: start + (Math.min(n , p.avgSize)) };
+  return { n, avgEnd: start + Math.min(n, p.avgSize) };
 }
 
 export function fastCdc2016(p: ResolvedFastCdc, src: Uint8Array, start: number, end: number): number {

@@ -155,7 +155,9 @@ export async function readIndexFile(source: IndexSource, name: string, consumer:
       p += take;
     }
     if (p < len) {
-      return fail(`unexpected bytes after the checksum trailer (trailing garbage, or a damaged entry count); the file is longer than the ${expectedBytes(header!)} bytes its header describes`);
+      return fail(
+        `unexpected bytes after the checksum trailer (trailing garbage, or a damaged entry count); the file is longer than the ${expectedBytes(header!)} bytes its header describes`,
+      );
     }
   }
 
@@ -163,7 +165,9 @@ export async function readIndexFile(source: IndexSource, name: string, consumer:
     return fail(`truncated: ${total} bytes, shorter than the ${INDEX_FILE_HEADER_BYTES}-byte header`);
   }
   if (recordsLeft > 0 || trailerFill < INDEX_FILE_CHECKSUM_BYTES) {
-    return fail(`truncated (or a damaged entry count): ${total} bytes, but the header describes ${header.count} entries, ${expectedBytes(header)} bytes in all`);
+    return fail(
+      `truncated (or a damaged entry count): ${total} bytes, but the header describes ${header.count} entries, ${expectedBytes(header)} bytes in all`,
+    );
   }
   const digest = hasher.digestBuffer();
   if (!digest.equals(trailer)) return fail('checksum mismatch: the contents were damaged (bit rot, a torn write or tampering)');

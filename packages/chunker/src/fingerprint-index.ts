@@ -166,14 +166,7 @@ export class FingerprintIndex {
 
   has(fingerprint: Uint8Array, offset = 0): boolean {
     checkKey(fingerprint, offset);
-    return (
-      this.find(
-        wordAt(fingerprint, offset),
-        wordAt(fingerprint, offset + 4),
-        wordAt(fingerprint, offset + 8),
-        wordAt(fingerprint, offset + 12),
-      ) >= 0
-    );
+    return this.find(wordAt(fingerprint, offset), wordAt(fingerprint, offset + 4), wordAt(fingerprint, offset + 8), wordAt(fingerprint, offset + 12)) >= 0;
   }
 
   get(fingerprint: Uint8Array, offset = 0): Uint32Array | undefined {

@@ -11,9 +11,7 @@ import { ChunkerParameterError } from './errors.js';
 
 export const FINGERPRINT_BYTES = 32;
 
-export type FingerprintSpec =
-  | { algorithm: 'blake3'; /** 32-byte key for keyed BLAKE3 */ key?: Uint8Array }
-  | { algorithm: 'sha256' };
+export type FingerprintSpec = { algorithm: 'blake3' /** 32-byte key for keyed BLAKE3 */; key?: Uint8Array } | { algorithm: 'sha256' };
 
 export interface Fingerprinter {
   readonly spec: FingerprintSpec;

@@ -105,15 +105,10 @@ export function resolveChunker(spec: ChunkerSpec): ResolvedChunker {
   }
   const bits = Math.log2(avgSize);
   if (!Number.isInteger(bits)) {
-    throw new ChunkerParameterError(
-      'avgSize',
-      avgSize,
-      'a power of two (the cut mask has log2(avgSize) bits), e.g. 65536 or 1048576',
-    );
+    throw new ChunkerParameterError('avgSize', avgSize, 'a power of two (the cut mask has log2(avgSize) bits), e.g. 65536 or 1048576');
   }
   const minSize = spec.minSize === undefined ? avgSize / 4 : requireInteger('minSize', spec.minSize);
-  const maxSize =
-    spec.maxSize === undefined ? Math.min(avgSize * 4, MAX_CHUNK_SIZE) : requireInteger('maxSize', spec.maxSize);
+  const maxSize = spec.maxSize === undefined ? Math.min(avgSize * 4, MAX_CHUNK_SIZE) : requireInteger('maxSize', spec.maxSize);
   if (minSize < MIN_MIN_SIZE) {
     throw new ChunkerParameterError('minSize', minSize, `at least ${MIN_MIN_SIZE} bytes`);
   }

@@ -18,12 +18,7 @@ export function windowBytes(maxSize: number): number {
   return Math.max(4 * maxSize, 8 * MiB);
 }
 
-export async function* chunkSequential(
-  source: ChunkSource,
-  cutter: Cutter,
-  hasher: ChunkHasher,
-  buffers: BufferSource,
-): AsyncGenerator<Chunk> {
+export async function* chunkSequential(source: ChunkSource, cutter: Cutter, hasher: ChunkHasher, buffers: BufferSource): AsyncGenerator<Chunk> {
   const max = cutter.maxSize;
   const size = windowBytes(max);
   // A fresh window each time (never reused): chunks handed out are views into it.

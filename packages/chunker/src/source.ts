@@ -12,11 +12,7 @@ export async function* readPieces(source: ChunkSource): AsyncGenerator<Uint8Arra
   }
   for await (const piece of source as AsyncIterable<unknown>) {
     if (!(piece instanceof Uint8Array)) {
-      throw new ChunkerParameterError(
-        'source',
-        typeof piece,
-        'a stream of bytes (Uint8Array/Buffer pieces); do not call setEncoding() on it',
-      );
+      throw new ChunkerParameterError('source', typeof piece, 'a stream of bytes (Uint8Array/Buffer pieces); do not call setEncoding() on it');
     }
     if (piece.length > 0) yield piece;
   }

@@ -4,23 +4,26 @@ import { createCutter, findCutPoints, type FastCdcSpec } from '../dist/index.js'
 import { cryptoRandom, randomBytes } from './helpers.js';
 
 /** Small chunk sizes so a few hundred KiB exercise hundreds of cuts. */
-const fastCdcSpec = fc.record({
-  avgBits: fc.integer({ min: 12, max: 15 }),
-  minDiv: fc.constantFrom(2, 4, 8),
-  maxMul: fc.constantFrom(2, 4, 8),
-  normalization: fc.integer({ min: 0, max: 3 }),
-  seed: fc.option(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { nil: undefined }),
-}).map(({ avgBits, minDiv, maxMul, normalization, seed }): FastCdcSpec => ({
-  kind: 'fastcdc',
-  avgSize: 1 << avgBits,
-  minSize: (1 << avgBits) / minDiv,
-  maxSize: (1 << avgBits) * maxMul,
-  normalization,
-  seed,
-}));
+const fastCdcSpec = fc
+  .record({
+    avgBits: fc.integer({ min: 12, max: 15 }),
+    minDiv: fc.constantFrom(2, 4, 8),
+    maxMul: fc.constantFrom(2, 4, 8),
+    normalization: fc.integer({ min: 0, max: 3 }),
+    seed: fc.option(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { nil: undefined }),
+  })
+  .map(
+    ({ avgBits, minDiv, maxMul, normalization, seed }): FastCdcSpec => ({
+      kind: 'fastcdc',
+      avgSize: 1 << avgBits,
+      minSize: (1 << avgBits) / minDiv,
+      maxSize: (1 << avgBits) * maxMul,
+      normalization,
+      seed,
+    }),
+  );
 
-const data = fc.record({ length: fc.integer({ min: 0, max: 300_000 }), seed: fc.integer() })
-  .map(({ length, seed }) => randomBytes(length, seed));
+const data = fc.record({ length: fc.integer({ min: 0, max: 300_000 }), seed: fc.integer() }).map(({ length, seed }) => randomBytes(length, seed));
 
 describe('FastCDC cut points', () => {
   it('the 2016 and 2020 variants cut at identical points (JS reference)', () => {

@@ -12,18 +12,13 @@ import { ChunkerParameterError, FingerprintIndex, IndexFormatError } from '@hoar
 // Keys are built from a few "interesting" words so that many land in the same shard
 // (top 12 bits of word 0) and on the same home slot (word 1): long Robin Hood chains,
 // wrap-around at the end of a shard, keys sharing prefixes, and the all-zero key.
-const interestingWord = fc.oneof(
-  fc.constantFrom(0, 1, 0xffffffff, 0x80000000, 0x000fffff, 0x00100000),
-  fc.integer({ min: 0, max: 0xffffffff }),
-);
-const keyArb = fc
-  .tuple(interestingWord, interestingWord, interestingWord, interestingWord)
-  .map((words) => {
-    const key = new Uint8Array(16);
-    const view = new DataView(key.buffer);
-    words.forEach((w, i) => view.setUint32(4 * i, w, true));
-    return key;
-  });
+const interestingWord = fc.oneof(fc.constantFrom(0, 1, 0xffffffff, 0x80000000, 0x000fffff, 0x00100000), fc.integer({ min: 0, max: 0xffffffff }));
+const keyArb = fc.tuple(interestingWord, interestingWord, interestingWord, interestingWord).map((words) => {
+  const key = new Uint8Array(16);
+  const view = new DataView(key.buffer);
+  words.forEach((w, i) => view.setUint32(4 * i, w, true));
+  return key;
+});
 const ALL_ZERO = new Uint8Array(16);
 const keyPoolArb = fc.array(keyArb, { minLength: 1, maxLength: 40 }).map((keys) => [ALL_ZERO, ...keys]);
 const uint32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -93,9 +88,7 @@ function expectParameterError(fn: () => unknown, parameter: string): void {
   expect((error as ChunkerParameterError).parameter).toBe(parameter);
 }
 
-type Op =
-  | { kind: 'add'; key: number; value: number[]; offset: number }
-  | { kind: 'has' | 'get' | 'delete'; key: number; offset: number };
+type Op = { kind: 'add'; key: number; value: number[]; offset: number } | { kind: 'has' | 'get' | 'delete'; key: number; offset: number };
 
 describe('FingerprintIndex against a Map', () => {
   it('add/has/get/delete behave like Map<string, number[]> (duplicates, shared prefixes, zero key, unaligned)', () => {

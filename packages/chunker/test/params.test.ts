@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  Chunker,
-  ChunkerParameterError,
-  createFingerprinter,
-  resolveChunker,
-  gearTable,
-  type ChunkerSpec,
-} from '../dist/index.js';
+import { Chunker, ChunkerParameterError, createFingerprinter, resolveChunker, gearTable, type ChunkerSpec } from '../dist/index.js';
 
 function parameterOf(fn: () => unknown): string {
   try {
@@ -43,9 +36,7 @@ describe('parameter validation', () => {
   it('rejects seeds that are not 64-bit', () => {
     expect(parameterOf(() => resolveChunker({ kind: 'fastcdc', avgSize: 65536, seed: -1n }))).toBe('seed');
     expect(parameterOf(() => resolveChunker({ kind: 'fastcdc', avgSize: 65536, seed: 1n << 64n }))).toBe('seed');
-    expect(() => resolveChunker({ kind: 'fastcdc', avgSize: 65536, seed: new Uint8Array(7) })).toThrow(
-      /got 7 bytes, expected exactly 8 bytes/,
-    );
+    expect(() => resolveChunker({ kind: 'fastcdc', avgSize: 65536, seed: new Uint8Array(7) })).toThrow(/got 7 bytes, expected exactly 8 bytes/);
   });
 
   it('rejects keys that are not 32 bytes', () => {
@@ -67,7 +58,11 @@ describe('parameter validation', () => {
   it('derives masks with log2(avg) +/- normalization bits, below bit 31', () => {
     const p = resolveChunker({ kind: 'fastcdc', avgSize: 1 << 16, normalization: 2 });
     if (p.kind !== 'fastcdc') throw new Error('unreachable');
-    const ones = (m: number) => m.toString(2).split('').filter((c) => c === '1').length;
+    const ones = (m: number) =>
+      m
+        .toString(2)
+        .split('')
+        .filter((c) => c === '1').length;
     expect(ones(p.maskS)).toBe(18);
     expect(ones(p.maskL)).toBe(14);
     expect(p.maskS >>> 31).toBe(0);

@@ -131,8 +131,12 @@ describe('streaming chunker', () => {
   it('keyed BLAKE3 and SHA-256 fingerprints are what their specs say', async () => {
     const data = randomBytes(200_000, 3);
     const key = new Uint8Array(32).fill(7);
-    const keyed = await collect(chunkStream(inReads(data, [50_000]), { chunker: { kind: 'fixed', size: 65536 }, fingerprint: { algorithm: 'blake3', key }, workers: 1 }));
-    const sha = await collect(chunkStream(inReads(data, [50_000]), { chunker: { kind: 'fixed', size: 65536 }, fingerprint: { algorithm: 'sha256' }, workers: 0 }));
+    const keyed = await collect(
+      chunkStream(inReads(data, [50_000]), { chunker: { kind: 'fixed', size: 65536 }, fingerprint: { algorithm: 'blake3', key }, workers: 1 }),
+    );
+    const sha = await collect(
+      chunkStream(inReads(data, [50_000]), { chunker: { kind: 'fixed', size: 65536 }, fingerprint: { algorithm: 'sha256' }, workers: 0 }),
+    );
     for (const c of keyed) {
       expect(Buffer.from(c.fingerprint)).toEqual(Blake3Hasher.newKeyed(Buffer.from(key)).update(c.bytes).digestBuffer());
       expect(Buffer.from(c.fingerprint)).not.toEqual(blake3(c.bytes));

@@ -32,7 +32,11 @@ export interface ErrorCodeInfo {
 export const ERROR_CODES = {
   // --- requests: what the client sent --------------------------------------------------
   invalid_request: { status: 400, exit: 'usage', meaning: 'a field of the request is missing, of the wrong type or out of range; the message names it' },
-  invalid_arguments: { status: 400, exit: 'usage', meaning: 'a command-line option or argument is missing, malformed or contradicts another; the message says which' },
+  invalid_arguments: {
+    status: 400,
+    exit: 'usage',
+    meaning: 'a command-line option or argument is missing, malformed or contradicts another; the message says which',
+  },
   invalid_name: { status: 400, exit: 'usage', meaning: 'a job, agent, store or policy name breaks its naming rule' },
   invalid_policy: { status: 400, exit: 'usage', meaning: 'a policy document does not validate; the message names the policy, field and line' },
   invalid_source: { status: 400, exit: 'usage', meaning: 'a source specification (file:, vm:, postgres:, ...) is malformed' },
@@ -41,7 +45,11 @@ export const ERROR_CODES = {
   invalid_chunker: { status: 400, exit: 'usage', meaning: 'chunker parameters are out of range' },
   invalid_config: { status: 400, exit: 'usage', meaning: 'a configuration file has an unknown key or a bad value; the message names the file and key' },
   invalid_storage: { status: 400, exit: 'usage', meaning: 'a storage location or a store name is malformed, unknown or not allowed for this job' },
-  invalid_target: { status: 400, exit: 'usage', meaning: 'a restore target cannot be used: its directory is missing, it is a directory where a file is wanted, or a device is too small' },
+  invalid_target: {
+    status: 400,
+    exit: 'usage',
+    meaning: 'a restore target cannot be used: its directory is missing, it is a directory where a file is wanted, or a device is too small',
+  },
   unsupported_media_type: { status: 415, exit: 'usage', meaning: 'the request body has the wrong Content-Type' },
   body_too_large: { status: 413, exit: 'usage', meaning: "the request body is over the call's limit" },
   range_not_satisfiable: { status: 416, exit: 'usage', meaning: 'a byte range lies outside the snapshot' },
@@ -74,22 +82,47 @@ export const ERROR_CODES = {
   request_timeout: { status: 408, exit: 'failure', meaning: 'an upload stalled: no bytes for the session idle time' },
   chunks_lost: { status: 503, exit: 'failure', meaning: 'chunks a snapshot needs could not be stored; nothing was committed, run the backup again' },
   session_gone: { status: 410, exit: 'failure', meaning: 'the backup session ended (expired, aborted or committed)' },
-  catalog_unavailable: { status: 503, exit: 'failure', meaning: "the media server's catalog cannot be used: another process holds it, it is closed, it is not a catalog, or a newer hoard wrote it" },
+  catalog_unavailable: {
+    status: 503,
+    exit: 'failure',
+    meaning: "the media server's catalog cannot be used: another process holds it, it is closed, it is not a catalog, or a newer hoard wrote it",
+  },
   // --- the environment and the data ------------------------------------------------------
   storage_refused: { status: 507, exit: 'failure', meaning: 'the disk or bucket refused: full, over quota, read-only or no permission' },
   storage_unavailable: { status: 502, exit: 'failure', meaning: 'the object store failed or is unreachable' },
   data_damaged: { status: 500, exit: 'damaged', meaning: 'stored data failed its checks; the message names the object' },
-  repository_error: { status: 500, exit: 'failure', meaning: 'the repository refused an operation (a range outside the snapshot, a pack size out of range, a GC list this build does not understand); the message says which' },
+  repository_error: {
+    status: 500,
+    exit: 'failure',
+    meaning:
+      'the repository refused an operation (a range outside the snapshot, a pack size out of range, a GC list this build does not understand); the message says which',
+  },
   wrong_passphrase: { status: 401, exit: 'failure', meaning: "the passphrase does not open the repository's key" },
   passphrase_required: { status: 401, exit: 'failure', meaning: 'the repository is encrypted and no passphrase was given' },
-  key_file_invalid: { status: 500, exit: 'failure', meaning: 'a key file is of an unsupported version or has invalid fields, or the passphrase for a new one is empty' },
+  key_file_invalid: {
+    status: 500,
+    exit: 'failure',
+    meaning: 'a key file is of an unsupported version or has invalid fields, or the passphrase for a new one is empty',
+  },
   server_unreachable: { status: 502, exit: 'failure', meaning: 'no answer from the media server (refused, reset, DNS, TLS)' },
-  bad_answer: { status: 502, exit: 'failure', meaning: 'the server answered with something this client cannot read (client and server of different versions?)' },
+  bad_answer: {
+    status: 502,
+    exit: 'failure',
+    meaning: 'the server answered with something this client cannot read (client and server of different versions?)',
+  },
   server_stopping: { status: 503, exit: 'failure', meaning: 'the media server is shutting down; retry against the new process' },
   // --- sources and the programs they run (the agent's, or the hoard command's own) --------
   source_not_found: { status: 404, exit: 'usage', meaning: 'the path, device, libvirt domain or disk image a source names does not exist' },
-  source_unsupported: { status: 400, exit: 'usage', meaning: 'what a source names exists but cannot be read as that kind of source (a directory given to file:, a named pipe)' },
-  source_failed: { status: 500, exit: 'failure', meaning: 'a source stopped before its end: a dump or command exited non-zero, a read failed, qemu-nbd stopped, or it was closed; nothing was committed' },
+  source_unsupported: {
+    status: 400,
+    exit: 'usage',
+    meaning: 'what a source names exists but cannot be read as that kind of source (a directory given to file:, a named pipe)',
+  },
+  source_failed: {
+    status: 500,
+    exit: 'failure',
+    meaning: 'a source stopped before its end: a dump or command exited non-zero, a read failed, qemu-nbd stopped, or it was closed; nothing was committed',
+  },
   source_changed: { status: 409, exit: 'failure', meaning: 'a source grew or shrank while it was read; nothing was committed' },
   tool_missing: { status: 500, exit: 'failure', meaning: 'a program hoard needs (qemu-nbd, pg_dump, virsh, psql, ...) is not installed or not on PATH' },
   // --- the work as a whole -------------------------------------------------------------

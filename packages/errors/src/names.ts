@@ -22,4 +22,7 @@ function rule(pattern: string, words: string): NameRule {
 export const JOB_NAME = rule('^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', "1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit");
 
 /** Agents: lower case, as host names are compared. */
-export const AGENT_NAME = rule('^[a-z0-9][a-z0-9._-]{0,62}$', "1-63 characters of lower-case letters, digits, '.', '_' or '-', starting with a letter or digit");
+export const AGENT_NAME = rule(
+  '^[a-z0-9][a-z0-9._-]{0,62}$',
+  "1-63 characters of lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
+);

@@ -216,7 +216,12 @@ describe('the sources', () => {
 
 describe('docs/errors.md', () => {
   const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
-  const rows = [...doc.matchAll(/^\| `([a-z0-9_]+)` \| (\d{3}) \| (\d) \| ([^|]+) \|/gm)].map((m) => ({ code: m[1]!, status: Number(m[2]), exit: Number(m[3]), meaning: m[4]!.trim() }));
+  const rows = [...doc.matchAll(/^\| `([a-z0-9_]+)` \| (\d{3}) \| (\d) \| ([^|]+) \|/gm)].map((m) => ({
+    code: m[1]!,
+    status: Number(m[2]),
+    exit: Number(m[3]),
+    meaning: m[4]!.trim(),
+  }));
 
   it('lists every code of the table once, and nothing else', () => {
     expect(rows.map((r) => r.code).sort()).toEqual(Object.keys(ERROR_CODES).sort());
@@ -226,7 +231,12 @@ describe('docs/errors.md', () => {
     for (const row of rows) {
       if (!isErrorCode(row.code)) throw new Error(`${row.code} is not in the table`);
       const info = ERROR_CODES[row.code];
-      expect({ code: row.code, status: row.status, exit: row.exit, meaning: row.meaning }).toEqual({ code: row.code, status: info.status, exit: EXIT_CODES[info.exit], meaning: info.meaning });
+      expect({ code: row.code, status: row.status, exit: row.exit, meaning: row.meaning }).toEqual({
+        code: row.code,
+        status: info.status,
+        exit: EXIT_CODES[info.exit],
+        meaning: info.meaning,
+      });
     }
   });
 });

@@ -80,7 +80,11 @@ export class HoardClient {
     return this.options.token;
   }
 
-  async request(method: string, path: string, init: { json?: unknown; body?: Uint8Array | AsyncIterable<Uint8Array>; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    init: { json?: unknown; body?: Uint8Array | AsyncIterable<Uint8Array>; contentType?: string; signal?: AbortSignal } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}` };
     let body: string | Uint8Array | AsyncIterable<Uint8Array> | undefined;
     if (init.json !== undefined) {
@@ -92,7 +96,13 @@ export class HoardClient {
     }
     let res: Response;
     try {
-      res = await fetch(this.base + path, { method, headers, body, signal: init.signal, ...(body !== undefined && !(body instanceof Uint8Array) && typeof body !== 'string' ? { duplex: 'half' } : {}) } as RequestInit);
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        body,
+        signal: init.signal,
+        ...(body !== undefined && !(body instanceof Uint8Array) && typeof body !== 'string' ? { duplex: 'half' } : {}),
+      } as RequestInit);
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -106,7 +116,8 @@ export class HoardClient {
         // not JSON: keep the status alone
       }
       // `message` since error codes; `error` from servers before them.
-      const message = typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : `HTTP ${res.status} ${res.statusText}`;
+      const message =
+        typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : `HTTP ${res.status} ${res.statusText}`;
       throw new ServerError(res.status, message, parsed);
     }
     return res;
@@ -195,7 +206,11 @@ export class HoardClient {
     const url = new URL(`/v1/sessions/${session}/batches/${seq}`, this.base);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<BatchResponse>((resolve, reject) => {
-      const req = send(url, { method: 'PUT', agent: this.uploadAgent, headers: { authorization: `Bearer ${this.options.token}`, 'content-type': CONTENT_TYPE_BINARY } });
+      const req = send(url, {
+        method: 'PUT',
+        agent: this.uploadAgent,
+        headers: { authorization: `Bearer ${this.options.token}`, 'content-type': CONTENT_TYPE_BINARY },
+      });
       let settled = false;
       const fail = (err: unknown): void => {
         if (settled) return;
@@ -203,7 +218,9 @@ export class HoardClient {
         req.destroy();
         reject(err);
       };
-      req.on('error', (err: NodeJS.ErrnoException) => fail(new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${err.code ?? err.message}`)));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        fail(new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${err.code ?? err.message}`)),
+      );
       req.on('response', (res: IncomingMessage) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
@@ -257,9 +274,12 @@ export class HoardClient {
    * MAX_CHUNK_REFS of them; `first` is the stream offset of the first one.
    */
   async snapshotChunks(job: string, id: string, offset: number, length: number, signal?: AbortSignal): Promise<{ first: number; refs: WireRef[] }> {
-    const res = await this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/snapshots/${encodeURIComponent(id)}/chunks?offset=${offset}&length=${length}`, { signal });
+    const res = await this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/snapshots/${encodeURIComponent(id)}/chunks?offset=${offset}&length=${length}`, {
+      signal,
+    });
     const body = new Uint8Array(await res.arrayBuffer());
-    if (body.length % REF_BYTES !== 0) throw new AnswerFormatError(`chunk list answer of ${body.length} bytes is not a whole number of ${REF_BYTES}-byte references`);
+    if (body.length % REF_BYTES !== 0)
+      throw new AnswerFormatError(`chunk list answer of ${body.length} bytes is not a whole number of ${REF_BYTES}-byte references`);
     return { first: Number(res.headers.get('x-hoard-first-offset') ?? offset), refs: decodeRefs(body, body.length / REF_BYTES, MAX_CHUNK_SIZE) };
   }
 
@@ -269,7 +289,11 @@ export class HoardClient {
    * when the server finds damage, so its reader must compare what it got with
    * content-length; a framed body says so, and where the holes are.
    */
-  restore(job: string, query: { id?: string; at?: Date; source?: string; offset?: number; length?: number; frames?: boolean }, signal?: AbortSignal): Promise<Response> {
+  restore(
+    job: string,
+    query: { id?: string; at?: Date; source?: string; offset?: number; length?: number; frames?: boolean },
+    signal?: AbortSignal,
+  ): Promise<Response> {
     const q = new URLSearchParams();
     if (query.id !== undefined) q.set('id', query.id);
     if (query.at !== undefined) q.set('at', query.at.toISOString());
@@ -307,9 +331,12 @@ export class HoardClient {
       }
     } catch (err) {
       if (err instanceof RestoreStreamError) throw err;
-      throw new ServerUnreachableError(`reading ${length} bytes at ${offset} of snapshot ${id} of job ${job} broke off after ${received}: ${(err as Error).message}`);
+      throw new ServerUnreachableError(
+        `reading ${length} bytes at ${offset} of snapshot ${id} of job ${job} broke off after ${received}: ${(err as Error).message}`,
+      );
     }
-    if (received !== length || end.bytes !== length) throw new AnswerFormatError(`restore of ${length} bytes at ${offset} of snapshot ${id} of job ${job}: got ${received}, the server counted ${end.bytes}`);
+    if (received !== length || end.bytes !== length)
+      throw new AnswerFormatError(`restore of ${length} bytes at ${offset} of snapshot ${id} of job ${job}: got ${received}, the server counted ${end.bytes}`);
     return end;
   }
 

@@ -51,12 +51,14 @@ export class RequestError extends HoardError {
 
 /** Job and agent names by the rules every layer checks (@hoard/errors names.ts). */
 export function checkJobName(value: unknown, field = 'job'): string {
-  if (typeof value !== 'string' || !JOB_NAME.regex.test(value)) throw new RequestError('invalid_name', `${field} must be ${JOB_NAME.words}; got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || !JOB_NAME.regex.test(value))
+    throw new RequestError('invalid_name', `${field} must be ${JOB_NAME.words}; got ${JSON.stringify(value)}`);
   return value;
 }
 
 export function checkAgentName(value: unknown, field = 'agent'): string {
-  if (typeof value !== 'string' || !AGENT_NAME.regex.test(value)) throw new RequestError('invalid_name', `${field} must be ${AGENT_NAME.words}; got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || !AGENT_NAME.regex.test(value))
+    throw new RequestError('invalid_name', `${field} must be ${AGENT_NAME.words}; got ${JSON.stringify(value)}`);
   return value;
 }
 

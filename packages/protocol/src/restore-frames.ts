@@ -128,10 +128,14 @@ export async function* readRestoreFrames(body: AsyncIterable<Uint8Array>): Async
         if (at < chunk.length) throw new WireFormatError('restore stream: bytes after its last frame');
         if (type === FRAME_ERROR) {
           const f = json as Partial<RestoreFailure>;
-          throw new RestoreStreamError(typeof f.error === 'string' ? f.error : 'the server reported a failure without a message', typeof f.code === 'string' ? f.code : 'internal');
+          throw new RestoreStreamError(
+            typeof f.error === 'string' ? f.error : 'the server reported a failure without a message',
+            typeof f.code === 'string' ? f.code : 'internal',
+          );
         }
         const e = json as Partial<RestoreEnd>;
-        if (typeof e.bytes !== 'number' || typeof e.streamHashChecked !== 'boolean') throw new WireFormatError('restore stream: an end frame without bytes and streamHashChecked');
+        if (typeof e.bytes !== 'number' || typeof e.streamHashChecked !== 'boolean')
+          throw new WireFormatError('restore stream: an end frame without bytes and streamHashChecked');
         end = { bytes: e.bytes, streamHashChecked: e.streamHashChecked };
       }
       header = Buffer.alloc(0);

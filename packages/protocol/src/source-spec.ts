@@ -67,14 +67,7 @@ export interface CmdSourceSpec {
   command: string;
 }
 
-export type SourceSpec =
-  | FileSourceSpec
-  | DirSourceSpec
-  | VmSourceSpec
-  | LibvirtSourceSpec
-  | PostgresSourceSpec
-  | MysqlSourceSpec
-  | CmdSourceSpec;
+export type SourceSpec = FileSourceSpec | DirSourceSpec | VmSourceSpec | LibvirtSourceSpec | PostgresSourceSpec | MysqlSourceSpec | CmdSourceSpec;
 
 export type SourceType = SourceSpec['type'];
 
@@ -215,7 +208,8 @@ function parseLibvirt(rest: string, fail: Fail): LibvirtSourceSpec {
   if (problem) fail(`"libvirt:" pattern ${JSON.stringify(pattern)}: ${problem}, e.g. libvirt:web-[0-9]*`);
   if (uri !== undefined) {
     if (uri.trim() === '') fail(`"libvirt:" ?uri= needs a connection URI, e.g. ${EXAMPLES.libvirt}`);
-    if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri)) fail(`"libvirt:" ?uri=${uri} is not a libvirt URI; expected e.g. qemu:///system, qemu+ssh://root@host/system or test:///default`);
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(uri))
+      fail(`"libvirt:" ?uri=${uri} is not a libvirt URI; expected e.g. qemu:///system, qemu+ssh://root@host/system or test:///default`);
     return { type: 'libvirt', pattern, uri };
   }
   return { type: 'libvirt', pattern };
@@ -228,7 +222,9 @@ function parseUrl(spec: string, type: 'postgres' | 'mysql', fail: Fail): URL {
   try {
     url = new URL(spec);
   } catch {
-    return fail(`${JSON.stringify(redactLoose(spec))} is not a valid URL; expected e.g. ${example} (percent-encode special characters in the password, e.g. %40 for @)`);
+    return fail(
+      `${JSON.stringify(redactLoose(spec))} is not a valid URL; expected e.g. ${example} (percent-encode special characters in the password, e.g. %40 for @)`,
+    );
   }
   const db = url.pathname.replace(/^\//, '');
   if (db === '') fail(`${JSON.stringify(redactLoose(spec))} names no database; expected e.g. ${example}`);
@@ -250,7 +246,8 @@ function parsePostgres(spec: string, fail: Fail): PostgresSourceSpec {
   const formats = url.searchParams.getAll('format');
   if (formats.length > 1) fail(`${JSON.stringify(redactLoose(spec))} gives format= more than once`);
   if (formats.length === 1) {
-    if (formats[0] !== 'custom' && formats[0] !== 'plain') fail(`postgres format=${formats[0]} is not supported; use format=custom (pg_dump -Fc, the default) or format=plain (SQL)`);
+    if (formats[0] !== 'custom' && formats[0] !== 'plain')
+      fail(`postgres format=${formats[0]} is not supported; use format=custom (pg_dump -Fc, the default) or format=plain (SQL)`);
     format = formats[0] as PostgresDumpFormat;
   }
   // The stored URL is the text as written minus the format parameter, so that it can be
@@ -261,7 +258,10 @@ function parsePostgres(spec: string, fail: Fail): PostgresSourceSpec {
 function parseMysql(spec: string, fail: Fail): MysqlSourceSpec {
   const url = parseUrl(spec, 'mysql', fail);
   for (const key of url.searchParams.keys()) {
-    if (key !== 'socket') fail(`mysql URL parameter "${key}" is not supported; the only parameter is socket=/path/to/mysqld.sock, e.g. mysql://root@localhost/shop?socket=/run/mysqld/mysqld.sock`);
+    if (key !== 'socket')
+      fail(
+        `mysql URL parameter "${key}" is not supported; the only parameter is socket=/path/to/mysqld.sock, e.g. mysql://root@localhost/shop?socket=/run/mysqld/mysqld.sock`,
+      );
   }
   const socket = url.searchParams.get('socket');
   if (socket !== null && !socket.startsWith('/')) fail(`mysql socket=${socket} must be an absolute path, e.g. socket=/run/mysqld/mysqld.sock`);

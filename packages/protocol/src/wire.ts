@@ -103,11 +103,15 @@ export function decodeBatchHeader(b: Uint8Array): BatchHeader {
   const v = view(b);
   if (b.length < BATCH_HEADER_BYTES || v.getUint32(0, true) !== BATCH_MAGIC) throw new WireFormatError('a batch starts with the 16-byte HBAT header');
   const version = v.getUint32(4, true);
-  if (version !== PROTOCOL_VERSION) throw new WireFormatError(`batch version ${version} is not supported (this server speaks ${PROTOCOL_VERSION}); upgrade the agent or the server so they match`);
+  if (version !== PROTOCOL_VERSION)
+    throw new WireFormatError(
+      `batch version ${version} is not supported (this server speaks ${PROTOCOL_VERSION}); upgrade the agent or the server so they match`,
+    );
   const refCount = v.getUint32(8, true);
   const blobCount = v.getUint32(12, true);
   if (refCount > MAX_BATCH_CHUNKS) throw new WireFormatError(`a batch holds at most ${MAX_BATCH_CHUNKS} references; the header says ${refCount}`);
-  if (blobCount > refCount) throw new WireFormatError(`a batch carries at most one blob per reference; the header says ${blobCount} blobs for ${refCount} references`);
+  if (blobCount > refCount)
+    throw new WireFormatError(`a batch carries at most one blob per reference; the header says ${blobCount} blobs for ${refCount} references`);
   return { refCount, blobCount };
 }
 

@@ -116,23 +116,43 @@ describe('validation messages', () => {
     ['bad minute', base('').replace('full: daily', 'full: "61 * * * *"'), '"61 * * * *": minute must be 0-59'],
     ['impossible date', base('').replace('full: daily', 'full: "0 0 30 2 *"'), 'never fires: February has no day 30'],
     ['schedule not a string', base('').replace('full: daily', 'full: 5'), 'schedule.full: must be a cron expression in quotes'],
-    ['bad time zone', base('').replace('timezone: UTC', 'timezone: Europe/Berln'), 'schedule.timezone: unknown time zone "Europe/Berln"; did you mean "Europe/Berlin"?'],
+    [
+      'bad time zone',
+      base('').replace('timezone: UTC', 'timezone: Europe/Berln'),
+      'schedule.timezone: unknown time zone "Europe/Berln"; did you mean "Europe/Berlin"?',
+    ],
     ['missing time zone', base('').replace('  timezone: UTC\n', ''), 'schedule: has no timezone'],
-    ['missing full', base('').replace('  full: daily\n', 'incremental: daily\n').replace('incremental: daily', '  incremental: daily'), 'schedule: has no full schedule'],
-    ['incremental equals full', base('').replace('full: daily', 'full: daily\n  incremental: "0 0 * * *"'), 'schedule.incremental: fires exactly when full does'],
-    ['bad name', base('').replace('name: p', 'name: "my policy"'), "name: name must be 1-128 characters"],
+    [
+      'missing full',
+      base('').replace('  full: daily\n', 'incremental: daily\n').replace('incremental: daily', '  incremental: daily'),
+      'schedule: has no full schedule',
+    ],
+    [
+      'incremental equals full',
+      base('').replace('full: daily', 'full: daily\n  incremental: "0 0 * * *"'),
+      'schedule.incremental: fires exactly when full does',
+    ],
+    ['bad name', base('').replace('name: p', 'name: "my policy"'), 'name: name must be 1-128 characters'],
     ['missing name', base('').replace('name: p\n', ''), 'the policy has no name'],
     ['bad agent', base('').replace('agent: a1', 'agent: KVM'), 'sources[0].agent: agent must be 1-63 characters of lower-case'],
     ['agent and agents', base('').replace('agent: a1', 'agent: a1\n    agents: [a2]'), 'give either agent (one name) or agents (a list), not both'],
     ['no agent', base('').replace('- agent: a1\n    specs', '- specs'), 'sources[0]: names no agent'],
     ['bad spec', base('').replace('file:/x', '/var/lib/x.img'), 'sources[0].specs[0]: a source spec needs a type: write file:/var/lib/x.img'],
     ['duplicate spec', base('').replace('["file:/x"]', '["file:/x", " file:/x"]'), 'sources[0].specs[1]: "file:/x" is listed twice'],
-    ['agent in two entries', base('').replace('specs: ["file:/x"]', 'specs: ["file:/x"]\n  - agent: a1\n    specs: ["file:/y"]'), 'sources[1].agent: agent a1 already appears in sources[0]'],
+    [
+      'agent in two entries',
+      base('').replace('specs: ["file:/x"]', 'specs: ["file:/x"]\n  - agent: a1\n    specs: ["file:/y"]'),
+      'sources[1].agent: agent a1 already appears in sources[0]',
+    ],
     ['empty hook', base('').replace('specs: ["file:/x"]', 'specs: ["file:/x"]\n    hooks: {pre: ""}'), 'sources[0].hooks.pre: must be a non-empty string'],
     ['unknown hook', base('').replace('specs: ["file:/x"]', 'specs: ["file:/x"]\n    hooks: {before: x}'), 'unknown key "before"'],
     ['no sources', base('').replace(/sources:[\s\S]*?schedule/, 'schedule'), 'the policy has no sources'],
     ['empty retention', base('retention: {}'), 'retention: has no rules; give at least one of keep-last'],
-    ['zero keep', base('retention: {keep-daily: 0}'), 'retention.keep-daily: keep-daily must be a whole number from 1 to 1000000; got number 0; omit it instead of writing 0'],
+    [
+      'zero keep',
+      base('retention: {keep-daily: 0}'),
+      'retention.keep-daily: keep-daily must be a whole number from 1 to 1000000; got number 0; omit it instead of writing 0',
+    ],
     ['quoted number', base('retention: {keep-last: "7"}'), '(write the number without quotes)'],
     ['fractional keep', base('retention: {keep-hourly: 1.5}'), 'keep-hourly must be a whole number'],
     ['keep-within words', base('retention: {keep-within: 2 months}'), 'retention.keep-within: "2 months": write 2m'],
@@ -141,13 +161,21 @@ describe('validation messages', () => {
     ['store scope', base('store: {scope: tenant}'), 'store.scope: must be global'],
     ['compression', base('store: {compression: zstd}'), 'store.compression: must be lz4 or none; got string "zstd"'],
     ['encryption', base('store: {encryption: "yes"}'), 'store.encryption: must be true or false'],
-    ['concurrency', base('limits: {max-concurrent-jobs-per-agent: 0}'), 'limits.max-concurrent-jobs-per-agent: max-concurrent-jobs-per-agent must be a whole number from 1'],
+    [
+      'concurrency',
+      base('limits: {max-concurrent-jobs-per-agent: 0}'),
+      'limits.max-concurrent-jobs-per-agent: max-concurrent-jobs-per-agent must be a whole number from 1',
+    ],
     ['ambiguous bandwidth', base('limits: {bandwidth: 50mb/s}'), '"mb" is ambiguous; write MB/s for bytes or Mbit/s for bits'],
     ['bandwidth without /s', base('limits: {bandwidth: 50MB}'), 'write the rate per second with "/s", e.g. 50MB/s'],
     ['bandwidth unit', base('limits: {bandwidth: 5furlong/s}'), 'unknown unit "furlong"'],
     ['run window syntax', base('limits: {run-window: "10pm-6am"}'), 'is not a time 00:00-23:59'],
     ['empty run window', base('limits: {run-window: "22:00-22:00"}'), 'is empty (start equals end)'],
-    ['schedule outside run window', base('limits: {run-window: "22:00-06:00"}').replace('full: daily', 'full: "0 12 * * *"'), 'limits.run-window: schedule.full ("0 12 * * *") never fires inside run-window 22:00-06:00'],
+    [
+      'schedule outside run window',
+      base('limits: {run-window: "22:00-06:00"}').replace('full: daily', 'full: "0 12 * * *"'),
+      'limits.run-window: schedule.full ("0 12 * * *") never fires inside run-window 22:00-06:00',
+    ],
     ['verify schedule', base('verify: {structure: "0 25 * * *"}'), 'verify.structure: "0 25 * * *": hour must be 0-23'],
     ['verify subset', base('verify: {subset: 150%}'), 'verify.subset: must be more than 0% and at most 100%'],
     ['subset without read-data', base('verify: {read-data: off, subset: 5%}'), 'verify.subset: applies to read-data checks, which are off'],
@@ -227,7 +255,18 @@ const spec = fc.oneof(
   fc.stringMatching(/^[a-z]{1,8}$/).map((db) => `mysql://backup@db2/${db}`),
   fc.stringMatching(/^[a-z][a-z -]{0,20}$/).map((c) => `cmd:${c}`),
 );
-const cronText = fc.constantFrom('0 1 * * 0', '0 1 * * MON-SAT', '*/15 * * * *', '30 2 1,15 * *', '0 22 * JAN-MAR fri', 'daily', 'weekly', 'monthly', 'hourly', '0 0 29 2 *');
+const cronText = fc.constantFrom(
+  '0 1 * * 0',
+  '0 1 * * MON-SAT',
+  '*/15 * * * *',
+  '30 2 1,15 * *',
+  '0 22 * JAN-MAR fri',
+  'daily',
+  'weekly',
+  'monthly',
+  'hourly',
+  '0 0 29 2 *',
+);
 const hook = fc.stringMatching(/^[a-z][a-z0-9 ./-]{0,30}$/);
 const count = fc.integer({ min: 1, max: 1000 });
 
@@ -236,12 +275,23 @@ const policyDoc = fc
     {
       name,
       description: fc.string({ minLength: 1, maxLength: 40 }).filter((s) => s.trim() !== '' && !s.includes('\0')),
-      sources: fc.uniqueArray(fc.record({ agents: fc.uniqueArray(agent, { minLength: 1, maxLength: 3 }), specs: fc.uniqueArray(spec, { minLength: 1, maxLength: 3 }), hooks: fc.option(fc.record({ pre: hook, post: hook }, { requiredKeys: [] }), { nil: undefined }) }), {
-        minLength: 1,
-        maxLength: 3,
-        selector: (s) => s.agents[0],
+      sources: fc.uniqueArray(
+        fc.record({
+          agents: fc.uniqueArray(agent, { minLength: 1, maxLength: 3 }),
+          specs: fc.uniqueArray(spec, { minLength: 1, maxLength: 3 }),
+          hooks: fc.option(fc.record({ pre: hook, post: hook }, { requiredKeys: [] }), { nil: undefined }),
+        }),
+        {
+          minLength: 1,
+          maxLength: 3,
+          selector: (s) => s.agents[0],
+        },
+      ),
+      schedule: fc.record({
+        timezone: fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata'),
+        full: cronText,
+        incremental: fc.option(cronText, { nil: undefined }),
       }),
-      schedule: fc.record({ timezone: fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata'), full: cronText, incremental: fc.option(cronText, { nil: undefined }) }),
       retention: fc.record(
         {
           'keep-last': count,
@@ -254,9 +304,26 @@ const policyDoc = fc
         },
         { requiredKeys: ['keep-last'] },
       ),
-      store: fc.record({ scope: fc.constantFrom('global', 'job'), compression: fc.constantFrom('lz4', 'none'), encryption: fc.boolean() }, { requiredKeys: [] }),
-      limits: fc.record({ 'max-concurrent-jobs-per-agent': fc.integer({ min: 1, max: 16 }), bandwidth: fc.constantFrom('50MB/s', '200Mbit/s', '1.5GiB/s', '800 kB/s'), 'run-window': fc.constantFrom('00:00-24:00', '0:00-23:59') }, { requiredKeys: [] }),
-      verify: fc.record({ structure: fc.constantFrom('daily', 'off', '0 4 * * *'), 'read-data': fc.constantFrom('weekly', 'monthly', '0 5 * * SUN'), subset: fc.constantFrom('10%', '2.5%', '100%') }, { requiredKeys: [] }),
+      store: fc.record(
+        { scope: fc.constantFrom('global', 'job'), compression: fc.constantFrom('lz4', 'none'), encryption: fc.boolean() },
+        { requiredKeys: [] },
+      ),
+      limits: fc.record(
+        {
+          'max-concurrent-jobs-per-agent': fc.integer({ min: 1, max: 16 }),
+          bandwidth: fc.constantFrom('50MB/s', '200Mbit/s', '1.5GiB/s', '800 kB/s'),
+          'run-window': fc.constantFrom('00:00-24:00', '0:00-23:59'),
+        },
+        { requiredKeys: [] },
+      ),
+      verify: fc.record(
+        {
+          structure: fc.constantFrom('daily', 'off', '0 4 * * *'),
+          'read-data': fc.constantFrom('weekly', 'monthly', '0 5 * * SUN'),
+          subset: fc.constantFrom('10%', '2.5%', '100%'),
+        },
+        { requiredKeys: [] },
+      ),
     },
     { requiredKeys: ['name', 'sources', 'schedule'] },
   )
@@ -267,7 +334,10 @@ const policyDoc = fc
       .map((s) => ({ ...s, agents: s.agents.filter((a) => !seen.has(a) && (seen.add(a), true)) }))
       .filter((s) => s.agents.length > 0)
       .map((s) => (s.hooks === undefined || Object.keys(s.hooks).length === 0 ? { agents: s.agents, specs: s.specs } : s));
-    const schedule = d.schedule.incremental === undefined || d.schedule.incremental === d.schedule.full ? { timezone: d.schedule.timezone, full: d.schedule.full } : d.schedule;
+    const schedule =
+      d.schedule.incremental === undefined || d.schedule.incremental === d.schedule.full
+        ? { timezone: d.schedule.timezone, full: d.schedule.full }
+        : d.schedule;
     return { ...d, sources, schedule };
   });
 
@@ -298,7 +368,11 @@ describe('round trips', () => {
   });
 
   it('redactSecrets hides URL passwords', () => {
-    const p = validatePolicy({ name: 'db', sources: [{ agent: 'db-01', specs: ['postgres://backup:hunter2@db1/shop'] }], schedule: { timezone: 'UTC', full: 'daily' } });
+    const p = validatePolicy({
+      name: 'db',
+      sources: [{ agent: 'db-01', specs: ['postgres://backup:hunter2@db1/shop'] }],
+      schedule: { timezone: 'UTC', full: 'daily' },
+    });
     expect(serializePolicies(p)).toContain('hunter2');
     const shown = serializePolicies(p, { redactSecrets: true });
     expect(shown).not.toContain('hunter2');
@@ -325,7 +399,12 @@ describe('policy runs', () => {
   it('full wins when both fire at the same minute', () => {
     const p = policy({ timezone: 'UTC', full: 'weekly', incremental: 'daily' });
     const runs = nextPolicyRuns(p, new Date('2026-11-20T12:00:00Z'), 4).map((r) => `${r.at.toISOString()} ${r.kind}`);
-    expect(runs).toEqual(['2026-11-21T00:00:00.000Z incremental', '2026-11-22T00:00:00.000Z full', '2026-11-23T00:00:00.000Z incremental', '2026-11-24T00:00:00.000Z incremental']);
+    expect(runs).toEqual([
+      '2026-11-21T00:00:00.000Z incremental',
+      '2026-11-22T00:00:00.000Z full',
+      '2026-11-23T00:00:00.000Z incremental',
+      '2026-11-24T00:00:00.000Z incremental',
+    ]);
   });
 
   it('only times inside the run window count', () => {

@@ -69,7 +69,11 @@ describe('cron validation messages', () => {
 
   it('accepts Feb 29 (it fires in leap years) and returns the leap days', () => {
     const s = parseSchedule('0 0 29 2 *', 'UTC');
-    expect(nextRuns(s, new Date('2026-01-01T00:00:00Z'), 3).map(iso)).toEqual(['2028-02-29T00:00:00.000Z', '2032-02-29T00:00:00.000Z', '2036-02-29T00:00:00.000Z']);
+    expect(nextRuns(s, new Date('2026-01-01T00:00:00Z'), 3).map(iso)).toEqual([
+      '2028-02-29T00:00:00.000Z',
+      '2032-02-29T00:00:00.000Z',
+      '2036-02-29T00:00:00.000Z',
+    ]);
     // 2100 is not a leap year: 2096 is followed by 2104.
     expect(nextRuns(s, new Date('2096-03-01T00:00:00Z'), 1).map(iso)).toEqual(['2104-02-29T00:00:00.000Z']);
   });
@@ -94,7 +98,14 @@ describe('cron syntax', () => {
     expect(parseCron('5/20 * * * *').minutes).toEqual([5, 25, 45]);
   });
   it('maps calendar words to documented expressions', () => {
-    expect(CALENDAR_WORDS).toEqual({ hourly: '0 * * * *', daily: '0 0 * * *', weekly: '0 0 * * 0', monthly: '0 0 1 * *', yearly: '0 0 1 1 *', annually: '0 0 1 1 *' });
+    expect(CALENDAR_WORDS).toEqual({
+      hourly: '0 * * * *',
+      daily: '0 0 * * *',
+      weekly: '0 0 * * 0',
+      monthly: '0 0 1 * *',
+      yearly: '0 0 1 1 *',
+      annually: '0 0 1 1 *',
+    });
     for (const word of ['daily', '@daily', 'DAILY', ' Daily ']) {
       const s = parseSchedule(word, 'UTC');
       expect(s.expression).toBe('daily');
@@ -122,11 +133,21 @@ describe('day-of-month and day-of-week', () => {
       '2026-12-04T00:00:00.000Z',
     ]);
     const t = parseSchedule('0 0 1 * MON', 'UTC');
-    expect(nextRuns(t, new Date('2026-11-25T00:00:00Z'), 3).map(iso)).toEqual(['2026-11-30T00:00:00.000Z', '2026-12-01T00:00:00.000Z', '2026-12-07T00:00:00.000Z']);
+    expect(nextRuns(t, new Date('2026-11-25T00:00:00Z'), 3).map(iso)).toEqual([
+      '2026-11-30T00:00:00.000Z',
+      '2026-12-01T00:00:00.000Z',
+      '2026-12-07T00:00:00.000Z',
+    ]);
   });
   it('one of them *: the other alone decides', () => {
-    expect(nextRuns(parseSchedule('0 0 * * MON', 'UTC'), new Date('2026-11-25T00:00:00Z'), 2).map(iso)).toEqual(['2026-11-30T00:00:00.000Z', '2026-12-07T00:00:00.000Z']);
-    expect(nextRuns(parseSchedule('0 0 1 * *', 'UTC'), new Date('2026-11-25T00:00:00Z'), 2).map(iso)).toEqual(['2026-12-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z']);
+    expect(nextRuns(parseSchedule('0 0 * * MON', 'UTC'), new Date('2026-11-25T00:00:00Z'), 2).map(iso)).toEqual([
+      '2026-11-30T00:00:00.000Z',
+      '2026-12-07T00:00:00.000Z',
+    ]);
+    expect(nextRuns(parseSchedule('0 0 1 * *', 'UTC'), new Date('2026-11-25T00:00:00Z'), 2).map(iso)).toEqual([
+      '2026-12-01T00:00:00.000Z',
+      '2027-01-01T00:00:00.000Z',
+    ]);
   });
 });
 
@@ -141,11 +162,19 @@ describe('DST', () => {
     ]);
     const ny = parseSchedule('30 2 * * *', 'America/New_York');
     // 8 March 2026: 02:00 EST jumps to 03:00 EDT.
-    expect(nextRuns(ny, new Date('2026-03-07T12:00:00Z'), 3).map(iso)).toEqual(['2026-03-08T07:30:00.000Z', '2026-03-09T06:30:00.000Z', '2026-03-10T06:30:00.000Z']);
+    expect(nextRuns(ny, new Date('2026-03-07T12:00:00Z'), 3).map(iso)).toEqual([
+      '2026-03-08T07:30:00.000Z',
+      '2026-03-09T06:30:00.000Z',
+      '2026-03-10T06:30:00.000Z',
+    ]);
   });
   it('spring forward: a time moved onto a time that also fires runs once', () => {
     const s = parseSchedule('30 2,3 * * *', 'Europe/Berlin');
-    expect(nextRuns(s, new Date('2026-03-28T12:00:00Z'), 3).map(iso)).toEqual(['2026-03-29T01:30:00.000Z', '2026-03-30T00:30:00.000Z', '2026-03-30T01:30:00.000Z']);
+    expect(nextRuns(s, new Date('2026-03-28T12:00:00Z'), 3).map(iso)).toEqual([
+      '2026-03-29T01:30:00.000Z',
+      '2026-03-30T00:30:00.000Z',
+      '2026-03-30T01:30:00.000Z',
+    ]);
   });
   it('fall back: a fixed time in the repeated hour runs once, at its first occurrence', () => {
     const s = parseSchedule('30 1 * * *', 'America/New_York');
@@ -187,7 +216,8 @@ interface GenField {
 /** An arbitrary cron field with its value set computed independently of the parser. */
 function fieldArb(min: number, max: number, opts: { names?: string[]; bias?: number[]; namesOffset?: number; step?: boolean } = {}): fc.Arbitrary<GenField> {
   const value = opts.bias ? fc.oneof(fc.constantFrom(...opts.bias), fc.integer({ min, max })) : fc.integer({ min, max });
-  const render = (v: number, useName: boolean): string => (useName && opts.names && v - (opts.namesOffset ?? 0) < opts.names.length ? opts.names[v - (opts.namesOffset ?? 0)] : String(v));
+  const render = (v: number, useName: boolean): string =>
+    useName && opts.names && v - (opts.namesOffset ?? 0) < opts.names.length ? opts.names[v - (opts.namesOffset ?? 0)] : String(v);
   const item: fc.Arbitrary<GenField> = fc.oneof(
     fc.tuple(value, fc.boolean()).map(([v, n]) => ({ text: render(v, n), values: new Set([v]) })),
     fc.tuple(value, value, fc.boolean()).map(([a, b, n]) => {
@@ -212,7 +242,9 @@ function fieldArb(min: number, max: number, opts: { names?: string[]; bias?: num
     { weight: 2, arbitrary: fc.constant({ text: '*', values: new Set(Array.from({ length: (max === 7 ? 6 : max) - min + 1 }, (_, i) => min + i)) }) },
     {
       weight: 3,
-      arbitrary: fc.array(item, { minLength: 1, maxLength: 3 }).map((items) => ({ text: items.map((i) => i.text).join(','), values: new Set(items.flatMap((i) => [...i.values])) })),
+      arbitrary: fc
+        .array(item, { minLength: 1, maxLength: 3 })
+        .map((items) => ({ text: items.map((i) => i.text).join(','), values: new Set(items.flatMap((i) => [...i.values])) })),
     },
   );
 }
@@ -258,7 +290,19 @@ const partsFormatters = new Map<string, Intl.DateTimeFormat>();
 /** Wall clock of an instant as wall milliseconds, computed with Intl directly. */
 function wallOf(ms: number, tz: string): number {
   let f = partsFormatters.get(tz);
-  if (!f) partsFormatters.set(tz, (f = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' })));
+  if (!f)
+    partsFormatters.set(
+      tz,
+      (f = new Intl.DateTimeFormat('en-GB', {
+        timeZone: tz,
+        hourCycle: 'h23',
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+      })),
+    );
   const p = Object.fromEntries(f.formatToParts(ms).map((x) => [x.type, Number(x.value)]));
   return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute);
 }
@@ -305,16 +349,22 @@ describe('nextRuns agrees with a minute-by-minute brute force', () => {
   for (const [tz, transitions] of Object.entries(TRANSITIONS)) {
     it(tz, () => {
       fc.assert(
-        fc.property(cronArb, fc.constantFrom(...transitions), fc.integer({ min: -2 * 24 * 60, max: 24 * 60 }), fc.integer({ min: 0, max: 59_999 }), (c, transition, offsetMin, ms) => {
-          const from = Date.parse(transition) + offsetMin * MIN + ms;
-          const until = from + 3 * DAY;
-          const expected = bruteForce(c, tz, from, until);
-          const schedule = parseSchedule(c.text, tz);
-          const got = nextRuns(schedule, new Date(from), expected.length + 1).map((d) => d.getTime());
-          expect(got.slice(0, expected.length)).toEqual(expected);
-          expect(got.length).toBe(expected.length + 1);
-          expect(got[expected.length]).toBeGreaterThan(until);
-        }),
+        fc.property(
+          cronArb,
+          fc.constantFrom(...transitions),
+          fc.integer({ min: -2 * 24 * 60, max: 24 * 60 }),
+          fc.integer({ min: 0, max: 59_999 }),
+          (c, transition, offsetMin, ms) => {
+            const from = Date.parse(transition) + offsetMin * MIN + ms;
+            const until = from + 3 * DAY;
+            const expected = bruteForce(c, tz, from, until);
+            const schedule = parseSchedule(c.text, tz);
+            const got = nextRuns(schedule, new Date(from), expected.length + 1).map((d) => d.getTime());
+            expect(got.slice(0, expected.length)).toEqual(expected);
+            expect(got.length).toBe(expected.length + 1);
+            expect(got[expected.length]).toBeGreaterThan(until);
+          },
+        ),
         { numRuns: 40 },
       );
     });
@@ -324,20 +374,25 @@ describe('nextRuns agrees with a minute-by-minute brute force', () => {
 describe('nextRuns properties', () => {
   it('runs are increasing, whole minutes, after `from`, and each is a fire time (firesAt)', () => {
     fc.assert(
-      fc.property(cronArb, fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata'), fc.date({ min: new Date('2000-01-01'), max: new Date('2090-01-01'), noInvalidDate: true }), (c, tz, from) => {
-        const s = parseSchedule(c.text, tz);
-        const runs = nextRuns(s, from, 5);
-        expect(runs.length).toBe(5);
-        let prev = from.getTime();
-        for (const r of runs) {
-          expect(r.getTime()).toBeGreaterThan(prev);
-          expect(r.getTime() % MIN).toBe(0);
-          expect(firesAt(s, r)).toBe(true);
-          prev = r.getTime();
-        }
-        // Asking again from a run gives the following runs.
-        expect(nextRuns(s, runs[1], 3).map(iso)).toEqual(runs.slice(2).map(iso));
-      }),
+      fc.property(
+        cronArb,
+        fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata'),
+        fc.date({ min: new Date('2000-01-01'), max: new Date('2090-01-01'), noInvalidDate: true }),
+        (c, tz, from) => {
+          const s = parseSchedule(c.text, tz);
+          const runs = nextRuns(s, from, 5);
+          expect(runs.length).toBe(5);
+          let prev = from.getTime();
+          for (const r of runs) {
+            expect(r.getTime()).toBeGreaterThan(prev);
+            expect(r.getTime() % MIN).toBe(0);
+            expect(firesAt(s, r)).toBe(true);
+            prev = r.getTime();
+          }
+          // Asking again from a run gives the following runs.
+          expect(nextRuns(s, runs[1], 3).map(iso)).toEqual(runs.slice(2).map(iso));
+        },
+      ),
       { numRuns: 150 },
     );
   });

@@ -72,8 +72,15 @@ describe('percent', () => {
 
 describe('agent run limit', () => {
   it('is the smallest max-concurrent-jobs-per-agent of the policies naming the agent; 1 without one', () => {
-    const policy = (name: string, agents: string, limits = '') => `name: ${name}\nsources: [{agents: [${agents}], specs: ["cmd:true"]}]\nschedule: {timezone: UTC, full: daily}\n${limits}`;
-    const [a, b, c] = parsePolicyDocument([policy('a', 'kvm-01', 'limits: {max-concurrent-jobs-per-agent: 3}'), policy('b', 'kvm-01, kvm-02', 'limits: {max-concurrent-jobs-per-agent: 2}'), policy('c', 'kvm-03')].join('\n---\n'));
+    const policy = (name: string, agents: string, limits = '') =>
+      `name: ${name}\nsources: [{agents: [${agents}], specs: ["cmd:true"]}]\nschedule: {timezone: UTC, full: daily}\n${limits}`;
+    const [a, b, c] = parsePolicyDocument(
+      [
+        policy('a', 'kvm-01', 'limits: {max-concurrent-jobs-per-agent: 3}'),
+        policy('b', 'kvm-01, kvm-02', 'limits: {max-concurrent-jobs-per-agent: 2}'),
+        policy('c', 'kvm-03'),
+      ].join('\n---\n'),
+    );
     expect(agentRunLimit([a!, b!, c!], 'kvm-01')).toBe(2);
     expect(agentRunLimit([a!], 'kvm-01')).toBe(3);
     expect(agentRunLimit([a!, b!, c!], 'kvm-03')).toBe(1); // a policy without the limit counts as 1

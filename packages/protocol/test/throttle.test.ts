@@ -58,19 +58,24 @@ describe('TokenBucket', () => {
 
   it('property: by any time t at most burst + rate x t bytes have gone, and the total takes (bytes - burst) / rate', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 10_000_000 }), fc.integer({ min: 1, max: 1_000_000 }), fc.array(fc.integer({ min: 0, max: 3_000_000 }), { maxLength: 40 }), async (rate, burst, pieces) => {
-        const clock = fakeClock(0);
-        const bucket = new TokenBucket(rate, { burst, clock });
-        let sent = 0;
-        for (const n of pieces) {
-          await bucket.take(n);
-          sent += n; // sent at clock.t
-          expect(sent).toBeLessThanOrEqual(burst + (rate * clock.t) / 1000 + 1e-6 * sent + 1);
-        }
-        const expected = (Math.max(0, sent - burst) / rate) * 1000;
-        expect(clock.t).toBeGreaterThanOrEqual(expected - 1e-6 * expected - 1e-6);
-        expect(clock.t).toBeLessThanOrEqual(expected + 1e-6 * expected + 1e-6);
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.array(fc.integer({ min: 0, max: 3_000_000 }), { maxLength: 40 }),
+        async (rate, burst, pieces) => {
+          const clock = fakeClock(0);
+          const bucket = new TokenBucket(rate, { burst, clock });
+          let sent = 0;
+          for (const n of pieces) {
+            await bucket.take(n);
+            sent += n; // sent at clock.t
+            expect(sent).toBeLessThanOrEqual(burst + (rate * clock.t) / 1000 + 1e-6 * sent + 1);
+          }
+          const expected = (Math.max(0, sent - burst) / rate) * 1000;
+          expect(clock.t).toBeGreaterThanOrEqual(expected - 1e-6 * expected - 1e-6);
+          expect(clock.t).toBeLessThanOrEqual(expected + 1e-6 * expected + 1e-6);
+        },
+      ),
     );
   });
 

@@ -1,7 +1,14 @@
 export type { ObjectStore, ObjectInfo, ByteRange, ListPage, ListOptions } from './store/object-store.js';
 export { listAll } from './store/object-store.js';
 export { ObjectStoreError, ObjectNotFoundError, InvalidKeyError, RangeOutOfBoundsError, type StoreOperation } from './store/errors.js';
-export { EnvironmentError, findEnvironmentError, describeEnvironmentProblem, environmentAdvice, isEnvironmentErrno, type EnvironmentCode } from './store/errors.js';
+export {
+  EnvironmentError,
+  findEnvironmentError,
+  describeEnvironmentProblem,
+  environmentAdvice,
+  isEnvironmentErrno,
+  type EnvironmentCode,
+} from './store/errors.js';
 export {
   BlobCodec,
   type EncodedBlob,
@@ -69,7 +76,17 @@ export {
 export { FsObjectStore, type FsObjectStoreOpenOptions } from './store/fs-store.js';
 export { validateKey, validatePrefix } from './store/keys.js';
 export { ObjectFormatError } from './format-error.js';
-export { RepositoryError, RepositoryNotFoundError, RepositoryExistsError, PassphraseRequiredError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError, SourceError, IntegrityError } from './repo/errors.js';
+export {
+  RepositoryError,
+  RepositoryNotFoundError,
+  RepositoryExistsError,
+  PassphraseRequiredError,
+  SnapshotNotFoundError,
+  StoreScopeError,
+  UnknownStoreError,
+  SourceError,
+  IntegrityError,
+} from './repo/errors.js';
 export { type RepositoryConfig, type StoreRecord, type StoreScope, RecordFormatError, InvalidStoreNameError, describeScope } from './repo/records.js';
 export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOptions, type SnapshotInfo } from './repo/repository.js';
 export { FingerprintStore, hashChunkRef, streamHasher } from './repo/fingerprint-store.js';

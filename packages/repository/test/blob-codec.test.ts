@@ -69,29 +69,36 @@ describe('BlobCodec', () => {
     const plain = await BlobCodec.create();
     const sealed = await BlobCodec.create({ dataKey: randomBytes(32) });
     await fc.assert(
-      fc.asyncProperty(chunkBytes.filter((b) => b.length > 0), fc.boolean(), fc.nat(), fc.integer({ min: 0, max: 7 }), fc.boolean(), async (raw, encrypted, at, bit, fixChecksum) => {
-        const codec = encrypted ? sealed : plain;
-        const fp = blake3(raw);
-        const blob = await codec.encode(raw, fp);
-        const damaged = Uint8Array.from(blob.stored);
-        damaged[at % damaged.length] ^= 1 << bit;
-        // Either the checksum sees it, or (if an attacker also fixed the checksum) a later check does.
-        const meta = { ...blob, checksum: fixChecksum ? codec.checksum(damaged) : blob.checksum };
-        const outcome = await codec.decode(damaged, meta, fp, verify).then(
-          (bytes) => ({ bytes }),
-          (error: unknown) => ({ error }),
-        );
-        if ('error' in outcome) {
-          expect(outcome.error).toBeInstanceOf(BlobCorruptError);
-          if (!fixChecksum) expect((outcome.error as BlobCorruptError).check).toBe('checksum');
-          else if (encrypted) expect((outcome.error as BlobCorruptError).check).toBe('authentication');
-        } else {
-          // Only possible when the damage did not matter (e.g. the LZ4 size prefix is a
-          // capacity hint): the bytes returned are then verified to be the original ones.
-          expect(fixChecksum && !encrypted).toBe(true);
-          expect(Buffer.from(outcome.bytes).equals(Buffer.from(raw))).toBe(true);
-        }
-      }),
+      fc.asyncProperty(
+        chunkBytes.filter((b) => b.length > 0),
+        fc.boolean(),
+        fc.nat(),
+        fc.integer({ min: 0, max: 7 }),
+        fc.boolean(),
+        async (raw, encrypted, at, bit, fixChecksum) => {
+          const codec = encrypted ? sealed : plain;
+          const fp = blake3(raw);
+          const blob = await codec.encode(raw, fp);
+          const damaged = Uint8Array.from(blob.stored);
+          damaged[at % damaged.length] ^= 1 << bit;
+          // Either the checksum sees it, or (if an attacker also fixed the checksum) a later check does.
+          const meta = { ...blob, checksum: fixChecksum ? codec.checksum(damaged) : blob.checksum };
+          const outcome = await codec.decode(damaged, meta, fp, verify).then(
+            (bytes) => ({ bytes }),
+            (error: unknown) => ({ error }),
+          );
+          if ('error' in outcome) {
+            expect(outcome.error).toBeInstanceOf(BlobCorruptError);
+            if (!fixChecksum) expect((outcome.error as BlobCorruptError).check).toBe('checksum');
+            else if (encrypted) expect((outcome.error as BlobCorruptError).check).toBe('authentication');
+          } else {
+            // Only possible when the damage did not matter (e.g. the LZ4 size prefix is a
+            // capacity hint): the bytes returned are then verified to be the original ones.
+            expect(fixChecksum && !encrypted).toBe(true);
+            expect(Buffer.from(outcome.bytes).equals(Buffer.from(raw))).toBe(true);
+          }
+        },
+      ),
       { numRuns: 120 },
     );
   });

@@ -1,9 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ArchiveFormatError, EntryTableParser, decodeArchiveTrailer, encodeArchiveTrailer, encodeEntry, unsafePathReason, type DirEntry } from '../dist/index.js';
+import {
+  ArchiveFormatError,
+  EntryTableParser,
+  decodeArchiveTrailer,
+  encodeArchiveTrailer,
+  encodeEntry,
+  unsafePathReason,
+  type DirEntry,
+} from '../dist/index.js';
 
-const name = fc.uint8Array({ minLength: 1, maxLength: 12 }).map((b) => Buffer.from(b.map((x) => (x === 0 || x === 0x2f ? 0x61 : x)))).filter((b) => !b.equals(Buffer.from('.')) && !b.equals(Buffer.from('..')));
-
+const name = fc
+  .uint8Array({ minLength: 1, maxLength: 12 })
+  .map((b) => Buffer.from(b.map((x) => (x === 0 || x === 0x2f ? 0x61 : x))))
+  .filter((b) => !b.equals(Buffer.from('.')) && !b.equals(Buffer.from('..')));
 
 const entryArb = fc.record({
   type: fc.constantFrom<DirEntry['type']>('file', 'dir', 'symlink'),
@@ -59,7 +69,18 @@ describe('directory archive entry table', () => {
   });
 
   it('refuses file contents that overlap, leave gaps or run into the table', () => {
-    const file = (path: string, size: number, offset: number): DirEntry => ({ type: 'file', path: Buffer.from(path), mode: 0o644, uid: 0, gid: 0, size, offset, mtimeNs: 0n, inode: 1n, dev: 1n });
+    const file = (path: string, size: number, offset: number): DirEntry => ({
+      type: 'file',
+      path: Buffer.from(path),
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size,
+      offset,
+      mtimeNs: 0n,
+      inode: 1n,
+      dev: 1n,
+    });
     const table = (...e: DirEntry[]) => Buffer.concat(e.map(encodeEntry));
     expect(() => parseAll(table(file('a', 10, 0), file('b', 5, 9)), 15, 2, 1000)).toThrow(/starts at 9, expected 10/);
     expect(() => parseAll(table(file('a', 10, 0)), 5, 1, 1000)).toThrow(/runs into the entry table/);
@@ -77,14 +98,33 @@ describe('directory archive entry table', () => {
 });
 
 describe('directory archive parents', () => {
-  const entry = (type: DirEntry['type'], path: string, extra: Partial<DirEntry> = {}): DirEntry => ({ type, path: Buffer.from(path), mode: 0o755, uid: 0, gid: 0, size: 0, offset: 0, mtimeNs: 0n, inode: 1n, dev: 1n, ...extra });
+  const entry = (type: DirEntry['type'], path: string, extra: Partial<DirEntry> = {}): DirEntry => ({
+    type,
+    path: Buffer.from(path),
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    offset: 0,
+    mtimeNs: 0n,
+    inode: 1n,
+    dev: 1n,
+    ...extra,
+  });
   const parse = (...entries: DirEntry[]) => parseAll(Buffer.concat(entries.map(encodeEntry)), 0, entries.length, 1000);
 
   it('refuses an entry under a symlink or a file (a restore would write through it)', () => {
-    expect(() => parse(entry('dir', '.'), entry('symlink', 'a', { target: Buffer.from('/etc') }), entry('file', 'a/passwd'))).toThrow(/parent is not a directory/);
+    expect(() => parse(entry('dir', '.'), entry('symlink', 'a', { target: Buffer.from('/etc') }), entry('file', 'a/passwd'))).toThrow(
+      /parent is not a directory/,
+    );
     expect(() => parse(entry('dir', '.'), entry('file', 'f'), entry('dir', 'f/sub'))).toThrow(/parent is not a directory/);
     expect(() => parse(entry('dir', '.'), entry('file', 'x/y'))).toThrow(/parent is not a directory/);
     expect(() => parse(entry('dir', '.'), entry('dir', '.'))).toThrow(/"\." must be the first entry/);
-    expect(parse(entry('dir', '.'), entry('dir', 'a'), entry('dir', 'a/b'), entry('file', 'a/b/c')).map((e) => e.path.toString())).toEqual(['.', 'a', 'a/b', 'a/b/c']);
+    expect(parse(entry('dir', '.'), entry('dir', 'a'), entry('dir', 'a/b'), entry('file', 'a/b/c')).map((e) => e.path.toString())).toEqual([
+      '.',
+      'a',
+      'a/b',
+      'a/b/c',
+    ]);
   });
 });

@@ -256,7 +256,15 @@ describe('collectGarbage', () => {
       // (It did collide: the failed attempt's first pack is the retry's first pack.)
       expect(await keys(objects, 'packs/')).toEqual(expect.arrayContaining(leftovers));
       const segments = await keys(objects, 'index/');
-      const listed = (await Promise.all(segments.map(async (k) => decodeIndexSegment(k, await objects.get(k)).packs.map((p) => `packs/${Buffer.from(p.packHash).toString('hex').slice(0, 2)}/${Buffer.from(p.packHash).toString('hex')}`)))).flat();
+      const listed = (
+        await Promise.all(
+          segments.map(async (k) =>
+            decodeIndexSegment(k, await objects.get(k)).packs.map(
+              (p) => `packs/${Buffer.from(p.packHash).toString('hex').slice(0, 2)}/${Buffer.from(p.packHash).toString('hex')}`,
+            ),
+          ),
+        )
+      ).flat();
       // (The last pack of the short attempt may hold other blobs than the retry's: that
       // one is simply garbage for the next GCs.)
       expect(leftovers.filter((k) => listed.includes(k)).length).toBeGreaterThan(0);
@@ -273,7 +281,8 @@ describe('collectGarbage', () => {
     const report = await verify(await Repository.open(objects), { readData: true });
     expect(report.findings).toEqual([]);
     const indexed = new Set<string>();
-    for (const key of await keys(objects, 'index/')) for (const p of decodeIndexSegment(key, await objects.get(key)).packs) indexed.add(Buffer.from(p.packHash).toString('hex'));
+    for (const key of await keys(objects, 'index/'))
+      for (const p of decodeIndexSegment(key, await objects.get(key)).packs) indexed.add(Buffer.from(p.packHash).toString('hex'));
     const stored = (await keys(objects, 'packs/')).map((k) => k.slice(k.lastIndexOf('/') + 1));
     expect(stored.filter((h) => !indexed.has(h))).toEqual([]);
     expect(last.blobs.dead).toBe(0);

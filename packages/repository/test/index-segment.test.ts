@@ -16,7 +16,8 @@ const segment: fc.Arbitrary<IndexSegment> = fc.record({
   packs: fc.array(fc.record({ packHash: fc.uint8Array({ minLength: 32, maxLength: 32 }), entries: fc.array(entry, { maxLength: 20 }) }), { maxLength: 8 }),
 });
 
-const plain = (s: IndexSegment) => JSON.parse(JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
+const plain = (s: IndexSegment) =>
+  JSON.parse(JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
 
 describe('index segments', () => {
   it('round-trip any segment; the key is the BLAKE3 of the bytes', () => {

@@ -18,7 +18,9 @@ const compressible = fc
     fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 64 }),
       fc.record({ byte: fc.integer({ min: 0, max: 255 }), n: fc.integer({ min: 1, max: 3000 }) }).map(({ byte, n }) => new Uint8Array(n).fill(byte)),
-      fc.record({ unit: fc.uint8Array({ minLength: 1, maxLength: 40 }), n: fc.integer({ min: 1, max: 200 }) }).map(({ unit, n }) => Uint8Array.from({ length: unit.length * n }, (_, i) => unit[i % unit.length])),
+      fc
+        .record({ unit: fc.uint8Array({ minLength: 1, maxLength: 40 }), n: fc.integer({ min: 1, max: 200 }) })
+        .map(({ unit, n }) => Uint8Array.from({ length: unit.length * n }, (_, i) => unit[i % unit.length])),
     ),
     { maxLength: 40 },
   )
@@ -30,7 +32,10 @@ describe('lz4 block decoder (WebAssembly)', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(compressible, fc.uint8Array({ maxLength: 5000 })), { minLength: 1, maxLength: 8 }), (inputs) => {
         const blocks = inputs.map((raw) => compressSync(Buffer.from(raw)).subarray(4));
-        decoder.begin(Math.max(...blocks.map((b) => b.length)), inputs.reduce((n, r) => n + r.length, 0));
+        decoder.begin(
+          Math.max(...blocks.map((b) => b.length)),
+          inputs.reduce((n, r) => n + r.length, 0),
+        );
         const outs = inputs.map((raw, i) => decoder.decode(blocks[i], raw.length));
         // Every view is still intact after the later blocks decoded behind it.
         outs.forEach((out, i) => expect(out && Buffer.from(out).equals(Buffer.from(inputs[i]))).toBe(true));
@@ -42,28 +47,33 @@ describe('lz4 block decoder (WebAssembly)', () => {
   it('refuses truncated, corrupted and wrong-length blocks without writing outside the output it was given', () => {
     const decoder = new Lz4ArenaDecoder();
     fc.assert(
-      fc.property(compressible.filter((b) => b.length > 16), fc.integer({ min: 0, max: 1 << 30 }), fc.integer({ min: 0, max: 255 }), (raw, at, value) => {
-        const block = Buffer.from(compressSync(raw).subarray(4));
-        const damaged = Buffer.from(block);
-        damaged[at % damaged.length] ^= value | 1;
-        const cut = block.subarray(0, at % block.length);
-        const sentinel = Buffer.alloc(64, 0xa5);
-        const sentinelBlock = compressSync(sentinel).subarray(4);
-        for (const [input, length] of [
-          [damaged, raw.length],
-          [cut, raw.length],
-          [block, raw.length - 1],
-          [block, raw.length + 1],
-        ] as const) {
-          decoder.begin(Math.max(input.length, sentinelBlock.length), sentinel.length + length);
-          const before = decoder.decode(sentinelBlock, sentinel.length)!;
-          const out = decoder.decode(input, length);
-          expect(Buffer.from(before).equals(sentinel)).toBe(true);
-          // Either refused, or (a flipped literal byte) decoded to the right length: the
-          // fingerprint check then catches it. Never more bytes than asked for.
-          if (out !== undefined) expect(out.length).toBe(length);
-        }
-      }),
+      fc.property(
+        compressible.filter((b) => b.length > 16),
+        fc.integer({ min: 0, max: 1 << 30 }),
+        fc.integer({ min: 0, max: 255 }),
+        (raw, at, value) => {
+          const block = Buffer.from(compressSync(raw).subarray(4));
+          const damaged = Buffer.from(block);
+          damaged[at % damaged.length] ^= value | 1;
+          const cut = block.subarray(0, at % block.length);
+          const sentinel = Buffer.alloc(64, 0xa5);
+          const sentinelBlock = compressSync(sentinel).subarray(4);
+          for (const [input, length] of [
+            [damaged, raw.length],
+            [cut, raw.length],
+            [block, raw.length - 1],
+            [block, raw.length + 1],
+          ] as const) {
+            decoder.begin(Math.max(input.length, sentinelBlock.length), sentinel.length + length);
+            const before = decoder.decode(sentinelBlock, sentinel.length)!;
+            const out = decoder.decode(input, length);
+            expect(Buffer.from(before).equals(sentinel)).toBe(true);
+            // Either refused, or (a flipped literal byte) decoded to the right length: the
+            // fingerprint check then catches it. Never more bytes than asked for.
+            if (out !== undefined) expect(out.length).toBe(length);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -2,14 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { blake3 } from '@napi-rs/blake-hash';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  BlobCodec,
-  PACK_FOOTER_BYTES,
-  PackFormatError,
-  PackWriter,
-  decodeTrailer,
-  loadPackHashing,
-} from '../dist/index.js';
+import { BlobCodec, PACK_FOOTER_BYTES, PackFormatError, PackWriter, decodeTrailer, loadPackHashing } from '../dist/index.js';
 
 const MiB = 1 << 20;
 const storeId = randomBytes(16);
@@ -27,9 +20,9 @@ async function buildPack(chunks: Uint8Array[]) {
 }
 
 const chunkList = fc.array(
-  fc.record({ length: fc.integer({ min: 0, max: 40_000 }), text: fc.boolean(), seed: fc.integer() }).map(({ length, text, seed }) =>
-    text ? Buffer.from(`row ${seed};`.repeat(Math.ceil(length / 10)).slice(0, length)) : randomBytes(length),
-  ),
+  fc
+    .record({ length: fc.integer({ min: 0, max: 40_000 }), text: fc.boolean(), seed: fc.integer() })
+    .map(({ length, text, seed }) => (text ? Buffer.from(`row ${seed};`.repeat(Math.ceil(length / 10)).slice(0, length)) : randomBytes(length))),
   { minLength: 0, maxLength: 30 },
 );
 
@@ -39,7 +32,11 @@ describe('packs', () => {
       fc.asyncProperty(chunkList, async (chunks) => {
         const pack = await buildPack(chunks);
         expect(pack.key).toBe(`packs/${blake3(pack.bytes).toString('hex').slice(0, 2)}/${blake3(pack.bytes).toString('hex')}`);
-        const trailer = decodeTrailer(pack.key, pack.bytes.subarray(pack.entries.at(-1) ? pack.entries.at(-1)!.offset + pack.entries.at(-1)!.storedLength : 0), pack.bytes.length);
+        const trailer = decodeTrailer(
+          pack.key,
+          pack.bytes.subarray(pack.entries.at(-1) ? pack.entries.at(-1)!.offset + pack.entries.at(-1)!.storedLength : 0),
+          pack.bytes.length,
+        );
         expect(Buffer.from(trailer.storeId)).toEqual(storeId);
         expect(trailer.entries).toEqual(pack.entries);
         for (const [i, e] of trailer.entries.entries()) {

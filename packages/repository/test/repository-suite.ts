@@ -72,7 +72,12 @@ async function* pieces(data: Uint8Array, size = 256 * KiB): AsyncGenerator<Uint8
   for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
 }
 
-function run(repo: Repository, job: string, source: Source, options: { store?: string; workers?: number; onProgress?: (p: BackupProgress) => void; streamHashOver?: 'bytes' | 'chunks' } = {}): Promise<BackupResult> {
+function run(
+  repo: Repository,
+  job: string,
+  source: Source,
+  options: { store?: string; workers?: number; onProgress?: (p: BackupProgress) => void; streamHashOver?: 'bytes' | 'chunks' } = {},
+): Promise<BackupResult> {
   return backup(
     repo,
     {
@@ -83,7 +88,13 @@ function run(repo: Repository, job: string, source: Source, options: { store?: s
     },
     // One chunker worker (low CPU, and the worker path is the one users run); in-thread for
     // small inputs, where starting the worker would cost more than the chunking.
-    { job, store: options.store, workers: options.workers ?? (source.data !== undefined && source.data.length < MiB ? 0 : 1), onProgress: options.onProgress, streamHashOver: options.streamHashOver },
+    {
+      job,
+      store: options.store,
+      workers: options.workers ?? (source.data !== undefined && source.data.length < MiB ? 0 : 1),
+      onProgress: options.onProgress,
+      streamHashOver: options.streamHashOver,
+    },
   );
 }
 
@@ -197,7 +208,13 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
           const repo = await init(mode);
           const result = await run(repo, 'files', { stream: createReadStream(path), name: path, kind: 'file', expectedBytes: data.length });
           expect(result.bytesRead).toBe(data.length);
-          expect(result.snapshot.meta).toMatchObject({ job: 'files', logicalBytes: data.length, source: { name: path, kind: 'file' }, parent: null, chunkCount: result.chunks });
+          expect(result.snapshot.meta).toMatchObject({
+            job: 'files',
+            logicalBytes: data.length,
+            source: { name: path, kind: 'file' },
+            parent: null,
+            chunkCount: result.chunks,
+          });
           // Random data: nothing compresses, nothing repeats, so 8+ MiB fill at least two packs.
           expect(result.packs).toBeGreaterThanOrEqual(Math.floor(data.length / PACK_BYTES));
           expect(result.packs).toBeGreaterThanOrEqual(2);
@@ -376,7 +393,9 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
         // unencrypted ones and between two encrypted repositories.
         const cuts = (chunks: { offset: number }[]) => chunks.map((c) => c.offset).join(',');
         expect(cuts(encChunks)).not.toBe(cuts(plainChunks));
-        expect(cuts(await chunkList(await Repository.open(enc2Objects, { passphrase: PASSPHRASE, scryptCost: SCRYPT }), enc2.snapshot))).not.toBe(cuts(encChunks));
+        expect(cuts(await chunkList(await Repository.open(enc2Objects, { passphrase: PASSPHRASE, scryptCost: SCRYPT }), enc2.snapshot))).not.toBe(
+          cuts(encChunks),
+        );
         // The manifest says the chunker was seeded, never the seed.
         expect(enc.snapshot.meta.chunker).toMatchObject({ seeded: true });
         expect(enc.snapshot.meta.chunker).not.toHaveProperty('seed');
@@ -493,7 +512,9 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
           expect(s1.scope).toEqual({ kind: 'job', job: 'private' });
           expect(isolated.snapshot.meta.store).toBe(s1.id);
           expect(viaGlobal.snapshot.meta.store).not.toBe(s1.id);
-          const packStores = await Promise.all((await keysUnder(objects, 'packs/')).map(async (key) => Buffer.from((await readPackTrailer(objects, key)).storeId).toString('hex')));
+          const packStores = await Promise.all(
+            (await keysUnder(objects, 'packs/')).map(async (key) => Buffer.from((await readPackTrailer(objects, key)).storeId).toString('hex')),
+          );
           expect(packStores.filter((id) => id === s1.id)).toHaveLength(isolated.packs);
           expect(packStores.filter((id) => id === viaGlobal.snapshot.meta.store)).toHaveLength(viaGlobal.packs);
 
@@ -752,7 +773,11 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
           expect((await restore(repo, snapshot, await FileSink.create(part), { range })).streamHashChecked).toBe(false);
           expect((await readFile(part)).equals(data.subarray(range.offset, range.offset + range.length))).toBe(true);
           // In place (a device's case): zeros are written, not skipped, over old bytes.
-          const sparse = image(94, [['data', 100 * KiB], ['zero', 3 * MiB], ['data', 100 * KiB]]);
+          const sparse = image(94, [
+            ['data', 100 * KiB],
+            ['zero', 3 * MiB],
+            ['data', 100 * KiB],
+          ]);
           const { snapshot: holes } = await run(repo, 'holes', { data: sparse, name: 'img', kind: 'block-device' });
           const device = join(scratch, 'device.img');
           await writeFile(device, Buffer.alloc(sparse.length, 0xee));
@@ -886,16 +911,24 @@ export function repositorySuite(name: string, makeObjectStore: () => Promise<Sto
           yield* gated(shared, gate, new Uint8Array(0));
           throw new Error('job A source failed');
         }
-        const jobA = run(repo, 'job-a', { stream: stallThenFail(), name: 'a', kind: 'stream' }, {
-          workers: 0,
-          onProgress: (p) => {
-            if (p.bytesStored >= 7 * MiB && p.packs >= 1) stalled();
+        const jobA = run(
+          repo,
+          'job-a',
+          { stream: stallThenFail(), name: 'a', kind: 'stream' },
+          {
+            workers: 0,
+            onProgress: (p) => {
+              if (p.bytesStored >= 7 * MiB && p.packs >= 1) stalled();
+            },
           },
-        });
+        );
         jobA.catch(() => undefined);
-        await Promise.race([aHasStored, jobA.then(() => {
-          throw new Error('job A finished before stalling');
-        })]);
+        await Promise.race([
+          aHasStored,
+          jobA.then(() => {
+            throw new Error('job A finished before stalling');
+          }),
+        ]);
         await sleep(50);
         const b = Buffer.concat([shared, own]);
         const rb = await run(repo, 'job-b', { data: b, name: 'b', kind: 'stream' });

@@ -7,7 +7,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backup, decodeIndexSegment, FsObjectStore, listAll, mapLimit, ObjectNotFoundError, Repository, retrying, StoreIndex, type ObjectStore } from '../dist/index.js';
+import {
+  backup,
+  decodeIndexSegment,
+  FsObjectStore,
+  listAll,
+  mapLimit,
+  ObjectNotFoundError,
+  Repository,
+  retrying,
+  StoreIndex,
+  type ObjectStore,
+} from '../dist/index.js';
 import { generate, pieces } from './fixtures/test-data.mjs';
 
 class Flaky extends Error {}

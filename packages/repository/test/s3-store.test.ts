@@ -221,12 +221,21 @@ describe('parseS3Url', () => {
     expect(parseS3Url('s3://bucket/a/b/')).toEqual({ bucket: 'bucket', prefix: 'a/b' });
   });
 
-  it.each(['bucket', 'http://bucket/x', 's3://', 's3://b', 's3://-bucket', 's3://bu cket/x', 's3://bucket//x', 's3://bucket/a//b', 's3://bucket/../x', 's3://bucket/a b', 's3://bucket/x//'])(
-    'rejects %s with a message naming it',
-    (url) => {
-      expect(() => parseS3Url(url)).toThrow(`invalid S3 URL ${JSON.stringify(url)}`);
-    },
-  );
+  it.each([
+    'bucket',
+    'http://bucket/x',
+    's3://',
+    's3://b',
+    's3://-bucket',
+    's3://bu cket/x',
+    's3://bucket//x',
+    's3://bucket/a//b',
+    's3://bucket/../x',
+    's3://bucket/a b',
+    's3://bucket/x//',
+  ])('rejects %s with a message naming it', (url) => {
+    expect(() => parseS3Url(url)).toThrow(`invalid S3 URL ${JSON.stringify(url)}`);
+  });
 });
 
 /**

@@ -78,6 +78,17 @@ describe('repositoryStats', () => {
     const objects = await FsObjectStore.open(join(dir, 'empty'), { create: true });
     const stats = await repositoryStats(await Repository.init(objects, { packBytes: 4 << 20 }));
     expect(stats.stores).toHaveLength(1);
-    expect(stats.totals).toMatchObject({ stores: 1, segments: 0, snapshots: 0, logicalBytes: 0, uniqueBytes: 0, storedBytes: 0, chunks: 0, packs: 0, dedupFactor: 0, compressionRatio: 0 });
+    expect(stats.totals).toMatchObject({
+      stores: 1,
+      segments: 0,
+      snapshots: 0,
+      logicalBytes: 0,
+      uniqueBytes: 0,
+      storedBytes: 0,
+      chunks: 0,
+      packs: 0,
+      dedupFactor: 0,
+      compressionRatio: 0,
+    });
   });
 });

@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  InvalidKeyError,
-  ObjectNotFoundError,
-  ObjectStoreError,
-  RangeOutOfBoundsError,
-  listAll,
-  type ObjectInfo,
-  type ObjectStore,
-} from '../dist/index.js';
+import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, listAll, type ObjectInfo, type ObjectStore } from '../dist/index.js';
 
 export interface StoreUnderTest {
   store: ObjectStore;
@@ -335,7 +327,10 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Store
         ];
         for (const [prefix, after] of cases) {
           const expected = sorted.filter((k) => k.startsWith(prefix) && k > after);
-          expect((await collect(store, prefix, 41, after)).map((o) => o.key), `prefix ${prefix} after ${after}`).toEqual(expected);
+          expect(
+            (await collect(store, prefix, 41, after)).map((o) => o.key),
+            `prefix ${prefix} after ${after}`,
+          ).toEqual(expected);
         }
       });
     });

@@ -242,7 +242,9 @@ describe('verify', () => {
     const checksums = await verify(await reopen(), { readData: true });
     expectClean(checksums);
     expect(checksums.blobsChecked).toBe(result.chunksNew);
-    expect(checksums.notes.join('\n')).toMatch(/store global is encrypted and no passphrase was given: its blobs were checked against their xxh64 checksums only/);
+    expect(checksums.notes.join('\n')).toMatch(
+      /store global is encrypted and no passphrase was given: its blobs were checked against their xxh64 checksums only/,
+    );
 
     const full = await verify(await reopen(PASSPHRASE), { readData: true });
     expectClean(full);

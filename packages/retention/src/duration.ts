@@ -26,7 +26,8 @@ export interface RetentionDuration {
 export type DurationUnit = 'y' | 'm' | 'w' | 'd' | 'h';
 
 const MAX_AMOUNT = 100_000;
-const WHAT_TO_WRITE = 'use a whole number followed by h, d, w, m or y (hours, days, weeks, calendar months, years), or several in the order y m w d h, e.g. 36h, 14d, 3w, 2m, 1y, 1y6m';
+const WHAT_TO_WRITE =
+  'use a whole number followed by h, d, w, m or y (hours, days, weeks, calendar months, years), or several in the order y m w d h, e.g. 36h, 14d, 3w, 2m, 1y, 1y6m';
 
 /**
  * Parses `2m`, `14d`, `3w`, `1y`, `36h`, `1y6m`. Throws RetentionRuleError; with `option`

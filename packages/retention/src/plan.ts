@@ -74,7 +74,9 @@ const BUCKET_RULES: [keyof RetentionRules, BucketKind][] = [
   ['keepYearly', 'yearly'],
 ];
 
-export type RetentionRulesInput = Partial<Record<'keepLast' | 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly' | 'keepYearly' | 'keepWithin' | 'timeZone', unknown>>;
+export type RetentionRulesInput = Partial<
+  Record<'keepLast' | 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly' | 'keepYearly' | 'keepWithin' | 'timeZone', unknown>
+>;
 
 /**
  * Rules from loosely typed input (CLI strings, a policy): counts as numbers or digit
@@ -104,10 +106,16 @@ export function hasKeepRule(rules: RetentionRules): boolean {
   return COUNT_RULES.some(([field]) => (rules[field] ?? 0) > 0) || rules.keepWithin !== undefined;
 }
 
-export function planRetention(snapshots: readonly RetentionSnapshot[], rulesInput: RetentionRules, options: { allowNoRules?: boolean } = {}): RetentionDecision[] {
+export function planRetention(
+  snapshots: readonly RetentionSnapshot[],
+  rulesInput: RetentionRules,
+  options: { allowNoRules?: boolean } = {},
+): RetentionDecision[] {
   const rules = parseRetentionRules(rulesInput as RetentionRulesInput);
   if (!options.allowNoRules && !hasKeepRule(rules)) {
-    throw new RetentionRuleError('give at least one rule that keeps snapshots (keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-within): without one, every snapshot would be forgotten');
+    throw new RetentionRuleError(
+      'give at least one rule that keeps snapshots (keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly or keep-within): without one, every snapshot would be forgotten',
+    );
   }
   const timeZone = validateTimeZone(rules.timeZone ?? 'UTC');
   const ordered = snapshots

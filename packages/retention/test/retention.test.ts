@@ -5,11 +5,22 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseRetentionDuration, parseRetentionRules, planRetention, retentionCutoff, RetentionRuleError, type RetentionRules, type RetentionSnapshot } from '../dist/index.js';
+import {
+  parseRetentionDuration,
+  parseRetentionRules,
+  planRetention,
+  retentionCutoff,
+  RetentionRuleError,
+  type RetentionRules,
+  type RetentionSnapshot,
+} from '../dist/index.js';
 
 const H = 3600_000;
 const at = (iso: string, id = iso): RetentionSnapshot => ({ id, time: iso });
-const kept = (snaps: RetentionSnapshot[], rules: RetentionRules) => planRetention(snaps, rules).filter((d) => d.keep).map((d) => d.id);
+const kept = (snaps: RetentionSnapshot[], rules: RetentionRules) =>
+  planRetention(snaps, rules)
+    .filter((d) => d.keep)
+    .map((d) => d.id);
 
 describe('planRetention', () => {
   const daily = Array.from({ length: 40 }, (_, i) => at(new Date(Date.UTC(2026, 10, 20, 3) - i * 24 * H).toISOString(), `d${i}`));
@@ -54,7 +65,7 @@ describe('planRetention', () => {
     expect(planRetention(daily, { keepWithin: parseRetentionDuration('1w2d') })[0].reasons).toEqual(['within 1w2d']);
   });
 
-  it('keep-within months step on the wall calendar of the rules\' time zone', () => {
+  it("keep-within months step on the wall calendar of the rules' time zone", () => {
     // Newest: 1 April 2026 00:30 in Berlin (31 March 22:30 UTC). One month back on Berlin's
     // calendar is 1 March 00:30 CET (28 Feb 23:30 UTC); on the UTC calendar it would be
     // 28 Feb 22:30 UTC (31 March clamped), which also keeps the 23:00 UTC snapshot.
@@ -110,10 +121,14 @@ describe('planRetention properties', () => {
     keepWeekly: count,
     keepMonthly: count,
     keepYearly: count,
-    keepWithin: fc.option(fc.tuple(fc.integer({ min: 1, max: 30 }), fc.constantFrom('h', 'd', 'w', 'm', 'y', 'y6m', 'w12h')).map(([n, u]) => parseRetentionDuration(`${n}${u}`)), { nil: undefined }),
+    keepWithin: fc.option(
+      fc.tuple(fc.integer({ min: 1, max: 30 }), fc.constantFrom('h', 'd', 'w', 'm', 'y', 'y6m', 'w12h')).map(([n, u]) => parseRetentionDuration(`${n}${u}`)),
+      { nil: undefined },
+    ),
     timeZone: fc.constantFrom(undefined, 'UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata'),
   });
-  const anyRule = (r: RetentionRules) => [r.keepLast, r.keepHourly, r.keepDaily, r.keepWeekly, r.keepMonthly, r.keepYearly].some((n) => (n ?? 0) > 0) || r.keepWithin !== undefined;
+  const anyRule = (r: RetentionRules) =>
+    [r.keepLast, r.keepHourly, r.keepDaily, r.keepWeekly, r.keepMonthly, r.keepYearly].some((n) => (n ?? 0) > 0) || r.keepWithin !== undefined;
 
   it('keep-last n alone keeps exactly the n newest unprotected snapshots (and the protected ones)', () => {
     fc.assert(
@@ -146,7 +161,11 @@ describe('planRetention properties', () => {
         expect(planRetention(shuffled, r)).toEqual(plan);
         const bigger = { ...r, keepDaily: (r.keepDaily ?? 0) + 1 };
         const keptBefore = new Set(plan.filter((d) => d.keep).map((d) => d.id));
-        const keptAfter = new Set(planRetention(snaps, bigger).filter((d) => d.keep).map((d) => d.id));
+        const keptAfter = new Set(
+          planRetention(snaps, bigger)
+            .filter((d) => d.keep)
+            .map((d) => d.id),
+        );
         for (const id of keptBefore) expect(keptAfter.has(id)).toBe(true);
       }),
     );
@@ -154,12 +173,17 @@ describe('planRetention properties', () => {
 
   it('each bucket rule keeps at most n snapshots, all in different buckets', () => {
     fc.assert(
-      fc.property(history, fc.integer({ min: 1, max: 6 }), fc.constantFrom('keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'), (snaps, n, field) => {
-        const plan = planRetention(snaps, { [field]: n });
-        const labels = plan.filter((d) => d.keep && d.reasons[0] !== 'protected').map((d) => d.reasons[0]);
-        expect(labels.length).toBeLessThanOrEqual(n);
-        expect(new Set(labels).size).toBe(labels.length);
-      }),
+      fc.property(
+        history,
+        fc.integer({ min: 1, max: 6 }),
+        fc.constantFrom('keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'),
+        (snaps, n, field) => {
+          const plan = planRetention(snaps, { [field]: n });
+          const labels = plan.filter((d) => d.keep && d.reasons[0] !== 'protected').map((d) => d.reasons[0]);
+          expect(labels.length).toBeLessThanOrEqual(n);
+          expect(new Set(labels).size).toBe(labels.length);
+        },
+      ),
     );
   });
 });
@@ -217,12 +241,17 @@ describe('keep-within durations', () => {
 
   it('property: the cutoff is earlier than now and later for shorter durations', () => {
     fc.assert(
-      fc.property(fc.date({ min: new Date('2001-01-01'), max: new Date('2090-01-01'), noInvalidDate: true }), fc.integer({ min: 1, max: 30 }), fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York'), (now, n, tz) => {
-        const a = retentionCutoff(now, parseRetentionDuration(`${n}m`), tz).getTime();
-        const b = retentionCutoff(now, parseRetentionDuration(`${n + 1}m`), tz).getTime();
-        expect(a).toBeLessThan(now.getTime());
-        expect(b).toBeLessThan(a);
-      }),
+      fc.property(
+        fc.date({ min: new Date('2001-01-01'), max: new Date('2090-01-01'), noInvalidDate: true }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York'),
+        (now, n, tz) => {
+          const a = retentionCutoff(now, parseRetentionDuration(`${n}m`), tz).getTime();
+          const b = retentionCutoff(now, parseRetentionDuration(`${n + 1}m`), tz).getTime();
+          expect(a).toBeLessThan(now.getTime());
+          expect(b).toBeLessThan(a);
+        },
+      ),
     );
   });
 });

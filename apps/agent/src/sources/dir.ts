@@ -168,7 +168,10 @@ async function openDir(name: string, root: string, onWarning: (message: string) 
               }
             } catch (err) {
               if (err instanceof SourceError) throw err;
-              throw new SourceFailedError(name, `${name}: read of ${printable(path)} failed after ${read} bytes: ${(err as Error).message}`, { program: 'read', cause: err });
+              throw new SourceFailedError(name, `${name}: read of ${printable(path)} failed after ${read} bytes: ${(err as Error).message}`, {
+                program: 'read',
+                cause: err,
+              });
             }
           };
           try {
@@ -214,7 +217,11 @@ async function openDir(name: string, root: string, onWarning: (message: string) 
 }
 
 /** The previous snapshot's entry table, when it is a directory archive this run may reuse. */
-async function loadPrevious(name: string, context: OpenContext | undefined, onWarning: (message: string) => void): Promise<{ snapshot: PreviousSnapshot; files: Map<string, PreviousFile> } | undefined> {
+async function loadPrevious(
+  name: string,
+  context: OpenContext | undefined,
+  onWarning: (message: string) => void,
+): Promise<{ snapshot: PreviousSnapshot; files: Map<string, PreviousFile> } | undefined> {
   const snapshot = await context?.previous?.();
   if (snapshot?.kind !== 'directory' || snapshot.logicalBytes < ARCHIVE_TRAILER_BYTES) return undefined;
   try {
@@ -231,7 +238,18 @@ async function loadPrevious(name: string, context: OpenContext | undefined, onWa
 }
 
 function entryOf(type: DirEntry['type'], path: Buffer, info: BigIntStats, size: number, offset: number): DirEntry {
-  return { type, path, mode: Number(info.mode & 0o7777n), uid: Number(info.uid), gid: Number(info.gid), size, offset, mtimeNs: info.mtimeNs, inode: info.ino, dev: info.dev };
+  return {
+    type,
+    path,
+    mode: Number(info.mode & 0o7777n),
+    uid: Number(info.uid),
+    gid: Number(info.gid),
+    size,
+    offset,
+    mtimeNs: info.mtimeNs,
+    inode: info.ino,
+    dev: info.dev,
+  };
 }
 
 function kindOf(info: BigIntStats): string {
@@ -253,4 +271,3 @@ async function* fromBuffers(buffers: Buffer[]): AsyncGenerator<Uint8Array> {
 }
 
 async function* emptyRefs(): AsyncGenerator<never> {}
-

@@ -36,7 +36,11 @@ export async function statTarget(target: string, path: string): Promise<Stats> {
     throw statError(target, path, err);
   }
   if (info.isFile() || info.isBlockDevice()) return info;
-  if (info.isDirectory()) throw new SourceUnsupportedError(target, `${target}: ${path} is a directory; file: reads one file or block device (for VM images in it use vm:${path.replace(/\/$/, '')}/*)`);
+  if (info.isDirectory())
+    throw new SourceUnsupportedError(
+      target,
+      `${target}: ${path} is a directory; file: reads one file or block device (for VM images in it use vm:${path.replace(/\/$/, '')}/*)`,
+    );
   if (info.isFIFO()) throw new SourceUnsupportedError(target, `${target}: ${path} is a named pipe, which has no size; read it with cmd:cat ${path}`);
   throw new SourceUnsupportedError(target, `${target}: ${path} is neither a regular file nor a block device`);
 }
@@ -45,7 +49,11 @@ export function statError(target: string, path: string, err: unknown): SourceErr
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new SourceNotFoundError(target, `${target}: ${path} does not exist`, { cause: err });
   if (code === 'ENOTDIR') return new SourceNotFoundError(target, `${target}: ${path} does not exist (a parent is not a directory)`, { cause: err });
-  if (code === 'EACCES' || code === 'EPERM') return new SourceFailedError(target, `${target}: permission denied reading ${path}; run the agent as a user that can read it`, { program: 'open', cause: err });
+  if (code === 'EACCES' || code === 'EPERM')
+    return new SourceFailedError(target, `${target}: permission denied reading ${path}; run the agent as a user that can read it`, {
+      program: 'open',
+      cause: err,
+    });
   return new SourceFailedError(target, `${target}: cannot read ${path}: ${(err as Error).message}`, { program: 'open', cause: err });
 }
 
@@ -152,10 +160,14 @@ export async function blockDeviceSize(name: string, path: string, info: BigIntSt
     if (/^\d+$/.test(stdout.trim())) return Number(stdout.trim());
     throw new Error(`blockdev printed ${JSON.stringify(stdout.trim())}`);
   } catch (err) {
-    throw new SourceFailedError(name, `${name}: cannot find the size of block device ${path} (${major}:${minor}): neither ${sysfs} nor blockdev --getsize64 answered: ${(err as Error).message}`, {
-      program: 'blockdev',
-      cause: err,
-    });
+    throw new SourceFailedError(
+      name,
+      `${name}: cannot find the size of block device ${path} (${major}:${minor}): neither ${sysfs} nor blockdev --getsize64 answered: ${(err as Error).message}`,
+      {
+        program: 'blockdev',
+        cause: err,
+      },
+    );
   }
 }
 

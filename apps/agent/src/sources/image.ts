@@ -55,7 +55,15 @@ export async function qemuVirtualSize(target: string, path: string, format: Imag
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new SourceToolMissingError(target, 'qemu-img', 'qemu-utils'));
       const tail = String(stderr).slice(-STDERR_TAIL_BYTES).trim();
       const code = typeof err.code === 'number' ? err.code : null;
-      reject(processFailure(target, 'qemu-img', `qemu-img info cannot read ${path} as ${format}${lockHint(tail)}`, { code, signal: (err.signal as NodeJS.Signals) ?? null }, tail));
+      reject(
+        processFailure(
+          target,
+          'qemu-img',
+          `qemu-img info cannot read ${path} as ${format}${lockHint(tail)}`,
+          { code, signal: (err.signal as NodeJS.Signals) ?? null },
+          tail,
+        ),
+      );
     });
   });
   const size = (JSON.parse(stdout) as { 'virtual-size'?: unknown })['virtual-size'];
@@ -67,7 +75,7 @@ export async function qemuVirtualSize(target: string, path: string, format: Imag
 
 function lockHint(stderrTail: string): string {
   return /lock/i.test(stderrTail)
-    ? ' (the image is in use, probably by a running VM: shut the VM down, or back up an external snapshot\'s backing file, e.g. after virsh snapshot-create-as --disk-only)'
+    ? " (the image is in use, probably by a running VM: shut the VM down, or back up an external snapshot's backing file, e.g. after virsh snapshot-create-as --disk-only)"
     : '';
 }
 
@@ -114,7 +122,9 @@ export async function openQemuImage(name: string, path: string, format: ImageFor
     client.destroy();
     await server.stop();
     await removeDir();
-    throw new SourceFailedError(name, `${name}: qemu-nbd serves ${client.size} bytes but qemu-img info says the virtual size is ${virtualSize}`, { program: 'qemu-nbd' });
+    throw new SourceFailedError(name, `${name}: qemu-nbd serves ${client.size} bytes but qemu-img info says the virtual size is ${virtualSize}`, {
+      program: 'qemu-nbd',
+    });
   }
 
   const done = deferred();
@@ -124,7 +134,8 @@ export async function openQemuImage(name: string, path: string, format: ImageFor
     exitStatus = status;
   });
   let closePromise: Promise<void> | undefined;
-  const closedError = (): SourceError => (signal?.aborted ? abortError(name, signal) : new SourceClosedError(name, `${name}: closed before it was read to the end`));
+  const closedError = (): SourceError =>
+    signal?.aborted ? abortError(name, signal) : new SourceClosedError(name, `${name}: closed before it was read to the end`);
   const close = (): Promise<void> => {
     closePromise ??= (async () => {
       closing = true;
@@ -164,9 +175,15 @@ export async function openQemuImage(name: string, path: string, format: ImageFor
         await Promise.race([server.exited, sleep(500)]);
         error = exitStatus
           ? serverFailed(exitStatus, `reading ${path} failed after ${bytes} bytes`)
-          : new SourceFailedError(name, `${name}: reading ${path} through qemu-nbd failed after ${bytes} bytes: ${err.message}`, { program: 'qemu-nbd', cause: err });
+          : new SourceFailedError(name, `${name}: reading ${path} through qemu-nbd failed after ${bytes} bytes: ${err.message}`, {
+              program: 'qemu-nbd',
+              cause: err,
+            });
       } else if (!(err instanceof SourceError)) {
-        error = new SourceFailedError(name, `${name}: reading ${path} failed after ${bytes} bytes: ${(err as Error).message}`, { program: 'qemu-nbd', cause: err });
+        error = new SourceFailedError(name, `${name}: reading ${path} failed after ${bytes} bytes: ${(err as Error).message}`, {
+          program: 'qemu-nbd',
+          cause: err,
+        });
       }
       done.reject(error);
       throw error;

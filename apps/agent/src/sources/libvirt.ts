@@ -133,7 +133,15 @@ function runVirsh(label: string, args: string[], env: NodeJS.ProcessEnv): Promis
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new SourceToolMissingError(label, 'virsh', 'libvirt-clients'));
       const tail = String(stderr).slice(-STDERR_TAIL_BYTES).trim();
       const code = typeof err.code === 'number' ? err.code : null;
-      reject(processFailure(label, 'virsh', `virsh ${args.join(' ')} ${code !== null ? `exited with status ${code}` : 'failed'}`, { code, signal: (err.signal as NodeJS.Signals) ?? null }, tail));
+      reject(
+        processFailure(
+          label,
+          'virsh',
+          `virsh ${args.join(' ')} ${code !== null ? `exited with status ${code}` : 'failed'}`,
+          { code, signal: (err.signal as NodeJS.Signals) ?? null },
+          tail,
+        ),
+      );
     });
   });
 }

@@ -34,7 +34,12 @@ export function pgDumpInvocation(spec: PostgresSourceSpec, env: NodeJS.ProcessEn
   return {
     name: `postgres://${nameHost(host)}:${port}/${db}`,
     command: 'pg_dump',
-    args: [`--dbname=${url.toString()}`, spec.format === 'plain' ? '--format=plain' : '--format=custom', ...(spec.format === 'custom' ? ['--compress=0'] : []), '--no-password'],
+    args: [
+      `--dbname=${url.toString()}`,
+      spec.format === 'plain' ? '--format=plain' : '--format=custom',
+      ...(spec.format === 'custom' ? ['--compress=0'] : []),
+      '--no-password',
+    ],
     env: childEnv,
   };
 }

@@ -40,7 +40,10 @@ export class TailBuffer {
       const nl = buf.indexOf(0x0a);
       if (nl >= 0 && nl < 200) buf = buf.subarray(nl + 1);
     }
-    return buf.toString('utf8').replace(/^\uFFFD+/, '').trim();
+    return buf
+      .toString('utf8')
+      .replace(/^\uFFFD+/, '')
+      .trim();
   }
 }
 
@@ -150,7 +153,13 @@ export function exitWords(status: { code: number | null; signal: NodeJS.Signals 
 }
 
 /** `target: words; its last output on stderr:\n...` as a SourceFailedError. */
-export function processFailure(target: string, program: string, words: string, status: { code: number | null; signal: NodeJS.Signals | null }, stderrTail: string): SourceFailedError {
+export function processFailure(
+  target: string,
+  program: string,
+  words: string,
+  status: { code: number | null; signal: NodeJS.Signals | null },
+  stderrTail: string,
+): SourceFailedError {
   return new SourceFailedError(target, `${target}: ${words}${stderrTail ? `; its last output on stderr:\n${stderrTail}` : ' (it wrote nothing on stderr)'}`, {
     program,
     exitCode: status.code,
@@ -175,7 +184,9 @@ export async function spawnSource(options: SpawnSourceOptions): Promise<OpenedSo
   let status: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   let closePromise: Promise<void> | undefined;
   const closedError = (): SourceError =>
-    signal?.aborted ? abortError(target, signal) : new SourceClosedError(target, `${target}: closed before ${program} finished and its output was read to the end`);
+    signal?.aborted
+      ? abortError(target, signal)
+      : new SourceClosedError(target, `${target}: closed before ${program} finished and its output was read to the end`);
   const settle = (): void => {
     if (done.settled()) return;
     if (status && status.code !== 0 && !closing) {

@@ -44,7 +44,12 @@ export function skipWhenUnchanged(target: SourceTarget, path: string): SourceTar
   return { ...target, open: (signal, context) => openUnlessUnchanged(target, path, signal, context) };
 }
 
-async function openUnlessUnchanged(target: SourceTarget, path: string, signal: AbortSignal | undefined, context: OpenContext | undefined): Promise<OpenedSource> {
+async function openUnlessUnchanged(
+  target: SourceTarget,
+  path: string,
+  signal: AbortSignal | undefined,
+  context: OpenContext | undefined,
+): Promise<OpenedSource> {
   const name = target.name;
   if (signal?.aborted) throw abortError(name, signal);
   // Without a previous-snapshot lookup (a caller other than the uploader) there is nothing to compare with.
@@ -92,7 +97,8 @@ async function openUnlessUnchanged(target: SourceTarget, path: string, signal: A
     async close() {
       closed = true;
       if (inner) await inner.close();
-      if (!done.settled()) done.reject(signal?.aborted ? abortError(name, signal) : new SourceClosedError(name, `${name}: closed before it was read to the end`));
+      if (!done.settled())
+        done.reject(signal?.aborted ? abortError(name, signal) : new SourceClosedError(name, `${name}: closed before it was read to the end`));
     },
   };
   return opened;

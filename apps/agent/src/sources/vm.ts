@@ -25,7 +25,11 @@ export async function resolveVmSource(glob: string, env: NodeJS.ProcessEnv): Pro
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new SourceFailedError(spec, `${spec}: permission denied listing ${(err as NodeJS.ErrnoException).path ?? 'a directory'}; run the agent as a user that can read the image directories`, { program: 'readdir', cause: err });
+      throw new SourceFailedError(
+        spec,
+        `${spec}: permission denied listing ${(err as NodeJS.ErrnoException).path ?? 'a directory'}; run the agent as a user that can read the image directories`,
+        { program: 'readdir', cause: err },
+      );
     }
     throw statError(spec, glob, err);
   }

@@ -24,7 +24,12 @@ export async function runAgentList(options: ServerOptions & { json?: boolean }, 
   const { agents } = await client.api.listAgents();
   if (options.json) return out(JSON.stringify(agents.map((a) => withNulls(replySchemas.AgentView, a))));
   if (agents.length === 0) return out('no agents yet (`hoard agent add NAME`)');
-  out(renderTable(['agent', 'host', 'last seen', 'state'], agents.map((a) => [a.name, a.hostname ?? '-', a.lastSeenAt ?? 'never', a.revokedAt ? `revoked ${a.revokedAt}` : 'active'])));
+  out(
+    renderTable(
+      ['agent', 'host', 'last seen', 'state'],
+      agents.map((a) => [a.name, a.hostname ?? '-', a.lastSeenAt ?? 'never', a.revokedAt ? `revoked ${a.revokedAt}` : 'active']),
+    ),
+  );
 }
 
 export async function runAgentRevoke(name: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {

@@ -29,7 +29,8 @@ async function openSource(path: string, options: BackupCommandOptions): Promise<
   let expectedBytes: number | undefined;
   if (options.size !== undefined) {
     expectedBytes = Number(options.size);
-    if (!Number.isSafeInteger(expectedBytes) || expectedBytes < 0) throw new UsageError(`--size ${options.size}: give the exact number of bytes the source will produce`);
+    if (!Number.isSafeInteger(expectedBytes) || expectedBytes < 0)
+      throw new UsageError(`--size ${options.size}: give the exact number of bytes the source will produce`);
   }
   if (path === '-') {
     return { stream: process.stdin, name: options.name ?? 'stdin', kind: 'stream', expectedBytes, progressTotal: expectedBytes };
@@ -39,7 +40,9 @@ async function openSource(path: string, options: BackupCommandOptions): Promise<
     info = await stat(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot back up ${path}: ${code === 'ENOENT' ? 'no such file or device' : code === 'EACCES' ? 'permission denied' : String(code ?? err)}`);
+    throw new UsageError(
+      `cannot back up ${path}: ${code === 'ENOENT' ? 'no such file or device' : code === 'EACCES' ? 'permission denied' : String(code ?? err)}`,
+    );
   }
   if (info.isDirectory()) throw new UsageError(`${path} is a directory: back up a file, a block device, or - for stdin`);
   const kind = info.isBlockDevice() ? 'block-device' : info.isFile() ? 'file' : 'stream';

@@ -69,7 +69,8 @@ export async function findPostgresBinDir(env: NodeJS.ProcessEnv = process.env): 
 export async function startDemoPostgres(binDir: string): Promise<DemoPostgres> {
   const client = async (program: string): Promise<string> => ((await isExecutable(join(binDir, program))) ? join(binDir, program) : program);
   const asRoot = process.getuid?.() === 0;
-  const asServer = (program: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', join(binDir, program), ...args]] : [join(binDir, program), args]);
+  const asServer = (program: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', join(binDir, program), ...args]] : [join(binDir, program), args];
   const version = (await run(join(binDir, 'postgres'), ['--version'])).match(/(\d+(?:\.\d+)*)/)?.[1] ?? '?';
   const [psqlBin, pgRestoreBin] = await Promise.all([client('psql'), client('pg_restore')]);
 
@@ -114,20 +115,36 @@ export async function startDemoPostgres(binDir: string): Promise<DemoPostgres> {
     if (asRoot) await run('chown', ['-R', 'postgres:postgres', dir]);
     const port = await freePort();
     const [initCmd, initArgs] = asServer('initdb', [
-      '-D', dataDir, '-U', 'postgres', `--pwfile=${join(dir, 'pwfile')}`,
-      '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync',
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      `--pwfile=${join(dir, 'pwfile')}`,
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
     ]);
     await run(initCmd, initArgs, { timeout: 60_000 });
     await rm(join(dir, 'pwfile'), { force: true });
     const serverOptions = [
-      `-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c synchronous_commit=off',
-      '-c full_page_writes=off', '-c max_connections=20', '-c shared_buffers=32MB',
+      `-p ${port}`,
+      `-k ${dir}`,
+      '-c listen_addresses=127.0.0.1',
+      '-c fsync=off',
+      '-c synchronous_commit=off',
+      '-c full_page_writes=off',
+      '-c max_connections=20',
+      '-c shared_buffers=32MB',
     ].join(' ');
     const [startCmd, startArgs] = asServer('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '30', '-o', serverOptions]);
     await run(startCmd, startArgs, { timeout: 45_000 });
 
     const local = ['-h', dir, '-p', String(port), '-U', 'postgres'];
-    const psql = (sql: string, db = 'shop'): Promise<string> => runWithInput(psqlBin, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...local, '-d', db, '-f', '-'], sql);
+    const psql = (sql: string, db = 'shop'): Promise<string> =>
+      runWithInput(psqlBin, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...local, '-d', db, '-f', '-'], sql);
     return {
       version,
       port,
@@ -154,7 +171,13 @@ export async function startDemoPostgres(binDir: string): Promise<DemoPostgres> {
         const exited = new Promise<void>((resolve, reject) => {
           child.on('error', reject);
           child.on('close', (code, signal) =>
-            code === 0 ? resolve() : reject(new Error(`pg_restore ${code !== null ? `exited with status ${code}` : `was killed by ${signal}`}: ${Buffer.concat(stderr).toString('utf8').trim()}`)),
+            code === 0
+              ? resolve()
+              : reject(
+                  new Error(
+                    `pg_restore ${code !== null ? `exited with status ${code}` : `was killed by ${signal}`}: ${Buffer.concat(stderr).toString('utf8').trim()}`,
+                  ),
+                ),
           );
         });
         exited.catch(() => {});
@@ -251,7 +274,12 @@ async function isExecutable(path: string): Promise<boolean> {
 }
 
 function firstLine(text: string): string {
-  return text.split('\n').find((l) => l.trim() !== '')?.trim() ?? text;
+  return (
+    text
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? text
+  );
 }
 
 /** Runs a program; rejects with its stderr in the message. */
@@ -278,7 +306,12 @@ function runWithInput(command: string, args: string[], input: string): Promise<s
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (code === 0) resolve(Buffer.concat(out).toString('utf8').replace(/\n$/, ''));
-      else reject(new Error(`${basename(command)} ${code !== null ? `exited with status ${code}` : `was killed by ${signal}`}: ${Buffer.concat(err).toString('utf8').trim()}`));
+      else
+        reject(
+          new Error(
+            `${basename(command)} ${code !== null ? `exited with status ${code}` : `was killed by ${signal}`}: ${Buffer.concat(err).toString('utf8').trim()}`,
+          ),
+        );
     });
     child.stdin.end(input);
   });
@@ -303,7 +336,10 @@ function shellQuote(word: string): string {
 
 /** A watchdog in its own session: once this process is gone (however it ended), it runs `script`. */
 function startWatchdog(script: string): number | undefined {
-  const child = spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; exec sh ${shellQuote(script)}`], { detached: true, stdio: 'ignore' });
+  const child = spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; exec sh ${shellQuote(script)}`], {
+    detached: true,
+    stdio: 'ignore',
+  });
   child.on('error', () => {});
   child.unref();
   return child.pid;

@@ -58,7 +58,9 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
     const days: DemoDay[] = [];
     const started = new Map<string, string[]>();
     if (!options.json) {
-      options.out(`hoard demo: backing up ${vm.days} days of a ${vm.dayBytes(0) / MiB} MiB VM image and of a ~${Math.round(dump.dayBytes(0) / MiB)} MiB SQL dump into ${repo.location}\n`);
+      options.out(
+        `hoard demo: backing up ${vm.days} days of a ${vm.dayBytes(0) / MiB} MiB VM image and of a ~${Math.round(dump.dayBytes(0) / MiB)} MiB SQL dump into ${repo.location}\n`,
+      );
       options.out('job  day  snapshot          size MiB  new MiB  stored MiB  zero MiB  dedup so far  seconds');
     }
     for (const [series, job, kind, name] of plan) {
@@ -110,7 +112,14 @@ export async function runDemo(options: { json: boolean; keep?: boolean; out: (s:
     const target = join(dir, 'db-restored.sql');
     const restored = await restore(repo, snapshot, await FileSink.create(target));
     const identical = (await sha256([await readFile(target)])) === (await sha256(dump.day(1)));
-    const pit: DemoRestore = { job: 'db', at: at.toISOString(), snapshot: snapshot.id, bytes: restored.bytesWritten, seconds: restored.durationMs / 1000, identical };
+    const pit: DemoRestore = {
+      job: 'db',
+      at: at.toISOString(),
+      snapshot: snapshot.id,
+      bytes: restored.bytesWritten,
+      seconds: restored.durationMs / 1000,
+      identical,
+    };
     const stats = await repositoryStats(repo);
     if (options.json) {
       options.out(JSON.stringify({ repository: options.keep ? repo.location : null, days, restore: pit, stats: statsJson(stats) }, null, 2));

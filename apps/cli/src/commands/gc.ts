@@ -55,12 +55,16 @@ export function printGcReport(report: GcReport, options: { json?: boolean }, out
     return;
   }
   const would = report.dryRun ? 'would be ' : '';
-  out(`${report.dryRun ? 'dry run: ' : ''}${report.snapshots} snapshot(s) reference ${report.blobs.live} blob(s) (${formatBytes(report.bytes.live)} stored); ${report.blobs.dead} blob(s) (${formatBytes(report.bytes.dead)}) are dead`);
+  out(
+    `${report.dryRun ? 'dry run: ' : ''}${report.snapshots} snapshot(s) reference ${report.blobs.live} blob(s) (${formatBytes(report.bytes.live)} stored); ${report.blobs.dead} blob(s) (${formatBytes(report.bytes.dead)}) are dead`,
+  );
   out(
     `packs: ${report.packs.total} in the bucket; ${report.packs.condemned} ${would}condemned, ${report.packs.repacked} ${would}repacked into ${report.dryRun ? 'new packs' : `${report.packs.written} new`}, ` +
       `${report.packs.deleted} ${would}deleted, ${report.packs.revived} ${would}revived, ${report.packs.waiting} waiting out their grace period`,
   );
-  out(`chunk-list pages: ${report.pages.total}; ${report.pages.condemned} ${would}condemned, ${report.pages.deleted} ${would}deleted, ${report.pages.waiting} waiting`);
+  out(
+    `chunk-list pages: ${report.pages.total}; ${report.pages.condemned} ${would}condemned, ${report.pages.deleted} ${would}deleted, ${report.pages.waiting} waiting`,
+  );
   out(
     `stored bytes: ${formatBytes(report.bytes.before)} before, ${formatBytes(report.bytes.after)} after${report.dryRun ? ' (projected)' : ''} ` +
       `(${formatBytes(report.bytes.deleted)} ${would}deleted, ${formatBytes(report.bytes.written)} ${would}written)`,

@@ -63,7 +63,11 @@ export async function runJobList(options: ServerOptions & { json?: boolean }, ou
   );
 }
 
-export async function runJobRun(job: string, options: ServerOptions & { full?: boolean; wait?: boolean; json?: boolean }, out: (line: string) => void): Promise<void> {
+export async function runJobRun(
+  job: string,
+  options: ServerOptions & { full?: boolean; wait?: boolean; json?: boolean },
+  out: (line: string) => void,
+): Promise<void> {
   validateJobName(job);
   const client = await serverClient(options);
   const run = await client.api.runJob({ params: { job }, body: { full: options.full === true } });
@@ -77,9 +81,10 @@ export async function runJobCancel(id: string, options: ServerOptions & { wait?:
   if (options.json) return out(runJson(run));
   if (run.state === 'running') {
     const gone = run.leaseExpiresAt ? `; if the agent is gone, the server ends the run when its lease passes (${run.leaseExpiresAt}, unless renewed)` : '';
-    out(`run ${run.id} of job ${run.job}: asked agent ${run.agent} to stop; it abandons the source it is reading within seconds (nothing of it is committed) and the run ends cancelled${gone}`);
-  }
-  else out(`run ${run.id} of job ${run.job}: ${run.state}${run.error ? ` (${run.error})` : ''}`);
+    out(
+      `run ${run.id} of job ${run.job}: asked agent ${run.agent} to stop; it abandons the source it is reading within seconds (nothing of it is committed) and the run ends cancelled${gone}`,
+    );
+  } else out(`run ${run.id} of job ${run.job}: ${run.state}${run.error ? ` (${run.error})` : ''}`);
 }
 
 export async function runJobHistory(job: string, options: ServerOptions & { limit?: string; json?: boolean }, out: (line: string) => void): Promise<void> {
@@ -134,19 +139,35 @@ export async function runJobRename(job: string, name: string, options: ServerOpt
   const old = renamed.snapshotsUnderOldName;
   out(
     `job ${renamed.renamedFrom} renamed to ${renamed.job}: its next runs make snapshots of job ${renamed.job}` +
-      (old === 0 ? '' : `; ${old === 1 ? 'the snapshot made before keeps' : `the ${old} snapshots made before keep`} the old name: listed and restorable as job ${renamed.renamedFrom} (\`hoard restore ${renamed.renamedFrom} ...\`)`),
+      (old === 0
+        ? ''
+        : `; ${old === 1 ? 'the snapshot made before keeps' : `the ${old} snapshots made before keep`} the old name: listed and restorable as job ${renamed.renamedFrom} (\`hoard restore ${renamed.renamedFrom} ...\`)`),
   );
 }
 
 // --- report -------------------------------------------------------------------------------
 
-const UNITS: Record<string, number> = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, PB: 1e15, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40, PiB: 2 ** 50 };
+const UNITS: Record<string, number> = {
+  B: 1,
+  kB: 1e3,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  PB: 1e15,
+  KiB: 2 ** 10,
+  MiB: 2 ** 20,
+  GiB: 2 ** 30,
+  TiB: 2 ** 40,
+  PiB: 2 ** 50,
+};
 
 /** `--quota`: bytes, or a number and a unit (`10TB`, `500 GiB`, `1.5TiB`); kB..PB are powers of 1000, KiB..PiB of 1024. */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text);
   const factor = m ? (m[2] === '' ? 1 : UNITS[m[2]!]) : undefined;
-  if (!m || factor === undefined) throw new UsageError(`--quota ${JSON.stringify(text)}: give bytes or a size such as 10TB, 500GiB (units ${Object.keys(UNITS).join(' ')})`);
+  if (!m || factor === undefined)
+    throw new UsageError(`--quota ${JSON.stringify(text)}: give bytes or a size such as 10TB, 500GiB (units ${Object.keys(UNITS).join(' ')})`);
   const n = Math.round(Number(m[1]) * factor);
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--quota ${JSON.stringify(text)}: must be more than 0 bytes`);
   return n;
@@ -157,7 +178,8 @@ export async function runReport(options: ServerOptions & { json?: boolean; quota
   let growthYears: number | undefined;
   if (options.growthYears !== undefined) {
     growthYears = Number(options.growthYears);
-    if (!Number.isFinite(growthYears) || growthYears < 0 || growthYears > 100) throw new UsageError(`--growth-years ${options.growthYears}: give a number of years from 0 to 100`);
+    if (!Number.isFinite(growthYears) || growthYears < 0 || growthYears > 100)
+      throw new UsageError(`--growth-years ${options.growthYears}: give a number of years from 0 to 100`);
   }
   const client = await serverClient(options);
   const report = await client.api.report({ query: { quota, growthYears } });
@@ -201,8 +223,14 @@ export async function runReport(options: ServerOptions & { json?: boolean; quota
   out('');
   out('capacity');
   const uniqueBytes = report.stores.reduce((n, s) => n + s.uniqueBytes, 0);
-  out(`  stored now (measured):  ${formatBytes(c.storedBytes)} for ${formatBytes(c.logicalBytes)} of snapshots: dedup ${formatDedup(c.logicalBytes, uniqueBytes)}`);
-  out(c.trend ? `  growth (last ${c.trendDays} days):  ${formatBytes(c.trend.bytesPerDay)}/day (least squares over ${c.trend.days} days, r² ${c.trend.r2})` : `  growth (last ${c.trendDays} days):  not enough history (needs sessions on 2 days or more)`);
+  out(
+    `  stored now (measured):  ${formatBytes(c.storedBytes)} for ${formatBytes(c.logicalBytes)} of snapshots: dedup ${formatDedup(c.logicalBytes, uniqueBytes)}`,
+  );
+  out(
+    c.trend
+      ? `  growth (last ${c.trendDays} days):  ${formatBytes(c.trend.bytesPerDay)}/day (least squares over ${c.trend.days} days, r² ${c.trend.r2})`
+      : `  growth (last ${c.trendDays} days):  not enough history (needs sessions on 2 days or more)`,
+  );
   const fill =
     c.quotaBytes === null
       ? 'no quota given (--quota SIZE)'
@@ -214,7 +242,9 @@ export async function runReport(options: ServerOptions & { json?: boolean; quota
             ? `${formatBytes(c.quotaBytes)}: not reached at this trend (flat or shrinking)`
             : `${formatBytes(c.quotaBytes)}: no trend yet to extrapolate`;
   out(`  quota:                  ${fill}`);
-  out(`  classic estimate (${c.growthYears} y): ${formatBytes(c.classicBytes)}${c.classicOverMeasured === null ? '' : ` = ${c.classicOverMeasured}x the measured stored bytes`}`);
+  out(
+    `  classic estimate (${c.growthYears} y): ${formatBytes(c.classicBytes)}${c.classicOverMeasured === null ? '' : ` = ${c.classicOverMeasured}x the measured stored bytes`}`,
+  );
   for (const j of report.jobs) {
     const i = j.classic.inputs;
     out(

@@ -54,19 +54,27 @@ export async function runLogin(options: LoginOptions, out: (line: string) => voi
     throw err;
   });
   // Another service may answer 200 with other JSON: the typed reply is what a hoard server sends.
-  if ((health as { ok?: unknown } | null)?.ok !== true) throw new UsageError(`${client.base} answered GET /v1/health, but not as a hoard media server; nothing was saved`);
+  if ((health as { ok?: unknown } | null)?.ok !== true)
+    throw new UsageError(`${client.base} answered GET /v1/health, but not as a hoard media server; nothing was saved`);
   try {
     await client.api.listJobs();
   } catch (err) {
     if (err instanceof ServerError) {
-      const why = err.status === 401 ? 'the server refused the token' : err.status === 403 ? 'this token may not list jobs: log in with the admin token, not an agent token' : 'the token could not be checked';
+      const why =
+        err.status === 401
+          ? 'the server refused the token'
+          : err.status === 403
+            ? 'this token may not list jobs: log in with the admin token, not an agent token'
+            : 'the token could not be checked';
       throw new ServerError(err.status, `${err.message}: ${why}; nothing was saved`, err.body);
     }
     throw err;
   }
   const path = await saveConnection({ server: client.base, token });
   if (options.json) return out(JSON.stringify({ server: client.base, path }));
-  out(`logged in to ${client.base}; saved in ${path} (mode 0600). Commands that take --server use it when neither --server nor HOARD_SERVER is given; \`hoard logout\` removes it.`);
+  out(
+    `logged in to ${client.base}; saved in ${path} (mode 0600). Commands that take --server use it when neither --server nor HOARD_SERVER is given; \`hoard logout\` removes it.`,
+  );
 }
 
 export async function runLogout(options: { json?: boolean }, out: (line: string) => void): Promise<void> {

@@ -124,8 +124,12 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
     const sources = [`file:${image}`, pg ? pg.sourceUrl : `cmd:cat ${sql}`];
     say(`hoard demo: media server ${server.url} (storage ${repo.location}), agent kvm-01 connected over HTTP`);
     if (pg) {
-      say(`SQL dump: a real pg_dump (custom format) of database shop on a throwaway PostgreSQL ${pg.version} cluster at 127.0.0.1:${pg.port}, removed at the end`);
-      say(`backing up a ${mib(vm.dayBytes(0))} MiB VM image and database shop (20,000 customers, 2,000 products, 100,000 orders), twice; rows change in between\n`);
+      say(
+        `SQL dump: a real pg_dump (custom format) of database shop on a throwaway PostgreSQL ${pg.version} cluster at 127.0.0.1:${pg.port}, removed at the end`,
+      );
+      say(
+        `backing up a ${mib(vm.dayBytes(0))} MiB VM image and database shop (20,000 customers, 2,000 products, 100,000 orders), twice; rows change in between\n`,
+      );
     } else {
       say(`${dump.note}: using a generated SQL dump stream`);
       say(`backing up a ${mib(vm.dayBytes(0))} MiB VM image and a ~${mib(generated.dayBytes(0))} MiB SQL dump stream, twice\n`);
@@ -177,10 +181,26 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
         // The real check for a database: restore the dump into a fresh database and compare its rows with day 0's.
         await pg.restore('shop_restored', body);
         const got = await pg.checksum('shop_restored');
-        restores.push({ ...restore, check: 'pg_restore', identical: got.md5 === checksums[0]!.md5, tables: got.tables, rows: got.rows, day0Rows: checksums[0]!.rows, day1Rows: checksums[1]!.rows });
+        restores.push({
+          ...restore,
+          check: 'pg_restore',
+          identical: got.md5 === checksums[0]!.md5,
+          tables: got.tables,
+          rows: got.rows,
+          day0Rows: checksums[0]!.rows,
+          day1Rows: checksums[1]!.rows,
+        });
       } else {
         const series = name === 'web-01.img' ? vm : generated;
-        restores.push({ ...restore, check: 'sha256', identical: (await hashOf(body)) === (await hashOf(series.day(0))), tables: null, rows: null, day0Rows: null, day1Rows: null });
+        restores.push({
+          ...restore,
+          check: 'sha256',
+          identical: (await hashOf(body)) === (await hashOf(series.day(0))),
+          tables: null,
+          rows: null,
+          day0Rows: null,
+          day1Rows: null,
+        });
       }
     }
     const sent = rows.reduce((n, r) => n + r.sentBytes, 0);

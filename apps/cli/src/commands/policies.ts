@@ -36,7 +36,11 @@ async function readPolicyFile(file: string | undefined): Promise<{ text: string;
   return { text, format: file.endsWith('.json') ? 'json' : undefined, name: file };
 }
 
-export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptions & { file?: string; json?: boolean; dryRun?: boolean }, out: (line: string) => void): Promise<void> {
+export async function runPolicyWrite(
+  mode: PolicyWriteMode,
+  options: ServerOptions & { file?: string; json?: boolean; dryRun?: boolean },
+  out: (line: string) => void,
+): Promise<void> {
   const { text, format, name } = await readPolicyFile(options.file);
   const client = await serverClient(options);
   let result: PolicyChanges;
@@ -45,7 +49,9 @@ export async function runPolicyWrite(mode: PolicyWriteMode, options: ServerOptio
   } catch (err) {
     const problems = err instanceof ServerError ? (err.body.problems as { path: string; message: string; line?: number }[] | undefined) : undefined;
     if (problems && problems.length > 0) {
-      throw new PolicyFileError(`${name}: ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was stored:\n${problems.map((p) => `  ${p.line !== undefined ? `line ${p.line}: ` : ''}${p.path}: ${p.message}`).join('\n')}`);
+      throw new PolicyFileError(
+        `${name}: ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was stored:\n${problems.map((p) => `  ${p.line !== undefined ? `line ${p.line}: ` : ''}${p.path}: ${p.message}`).join('\n')}`,
+      );
     }
     throw err;
   }
@@ -60,7 +66,17 @@ export async function runPolicyList(options: ServerOptions & { json?: boolean },
   const { policies } = await client.api.listPolicies();
   if (options.json) return out(JSON.stringify(policies.map(policyJson)));
   if (policies.length === 0) return out('no policies yet (`hoard policy apply -f FILE`)');
-  out(renderTable(['policy', 'jobs', 'next run', 'kind'], policies.map((p) => [p.name, p.jobs.map((j) => j.job).join(', '), p.nextRuns[0] ? zonedTime(p.nextRuns[0].at, p.timeZone) : '-', p.nextRuns[0]?.kind ?? '-'])));
+  out(
+    renderTable(
+      ['policy', 'jobs', 'next run', 'kind'],
+      policies.map((p) => [
+        p.name,
+        p.jobs.map((j) => j.job).join(', '),
+        p.nextRuns[0] ? zonedTime(p.nextRuns[0].at, p.timeZone) : '-',
+        p.nextRuns[0]?.kind ?? '-',
+      ]),
+    ),
+  );
 }
 
 export async function runPolicyShow(name: string, options: ServerOptions & { json?: boolean; next?: string }, out: (line: string) => void): Promise<void> {

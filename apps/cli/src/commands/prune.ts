@@ -109,7 +109,14 @@ export async function runPrune(options: PruneCommandOptions, out: (line: string)
     dryRun: result.dryRun,
     kept: result.kept,
     forgotten: result.forgotten,
-    snapshots: result.decisions.map((d) => ({ id: d.snapshot.id, key: d.snapshot.key, source: d.snapshot.meta.source.name, startedAt: d.snapshot.meta.startedAt, keep: d.keep, reasons: d.reasons })),
+    snapshots: result.decisions.map((d) => ({
+      id: d.snapshot.id,
+      key: d.snapshot.key,
+      source: d.snapshot.meta.source.name,
+      startedAt: d.snapshot.meta.startedAt,
+      keep: d.keep,
+      reasons: d.reasons,
+    })),
   };
   if (options.json) return out(JSON.stringify(prunePlanJson(plan)));
   if (plan.snapshots.length === 0 && options.source !== undefined) return out(`job ${options.job} has no snapshots of source ${options.source}; nothing to do`);
@@ -132,9 +139,16 @@ export function protectRequest(options: ProtectOptions): { job: string; id: stri
 }
 
 /** The state a snapshot's protection is in now, with --repo and --server alike. */
-export function printProtection(result: { id: string; key: string; job: string; protected: boolean }, json: boolean | undefined, out: (line: string) => void): void {
+export function printProtection(
+  result: { id: string; key: string; job: string; protected: boolean },
+  json: boolean | undefined,
+  out: (line: string) => void,
+): void {
   if (json) out(JSON.stringify({ id: result.id, key: result.key, job: result.job, protected: result.protected }));
-  else out(`snapshot ${result.id} of job ${result.job} is ${result.protected ? 'protected: prune keeps it whatever the policy says' : 'unprotected: retention applies to it again'}`);
+  else
+    out(
+      `snapshot ${result.id} of job ${result.job} is ${result.protected ? 'protected: prune keeps it whatever the policy says' : 'unprotected: retention applies to it again'}`,
+    );
 }
 
 /** `hoard snapshots --repo R --job J --protect ID / --unprotect ID`: the marker in the repository. */

@@ -32,7 +32,13 @@ async function pick(job: string, options: RemoteRestoreOptions): Promise<Picked>
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
   const client = await serverClient(options);
   // Which snapshot, and what it holds: a zero-length read answers with its headers.
-  const probe = await client.restore(job, { id: options.snapshot, at: options.at === undefined ? undefined : parseTime(options.at), source: options.source, offset: 0, length: 0 });
+  const probe = await client.restore(job, {
+    id: options.snapshot,
+    at: options.at === undefined ? undefined : parseTime(options.at),
+    source: options.source,
+    offset: 0,
+    length: 0,
+  });
   await probe.arrayBuffer();
   return {
     client,
@@ -59,7 +65,10 @@ async function streamChecked(job: string, p: Picked, each: (piece: Uint8Array) =
     return received;
   } catch (err) {
     if (err instanceof RestoreStreamError && err.code === 'data_damaged') {
-      throw new RestoreDamagedError(`snapshot ${p.snapshot} of job ${job} is damaged (the server found it after ${formatBytes(received)} had been sent): ${err.message}`, { cause: err });
+      throw new RestoreDamagedError(
+        `snapshot ${p.snapshot} of job ${job} is damaged (the server found it after ${formatBytes(received)} had been sent): ${err.message}`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -67,7 +76,8 @@ async function streamChecked(job: string, p: Picked, each: (piece: Uint8Array) =
 
 export async function runRemoteVerifyOnly(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
   if (options.to !== undefined) throw new UsageError('--verify-only writes nothing: drop --to');
-  if (options.offset !== undefined || options.length !== undefined || options.file !== undefined) throw new UsageError('--verify-only checks the whole snapshot: drop --offset/--length/--file');
+  if (options.offset !== undefined || options.length !== undefined || options.file !== undefined)
+    throw new UsageError('--verify-only checks the whole snapshot: drop --offset/--length/--file');
   const p = await pick(job, options);
   const started = Date.now();
   let entries: number | undefined;
@@ -80,7 +90,12 @@ export async function runRemoteVerifyOnly(job: string, options: RemoteRestoreOpt
   const progress = ProgressLine.forCommand(options.json, { summary: true });
   let bytes: number;
   try {
-    bytes = await streamChecked(job, p, async () => {}, (b) => progress.update(b, p.total));
+    bytes = await streamChecked(
+      job,
+      p,
+      async () => {},
+      (b) => progress.update(b, p.total),
+    );
   } finally {
     progress.done();
   }
@@ -88,23 +103,32 @@ export async function runRemoteVerifyOnly(job: string, options: RemoteRestoreOpt
 }
 
 export async function runRemoteRestoreToDatabase(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
-  if (options.offset !== undefined || options.length !== undefined || options.file !== undefined) throw new UsageError('a database is restored from the whole dump: drop --offset/--length/--file');
+  if (options.offset !== undefined || options.length !== undefined || options.file !== undefined)
+    throw new UsageError('a database is restored from the whole dump: drop --offset/--length/--file');
   const target = await parseDatabaseTarget(options.to!);
   const p = await pick(job, options);
-  if (p.kind === 'directory') throw new UsageError(`snapshot ${p.snapshot} of job ${job} is a directory snapshot, not a database dump: restore it to a directory`);
+  if (p.kind === 'directory')
+    throw new UsageError(`snapshot ${p.snapshot} of job ${job} is a directory snapshot, not a database dump: restore it to a directory`);
   const started = Date.now();
   const sink = new DatabaseSink(target, { parallel: options.parallel, dumpBytes: p.total });
   const progress = ProgressLine.forCommand(options.json, { summary: true });
   let bytes: number;
   try {
-    bytes = await streamChecked(job, p, (piece) => sink.write(piece), (b) => progress.update(b, p.total));
+    bytes = await streamChecked(
+      job,
+      p,
+      (piece) => sink.write(piece),
+      (b) => progress.update(b, p.total),
+    );
     await sink.finish();
   } catch (err) {
     progress.done();
     await sink.abort();
     if (err instanceof RestoreDamagedError && sink.started) throw damagedAfterData(err, sink);
     if (err instanceof Error && err.name === 'ServerUnreachableError') {
-      throw new DatabaseToolError(`restore of snapshot ${p.snapshot} of job ${job} into ${target.name} broke off: ${err.message}${sink.started ? `; ${sink.tool} was stopped and the database may hold part of the dump` : '; nothing was written to the database'}`);
+      throw new DatabaseToolError(
+        `restore of snapshot ${p.snapshot} of job ${job} into ${target.name} broke off: ${err.message}${sink.started ? `; ${sink.tool} was stopped and the database may hold part of the dump` : '; nothing was written to the database'}`,
+      );
     }
     throw err;
   }

@@ -52,7 +52,8 @@ export async function runRun(options: RunCommandOptions, out: (line: string) => 
   if (!options.job) throw new UsageError('--job is required');
   validateJobName(options.job);
   const sources = options.source ?? [];
-  if (sources.length === 0) throw new UsageError('--source is required, e.g. --source vm:/var/lib/libvirt/images/*.qcow2 or --source "cmd:pg_dumpall -U postgres"');
+  if (sources.length === 0)
+    throw new UsageError('--source is required, e.g. --source vm:/var/lib/libvirt/images/*.qcow2 or --source "cmd:pg_dumpall -U postgres"');
   for (const s of sources) {
     try {
       parseSourceSpec(s);
@@ -62,7 +63,9 @@ export async function runRun(options: RunCommandOptions, out: (line: string) => 
   }
   const client = await serverClient(options);
   const hooks = options.pre !== undefined || options.post !== undefined ? { pre: options.pre, post: options.post } : undefined;
-  const run = await client.api.createRun({ body: { agent: options.agent, job: options.job, sources, store: options.store, hooks, ...(options.full ? { full: true } : {}) } });
+  const run = await client.api.createRun({
+    body: { agent: options.agent, job: options.job, sources, store: options.store, hooks, ...(options.full ? { full: true } : {}) },
+  });
   await followRun(client, run, { wait: options.wait !== false, json: options.json }, out);
 }
 
@@ -108,8 +111,14 @@ function printRun(run: RunView, out: (line: string) => void): void {
     ),
   );
   for (const t of run.targets) {
-    if (t.image?.unchanged) out(`  ${t.name}: unchanged since snapshot ${t.image.previous} (same size, mtime and inode): not read, its ${formatBytes(t.image.bytesUnchanged)} referred to again`);
-    if (t.files) out(`  ${t.name}: ${t.files.read} files read, ${t.files.unchanged} unchanged (${formatBytes(t.files.bytesUnchanged)} not read again)${t.files.skipped > 0 ? `, ${t.files.skipped} skipped (see the agent's log)` : ''}`);
+    if (t.image?.unchanged)
+      out(
+        `  ${t.name}: unchanged since snapshot ${t.image.previous} (same size, mtime and inode): not read, its ${formatBytes(t.image.bytesUnchanged)} referred to again`,
+      );
+    if (t.files)
+      out(
+        `  ${t.name}: ${t.files.read} files read, ${t.files.unchanged} unchanged (${formatBytes(t.files.bytesUnchanged)} not read again)${t.files.skipped > 0 ? `, ${t.files.skipped} skipped (see the agent's log)` : ''}`,
+      );
   }
 }
 
@@ -169,15 +178,22 @@ export interface RemoteRestoreOptions extends ServerOptions {
 export async function runRemoteRestore(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
   validateJobName(job);
   if (options.verifyOnly) return runRemoteVerifyOnly(job, options, out);
-  if (!options.to) throw new UsageError('--to is required: a file path, a block device, a directory (for a directory snapshot), a database URL (postgres://, mysql://), or - for stdout');
+  if (!options.to)
+    throw new UsageError(
+      '--to is required: a file path, a block device, a directory (for a directory snapshot), a database URL (postgres://, mysql://), or - for stdout',
+    );
   if (options.to.startsWith(AGENT_TARGET_PREFIX)) return runRestoreToAgent(job, options, out);
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
   if (isDatabaseUrl(options.to)) return runRemoteRestoreToDatabase(job, options, out);
   const toStdout = options.to === '-';
   if (toStdout && options.json) throw new UsageError('--json and --to - both want stdout: restore to a file, or drop --json');
-  if (options.file !== undefined && (options.offset !== undefined || options.length !== undefined)) throw new UsageError('--file restores one whole file: drop --offset/--length');
+  if (options.file !== undefined && (options.offset !== undefined || options.length !== undefined))
+    throw new UsageError('--file restores one whole file: drop --offset/--length');
   const range: { offset?: number; length?: number } = {};
-  for (const [flag, value] of [['offset', options.offset], ['length', options.length]] as const) {
+  for (const [flag, value] of [
+    ['offset', options.offset],
+    ['length', options.length],
+  ] as const) {
     if (value === undefined) continue;
     if (!/^\d+$/.test(value)) throw new UsageError(`--${flag} ${value}: give a number of bytes (0 or more)`);
     range[flag] = Number(value);
@@ -185,7 +201,13 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
   const client = await serverClient(options);
   const started = Date.now();
   // Which snapshot, and what it holds: a zero-length read answers with its headers.
-  const probe = await client.restore(job, { id: options.snapshot, at: options.at === undefined ? undefined : parseTime(options.at), source: options.source, offset: 0, length: 0 });
+  const probe = await client.restore(job, {
+    id: options.snapshot,
+    at: options.at === undefined ? undefined : parseTime(options.at),
+    source: options.source,
+    offset: 0,
+    length: 0,
+  });
   await probe.arrayBuffer();
   const snapshot = probe.headers.get('x-hoard-snapshot') ?? '?';
   const startedAt = probe.headers.get('x-hoard-started-at') ?? '?';
@@ -196,13 +218,18 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
     const seconds = (Date.now() - started) / 1000;
     const summary = { snapshot, job, startedAt, to: options.to, file: options.file ?? null, bytes, seconds, streamHashChecked: null };
     if (options.json) out(JSON.stringify(summary));
-    else if (!toStdout) out(`restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}) to ${options.to}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s, every chunk checked by the server`);
+    else if (!toStdout)
+      out(
+        `restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}) to ${options.to}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s, every chunk checked by the server`,
+      );
     else process.stderr.write(`restored ${what} of snapshot ${snapshot} of job ${job} (started ${startedAt}): ${formatBytes(bytes)}\n`);
   };
-  if (kind !== 'directory' && options.file !== undefined) throw new UsageError(`--file picks one file out of a directory snapshot, but snapshot ${snapshot} of job ${job} is a ${kind} snapshot`);
+  if (kind !== 'directory' && options.file !== undefined)
+    throw new UsageError(`--file picks one file out of a directory snapshot, but snapshot ${snapshot} of job ${job} is a ${kind} snapshot`);
   if (kind === 'directory' && !toStdout && options.file === undefined && range.offset === undefined && range.length === undefined) {
     // A directory snapshot restored as a tree.
-    if (await stat(options.to).catch(() => undefined)) throw new UsageError(`--to ${options.to} exists: a directory snapshot is restored into a new directory; name one that does not exist yet`);
+    if (await stat(options.to).catch(() => undefined))
+      throw new UsageError(`--to ${options.to} exists: a directory snapshot is restored into a new directory; name one that does not exist yet`);
     const source: ArchiveSource = { snapshot, length: total, read };
     const progress = ProgressLine.forCommand(options.json === true, { summary: true });
     const result = await extractArchive(source, options.to, { onProgress: (bytes) => progress.update(bytes, undefined) });

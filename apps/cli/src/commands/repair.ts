@@ -30,9 +30,19 @@ const list = (items: string[], out: (line: string) => void, max = 20): void => {
   if (items.length > max) out(`  ... and ${items.length - max} more (--json lists all)`);
 };
 
-export function printRepairReport(report: RepairReport, location: string, options: { json?: boolean; forgetBroken?: boolean }, out: (line: string) => void): void {
+export function printRepairReport(
+  report: RepairReport,
+  location: string,
+  options: { json?: boolean; forgetBroken?: boolean },
+  out: (line: string) => void,
+): void {
   if (options.json) {
-    out(JSON.stringify({ ...report, snapshots: { ...report.snapshots, broken: report.snapshots.broken.map((b) => ({ ...b, firstMissing: b.firstMissing ?? null })) } }));
+    out(
+      JSON.stringify({
+        ...report,
+        snapshots: { ...report.snapshots, broken: report.snapshots.broken.map((b) => ({ ...b, firstMissing: b.firstMissing ?? null })) },
+      }),
+    );
     return;
   }
   const dry = report.dryRun;
@@ -43,7 +53,10 @@ export function printRepairReport(report: RepairReport, location: string, option
   if (segments.damaged.length > 0) {
     out(`damaged index segment(s):`);
     list(
-      segments.damaged.map((d) => `${d.key}: ${d.problem} (${d.removed ? 'removed, after its replacement was written' : dry && packs.unreadable.length === 0 ? 'would be removed once the new segments are written' : 'kept'})`),
+      segments.damaged.map(
+        (d) =>
+          `${d.key}: ${d.problem} (${d.removed ? 'removed, after its replacement was written' : dry && packs.unreadable.length === 0 ? 'would be removed once the new segments are written' : 'kept'})`,
+      ),
       out,
     );
   }
@@ -52,24 +65,46 @@ export function printRepairReport(report: RepairReport, location: string, option
       `${packs.reindexed.length} pack(s) that no readable index segment listed ${dry ? 'would be' : 'are'} indexed again from their own trailers, ` +
         `in ${segments.written.length} new segment(s):`,
     );
-    list(segments.written.map((s) => `${s.key} (store ${s.store}, ${s.packs} pack(s))`), out);
+    list(
+      segments.written.map((s) => `${s.key} (store ${s.store}, ${s.packs} pack(s))`),
+      out,
+    );
   } else out('every pack in the bucket is listed by a readable index segment');
   if (packs.condemned > 0) out(`${packs.condemned} unlisted pack(s) are condemned by garbage collection and left to it`);
-  if (packs.unknownStore.length > 0) out(`warning: ${packs.unknownStore.length} reindexed pack(s) belong to a store with no readable record (stores/...): ${packs.unknownStore.slice(0, 3).map((p) => `${p.key} (store ${p.store})`).join(', ')}`);
+  if (packs.unknownStore.length > 0)
+    out(
+      `warning: ${packs.unknownStore.length} reindexed pack(s) belong to a store with no readable record (stores/...): ${packs.unknownStore
+        .slice(0, 3)
+        .map((p) => `${p.key} (store ${p.store})`)
+        .join(', ')}`,
+    );
   if (packs.unreadable.length > 0) {
-    out(`${packs.unreadable.length} pack(s) no readable segment lists have a damaged trailer; they are kept (repair never deletes a pack) but cannot be indexed:`);
-    list(packs.unreadable.map((p) => `${p.key}: ${p.problem}`), out);
+    out(
+      `${packs.unreadable.length} pack(s) no readable segment lists have a damaged trailer; they are kept (repair never deletes a pack) but cannot be indexed:`,
+    );
+    list(
+      packs.unreadable.map((p) => `${p.key}: ${p.problem}`),
+      out,
+    );
   }
   if (packs.missing.length > 0) {
     out(`${packs.missing.length} pack(s) that index segments name are not in the bucket (\`hoard gc\` drops them from the segments):`);
-    list(packs.missing.map((p) => `${p.key} (named by ${p.segment})`), out);
+    list(
+      packs.missing.map((p) => `${p.key} (named by ${p.segment})`),
+      out,
+    );
   }
   if (snapshots.broken.length === 0) out(`snapshots: ${snapshots.checked} checked; all of their data is in the bucket`);
   else {
     out(`snapshots: ${snapshots.checked} checked; ${snapshots.broken.length} have data that is gone:`);
-    list(snapshots.broken.map((b) => `${b.key} (job ${b.job}, id ${b.id}${b.protected ? ', protected' : ''}): ${b.problem}`), out);
+    list(
+      snapshots.broken.map((b) => `${b.key} (job ${b.job}, id ${b.id}${b.protected ? ', protected' : ''}): ${b.problem}`),
+      out,
+    );
     if (snapshots.forgotten.length > 0) {
-      out(`${dry ? 'would forget' : 'forgot'} ${snapshots.forgotten.length} snapshot(s) (their manifests${dry ? ' would be' : ' are'} deleted; \`hoard gc\` frees what only they used):`);
+      out(
+        `${dry ? 'would forget' : 'forgot'} ${snapshots.forgotten.length} snapshot(s) (their manifests${dry ? ' would be' : ' are'} deleted; \`hoard gc\` frees what only they used):`,
+      );
       list(snapshots.forgotten, out, 1000);
     }
     for (const k of snapshots.kept) out(`not forgotten: ${k.key}: ${k.reason}`);

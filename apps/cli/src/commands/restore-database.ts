@@ -67,7 +67,8 @@ export interface ParallelRestoreFlags {
  */
 export async function parseParallelRestore(flags: ParallelRestoreFlags): Promise<ParallelRestore | undefined> {
   if (flags.jobs === undefined) {
-    if (flags.tempDir !== undefined) throw new UsageError('--temp-dir is where --jobs keeps the dump for a parallel pg_restore: add --jobs N, or drop --temp-dir');
+    if (flags.tempDir !== undefined)
+      throw new UsageError('--temp-dir is where --jobs keeps the dump for a parallel pg_restore: add --jobs N, or drop --temp-dir');
     return undefined;
   }
   const text = String(flags.jobs).trim();
@@ -77,8 +78,14 @@ export async function parseParallelRestore(flags: ParallelRestoreFlags): Promise
   }
   if (flags.verifyOnly) throw new UsageError('--jobs is for restoring into PostgreSQL (--to postgres://...); --verify-only writes nothing: drop --jobs');
   const to = flags.to?.trim() ?? '';
-  if (!isDatabaseUrl(to)) throw new UsageError(`--jobs runs pg_restore in parallel, so it needs --to postgres://user@host:port/db${to ? `, not --to ${to}` : ''}; drop --jobs to restore elsewhere`);
-  if (!/^postgres(ql)?:\/\//i.test(to)) throw new UsageError('--jobs needs a PostgreSQL custom-format dump (pg_dump -Fc) restored --to postgres://...; a MySQL/MariaDB dump is always streamed into mysql: drop --jobs');
+  if (!isDatabaseUrl(to))
+    throw new UsageError(
+      `--jobs runs pg_restore in parallel, so it needs --to postgres://user@host:port/db${to ? `, not --to ${to}` : ''}; drop --jobs to restore elsewhere`,
+    );
+  if (!/^postgres(ql)?:\/\//i.test(to))
+    throw new UsageError(
+      '--jobs needs a PostgreSQL custom-format dump (pg_dump -Fc) restored --to postgres://...; a MySQL/MariaDB dump is always streamed into mysql: drop --jobs',
+    );
   const tempDir = resolve(flags.tempDir ?? tmpdir());
   const info = await stat(tempDir).catch(() => undefined);
   if (!info) throw new UsageError(`--temp-dir ${tempDir}: no such directory (it holds the whole dump while pg_restore --jobs reads it)`);
@@ -92,7 +99,11 @@ export async function parseParallelRestore(flags: ParallelRestoreFlags): Promise
 }
 
 /** Space for the temporary dump: `need` bytes free in `dir`, else DatabaseToolError naming both figures. */
-export async function checkTempSpace(dir: string, need: number, fsStat: (path: string) => Promise<{ bavail: number | bigint; bsize: number | bigint }> = statfs): Promise<void> {
+export async function checkTempSpace(
+  dir: string,
+  need: number,
+  fsStat: (path: string) => Promise<{ bavail: number | bigint; bsize: number | bigint }> = statfs,
+): Promise<void> {
   const s = await fsStat(dir);
   const free = Number(BigInt(s.bavail) * BigInt(s.bsize));
   if (free < need) {
@@ -122,7 +133,9 @@ function onStopSignal(signal: NodeJS.Signals): void {
   for (const child of liveChildren) child.kill('SIGTERM');
   const dirs = [...liveTempDirs].join(', ');
   removeLiveTempDirs();
-  process.stderr.write(`\nhoard: interrupted (${signal}): ${liveChildren.size > 0 ? 'pg_restore was stopped (the database may hold part of the dump); ' : 'nothing was written to the database; '}the temporary dump ${dirs} was removed\n`);
+  process.stderr.write(
+    `\nhoard: interrupted (${signal}): ${liveChildren.size > 0 ? 'pg_restore was stopped (the database may hold part of the dump); ' : 'nothing was written to the database; '}the temporary dump ${dirs} was removed\n`,
+  );
   process.exit(1);
 }
 
@@ -244,7 +257,8 @@ export async function parseDatabaseTarget(to: string, env: NodeJS.ProcessEnv = p
     const inv = pgDumpInvocation(spec, env);
     const dbname = inv.args.find((a) => a.startsWith('--dbname='));
     const database = new URL(spec.url).pathname.replace(/^\//, '');
-    if (!dbname || database === '') throw new UsageError(`--to ${inv.name}: name the database to restore into, e.g. postgres://postgres@localhost:5432/shop_copy`);
+    if (!dbname || database === '')
+      throw new UsageError(`--to ${inv.name}: name the database to restore into, e.g. postgres://postgres@localhost:5432/shop_copy`);
     return { engine: 'postgres', name: inv.name, database: decodeURIComponent(database), connectArgs: [dbname], env: inv.env };
   }
   if (spec.type === 'mysql') {
@@ -284,7 +298,10 @@ class Tail {
       const nl = b.indexOf(0x0a);
       if (nl >= 0 && nl < 200) b = b.subarray(nl + 1);
     }
-    return b.toString('utf8').replace(/^\uFFFD+/, '').trim();
+    return b
+      .toString('utf8')
+      .replace(/^\uFFFD+/, '')
+      .trim();
   }
 }
 
@@ -400,7 +417,9 @@ export class DatabaseSink implements RestoreSink {
     }
     this.program = 'pg_restore';
     if (!findPostgresProgram('pg_restore', t.env)) {
-      throw new DatabaseToolError(`restoring into ${t.name} needs pg_restore, which is not installed or not on PATH (Debian/Ubuntu: apt-get install postgresql-client); nothing was written to the database`);
+      throw new DatabaseToolError(
+        `restoring into ${t.name} needs pg_restore, which is not installed or not on PATH (Debian/Ubuntu: apt-get install postgresql-client); nothing was written to the database`,
+      );
     }
     if (this.dumpBytes !== undefined) await checkTempSpace(this.parallel!.tempDir, this.dumpBytes);
     this.temp = await TempDump.create(this.parallel!.tempDir);
@@ -463,7 +482,10 @@ export class DatabaseSink implements RestoreSink {
       args = [...t.connectArgs];
       hint = 'mariadb-client (or default-mysql-client)';
     }
-    if (!found) throw new DatabaseToolError(`restoring into ${t.name} needs ${this.program}, which is not installed or not on PATH (Debian/Ubuntu: apt-get install ${hint}); nothing was written to the database`);
+    if (!found)
+      throw new DatabaseToolError(
+        `restoring into ${t.name} needs ${this.program}, which is not installed or not on PATH (Debian/Ubuntu: apt-get install ${hint}); nothing was written to the database`,
+      );
     const child = spawn(found, args, { stdio: ['pipe', 'ignore', 'pipe'], env: t.env });
     child.stderr!.on('data', (chunk: Buffer) => this.stderr.push(chunk));
     child.stdin!.on('error', () => {
@@ -496,7 +518,10 @@ export class DatabaseSink implements RestoreSink {
   /** The tool exited (or closed its stdin) before the dump was all written. */
   private async earlyExit(): Promise<Error> {
     const status = await this.exited!;
-    if (status.code === 0) return new DatabaseToolError(`${this.program} exited with status 0 before reading the whole dump (restoring into ${this.target.name}); the database may hold part of it`);
+    if (status.code === 0)
+      return new DatabaseToolError(
+        `${this.program} exited with status 0 before reading the whole dump (restoring into ${this.target.name}); the database may hold part of it`,
+      );
     return this.failure(status);
   }
 

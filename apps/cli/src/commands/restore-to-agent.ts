@@ -23,8 +23,10 @@ export function parseAgentTarget(to: string): { agent: string; path: string } {
   const colon = rest.indexOf(':');
   const agent = colon < 0 ? rest : rest.slice(0, colon);
   const path = colon < 0 ? '' : rest.slice(colon + 1);
-  if (!AGENT_NAME.regex.test(agent)) throw new UsageError(`--to ${to}: expected agent:NAME:PATH with an agent name (\`hoard agent list\`), e.g. agent:kvm-02:/var/lib/libvirt/images/web.img`);
-  if (!path.startsWith('/')) throw new UsageError(`--to ${to}: the path on agent ${agent} must be absolute, e.g. agent:${agent}:/srv/restore/${path || 'web.img'}`);
+  if (!AGENT_NAME.regex.test(agent))
+    throw new UsageError(`--to ${to}: expected agent:NAME:PATH with an agent name (\`hoard agent list\`), e.g. agent:kvm-02:/var/lib/libvirt/images/web.img`);
+  if (!path.startsWith('/'))
+    throw new UsageError(`--to ${to}: the path on agent ${agent} must be absolute, e.g. agent:${agent}:/srv/restore/${path || 'web.img'}`);
   return { agent, path };
 }
 
@@ -32,7 +34,8 @@ export async function runRestoreToAgent(job: string, options: RemoteRestoreOptio
   validateJobName(job);
   const { agent, path } = parseAgentTarget(options.to!);
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
-  if (options.offset !== undefined || options.length !== undefined) throw new UsageError('--offset/--length are not supported with --to agent:NAME:PATH; restore the whole snapshot or one --file');
+  if (options.offset !== undefined || options.length !== undefined)
+    throw new UsageError('--offset/--length are not supported with --to agent:NAME:PATH; restore the whole snapshot or one --file');
   const restore: RestoreRunRequest = { path };
   if (options.snapshot !== undefined) restore.snapshot = options.snapshot;
   if (options.at !== undefined) restore.at = parseTime(options.at).toISOString();
@@ -42,7 +45,10 @@ export async function runRestoreToAgent(job: string, options: RemoteRestoreOptio
   const client = await serverClient(options);
   let run = await client.api.createRun({ body: { agent, job, restore } });
   const spec = run.restore!;
-  if (!options.json) process.stderr.write(`restore run ${run.id}: snapshot ${spec.snapshot} of job ${job} (started ${spec.startedAt}) to ${path} on agent ${agent}; waiting for the agent\n`);
+  if (!options.json)
+    process.stderr.write(
+      `restore run ${run.id}: snapshot ${spec.snapshot} of job ${job} (started ${spec.startedAt}) to ${path} on agent ${agent}; waiting for the agent\n`,
+    );
   const progress = ProgressLine.forCommand(options.json === true);
   while (run.state === 'queued' || run.state === 'running') {
     run = await client.api.getRun({ params: { id: run.id }, query: { wait: 2 } });
@@ -51,7 +57,8 @@ export async function runRestoreToAgent(job: string, options: RemoteRestoreOptio
   progress.done();
   const target = run.targets[0];
   if (run.state !== 'succeeded' || !target?.restored) {
-    if (options.json) out(JSON.stringify({ run: run.id, state: run.state, snapshot: spec.snapshot, job, agent, path, error: run.error ?? target?.error ?? null }));
+    if (options.json)
+      out(JSON.stringify({ run: run.id, state: run.state, snapshot: spec.snapshot, job, agent, path, error: run.error ?? target?.error ?? null }));
     throw new RestoreFailedError(run.error ?? `restore run ${run.id} ${run.state}${target?.error ? `: ${target.error}` : ''}`);
   }
   const r = target.restored;
@@ -77,6 +84,15 @@ export async function runRestoreToAgent(job: string, options: RemoteRestoreOptio
     );
     return;
   }
-  const what = r.wrote === 'tree' ? `${r.files} files, ${r.directories} directories and ${r.symlinks} symlinks` : r.wrote === 'file' ? spec.file! : r.device ? 'the stream (block device, in place)' : 'the stream';
-  out(`restored ${what} of snapshot ${r.snapshot} of job ${job} (started ${spec.startedAt}) to ${r.path} on agent ${agent}: ${formatBytes(r.bytes)} in ${seconds.toFixed(1)} s, every chunk checked by the server`);
+  const what =
+    r.wrote === 'tree'
+      ? `${r.files} files, ${r.directories} directories and ${r.symlinks} symlinks`
+      : r.wrote === 'file'
+        ? spec.file!
+        : r.device
+          ? 'the stream (block device, in place)'
+          : 'the stream';
+  out(
+    `restored ${what} of snapshot ${r.snapshot} of job ${job} (started ${spec.startedAt}) to ${r.path} on agent ${agent}: ${formatBytes(r.bytes)} in ${seconds.toFixed(1)} s, every chunk checked by the server`,
+  );
 }

@@ -7,7 +7,21 @@
  */
 import { rename, rm, stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
-import { FileSink, IntegrityError, RestoreWriteError, ObjectFormatError, BlobCorruptError, readArchiveEntries, restore, StreamSink, validateJobName, type ArchiveSource, type Repository, type RestoreSink, type SnapshotInfo } from '@hoard/repository';
+import {
+  FileSink,
+  IntegrityError,
+  RestoreWriteError,
+  ObjectFormatError,
+  BlobCorruptError,
+  readArchiveEntries,
+  restore,
+  StreamSink,
+  validateJobName,
+  type ArchiveSource,
+  type Repository,
+  type RestoreSink,
+  type SnapshotInfo,
+} from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
@@ -39,7 +53,8 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
   validateJobName(job);
   if (options.verifyOnly) return runVerifyOnly(job, options, out);
   if (!options.to) throw new UsageError('--to is required: a file path, a block device, a database URL (postgres://, mysql://), or - for stdout');
-  if (options.to.startsWith('agent:')) throw new UsageError(`--to ${options.to}: restoring onto an agent's host goes through the media server; add --server URL`);
+  if (options.to.startsWith('agent:'))
+    throw new UsageError(`--to ${options.to}: restoring onto an agent's host goes through the media server; add --server URL`);
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
   if (isDatabaseUrl(options.to)) return runRestoreToDatabase(job, options, out);
   const at = options.at !== undefined ? parseTime(options.at) : undefined;
@@ -90,9 +105,13 @@ export async function runRestore(job: string, options: RestoreCommandOptions, ou
     if (options.json) out(JSON.stringify(summary));
     else if (!toStdout) {
       out(`restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}) to ${options.to}`);
-      out(`  ${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s${result.streamHashChecked ? '; every chunk and the whole-stream hash checked' : '; every chunk checked (partial restore: no whole-stream hash)'}`);
+      out(
+        `  ${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s${result.streamHashChecked ? '; every chunk and the whole-stream hash checked' : '; every chunk checked (partial restore: no whole-stream hash)'}`,
+      );
     } else {
-      process.stderr.write(`restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}): ${formatBytes(result.bytesWritten)}, verified\n`);
+      process.stderr.write(
+        `restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}): ${formatBytes(result.bytesWritten)}, verified\n`,
+      );
     }
   } catch (err) {
     progress.done();
@@ -140,7 +159,18 @@ async function runRestoreToDatabase(job: string, options: RestoreCommandOptions,
   }
   const seconds = result.durationMs / 1000;
   if (options.json) {
-    out(JSON.stringify({ snapshot: snapshot.id, job, startedAt: snapshot.meta.startedAt, to: target.name, tool: sink.tool, bytes: result.bytesWritten, seconds, streamHashChecked: result.streamHashChecked }));
+    out(
+      JSON.stringify({
+        snapshot: snapshot.id,
+        job,
+        startedAt: snapshot.meta.startedAt,
+        to: target.name,
+        tool: sink.tool,
+        bytes: result.bytesWritten,
+        seconds,
+        streamHashChecked: result.streamHashChecked,
+      }),
+    );
     return;
   }
   out(`restored snapshot ${snapshot.id} of job ${job} (started ${snapshot.meta.startedAt}) into ${target.name} with ${sink.tool}`);
@@ -177,7 +207,14 @@ async function runVerifyOnly(job: string, options: RestoreCommandOptions, out: (
   } finally {
     progress.done();
   }
-  printVerified(out, options.json === true, { snapshot: snapshot.id, job, startedAt: snapshot.meta.startedAt, bytes, seconds: (Date.now() - started) / 1000, entries });
+  printVerified(out, options.json === true, {
+    snapshot: snapshot.id,
+    job,
+    startedAt: snapshot.meta.startedAt,
+    bytes,
+    seconds: (Date.now() - started) / 1000,
+    entries,
+  });
 }
 
 /** The summary of a `--verify-only` that found nothing wrong (shared with the server path). */
@@ -187,9 +224,22 @@ export function printVerified(
   v: { snapshot: string; job: string; startedAt: string; bytes: number; seconds: number; entries?: number },
 ): void {
   if (json) {
-    out(JSON.stringify({ snapshot: v.snapshot, job: v.job, startedAt: v.startedAt, verified: true, bytes: v.bytes, seconds: v.seconds, streamHashChecked: true, entries: v.entries ?? null }));
+    out(
+      JSON.stringify({
+        snapshot: v.snapshot,
+        job: v.job,
+        startedAt: v.startedAt,
+        verified: true,
+        bytes: v.bytes,
+        seconds: v.seconds,
+        streamHashChecked: true,
+        entries: v.entries ?? null,
+      }),
+    );
     return;
   }
   const table = v.entries !== undefined ? `, and the archive's entry table (${v.entries} entries) read` : '';
-  out(`verified snapshot ${v.snapshot} of job ${v.job} (started ${v.startedAt}): ${v.bytes} bytes (${formatBytes(v.bytes)}), every chunk and the stream hash checked${table}; nothing was written`);
+  out(
+    `verified snapshot ${v.snapshot} of job ${v.job} (started ${v.startedAt}): ${v.bytes} bytes (${formatBytes(v.bytes)}), every chunk and the stream hash checked${table}; nothing was written`,
+  );
 }

@@ -24,17 +24,26 @@ export interface ServerPruneOptions extends ServerOptions {
 
 export async function runServerPrune(options: ServerPruneOptions, out: (line: string) => void): Promise<void> {
   if (options.keepRules && options.keepRules.length > 0) {
-    throw new UsageError(`${options.keepRules.join(', ')}: with --server the rules come from each job's policy (\`hoard policy show NAME\`); give rules only with --repo`);
+    throw new UsageError(
+      `${options.keepRules.join(', ')}: with --server the rules come from each job's policy (\`hoard policy show NAME\`); give rules only with --repo`,
+    );
   }
   if (options.job !== undefined) validateJobName(options.job);
   if (options.job !== undefined && options.policy !== undefined) throw new UsageError('give --policy or --job, not both');
   const client = await serverClient(options);
   const answer = await client.api.prune({ body: { policy: options.policy, job: options.job, dryRun: options.dryRun === true } });
   if (options.json) {
-    out(JSON.stringify({ dryRun: answer.dryRun, jobs: answer.results.map((r) => ({ policy: r.policy, ...prunePlanJson(r) })), withoutRetention: answer.withoutRetention }));
+    out(
+      JSON.stringify({
+        dryRun: answer.dryRun,
+        jobs: answer.results.map((r) => ({ policy: r.policy, ...prunePlanJson(r) })),
+        withoutRetention: answer.withoutRetention,
+      }),
+    );
     return;
   }
-  if (answer.results.length === 0) out(options.job ? `job ${options.job} has no snapshots to prune` : 'no policy with retention rules has jobs yet; nothing to do');
+  if (answer.results.length === 0)
+    out(options.job ? `job ${options.job} has no snapshots to prune` : 'no policy with retention rules has jobs yet; nothing to do');
   for (const plan of answer.results) {
     out(`policy ${plan.policy}, job ${plan.job}:`);
     printPrunePlan(plan, out, 'the next gc (the server runs one nightly, or `hoard gc --server`) frees the space they alone used');

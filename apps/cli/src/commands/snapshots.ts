@@ -61,18 +61,46 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
   }
   if (snapshots.length === 0) {
     const filtered = options.source !== undefined || since !== undefined || until !== undefined;
-    out(filtered ? 'no snapshots match' : options.job ? `job ${options.job} has no snapshots${damaged > 0 ? ' that can be read' : ''}` : damaged > 0 ? 'no readable snapshots' : 'no snapshots yet');
+    out(
+      filtered
+        ? 'no snapshots match'
+        : options.job
+          ? `job ${options.job} has no snapshots${damaged > 0 ? ' that can be read' : ''}`
+          : damaged > 0
+            ? 'no readable snapshots'
+            : 'no snapshots yet',
+    );
     return damaged === 0;
   }
-  out(snapshotTable(snapshots.map((s) => ({ id: s.id, job: s.meta.job, startedAt: s.meta.startedAt, logicalBytes: s.meta.logicalBytes, source: s.meta.source, protected: marked.has(s.key) }))));
+  out(
+    snapshotTable(
+      snapshots.map((s) => ({
+        id: s.id,
+        job: s.meta.job,
+        startedAt: s.meta.startedAt,
+        logicalBytes: s.meta.logicalBytes,
+        source: s.meta.source,
+        protected: marked.has(s.key),
+      })),
+    ),
+  );
   return damaged === 0;
 }
 
 /** The snapshot list as a table, with --repo and --server alike; `protected` null: not known (a server from before protection in lists). */
-export function snapshotTable(rows: { id: string; job: string; startedAt: string; logicalBytes: number; source: { name: string; kind: string }; protected: boolean | null }[]): string {
+export function snapshotTable(
+  rows: { id: string; job: string; startedAt: string; logicalBytes: number; source: { name: string; kind: string }; protected: boolean | null }[],
+): string {
   return renderTable(
     ['id', 'job', 'started (local)', 'size', 'protected', 'source'],
-    rows.map((s) => [s.id, s.job, localTime(s.startedAt), formatBytes(s.logicalBytes), s.protected === null ? '?' : s.protected ? 'yes' : '-', `${s.source.name} (${s.source.kind})`]),
+    rows.map((s) => [
+      s.id,
+      s.job,
+      localTime(s.startedAt),
+      formatBytes(s.logicalBytes),
+      s.protected === null ? '?' : s.protected ? 'yes' : '-',
+      `${s.source.name} (${s.source.kind})`,
+    ]),
   );
 }
 

@@ -11,7 +11,13 @@ export interface StatsCommandOptions extends RepoOptions {
 
 /** The figures as --json prints them: a store's scope is {kind, job}, job null for the global store. */
 export function statsJson(stats: RepositoryStats): RepositoryStats {
-  return { ...stats, stores: stats.stores.map((s) => ({ ...s, scope: { kind: s.scope.kind, job: s.scope.kind === 'job' ? s.scope.job : null } as RepositoryStats['stores'][number]['scope'] })) };
+  return {
+    ...stats,
+    stores: stats.stores.map((s) => ({
+      ...s,
+      scope: { kind: s.scope.kind, job: s.scope.kind === 'job' ? s.scope.job : null } as RepositoryStats['stores'][number]['scope'],
+    })),
+  };
 }
 
 export async function runStats(options: StatsCommandOptions, out: (line: string) => void): Promise<void> {

@@ -43,11 +43,17 @@ export async function runTokenList(options: ServerOptions & { json?: boolean }, 
   const { tokens } = await client.api.listTokens();
   if (options.json) return out(JSON.stringify(tokens));
   if (tokens.length === 0) return out('no API tokens (`hoard token add --role operator --label NAME`)');
-  out(renderTable(['id', 'role', 'label', 'created (local)'], tokens.map((t) => [t.id, t.role, t.label === '' ? '-' : t.label, localTime(t.createdAt)])));
+  out(
+    renderTable(
+      ['id', 'role', 'label', 'created (local)'],
+      tokens.map((t) => [t.id, t.role, t.label === '' ? '-' : t.label, localTime(t.createdAt)]),
+    ),
+  );
 }
 
 export async function runTokenRevoke(id: string, options: ServerOptions & { json?: boolean }, out: (line: string) => void): Promise<void> {
-  if (!/^[0-9a-f]{8,64}$/.test(id)) throw new UsageError(`token id ${id}: give the id \`hoard token list\` shows (8 to 64 lower-case hex digits), not the token itself`);
+  if (!/^[0-9a-f]{8,64}$/.test(id))
+    throw new UsageError(`token id ${id}: give the id \`hoard token list\` shows (8 to 64 lower-case hex digits), not the token itself`);
   const client = await serverClient(options);
   const revoked = await client.api.revokeToken({ params: { id } });
   out(options.json ? JSON.stringify(revoked) : `token ${revoked.id} revoked: the server refuses it from now on`);
@@ -59,5 +65,7 @@ export async function runAgentRotate(name: string, options: ServerOptions & { js
   if (options.json) return out(JSON.stringify(rotated));
   out(`agent ${rotated.name} has a new token; the old one stopped working now. The new token (shown once; the server keeps only a hash):`);
   out(`  ${rotated.token}`);
-  out(`On the host: write it to the agent's --token-file (e.g. /etc/hoard/agent-token) and restart \`hoard agent start --server ${client.base} --token-file /etc/hoard/agent-token\``);
+  out(
+    `On the host: write it to the agent's --token-file (e.g. /etc/hoard/agent-token) and restart \`hoard agent start --server ${client.base} --token-file /etc/hoard/agent-token\``,
+  );
 }

@@ -17,7 +17,8 @@ export function parseSubset(options: { readData?: boolean; subset?: string }): n
   if (options.subset === undefined) return undefined;
   if (!options.readData) throw new UsageError('--subset only applies with --read-data');
   const subsetPercent = Number(options.subset.replace(/%$/, ''));
-  if (!Number.isFinite(subsetPercent) || subsetPercent <= 0 || subsetPercent > 100) throw new UsageError(`--subset ${options.subset}: give a percentage above 0 and at most 100, e.g. 10%`);
+  if (!Number.isFinite(subsetPercent) || subsetPercent <= 0 || subsetPercent > 100)
+    throw new UsageError(`--subset ${options.subset}: give a percentage above 0 and at most 100, e.g. 10%`);
   return subsetPercent;
 }
 
@@ -39,7 +40,12 @@ export async function runVerify(options: VerifyCommandOptions, out: (line: strin
 
 export function printVerifyReport(report: VerifyReport, options: { readData?: boolean; json?: boolean }, out: (line: string) => void): void {
   if (options.json) {
-    out(JSON.stringify({ ...report, findings: report.findings.map((f) => ({ snapshot: f.snapshot ?? null, object: f.object, offset: f.offset ?? null, problem: f.problem })) }));
+    out(
+      JSON.stringify({
+        ...report,
+        findings: report.findings.map((f) => ({ snapshot: f.snapshot ?? null, object: f.object, offset: f.offset ?? null, problem: f.problem })),
+      }),
+    );
     return;
   }
   out(

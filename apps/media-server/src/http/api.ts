@@ -17,7 +17,20 @@ import fastifySwagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { API_ROUTES, CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, ErrorBody, MAX_JSON_BYTES, RequestError, mayCall, type RouteBody, type RouteContract, type RouteParams, type RouteQuery, type RouteReply } from '@hoard/protocol';
+import {
+  API_ROUTES,
+  CONTENT_TYPE_BINARY,
+  CONTENT_TYPE_JSON,
+  ErrorBody,
+  MAX_JSON_BYTES,
+  RequestError,
+  mayCall,
+  type RouteBody,
+  type RouteContract,
+  type RouteParams,
+  type RouteQuery,
+  type RouteReply,
+} from '@hoard/protocol';
 import { describePrincipal, type Authenticator, type Principal } from '../auth.js';
 import { clientGone } from '../client-gone.js';
 import type { ServerMetrics } from '../metrics.js';
@@ -75,7 +88,10 @@ export class Api {
       return503OnClosing: true,
       // A path fastify cannot decode (`%ZZ`) is the client's mistake: say which part.
       frameworkErrors: (error, request, reply) => {
-        const bad = error.code === 'FST_ERR_BAD_URL' ? new RequestError('invalid_request', `malformed percent-encoding in the request path: ${JSON.stringify(request.url.split('?')[0])}`) : error;
+        const bad =
+          error.code === 'FST_ERR_BAD_URL'
+            ? new RequestError('invalid_request', `malformed percent-encoding in the request path: ${JSON.stringify(request.url.split('?')[0])}`)
+            : error;
         api?.sendError(request, reply, describeError(bad), error);
       },
       serverFactory: (handler) => {
@@ -109,7 +125,8 @@ export class Api {
     app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? json : text).compile(schema));
     // Binary bodies are read by their handlers as streams, never buffered here.
     app.addContentTypeParser(CONTENT_TYPE_BINARY, (request, _payload, done) => {
-      if (request.routeOptions.config.contract?.bodyPayload !== 'binary') done(new RequestError('unsupported_media_type', `this call takes Content-Type application/json; got ${CONTENT_TYPE_BINARY}`), undefined);
+      if (request.routeOptions.config.contract?.bodyPayload !== 'binary')
+        done(new RequestError('unsupported_media_type', `this call takes Content-Type application/json; got ${CONTENT_TYPE_BINARY}`), undefined);
       else done(null, undefined);
     });
     app.decorateRequest('who', undefined);
@@ -119,7 +136,10 @@ export class Api {
       const others = Object.values(API_ROUTES as Record<string, RouteContract>).filter((r) => pathPattern(r.path).test(path));
       const e = describeError(
         others.length > 0
-          ? new RequestError('method_not_allowed', `${request.method} is not allowed on ${path}; it takes ${[...new Set(others.map((r) => r.method))].join(', ')}`)
+          ? new RequestError(
+              'method_not_allowed',
+              `${request.method} is not allowed on ${path}; it takes ${[...new Set(others.map((r) => r.method))].join(', ')}`,
+            )
           : new RequestError('not_found', `no route ${request.method} ${path} (see docs/protocol.md, or GET /v1/openapi.json)`),
       );
       this.sendError(request, reply, e);
@@ -127,8 +147,14 @@ export class Api {
     await app.register(fastifySwagger, {
       openapi: {
         openapi: '3.1.0',
-        info: { title: 'hoard media server', version: this.options.version, description: 'The media server API. Binary formats (batches, fingerprint queries, restore frames) are specified byte by byte in docs/protocol.md.' },
-        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (admin, operator, viewer) or an agent token' } } },
+        info: {
+          title: 'hoard media server',
+          version: this.options.version,
+          description: 'The media server API. Binary formats (batches, fingerprint queries, restore frames) are specified byte by byte in docs/protocol.md.',
+        },
+        components: {
+          securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (admin, operator, viewer) or an agent token' } },
+        },
       },
       transformObject: (documentObject) => {
         const document = (documentObject as { openapiObject: OpenApiDocument }).openapiObject;
@@ -201,15 +227,21 @@ export class Api {
       // Who is calling, and may they: before the body is read.
       onRequest: async (request) => {
         // An empty path segment (`/v1/jobs//history`) names nothing.
-        if (Object.values((request.params ?? {}) as Record<string, string>).some((v) => v === '')) throw new RequestError('not_found', `no route ${request.method} ${request.url.split('?')[0]} (see docs/protocol.md, or GET /v1/openapi.json)`);
+        if (Object.values((request.params ?? {}) as Record<string, string>).some((v) => v === ''))
+          throw new RequestError('not_found', `no route ${request.method} ${request.url.split('?')[0]} (see docs/protocol.md, or GET /v1/openapi.json)`);
         if (route.access !== 'public') {
           const who = await this.options.auth.principal(request.raw);
-          if (!mayCall(route, who.kind)) throw new RequestError('forbidden', `${describePrincipal(who)} may not call ${route.method} ${route.path}: it needs ${listRoles(route.access)} token`);
+          if (!mayCall(route, who.kind))
+            throw new RequestError(
+              'forbidden',
+              `${describePrincipal(who)} may not call ${route.method} ${route.path}: it needs ${listRoles(route.access)} token`,
+            );
           request.who = who;
         }
         if (jsonBody) {
           const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-          if (type !== CONTENT_TYPE_JSON) throw new RequestError('unsupported_media_type', `this call takes Content-Type ${CONTENT_TYPE_JSON}; got ${type === '' ? 'none' : type}`);
+          if (type !== CONTENT_TYPE_JSON)
+            throw new RequestError('unsupported_media_type', `this call takes Content-Type ${CONTENT_TYPE_JSON}; got ${type === '' ? 'none' : type}`);
         }
       },
       handler,
@@ -236,7 +268,11 @@ export class Api {
       return;
     }
     const e: DescribedError = error.validation
-      ? { code: 'invalid_request', status: 400, message: validationMessage(error.validationContext ?? 'request', error.validation, validatedValue(request, error.validationContext)) }
+      ? {
+          code: 'invalid_request',
+          status: 400,
+          message: validationMessage(error.validationContext ?? 'request', error.validation, validatedValue(request, error.validationContext)),
+        }
       : describeError(error);
     this.sendError(request, reply, e, error);
   }
@@ -319,8 +355,10 @@ function documentBinaryPayloads(document: OpenApiDocument): void {
       if (route.bodyPayload === 'binary') operation.requestBody = { required: true, content: { [CONTENT_TYPE_BINARY]: binary } };
       const status = String(route.status ?? 200);
       operation.responses ??= {};
-      if (route.replyPayload === 'binary') operation.responses[status] = { description: 'binary (docs/protocol.md)', content: { [CONTENT_TYPE_BINARY]: binary } };
-      else if (route.replyPayload === 'text') operation.responses[status] = { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } };
+      if (route.replyPayload === 'binary')
+        operation.responses[status] = { description: 'binary (docs/protocol.md)', content: { [CONTENT_TYPE_BINARY]: binary } };
+      else if (route.replyPayload === 'text')
+        operation.responses[status] = { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } };
       else if (!route.reply) operation.responses[status] ??= { description: 'OK' };
     }
   }

@@ -44,7 +44,12 @@ export function describeError(err: unknown): DescribedError {
   return {
     code,
     status: httpStatusOf(code),
-    message: code === 'data_damaged' ? `stored data is damaged: ${message}` : typeof fastifyCode === 'string' ? (FASTIFY_MESSAGES[fastifyCode]?.(message) ?? message) : message,
+    message:
+      code === 'data_damaged'
+        ? `stored data is damaged: ${message}`
+        : typeof fastifyCode === 'string'
+          ? (FASTIFY_MESSAGES[fastifyCode]?.(message) ?? message)
+          : message,
     ...(details !== undefined ? { details } : {}),
   };
 }
@@ -58,7 +63,17 @@ export function errorBody(e: DescribedError): Record<string, unknown> {
  * A schema validation failure in words a user can act on: `body.full must be boolean`
  * becomes `full must be boolean` (the field the user typed), with what was given.
  */
-export function validationMessage(context: string, errors: readonly { instancePath: string; message?: string; params?: Record<string, unknown>; keyword: string; parentSchema?: { description?: string; properties?: Record<string, { description?: string }> } }[], value: unknown): string {
+export function validationMessage(
+  context: string,
+  errors: readonly {
+    instancePath: string;
+    message?: string;
+    params?: Record<string, unknown>;
+    keyword: string;
+    parentSchema?: { description?: string; properties?: Record<string, { description?: string }> };
+  }[],
+  value: unknown,
+): string {
   // A wrong value says more than a missing neighbour: report it first.
   const first = errors.find((e) => e.keyword !== 'required') ?? errors[0];
   if (!first) return `${context} is not valid`;
@@ -74,7 +89,10 @@ export function validationMessage(context: string, errors: readonly { instancePa
     const rule = first.parentSchema?.properties?.[missing]?.description;
     return `${path ? `${path}.` : ''}${missing} ${rule !== undefined ? `must be ${rule}` : 'is required'}${context === 'body' ? '' : ` (in the ${context})`}; got nothing`;
   }
-  const got = first.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), value);
+  const got = first.instancePath
+    .split('/')
+    .slice(1)
+    .reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), value);
   const field = path === '' ? (context === 'body' ? 'the request body' : `the ${context}`) : path;
   // A union of literals fails once per literal: name them all.
   const literals = errors.filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath).map((e) => String(e.params?.allowedValue));
@@ -85,14 +103,27 @@ export function validationMessage(context: string, errors: readonly { instancePa
       ? `must be one of ${literals.join(', ')}`
       : described !== undefined && first.keyword !== 'additionalProperties'
         ? `must be ${described}`
-        : (inWords(first.keyword, first.params, first.parentSchema as { minLength?: number; maxLength?: number } | undefined) ?? first.message ?? 'is not valid');
+        : (inWords(first.keyword, first.params, first.parentSchema as { minLength?: number; maxLength?: number } | undefined) ??
+          first.message ??
+          'is not valid');
   return `${field} ${what}; got ${JSON.stringify(got) ?? 'nothing'}`;
 }
 
-const TYPE_WORDS: Record<string, string> = { boolean: 'true or false', integer: 'a whole number', number: 'a number', string: 'a string', object: 'a JSON object', array: 'a list' };
+const TYPE_WORDS: Record<string, string> = {
+  boolean: 'true or false',
+  integer: 'a whole number',
+  number: 'a number',
+  string: 'a string',
+  object: 'a JSON object',
+  array: 'a list',
+};
 
 /** ajv's keywords in the words the rest of the API uses. */
-function inWords(keyword: string, params: Record<string, unknown> | undefined, schema: { minLength?: number; maxLength?: number } | undefined): string | undefined {
+function inWords(
+  keyword: string,
+  params: Record<string, unknown> | undefined,
+  schema: { minLength?: number; maxLength?: number } | undefined,
+): string | undefined {
   if (keyword === 'type') return `must be ${TYPE_WORDS[String(params?.type)] ?? String(params?.type)}`;
   if ((keyword === 'minLength' || keyword === 'maxLength') && schema?.maxLength !== undefined) {
     return `must be a ${schema.minLength ? 'non-empty ' : ''}string of at most ${schema.maxLength} characters`;

@@ -21,7 +21,11 @@ export function maintenanceRoutes(api: Api, server: MediaServer): void {
     if (body.job !== undefined) {
       const job = body.job;
       policies = policies.filter((p) => policyJobs(p).includes(job));
-      if (policies.length === 0) throw new RequestError('not_found', `job ${job} belongs to no policy, so it has no retention rules; prune it with \`hoard prune --repo R --job ${job} --keep-...\``);
+      if (policies.length === 0)
+        throw new RequestError(
+          'not_found',
+          `job ${job} belongs to no policy, so it has no retention rules; prune it with \`hoard prune --repo R --job ${job} --keep-...\``,
+        );
       jobs = [job];
     }
     const results = [];

@@ -1,5 +1,15 @@
 /** Policies: applied as YAML or JSON documents (all or nothing), listed, shown, deleted. */
-import { API_ROUTES as R, RequestError, nextPolicyRuns, parsePolicyDocument, policyToDocument, serializePolicies, validatePolicy, type Policy, type PolicyDocument } from '@hoard/protocol';
+import {
+  API_ROUTES as R,
+  RequestError,
+  nextPolicyRuns,
+  parsePolicyDocument,
+  policyToDocument,
+  serializePolicies,
+  validatePolicy,
+  type Policy,
+  type PolicyDocument,
+} from '@hoard/protocol';
 import type { Api } from '../http/api.js';
 import { policyJobName } from '../policy-scheduler.js';
 import type { MediaServer } from '../server.js';
@@ -20,12 +30,15 @@ export function policyRoutes(api: Api, server: MediaServer): void {
     for (const policy of policies) {
       for (const agent of policy.sources.flatMap((s) => s.agents)) {
         const record = await catalog.getAgent(agent);
-        if (!record || record.revokedAt) throw new RequestError('agent_not_found', `policy ${policy.name}: no agent ${agent} (\`hoard agent add ${agent}\` creates it)`);
+        if (!record || record.revokedAt)
+          throw new RequestError('agent_not_found', `policy ${policy.name}: no agent ${agent} (\`hoard agent add ${agent}\` creates it)`);
         const job = policyJobName(policy, agent);
-        if (job.length > 128) throw new RequestError('invalid_name', `policy ${policy.name}: job name ${job} is longer than 128 characters; use a shorter policy name`);
+        if (job.length > 128)
+          throw new RequestError('invalid_name', `policy ${policy.name}: job name ${job} is longer than 128 characters; use a shorter policy name`);
       }
       const exists = (await catalog.getPolicy(policy.name)) !== undefined;
-      if (mode === 'create' && exists) throw new RequestError('policy_exists', `policy ${policy.name} exists; use \`hoard policy update\` or \`apply\` to change it`);
+      if (mode === 'create' && exists)
+        throw new RequestError('policy_exists', `policy ${policy.name} exists; use \`hoard policy update\` or \`apply\` to change it`);
       if (mode === 'update' && !exists) throw new RequestError('policy_not_found', `no policy ${policy.name}; use \`hoard policy create\` or \`apply\``);
     }
     const stored: { name: string; action: 'created' | 'updated' | 'unchanged' }[] = [];
@@ -54,7 +67,10 @@ export function policyRoutes(api: Api, server: MediaServer): void {
     const record = await catalog.getPolicy(params.name);
     if (!record) throw new RequestError('policy_not_found', `no policy ${params.name} (\`hoard policy list\` shows them)`);
     const policy = validatePolicy(record.document);
-    return { ...describePolicy(policy, record.updatedAt, server.now(), query.next ?? 5), yaml: serializePolicies(policy, { format: 'yaml', redactSecrets: true }) };
+    return {
+      ...describePolicy(policy, record.updatedAt, server.now(), query.next ?? 5),
+      yaml: serializePolicies(policy, { format: 'yaml', redactSecrets: true }),
+    };
   });
 
   api.json(R.deletePolicy, async ({ params }) => {

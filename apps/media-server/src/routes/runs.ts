@@ -22,7 +22,11 @@ export function runRoutes(api: Api, server: MediaServer): void {
       return runForPeople(queued);
     }
     // Operators restore; what an agent backs up and where is an admin's decision.
-    if (who.kind !== 'admin') throw new RequestError('forbidden', `a token of role ${who.kind} may queue restore runs only; backup runs of new sources need an admin token (\`hoard job run\` runs an existing job)`);
+    if (who.kind !== 'admin')
+      throw new RequestError(
+        'forbidden',
+        `a token of role ${who.kind} may queue restore runs only; backup runs of new sources need an admin token (\`hoard job run\` runs an existing job)`,
+      );
     const agent = await catalog.getAgent(body.agent);
     if (!agent || agent.revokedAt) throw new RequestError('agent_not_found', `no agent ${body.agent} (\`hoard agent add ${body.agent}\` creates it)`);
     // The job is bound to the agent: only that agent may write its snapshots.
@@ -85,11 +89,13 @@ export function runRoutes(api: Api, server: MediaServer): void {
   /** The job may change: not a policy's (the policy names its jobs), and nothing of it queued or running. */
   async function changeableJob(name: string) {
     const policy = await policyOf(name);
-    if (policy) throw new RequestError('conflict', `job ${name} belongs to policy ${policy}: change the policy (its name and agents make the job's name), not the job`);
+    if (policy)
+      throw new RequestError('conflict', `job ${name} belongs to policy ${policy}: change the policy (its name and agents make the job's name), not the job`);
     const record = await catalog.getJob(name);
     if (!record) throw new RequestError('job_not_found', `no job ${name} (\`hoard job list\` shows them)`);
     const busy = (await catalog.listRuns({ agent: record.agent })).filter((r) => r.job === name && (r.state === 'queued' || r.state === 'running'));
-    if (busy.length > 0) throw new RequestError('conflict', `job ${name} has a ${busy[0]!.state} run (${busy[0]!.id}); wait for it or \`hoard job cancel ${busy[0]!.id}\` first`);
+    if (busy.length > 0)
+      throw new RequestError('conflict', `job ${name} has a ${busy[0]!.state} run (${busy[0]!.id}); wait for it or \`hoard job cancel ${busy[0]!.id}\` first`);
     return record;
   }
 
@@ -103,7 +109,12 @@ export function runRoutes(api: Api, server: MediaServer): void {
     await catalog.deleteJob(params.job);
     const kept = (await catalog.listSnapshots({ job: params.job })).length;
     log.info({ job: params.job, snapshotsKept: kept }, 'job deleted');
-    return { job: params.job, deleted: true as const, snapshotsKept: kept, note: `its snapshots stay restorable under this name; \`hoard prune --repo R --job ${params.job} --keep-last N\` removes them` };
+    return {
+      job: params.job,
+      deleted: true as const,
+      snapshotsKept: kept,
+      note: `its snapshots stay restorable under this name; \`hoard prune --repo R --job ${params.job} --keep-last N\` removes them`,
+    };
   });
 
   api.json(R.renameJob, async ({ params, body }) => {
@@ -120,7 +131,12 @@ export function runRoutes(api: Api, server: MediaServer): void {
     await catalog.deleteJob(params.job);
     const old = (await catalog.listSnapshots({ job: params.job })).length;
     log.info({ job: body.name, renamedFrom: params.job }, 'job renamed');
-    return { job: body.name, renamedFrom: params.job, snapshotsUnderOldName: old, note: `snapshots made before the rename stay listed and restorable as job ${params.job}` };
+    return {
+      job: body.name,
+      renamedFrom: params.job,
+      snapshotsUnderOldName: old,
+      note: `snapshots made before the rename stay listed and restorable as job ${params.job}`,
+    };
   });
 
   api.json(R.jobHistory, async ({ params, query }) => {

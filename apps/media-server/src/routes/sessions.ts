@@ -25,15 +25,21 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
   api.json(R.beginSession, async ({ body, who }) => {
     const job = await catalog.getJob(body.job);
     if (who.kind === 'agent') {
-      if (!job) throw new RequestError('forbidden', `job ${body.job} is not defined on this server; an admin defines it (\`hoard run --agent ${who.name} --job ${body.job} ...\`)`);
-      if (job.agent !== who.name) throw new RequestError('forbidden', `agent ${who.name} may not write job ${body.job}: it belongs to agent ${job.agent ?? '(none)'}`);
+      if (!job)
+        throw new RequestError(
+          'forbidden',
+          `job ${body.job} is not defined on this server; an admin defines it (\`hoard run --agent ${who.name} --job ${body.job} ...\`)`,
+        );
+      if (job.agent !== who.name)
+        throw new RequestError('forbidden', `agent ${who.name} may not write job ${body.job}: it belongs to agent ${job.agent ?? '(none)'}`);
     }
     if (body.run !== undefined) {
       const run = await server.runs.get(body.run);
       if (who.kind === 'agent' && run.agent !== who.name) throw new RequestError('forbidden', `run ${body.run} belongs to agent ${run.agent}`);
       if (run.job !== body.job) throw new RequestError('invalid_request', `run ${body.run} is for job ${run.job}, not ${body.job}`);
       // A run the server ended (its lease passed, an admin cancelled it) takes no new sessions.
-      if (run.state !== 'running') throw new RequestError('run_not_running', `run ${body.run} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
+      if (run.state !== 'running')
+        throw new RequestError('run_not_running', `run ${body.run} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
     }
     const store = await server.stores.forJob(body.job, job?.store);
     const chunker = store.store.chunking(body.chunking);
@@ -63,7 +69,11 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
       store: { id: store.store.id, name: store.store.name, encrypted: store.store.encrypted, secrets: store.store.wireSecrets() },
       chunker: chunkerToWire(chunker) as BeginSessionResponse['chunker'],
       maxChunk,
-      limits: { queryFingerprints: MAX_QUERY_FINGERPRINTS, batchChunks: server.options.batchChunks ?? 4096, batchBytes: server.options.batchBytes ?? 16 * 1024 * 1024 },
+      limits: {
+        queryFingerprints: MAX_QUERY_FINGERPRINTS,
+        batchChunks: server.options.batchChunks ?? 4096,
+        batchBytes: server.options.batchBytes ?? 16 * 1024 * 1024,
+      },
       idleTimeoutMs: sessions.idleMs,
       parent: parent?.key ?? null,
     };
@@ -91,7 +101,9 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
       // An upload that stalls (an agent gone without closing its connection) would keep the
       // session busy, and so unexpired and refusing the agent's retry, forever: after the
       // session's idle time without a byte, the request is cut.
-      req.setTimeout(sessions.idleMs, () => req.destroy(new RequestError('request_timeout', `batch ${seq} of session ${session.id} stalled: no bytes for ${Math.round(sessions.idleMs / 1000)} s`)));
+      req.setTimeout(sessions.idleMs, () =>
+        req.destroy(new RequestError('request_timeout', `batch ${seq} of session ${session.id} stalled: no bytes for ${Math.round(sessions.idleMs / 1000)} s`)),
+      );
       const reader = new BodyReader(req);
       try {
         return await session.applyBatch(seq, reader);
@@ -129,9 +141,24 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
 }
 
 function parentSnapshot(parent: SnapshotInfo, storeId: string): NonNullable<BeginSessionResponse['parentSnapshot']> {
-  return { id: parent.id, kind: parent.meta.source.kind, logicalBytes: parent.meta.logicalBytes, sameStore: parent.meta.store === storeId, ...(parent.meta.sourceStat ? { sourceStat: parent.meta.sourceStat } : {}) };
+  return {
+    id: parent.id,
+    kind: parent.meta.source.kind,
+    logicalBytes: parent.meta.logicalBytes,
+    sameStore: parent.meta.store === storeId,
+    ...(parent.meta.sourceStat ? { sourceStat: parent.meta.sourceStat } : {}),
+  };
 }
 
 function summary(s: SnapshotInfo): CommitResponse['snapshot'] {
-  return { id: s.id, key: s.key, job: s.meta.job, source: s.meta.source, startedAt: s.meta.startedAt, finishedAt: s.meta.finishedAt, logicalBytes: s.meta.logicalBytes, store: s.meta.store };
+  return {
+    id: s.id,
+    key: s.key,
+    job: s.meta.job,
+    source: s.meta.source,
+    startedAt: s.meta.startedAt,
+    finishedAt: s.meta.finishedAt,
+    logicalBytes: s.meta.logicalBytes,
+    store: s.meta.store,
+  };
 }

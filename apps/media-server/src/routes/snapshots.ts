@@ -1,5 +1,14 @@
 /** Snapshots: the list, a snapshot's bytes (checked on the way out), its chunk references. */
-import { API_ROUTES as R, CONTENT_TYPE_BINARY, CONTENT_TYPE_RESTORE_FRAMES, MAX_CHUNK_REFS, RequestError, encodeRefs, type SnapshotRecord, type WireRef } from '@hoard/protocol';
+import {
+  API_ROUTES as R,
+  CONTENT_TYPE_BINARY,
+  CONTENT_TYPE_RESTORE_FRAMES,
+  MAX_CHUNK_REFS,
+  RequestError,
+  encodeRefs,
+  type SnapshotRecord,
+  type WireRef,
+} from '@hoard/protocol';
 import { IntegrityError, ObjectFormatError, restore, snapshotChunkRefs } from '@hoard/repository';
 import { clientGone } from '../client-gone.js';
 import type { Api } from '../http/api.js';
@@ -15,14 +24,24 @@ export function snapshotRoutes(api: Api, server: MediaServer): void {
     if (who.kind === 'agent' && (query.job === undefined || (await catalog.getJob(query.job))?.agent !== who.name)) {
       throw new RequestError('forbidden', `agent ${who.name} may list only the snapshots of its own jobs (name one with ?job=)`);
     }
-    const snapshots = await catalog.listSnapshots({ job: query.job, source: query.source, since: isoTime('since', query.since), until: isoTime('until', query.until), newestFirst: true });
+    const snapshots = await catalog.listSnapshots({
+      job: query.job,
+      source: query.source,
+      since: isoTime('since', query.since),
+      until: isoTime('until', query.until),
+      newestFirst: true,
+    });
     // Protection is a marker in the bucket (any server or CLI may set it): read it there.
     const marked = await repo.protectedSnapshots(query.job);
     return { snapshots: snapshots.map((s) => ({ ...(s as SnapshotRecord), protected: marked.has(s.key) })) };
   });
 
   api.json(R.setProtection, async ({ params, body, who }) => {
-    if (!body.protected && who.kind !== 'admin') throw new RequestError('forbidden', `a token of role ${who.kind} may protect snapshots but not lift a protection: that lets prune forget the snapshot (an admin token can)`);
+    if (!body.protected && who.kind !== 'admin')
+      throw new RequestError(
+        'forbidden',
+        `a token of role ${who.kind} may protect snapshots but not lift a protection: that lets prune forget the snapshot (an admin token can)`,
+      );
     const snapshot = await repo.findSnapshot(params.job, { id: params.id });
     if (body.protected) await repo.protectSnapshot(snapshot.key);
     else await repo.unprotectSnapshot(snapshot.key);
@@ -35,7 +54,11 @@ export function snapshotRoutes(api: Api, server: MediaServer): void {
     const mayRead = await restoreReadAccess(catalog, who, job);
     const at = isoTime('at', q.at);
     const snapshot = await repo.findSnapshot(job, { id: q.id, at: at === undefined ? undefined : new Date(at), source: q.source });
-    if (!mayRead(snapshot.id)) throw new RequestError('forbidden', `agent ${who.kind === 'agent' ? who.name : ''} may read only snapshot(s) of its restore run of job ${job}, not ${snapshot.id}`);
+    if (!mayRead(snapshot.id))
+      throw new RequestError(
+        'forbidden',
+        `agent ${who.kind === 'agent' ? who.name : ''} may read only snapshot(s) of its restore run of job ${job}, not ${snapshot.id}`,
+      );
     const total = snapshot.meta.logicalBytes;
     const offset = q.offset ?? 0;
     const length = q.length ?? total - offset;
@@ -82,11 +105,15 @@ export function snapshotRoutes(api: Api, server: MediaServer): void {
    */
   api.raw(R.snapshotChunks, async ({ params, query, who, res }) => {
     const { job, id } = params;
-    if (who.kind === 'agent' && (await catalog.getJob(job))?.agent !== who.name) throw new RequestError('forbidden', `agent ${who.name} may not read job ${job}`);
+    if (who.kind === 'agent' && (await catalog.getJob(job))?.agent !== who.name)
+      throw new RequestError('forbidden', `agent ${who.name} may not read job ${job}`);
     const snapshot = await repo.findSnapshot(job, { id });
     const { offset, length } = query;
     if (!Number.isSafeInteger(offset + length) || offset + length > snapshot.meta.logicalBytes) {
-      throw new RequestError('range_not_satisfiable', `range offset=${offset} length=${length} is outside snapshot ${snapshot.id} (${snapshot.meta.logicalBytes} bytes)`);
+      throw new RequestError(
+        'range_not_satisfiable',
+        `range offset=${offset} length=${length} is outside snapshot ${snapshot.id} (${snapshot.meta.logicalBytes} bytes)`,
+      );
     }
     const refs: WireRef[] = [];
     let first = offset;

@@ -17,7 +17,12 @@ export function tokenRoutes(api: Api, server: MediaServer): void {
   });
 
   api.json(R.listTokens, async () => ({
-    tokens: (await server.catalog.listAdminTokens()).map((t) => ({ id: tokenId(t.hash), role: t.role ?? ('admin' as const), label: t.label ?? '', createdAt: t.createdAt })),
+    tokens: (await server.catalog.listAdminTokens()).map((t) => ({
+      id: tokenId(t.hash),
+      role: t.role ?? ('admin' as const),
+      label: t.label ?? '',
+      createdAt: t.createdAt,
+    })),
   }));
 
   api.json(R.revokeToken, async ({ params, who }) => {
@@ -27,7 +32,8 @@ export function tokenRoutes(api: Api, server: MediaServer): void {
     const token = matches[0]!;
     const admins = (await server.catalog.listAdminTokens()).filter((t) => (t.role ?? 'admin') === 'admin');
     // Revoking the last admin token would lock every admin out of the server for good.
-    if ((token.role ?? 'admin') === 'admin' && admins.length === 1) throw new RequestError('conflict', 'this is the last admin token: create another admin token first (`hoard token add --role admin`)');
+    if ((token.role ?? 'admin') === 'admin' && admins.length === 1)
+      throw new RequestError('conflict', 'this is the last admin token: create another admin token first (`hoard token add --role admin`)');
     await server.catalog.revokeAdminToken(token.hash);
     server.log.info({ token: tokenId(token.hash), by: who.kind === 'agent' ? who.name : who.tokenId }, 'API token revoked');
     return { id: tokenId(token.hash), revoked: true as const };

@@ -7,14 +7,7 @@ import { FINGERPRINT_BYTES, type ChunkHasher } from '../fingerprint.js';
 import type { SegmentResult } from './protocol.js';
 
 /** Chunks `data[0, total)` from 0 while a chunk starts before `own` (see SegmentJob). */
-export function processSegment(
-  id: number,
-  buffer: ArrayBuffer,
-  own: number,
-  total: number,
-  cutter: Cutter,
-  hasher: ChunkHasher,
-): SegmentResult {
+export function processSegment(id: number, buffer: ArrayBuffer, own: number, total: number, cutter: Cutter, hasher: ChunkHasher): SegmentResult {
   const data = new Uint8Array(buffer, 0, total);
   const endList: number[] = [];
   cutter.cutAll(data, 0, own, total, endList);

@@ -19,10 +19,17 @@ export type CallInput<R extends RouteContract> = (Has<R['params']> extends true 
   (Has<R['query']> extends true ? { query?: Partial<RouteQuery<R>> } : { query?: undefined }) & { signal?: AbortSignal };
 
 /** Routes whose answer is JSON (or nothing). */
-type JsonRouteId = { [K in keyof ApiRoutes]: ApiRoutes[K] extends { replyPayload: 'binary' | 'text' | 'frames' } ? never : ApiRoutes[K] extends { bodyPayload: 'binary' } ? never : K }[keyof ApiRoutes];
+type JsonRouteId = {
+  [K in keyof ApiRoutes]: ApiRoutes[K] extends { replyPayload: 'binary' | 'text' | 'frames' }
+    ? never
+    : ApiRoutes[K] extends { bodyPayload: 'binary' }
+      ? never
+      : K;
+}[keyof ApiRoutes];
 
 /** Inputs that may be left out entirely: routes with no params and no body. */
-type Args<R extends RouteContract> = Has<R['params']> extends true ? [input: CallInput<R>] : Has<R['body']> extends true ? [input: CallInput<R>] : [input?: CallInput<R>];
+type Args<R extends RouteContract> =
+  Has<R['params']> extends true ? [input: CallInput<R>] : Has<R['body']> extends true ? [input: CallInput<R>] : [input?: CallInput<R>];
 
 export type ApiMethods = {
   [K in JsonRouteId]: (...args: Args<ApiRoutes[K]>) => Promise<RouteReply<ApiRoutes[K]>>;
@@ -49,7 +56,10 @@ export function callPath(route: RouteContract, input: { params?: Record<string, 
 
 /** The methods object for a caller. */
 export function apiMethods(call: Caller): ApiMethods {
-  const methods: Record<string, (input?: { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; signal?: AbortSignal }) => Promise<unknown>> = {};
+  const methods: Record<
+    string,
+    (input?: { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; signal?: AbortSignal }) => Promise<unknown>
+  > = {};
   for (const route of Object.values(API_ROUTES) as RouteContract[]) {
     if (route.replyPayload === 'binary' || route.replyPayload === 'text' || route.replyPayload === 'frames' || route.bodyPayload === 'binary') continue;
     methods[route.id] = (input = {}) => call(route, callPath(route, input), route.body !== undefined ? (input.body ?? {}) : undefined, input.signal);

@@ -12,7 +12,8 @@ import { RunHooks as RunHooksBody, RunProgress as RunProgressBody } from './requ
 
 const optional = Type.Optional;
 /** A closed object: a field the schema does not name is drift. */
-const record = <T extends TProperties>(properties: T, options: { title?: string; description?: string } = {}) => Type.Object(properties, { ...options, additionalProperties: false });
+const record = <T extends TProperties>(properties: T, options: { title?: string; description?: string } = {}) =>
+  Type.Object(properties, { ...options, additionalProperties: false });
 const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const Ms = (description: string) => Type.Integer({ minimum: 0, description: `${description} (milliseconds)` });
 const Text = Type.String();
@@ -21,7 +22,13 @@ const StoreId = Type.String({ pattern: '^[0-9a-f]+$', description: "the fingerpr
 /** A ratio of bytes to bytes (dedup, compression): 2 decimals. */
 const Ratio = (description: string) => Type.Number({ minimum: 0, description });
 
-export const RunState = Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]);
+export const RunState = Type.Union([
+  Type.Literal('queued'),
+  Type.Literal('running'),
+  Type.Literal('succeeded'),
+  Type.Literal('failed'),
+  Type.Literal('cancelled'),
+]);
 export type RunState = Static<typeof RunState>;
 
 const BackupKind = Type.Union([Type.Literal('full'), Type.Literal('incremental')]);
@@ -77,10 +84,13 @@ export const WireChunker = Type.Union(
       maxSize: optional(Type.Integer({ minimum: 1, description: 'bytes; default min(avgSize * 4, 16 MiB)' })),
       normalization: optional(Type.Integer({ minimum: 0, maximum: 3 })),
       seed: optional(
-        Type.Union([
-          record({ base64: Type.String({ contentEncoding: 'base64' }) }),
-          record({ bigint: Type.String({ pattern: '^\\d+$', description: 'a 64-bit integer in decimal' }) }),
-        ], { description: "an encrypted store's secret gear-table seed" }),
+        Type.Union(
+          [
+            record({ base64: Type.String({ contentEncoding: 'base64' }) }),
+            record({ bigint: Type.String({ pattern: '^\\d+$', description: 'a 64-bit integer in decimal' }) }),
+          ],
+          { description: "an encrypted store's secret gear-table seed" },
+        ),
       ),
     }),
     record({ kind: Type.Literal('fixed'), size: Type.Integer({ minimum: 1, description: 'block size (bytes)' }) }),
@@ -92,7 +102,10 @@ export type WireChunker = Static<typeof WireChunker>;
 export const BeginSessionResponse = record(
   {
     session: Type.String({ pattern: '^[0-9a-f]{32}$', description: "the session's id" }),
-    store: record({ id: StoreId, name: Text, encrypted: Type.Boolean(), secrets: optional(WireStoreSecrets) }, { description: 'the fingerprint store the session writes to; secrets only when it is encrypted' }),
+    store: record(
+      { id: StoreId, name: Text, encrypted: Type.Boolean(), secrets: optional(WireStoreSecrets) },
+      { description: 'the fingerprint store the session writes to; secrets only when it is encrypted' },
+    ),
     chunker: WireChunker,
     maxChunk: Type.Integer({ minimum: 1, description: "the chunker's largest chunk (bytes)" }),
     limits: record({
@@ -171,7 +184,9 @@ export const SnapshotRecord = record(
     logicalBytes: Bytes,
     store: StoreId,
     sessionId: optional(Type.String({ description: 'the backup session that wrote it, when this server knows (not recorded in the bucket)' })),
-    protected: optional(Type.Boolean({ description: 'in lists: whether prune keeps it whatever the rules say (a marker in the bucket, protected/<job>/<id>)' })),
+    protected: optional(
+      Type.Boolean({ description: 'in lists: whether prune keeps it whatever the rules say (a marker in the bucket, protected/<job>/<id>)' }),
+    ),
   },
   { title: 'SnapshotRecord', description: 'A committed snapshot, as its manifest describes it' },
 );
@@ -205,8 +220,10 @@ export const RestoreResult = record(
   {
     snapshot: Text,
     path: Text,
-    bytes: Type.Integer({ minimum: 0, description: 'bytes written (the files\' contents for a tree)' }),
-    wrote: Type.Union([Type.Literal('stream'), Type.Literal('tree'), Type.Literal('file')], { description: '`stream`: a file or device; `tree`: a directory snapshot as a tree; `file`: one file of it' }),
+    bytes: Type.Integer({ minimum: 0, description: "bytes written (the files' contents for a tree)" }),
+    wrote: Type.Union([Type.Literal('stream'), Type.Literal('tree'), Type.Literal('file')], {
+      description: '`stream`: a file or device; `tree`: a directory snapshot as a tree; `file`: one file of it',
+    }),
     device: optional(Type.Boolean({ description: 'the path was a block device' })),
     files: optional(Count),
     directories: optional(Count),
@@ -238,7 +255,9 @@ export const TargetResult = record(
     image: optional(
       record(
         {
-          unchanged: Type.Boolean({ description: "size, mtime and inode matched the previous snapshot's: its chunks were referred to instead of reading the image" }),
+          unchanged: Type.Boolean({
+            description: "size, mtime and inode matched the previous snapshot's: its chunks were referred to instead of reading the image",
+          }),
           bytesUnchanged: Type.Integer({ minimum: 0, description: 'bytes not read' }),
           previous: optional(Type.String({ description: 'the snapshot whose chunks were referred to' })),
         },
@@ -248,7 +267,10 @@ export const TargetResult = record(
     error: optional(Text),
     durationMs: Type.Number({ minimum: 0, description: 'milliseconds, as the agent measured them' }),
   },
-  { title: 'TargetResult', description: "One target (source) of a run: the agent's report, with the snapshot and byte counts taken from the server's own session records" },
+  {
+    title: 'TargetResult',
+    description: "One target (source) of a run: the agent's report, with the snapshot and byte counts taken from the server's own session records",
+  },
 );
 export type TargetResult = Static<typeof TargetResult>;
 
@@ -261,9 +283,15 @@ export const RunView = record(
     state: RunState,
     hooks: optional(RunHooksView),
     full: optional(Type.Boolean({ description: 'read everything again; sent only as true (absent: incremental)' })),
-    bandwidth: optional(Type.Integer({ minimum: 1, description: "upload cap for this run in bytes per second (the policy's limits.bandwidth); absent: no cap" })),
+    bandwidth: optional(
+      Type.Integer({ minimum: 1, description: "upload cap for this run in bytes per second (the policy's limits.bandwidth); absent: no cap" }),
+    ),
     maxConcurrentRuns: optional(
-      Type.Integer({ minimum: 1, description: 'in the claim answer (GET /v1/agent/work) only: how many runs this agent may run at once (the smallest max-concurrent-jobs-per-agent of the policies naming it, default 1)' }),
+      Type.Integer({
+        minimum: 1,
+        description:
+          'in the claim answer (GET /v1/agent/work) only: how many runs this agent may run at once (the smallest max-concurrent-jobs-per-agent of the policies naming it, default 1)',
+      }),
     ),
     restore: optional(RestoreRunSpec),
     createdAt: IsoTime,
@@ -272,7 +300,9 @@ export const RunView = record(
     error: optional(Text),
     targets: Type.Array(TargetResult, { description: 'empty until the run finished' }),
     discovered: Type.Array(Type.String(), { description: 'targets this job had never backed up before this run (e.g. a new VM)' }),
-    manual: optional(Type.Boolean({ description: 'sent only as true: started by hand (hoard run, hoard job run), not by a schedule; manual runs do not prune' })),
+    manual: optional(
+      Type.Boolean({ description: 'sent only as true: started by hand (hoard run, hoard job run), not by a schedule; manual runs do not prune' }),
+    ),
     progress: optional(RunProgressView),
     cancelRequestedAt: optional(IsoTime),
     leaseExpiresAt: optional(IsoTime),
@@ -325,7 +355,13 @@ export const PolicyDocument = record(
   {
     name: PolicyName,
     description: optional(Text),
-    sources: Type.Array(record({ agents: Type.Array(AgentName), specs: Type.Array(Type.String({ description: 'a source spec; URL passwords shown as ***' })), hooks: optional(RunHooksView) })),
+    sources: Type.Array(
+      record({
+        agents: Type.Array(AgentName),
+        specs: Type.Array(Type.String({ description: 'a source spec; URL passwords shown as ***' })),
+        hooks: optional(RunHooksView),
+      }),
+    ),
     schedule: record({
       timezone: Type.String({ description: 'an IANA time zone' }),
       full: Type.String({ description: 'a cron expression or calendar word' }),
@@ -370,7 +406,9 @@ export const PolicyView = record(
     updatedAt: IsoTime,
     jobs: Type.Array(record({ agent: AgentName, job: JobName }), { description: 'one job per agent the policy names' }),
     timeZone: Type.String({ description: "the policy's time zone (IANA), in which its schedule is written: show nextRuns in it" }),
-    nextRuns: Type.Array(record({ at: IsoTime, kind: BackupKind }), { description: 'the next scheduled runs (1 in the list, `next` of one policy), as UTC instants' }),
+    nextRuns: Type.Array(record({ at: IsoTime, kind: BackupKind }), {
+      description: 'the next scheduled runs (1 in the list, `next` of one policy), as UTC instants',
+    }),
     document: PolicyDocument,
     yaml: optional(Type.String({ description: 'GET /v1/policies/NAME only: the policy as YAML, secrets redacted' })),
   },
@@ -387,7 +425,9 @@ export const JobSummary = record(
     policy: nullable(PolicyName),
     store: Type.String({ description: 'the name of the fingerprint store the job writes to (`global`, or a store of its own)' }),
     sources: Type.Array(Type.String({ description: 'a source spec' })),
-    lastRun: nullable(record({ id: RecordId, state: RunState, at: Type.String({ description: 'when it finished, else started, else was queued (ISO-8601)' }) })),
+    lastRun: nullable(
+      record({ id: RecordId, state: RunState, at: Type.String({ description: 'when it finished, else started, else was queued (ISO-8601)' }) }),
+    ),
     lastSuccess: nullable(record({ id: RecordId, at: IsoTime })),
     nextRun: nullable(record({ at: IsoTime, kind: BackupKind })),
     snapshots: Type.Integer({ minimum: 0, description: 'snapshots kept' }),
@@ -397,9 +437,12 @@ export const JobSummary = record(
 );
 export type JobSummary = Static<typeof JobSummary>;
 
-export const HistoryKind = Type.Union([Type.Literal('full'), Type.Literal('incremental'), Type.Literal('manual'), Type.Literal('verify'), Type.Literal('prune'), Type.Literal('gc')], {
-  description: "runs: `full` or `incremental` (a policy's schedule) or `manual` (an admin's run); tasks: their kind",
-});
+export const HistoryKind = Type.Union(
+  [Type.Literal('full'), Type.Literal('incremental'), Type.Literal('manual'), Type.Literal('verify'), Type.Literal('prune'), Type.Literal('gc')],
+  {
+    description: "runs: `full` or `incremental` (a policy's schedule) or `manual` (an admin's run); tasks: their kind",
+  },
+);
 export type HistoryKind = Static<typeof HistoryKind>;
 
 export const HistoryEntry = record(
@@ -586,7 +629,9 @@ export const VerifyReport = record(
         problem: Text,
       }),
     ),
-    unreferencedPacks: Type.Array(Type.String(), { description: 'packs no index segment names: left by interrupted (or running) backups; not an error, GC removes them' }),
+    unreferencedPacks: Type.Array(Type.String(), {
+      description: 'packs no index segment names: left by interrupted (or running) backups; not an error, GC removes them',
+    }),
     notes: Type.Array(Type.String(), { description: 'what was and was not checked' }),
     ok: Type.Boolean(),
   },

@@ -8,21 +8,25 @@ import { Type, type Static } from '@sinclair/typebox';
 import { AgentName, Bytes, Count, JobName, SourceKind, SourceStat } from './common.js';
 
 const optional = Type.Optional;
-const Text = (max: number) => Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000]*$', description: `a non-empty string of at most ${max} characters without NUL bytes` });
+const Text = (max: number) =>
+  Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000]*$', description: `a non-empty string of at most ${max} characters without NUL bytes` });
 
 export const SourceSpecText = Type.String({ minLength: 1, maxLength: 4096, description: 'a source spec (docs/sources.md)' });
 
 export const RunHooks = Type.Object({ pre: optional(Text(8192)), post: optional(Text(8192)) }, { additionalProperties: false });
 export type RunHooks = Static<typeof RunHooks>;
 
-export const RestoreRunRequest = Type.Object({
-  snapshot: optional(Type.String({ minLength: 4, maxLength: 64, description: 'a snapshot id or a unique prefix of 4+ hex digits' })),
-  at: optional(Type.String({ maxLength: 64, description: 'ISO-8601: the newest snapshot that started at or before it' })),
-  source: optional(Text(4096)),
-  path: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: "an absolute path on the agent's host" }),
-  force: optional(Type.Boolean()),
-  file: optional(Text(4096)),
-}, { additionalProperties: false });
+export const RestoreRunRequest = Type.Object(
+  {
+    snapshot: optional(Type.String({ minLength: 4, maxLength: 64, description: 'a snapshot id or a unique prefix of 4+ hex digits' })),
+    at: optional(Type.String({ maxLength: 64, description: 'ISO-8601: the newest snapshot that started at or before it' })),
+    source: optional(Text(4096)),
+    path: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: "an absolute path on the agent's host" }),
+    force: optional(Type.Boolean()),
+    file: optional(Text(4096)),
+  },
+  { additionalProperties: false },
+);
 export type RestoreRunRequest = Static<typeof RestoreRunRequest>;
 
 export const CreateRunRequest = Type.Object({
@@ -40,8 +44,6 @@ export type CreateRunRequest = Static<typeof CreateRunRequest>;
 
 export const RunProgress = Type.Object({ target: Text(4096), bytesRead: Bytes, bytesTotal: optional(Bytes), bytesSent: Bytes, bytesNew: Bytes });
 export type RunProgress = Static<typeof RunProgress>;
-
-
 
 export const BeginSessionRequest = Type.Object({
   job: JobName,
@@ -62,4 +64,3 @@ export const CommitRequest = Type.Object({
   sourceStat: optional(SourceStat),
 });
 export type CommitRequest = Static<typeof CommitRequest>;
-

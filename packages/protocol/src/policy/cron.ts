@@ -97,7 +97,10 @@ export function parseCron(expression: string): CronFields {
     throw new ScheduleError(`${quoted}: ${message}`, expr, field);
   };
   if (typeof expression !== 'string' || expr === '') {
-    throw new ScheduleError(`a schedule must be a cron expression (${SYNTAX}) or one of ${Object.keys(CALENDAR_WORDS).join(', ')}; got ${JSON.stringify(expression)}`, String(expression));
+    throw new ScheduleError(
+      `a schedule must be a cron expression (${SYNTAX}) or one of ${Object.keys(CALENDAR_WORDS).join(', ')}; got ${JSON.stringify(expression)}`,
+      String(expression),
+    );
   }
   const parts = expr.split(/\s+/);
   if (parts.length !== 5) {
@@ -182,7 +185,10 @@ function parseField(text: string, spec: FieldSpec, fail: (message: string, field
       if (!/^\d+$/.test(stepText) || Number(stepText) === 0) bad(`step in "${item}" must be a positive whole number; got "${stepText}"`);
       step = Number(stepText);
       const span = spec.name === 'day-of-week' ? 7 : max - min + 1;
-      if (step > span) bad(`step in "${item}" must be at most ${span} (a step does not carry over into the next ${spec.name === 'minute' ? 'hour' : spec.name === 'hour' ? 'day' : 'period'}; list the times instead)`);
+      if (step > span)
+        bad(
+          `step in "${item}" must be at most ${span} (a step does not carry over into the next ${spec.name === 'minute' ? 'hour' : spec.name === 'hour' ? 'day' : 'period'}; list the times instead)`,
+        );
     }
     let lo: number;
     let hi: number;
@@ -191,7 +197,8 @@ function parseField(text: string, spec: FieldSpec, fail: (message: string, field
       hi = spec.name === 'day-of-week' ? 6 : max;
     } else if (base.includes('-')) {
       const dash = base.split('-');
-      if (dash.length !== 2 || dash[0] === '' || dash[1] === '') bad(`"${item}" is not a range like ${spec.name === 'day-of-week' ? 'MON-FRI' : `${min}-${Math.min(max, min + 5)}`}`);
+      if (dash.length !== 2 || dash[0] === '' || dash[1] === '')
+        bad(`"${item}" is not a range like ${spec.name === 'day-of-week' ? 'MON-FRI' : `${min}-${Math.min(max, min + 5)}`}`);
       lo = value(dash[0]);
       hi = value(dash[1]);
       // SUN is 0, but as the end of a range (FRI-SUN) it means 7.

@@ -90,7 +90,8 @@ export function parsePolicyDocument(text: string, options: ParsePolicyOptions = 
     if (value === null || value === undefined) continue;
     if (typeof value === 'object' && !Array.isArray(value) && 'policies' in value) {
       const o = value as Record<string, unknown>;
-      for (const key of Object.keys(o)) if (key !== 'policies') list.add([key], `a file with policies: holds nothing else; move ${JSON.stringify(key)} into a policy`);
+      for (const key of Object.keys(o))
+        if (key !== 'policies') list.add([key], `a file with policies: holds nothing else; move ${JSON.stringify(key)} into a policy`);
       if (!Array.isArray(o.policies) || o.policies.length === 0) list.add(['policies'], 'must be a list of one or more policies');
       else o.policies.forEach((p, i) => entries.push([p, ['policies', i]]));
     } else if (Array.isArray(value)) {
@@ -105,7 +106,8 @@ export function parsePolicyDocument(text: string, options: ParsePolicyOptions = 
       if (typeof name === 'string') {
         const where = formatPath([...path, 'name']);
         const first = names.get(name);
-        if (first !== undefined) list.add([...path, 'name'], `policy ${JSON.stringify(name)} is defined twice (first at ${first || 'the top'}); names are unique`);
+        if (first !== undefined)
+          list.add([...path, 'name'], `policy ${JSON.stringify(name)} is defined twice (first at ${first || 'the top'}); names are unique`);
         else names.set(name, where);
       }
       if (policy) policies.push(policy);
@@ -114,7 +116,8 @@ export function parsePolicyDocument(text: string, options: ParsePolicyOptions = 
       report({ path: item.path, message: item.message, offset: locate(doc, item.path, item.message.startsWith('unknown key')) });
     }
   }
-  if (found === 0 && problems.length === 0) report({ path: [], message: 'the document holds no policy; write one policy mapping (name, sources, schedule, ...) or policies: [...]' });
+  if (found === 0 && problems.length === 0)
+    report({ path: [], message: 'the document holds no policy; write one policy mapping (name, sources, schedule, ...) or policies: [...]' });
   if (problems.length > 0) fail();
   return policies;
 }

@@ -75,5 +75,7 @@ export function unknownKeyMessage(key: string, known: readonly string[]): string
     }
     if (bestDistance > Math.max(2, Math.floor(key.length / 4))) best = undefined;
   }
-  return best ? `unknown key ${JSON.stringify(key)}; did you mean ${JSON.stringify(best)}?` : `unknown key ${JSON.stringify(key)}; expected one of ${known.join(', ')}`;
+  return best
+    ? `unknown key ${JSON.stringify(key)}; did you mean ${JSON.stringify(best)}?`
+    : `unknown key ${JSON.stringify(key)}; expected one of ${known.join(', ')}`;
 }

@@ -22,5 +22,12 @@ export {
   type StoreScope,
   type VerifyPolicy,
 } from './policy.js';
-export { parsePolicyDocument, policyToDocument, serializePolicies, type ParsePolicyOptions, type PolicyFormat, type SerializePolicyOptions } from './document.js';
+export {
+  parsePolicyDocument,
+  policyToDocument,
+  serializePolicies,
+  type ParsePolicyOptions,
+  type PolicyFormat,
+  type SerializePolicyOptions,
+} from './document.js';
 export { nextPolicyRuns, nextVerifyRuns, type BackupKind, type PolicyRun, type VerifyKind } from './runs.js';

@@ -188,12 +188,16 @@ function checkSources(v: unknown, path: PathSegment[], problems: ProblemList): P
       const where = o.agent !== undefined ? [...here, 'agent'] : [...here, 'agents', j];
       const prev = seenAgents.get(a);
       if (prev === i) problems.add(where, `agent ${a} is listed twice`);
-      else if (prev !== undefined) problems.add(where, `agent ${a} already appears in ${formatPath([...path, prev])}; put all of its specs in one entry (one job per agent)`);
+      else if (prev !== undefined)
+        problems.add(where, `agent ${a} already appears in ${formatPath([...path, prev])}; put all of its specs in one entry (one job per agent)`);
       else seenAgents.set(a, i);
     }
     const specs: string[] = [];
     if (!Array.isArray(o.specs) || o.specs.length === 0 || o.specs.length > MAX_SPECS) {
-      problems.add([...here, 'specs'], `must be a list of 1-${MAX_SPECS} source specs (e.g. "vm:/var/lib/libvirt/images/*.qcow2", "postgres://backup@db1/shop", "libvirt:web-*"); got ${Array.isArray(o.specs) ? `${o.specs.length} entries` : describe(o.specs)}`);
+      problems.add(
+        [...here, 'specs'],
+        `must be a list of 1-${MAX_SPECS} source specs (e.g. "vm:/var/lib/libvirt/images/*.qcow2", "postgres://backup@db1/shop", "libvirt:web-*"); got ${Array.isArray(o.specs) ? `${o.specs.length} entries` : describe(o.specs)}`,
+      );
     } else {
       const seen = new Set<string>();
       o.specs.forEach((s, j) => {
@@ -215,7 +219,8 @@ function checkSources(v: unknown, path: PathSegment[], problems: ProblemList): P
           const cmd = text(h[key], [...here, 'hooks', key], problems);
           if (cmd !== undefined) hooks[key] = cmd;
         }
-        if (h.pre === undefined && h.post === undefined && Object.keys(h).length === 0) problems.add([...here, 'hooks'], 'is empty; give pre and/or post, or omit hooks');
+        if (h.pre === undefined && h.post === undefined && Object.keys(h).length === 0)
+          problems.add([...here, 'hooks'], 'is empty; give pre and/or post, or omit hooks');
       }
     }
     if (problems.size !== before) return void (ok = false);
@@ -228,7 +233,8 @@ function checkRetention(v: unknown, path: PathSegment[], problems: ProblemList):
   const o = mapping(v, path, RETENTION_KEYS, problems, 'keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly, keep-within');
   if (!o) return undefined;
   if (!RETENTION_KEYS.some((k) => o[k] !== undefined)) {
-    if (Object.keys(o).length === 0) problems.add(path, `has no rules; give at least one of ${RETENTION_KEYS.join(', ')}, or omit retention to keep every snapshot`);
+    if (Object.keys(o).length === 0)
+      problems.add(path, `has no rules; give at least one of ${RETENTION_KEYS.join(', ')}, or omit retention to keep every snapshot`);
     return undefined;
   }
   const r: RetentionRules = {};
@@ -260,7 +266,11 @@ function checkStore(v: unknown, path: PathSegment[], problems: ProblemList): Pol
   if (!o) return store;
   if (o.scope !== undefined) {
     if (o.scope === 'global' || o.scope === 'job') store.scope = o.scope;
-    else problems.add([...path, 'scope'], `must be global (the shared fingerprint store: dedup across all jobs) or job (a store of this policy's own: no dedup with other jobs); got ${describe(o.scope)}`);
+    else
+      problems.add(
+        [...path, 'scope'],
+        `must be global (the shared fingerprint store: dedup across all jobs) or job (a store of this policy's own: no dedup with other jobs); got ${describe(o.scope)}`,
+      );
   }
   if (o.compression !== undefined) {
     if (o.compression === 'lz4' || o.compression === 'none') store.compression = o.compression;
@@ -325,15 +335,22 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
   const o = mapping(value, path, POLICY_KEYS, problems, 'name, sources, schedule, retention, store, limits, verify');
   if (!o) return undefined;
   const before = problems.size;
-  const name = o.name === undefined ? (problems.add(path, 'the policy has no name; add name: (1-128 letters, digits, ".", "_" or "-")'), undefined) : guard([...path, 'name'], problems, () => checkJobName(o.name, 'name'));
+  const name =
+    o.name === undefined
+      ? (problems.add(path, 'the policy has no name; add name: (1-128 letters, digits, ".", "_" or "-")'), undefined)
+      : guard([...path, 'name'], problems, () => checkJobName(o.name, 'name'));
   let description: string | undefined;
   if (o.description !== undefined) description = text(o.description, [...path, 'description'], problems, 1024);
-  const sources = o.sources === undefined ? (problems.add(path, 'the policy has no sources; add sources: [{agents: [NAME], specs: [SPEC, ...]}]'), undefined) : checkSources(o.sources, [...path, 'sources'], problems);
+  const sources =
+    o.sources === undefined
+      ? (problems.add(path, 'the policy has no sources; add sources: [{agents: [NAME], specs: [SPEC, ...]}]'), undefined)
+      : checkSources(o.sources, [...path, 'sources'], problems);
 
   let schedule: PolicySchedule | undefined;
   let timeZone: string | undefined;
   const sp = [...path, 'schedule'];
-  if (o.schedule === undefined) problems.add(path, 'the policy has no schedule; add schedule: {timezone: Europe/Berlin, full: "0 1 * * 0", incremental: "0 1 * * 1-6"}');
+  if (o.schedule === undefined)
+    problems.add(path, 'the policy has no schedule; add schedule: {timezone: Europe/Berlin, full: "0 1 * * 0", incremental: "0 1 * * 1-6"}');
   else {
     const s = mapping(o.schedule, sp, SCHEDULE_KEYS, problems, 'timezone, full and optional incremental');
     if (s) {
@@ -343,12 +360,19 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
         if (tz.ok) timeZone = tz.timeZone;
         else problems.add([...sp, 'timezone'], tz.message);
       }
-      const full = s.full === undefined ? (problems.add(sp, 'has no full schedule; add full: with a cron expression such as "0 1 * * 0" (Sundays 01:00) or a word such as weekly'), undefined) : scheduleOf(s.full, timeZone, [...sp, 'full'], problems);
+      const full =
+        s.full === undefined
+          ? (problems.add(sp, 'has no full schedule; add full: with a cron expression such as "0 1 * * 0" (Sundays 01:00) or a word such as weekly'), undefined)
+          : scheduleOf(s.full, timeZone, [...sp, 'full'], problems);
       const incremental = s.incremental === undefined ? undefined : scheduleOf(s.incremental, timeZone, [...sp, 'incremental'], problems);
       if (full && incremental && full.cron === incremental.cron) {
-        problems.add([...sp, 'incremental'], `fires exactly when full does (${JSON.stringify(full.cron)}), and full wins, so it would never run; give it other times or remove it`);
+        problems.add(
+          [...sp, 'incremental'],
+          `fires exactly when full does (${JSON.stringify(full.cron)}), and full wins, so it would never run; give it other times or remove it`,
+        );
       }
-      if (timeZone !== undefined && full && (s.incremental === undefined || incremental)) schedule = incremental ? { timeZone, full, incremental } : { timeZone, full };
+      if (timeZone !== undefined && full && (s.incremental === undefined || incremental))
+        schedule = incremental ? { timeZone, full, incremental } : { timeZone, full };
     }
   }
   const retention = o.retention === undefined ? undefined : checkRetention(o.retention, [...path, 'retention'], problems);
@@ -360,7 +384,10 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
     for (const kind of ['full', 'incremental'] as const) {
       const s = schedule[kind];
       if (s && !everInWindow(s, limits.runWindow)) {
-        problems.add([...path, 'limits', 'run-window'], `schedule.${kind} (${JSON.stringify(s.expression)}) never fires inside run-window ${limits.runWindow.text}, so it would never run`);
+        problems.add(
+          [...path, 'limits', 'run-window'],
+          `schedule.${kind} (${JSON.stringify(s.expression)}) never fires inside run-window ${limits.runWindow.text}, so it would never run`,
+        );
       }
     }
   }

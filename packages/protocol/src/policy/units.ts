@@ -48,7 +48,9 @@ export function parseBandwidth(value: unknown): Bandwidth {
   if (factor === undefined) {
     const lower = unit.toLowerCase();
     if (lower === 'mb' || lower === 'gb' || lower === 'kb' || lower === 'tb') {
-      throw new Error(`${JSON.stringify(value)}: "${unit}" is ambiguous; write ${unit[0].toUpperCase()}B/s for bytes or ${unit[0].toUpperCase()}bit/s for bits`);
+      throw new Error(
+        `${JSON.stringify(value)}: "${unit}" is ambiguous; write ${unit[0].toUpperCase()}B/s for bytes or ${unit[0].toUpperCase()}bit/s for bits`,
+      );
     }
     throw new Error(`${JSON.stringify(value)}: unknown unit "${unit}"; use B, kB, MB, GB, TB, KiB, MiB, GiB, TiB, bit, kbit, Mbit or Gbit, ${RATE_EXAMPLE}`);
   }
@@ -85,7 +87,7 @@ const hhmm = (minutes: number): string => `${pad(Math.floor(minutes / 60))}:${pa
 
 /** `22:00-06:00` (may wrap midnight; `24:00` allowed as the end). */
 export function parseRunWindow(value: unknown): RunWindow {
-  const example = 'e.g. 22:00-06:00 (local time in the schedule\'s time zone; may wrap midnight)';
+  const example = "e.g. 22:00-06:00 (local time in the schedule's time zone; may wrap midnight)";
   if (typeof value !== 'string') throw new Error(`must be a time range, ${example}; got ${JSON.stringify(value)}`);
   const parts = value.split('-').map((p) => p.trim());
   if (parts.length !== 2) throw new Error(`${JSON.stringify(value)} is not a time range; write START-END, ${example}`);
@@ -93,7 +95,8 @@ export function parseRunWindow(value: unknown): RunWindow {
   const end = clock(parts[1], true);
   if (start === undefined) throw new Error(`${JSON.stringify(value)}: start ${JSON.stringify(parts[0])} is not a time 00:00-23:59, ${example}`);
   if (end === undefined) throw new Error(`${JSON.stringify(value)}: end ${JSON.stringify(parts[1])} is not a time 00:00-24:00, ${example}`);
-  if (start === end || (start === 0 && end === 0)) throw new Error(`${JSON.stringify(value)} is empty (start equals end); omit run-window to allow runs at any time`);
+  if (start === end || (start === 0 && end === 0))
+    throw new Error(`${JSON.stringify(value)} is empty (start equals end); omit run-window to allow runs at any time`);
   return { text: `${hhmm(start)}-${hhmm(end)}`, start, end };
 }
 

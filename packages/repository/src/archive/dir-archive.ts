@@ -57,7 +57,8 @@ export class ArchiveFormatError extends ObjectFormatError {
 }
 
 export function encodeEntry(entry: DirEntry): Buffer {
-  if (entry.path.length === 0 || entry.path.length > MAX_ENTRY_PATH_BYTES) throw new RangeError(`entry path of ${entry.path.length} bytes (1-${MAX_ENTRY_PATH_BYTES})`);
+  if (entry.path.length === 0 || entry.path.length > MAX_ENTRY_PATH_BYTES)
+    throw new RangeError(`entry path of ${entry.path.length} bytes (1-${MAX_ENTRY_PATH_BYTES})`);
   const target = entry.type === 'symlink' ? (entry.target ?? Buffer.alloc(0)) : Buffer.alloc(0);
   const out = Buffer.alloc(ENTRY_FIXED_BYTES + entry.path.length + target.length);
   out.writeUInt8(TYPE_CODE[entry.type], 0);
@@ -94,7 +95,10 @@ export function decodeArchiveTrailer(snapshot: string, bytes: Uint8Array, archiv
   }
   const trailer = { tableOffset: Number(b.readBigUInt64LE(8)), entryCount: Number(b.readBigUInt64LE(16)), tableBytes: Number(b.readBigUInt64LE(24)) };
   if (trailer.tableOffset + trailer.tableBytes + ARCHIVE_TRAILER_BYTES !== archiveBytes) {
-    throw new ArchiveFormatError(snapshot, `the trailer puts the entry table at ${trailer.tableOffset}+${trailer.tableBytes}, which does not end where the ${archiveBytes}-byte archive's trailer starts`);
+    throw new ArchiveFormatError(
+      snapshot,
+      `the trailer puts the entry table at ${trailer.tableOffset}+${trailer.tableBytes}, which does not end where the ${archiveBytes}-byte archive's trailer starts`,
+    );
   }
   return trailer;
 }
@@ -156,8 +160,10 @@ export class EntryTableParser {
   /** After the last bytes: the table must end on an entry boundary with the trailer's count. */
   end(): void {
     if (this.pending.length > 0) throw new ArchiveFormatError(this.snapshot, `the entry table ends inside entry ${this.count}`);
-    if (this.count !== this.trailer.entryCount) throw new ArchiveFormatError(this.snapshot, `the entry table holds ${this.count} entries, the trailer says ${this.trailer.entryCount}`);
-    if (this.nextOffset !== this.trailer.tableOffset) throw new ArchiveFormatError(this.snapshot, `file contents end at ${this.nextOffset}, but the table starts at ${this.trailer.tableOffset}`);
+    if (this.count !== this.trailer.entryCount)
+      throw new ArchiveFormatError(this.snapshot, `the entry table holds ${this.count} entries, the trailer says ${this.trailer.entryCount}`);
+    if (this.nextOffset !== this.trailer.tableOffset)
+      throw new ArchiveFormatError(this.snapshot, `file contents end at ${this.nextOffset}, but the table starts at ${this.trailer.tableOffset}`);
   }
 
   private check(entry: DirEntry): void {

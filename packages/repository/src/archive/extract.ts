@@ -16,7 +16,15 @@
 import { constants } from 'node:fs';
 import { chmod, lchown, lutimes, mkdir, open, rename, rm, symlink, utimes } from 'node:fs/promises';
 import type { ErrorCode } from '@hoard/errors';
-import { ARCHIVE_TRAILER_BYTES, ArchiveFormatError, EntryTableParser, decodeArchiveTrailer, printablePath, type ArchiveTrailer, type DirEntry } from './dir-archive.js';
+import {
+  ARCHIVE_TRAILER_BYTES,
+  ArchiveFormatError,
+  EntryTableParser,
+  decodeArchiveTrailer,
+  printablePath,
+  type ArchiveTrailer,
+  type DirEntry,
+} from './dir-archive.js';
 
 /** Ranged reads of an archive stream; each read yields exactly `length` bytes or throws. */
 export interface ArchiveSource {
@@ -63,7 +71,11 @@ export async function readArchiveIndex(source: ArchiveSource): Promise<ArchiveIn
  */
 export async function readArchiveEntries(source: ArchiveSource, each: (entry: DirEntry) => void): Promise<ArchiveTrailer> {
   if (source.length < ARCHIVE_TRAILER_BYTES) throw new ArchiveFormatError(source.snapshot, `${source.length} bytes is too short for a directory archive`);
-  const trailer = decodeArchiveTrailer(source.snapshot, await collect(source.read(source.length - ARCHIVE_TRAILER_BYTES, ARCHIVE_TRAILER_BYTES)), source.length);
+  const trailer = decodeArchiveTrailer(
+    source.snapshot,
+    await collect(source.read(source.length - ARCHIVE_TRAILER_BYTES, ARCHIVE_TRAILER_BYTES)),
+    source.length,
+  );
   const parser = new EntryTableParser(source.snapshot, trailer);
   for await (const piece of source.read(trailer.tableOffset, trailer.tableBytes)) for (const e of parser.push(piece)) each(e);
   parser.end();
@@ -79,13 +91,17 @@ export function archivePath(path: string): Buffer {
 export function findEntry(index: ArchiveIndex, path: string, snapshot: string): DirEntry {
   const want = archivePath(path);
   const entry = index.entries.find((e) => e.path.equals(want));
-  if (!entry) throw new ArchiveEntryNotFoundError(`${path} is not in snapshot ${snapshot} (paths are relative to the directory that was backed up, e.g. etc/hosts)`);
+  if (!entry)
+    throw new ArchiveEntryNotFoundError(`${path} is not in snapshot ${snapshot} (paths are relative to the directory that was backed up, e.g. etc/hosts)`);
   return entry;
 }
 
 /** Streams one regular file's content out of the archive. */
 export function readArchiveFile(source: ArchiveSource, entry: DirEntry): AsyncIterable<Uint8Array> {
-  if (entry.type !== 'file') throw new ArchiveEntryNotFoundError(`${printablePath(entry.path)} is a ${entry.type === 'dir' ? 'directory' : 'symlink'}, not a file; restore the whole snapshot, or name a file in it`);
+  if (entry.type !== 'file')
+    throw new ArchiveEntryNotFoundError(
+      `${printablePath(entry.path)} is a ${entry.type === 'dir' ? 'directory' : 'symlink'}, not a file; restore the whole snapshot, or name a file in it`,
+    );
   return entry.size === 0 ? empty() : source.read(entry.offset, entry.size);
 }
 
@@ -93,13 +109,18 @@ export function readArchiveFile(source: ArchiveSource, entry: DirEntry): AsyncIt
  * Restores the whole tree to `target`, which must not exist. Owners are restored when
  * running as root; permissions and modification times always.
  */
-export async function extractArchive(source: ArchiveSource, target: string, options: { index?: ArchiveIndex; onProgress?: (bytes: number) => void } = {}): Promise<ExtractResult> {
+export async function extractArchive(
+  source: ArchiveSource,
+  target: string,
+  options: { index?: ArchiveIndex; onProgress?: (bytes: number) => void } = {},
+): Promise<ExtractResult> {
   const index = options.index ?? (await readArchiveIndex(source));
   const partial = `${target}.partial`;
   try {
     await mkdir(partial, { recursive: false });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ArchiveTargetExistsError(`${partial} exists (left by an interrupted restore?): remove it, or restore elsewhere`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new ArchiveTargetExistsError(`${partial} exists (left by an interrupted restore?): remove it, or restore elsewhere`);
     throw err;
   }
   const base = Buffer.from(partial);
@@ -136,7 +157,8 @@ export async function extractArchive(source: ArchiveSource, target: string, opti
     const check = new EntryTableParser(source.snapshot, index.trailer);
     let i = 0;
     for (const e of check.push(tail.subarray(0, index.trailer.tableBytes))) {
-      if (!e.path.equals(index.entries[i++]!.path)) throw new ArchiveFormatError(source.snapshot, 'the entry table read with the stream differs from the one read first');
+      if (!e.path.equals(index.entries[i++]!.path))
+        throw new ArchiveFormatError(source.snapshot, 'the entry table read with the stream differs from the one read first');
     }
     check.end();
     await reader.end();

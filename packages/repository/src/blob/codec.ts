@@ -113,7 +113,13 @@ export class BlobCodec {
    * replaces lz4-napi's (the workers decode into a reused arena); it returns undefined
    * for a malformed block.
    */
-  decodeSync(stored: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array, verify?: FingerprintCheck, uncompress?: (payload: Uint8Array, rawLength: number) => Uint8Array | undefined): Uint8Array {
+  decodeSync(
+    stored: Uint8Array,
+    blob: StoredBlobInfo,
+    fingerprint: Uint8Array,
+    verify?: FingerprintCheck,
+    uncompress?: (payload: Uint8Array, rawLength: number) => Uint8Array | undefined,
+  ): Uint8Array {
     const payload = this.openPayload(stored, blob, fingerprint);
     let raw: Uint8Array | undefined = payload;
     if (isLz4(blob.codec)) {

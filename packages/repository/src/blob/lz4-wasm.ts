@@ -51,7 +51,8 @@ export class Lz4ArenaDecoder {
 
   /** Decodes one block of exactly `rawLength` bytes; undefined if it is malformed or decodes to another length. */
   decode(payload: Uint8Array, rawLength: number): Uint8Array | undefined {
-    if (payload.length > this.inputSize - SLACK || this.outputAt + rawLength > this.outputEnd) throw new RangeError('lz4 arena: begin() was given smaller sizes than this batch needs');
+    if (payload.length > this.inputSize - SLACK || this.outputAt + rawLength > this.outputEnd)
+      throw new RangeError('lz4 arena: begin() was given smaller sizes than this batch needs');
     this.bytes.set(payload, 0);
     const at = this.outputAt;
     const n = this.decodeBlock(0, payload.length, at, at + rawLength);

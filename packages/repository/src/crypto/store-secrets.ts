@@ -58,16 +58,10 @@ export function generateSecrets(): StoreSecrets {
 
 function deriveKey(passphrase: string, salt: Uint8Array, cost: { N: number; r: number; p: number }): Promise<Buffer> {
   const options: ScryptOptions = { ...cost, maxmem: 256 * cost.N * cost.r + (1 << 20) };
-  return new Promise((resolve, reject) =>
-    scryptCb(passphrase.normalize('NFC'), salt, 32, options, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  return new Promise((resolve, reject) => scryptCb(passphrase.normalize('NFC'), salt, 32, options, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
-export async function wrapSecrets(
-  secrets: StoreSecrets,
-  passphrase: string,
-  cost: { N: number; r: number; p: number } = SCRYPT_DEFAULTS,
-): Promise<KeyFile> {
+export async function wrapSecrets(secrets: StoreSecrets, passphrase: string, cost: { N: number; r: number; p: number } = SCRYPT_DEFAULTS): Promise<KeyFile> {
   if (passphrase.length === 0) throw new KeyFileFormatError('the passphrase must not be empty');
   const salt = randomBytes(16);
   const nonce = randomBytes(12);
@@ -85,7 +79,11 @@ export async function unwrapSecrets(file: KeyFile, passphrase: string): Promise<
   if (file?.version !== 1 || file.kdf !== 'scrypt') {
     throw new KeyFileFormatError(`unsupported key file (version ${String(file?.version)}, kdf ${String(file?.kdf)}); expected version 1, scrypt`);
   }
-  for (const [name, v] of [['N', file.N], ['r', file.r], ['p', file.p]] as const) {
+  for (const [name, v] of [
+    ['N', file.N],
+    ['r', file.r],
+    ['p', file.p],
+  ] as const) {
     if (!Number.isSafeInteger(v) || v < 1 || v > (name === 'N' ? 1 << 24 : 64)) throw new KeyFileFormatError(`key file has an invalid scrypt ${name}: ${v}`);
   }
   const salt = Buffer.from(file.salt, 'base64');

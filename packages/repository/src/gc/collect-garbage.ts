@@ -183,9 +183,14 @@ class GcRun {
     // Condemned packs that no segment lists any more: their blobs count for the mark only
     // where no indexed pack has the same blob.
     const waitingPacks = [...condemnations.items.values()].filter((c) => c.kind === 'pack' && !this.live.byHex.has(c.hash) && packInfos.has(c.hash));
-    await mapConcurrent(waitingPacks, 8, async (c) => readPackTrailer(this.objects, packKeyFromHash(Buffer.from(c.hash, 'hex'))), (trailer, c) => {
-      this.live.addCondemned(c.hash, hex(trailer.storeId), trailer.entries);
-    });
+    await mapConcurrent(
+      waitingPacks,
+      8,
+      async (c) => readPackTrailer(this.objects, packKeyFromHash(Buffer.from(c.hash, 'hex'))),
+      (trailer, c) => {
+        this.live.addCondemned(c.hash, hex(trailer.storeId), trailer.entries);
+      },
+    );
 
     await this.mark(manifests);
     r.missingChunks = this.live.missingChunks;
@@ -291,7 +296,9 @@ class GcRun {
     let repackDone = 0;
     const repackTotal = [...toRepack.values()].reduce((n, l) => n + l.length, 0);
     for (const [storeId, packs] of toRepack) {
-      const result = await repack(this.objects, this.live, storeId, packs, this.repo.config.packBytes, () => this.progress('repack', ++repackDone, repackTotal));
+      const result = await repack(this.objects, this.live, storeId, packs, this.repo.config.packBytes, () =>
+        this.progress('repack', ++repackDone, repackTotal),
+      );
       added.set(storeId, result.written);
       r.packs.written += result.written.length;
       r.bytes.written += result.writtenBytes;
@@ -436,7 +443,10 @@ class GcRun {
         } catch (err) {
           // A damaged segment would hide packs that snapshots need: deleting anything on
           // that basis could destroy data.
-          if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError) throw new GcDamagedError(`cannot read index segment ${key}: ${err.message}; garbage collection refuses to run on a damaged index (\`hoard repair\` rebuilds it from the pack trailers)`);
+          if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError)
+            throw new GcDamagedError(
+              `cannot read index segment ${key}: ${err.message}; garbage collection refuses to run on a damaged index (\`hoard repair\` rebuilds it from the pack trailers)`,
+            );
           throw err;
         }
       },
@@ -458,7 +468,10 @@ class GcRun {
           return await this.repo.manifest(key);
         } catch (err) {
           if (err instanceof ObjectNotFoundError) return undefined; // forgotten meanwhile
-          if (err instanceof ObjectFormatError) throw new GcDamagedError(`snapshot ${key} is damaged (${err.message}); garbage collection cannot tell what it references and refuses to run (\`hoard repair --forget-broken\` forgets it)`);
+          if (err instanceof ObjectFormatError)
+            throw new GcDamagedError(
+              `snapshot ${key} is damaged (${err.message}); garbage collection cannot tell what it references and refuses to run (\`hoard repair --forget-broken\` forgets it)`,
+            );
           throw err;
         }
       },
@@ -473,7 +486,10 @@ class GcRun {
             try {
               refs = decodePage(pageKey, await this.objects.get(pageKey));
             } catch (err) {
-              if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError) throw new GcDamagedError(`snapshot ${key}: chunk-list page ${pageKey} cannot be read (${err.message}); garbage collection refuses to run (\`hoard repair --forget-broken\` forgets the snapshot)`);
+              if (err instanceof ObjectFormatError || err instanceof ObjectNotFoundError)
+                throw new GcDamagedError(
+                  `snapshot ${key}: chunk-list page ${pageKey} cannot be read (${err.message}); garbage collection refuses to run (\`hoard repair --forget-broken\` forgets the snapshot)`,
+                );
               throw err;
             }
             for (const ref of refs) if (!ref.zero) this.live.mark(store, ref.fingerprint);
@@ -484,4 +500,3 @@ class GcRun {
     );
   }
 }
-

@@ -46,7 +46,12 @@ const HEADS_IN_FLIGHT = 16;
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 /** Runs `writeManifest` (returns the manifest key) between the two checks. */
-export async function commitGuarded(objects: ObjectStore, refs: CommitReferences, writeManifest: () => Promise<string>, now: () => number = Date.now): Promise<string> {
+export async function commitGuarded(
+  objects: ObjectStore,
+  refs: CommitReferences,
+  writeManifest: () => Promise<string>,
+  now: () => number = Date.now,
+): Promise<string> {
   const packs = new Set([...refs.packs].map(hex));
   const pages = new Set([...refs.pages].map(hex));
   const before = await readCondemnations(objects);
@@ -88,7 +93,14 @@ function lateInstances(state: CondemnationState, packs: Set<string>, pages: Set<
  * Only a GC that holds `gc/lock` deletes. A late condemnation is safe to ignore when no GC
  * runs: the next one lists this backup's manifest (docs/gc.md, "Backups that span a GC").
  */
-async function requireNoGc(objects: ObjectStore, state: CondemnationState, packs: Set<string>, pages: Set<string>, now: () => number, outcome: string): Promise<void> {
+async function requireNoGc(
+  objects: ObjectStore,
+  state: CondemnationState,
+  packs: Set<string>,
+  pages: Set<string>,
+  now: () => number,
+  outcome: string,
+): Promise<void> {
   const lock = await objects.head(GC_LOCK_KEY);
   if (!lock) return;
   const [first] = lateInstances(state, packs, pages, now);
@@ -98,7 +110,14 @@ async function requireNoGc(objects: ObjectStore, state: CondemnationState, packs
   );
 }
 
-async function settle(objects: ObjectStore, state: CondemnationState, packs: Set<string>, pages: Set<string>, now: () => number, outcome: string): Promise<void> {
+async function settle(
+  objects: ObjectStore,
+  state: CondemnationState,
+  packs: Set<string>,
+  pages: Set<string>,
+  now: () => number,
+  outcome: string,
+): Promise<void> {
   for (const c of state.items.values()) {
     if (!(c.kind === 'pack' ? packs : pages).has(c.hash)) continue;
     // Every instance must be revived: an older one may still be the one a GC acts on.
@@ -110,7 +129,9 @@ async function settle(objects: ObjectStore, state: CondemnationState, packs: Set
       const late = now() >= reviveUntilMs(instance);
       if (c.kind === 'pack') {
         if (!(await objects.head(packKeyFromHash(Buffer.from(c.hash, 'hex'))))) {
-          throw new GcConflictError(`pack packs/${c.hash.slice(0, 2)}/${c.hash}, which this snapshot needs, was deleted by garbage collection while the backup ran; ${outcome}: run the backup again`);
+          throw new GcConflictError(
+            `pack packs/${c.hash.slice(0, 2)}/${c.hash}, which this snapshot needs, was deleted by garbage collection while the backup ran; ${outcome}: run the backup again`,
+          );
         }
         const segment = await revivePack(objects, c.hash);
         if (!late) await objects.putIfAbsent(revivedKey(instance), Buffer.from(JSON.stringify({ version: 1, revivedAt: new Date(now()).toISOString() })));
@@ -145,10 +166,17 @@ async function requireExisting(objects: ObjectStore, packs: Set<string>, pages: 
     ...[...pages].map((h) => contentKeyFromHash('chunklists', Buffer.from(h, 'hex'))),
   ];
   const missing: string[] = [];
-  await mapConcurrent(keys, HEADS_IN_FLIGHT, (key) => objects.head(key), (info, key) => {
-    if (!info) missing.push(key);
-  });
+  await mapConcurrent(
+    keys,
+    HEADS_IN_FLIGHT,
+    (key) => objects.head(key),
+    (info, key) => {
+      if (!info) missing.push(key);
+    },
+  );
   if (missing.length > 0) {
-    throw new GcConflictError(`${missing[0]}${missing.length > 1 ? ` and ${missing.length - 1} more object(s)` : ''}, which this snapshot needs, was deleted by garbage collection while the backup ran; the snapshot was withdrawn again: run the backup again`);
+    throw new GcConflictError(
+      `${missing[0]}${missing.length > 1 ? ` and ${missing.length - 1} more object(s)` : ''}, which this snapshot needs, was deleted by garbage collection while the backup ran; the snapshot was withdrawn again: run the backup again`,
+    );
   }
 }

@@ -12,7 +12,12 @@ import { GC_LOCK_KEY, type GcLock } from './gc-objects.js';
  * Runs `work` holding the lock, and releases it after. If another run holds it,
  * GcLockedError with `refusal(holder)` as its message (`holder`: who, since when).
  */
-export async function withGcLock<T>(objects: ObjectStore, options: { breakLock?: boolean; now?: () => Date }, refusal: (holder: string) => string, work: () => Promise<T>): Promise<T> {
+export async function withGcLock<T>(
+  objects: ObjectStore,
+  options: { breakLock?: boolean; now?: () => Date },
+  refusal: (holder: string) => string,
+  work: () => Promise<T>,
+): Promise<T> {
   if (options.breakLock) await objects.deleteMany([GC_LOCK_KEY]);
   const lock: GcLock = { version: 1, startedAt: (options.now?.() ?? new Date()).toISOString(), host: hostname(), pid: process.pid };
   if (!(await objects.putIfAbsent(GC_LOCK_KEY, Buffer.from(JSON.stringify(lock))))) {

@@ -105,7 +105,13 @@ export function decodeList(key: string, bytes: Uint8Array): CondemnedList {
     throw new GcError(`${key} is not a version 1 hoard-gc-condemned list; this build cannot tell what it protects, so it refuses to go on`);
   }
   for (const item of list.items) {
-    if ((item.kind !== 'pack' && item.kind !== 'page') || !HEX64.test(item.hash) || !Number.isFinite(Date.parse(item.condemnedAt)) || !Number.isSafeInteger(item.graceMs) || item.graceMs < 0) {
+    if (
+      (item.kind !== 'pack' && item.kind !== 'page') ||
+      !HEX64.test(item.hash) ||
+      !Number.isFinite(Date.parse(item.condemnedAt)) ||
+      !Number.isSafeInteger(item.graceMs) ||
+      item.graceMs < 0
+    ) {
       throw new GcError(`${key} holds an item this build does not understand: ${JSON.stringify(item)}`);
     }
   }
@@ -196,4 +202,3 @@ export interface GcLock {
   host: string;
   pid: number;
 }
-

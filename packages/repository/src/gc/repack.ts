@@ -24,7 +24,14 @@ export interface RepackResult {
   skipped: { pack: string; problem: string }[];
 }
 
-export async function repack(objects: ObjectStore, live: LiveSet, storeId: string, packs: GcPack[], packBytes: number, onPack?: () => void): Promise<RepackResult> {
+export async function repack(
+  objects: ObjectStore,
+  live: LiveSet,
+  storeId: string,
+  packs: GcPack[],
+  packBytes: number,
+  onPack?: () => void,
+): Promise<RepackResult> {
   await loadXxh64();
   const result: RepackResult = { written: [], writtenBytes: 0, repacked: [], skipped: [] };
   const writer = new PackWriter(Uint8Array.from(Buffer.from(storeId, 'hex')), packBytes);

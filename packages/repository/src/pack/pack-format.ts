@@ -120,4 +120,3 @@ export function decodeTrailer(pack: string, tail: Uint8Array, packSize: number):
   if (end !== entriesOffset) throw new PackFormatError(pack, `blobs end at ${end} but the trailer starts at ${entriesOffset}`);
   return { storeId, entries, entriesOffset };
 }
-

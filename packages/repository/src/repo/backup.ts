@@ -115,7 +115,12 @@ class BackupRun {
     private readonly index: StoreIndex,
     private readonly options: BackupOptions,
   ) {
-    this.writer = new StoreWriter(repo.objects, store, index, { packBytes: repo.config.packBytes, uploadsInFlight: UPLOADS_IN_FLIGHT, packsPerSegment: PACKS_PER_SEGMENT, recordPacks: true });
+    this.writer = new StoreWriter(repo.objects, store, index, {
+      packBytes: repo.config.packBytes,
+      uploadsInFlight: UPLOADS_IN_FLIGHT,
+      packsPerSegment: PACKS_PER_SEGMENT,
+      recordPacks: true,
+    });
     this.snapshot = new SnapshotWriter(repo.objects);
   }
 
@@ -126,7 +131,13 @@ class BackupRun {
     // reuseBuffers: chunk bytes are only valid until the next chunk, so new chunks are
     // copied into an encode slot; known chunks (most of a later day) are never copied.
     this.maxChunk = resolveChunker(spec).maxSize;
-    const chunker = new Chunker({ chunker: spec, fingerprint: this.store.fingerprintSpec, workers: this.options.workers, reuseBuffers: true, pipeline: CHUNKER_PIPELINE });
+    const chunker = new Chunker({
+      chunker: spec,
+      fingerprint: this.store.fingerprintSpec,
+      workers: this.options.workers,
+      reuseBuffers: true,
+      pipeline: CHUNKER_PIPELINE,
+    });
     const streamHash = this.store.streamHasher();
     const hashChunks = this.options.streamHashOver !== 'bytes';
     const p = this.progress;
@@ -166,17 +177,20 @@ class BackupRun {
       await this.settle();
       throw err;
     }
-    const snapshot = await this.snapshot.commit({
-      job: this.options.job,
-      source: { name: source.name, kind: source.kind },
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      streamHash: streamHash.digest('hex'),
-      ...(hashChunks ? { streamHashOver: 'chunks' as const } : {}),
-      parent: parent?.key ?? null,
-      store: this.store.id,
-      chunker: spec,
-    }, { packs: () => this.referencedPacks() });
+    const snapshot = await this.snapshot.commit(
+      {
+        job: this.options.job,
+        source: { name: source.name, kind: source.kind },
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        streamHash: streamHash.digest('hex'),
+        ...(hashChunks ? { streamHashOver: 'chunks' as const } : {}),
+        parent: parent?.key ?? null,
+        store: this.store.id,
+        chunker: spec,
+      },
+      { packs: () => this.referencedPacks() },
+    );
     const result = this.snapshotProgress();
     this.options.onProgress?.(result);
     return { ...result, snapshot, store: this.store.name, durationMs: Date.now() - startedAt.getTime() };

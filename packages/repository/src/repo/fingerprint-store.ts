@@ -27,7 +27,8 @@ export function describeIndexDamage(damage: IndexDamage, storeName: string): str
       `index segment ${s.key} is damaged (${s.problem}): it is skipped, and the ${damage.recoveredPacks.length} pack(s) of store ${storeName} ` +
       'that no other segment lists are read from their own trailers instead; run `hoard repair` to rebuild the index',
   );
-  for (const p of damage.unreadablePacks) out.push(`pack ${p.key} is listed by no readable index segment and its trailer is damaged (${p.problem}): its chunks cannot be found`);
+  for (const p of damage.unreadablePacks)
+    out.push(`pack ${p.key} is listed by no readable index segment and its trailer is damaged (${p.problem}): its chunks cannot be found`);
   return out;
 }
 
@@ -74,7 +75,12 @@ export class FingerprintStore {
   }
 
   /** `onWarning`: told about damage the index load worked around (a damaged index segment). */
-  static async open(objects: ObjectStore, record: StoreRecord, secrets: StoreSecrets | undefined, options: { onWarning?: (message: string) => void } = {}): Promise<FingerprintStore> {
+  static async open(
+    objects: ObjectStore,
+    record: StoreRecord,
+    secrets: StoreSecrets | undefined,
+    options: { onWarning?: (message: string) => void } = {},
+  ): Promise<FingerprintStore> {
     return new FingerprintStore(objects, record, await BlobCodec.create({ dataKey: secrets?.dataKey }), secrets, options.onWarning ?? defaultWarning);
   }
 

@@ -14,7 +14,9 @@ export class SnapshotProtectedError extends RepositoryError {
   override name = 'SnapshotProtectedError';
   override readonly code: ErrorCode = 'snapshot_protected';
   constructor(readonly keys: string[]) {
-    super(`${keys.length === 1 ? `snapshot ${keys[0]} is` : `snapshots ${keys.join(', ')} are`} protected: unprotect first (\`hoard snapshots --unprotect ID\`) to forget`);
+    super(
+      `${keys.length === 1 ? `snapshot ${keys[0]} is` : `snapshots ${keys.join(', ')} are`} protected: unprotect first (\`hoard snapshots --unprotect ID\`) to forget`,
+    );
   }
 }
 

@@ -46,7 +46,10 @@ export async function pruneJob(repo: Repository, job: string, rules: RetentionRu
     const group = bySource.get(source)!;
     const byKey = new Map(group.map((s) => [s.key, s]));
     // A snapshot's place in time is when it started: that is the point in time it holds.
-    const plan = planRetention(group.map((s) => ({ id: s.key, time: s.meta.startedAt, protected: protectedKeys.has(s.key) })), rules);
+    const plan = planRetention(
+      group.map((s) => ({ id: s.key, time: s.meta.startedAt, protected: protectedKeys.has(s.key) })),
+      rules,
+    );
     for (const d of plan) decisions.push({ ...d, snapshot: byKey.get(d.id)! });
   }
   const forget = decisions.filter((d) => !d.keep).map((d) => d.snapshot.key);

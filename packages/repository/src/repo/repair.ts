@@ -254,7 +254,9 @@ class RepairRun {
     const rewritten = new Set(r.segments.written.map((w) => w.key));
     if (r.segments.damaged.length > 0) {
       if (r.packs.unreadable.length > 0) {
-        r.notes.push(`the damaged index segment(s) are kept: ${r.packs.unreadable.length} pack(s) no readable segment lists have a damaged trailer, and a damaged segment may be all that describes them`);
+        r.notes.push(
+          `the damaged index segment(s) are kept: ${r.packs.unreadable.length} pack(s) no readable segment lists have a damaged trailer, and a damaged segment may be all that describes them`,
+        );
       } else if (!this.options.dryRun) {
         // A rebuilt segment can have exactly the original's bytes, hence its name: that one
         // was replaced in place above and must not be deleted now.
@@ -325,7 +327,9 @@ class RepairRun {
   private async writeSegment(key: string, bytes: Uint8Array, damaged: boolean): Promise<void> {
     const objects = this.repo.objects;
     if (await objects.putIfAbsent(key, bytes)) return;
-    const existing = damaged ? undefined : await objects.get(key).catch((err: unknown) => (err instanceof ObjectNotFoundError ? undefined : Promise.reject(err)));
+    const existing = damaged
+      ? undefined
+      : await objects.get(key).catch((err: unknown) => (err instanceof ObjectNotFoundError ? undefined : Promise.reject(err)));
     if (existing && Buffer.from(existing).equals(Buffer.from(bytes))) return;
     await objects.deleteMany([key]);
     if (!(await objects.putIfAbsent(key, bytes))) throw new Error(`index segment ${key} could not be written again after its damaged copy was removed`);
@@ -366,7 +370,17 @@ class RepairRun {
       this.progress('snapshots', ++done, keys.length);
       const job = key.slice(SNAPSHOTS_PREFIX.length, key.lastIndexOf('/'));
       const broken = (problem: string, extra: Partial<BrokenSnapshot> = {}): void => {
-        r.snapshots.broken.push({ key, id: snapshotId(key), job, problem, missingChunks: 0, missingPacks: [], badPages: [], protected: protectedKeys.has(key), ...extra });
+        r.snapshots.broken.push({
+          key,
+          id: snapshotId(key),
+          job,
+          problem,
+          missingChunks: 0,
+          missingPacks: [],
+          badPages: [],
+          protected: protectedKeys.has(key),
+          ...extra,
+        });
       };
       let manifest;
       try {
@@ -444,7 +458,8 @@ class RepairRun {
   private async forgetBroken(): Promise<void> {
     const r = this.report;
     if (r.packs.unreadable.length > 0) {
-      for (const b of r.snapshots.broken) r.snapshots.kept.push({ key: b.key, reason: `${r.packs.unreadable.length} pack(s) with a damaged trailer may hold its chunks` });
+      for (const b of r.snapshots.broken)
+        r.snapshots.kept.push({ key: b.key, reason: `${r.packs.unreadable.length} pack(s) with a damaged trailer may hold its chunks` });
       return;
     }
     const forget: string[] = [];

@@ -9,7 +9,15 @@ import { listAll, type ObjectStore } from '../store/object-store.js';
 import { ObjectNotFoundError } from '../store/errors.js';
 import { ObjectFormatError } from '../format-error.js';
 import { mapConcurrent } from './concurrency.js';
-import { MetadataDamagedError, PassphraseRequiredError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError, StoreScopeError, UnknownStoreError } from './errors.js';
+import {
+  MetadataDamagedError,
+  PassphraseRequiredError,
+  RepositoryExistsError,
+  RepositoryNotFoundError,
+  SnapshotNotFoundError,
+  StoreScopeError,
+  UnknownStoreError,
+} from './errors.js';
 import { FingerprintStore } from './fingerprint-store.js';
 import {
   CONFIG_KEY,
@@ -143,7 +151,9 @@ export class Repository {
     if (name !== undefined) {
       const record = (await this.storeRecord(name)) ?? (await this.createStore(name, { kind: 'job', job }));
       if (record.scope.kind === 'job' && record.scope.job !== job) {
-        throw new StoreScopeError(`fingerprint store ${name} belongs to ${describeScope(record.scope)}; job ${job} cannot use it (use the global store or a store of its own)`);
+        throw new StoreScopeError(
+          `fingerprint store ${name} belongs to ${describeScope(record.scope)}; job ${job} cannot use it (use the global store or a store of its own)`,
+        );
       }
       return this.openStore(record);
     }
@@ -172,8 +182,16 @@ export class Repository {
     }
     const record = records.find((r) => r.id === id);
     if (!record) {
-      const why = damaged.length > 0 ? `; damaged: ${damaged.map((e) => e.message).join('; ')}` : ' (no stores/<name> record has that id: one is missing, or damaged so that its id changed)';
-      throw new MetadataDamagedError('fingerprint store record', damaged[0]?.object ?? STORES_PREFIX, 'missing or damaged', `fingerprint store ${id}, which the snapshot names, has no readable record in ${this.location}${why}`);
+      const why =
+        damaged.length > 0
+          ? `; damaged: ${damaged.map((e) => e.message).join('; ')}`
+          : ' (no stores/<name> record has that id: one is missing, or damaged so that its id changed)';
+      throw new MetadataDamagedError(
+        'fingerprint store record',
+        damaged[0]?.object ?? STORES_PREFIX,
+        'missing or damaged',
+        `fingerprint store ${id}, which the snapshot names, has no readable record in ${this.location}${why}`,
+      );
     }
     return this.openStore(record);
   }
@@ -231,10 +249,15 @@ export class Repository {
    */
   async snapshots(job?: string, options: { onDamaged?: (key: string, error: ObjectFormatError) => void } = {}): Promise<SnapshotInfo[]> {
     const out: SnapshotInfo[] = [];
-    await mapConcurrent(await this.snapshotKeys(job), 16, (key) => this.snapshotAt(key), (info, key) => {
-      if (info instanceof ObjectFormatError) options.onDamaged?.(key, info);
-      else if (info) out.push(info);
-    });
+    await mapConcurrent(
+      await this.snapshotKeys(job),
+      16,
+      (key) => this.snapshotAt(key),
+      (info, key) => {
+        if (info instanceof ObjectFormatError) options.onDamaged?.(key, info);
+        else if (info) out.push(info);
+      },
+    );
     return out.sort(newestFirst);
   }
 
@@ -321,7 +344,8 @@ export class Repository {
   async protectedSnapshots(job?: string): Promise<Set<string>> {
     if (job !== undefined) validateJobName(job);
     const out = new Set<string>();
-    for await (const info of listAll(this.objects, job === undefined ? PROTECTED_PREFIX : `${PROTECTED_PREFIX}${job}/`)) out.add(snapshotKeyOfProtection(info.key));
+    for await (const info of listAll(this.objects, job === undefined ? PROTECTED_PREFIX : `${PROTECTED_PREFIX}${job}/`))
+      out.add(snapshotKeyOfProtection(info.key));
     return out;
   }
 

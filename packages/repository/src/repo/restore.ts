@@ -49,7 +49,12 @@ const WINDOWS_IN_FLIGHT_LOCAL = 3;
 const WINDOWS_IN_FLIGHT_REMOTE = 6;
 
 /** The constants that bound a restore's memory (docs/repository.md). */
-export const RESTORE_MEMORY = { windowBytes: WINDOW_BYTES, windowsInFlight: WINDOWS_IN_FLIGHT_REMOTE, batchMaxBytes: BATCH_MAX_BYTES, batchGapBytes: BATCH_GAP_BYTES } as const;
+export const RESTORE_MEMORY = {
+  windowBytes: WINDOW_BYTES,
+  windowsInFlight: WINDOWS_IN_FLIGHT_REMOTE,
+  batchMaxBytes: BATCH_MAX_BYTES,
+  batchGapBytes: BATCH_GAP_BYTES,
+} as const;
 
 export interface RestoreOptions {
   /** Only these bytes of the stream (partial restore). The whole-stream hash is then not checked. */
@@ -91,7 +96,13 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   const manifest = await repo.manifest(snapshot.key);
   const total = manifest.meta.logicalBytes;
   const range = options.range ?? { offset: 0, length: total };
-  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0 || range.offset + range.length > total) {
+  if (
+    !Number.isSafeInteger(range.offset) ||
+    !Number.isSafeInteger(range.length) ||
+    range.offset < 0 ||
+    range.length < 0 ||
+    range.offset + range.length > total
+  ) {
     throw new RepositoryError(`range ${range.offset}+${range.length} is outside snapshot ${snapshot.id} (${total} bytes)`);
   }
   const whole = range.offset === 0 && range.length === total;
@@ -103,7 +114,11 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   // Bytes must pass the main thread in order only for a byte-hashed manifest or an ordered sink.
   const needBytesInOrder = hasher !== undefined && !byChunks;
   const target: PositionalTarget | undefined = needBytesInOrder ? undefined : sink.positional?.();
-  const output: DecodeOutput = target ? { kind: 'positional', fd: target.fd, base: range.offset } : sink.discards && !needBytesInOrder ? { kind: 'check' } : { kind: 'return' };
+  const output: DecodeOutput = target
+    ? { kind: 'positional', fd: target.fd, base: range.offset }
+    : sink.discards && !needBytesInOrder
+      ? { kind: 'check' }
+      : { kind: 'return' };
 
   const progress: RestoreProgress = { bytesWritten: 0, bytesTotal: range.length, bytesFetched: 0 };
   const reader = openRangeReader(repo.objects);
@@ -123,7 +138,8 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
   /** A window fetched, checked, and (positional targets) written; for ordered sinks its bytes per piece and the buffers they are in. */
   const runWindow = async (window: Piece[]): Promise<{ datas: (Uint8Array | undefined)[]; buffers: ArrayBuffer[] } | undefined> => {
     const batches = planReads(window);
-    const zeroWrites = target && !target.sparse ? window.filter((p) => !p.location).map((p) => target.zerosAt(p.offset + p.from - range.offset, p.to - p.from)) : [];
+    const zeroWrites =
+      target && !target.sparse ? window.filter((p) => !p.location).map((p) => target.zerosAt(p.offset + p.from - range.offset, p.to - p.from)) : [];
     // Settled, not Promise.all: no write of this window may still be under way once the
     // restore has failed and the caller closes the target (see mapConcurrent).
     const settled = await Promise.allSettled([...batches.map((b) => decoder.run(b)), ...zeroWrites]);
@@ -159,7 +175,11 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
         progress.bytesWritten += length;
       }
       // The window's buffers serve later windows once the sink no longer holds them.
-      if (fetched && sink.drained) void sink.drained().then(() => fetched.buffers.forEach((b) => decoder.recycleOutput(b)), () => undefined);
+      if (fetched && sink.drained)
+        void sink.drained().then(
+          () => fetched.buffers.forEach((b) => decoder.recycleOutput(b)),
+          () => undefined,
+        );
       if (target) target.wrote(window.reduce((n, p) => n + (p.location ? p.to - p.from : 0), 0));
       options.onProgress?.(progress);
     });
@@ -183,7 +203,13 @@ async function restoreInto(repo: Repository, snapshot: SnapshotInfo, sink: Resto
  * index (else IntegrityError): an agent that refers to these chunks again, for files it
  * did not re-read, gets only chunks the store can serve.
  */
-export async function* snapshotChunkRefs(repo: Repository, snapshot: SnapshotInfo, offset: number, length: number, limit: number): AsyncGenerator<{ offset: number; ref: ChunkRef }> {
+export async function* snapshotChunkRefs(
+  repo: Repository,
+  snapshot: SnapshotInfo,
+  offset: number,
+  length: number,
+  limit: number,
+): AsyncGenerator<{ offset: number; ref: ChunkRef }> {
   const manifest = await repo.manifest(snapshot.key);
   const store = await repo.storeById(manifest.meta.store);
   const reader = new SnapshotReader(repo, store, await store.index(), snapshot, manifest);
@@ -233,7 +259,12 @@ export class SnapshotReader {
           if (!ref.zero) {
             piece.location = this.index.locate(ref.fingerprint);
             if (!piece.location) {
-              throw new IntegrityError(this.snapshot.key, contentKeyFromHash('chunklists', pages[i].hash), offset, `chunk ${hex(ref.fingerprint)} is in no index segment of store ${this.store.name} (its pack is missing or unindexed: run \`hoard verify\`)`);
+              throw new IntegrityError(
+                this.snapshot.key,
+                contentKeyFromHash('chunklists', pages[i].hash),
+                offset,
+                `chunk ${hex(ref.fingerprint)} is in no index segment of store ${this.store.name} (its pack is missing or unindexed: run \`hoard verify\`)`,
+              );
             }
           }
           window.push(piece);

@@ -45,7 +45,10 @@ export class SnapshotWriter {
    * names of every pack the snapshot's blobs are in) the manifest write is wrapped in the
    * commit check against a concurrent GC (gc/commit-guard.ts, docs/gc.md).
    */
-  async commit(meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>, options: { packs?: () => Iterable<Uint8Array>; now?: () => number } = {}): Promise<SnapshotInfo> {
+  async commit(
+    meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>,
+    options: { packs?: () => Iterable<Uint8Array>; now?: () => number } = {},
+  ): Promise<SnapshotInfo> {
     if (this.page.length > 0 || this.pages.length === 0) this.flushPage();
     await Promise.all(this.writes.splice(0));
     if (this.failure !== undefined) throw this.failure;

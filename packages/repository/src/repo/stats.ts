@@ -73,7 +73,15 @@ export async function repositoryStats(repo: Repository): Promise<RepositoryStats
     try {
       const record = decodeStoreRecord(info.key, await objects.get(info.key));
       if (byId.has(record.id)) throw new Error('duplicate store id');
-      const tally: Tally = { snapshots: 0, logicalBytes: 0, uniqueBytes: 0, storedBytes: 0, chunks: 0, packs: new Set(), blobs: new FingerprintIndex({ valueWords: 1 }) };
+      const tally: Tally = {
+        snapshots: 0,
+        logicalBytes: 0,
+        uniqueBytes: 0,
+        storedBytes: 0,
+        chunks: 0,
+        packs: new Set(),
+        blobs: new FingerprintIndex({ valueWords: 1 }),
+      };
       byId.set(record.id, tally);
       stores.push({ name: record.name, id: record.id, scope: record.scope, ...figures(tally), tally });
     } catch {
@@ -83,37 +91,47 @@ export async function repositoryStats(repo: Repository): Promise<RepositoryStats
 
   const snapshotKeys: string[] = [];
   for await (const info of listAll(objects, SNAPSHOTS_PREFIX)) snapshotKeys.push(info.key);
-  await mapConcurrent(snapshotKeys, READS, (key) => read(key, decodeManifest), (manifest, key) => {
-    const tally = manifest && byId.get(manifest.meta.store);
-    if (!manifest || !tally) {
-      skipped.push(key);
-      return;
-    }
-    tally.snapshots++;
-    tally.logicalBytes += manifest.meta.logicalBytes;
-  });
+  await mapConcurrent(
+    snapshotKeys,
+    READS,
+    (key) => read(key, decodeManifest),
+    (manifest, key) => {
+      const tally = manifest && byId.get(manifest.meta.store);
+      if (!manifest || !tally) {
+        skipped.push(key);
+        return;
+      }
+      tally.snapshots++;
+      tally.logicalBytes += manifest.meta.logicalBytes;
+    },
+  );
 
   const segmentKeys: string[] = [];
   for await (const info of listAll(objects, 'index/')) segmentKeys.push(info.key);
   let segments = 0;
-  await mapConcurrent(segmentKeys, READS, (key) => read(key, decodeIndexSegment), (segment, key) => {
-    const tally = segment && byId.get(Buffer.from(segment.storeId).toString('hex'));
-    if (!segment || !tally) {
-      skipped.push(key);
-      return;
-    }
-    segments++;
-    for (const p of segment.packs) {
-      tally.packs.add(Buffer.from(p.packHash).toString('hex'));
-      for (const e of p.entries) {
-        tally.storedBytes += e.storedLength;
-        if (tally.blobs.add(e.fingerprint, NO_VALUE)) {
-          tally.chunks++;
-          tally.uniqueBytes += e.rawLength;
+  await mapConcurrent(
+    segmentKeys,
+    READS,
+    (key) => read(key, decodeIndexSegment),
+    (segment, key) => {
+      const tally = segment && byId.get(Buffer.from(segment.storeId).toString('hex'));
+      if (!segment || !tally) {
+        skipped.push(key);
+        return;
+      }
+      segments++;
+      for (const p of segment.packs) {
+        tally.packs.add(Buffer.from(p.packHash).toString('hex'));
+        for (const e of p.entries) {
+          tally.storedBytes += e.storedLength;
+          if (tally.blobs.add(e.fingerprint, NO_VALUE)) {
+            tally.chunks++;
+            tally.uniqueBytes += e.rawLength;
+          }
         }
       }
-    }
-  });
+    },
+  );
 
   const total = { snapshots: 0, logicalBytes: 0, uniqueBytes: 0, storedBytes: 0, chunks: 0, packs: 0 };
   const out: StoreStats[] = stores.map(({ name, id, scope, tally }) => {
@@ -126,7 +144,14 @@ export async function repositoryStats(repo: Repository): Promise<RepositoryStats
 }
 
 function figures(t: Tally): StatsFigures {
-  const f = { snapshots: t.snapshots, logicalBytes: t.logicalBytes, uniqueBytes: t.uniqueBytes, storedBytes: t.storedBytes, chunks: t.chunks, packs: t.packs.size };
+  const f = {
+    snapshots: t.snapshots,
+    logicalBytes: t.logicalBytes,
+    uniqueBytes: t.uniqueBytes,
+    storedBytes: t.storedBytes,
+    chunks: t.chunks,
+    packs: t.packs.size,
+  };
   return { ...f, ...ratios(f) };
 }
 

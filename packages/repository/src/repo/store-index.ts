@@ -138,10 +138,12 @@ export class StoreIndex {
       let table = new FingerprintIndex({ valueWords: 3 });
       let recovered = new FingerprintIndex({ valueWords: 3 });
       const v = new Uint32Array(3);
-      const into = (t: () => FingerprintIndex) => (packHash: Uint8Array, entries: readonly PackEntry[]): void => {
-        const pack = this.packOrdinal(packHash);
-        for (const e of entries) StoreIndex.put(t(), v, e.fingerprint, { pack, offset: e.offset, storedLength: e.storedLength, codec: e.codec });
-      };
+      const into =
+        (t: () => FingerprintIndex) =>
+        (packHash: Uint8Array, entries: readonly PackEntry[]): void => {
+          const pack = this.packOrdinal(packHash);
+          for (const e of entries) StoreIndex.put(t(), v, e.fingerprint, { pack, offset: e.offset, storedLength: e.storedLength, codec: e.codec });
+        };
       const damage = await StoreIndex.readSegments(store, storeId, concurrency, () => {
         table = new FingerprintIndex({ valueWords: 3 });
         recovered = new FingerprintIndex({ valueWords: 3 });
@@ -223,27 +225,38 @@ export class StoreIndex {
         const damage = noIndexDamage();
         const listed = new Set<string>();
         // Decoding is synchronous and cheap next to the reads, so reads run ahead.
-        await mapConcurrent(keys, concurrency, (key) => readSegment(store, key), (segment, key) => {
-          if (segment instanceof ObjectFormatError) {
-            damage.damagedSegments.push({ key, problem: segment.reason });
-            return;
-          }
-          const mine = hexOf(segment.storeId) === storeId;
-          for (const p of segment.packs) {
-            listed.add(hexOf(p.packHash));
-            if (mine) use.indexed(p.packHash, p.entries);
-          }
-        });
+        await mapConcurrent(
+          keys,
+          concurrency,
+          (key) => readSegment(store, key),
+          (segment, key) => {
+            if (segment instanceof ObjectFormatError) {
+              damage.damagedSegments.push({ key, problem: segment.reason });
+              return;
+            }
+            const mine = hexOf(segment.storeId) === storeId;
+            for (const p of segment.packs) {
+              listed.add(hexOf(p.packHash));
+              if (mine) use.indexed(p.packHash, p.entries);
+            }
+          },
+        );
         return { use, damage, listed };
       },
       // A segment that vanished: listed and read again at once, up to this many times in all.
       { attempts: SEGMENT_LISTINGS, retryable: (err) => err instanceof ObjectNotFoundError },
     );
-    await recoverUnlistedPacks(store, listed, concurrency, (key, trailer) => {
-      if (hexOf(trailer.storeId) !== storeId) return;
-      damage.recoveredPacks.push(key);
-      use.recovered(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex'), trailer.entries, damage.damagedSegments.length > 0);
-    }, damage.unreadablePacks);
+    await recoverUnlistedPacks(
+      store,
+      listed,
+      concurrency,
+      (key, trailer) => {
+        if (hexOf(trailer.storeId) !== storeId) return;
+        damage.recoveredPacks.push(key);
+        use.recovered(Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex'), trailer.entries, damage.damagedSegments.length > 0);
+      },
+      damage.unreadablePacks,
+    );
     return damage;
   }
 }

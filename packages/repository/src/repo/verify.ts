@@ -326,7 +326,9 @@ class Verifier {
     if (pct < 100) {
       const count = Math.min(candidates.length, Math.max(1, Math.ceil((candidates.length * pct) / 100)));
       chosen = sample(candidates, count);
-      this.report.notes.push(`read-data: ${chosen.length} of ${candidates.length} packs (${pct}%) chosen at random; the others were checked for structure only`);
+      this.report.notes.push(
+        `read-data: ${chosen.length} of ${candidates.length} packs (${pct}%) chosen at random; the others were checked for structure only`,
+      );
     }
     let done = 0;
     this.progress('data', 0, chosen.length);
@@ -355,7 +357,10 @@ class Verifier {
             `store ${record.name} is encrypted and no passphrase was given: its blobs were checked against their xxh64 checksums only (not decrypted, decompressed or re-hashed)`,
           );
         } else {
-          this.find({ object: `${STORES_PREFIX}${record.name}`, problem: `cannot open the store's keys (${message(err)}); its blobs in ${packKey} and other packs were checked against their checksums only` });
+          this.find({
+            object: `${STORES_PREFIX}${record.name}`,
+            problem: `cannot open the store's keys (${message(err)}); its blobs in ${packKey} and other packs were checked against their checksums only`,
+          });
         }
         return undefined;
       }
@@ -391,14 +396,23 @@ class Verifier {
       const piece = entries.slice(first, last + 1);
       for (let i = 0; i < piece.length; i += DECODES_IN_FLIGHT) {
         await Promise.all(
-          piece.slice(i, i + DECODES_IN_FLIGHT).map((e, j) => this.checkBlob(packKey, state, first + i + j, e, bytes.subarray(e.offset - start, e.offset - start + e.storedLength), fpStore)),
+          piece
+            .slice(i, i + DECODES_IN_FLIGHT)
+            .map((e, j) => this.checkBlob(packKey, state, first + i + j, e, bytes.subarray(e.offset - start, e.offset - start + e.storedLength), fpStore)),
         );
       }
       first = last + 1;
     }
   }
 
-  private async checkBlob(packKey: string, state: PackState, i: number, e: PackEntry, stored: Uint8Array, fpStore: FingerprintStore | undefined): Promise<void> {
+  private async checkBlob(
+    packKey: string,
+    state: PackState,
+    i: number,
+    e: PackEntry,
+    stored: Uint8Array,
+    fpStore: FingerprintStore | undefined,
+  ): Promise<void> {
     this.report.blobsChecked++;
     let problem: string | undefined;
     if (fpStore) {
@@ -409,7 +423,8 @@ class Verifier {
       }
     } else {
       const actual = xxh64(stored);
-      if (actual !== e.checksum) problem = `blob failed its checksum check: xxh64 of the stored bytes is ${hex64(actual)}, the trailer says ${hex64(e.checksum)}`;
+      if (actual !== e.checksum)
+        problem = `blob failed its checksum check: xxh64 of the stored bytes is ${hex64(actual)}, the trailer says ${hex64(e.checksum)}`;
     }
     if (!problem) return;
     problem = `blob ${i} (chunk ${hex(e.fingerprint)}, ${e.storedLength} stored bytes): ${problem}`;
@@ -465,10 +480,13 @@ class Verifier {
     };
     const pageKeys = manifest.pages.map((p) => contentKeyFromHash('chunklists', p.hash));
     const load = (i: number): Promise<ChunkRef[] | Error> =>
-      this.objects.get(pageKeys[i]).then(
-        (bytes) => decodePage(pageKeys[i], bytes),
-        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-      ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      this.objects
+        .get(pageKeys[i])
+        .then(
+          (bytes) => decodePage(pageKeys[i], bytes),
+          (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+        )
+        .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     let next = manifest.pages.length > 0 ? load(0) : undefined;
     for (let i = 0; i < manifest.pages.length; i++) {
       const ref = manifest.pages[i];
@@ -478,7 +496,12 @@ class Verifier {
       this.report.pages++;
       if (refs instanceof Error) {
         const missing = refs instanceof ObjectNotFoundError;
-        this.find({ snapshot: key, object: pageKey, offset: ref.offset, problem: missing ? `chunk-list page ${i} is missing` : `chunk-list page ${i}: ${refs.message}` });
+        this.find({
+          snapshot: key,
+          object: pageKey,
+          offset: ref.offset,
+          problem: missing ? `chunk-list page ${i} is missing` : `chunk-list page ${i}: ${refs.message}`,
+        });
         continue;
       }
       const bytes = refs.reduce((n, c) => n + c.length, 0);
@@ -500,7 +523,8 @@ class Verifier {
             note(pageKey, offset, `chunk ${hex(chunk.fingerprint)} is in no index segment of store ${store.record!.name}`);
           } else {
             const bad = store.badPacks.get(loc.pack) ?? store.badBlobs.get(`${loc.pack}:${loc.offset}`);
-            if (bad !== undefined) note(store.index.packKey(loc.pack), offset, `chunk ${hex(chunk.fingerprint)} at pack offset ${loc.offset} cannot be read: ${bad}`);
+            if (bad !== undefined)
+              note(store.index.packKey(loc.pack), offset, `chunk ${hex(chunk.fingerprint)} at pack offset ${loc.offset} cannot be read: ${bad}`);
           }
         }
         offset += chunk.length;

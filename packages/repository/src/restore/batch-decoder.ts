@@ -175,8 +175,6 @@ export class BatchDecoder {
   recycleOutput(buffer: ArrayBuffer): void {
     this.outputs.give(buffer);
   }
-
-
 }
 
 /**

@@ -68,9 +68,18 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
     const storedLength = job.blobs[b + 1];
     const fingerprint = job.fingerprints.subarray(i * 32, i * 32 + 32);
     try {
-      decoded[i] = codec.decodeSync(view.subarray(offset, offset + storedLength), { codec: job.blobs[b + 2], rawLength: job.blobs[b + 3] }, fingerprint, fingerprinter.digest, uncompress);
+      decoded[i] = codec.decodeSync(
+        view.subarray(offset, offset + storedLength),
+        { codec: job.blobs[b + 2], rawLength: job.blobs[b + 3] },
+        fingerprint,
+        fingerprinter.digest,
+        uncompress,
+      );
     } catch (err) {
-      port.postMessage({ id: job.id, error: { blob: i, check: err instanceof BlobCorruptError ? err.check : undefined, message: describe(err) } } satisfies DecodeFailed);
+      port.postMessage({
+        id: job.id,
+        error: { blob: i, check: err instanceof BlobCorruptError ? err.check : undefined, message: describe(err) },
+      } satisfies DecodeFailed);
       return;
     }
   }
@@ -84,7 +93,10 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
     }
   }
   if (!job.returnData) {
-    port.postMessage({ id: job.id, written, input: job.buffer, ...(job.output ? { unused: job.output } : {}) } satisfies DecodeDone, job.output ? [job.buffer, job.output] : [job.buffer]);
+    port.postMessage(
+      { id: job.id, written, input: job.buffer, ...(job.output ? { unused: job.output } : {}) } satisfies DecodeDone,
+      job.output ? [job.buffer, job.output] : [job.buffer],
+    );
     return;
   }
   // One buffer for all blobs, transferred back: one message, no per-blob structured clone.
@@ -92,7 +104,10 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
   for (const d of decoded) total += d.length;
   // The buffer the main thread gave back from an earlier job if it fits (fresh memory
   // costs page faults and, once transferred, V8 garbage collections), else a new one.
-  const data = job.output && job.output.byteLength >= total ? new Uint8Array(job.output, 0, total) : new Uint8Array(Buffer.allocUnsafeSlow(Math.ceil(Math.max(total, 1) / OUTPUT_GRAIN) * OUTPUT_GRAIN).buffer, 0, total);
+  const data =
+    job.output && job.output.byteLength >= total
+      ? new Uint8Array(job.output, 0, total)
+      : new Uint8Array(Buffer.allocUnsafeSlow(Math.ceil(Math.max(total, 1) / OUTPUT_GRAIN) * OUTPUT_GRAIN).buffer, 0, total);
   const starts = new Float64Array(count);
   let at = 0;
   for (let i = 0; i < count; i++) {
@@ -103,7 +118,17 @@ function run(job: DecodeJob, { codec, fingerprinter }: Decoder): void {
   const transfer = [data.buffer as ArrayBuffer, starts.buffer as ArrayBuffer, job.buffer];
   // An output buffer offered but too small goes back too, or it would be lost.
   if (job.output && job.output !== data.buffer) transfer.push(job.output);
-  port.postMessage({ id: job.id, data: data.buffer as ArrayBuffer, starts, written, input: job.buffer, ...(job.output && job.output !== data.buffer ? { unused: job.output } : {}) } satisfies DecodeDone, transfer);
+  port.postMessage(
+    {
+      id: job.id,
+      data: data.buffer as ArrayBuffer,
+      starts,
+      written,
+      input: job.buffer,
+      ...(job.output && job.output !== data.buffer ? { unused: job.output } : {}),
+    } satisfies DecodeDone,
+    transfer,
+  );
 }
 
 /**

@@ -93,7 +93,10 @@ export function validateJobName(job: string): void {
 export function compactTime(iso: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) throw new RangeError(`not an ISO-8601 time: ${iso}`);
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function encodeManifest(manifest: Manifest): { key: string; bytes: Uint8Array } {

@@ -3,8 +3,16 @@ import { constants, type Dirent } from 'node:fs';
 import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { mapLimit } from '../map-limit.js';
-import { EnvironmentError, InvalidKeyError, isEnvironmentErrno, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
-import { checkListArguments, isKeySegment, validateKey, } from './keys.js';
+import {
+  EnvironmentError,
+  InvalidKeyError,
+  isEnvironmentErrno,
+  ObjectNotFoundError,
+  ObjectStoreError,
+  RangeOutOfBoundsError,
+  type StoreOperation,
+} from './errors.js';
+import { checkListArguments, isKeySegment, validateKey } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, RangeReader } from './object-store.js';
 
 /**
@@ -88,7 +96,8 @@ export class FsObjectStore implements ObjectStore {
         // level for the real reason.
         const real = isEnvironmentErrno(errorCode(createErr)) ? createErr : ((await firstMkdirError(path)) ?? createErr);
         const code = errorCode(real);
-        if (isEnvironmentErrno(code)) throw new EnvironmentError(`fs:${path}`, 'put', '', code, { path: (real as NodeJS.ErrnoException).path ?? path }, { cause: real });
+        if (isEnvironmentErrno(code))
+          throw new EnvironmentError(`fs:${path}`, 'put', '', code, { path: (real as NodeJS.ErrnoException).path ?? path }, { cause: real });
         throw new Error(`cannot create object store directory ${path}: ${describe(createErr)}`, { cause: createErr });
       }
     }
@@ -99,7 +108,15 @@ export class FsObjectStore implements ObjectStore {
       await access(path, constants.R_OK | constants.X_OK);
     } catch (err) {
       const code = errorCode(err);
-      if (isEnvironmentErrno(code)) throw new EnvironmentError(`fs:${path}`, 'head', '', code, { path, reason: `object store directory ${path} is not readable (${code}): run hoard as a user that may read it, or change its owner or mode` }, { cause: err });
+      if (isEnvironmentErrno(code))
+        throw new EnvironmentError(
+          `fs:${path}`,
+          'head',
+          '',
+          code,
+          { path, reason: `object store directory ${path} is not readable (${code}): run hoard as a user that may read it, or change its owner or mode` },
+          { cause: err },
+        );
       throw new Error(`object store directory ${path} is not readable: ${describe(err)}`, { cause: err });
     }
     return new FsObjectStore(path);
@@ -609,7 +626,12 @@ async function firstMkdirError(path: string): Promise<unknown> {
   let dir = path;
   while (dirname(dir) !== dir) {
     const parent = dirname(dir);
-    if (await stat(parent).then((i) => i.isDirectory(), () => false)) {
+    if (
+      await stat(parent).then(
+        (i) => i.isDirectory(),
+        () => false,
+      )
+    ) {
       try {
         await mkdir(dir);
         return undefined; // created now: not what failed (a race); the caller reports its own error

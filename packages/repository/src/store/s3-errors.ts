@@ -54,7 +54,8 @@ export function environmentCodeOfS3Error(err: unknown): 'QuotaExceeded' | 'Acces
   if (name === 'QuotaExceeded' || name === 'QuotaExceededException') return 'QuotaExceeded';
   if (name === 'AccessDenied' || name === 'AllAccessDisabled') return 'AccessDenied';
   // A HEAD answers a bare 403: access denied, whichever the reason.
-  if (httpStatus(err) === 403 && (name === undefined || name === 'Forbidden' || name === 'Unknown' || name === 'UnknownError' || name === '403')) return 'AccessDenied';
+  if (httpStatus(err) === 403 && (name === undefined || name === 'Forbidden' || name === 'Unknown' || name === 'UnknownError' || name === '403'))
+    return 'AccessDenied';
   return undefined;
 }
 

@@ -14,7 +14,7 @@ import type { ErrorCode } from '@hoard/errors';
 import { mapLimit } from '../map-limit.js';
 import { retrying } from '../retry.js';
 import { EnvironmentError, InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
-import { checkListArguments, validateKey, } from './keys.js';
+import { checkListArguments, validateKey } from './keys.js';
 import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
 import { describeS3Error, environmentCodeOfS3Error, errorName, httpStatus, type S3ErrorContext } from './s3-errors.js';
 import { resolveRetryPolicy, S3RetryStrategy, type S3RetryPolicy } from './s3-retry.js';
@@ -317,7 +317,8 @@ export class S3ObjectStore implements ObjectStore {
       const objects: ObjectInfo[] = [];
       for (const entry of response.Contents ?? []) {
         const key = this.#storeKey(entry.Key);
-        if (key !== undefined) objects.push(times && entry.LastModified ? { key, size: entry.Size ?? 0, modified: entry.LastModified } : { key, size: entry.Size ?? 0 });
+        if (key !== undefined)
+          objects.push(times && entry.LastModified ? { key, size: entry.Size ?? 0, modified: entry.LastModified } : { key, size: entry.Size ?? 0 });
       }
       const more = response.IsTruncated === true;
       if (!more) return { objects };
@@ -388,7 +389,8 @@ export class S3ObjectStore implements ObjectStore {
             Bucket: this.bucket,
             // AWS wants the region named outside us-east-1; other servers have their own
             // notion of location and take the default.
-            CreateBucketConfiguration: this.endpoint === undefined && this.region !== DEFAULT_REGION ? { LocationConstraint: this.region as BucketLocationConstraint } : undefined,
+            CreateBucketConfiguration:
+              this.endpoint === undefined && this.region !== DEFAULT_REGION ? { LocationConstraint: this.region as BucketLocationConstraint } : undefined,
           }),
         );
       } catch (err) {
