@@ -82,19 +82,47 @@ describe('parseNetworkArgs', () => {
 function day(series: string, d: number, o: { logical: number; sent: number; stored: number; net: number; emb: number; run?: number }): NetworkDay {
   const budget = wireBudget(o.stored, o.logical);
   return {
-    series, day: d, logical_bytes: o.logical, load_1m: 0,
-    net_wall_s: o.net, net_run_s: o.run ?? o.net, net_agent_s: o.net, net_mb_s: o.logical / o.net / 1e6,
-    bytes_sent: o.sent, server_received_bytes: o.sent, server_read_bytes: o.sent + 1000,
-    bytes_new: o.stored, bytes_stored: o.stored, chunks: 10, chunks_new: 1,
-    wire_budget_bytes: budget, wire_over_budget_ratio: o.sent / budget,
-    server_cpu_s: 1, agent_cpu_s: 1, source_cpu_s: 0, cli_cpu_s: null, net_others_cpu_s: null,
-    emb_wall_s: o.emb, emb_mb_s: o.logical / o.emb / 1e6, emb_bytes_stored: o.stored, emb_peak_rss_bytes: null, emb_cpu_s: null, emb_others_cpu_s: null,
+    series,
+    day: d,
+    logical_bytes: o.logical,
+    load_1m: 0,
+    net_wall_s: o.net,
+    net_run_s: o.run ?? o.net,
+    net_agent_s: o.net,
+    net_mb_s: o.logical / o.net / 1e6,
+    bytes_sent: o.sent,
+    server_received_bytes: o.sent,
+    server_read_bytes: o.sent + 1000,
+    bytes_new: o.stored,
+    bytes_stored: o.stored,
+    chunks: 10,
+    chunks_new: 1,
+    wire_budget_bytes: budget,
+    wire_over_budget_ratio: o.sent / budget,
+    server_cpu_s: 1,
+    agent_cpu_s: 1,
+    source_cpu_s: 0,
+    cli_cpu_s: null,
+    net_others_cpu_s: null,
+    emb_wall_s: o.emb,
+    emb_mb_s: o.logical / o.emb / 1e6,
+    emb_bytes_stored: o.stored,
+    emb_peak_rss_bytes: null,
+    emb_cpu_s: null,
+    emb_others_cpu_s: null,
     throughput_ratio: o.emb / o.net,
   };
 }
 
 describe('computeFigures', () => {
-  const memory: ServerMemory = { idle_rss_bytes: 80e6, peak_rss_after_series_bytes: 150e6, peak_rss_bytes: 200e6, index_entries: 500_000, index_memory_bytes: 15e6, agent_peak_rss_bytes: 1e8 };
+  const memory: ServerMemory = {
+    idle_rss_bytes: 80e6,
+    peak_rss_after_series_bytes: 150e6,
+    peak_rss_bytes: 200e6,
+    index_entries: 500_000,
+    index_memory_bytes: 15e6,
+    agent_peak_rss_bytes: 1e8,
+  };
   const days = [
     day('vm_image', 0, { logical: 1e9, sent: 5e8, stored: 5e8, net: 5, emb: 4, run: 3 }),
     day('vm_image', 1, { logical: 1e9, sent: 2.2e7, stored: 1.6e7, net: 2, emb: 2 }),
@@ -103,7 +131,24 @@ describe('computeFigures', () => {
   ];
 
   it('takes the worst later day for the wire, aggregate wall times for throughput', () => {
-    const f = computeFigures(days, { agents: 4, image_bytes: 1, logical_bytes: 4e9, wall_s: 20, mb_s: 200, per_agent_s: [20], bytes_sent: 1, bytes_stored: 1, server_cpu_s: 1, agents_cpu_s: 1, others_cpu_s: null, load_1m: 0 }, memory);
+    const f = computeFigures(
+      days,
+      {
+        agents: 4,
+        image_bytes: 1,
+        logical_bytes: 4e9,
+        wall_s: 20,
+        mb_s: 200,
+        per_agent_s: [20],
+        bytes_sent: 1,
+        bytes_stored: 1,
+        server_cpu_s: 1,
+        agents_cpu_s: 1,
+        others_cpu_s: null,
+        load_1m: 0,
+      },
+      memory,
+    );
     // vm day 1: 2.2e7 / (1.05 * 1.6e7 + 0.005 * 1e9) = 2.2e7 / 2.18e7
     expect(f.wire_over_budget_ratio).toBe(1.009);
     expect(f.wire_over_budget_ratio_first_day).toBe(0.943); // 5e8 / 5.3e8 (vm day 0: 1.05 * 5e8 + 5e6)
@@ -122,7 +167,11 @@ describe('computeFigures', () => {
   });
 
   it('gives null where nothing was measured', () => {
-    const f = computeFigures(days.filter((d) => d.day === 0), null, { ...memory, index_entries: 0 });
+    const f = computeFigures(
+      days.filter((d) => d.day === 0),
+      null,
+      { ...memory, index_entries: 0 },
+    );
     expect(f.wire_over_budget_ratio).toBeNull();
     expect(f.throughput_ratio_embedded_later_days).toBeNull();
     expect(f.four_agents_mb_s).toBeNull();

@@ -164,12 +164,14 @@ describe('hoard: damage stays local, and hoard repair', () => {
 
   it('refuses to run while gc/lock is held (exit 1, naming the holder)', async () => {
     const { repo } = await twoJobs('three');
-    await writeFile(join(repo, 'gc', 'lock'), JSON.stringify({ version: 1, startedAt: '2026-12-01T03:00:00.000Z', host: 'backup-1', pid: 4242 })).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-      const { mkdir } = await import('node:fs/promises');
-      await mkdir(join(repo, 'gc'), { recursive: true });
-      await writeFile(join(repo, 'gc', 'lock'), JSON.stringify({ version: 1, startedAt: '2026-12-01T03:00:00.000Z', host: 'backup-1', pid: 4242 }));
-    });
+    await writeFile(join(repo, 'gc', 'lock'), JSON.stringify({ version: 1, startedAt: '2026-12-01T03:00:00.000Z', host: 'backup-1', pid: 4242 })).catch(
+      async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        const { mkdir } = await import('node:fs/promises');
+        await mkdir(join(repo, 'gc'), { recursive: true });
+        await writeFile(join(repo, 'gc', 'lock'), JSON.stringify({ version: 1, startedAt: '2026-12-01T03:00:00.000Z', host: 'backup-1', pid: 4242 }));
+      },
+    );
     const locked = await hoardCli(['repair', '--repo', repo]);
     expectCode(locked, 1);
     expect(locked.stderr).toMatch(/locked by a run started at 2026-12-01T03:00:00.000Z on backup-1 \(pid 4242\)/);
