@@ -51,6 +51,15 @@ async function flipBit(path: string, offset: number): Promise<void> {
   }
 }
 
+/**
+ * Until the clock has passed into the next second: a backup started after this finishes
+ * in a later second than any that ended before it, and so sorts after it (manifest names
+ * carry the finish time to the second). Waits 0-1 s instead of a fixed 1.1 s.
+ */
+function nextSecond(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+}
+
 function expectCode(r: CliResult, code: number): void {
   if (r.code !== code) throw new Error(`exit ${r.code}, expected ${code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   expect(r.stderr).not.toMatch(STACK_TRACE);
@@ -205,9 +214,9 @@ describe('hoard: damaged metadata is exit 3', () => {
     expect(only.stderr).toContain(manifest);
 
     // The newest is damaged: exit 3, not silently the older snapshot.
-    await new Promise((r) => setTimeout(r, 1100));
+    await nextSecond();
     expectCode(await hoardCli(['backup', '--repo', repo, '--job', 'db', '-'], { stdin: testData(4, MiB) }), 0);
-    await new Promise((r) => setTimeout(r, 1100));
+    await nextSecond();
     expectCode(await hoardCli(['backup', '--repo', repo, '--job', 'db', '-'], { stdin: testData(5, MiB) }), 0);
     const dbManifests = await listKeys(repo, 'snapshots/db');
     expect(dbManifests).toHaveLength(2);
