@@ -97,6 +97,9 @@ describe('restore pipeline, embedded and through a server', () => {
   it('a damaged pack late in the stream: exit 3 naming the snapshot and the pack, nothing left at the target', async () => {
     const damaged = join(dir, 'damaged');
     await cp(repo, damaged, { recursive: true });
+    // The copy is a second repository: not the first server's (its state object would make
+    // the new server ask for --adopt-state).
+    await rm(join(damaged, 'server'), { recursive: true, force: true });
     // Incompressible, unencrypted data is stored as is: find the pack bytes of the image at
     // 61 MiB (past what the server reads ahead) and flip one of them.
     const needle = image.subarray(61 * MiB, 61 * MiB + 64);
