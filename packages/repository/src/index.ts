@@ -63,6 +63,7 @@ export {
 } from './snapshot/chunk-list.js';
 export {
   type SnapshotMeta,
+  type SnapshotOrigin,
   type SourceKind,
   type PageRef,
   type Manifest,
@@ -159,3 +160,14 @@ export { MetadataDamagedError } from './repo/errors.js';
 export type { IndexDamage } from './repo/store-index.js';
 export { retrying, type RetryOptions } from './retry.js';
 export { mapLimit } from './map-limit.js';
+export {
+  syncRepositories,
+  snapshotIdentity,
+  SyncRefusedError,
+  type SyncOptions,
+  type SyncEvent,
+  type SyncEntry,
+  type SyncReport,
+} from './sync/sync-repositories.js';
+export { copySnapshot, type CopiedSnapshot, type CopyProgress, type CopyOptions } from './sync/copy-snapshot.js';
+export { verifyCopies, type CopyVerification, type CopyCheck } from './sync/verify-copies.js';

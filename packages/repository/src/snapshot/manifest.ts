@@ -46,6 +46,18 @@ export interface SnapshotMeta {
    * in older manifests and for other sources.
    */
   sourceStat?: SnapshotSourceStat;
+  /**
+   * A copy made by `hoard sync`: the snapshot it is a copy of, in the repository where it
+   * was first written (a copy of a copy keeps the first origin). Sync matches snapshots
+   * by it, so a second sync copies nothing (docs/sync.md). Absent in original snapshots.
+   */
+  origin?: SnapshotOrigin;
+}
+
+/** Where a copied snapshot was first written: the repository's config id and the manifest key there. */
+export interface SnapshotOrigin {
+  repository: string;
+  snapshot: string;
 }
 
 /** `stat` of a source file: size, modification time (ns since the epoch), inode, device; 64-bit values as decimal strings. */
