@@ -1,4 +1,4 @@
-export type { ObjectStore, ObjectInfo, ByteRange, ListPage, ListOptions } from './store/object-store.js';
+export type { ObjectStore, ObjectInfo, ByteRange, ListPage, ListOptions, ObjectLockMode, StoreRetention } from './store/object-store.js';
 export { listAll } from './store/object-store.js';
 export { ObjectStoreError, ObjectNotFoundError, InvalidKeyError, RangeOutOfBoundsError, type StoreOperation } from './store/errors.js';
 export {
@@ -89,6 +89,14 @@ export {
   IntegrityError,
 } from './repo/errors.js';
 export { type RepositoryConfig, type StoreRecord, type StoreScope, RecordFormatError, InvalidStoreNameError, describeScope } from './repo/records.js';
+export {
+  DEFAULT_OBJECT_LOCK_MODE,
+  MAX_OBJECT_LOCK_DAYS,
+  OBJECT_LOCK_MODES,
+  ObjectLockUnavailableError,
+  isLockedKey,
+  type ObjectLockConfig,
+} from './repo/object-lock.js';
 export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOptions, type SnapshotInfo } from './repo/repository.js';
 export { FingerprintStore, hashChunkRef, streamHasher } from './repo/fingerprint-store.js';
 export { StoreIndex, type BlobLocation } from './repo/store-index.js';

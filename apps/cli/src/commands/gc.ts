@@ -49,7 +49,11 @@ export async function runGc(options: GcCommandOptions, out: (line: string) => vo
   printGcReport(report, options, out);
 }
 
-export function printGcReport(report: GcReport, options: { json?: boolean }, out: (line: string) => void): void {
+export function printGcReport(
+  report: Omit<GcReport, 'locked'> & { locked?: GcReport['locked'] },
+  options: { json?: boolean },
+  out: (line: string) => void,
+): void {
   if (options.json) {
     out(JSON.stringify(report));
     return;
@@ -69,6 +73,14 @@ export function printGcReport(report: GcReport, options: { json?: boolean }, out
     `stored bytes: ${formatBytes(report.bytes.before)} before, ${formatBytes(report.bytes.after)} after${report.dryRun ? ' (projected)' : ''} ` +
       `(${formatBytes(report.bytes.deleted)} ${would}deleted, ${formatBytes(report.bytes.written)} ${would}written)`,
   );
+  const locked = report.locked;
+  if (locked && locked.packs + locked.pages > 0) {
+    out(
+      `kept: ${locked.packs} pack(s) and ${locked.pages} chunk-list page(s) that nothing needs are locked (S3 Object Lock) until ${locked.lastUnlock}` +
+        (locked.firstUnlock !== locked.lastUnlock ? ` (the first until ${locked.firstUnlock})` : '') +
+        '; a gc run after that removes them',
+    );
+  }
   out(`condemned objects are deleted by a gc run at least ${formatDuration(report.graceMs / 1000)} later, if nothing references them again`);
   if (report.missingChunks > 0) out(`warning: ${report.missingChunks} chunk reference(s) point at blobs no pack holds: run \`hoard verify\``);
   for (const s of report.skipped) out(`warning: ${s.pack} was not repacked: ${s.problem}`);

@@ -604,6 +604,17 @@ export const GcReport = record(
       },
       { description: 'stored bytes' },
     ),
+    locked: Type.Optional(
+      record(
+        {
+          packs: Counted('dead or mostly dead packs kept because S3 Object Lock still protects them or their index segments'),
+          pages: Counted('dead chunk-list pages kept because S3 Object Lock still protects them'),
+          firstUnlock: Type.Optional(IsoTime),
+          lastUnlock: Type.Optional(IsoTime),
+        },
+        { description: 'kept by S3 Object Lock: a gc after lastUnlock can remove them all (0 without Object Lock)' },
+      ),
+    ),
     missingChunks: Counted('chunk references no pack holds: snapshots already damaged (run verify)'),
     skipped: Type.Array(record({ pack: Text, problem: Text }), { description: 'packs not repacked because of damage (kept as they are)' }),
     durationMs: Ms('how long the run took'),

@@ -90,6 +90,12 @@ export interface GcReport {
     live: number;
     dead: number;
   };
+  /**
+   * Dead (or mostly dead) packs and pages kept because S3 Object Lock still protects them or
+   * the index segments that list them: a GC after `lastUnlock` can remove them all, one after
+   * `firstUnlock` some. Always 0 in a repository without Object Lock.
+   */
+  locked: { packs: number; pages: number; firstUnlock?: string; lastUnlock?: string };
   /** Chunk references no pack holds: snapshots already damaged (run `hoard verify`). */
   missingChunks: number;
   /** Packs not repacked because of damage (they are kept as they are). */
@@ -143,6 +149,7 @@ class GcRun {
       segments: { read: 0, written: 0, deleted: 0 },
       blobs: { live: 0, dead: 0 },
       bytes: { before: 0, after: 0, deleted: 0, written: 0, live: 0, dead: 0 },
+      locked: { packs: 0, pages: 0 },
       missingChunks: 0,
       skipped: [],
       durationMs: 0,
@@ -239,6 +246,10 @@ class GcRun {
     // Indexed packs: dead, mostly dead, or fine. A segment that names a pack which is gone
     // (deleted by an earlier run after a backup re-uploaded identical bytes and listed it
     // again, or lost) is rewritten without it.
+    // Each step that would lead to a deletion is an intent first: with Object Lock, one
+    // whose objects are still locked is kept (and reported) instead (docs/storage.md).
+    const intents: { kind: 'pack' | 'page'; keys: string[]; apply: () => void }[] = [];
+    const packKey = (h: string) => packKeyFromHash(Buffer.from(h, 'hex'));
     const toRepack = new Map<string, GcPack[]>();
     const gone = new Set<string>();
     for (const pack of this.live.packs) {
@@ -249,13 +260,27 @@ class GcRun {
       r.bytes.dead += pack.storedBytes - pack.liveBytes;
       const info = packInfos.get(pack.hex);
       if (!info || !this.old(info)) continue; // missing (verify reports it), or too young
+      // Dropping a pack rewrites the segments that list it and deletes them.
+      const keys = [packKey(pack.hex), ...pack.segments];
       if (pack.liveCount === 0) {
-        condemn('pack', pack.hex, 'unreferenced');
-        r.packs.condemned++;
+        intents.push({
+          kind: 'pack',
+          keys,
+          apply: () => {
+            condemn('pack', pack.hex, 'unreferenced');
+            r.packs.condemned++;
+          },
+        });
       } else if (pack.storedBytes > 0 && (pack.storedBytes - pack.liveBytes) / pack.storedBytes > this.report.repackThreshold) {
-        let list = toRepack.get(pack.storeId);
-        if (!list) toRepack.set(pack.storeId, (list = []));
-        list.push(pack);
+        intents.push({
+          kind: 'pack',
+          keys,
+          apply: () => {
+            let list = toRepack.get(pack.storeId);
+            if (!list) toRepack.set(pack.storeId, (list = []));
+            list.push(pack);
+          },
+        });
       }
     }
     // Packs no segment lists and nobody condemned: left by failed backups (or a backup
@@ -263,16 +288,40 @@ class GcRun {
     // A pack that is gone is dropped from the segments through a condemnation too: a backup
     // may have uploaded it again since (same bytes, same name) and listed it in a segment
     // of the same name as one dropped here; the condemnation is what its commit check sees.
-    for (const h of gone) condemn('pack', h, 'missing');
+    for (const h of gone) intents.push({ kind: 'pack', keys: this.live.byHex.get(h)?.segments ?? [], apply: () => condemn('pack', h, 'missing') });
     for (const [h, info] of packInfos) {
       if (this.live.byHex.has(h) || pending.has(itemId('pack', h)) || !this.old(info)) continue;
-      condemn('pack', h, 'unindexed');
-      r.packs.condemned++;
+      intents.push({
+        kind: 'pack',
+        keys: [packKey(h)],
+        apply: () => {
+          condemn('pack', h, 'unindexed');
+          r.packs.condemned++;
+        },
+      });
     }
     for (const [h, info] of pageInfos) {
       if (this.live.livePages.has(h) || pending.has(itemId('page', h)) || !this.old(info)) continue;
-      condemn('page', h, 'unreferenced');
-      r.pages.condemned++;
+      intents.push({
+        kind: 'page',
+        keys: [contentKeyFromHash('chunklists', Buffer.from(h, 'hex'))],
+        apply: () => {
+          condemn('page', h, 'unreferenced');
+          r.pages.condemned++;
+        },
+      });
+    }
+    const locked = await this.repo.lockedObjects([...new Set(intents.flatMap((i) => i.keys))]);
+    for (const intent of intents) {
+      const until = Math.max(0, ...intent.keys.map((k) => locked.get(k)?.getTime() ?? 0));
+      if (until === 0) {
+        intent.apply();
+        continue;
+      }
+      r.locked[intent.kind === 'pack' ? 'packs' : 'pages']++;
+      const at = new Date(until).toISOString();
+      if (r.locked.firstUnlock === undefined || at < r.locked.firstUnlock) r.locked.firstUnlock = at;
+      if (r.locked.lastUnlock === undefined || at > r.locked.lastUnlock) r.locked.lastUnlock = at;
     }
 
     r.packs.deleted = deletePacks.length;

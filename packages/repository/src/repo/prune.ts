@@ -52,6 +52,16 @@ export async function pruneJob(repo: Repository, job: string, rules: RetentionRu
     );
     for (const d of plan) decisions.push({ ...d, snapshot: byKey.get(d.id)! });
   }
+  // With S3 Object Lock a manifest cannot be deleted before its retention date: the
+  // snapshot is kept, saying until when, and a prune after that date forgets it.
+  const locked = await repo.lockedObjects(decisions.filter((d) => !d.keep).map((d) => d.snapshot.key));
+  for (const d of decisions) {
+    const until = locked.get(d.snapshot.key);
+    if (!d.keep && until) {
+      d.keep = true;
+      d.reasons = [`locked until ${until.toISOString()}`];
+    }
+  }
   const forget = decisions.filter((d) => !d.keep).map((d) => d.snapshot.key);
   if (!options.dryRun) await repo.forgetSnapshots(forget);
   return { job, dryRun: options.dryRun === true, decisions, kept: decisions.length - forget.length, forgotten: forget.length };

@@ -12,6 +12,7 @@ import { MAX_PACK_BYTES, MIN_PACK_BYTES } from '../pack/pack-writer.js';
 import { ObjectFormatError } from '../format-error.js';
 import { validateJobName } from '../snapshot/manifest.js';
 import { RepositoryError } from './errors.js';
+import { validateObjectLock, type ObjectLockConfig } from './object-lock.js';
 
 export const CONFIG_KEY = 'config';
 export const STORES_PREFIX = 'stores/';
@@ -28,6 +29,8 @@ export interface RepositoryConfig {
   encrypted: boolean;
   /** Target pack size in bytes (4-128 MiB). */
   packBytes: number;
+  /** Present when the bucket has S3 Object Lock: immutable objects are written with a retention date. */
+  objectLock?: ObjectLockConfig;
 }
 
 /** `global`: any job may dedup against it; `job`: bound to one job (isolated). */
@@ -103,6 +106,13 @@ export function decodeConfig(bytes: Uint8Array): RepositoryConfig {
   if (typeof v.createdAt !== 'string') throw new RecordFormatError(CONFIG_KEY, 'createdAt is missing');
   if (typeof v.packBytes !== 'number') throw new RecordFormatError(CONFIG_KEY, 'packBytes is missing');
   validatePackBytes(v.packBytes);
+  if (v.objectLock !== undefined) {
+    try {
+      validateObjectLock(v.objectLock);
+    } catch (err) {
+      throw new RecordFormatError(CONFIG_KEY, (err as Error).message);
+    }
+  }
   return v as unknown as RepositoryConfig;
 }
 

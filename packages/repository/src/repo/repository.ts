@@ -35,6 +35,7 @@ import {
   type StoreScope,
 } from './records.js';
 import { DEFAULT_PACK_BYTES } from '../pack/pack-writer.js';
+import { applyObjectLock, lockedObjects, ObjectLockUnavailableError, validateObjectLock, type ObjectLockConfig } from './object-lock.js';
 import { encodeProtection, PROTECTED_PREFIX, protectionKey, SnapshotProtectedError, snapshotKeyOfProtection } from './protection.js';
 
 export const GLOBAL_STORE = 'global';
@@ -46,6 +47,11 @@ export interface InitOptions {
   packBytes?: number;
   /** scrypt cost for key files (tests lower it; the default is SCRYPT_DEFAULTS). */
   scryptCost?: { N: number; r: number; p: number };
+  /**
+   * Lock the immutable objects (S3 Object Lock): the bucket must have been created with
+   * Object Lock enabled. Recorded in the config, so every writer applies it.
+   */
+  objectLock?: ObjectLockConfig;
 }
 
 export interface OpenOptions {
@@ -87,6 +93,7 @@ export class Repository {
     const packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
     validatePackBytes(packBytes);
     if (await objects.head(CONFIG_KEY)) throw new RepositoryExistsError(objects.location);
+    if (options.objectLock !== undefined) await checkObjectLockable(objects, options.objectLock);
     const config: RepositoryConfig = {
       format: 'hoard-repository',
       version: 1,
@@ -94,7 +101,9 @@ export class Repository {
       createdAt: new Date().toISOString(),
       encrypted: options.passphrase !== undefined,
       packBytes,
+      ...(options.objectLock ? { objectLock: { mode: options.objectLock.mode, days: options.objectLock.days } } : {}),
     };
+    if (config.objectLock) applyObjectLock(objects, config.objectLock);
     const repo = new Repository(objects, config, options);
     // The global store first: a config without it would be a repository nobody can use.
     await repo.createStore(GLOBAL_STORE, { kind: 'global' });
@@ -105,7 +114,18 @@ export class Repository {
   static async open(objects: ObjectStore, options: OpenOptions = {}): Promise<Repository> {
     const info = await objects.head(CONFIG_KEY);
     if (!info) throw new RepositoryNotFoundError(objects.location);
-    return new Repository(objects, decodeConfig(await objects.get(CONFIG_KEY)), options);
+    const config = decodeConfig(await objects.get(CONFIG_KEY));
+    // Every writer locks alike: the config, not the writer's options, says so.
+    if (config.objectLock) applyObjectLock(objects, config.objectLock);
+    return new Repository(objects, config, options);
+  }
+
+  /**
+   * The keys among `keys` that Object Lock still keeps from being deleted, with the date
+   * each becomes deletable (empty when the repository does not lock).
+   */
+  async lockedObjects(keys: readonly string[]): Promise<Map<string, Date>> {
+    return this.config.objectLock ? lockedObjects(this.objects, keys) : new Map();
   }
 
   /** The same repository with a passphrase, without reading its config again. */
@@ -376,6 +396,21 @@ export class Repository {
     if (info instanceof ObjectFormatError) throw info;
     if (!info) throw new SnapshotNotFoundError(`snapshot ${text} of job ${job} was just forgotten`);
     return info;
+  }
+}
+
+/** Refuses Object Lock where it cannot work, before anything is written. */
+async function checkObjectLockable(objects: ObjectStore, lock: ObjectLockConfig): Promise<void> {
+  validateObjectLock(lock);
+  if (!objects.applyRetention || !objects.objectLockEnabled) {
+    throw new ObjectLockUnavailableError(
+      `${objects.location} cannot lock objects: Object Lock needs an S3 bucket (s3://bucket/prefix) created with Object Lock enabled`,
+    );
+  }
+  if (!(await objects.objectLockEnabled())) {
+    throw new ObjectLockUnavailableError(
+      `bucket of ${objects.location} does not have Object Lock enabled, and S3 enables it only when a bucket is created: give hoard init --object-lock a new bucket name (it creates the bucket with Object Lock), or enable Object Lock on this bucket where the provider allows it`,
+    );
   }
 }
 

@@ -60,6 +60,33 @@ export interface ObjectStore {
   openRangeReader?(): RangeReader;
   /** How many ranged reads a restore keeps in flight against this store (default 4). */
   readonly readConcurrency?: number;
+  /**
+   * Optional: stores that can make objects immutable (S3 Object Lock). From this call on,
+   * every object `retention.locks(key)` accepts is written with a retention date `days`
+   * after its write; the repository calls it when its config asks for Object Lock
+   * (docs/storage.md, "Object Lock").
+   */
+  applyRetention?(retention: StoreRetention): void;
+  /**
+   * Optional: the date until which the object under `key` cannot be deleted, when that is
+   * still in the future (undefined: deletable now, not locked, or absent). GC and prune ask
+   * before deleting, and keep what is locked.
+   */
+  lockedUntil?(key: string): Promise<Date | undefined>;
+  /** Optional, with applyRetention: whether the bucket has Object Lock enabled (init checks before it records the setting). */
+  objectLockEnabled?(): Promise<boolean>;
+}
+
+/** S3 Object Lock's two modes: COMPLIANCE binds everyone; GOVERNANCE can be lifted by a user with the bypass permission. */
+export type ObjectLockMode = 'COMPLIANCE' | 'GOVERNANCE';
+
+/** What ObjectStore.applyRetention is told: which objects to lock, how, and for how long. */
+export interface StoreRetention {
+  mode: ObjectLockMode;
+  /** Retention from each object's write, in days (fractions for tests). */
+  days: number;
+  /** True for the keys of immutable objects (packs, segments, pages, manifests, records). */
+  locks(key: string): boolean;
 }
 
 /** Many ranged reads of immutable objects; see ObjectStore.openRangeReader. */

@@ -1,10 +1,13 @@
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
   type BucketLocationConstraint,
@@ -15,7 +18,7 @@ import { mapLimit } from '../map-limit.js';
 import { retrying } from '../retry.js';
 import { EnvironmentError, InvalidKeyError, ObjectNotFoundError, ObjectStoreError, RangeOutOfBoundsError, type StoreOperation } from './errors.js';
 import { checkListArguments, validateKey } from './keys.js';
-import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore } from './object-store.js';
+import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, StoreRetention } from './object-store.js';
 import { describeS3Error, environmentCodeOfS3Error, errorName, httpStatus, type S3ErrorContext } from './s3-errors.js';
 import { resolveRetryPolicy, S3RetryStrategy, type S3RetryPolicy } from './s3-retry.js';
 import { formatS3Url, parseS3Url, S3ConfigError, validateBucketName, validateStorePrefix, type S3Url } from './s3-url.js';
@@ -58,6 +61,8 @@ export interface S3ObjectStoreOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** open() only: create the bucket if it does not exist. */
   create?: boolean;
+  /** open() with `create` only: a bucket it creates has Object Lock (and so versioning) enabled. */
+  objectLock?: boolean;
 }
 
 const DEFAULT_REGION = 'us-east-1';
@@ -69,6 +74,7 @@ const DELETE_CONCURRENCY = 4;
 const OPEN_MAX_ATTEMPTS = 3;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const DAY_MS = 24 * 3600_000;
 
 interface ResolvedSettings {
   bucket: string;
@@ -100,6 +106,8 @@ export class S3ObjectStore implements ObjectStore {
   /** What goes before every key: '' or `prefix/`. */
   readonly #keyPrefix: string;
   readonly #errorContext: S3ErrorContext;
+  /** Set by applyRetention: the bucket has Object Lock, so it is versioned (see #putVersioned). */
+  #retention: StoreRetention | undefined;
   /**
    * Ranged GETs a restore keeps in flight: one GET is bound by its round trip and one
    * connection's window, so several overlap (PBS and rclone use 8-16 as well).
@@ -131,7 +139,7 @@ export class S3ObjectStore implements ObjectStore {
   static async open(options: S3ObjectStoreOptions): Promise<S3ObjectStore> {
     const store = new S3ObjectStore(options);
     try {
-      await store.#checkBucket(options.create === true);
+      await store.#checkBucket(options.create === true, options.objectLock === true);
     } catch (err) {
       store.close();
       throw err;
@@ -147,6 +155,7 @@ export class S3ObjectStore implements ObjectStore {
   async putIfAbsent(key: string, data: Uint8Array): Promise<boolean> {
     validateKey(key);
     if (!(data instanceof Uint8Array)) throw new TypeError(`putIfAbsent(${key}): data must be a Uint8Array`);
+    if (this.#retention) return this.#putVersioned(key, data, this.#retention);
     try {
       await this.#client.send(
         new PutObjectCommand({
@@ -204,9 +213,140 @@ export class S3ObjectStore implements ObjectStore {
     // All keys are checked before anything is deleted: a bad key is a caller bug.
     for (const key of keys) validateKey(key);
     const unique = [...new Set(keys)];
+    if (this.#retention) {
+      await mapLimit(unique, DELETE_CONCURRENCY, (key) => this.#deleteAllVersions(key));
+      return;
+    }
     const batches: string[][] = [];
     for (let i = 0; i < unique.length; i += S3_PAGE_MAX) batches.push(unique.slice(i, i + S3_PAGE_MAX));
     await mapLimit(batches, DELETE_CONCURRENCY, (batch) => this.#deleteBatch(batch));
+  }
+
+  // --- Object Lock (docs/storage.md, "Object Lock") ---
+
+  applyRetention(retention: StoreRetention): void {
+    if (!(retention.days > 0)) throw new RangeError(`object lock retention must be a positive number of days, got ${retention.days}`);
+    this.#retention = retention;
+  }
+
+  /** Whether the bucket was created with Object Lock enabled (only then can objects be locked). */
+  async objectLockEnabled(): Promise<boolean> {
+    try {
+      const response = await this.#client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
+      return response.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (err) {
+      if (errorName(err) === 'ObjectLockConfigurationNotFoundError' || httpStatus(err) === 404) return false;
+      throw this.#wrap('head', '', err);
+    }
+  }
+
+  async lockedUntil(key: string): Promise<Date | undefined> {
+    validateKey(key);
+    try {
+      const response = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#s3Key(key) }));
+      const until = response.ObjectLockRetainUntilDate;
+      return until !== undefined && until.getTime() > Date.now() ? until : undefined;
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw this.#wrap('head', key, err);
+    }
+  }
+
+  /**
+   * putIfAbsent in a versioned bucket. Ceph RGW ignores If-None-Match there (a second PUT
+   * just adds a version), so the key is looked up first. An immutable object is locked: two
+   * writers racing past the lookup leave two versions of the same content-named bytes,
+   * which costs space until both expire and nothing else. A control object (GC lock,
+   * condemnation list, marker) needs a real winner: the oldest version wins, and a loser
+   * removes its own version and answers false.
+   */
+  async #putVersioned(key: string, data: Uint8Array, retention: StoreRetention): Promise<boolean> {
+    const locked = retention.locks(key);
+    let versionId: string | undefined;
+    try {
+      if ((await this.#size(key)) !== undefined) return false;
+      const response = await this.#client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.#s3Key(key),
+          Body: data,
+          ContentLength: data.byteLength,
+          ContentType: 'application/octet-stream',
+          IfNoneMatch: '*',
+          ...(locked ? { ObjectLockMode: retention.mode, ObjectLockRetainUntilDate: new Date(Date.now() + retention.days * DAY_MS) } : {}),
+        }),
+      );
+      versionId = response.VersionId;
+      if (locked || versionId === undefined) return true;
+      const versions = await this.#versions(key);
+      const markedAt = Math.max(0, ...versions.filter((v) => v.marker).map((v) => v.modified));
+      const live = versions.filter((v) => !v.marker && v.modified > markedAt).sort((a, b) => a.modified - b.modified || a.id.localeCompare(b.id));
+      if (live.length === 0 || live[0].id === versionId) return true;
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#s3Key(key), VersionId: versionId }));
+      return false;
+    } catch (err) {
+      if (errorName(err) === 'PreconditionFailed' || httpStatus(err) === 412) return false;
+      throw this.#wrap('put', key, err);
+    }
+  }
+
+  /**
+   * Deleting in a versioned bucket: a plain DELETE only adds a delete marker, and the bytes
+   * stay (and are billed) for ever. Every version and marker of the key is removed. A
+   * version still under retention cannot be: then the key is hidden behind a delete marker
+   * (what a caller that withdraws an object wants) and its bytes go when the lock has
+   * passed and a later GC deletes again. GC and prune ask lockedUntil first, so they do not
+   * come here for locked objects.
+   */
+  async #deleteAllVersions(key: string): Promise<void> {
+    const s3Key = this.#s3Key(key);
+    try {
+      const versions = await this.#versions(key);
+      let locked = false;
+      for (let i = 0; i < versions.length; i += S3_PAGE_MAX) {
+        const response = await this.#client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: versions.slice(i, i + S3_PAGE_MAX).map((v) => ({ Key: s3Key, VersionId: v.id })), Quiet: true },
+          }),
+        );
+        for (const e of response.Errors ?? []) {
+          if (e.Code === 'NoSuchKey' || e.Code === 'NoSuchVersion') continue;
+          if (e.Code === 'AccessDenied') locked = true;
+          else throw new ObjectStoreError(this.location, 'delete', key, describeS3Error({ name: e.Code ?? 'Error', message: e.Message }, this.#errorContext));
+        }
+      }
+      if (locked) await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: s3Key }));
+    } catch (err) {
+      throw this.#wrap('delete', key, err);
+    }
+  }
+
+  /** Every version and delete marker of exactly `key`. */
+  async #versions(key: string): Promise<{ id: string; marker: boolean; modified: number }[]> {
+    const s3Key = this.#s3Key(key);
+    const out: { id: string; marker: boolean; modified: number }[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    for (;;) {
+      const response = await this.#client.send(
+        new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: s3Key, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
+      );
+      let other = false;
+      for (const [entries, marker] of [
+        [response.Versions ?? [], false],
+        [response.DeleteMarkers ?? [], true],
+      ] as const) {
+        for (const v of entries) {
+          // The prefix also matches longer keys (`a` and `a.b`); those are not ours.
+          if (v.Key !== s3Key) other = true;
+          else if (v.VersionId !== undefined) out.push({ id: v.VersionId, marker, modified: v.LastModified?.getTime() ?? 0 });
+        }
+      }
+      if (response.IsTruncated !== true || other) return out;
+      keyMarker = response.NextKeyMarker;
+      versionMarker = response.NextVersionIdMarker;
+    }
   }
 
   // --- get ---
@@ -361,7 +501,7 @@ export class S3ObjectStore implements ObjectStore {
 
   // --- bucket ---
 
-  async #checkBucket(create: boolean): Promise<void> {
+  async #checkBucket(create: boolean, objectLock: boolean): Promise<void> {
     // Its own client with a short retry budget: a wrong endpoint should be reported in a
     // second, not after the minute of retries an upload deserves.
     const policy = { ...this.#settings.retry, maxAttempts: Math.min(this.#settings.retry.maxAttempts, OPEN_MAX_ATTEMPTS) };
@@ -387,6 +527,7 @@ export class S3ObjectStore implements ObjectStore {
         await client.send(
           new CreateBucketCommand({
             Bucket: this.bucket,
+            ObjectLockEnabledForBucket: objectLock ? true : undefined,
             // AWS wants the region named outside us-east-1; other servers have their own
             // notion of location and take the default.
             CreateBucketConfiguration:
