@@ -14,8 +14,8 @@
  *   after:  read the condemnations again; if any referenced condemnation is past its
  *           window, check that gc/lock does not exist; then check that every referenced
  *           pack and page still exists; anything condemned since is revived if its
- *           window is open. Otherwise (or if something is gone) the manifest is deleted
- *           again and the backup fails.
+ *           window is open. Otherwise (or if something is gone, or the store fails any of
+ *           these reads) the manifest is deleted again and the backup fails.
  *
  * Why "after" is enough without any timing assumption: a GC that deletes an object
  * condemned it first and lists manifests only after its grace period began, and
@@ -30,6 +30,7 @@
 import { encodeIndexSegment, packKeyFromHash } from '../index-segment/index-segment.js';
 import { readPackTrailer } from '../pack/pack-reader.js';
 import { contentKeyFromHash } from '../content-key.js';
+import { ObjectStoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { mapConcurrent } from '../repo/concurrency.js';
 import { GcConflictError } from './errors.js';
@@ -59,6 +60,9 @@ export async function commitGuarded(
   if (lateInstances(before, packs, pages, now).length > 0) await requireNoGc(objects, before, packs, pages, now, 'nothing was committed');
   await settle(objects, before, packs, pages, now, 'nothing was committed');
   const key = await writeManifest();
+  // From here a failure of any kind (a conflict, or the store failing the check) withdraws
+  // the manifest: a snapshot not shown safe against a GC must not stand, and a backup that
+  // fails must have committed nothing.
   try {
     const after = await readCondemnations(objects);
     // The order matters: manifest, then no gc/lock, then the objects exist. A GC that takes
@@ -70,10 +74,29 @@ export async function commitGuarded(
     await requireExisting(objects, packs, pages);
     await settle(objects, after, packs, pages, now, 'the snapshot was withdrawn again');
   } catch (err) {
-    if (err instanceof GcConflictError) await objects.deleteMany([key]);
+    await withdrawManifest(objects, key, err);
     throw err;
   }
   return key;
+}
+
+/**
+ * Deletes a manifest whose commit failed after it was written (or may have been). If the
+ * delete fails too, the snapshot may stand unchecked: the error says so and names it.
+ */
+export async function withdrawManifest(objects: ObjectStore, key: string, why: unknown): Promise<void> {
+  try {
+    await objects.deleteMany([key]);
+  } catch (err) {
+    const reason = err instanceof ObjectStoreError ? err.reason : String(err);
+    throw new ObjectStoreError(
+      objects.location,
+      'delete',
+      key,
+      `${reason}; the snapshot was written, but its commit failed (${(why as Error)?.message ?? String(why)}) and it could not be withdrawn, so it may stand unchecked against garbage collection: run hoard verify, and forget it if in doubt`,
+      { cause: err },
+    );
+  }
 }
 
 const describeObject = (c: { kind: 'pack' | 'page'; hash: string }): string =>

@@ -11,7 +11,7 @@ import { hashOfContentKey } from '../content-key.js';
 import { encodePage, PAGE_CHUNKS, type ChunkRef } from '../snapshot/chunk-list.js';
 import { encodeManifest, type PageRef, type SnapshotMeta } from '../snapshot/manifest.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { commitGuarded } from '../gc/commit-guard.js';
+import { commitGuarded, withdrawManifest } from '../gc/commit-guard.js';
 import { snapshotId, type SnapshotInfo } from './repository.js';
 
 const NO_FINGERPRINT = new Uint8Array(32);
@@ -55,7 +55,7 @@ export class SnapshotWriter {
     const full: SnapshotMeta = { ...meta, chunker: manifestChunker(meta.chunker), logicalBytes: this.logicalBytes, chunkCount: this.chunks };
     const manifest = encodeManifest({ meta: full, pages: this.pages });
     const put = async () => {
-      await this.objects.putIfAbsent(manifest.key, manifest.bytes);
+      await putManifest(this.objects, manifest.key, manifest.bytes);
       return manifest.key;
     };
     // `now` must be the clock the GC uses (revival windows are compared against it).
@@ -82,6 +82,28 @@ export class SnapshotWriter {
         },
       ),
     );
+  }
+}
+
+/**
+ * Puts a manifest. A put that fails may still have landed: the server stored the object
+ * and the answer was lost (a connection reset), with no attempt left to find the object
+ * there. So a failed put asks: a manifest that is there is committed, and the backup goes
+ * on to its check; one that is not was never committed. If even that cannot be learnt,
+ * the manifest is withdrawn, so that a backup that fails has committed nothing.
+ */
+async function putManifest(objects: ObjectStore, key: string, bytes: Uint8Array): Promise<void> {
+  try {
+    await objects.putIfAbsent(key, bytes);
+  } catch (err) {
+    let there: boolean;
+    try {
+      there = (await objects.head(key))?.size === bytes.byteLength;
+    } catch {
+      await withdrawManifest(objects, key, err);
+      throw err;
+    }
+    if (!there) throw err;
   }
 }
 
