@@ -24,6 +24,7 @@ const runSnapshots = lazy(() => import('./commands/snapshots.js'), 'runSnapshots
 const runStats = lazy(() => import('./commands/stats.js'), 'runStats');
 const runVerify = lazy(() => import('./commands/verify.js'), 'runVerify');
 const runRepair = lazy(() => import('./commands/repair.js'), 'runRepair');
+const runSync = lazy(() => import('./commands/sync.js'), 'runSync');
 const runProtect = lazy(() => import('./commands/prune.js'), 'runProtect');
 const runPrune = lazy(() => import('./commands/prune.js'), 'runPrune');
 const runGc = lazy(() => import('./commands/gc.js'), 'runGc');
@@ -322,6 +323,48 @@ program
   )
   .action(async (opts) => {
     if (!(await runRepair(opts, out))) exitCode = EXIT_DAMAGED;
+  });
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+program
+  .command('sync')
+  .description('copy snapshots into a second repository (another directory, bucket or S3 server): only what it lacks')
+  .option('--from <location>', 'the repository to copy from: a directory or s3://bucket/prefix')
+  .option('--to <location>', 'the repository to copy into (create it first with hoard init)')
+  .option('--job <name>', 'only this job (repeat for more; default: every job)', collect)
+  .option('--snapshot <id>', 'only this snapshot: its id or a unique prefix (repeat for more)', collect)
+  .option('--dry-run', 'list what would be copied; write nothing')
+  .option('--verify-data', 'after copying, read every copied snapshot back from --to and check every chunk')
+  .option('--from-passphrase-file <file>', 'passphrase of an encrypted --from repository (default: HOARD_PASSPHRASE)')
+  .option('--to-passphrase-file <file>', 'passphrase of an encrypted --to repository (default: HOARD_PASSPHRASE)')
+  .option('--from-endpoint <url>', 'S3 endpoint of --from, when it differs from the environment (AWS_ENDPOINT_URL)')
+  .option('--to-endpoint <url>', 'S3 endpoint of --to, when it differs from the environment')
+  .option('--allow-unencrypted-target', 'allow copying an encrypted repository into an unencrypted one (stored in the clear)')
+  .option('--json', 'print the report as JSON')
+  .addHelpText(
+    'after',
+    `
+A snapshot already copied (by an earlier sync, or through another copy) is recognised by
+the origin its copy records and not copied again. Blobs the target has are not written;
+when the two repositories have different keys every chunk of a copied snapshot is read
+and re-encrypted, and only the ones the target lacks are written. Each copy is committed
+on its own, manifest last: a sync that is killed leaves the target consistent, and the
+next sync continues. Every copy is checked in the target afterwards (every chunk indexed,
+every pack there; with --verify-data every byte). The target keeps its own retention:
+run hoard prune and hoard gc against it. Exit 3 when a copy or a source manifest is
+damaged. Details: docs/sync.md.
+
+Examples:
+  hoard sync --from /srv/hoard --to s3://offsite/hoard --dry-run
+  hoard sync --from /srv/hoard --to s3://offsite/hoard --job shop-db --verify-data
+  hoard sync --from s3://backups/hoard --to /mnt/usb/hoard --to-passphrase-file /root/usb.pass
+  hoard sync --from s3://backups/hoard --to s3://dr/hoard --to-endpoint https://s3.other.example
+  hoard prune --repo s3://offsite/hoard --job shop-db --keep-daily 30 --keep-monthly 24
+`,
+  )
+  .action(async (opts) => {
+    if (!(await runSync(opts, out))) exitCode = EXIT_DAMAGED;
   });
 
 program
