@@ -109,8 +109,16 @@ program
   .option('--encrypt', 'encrypt it: AES-256-GCM, a random key per fingerprint store wrapped by your passphrase (scrypt)')
   .addOption(passphraseFile())
   .option('--pack-size <MiB>', 'target pack object size, 4-128 MiB (default 16)')
+  .option(
+    '--object-lock [days]',
+    'S3 only: lock packs, index segments, chunk-list pages and manifests (S3 Object Lock) for DAYS after each write (default 30); creates the bucket with Object Lock, or checks an existing one has it',
+  )
+  .option('--object-lock-mode <mode>', 'compliance (default: nobody can delete a locked object early) or governance (a user with the bypass permission can)')
   .option('--json', 'print the result as JSON')
-  .addHelpText('after', '\nExamples:\n  hoard init --repo /srv/hoard\n  HOARD_PASSPHRASE=... hoard init --repo s3://backups/hoard --encrypt\n')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  hoard init --repo /srv/hoard\n  HOARD_PASSPHRASE=... hoard init --repo s3://backups/hoard --encrypt\n  hoard init --repo s3://immutable-backups/hoard --object-lock 45\n',
+  )
   .action((opts) => runInit(opts, out));
 
 program

@@ -19,13 +19,13 @@ export interface RepoOptions {
   passphraseFile?: string;
 }
 
-export async function openObjectStore(location: string | undefined, options: { create?: boolean } = {}): Promise<ObjectStore> {
+export async function openObjectStore(location: string | undefined, options: { create?: boolean; objectLock?: boolean } = {}): Promise<ObjectStore> {
   if (!location) throw new UsageError('--repo is required: a directory, or s3://bucket/prefix');
   if (location.startsWith('s3://')) {
     // The SDK warns on every run that Node 20 support ends; a backup's output is no place for it.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const { S3ObjectStore } = await import('@hoard/repository/s3');
-    return S3ObjectStore.open({ url: location, create: options.create });
+    return S3ObjectStore.open({ url: location, create: options.create, objectLock: options.objectLock });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
     throw new UsageError(`--repo ${location}: unsupported scheme; use a directory or s3://bucket/prefix`);

@@ -173,6 +173,12 @@ export const ServerConfigSchema = Type.Object(
     gcGraceHours: Type.Optional(
       Type.Number({ minimum: 0, maximum: 24 * 365, default: SERVER_CONFIG_DEFAULTS.gcGraceHours, allowed: 'a number of hours from 0 to 8760' }),
     ),
+    objectLockDays: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 36_500, allowed: 'a whole number of days from 1 to 36500 (S3 storage whose bucket has Object Lock)' }),
+    ),
+    objectLockMode: Type.Optional(
+      Type.Union([Type.Literal('compliance'), Type.Literal('governance')], { default: 'compliance', allowed: 'compliance or governance' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -328,6 +334,8 @@ export interface ServerSettings {
   dataDir: string;
   /** Create the repository encrypted when the storage holds none. */
   encrypt: boolean;
+  /** Create the repository with S3 Object Lock when the storage holds none (objectLockDays). */
+  objectLock?: { mode: 'COMPLIANCE' | 'GOVERNANCE'; days: number };
   passphraseFile?: string;
   /** MediaServer.start's options but the repository, which the caller opens at `storage`. */
   server: ServerStartOptions;
@@ -372,6 +380,10 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
   const key = overrides.tlsKey ?? config.tls?.key;
   if ((cert === undefined) !== (key === undefined))
     problems.push(`TLS needs both a certificate and a key: --tls-cert and --tls-key${source ? `, or "tls": {"cert", "key"} in ${source}` : ''}`);
+  if (config.objectLockDays !== undefined && storage !== undefined && !storage.startsWith('s3://'))
+    problems.push(`objectLockDays needs S3 storage (s3://bucket/prefix) whose bucket has Object Lock; ${storage} is a directory, which cannot lock objects`);
+  if (config.objectLockMode !== undefined && config.objectLockDays === undefined)
+    problems.push('objectLockMode needs objectLockDays: the days each object stays locked');
   if (problems.length > 0 || storage === undefined) throw new ServerConfigError(problems);
 
   const d = SERVER_CONFIG_DEFAULTS;
@@ -384,6 +396,9 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
     storage: storage.startsWith('s3://') ? storage : resolve(storage.startsWith('fs:') ? storage.slice(3) : storage),
     dataDir,
     encrypt: overrides.encrypt ?? config.encrypt ?? d.encrypt,
+    ...(config.objectLockDays !== undefined
+      ? { objectLock: { mode: config.objectLockMode === 'governance' ? ('GOVERNANCE' as const) : ('COMPLIANCE' as const), days: config.objectLockDays } }
+      : {}),
     passphraseFile: overrides.passphraseFile ?? config.passphraseFile,
     server: {
       catalogDir: resolve(dataDir, 'catalog'),

@@ -170,6 +170,19 @@ describe('a valid config', () => {
     expect(() => checkServerConfig({ adoptState: true }, '--config f')).toThrow(/unknown setting "adoptState"/);
   });
 
+  it('objectLockDays (and objectLockMode) create the repository with S3 Object Lock; only on S3 storage', () => {
+    expect(resolveServerSettings({ objectLockDays: 45 }, { storage: 's3://backups/p' }).objectLock).toEqual({ mode: 'COMPLIANCE', days: 45 });
+    expect(resolveServerSettings({ objectLockDays: 2, objectLockMode: 'governance' }, { storage: 's3://backups/p' }).objectLock).toEqual({
+      mode: 'GOVERNANCE',
+      days: 2,
+    });
+    expect(resolveServerSettings({}, { storage: 's3://backups/p' })).not.toHaveProperty('objectLock');
+    expect(() => resolveServerSettings({ objectLockDays: 45 }, { storage: '/srv/hoard' })).toThrow(
+      /objectLockDays needs S3 storage \(s3:\/\/bucket\/prefix\) whose bucket has Object Lock; \/srv\/hoard is a directory/,
+    );
+    expect(() => resolveServerSettings({ objectLockMode: 'governance' }, { storage: 's3://backups/p' })).toThrow(/objectLockMode needs objectLockDays/);
+  });
+
   it('gcSchedule "off" turns the scheduled GC off; a time zone is given back in its canonical spelling', () => {
     expect(resolveServerSettings({ gcSchedule: 'off', gcTimeZone: 'europe/berlin' }, { storage: '/x' }).server).toMatchObject({
       gcSchedule: null,
@@ -248,6 +261,9 @@ const REFUSALS: Array<[string, unknown, RegExp, RegExp?]> = [
   ['gcGraceHours', -1, /gcGraceHours must be a number of hours from 0 to 8760/],
   ['gcGraceHours', 8761, /gcGraceHours must be a number of hours from 0 to 8760/],
   ['gcGraceHours', '24h', /gcGraceHours must be a number of hours from 0 to 8760/],
+  ['objectLockDays', 0, /objectLockDays must be a whole number of days from 1 to 36500/],
+  ['objectLockDays', 1.5, /objectLockDays must be a whole number of days from 1 to 36500/],
+  ['objectLockMode', 'legal-hold', /objectLockMode must be compliance or governance/],
 ];
 
 describe('refusals name the file, the key, what was given and what is allowed', () => {

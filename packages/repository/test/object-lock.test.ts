@@ -272,6 +272,19 @@ describe('S3 Object Lock', () => {
     expect((await restored(repo, 'web')).length).toBe(3 * 128 * KiB);
   });
 
+  it('governance mode locks each object too, and only a bypass (which compliance does not know) lifts it', async () => {
+    const { store, repo } = await lockedRepo({ mode: 'GOVERNANCE', days: 1 });
+    await run(repo, 'web', data(1));
+    const [manifest] = await keys(store, 'snapshots/');
+    const h = await head(store.bucket, manifest);
+    expect(h.ObjectLockMode).toBe('GOVERNANCE');
+    await expect(sdk().send(new DeleteObjectCommand({ Bucket: store.bucket, Key: manifest, VersionId: h.VersionId }))).rejects.toMatchObject({
+      name: 'AccessDenied',
+    });
+    await sdk().send(new DeleteObjectCommand({ Bucket: store.bucket, Key: manifest, VersionId: h.VersionId, BypassGovernanceRetention: true }));
+    expect((await versions(store.bucket, manifest)).versions).toEqual([]);
+  });
+
   it('control objects still have one winner in the versioned bucket (RGW ignores If-None-Match there)', async () => {
     const { store } = await lockedRepo({ mode: 'COMPLIANCE', days: 1 });
     const results = await Promise.all(Array.from({ length: 6 }, (_, i) => store.putIfAbsent('gc/lock', Buffer.from(`holder ${i}`))));

@@ -29,7 +29,7 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
   const { storage, dataDir } = settings;
   const secretOptions = { passphraseFile: settings.passphraseFile };
   // A new deployment: the directory or the bucket is created when missing.
-  const objects = await openObjectStore(storage, { create: true });
+  const objects = await openObjectStore(storage, { create: true, objectLock: settings.objectLock !== undefined });
   let repo: Repository;
   try {
     repo = await Repository.open(objects);
@@ -38,8 +38,14 @@ export async function startServerFromOptions(options: ServerStartOptions, out: (
     const { encrypt } = settings;
     const secret = encrypt ? await passphrase(secretOptions, { ask: true, confirm: true }) : undefined;
     if (encrypt && !secret) throw new UsageError('--encrypt needs a passphrase: HOARD_PASSPHRASE or --passphrase-file');
-    repo = await Repository.init(objects, { passphrase: secret });
-    process.stderr.write(`hoard server: created a new ${encrypt ? 'encrypted ' : ''}repository at ${storage}\n`);
+    repo = await Repository.init(objects, { passphrase: secret, objectLock: settings.objectLock });
+    const lock = repo.config.objectLock;
+    const locked = lock ? `, its immutable objects locked (${lock.mode.toLowerCase()}) for ${lock.days} day(s)` : '';
+    process.stderr.write(`hoard server: created a new ${encrypt ? 'encrypted ' : ''}repository at ${storage}${locked}\n`);
+  }
+  if (settings.objectLock && !repo.config.objectLock) {
+    // The setting applies when the repository is created; an existing one keeps its own.
+    process.stderr.write(`hoard server: warning: objectLockDays is set but the repository at ${storage} was created without Object Lock; nothing is locked\n`);
   }
   if (repo.encrypted) repo = repo.withPassphrase(await passphrase(secretOptions, { ask: true }));
   await mkdir(dataDir, { recursive: true });
