@@ -261,7 +261,7 @@ describe('S3 Object Lock', () => {
     expect(await keys(store, 'snapshots/')).not.toContain(old.key);
     const first = await collectGarbage(repo, { graceMs: 0 });
     expect(first.packs.condemned).toBeGreaterThan(0);
-    expect(first.locked).toEqual({ packs: 0, pages: 0 });
+    expect(first.locked).toMatchObject({ packs: 0, pages: 0 });
     const second = await collectGarbage(repo, { graceMs: 0 });
     expect(second.packs.deleted).toBe(first.packs.condemned);
     // Nothing of the deleted objects stays behind as a hidden version or a delete marker.
@@ -283,6 +283,34 @@ describe('S3 Object Lock', () => {
     });
     await sdk().send(new DeleteObjectCommand({ Bucket: store.bucket, Key: manifest, VersionId: h.VersionId, BypassGovernanceRetention: true }));
     expect((await versions(store.bucket, manifest)).versions).toEqual([]);
+  });
+
+  it('GC extends the lock of packs and pages that snapshots still reference, not of manifests or segments', async () => {
+    const days = 8 / 86_400; // 8 s: a pass is due once objects are older than 2 s
+    const { store, repo } = await lockedRepo({ mode: 'COMPLIANCE', days });
+    await run(repo, 'web', data(1, 2, 3));
+    const [pack] = await keys(store, 'packs/');
+    const [page] = await keys(store, 'chunklists/');
+    const [manifest] = await keys(store, 'snapshots/');
+    const [segment] = await keys(store, 'index/');
+    const written = await Promise.all([pack, page, manifest, segment].map(async (k) => (await head(store.bucket, k)).ObjectLockRetainUntilDate!.getTime()));
+    // Young objects still have most of their lock: no pass.
+    expect((await collectGarbage(repo, { graceMs: 0 })).locked.extended).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const started = Date.now();
+    const report = await collectGarbage(repo, { graceMs: 0 });
+    expect(report.locked.extended).toBe((await keys(store, 'packs/')).length + (await keys(store, 'chunklists/')).length);
+    const [packUntil, pageUntil, manifestUntil, segmentUntil] = await Promise.all(
+      [pack, page, manifest, segment].map(async (k) => (await head(store.bucket, k)).ObjectLockRetainUntilDate!.getTime()),
+    );
+    expect(packUntil).toBeGreaterThanOrEqual(started + 8000 - 1000);
+    expect(packUntil).toBeGreaterThan(written[0]);
+    expect(pageUntil).toBeGreaterThan(written[1]);
+    expect(manifestUntil).toBe(written[2]);
+    expect(segmentUntil).toBe(written[3]);
+    // The pass is recorded: the next GC within a quarter period does not repeat it.
+    expect((await head(store.bucket, 'gc/lock-extension')).ObjectLockMode).toBeUndefined();
+    expect((await collectGarbage(repo, { graceMs: 0 })).locked.extended).toBe(0);
   });
 
   it('control objects still have one winner in the versioned bucket (RGW ignores If-None-Match there)', async () => {
@@ -316,7 +344,7 @@ describe('S3 Object Lock', () => {
     expect(await repo.lockedObjects([pack])).toEqual(new Map());
     expect((await pruneJob(repo, 'web', { keepLast: 1 })).forgotten).toBe(1);
     const first = await collectGarbage(repo, { graceMs: 0 });
-    expect(first.locked).toEqual({ packs: 0, pages: 0 });
+    expect(first.locked).toEqual({ packs: 0, pages: 0, extended: 0 });
     expect(first.packs.condemned).toBeGreaterThan(0);
     expect((await collectGarbage(repo, { graceMs: 0 })).packs.deleted).toBe(first.packs.condemned);
   });

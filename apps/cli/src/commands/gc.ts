@@ -49,11 +49,10 @@ export async function runGc(options: GcCommandOptions, out: (line: string) => vo
   printGcReport(report, options, out);
 }
 
-export function printGcReport(
-  report: Omit<GcReport, 'locked'> & { locked?: GcReport['locked'] },
-  options: { json?: boolean },
-  out: (line: string) => void,
-): void {
+/** What Object Lock kept and extended; optional, since an older server does not report it. */
+type LockedReport = Omit<GcReport['locked'], 'extended'> & { extended?: number };
+
+export function printGcReport(report: Omit<GcReport, 'locked'> & { locked?: LockedReport }, options: { json?: boolean }, out: (line: string) => void): void {
   if (options.json) {
     out(JSON.stringify(report));
     return;
@@ -81,6 +80,7 @@ export function printGcReport(
         '; a gc run after that removes them',
     );
   }
+  if (locked?.extended) out(`object lock extended for ${locked.extended} pack(s) and chunk-list page(s) that snapshots still reference`);
   out(`condemned objects are deleted by a gc run at least ${formatDuration(report.graceMs / 1000)} later, if nothing references them again`);
   if (report.missingChunks > 0) out(`warning: ${report.missingChunks} chunk reference(s) point at blobs no pack holds: run \`hoard verify\``);
   for (const s of report.skipped) out(`warning: ${s.pack} was not repacked: ${s.problem}`);

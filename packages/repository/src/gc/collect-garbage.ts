@@ -24,6 +24,7 @@ import { listAll, type ObjectInfo } from '../store/object-store.js';
 import { mapConcurrent } from '../repo/concurrency.js';
 import { SNAPSHOTS_PREFIX, type Repository } from '../repo/repository.js';
 import { GcDamagedError } from './errors.js';
+import { extendLocks } from './lock-extension.js';
 import { withGcLock } from './gc-lock.js';
 import { encodeList, instanceId, itemId, newListKey, readCondemnations, revivedKey, type CondemnedItem } from './gc-objects.js';
 import { revivePack } from './commit-guard.js';
@@ -93,9 +94,11 @@ export interface GcReport {
   /**
    * Dead (or mostly dead) packs and pages kept because S3 Object Lock still protects them or
    * the index segments that list them: a GC after `lastUnlock` can remove them all, one after
-   * `firstUnlock` some. Always 0 in a repository without Object Lock.
+   * `firstUnlock` some. `extended`: referenced packs and pages whose lock this run moved to
+   * now + the repository's days (at most every quarter of them). All 0 in a repository
+   * without Object Lock.
    */
-  locked: { packs: number; pages: number; firstUnlock?: string; lastUnlock?: string };
+  locked: { packs: number; pages: number; firstUnlock?: string; lastUnlock?: string; extended: number };
   /** Chunk references no pack holds: snapshots already damaged (run `hoard verify`). */
   missingChunks: number;
   /** Packs not repacked because of damage (they are kept as they are). */
@@ -149,7 +152,7 @@ class GcRun {
       segments: { read: 0, written: 0, deleted: 0 },
       blobs: { live: 0, dead: 0 },
       bytes: { before: 0, after: 0, deleted: 0, written: 0, live: 0, dead: 0 },
-      locked: { packs: 0, pages: 0 },
+      locked: { packs: 0, pages: 0, extended: 0 },
       missingChunks: 0,
       skipped: [],
       durationMs: 0,
@@ -412,6 +415,19 @@ class GcRun {
     // Revival markers of condemnations that are no longer listed have done their job.
     const listed = new Set(items.map(instanceId));
     await this.objects.deleteMany([...condemnations.revivedKeys].filter(([, id]) => !listed.has(id)).map(([key]) => key));
+    // With Object Lock: what snapshots still reference stays locked (lock-extension.ts).
+    const lock = this.repo.config.objectLock;
+    if (lock) {
+      const referenced = [
+        ...this.live.packs
+          .filter((p) => p.liveCount > 0 && !drop.has(p.hex) && packInfos.has(p.hex))
+          .map((p) => ({ key: packKey(p.hex), modified: packInfos.get(p.hex)!.modified })),
+        ...[...pageInfos]
+          .filter(([h]) => this.live.livePages.has(h))
+          .map(([h, info]) => ({ key: contentKeyFromHash('chunklists', Buffer.from(h, 'hex')), modified: info.modified })),
+      ];
+      r.locked.extended = await extendLocks(this.objects, lock, referenced);
+    }
     this.progress('write', 3, 3);
     r.bytes.after = r.bytes.before - r.bytes.deleted + r.bytes.written;
     r.durationMs = Date.now() - this.started;

@@ -73,6 +73,12 @@ export interface ObjectStore {
    * before deleting, and keep what is locked.
    */
   lockedUntil?(key: string): Promise<Date | undefined>;
+  /**
+   * Optional, with applyRetention: moves the retention date of the object's current version
+   * to `until`. False when the object is gone or already locked longer (a lock can only be
+   * extended).
+   */
+  extendLock?(key: string, until: Date): Promise<boolean>;
   /** Optional, with applyRetention: whether the bucket has Object Lock enabled (init checks before it records the setting). */
   objectLockEnabled?(): Promise<boolean>;
 }

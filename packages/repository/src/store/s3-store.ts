@@ -9,6 +9,7 @@ import {
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   PutObjectCommand,
+  PutObjectRetentionCommand,
   S3Client,
   type BucketLocationConstraint,
   type GetObjectCommandOutput,
@@ -249,6 +250,23 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       if (httpStatus(err) === 404) return undefined;
       throw this.#wrap('head', key, err);
+    }
+  }
+
+  async extendLock(key: string, until: Date): Promise<boolean> {
+    validateKey(key);
+    const retention = this.#retention;
+    if (!retention) return false;
+    try {
+      await this.#client.send(
+        new PutObjectRetentionCommand({ Bucket: this.bucket, Key: this.#s3Key(key), Retention: { Mode: retention.mode, RetainUntilDate: until } }),
+      );
+      return true;
+    } catch (err) {
+      if (httpStatus(err) === 404) return false;
+      // Already locked beyond `until` (a clock ahead of ours extended it): nothing to do.
+      if (errorName(err) === 'AccessDenied' && /shorten/i.test((err as Error).message)) return false;
+      throw this.#wrap('put', key, err);
     }
   }
 
