@@ -173,6 +173,23 @@ export const ServerConfigSchema = Type.Object(
     gcGraceHours: Type.Optional(
       Type.Number({ minimum: 0, maximum: 24 * 365, default: SERVER_CONFIG_DEFAULTS.gcGraceHours, allowed: 'a number of hours from 0 to 8760' }),
     ),
+    copyTargets: Type.Optional(
+      Type.Record(
+        Type.String(),
+        Type.Object(
+          {
+            repository: Type.String({ format: 'hoard-storage', allowed: 'a directory or s3://bucket/prefix, created with hoard init' }),
+            endpoint: Type.Optional(Type.String({ minLength: 1, allowed: "the S3 endpoint URL of the target, when it is not the environment's" })),
+            passphraseFile: Type.Optional(path('the path of a file whose first line is the passphrase of the encrypted target')),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          allowed:
+            'named copy targets for policies\' copy-to, e.g. {"offsite": {"repository": "s3://offsite/hoard", "passphraseFile": "/etc/hoard/offsite.pass"}}, each with repository and optional endpoint and passphraseFile',
+        },
+      ),
+    ),
     objectLockDays: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 36_500, allowed: 'a whole number of days from 1 to 36500 (S3 storage whose bucket has Object Lock)' }),
     ),
@@ -361,6 +378,8 @@ export interface ServerStartOptions {
   logLevel: string;
   /** `--adopt-state`; absent when not given. */
   adoptState?: boolean;
+  /** Second repositories a policy's copy-to names (docs/sync.md). */
+  copyTargets?: Record<string, { repository: string; endpoint?: string; passphraseFile?: string }>;
 }
 
 /**
@@ -384,6 +403,10 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
     problems.push(`objectLockDays needs S3 storage (s3://bucket/prefix) whose bucket has Object Lock; ${storage} is a directory, which cannot lock objects`);
   if (config.objectLockMode !== undefined && config.objectLockDays === undefined)
     problems.push('objectLockMode needs objectLockDays: the days each object stays locked');
+  for (const name of Object.keys(config.copyTargets ?? {})) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name))
+      problems.push(`copyTargets: the name ${shown(name)} is not valid: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
   if (problems.length > 0 || storage === undefined) throw new ServerConfigError(problems);
 
   const d = SERVER_CONFIG_DEFAULTS;
@@ -414,6 +437,22 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
       gcGraceMs: Math.round((config.gcGraceHours ?? d.gcGraceHours) * 3_600_000),
       logLevel: overrides.logLevel ?? config.logLevel ?? d.logLevel,
       ...(overrides.adoptState === true ? { adoptState: true } : {}),
+      ...(config.copyTargets ? { copyTargets: resolveCopyTargets(config.copyTargets) } : {}),
     },
   };
+}
+
+/** Copy targets with their directories and files as absolute paths (the server may change its working directory). */
+function resolveCopyTargets(
+  targets: NonNullable<ServerConfig['copyTargets']>,
+): Record<string, { repository: string; endpoint?: string; passphraseFile?: string }> {
+  const out: Record<string, { repository: string; endpoint?: string; passphraseFile?: string }> = {};
+  for (const [name, t] of Object.entries(targets)) {
+    out[name] = {
+      repository: t.repository.startsWith('s3://') ? t.repository : resolve(t.repository.startsWith('fs:') ? t.repository.slice(3) : t.repository),
+      ...(t.endpoint !== undefined ? { endpoint: t.endpoint } : {}),
+      ...(t.passphraseFile !== undefined ? { passphraseFile: resolve(t.passphraseFile) } : {}),
+    };
+  }
+  return out;
 }

@@ -39,7 +39,7 @@ export interface MaintenanceSchedulerOptions {
 }
 
 export interface MaintenanceDone {
-  kind: 'verify-structure' | 'verify-data' | 'prune' | 'gc';
+  kind: 'verify-structure' | 'verify-data' | 'prune' | 'gc' | 'copy';
   job?: string;
   policy?: string;
   ok: boolean;
@@ -92,6 +92,21 @@ export class MaintenanceScheduler {
       return results.length > 0 ? { kind: 'prune', job: run.job, policy: policy.name, ok: true } : undefined;
     } catch (err) {
       return { kind: 'prune', job: run.job, policy: policy.name, ok: false, error: (err as Error).message };
+    }
+  }
+
+  /**
+   * A run finished: after a successful backup run of a job whose policy has copy-to, copy
+   * the job's new snapshots there. Manual runs too (a copy forgets nothing). A failed copy
+   * is a failed `copy` task; the run stays succeeded.
+   */
+  async copyAfterRun(run: RunView, policy: Policy | undefined): Promise<MaintenanceDone | undefined> {
+    if (run.state !== 'succeeded' || run.restore || policy?.copyTo === undefined) return undefined;
+    try {
+      await this.maintenance.copyJob(run.job, policy);
+      return { kind: 'copy', job: run.job, policy: policy.name, ok: true };
+    } catch (err) {
+      return { kind: 'copy', job: run.job, policy: policy.name, ok: false, error: (err as Error).message };
     }
   }
 

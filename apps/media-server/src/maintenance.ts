@@ -13,7 +13,19 @@ import { randomBytes } from 'node:crypto';
 import type { Catalog, TaskKind, TaskRecord } from '@hoard/catalog';
 import type { Logger } from 'pino';
 import { policyRetentionRules, RequestError, type Policy } from '@hoard/protocol';
-import { collectGarbage, pruneJob, verify, type GcReport, type PruneResult, type Repository, type RetentionRules, type VerifyReport } from '@hoard/repository';
+import {
+  collectGarbage,
+  pruneJob,
+  syncRepositories,
+  verify,
+  type GcReport,
+  type PruneResult,
+  type Repository,
+  type RetentionRules,
+  type SyncReport,
+  type VerifyReport,
+} from '@hoard/repository';
+import { CopyTargets } from './copy-targets.js';
 import type { StoreHub } from './store-hub.js';
 import { policyJobs } from './policy-scheduler.js';
 import { timeOrderedId } from './run-board.js';
@@ -68,7 +80,54 @@ export class Maintenance {
     private readonly stores: StoreHub,
     private readonly now: () => Date,
     private readonly log: Logger,
+    private readonly copyTargets: CopyTargets = new CopyTargets(),
   ) {}
+
+  /**
+   * Copies a job's snapshots into the policy's copy target (docs/sync.md): every snapshot
+   * the target has no copy of, or with copy-keep only those copy-keep keeps (planned over
+   * the job's snapshots here, so that the target's prune and the next copy agree and a
+   * pruned copy is not copied again); then the target is pruned by copy-keep. Recorded as a
+   * `copy` task of the job.
+   */
+  /** Names of the copy targets in the server config. */
+  copyTargetNames(): string[] {
+    return this.copyTargets.names;
+  }
+
+  async copyJob(job: string, policy: Policy): Promise<{ sync: SyncReport; prune?: PruneResult }> {
+    const name = policy.copyTo;
+    if (name === undefined) throw new RequestError('invalid_request', `policy ${policy.name} has no copy-to`);
+    const keep = policy.copyKeep ? { ...policy.copyKeep, timeZone: policy.schedule.timeZone } : undefined;
+    const work = () =>
+      this.copyTargets.with(name, async (target) => {
+        const snapshots = keep ? (await pruneJob(this.repo, job, keep, { dryRun: true })).decisions.filter((d) => d.keep).map((d) => d.snapshot.id) : undefined;
+        const sync = await syncRepositories(this.repo, target, { jobs: [job], snapshots });
+        const prune = keep && sync.ok ? await pruneJob(target, job, keep) : undefined;
+        return { sync, ...(prune ? { prune } : {}) };
+      });
+    return this.recorded(
+      'copy',
+      { job, policy: policy.name },
+      work,
+      (r) =>
+        `to ${name}: ${r.sync.copied} snapshot(s) copied, ${r.sync.present} there before, ${r.sync.blobsWritten} new blob(s)` +
+        (r.prune ? `; kept ${r.prune.kept}, forgot ${r.prune.forgotten} there` : ''),
+      (r) => ({
+        target: name,
+        copied: r.sync.snapshots.filter((s) => s.status === 'copied').map((s) => ({ source: s.source, target: s.target })),
+        present: r.sync.present,
+        blobsWritten: r.sync.blobsWritten,
+        bytesStored: r.sync.bytesStored,
+        verification: r.sync.verification ?? null,
+        ...(r.prune ? { prune: pruneSummary(r.prune) } : {}),
+      }),
+      (r) =>
+        r.sync.ok
+          ? undefined
+          : `the copies in ${name} did not check out: ${JSON.stringify(r.sync.verification?.checks.filter((c) => c.problems.length > 0) ?? r.sync.damaged)}`,
+    );
+  }
 
   /** Applies a policy's retention to each of its jobs. A policy without retention keeps everything. */
   async prunePolicy(policy: Policy, options: { dryRun?: boolean; jobs?: string[] } = {}): Promise<PruneResult[]> {

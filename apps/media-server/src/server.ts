@@ -23,6 +23,7 @@ import { RunLeases } from './run-leases.js';
 import { SessionRegistry } from './session-registry.js';
 import { StateMirror, type StateMirrorOptions } from './state-mirror.js';
 import { StoreHub } from './store-hub.js';
+import { CopyTargets, type CopyTargetConfig } from './copy-targets.js';
 
 export interface MediaServerOptions {
   repo: Repository;
@@ -78,6 +79,8 @@ export interface MediaServerOptions {
   adoptState?: boolean;
   /** How soon changes reach the server state in the bucket (state-mirror.ts). */
   stateMirror?: StateMirrorOptions;
+  /** Second repositories a policy's copy-to names (config `copyTargets`, docs/sync.md). */
+  copyTargets?: Record<string, CopyTargetConfig>;
 }
 
 const DEFAULT_PORT = 8420;
@@ -120,7 +123,14 @@ export class MediaServer {
       onEnded: (run) => this.scheduler.runFinished(run),
     });
     this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
-    this.maintenance = new Maintenance(repo, catalog, this.stores, () => this.now(), this.log.child({ component: 'maintenance' }));
+    this.maintenance = new Maintenance(
+      repo,
+      catalog,
+      this.stores,
+      () => this.now(),
+      this.log.child({ component: 'maintenance' }),
+      new CopyTargets(options.copyTargets),
+    );
     const gcSchedule = options.gcSchedule === null ? null : parseSchedule(options.gcSchedule ?? '30 4 * * *', options.gcTimeZone ?? 'UTC');
     this.maintenanceScheduler = new MaintenanceScheduler(catalog, this.maintenance, {
       clock: options.clock ?? { now: () => Date.now() },
@@ -230,6 +240,9 @@ export class MediaServer {
       const policy = (await this.policies()).find((p) => policyJobs(p).includes(run.job));
       const done = await this.maintenanceScheduler.afterRun(run, policy);
       if (done && !done.ok) this.log.warn({ job: run.job, error: done.error }, 'prune after the run failed');
+      // The copy is a task of its own: its failure is recorded there and never fails the run.
+      const copied = await this.maintenanceScheduler.copyAfterRun(run, policy);
+      if (copied && !copied.ok) this.log.warn({ job: run.job, error: copied.error }, 'copy after the run failed');
     })().catch((err: unknown) => this.log.warn({ job: run.job, error: (err as Error).message }, 'prune after the run failed'));
     this.background.add(work);
     void work.finally(() => this.background.delete(work));

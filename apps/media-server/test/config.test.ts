@@ -261,6 +261,7 @@ const REFUSALS: Array<[string, unknown, RegExp, RegExp?]> = [
   ['gcGraceHours', -1, /gcGraceHours must be a number of hours from 0 to 8760/],
   ['gcGraceHours', 8761, /gcGraceHours must be a number of hours from 0 to 8760/],
   ['gcGraceHours', '24h', /gcGraceHours must be a number of hours from 0 to 8760/],
+  ['copyTargets', 'offsite', /copyTargets must be named copy targets for policies' copy-to/],
   ['objectLockDays', 0, /objectLockDays must be a whole number of days from 1 to 36500/],
   ['objectLockDays', 1.5, /objectLockDays must be a whole number of days from 1 to 36500/],
   ['objectLockMode', 'legal-hold', /objectLockMode must be compliance or governance/],

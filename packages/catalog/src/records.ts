@@ -161,7 +161,7 @@ export interface SessionQuery {
 export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 /** Work the server does itself, on a schedule or on request (not dispatched to an agent). */
-export type TaskKind = 'verify' | 'prune' | 'gc';
+export type TaskKind = 'verify' | 'prune' | 'gc' | 'copy';
 export type TaskState = 'running' | 'succeeded' | 'failed';
 
 /**

@@ -36,6 +36,13 @@ export function policyRoutes(api: Api, server: MediaServer): void {
         if (job.length > 128)
           throw new RequestError('invalid_name', `policy ${policy.name}: job name ${job} is longer than 128 characters; use a shorter policy name`);
       }
+      if (policy.copyTo !== undefined && !server.maintenance.copyTargetNames().includes(policy.copyTo)) {
+        const known = server.maintenance.copyTargetNames();
+        throw new RequestError(
+          'invalid_policy',
+          `policy ${policy.name}: copy-to ${policy.copyTo} is no copy target of the server config (${known.length > 0 ? `copyTargets: ${known.join(', ')}` : 'it has no copyTargets'}; docs/sync.md)`,
+        );
+      }
       const exists = (await catalog.getPolicy(policy.name)) !== undefined;
       if (mode === 'create' && exists)
         throw new RequestError('policy_exists', `policy ${policy.name} exists; use \`hoard policy update\` or \`apply\` to change it`);

@@ -351,6 +351,17 @@ export type AgentView = Static<typeof AgentView>;
 const Keep = (rule: string) => optional(Type.Integer({ minimum: 0, description: `keep the newest snapshot of each of the last N ${rule}` }));
 
 /** A policy in its canonical document form (docs/policies.md): kebab-case keys, defaults written out. */
+/** Retention rules as a policy file writes them (`retention`, `copy-keep`). */
+const RetentionDocument = record({
+  'keep-last': optional(Type.Integer({ minimum: 0, description: 'keep the N newest snapshots' })),
+  'keep-hourly': Keep('hours'),
+  'keep-daily': Keep('days'),
+  'keep-weekly': Keep('weeks'),
+  'keep-monthly': Keep('months'),
+  'keep-yearly': Keep('years'),
+  'keep-within': optional(Type.String({ description: 'keep every snapshot this recent, e.g. `2m` or `14d`' })),
+});
+
 export const PolicyDocument = record(
   {
     name: PolicyName,
@@ -367,17 +378,7 @@ export const PolicyDocument = record(
       full: Type.String({ description: 'a cron expression or calendar word' }),
       incremental: optional(Type.String({ description: 'a cron expression or calendar word' })),
     }),
-    retention: optional(
-      record({
-        'keep-last': optional(Type.Integer({ minimum: 0, description: 'keep the N newest snapshots' })),
-        'keep-hourly': Keep('hours'),
-        'keep-daily': Keep('days'),
-        'keep-weekly': Keep('weeks'),
-        'keep-monthly': Keep('months'),
-        'keep-yearly': Keep('years'),
-        'keep-within': optional(Type.String({ description: 'keep every snapshot this recent, e.g. `2m` or `14d`' })),
-      }),
-    ),
+    retention: optional(RetentionDocument),
     store: record({
       scope: Type.Union([Type.Literal('global'), Type.Literal('job')]),
       compression: Type.Union([Type.Literal('lz4'), Type.Literal('none')]),
@@ -395,6 +396,8 @@ export const PolicyDocument = record(
       'read-data': Type.String({ description: 'a cron expression or calendar word, or `off`' }),
       subset: optional(Type.String({ pattern: '%$', description: 'the share of pack data each read-data check reads, e.g. `10%`' })),
     }),
+    'copy-to': optional(Type.String({ description: "a copy target of the server's config: each successful run's snapshots are copied there" })),
+    'copy-keep': optional(RetentionDocument),
   },
   { title: 'PolicyDocument' },
 );
@@ -438,7 +441,15 @@ export const JobSummary = record(
 export type JobSummary = Static<typeof JobSummary>;
 
 export const HistoryKind = Type.Union(
-  [Type.Literal('full'), Type.Literal('incremental'), Type.Literal('manual'), Type.Literal('verify'), Type.Literal('prune'), Type.Literal('gc')],
+  [
+    Type.Literal('full'),
+    Type.Literal('incremental'),
+    Type.Literal('manual'),
+    Type.Literal('verify'),
+    Type.Literal('prune'),
+    Type.Literal('gc'),
+    Type.Literal('copy'),
+  ],
   {
     description: "runs: `full` or `incremental` (a policy's schedule) or `manual` (an admin's run); tasks: their kind",
   },
@@ -611,7 +622,6 @@ export const GcReport = record(
           pages: Counted('dead chunk-list pages kept because S3 Object Lock still protects them'),
           firstUnlock: Type.Optional(IsoTime),
           lastUnlock: Type.Optional(IsoTime),
-          extended: Type.Optional(Counted('referenced packs and pages whose lock this run extended (at most every quarter of the lock period)')),
         },
         { description: 'kept by S3 Object Lock: a gc after lastUnlock can remove them all (0 without Object Lock)' },
       ),

@@ -9,7 +9,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, stringify, type
 import type { PolicyDocument } from '../api/replies.js';
 import { formatSourceSpec, parseSourceSpec } from '../source-spec.js';
 import { formatPath, PolicyError, ProblemList, type PathSegment, type PolicyProblem } from './errors.js';
-import { checkPolicy, type Policy } from './policy.js';
+import { checkPolicy, type Policy, type RetentionRules } from './policy.js';
 
 export type PolicyFormat = 'yaml' | 'json';
 
@@ -158,6 +158,19 @@ export interface SerializePolicyOptions {
   redactSecrets?: boolean;
 }
 
+/** Retention rules with a policy file's keys. */
+function retentionDocument(r: RetentionRules): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (r.keepLast !== undefined) out['keep-last'] = r.keepLast;
+  if (r.keepHourly !== undefined) out['keep-hourly'] = r.keepHourly;
+  if (r.keepDaily !== undefined) out['keep-daily'] = r.keepDaily;
+  if (r.keepWeekly !== undefined) out['keep-weekly'] = r.keepWeekly;
+  if (r.keepMonthly !== undefined) out['keep-monthly'] = r.keepMonthly;
+  if (r.keepYearly !== undefined) out['keep-yearly'] = r.keepYearly;
+  if (r.keepWithin !== undefined) out['keep-within'] = r.keepWithin.text;
+  return out;
+}
+
 /** A policy as the mapping a policy file holds: kebab-case keys, defaults written out. */
 export function policyToDocument(policy: Policy, options: { redactSecrets?: boolean } = {}): PolicyDocument {
   const doc: Record<string, unknown> = { name: policy.name };
@@ -173,18 +186,7 @@ export function policyToDocument(policy: Policy, options: { redactSecrets?: bool
   const schedule: Record<string, unknown> = { timezone: policy.schedule.timeZone, full: policy.schedule.full.expression };
   if (policy.schedule.incremental) schedule.incremental = policy.schedule.incremental.expression;
   doc.schedule = schedule;
-  if (policy.retention) {
-    const r = policy.retention;
-    const retention: Record<string, unknown> = {};
-    if (r.keepLast !== undefined) retention['keep-last'] = r.keepLast;
-    if (r.keepHourly !== undefined) retention['keep-hourly'] = r.keepHourly;
-    if (r.keepDaily !== undefined) retention['keep-daily'] = r.keepDaily;
-    if (r.keepWeekly !== undefined) retention['keep-weekly'] = r.keepWeekly;
-    if (r.keepMonthly !== undefined) retention['keep-monthly'] = r.keepMonthly;
-    if (r.keepYearly !== undefined) retention['keep-yearly'] = r.keepYearly;
-    if (r.keepWithin !== undefined) retention['keep-within'] = r.keepWithin.text;
-    doc.retention = retention;
-  }
+  if (policy.retention) doc.retention = retentionDocument(policy.retention);
   doc.store = { scope: policy.store.scope, compression: policy.store.compression, encryption: policy.store.encryption };
   const limits: Record<string, unknown> = {};
   if (policy.limits.maxConcurrentJobsPerAgent !== undefined) limits['max-concurrent-jobs-per-agent'] = policy.limits.maxConcurrentJobsPerAgent;
@@ -196,6 +198,8 @@ export function policyToDocument(policy: Policy, options: { redactSecrets?: bool
     'read-data': policy.verify.readData ? policy.verify.readData.expression : 'off',
     ...(policy.verify.readData ? { subset: `${policy.verify.subset}%` } : {}),
   };
+  if (policy.copyTo !== undefined) doc['copy-to'] = policy.copyTo;
+  if (policy.copyKeep) doc['copy-keep'] = retentionDocument(policy.copyKeep);
   // Built key by key in the order a policy file lists them; the shape is api/replies.ts's PolicyDocument.
   return doc as PolicyDocument;
 }

@@ -70,6 +70,10 @@ export interface Policy {
   store: PolicyStore;
   limits: PolicyLimits;
   verify: VerifyPolicy;
+  /** A copy target of the server's config: each successful run's snapshots are copied there (docs/sync.md). */
+  copyTo?: string;
+  /** Retention of the copies in the copy target; absent: the copies are kept. */
+  copyKeep?: RetentionRules;
 }
 
 export const POLICY_DEFAULTS = Object.freeze({
@@ -77,7 +81,7 @@ export const POLICY_DEFAULTS = Object.freeze({
   verify: Object.freeze({ structure: 'daily', readData: 'weekly', subset: 10 } as const),
 });
 
-export const POLICY_KEYS = ['name', 'description', 'sources', 'schedule', 'retention', 'store', 'limits', 'verify'] as const;
+export const POLICY_KEYS = ['name', 'description', 'sources', 'schedule', 'retention', 'store', 'limits', 'verify', 'copy-to', 'copy-keep'] as const;
 const SOURCE_KEYS = ['agent', 'agents', 'specs', 'hooks'] as const;
 const HOOK_KEYS = ['pre', 'post'] as const;
 const SCHEDULE_KEYS = ['timezone', 'full', 'incremental'] as const;
@@ -90,6 +94,8 @@ const MAX_SOURCES = 64;
 const MAX_SPECS = 64;
 const MAX_AGENTS = 256;
 const MAX_COUNT = 1_000_000;
+/** A copy target's name in the server config (`copyTargets`). */
+export const COPY_TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 type Obj = Record<string, unknown>;
 
@@ -379,6 +385,18 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
   const store = checkStore(o.store, [...path, 'store'], problems);
   const limits = checkLimits(o.limits, [...path, 'limits'], problems);
   const verify = checkVerify(o.verify, timeZone, [...path, 'verify'], problems);
+  let copyTo: string | undefined;
+  if (o['copy-to'] !== undefined) {
+    if (typeof o['copy-to'] === 'string' && COPY_TARGET_NAME.test(o['copy-to'])) copyTo = o['copy-to'];
+    else
+      problems.add(
+        [...path, 'copy-to'],
+        `must name a copy target of the server config (copyTargets), 1-64 letters, digits, '.', '_' or '-'; got ${describe(o['copy-to'])}`,
+      );
+  }
+  const copyKeep = o['copy-keep'] === undefined ? undefined : checkRetention(o['copy-keep'], [...path, 'copy-keep'], problems);
+  if (o['copy-keep'] !== undefined && o['copy-to'] === undefined)
+    problems.add([...path, 'copy-keep'], 'applies to the copies of copy-to, which is not given; add copy-to: TARGET or remove copy-keep');
 
   if (schedule && limits.runWindow) {
     for (const kind of ['full', 'incremental'] as const) {
@@ -395,6 +413,8 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
   const policy: Policy = { name, sources, schedule, store, limits, verify };
   if (description !== undefined) policy.description = description;
   if (retention !== undefined) policy.retention = retention;
+  if (copyTo !== undefined) policy.copyTo = copyTo;
+  if (copyKeep !== undefined) policy.copyKeep = copyKeep;
   return reorder(policy);
 }
 
@@ -408,6 +428,8 @@ function reorder(p: Policy): Policy {
   out.store = p.store;
   out.limits = p.limits;
   out.verify = p.verify;
+  if (p.copyTo !== undefined) out.copyTo = p.copyTo;
+  if (p.copyKeep !== undefined) out.copyKeep = p.copyKeep;
   return out;
 }
 

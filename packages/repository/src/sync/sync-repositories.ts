@@ -34,7 +34,7 @@ export class SyncRefusedError extends RepositoryError {
 export interface SyncOptions {
   /** Only these jobs (default: every job of the source). */
   jobs?: readonly string[];
-  /** Only these snapshots: ids, unique id prefixes of at least 4 hex digits, or `<time>-<hex>` names. */
+  /** Only these snapshots: ids, unique id prefixes of at least 4 hex digits, or `<time>-<hex>` names (an empty list: none). */
   snapshots?: readonly string[];
   /** Plan only: list what would be copied; nothing is written. */
   dryRun?: boolean;
@@ -195,9 +195,9 @@ async function listSnapshots(
   return out;
 }
 
-/** The snapshots `ids` name (all when none): each id must match exactly one. */
+/** The snapshots `ids` name (all without a list): each id must match exactly one. */
 function selectSnapshots(all: SnapshotInfo[], ids: readonly string[] | undefined): SnapshotInfo[] {
-  if (!ids || ids.length === 0) return [...all];
+  if (ids === undefined) return [...all];
   const chosen = new Set<SnapshotInfo>();
   for (const text of ids) {
     const id = text.toLowerCase();
