@@ -622,6 +622,7 @@ export const GcReport = record(
           pages: Counted('dead chunk-list pages kept because S3 Object Lock still protects them'),
           firstUnlock: Type.Optional(IsoTime),
           lastUnlock: Type.Optional(IsoTime),
+          extended: Type.Optional(Counted('referenced packs and pages whose lock this run extended (at most every quarter of the lock period)')),
         },
         { description: 'kept by S3 Object Lock: a gc after lastUnlock can remove them all (0 without Object Lock)' },
       ),
