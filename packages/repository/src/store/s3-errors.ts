@@ -60,6 +60,8 @@ export function environmentCodeOfS3Error(err: unknown): 'QuotaExceeded' | 'Acces
 }
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE']);
+/** Of NETWORK_CODES, those that mean a connection was made and then broke. */
+const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'EPIPE']);
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'TooManyRequestsException', 'RequestLimitExceeded', 'BandwidthLimitExceeded']);
 
 export function describeS3Error(err: unknown, ctx: S3ErrorContext): string {
@@ -107,6 +109,11 @@ export function describeS3Error(err: unknown, ctx: S3ErrorContext): string {
   }
   if (THROTTLING.has(name) || status === 429) {
     return `the server kept throttling requests (${name}${status ? `, HTTP ${status}` : ''})${afterTries}; try again later or lower the concurrency`;
+  }
+  if (code !== undefined && CONNECTION_LOST_CODES.has(code)) {
+    // Usually the server was reached and the connection then broke, so a write may have
+    // landed; "cannot reach" would send the operator after the wrong thing.
+    return `the connection to ${ctx.endpoint} was closed mid-request (${code})${afterTries}; a write may or may not have taken effect (if every request fails so, check the endpoint: HOARD_S3_ENDPOINT or AWS_ENDPOINT_URL)`;
   }
   if (name === 'TimeoutError' || (code !== undefined && NETWORK_CODES.has(code))) {
     return `cannot reach ${ctx.endpoint}: ${code ?? 'timed out'}${afterTries} (check the endpoint: HOARD_S3_ENDPOINT or AWS_ENDPOINT_URL)`;
