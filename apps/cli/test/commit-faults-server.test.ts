@@ -211,3 +211,25 @@ describe('the agent SIGKILLed while the server holds a put', () => {
     await expectNextRunSucceeds(job, source, bytes);
   });
 });
+
+describe("the server's bucket failing at a fixed rate", () => {
+  it('5xx, resets and slow answers: the server retries, the run succeeds and its snapshot restores', async () => {
+    const job = `rate-${sources}`;
+    const { source, bytes } = await newSource();
+    proxy.setRules([
+      { method: 'PUT', every: 3, action: { kind: 'status', status: 503 } },
+      { method: 'PUT', every: 4, action: { kind: 'reset-after' } },
+      { method: 'GET', every: 4, action: { kind: 'status', status: 500 } },
+      { method: 'HEAD', every: 3, action: { kind: 'reset-before' } },
+      { every: 5, action: { kind: 'delay', ms: 100 } },
+    ]);
+    const run = await d.ended((await queue(job, source)).id);
+    const fired = proxy.fired();
+    proxy.setRules([]);
+    expect(run.state, run.error).toBe('succeeded');
+    // Every kind of fault reached the server's requests (the GETs and HEADs of its commit check included).
+    for (const [i, count] of fired.entries()) expect(count, `rule ${i} never fired`).toBeGreaterThan(0);
+    await expectRestores(job, bytes);
+    await expectVerified(job, bytes);
+  });
+});

@@ -15,8 +15,13 @@
  * backup completes; and at a rate the retries cannot always ride out: each backup either
  * completes or commits nothing.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backup, collectGarbage, Repository, restore, StreamSink, verify, type BackupResult, type ObjectStore, type SnapshotInfo } from '../dist/index.js';
 import { S3ObjectStore, type S3ObjectStoreOptions } from '../dist/s3.js';
@@ -47,14 +52,17 @@ afterAll(async () => {
   await proxy?.close();
 });
 
+const CHILD = fileURLToPath(new URL('./fixtures/s3-backup-child.mjs', import.meta.url));
+
 /** A fresh repository under its own prefix: a store through the proxy, and one direct to RGW for checking. */
-async function newRepo(retry: S3ObjectStoreOptions['retry']): Promise<{ faulty: Repository; direct: Repository; prefix: string }> {
+async function newRepo(retry: S3ObjectStoreOptions['retry']): Promise<{ faulty: Repository; direct: Repository; prefix: string; childOptions: string }> {
   const prefix = `r${prefixes++}-${randomUUID().slice(0, 8)}`;
   const direct = new S3ObjectStore(s3StoreOptions(BUCKET, { prefix }));
   const faulty = new S3ObjectStore(s3StoreOptions(BUCKET, { prefix, endpoint: proxy.url, retry }));
   opened.push(direct, faulty);
   await Repository.init(direct, { packBytes: PACK_BYTES });
-  return { faulty: await Repository.open(faulty), direct: await Repository.open(direct), prefix };
+  const childOptions = JSON.stringify(s3StoreOptions(BUCKET, { prefix, endpoint: proxy.url, retry }));
+  return { faulty: await Repository.open(faulty), direct: await Repository.open(direct), prefix, childOptions };
 }
 
 async function* pieces(bytes: Buffer): AsyncGenerator<Uint8Array> {
@@ -232,6 +240,54 @@ describe('faults at a fixed rate (embedded, S3 through the fault proxy)', () => 
     await expectClean(direct);
     for (const snapshot of await direct.snapshots('db'))
       expect((await restored(direct.objects, snapshot)).equals(committed.get(snapshot.key)!), outcomes.join(' ')).toBe(true);
+    await collectGarbage(direct, { graceMs: 0 });
+    await collectGarbage(direct, { graceMs: 0 });
+    expect((await expectClean(direct, true)).unreferencedPacks).toEqual([]);
+  });
+});
+
+describe('the backup process SIGKILLed while its put is held (embedded)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hoard-commit-faults-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    { name: 'a pack put', rule: { method: 'PUT', key: /\/packs\//, nth: 2 }, after: false, committed: false },
+    { name: 'the index segment put', rule: { method: 'PUT', key: /\/index\// }, after: false, committed: false },
+    { name: 'the manifest put, before it lands', rule: { method: 'PUT', key: /\/snapshots\// }, after: false, committed: false },
+    // The window the check after the manifest guards (docs/design.md, "What a crash leaves"):
+    // the snapshot stands, whole, not re-checked against a GC (none runs here).
+    { name: 'the manifest put, after it landed', rule: { method: 'PUT', key: /\/snapshots\// }, after: true, committed: true },
+  ])('$name: verify is clean, the snapshot is whole or absent, and the next backup succeeds', async ({ rule, after, committed }) => {
+    const { direct, childOptions } = await newRepo(NO_RETRY);
+    const bytes = randomBytes(SOURCE_BYTES);
+    const path = join(dir, `${randomUUID()}.bin`);
+    await writeFile(path, bytes);
+    proxy.setRules([{ ...rule, action: { kind: 'hold', after } }]);
+    const child = spawn(process.execPath, [CHILD, path, childOptions], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const held = await proxy.nextHold().catch((err: Error) => {
+      child.kill('SIGKILL');
+      throw new Error(`${err.message}; child: ${output}`);
+    });
+    proxy.setRules([]);
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    held.drop();
+
+    const snapshots = await direct.snapshots('db');
+    expect(snapshots).toHaveLength(committed ? 1 : 0);
+    for (const snapshot of snapshots) expect((await restored(direct.objects, snapshot)).equals(bytes)).toBe(true);
+    await expectClean(direct);
+    const next = await run(await Repository.open(direct.objects), bytes);
+    expect((await restored(direct.objects, next.snapshot)).equals(bytes)).toBe(true);
     await collectGarbage(direct, { graceMs: 0 });
     await collectGarbage(direct, { graceMs: 0 });
     expect((await expectClean(direct, true)).unreferencedPacks).toEqual([]);
