@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { EXIT_DAMAGED, EXIT_USAGE } from './errors.js';
 import { resolveTarget, serverOption, tokenFileOption, tokenOption } from './server-client.js';
+import { registerNotifyCommands } from './notify-commands.js';
 import { registerAgentRotate, registerTokenCommands } from './token-commands.js';
 import { checkSnapshotId, checkStdoutTarget } from './option-checks.js';
 
@@ -460,6 +461,7 @@ const agentStart = agent
 noSavedConnection.add(agentStart);
 
 registerTokenCommands(program, out);
+registerNotifyCommands(program, out);
 
 const policy = program
   .command('policy')

@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { FormatRegistry, KindGuard, Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { CALENDAR_WORDS, checkTimeZone, parseSchedule } from '@hoard/protocol';
+import { CALENDAR_WORDS, TargetSettings, checkTimeZone, parseSchedule, type TargetSettings as TargetSettingsType } from '@hoard/protocol';
 import { DEFAULT_GC_GRACE_MS, parseS3Url } from '@hoard/repository';
 import { parseDocument } from 'yaml';
 import { DEFAULT_RUN_LEASE_MS } from './run-board.js';
@@ -190,6 +190,29 @@ export const ServerConfigSchema = Type.Object(
         },
       ),
     ),
+    notifications: Type.Optional(
+      Type.Object(
+        {
+          serverName: Type.Optional(Type.String({ minLength: 1, maxLength: 200, allowed: "the server's name in notifications (default its URL)" })),
+          targets: Type.Optional(
+            Type.Record(Type.String(), TargetSettings, {
+              allowed:
+                'named notification targets, e.g. {"ops-mail": {"kind": "smtp", "host": "mail.example.org", "from": "hoard@example.org", "to": ["ops@example.org"]}}',
+            }),
+          ),
+          agentOfflineMinutes: Type.Optional(
+            Type.Number({ minimum: 0, maximum: 100_000, allowed: 'minutes an agent may be unseen before agent-offline (0: never), default 15' }),
+          ),
+          usagePercent: Type.Optional(
+            Type.Number({ minimum: 1, maximum: 100, allowed: 'the share of quotaBytes used that raises store-capacity (1-100), default 85' }),
+          ),
+          fillWithinDays: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 3650, allowed: 'days: store-capacity when the forecast fills quotaBytes within them, default 30' }),
+          ),
+        },
+        { additionalProperties: false, allowed: 'an object of notification settings (docs/notifications.md)' },
+      ),
+    ),
     objectLockDays: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 36_500, allowed: 'a whole number of days from 1 to 36500 (S3 storage whose bucket has Object Lock)' }),
     ),
@@ -253,16 +276,36 @@ function objectProblems(schema: TObject, value: Record<string, unknown>, prefix:
     problems.push(...keyProblems(schema.properties[key], value[key], name));
   }
   for (const key of schema.required ?? []) {
-    if (!Object.hasOwn(value, key)) problems.push(`${prefix}${key} is missing: it must be ${(schema.properties[key] as TSchema).allowed as string}`);
+    if (!Object.hasOwn(value, key)) problems.push(`${prefix}${key} is missing: it must be ${allowedOf(schema.properties[key] as TSchema)}`);
   }
   return problems;
 }
 
 function keyProblems(schema: TSchema, value: unknown, name: string): string[] {
   if (KindGuard.IsObject(schema) && isPlainObject(value)) return objectProblems(schema, value, `${name}.`);
+  // A map of named entries (notification targets): each entry checked under its name.
+  if (KindGuard.IsRecord(schema) && isPlainObject(value)) {
+    const entry = Object.values(schema.patternProperties)[0] as TSchema;
+    return Object.entries(value).flatMap(([key, v]) => keyProblems(entry, v, `${name}.${key}`));
+  }
+  // Objects told apart by their `kind` (smtp, webhook, command): checked as that kind.
+  if (KindGuard.IsUnion(schema) && isPlainObject(value) && typeof value.kind === 'string') {
+    const branch = schema.anyOf.find((s) => KindGuard.IsObject(s) && (s.properties.kind as TSchema | undefined)?.const === value.kind);
+    if (branch) return objectProblems(branch as TObject, value, `${name}.`);
+  }
   if (Value.Check(schema, value)) return [];
   const format = typeof value === 'string' && typeof schema.format === 'string' ? FORMATS[schema.format]?.(value) : undefined;
-  return [`${name} must be ${schema.allowed as string}; got ${shown(value)}${format ? ` (${format})` : ''}`];
+  return [`${name} must be ${allowedOf(schema)}; got ${shown(value)}${format ? ` (${format})` : ''}`];
+}
+
+/** What a key must be, for messages: its `allowed` words, else its schema's description. */
+function allowedOf(schema: TSchema): string {
+  if (typeof schema.allowed === 'string') return schema.allowed;
+  if (KindGuard.IsUnion(schema) && schema.anyOf.every((s) => KindGuard.IsLiteral(s)))
+    return `one of ${schema.anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
+  if (KindGuard.IsUnion(schema) && schema.anyOf.every((s) => KindGuard.IsObject(s) && KindGuard.IsLiteral(s.properties.kind)))
+    return `an object whose kind is ${schema.anyOf.map((s) => JSON.stringify((s as TObject).properties.kind!.const)).join(', ')}`;
+  return typeof schema.description === 'string' ? schema.description : `of the type ${schema.type ?? 'documented in docs/operations.md'}`;
 }
 
 /**
@@ -378,6 +421,14 @@ export interface ServerStartOptions {
   logLevel: string;
   /** `--adopt-state`; absent when not given. */
   adoptState?: boolean;
+  /** Notification settings (config `notifications`, docs/notifications.md). */
+  notifications?: {
+    serverName?: string;
+    targets?: Record<string, TargetSettingsType>;
+    agentOfflineAfterMs?: number;
+    usagePercent?: number;
+    fillWithinDays?: number;
+  };
   /** Second repositories a policy's copy-to names (docs/sync.md). */
   copyTargets?: Record<string, { repository: string; endpoint?: string; passphraseFile?: string }>;
 }
@@ -403,6 +454,10 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
     problems.push(`objectLockDays needs S3 storage (s3://bucket/prefix) whose bucket has Object Lock; ${storage} is a directory, which cannot lock objects`);
   if (config.objectLockMode !== undefined && config.objectLockDays === undefined)
     problems.push('objectLockMode needs objectLockDays: the days each object stays locked');
+  for (const name of Object.keys(config.notifications?.targets ?? {})) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name))
+      problems.push(`notifications.targets: the name ${shown(name)} is not valid: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
   for (const name of Object.keys(config.copyTargets ?? {})) {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name))
       problems.push(`copyTargets: the name ${shown(name)} is not valid: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
@@ -437,6 +492,7 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
       gcGraceMs: Math.round((config.gcGraceHours ?? d.gcGraceHours) * 3_600_000),
       logLevel: overrides.logLevel ?? config.logLevel ?? d.logLevel,
       ...(overrides.adoptState === true ? { adoptState: true } : {}),
+      ...(config.notifications ? { notifications: notificationSettings(config.notifications) } : {}),
       ...(config.copyTargets ? { copyTargets: resolveCopyTargets(config.copyTargets) } : {}),
     },
   };
@@ -455,4 +511,14 @@ function resolveCopyTargets(
     };
   }
   return out;
+}
+
+function notificationSettings(n: NonNullable<ServerConfig['notifications']>): NonNullable<ServerStartOptions['notifications']> {
+  return {
+    ...(n.serverName !== undefined ? { serverName: n.serverName } : {}),
+    ...(n.targets !== undefined ? { targets: n.targets } : {}),
+    ...(n.agentOfflineMinutes !== undefined ? { agentOfflineAfterMs: Math.round(n.agentOfflineMinutes * 60_000) } : {}),
+    ...(n.usagePercent !== undefined ? { usagePercent: n.usagePercent } : {}),
+    ...(n.fillWithinDays !== undefined ? { fillWithinDays: n.fillWithinDays } : {}),
+  };
 }

@@ -15,6 +15,7 @@ export class ServerMetrics {
   readonly clientDisconnects: Counter;
   readonly activeSessions: Gauge;
   readonly restoreFailures: Counter;
+  readonly notifications: Counter<'target' | 'result'>;
 
   constructor(stores: StoreHub, activeSessions: () => number) {
     const registers = [this.registry];
@@ -41,6 +42,12 @@ export class ServerMetrics {
     this.restoreFailures = new Counter({
       name: 'hoard_restore_failures_total',
       help: 'Framed restores that ended with an error frame (damaged data, unreadable store)',
+      registers,
+    });
+    this.notifications = new Counter({
+      name: 'hoard_notifications_total',
+      help: 'Notification delivery attempts, by target and result (delivered, failed: retried later)',
+      labelNames: ['target', 'result'],
       registers,
     });
     this.activeSessions = new Gauge({

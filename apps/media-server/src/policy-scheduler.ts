@@ -41,6 +41,8 @@ export interface SchedulerOptions {
   retryDelaysMs?: number[];
   /** The server's logger; the scheduler logs through a child of it (component scheduler). */
   log?: Logger;
+  /** What each check dispatched, skipped or held back (the server's notifications). */
+  onDispatched?: (runs: DispatchedRun[]) => void;
 }
 
 /** Longest sleep between checks: policy edits and clock jumps are noticed within it. */
@@ -123,7 +125,18 @@ export class PolicyScheduler {
    * any time (calls are serialized); the timer calls it, and so can a test's clock.
    */
   tick(): Promise<DispatchedRun[]> {
-    return this.checks.run(() => this.check());
+    return this.checks.run(async () => this.report(await this.check()));
+  }
+
+  private report(runs: DispatchedRun[]): DispatchedRun[] {
+    if (runs.length > 0) {
+      try {
+        this.options.onDispatched?.(runs);
+      } catch (err) {
+        this.log?.warn({ error: (err as Error).message }, 'reporting dispatched runs failed');
+      }
+    }
+    return runs;
   }
 
   /** A run finished: retry a failed scheduled run after its backoff. */
@@ -140,7 +153,9 @@ export class PolicyScheduler {
     this.log?.warn({ policy: dispatched.policy, job: dispatched.job, run: run.id, retryInMs: delay }, 'scheduled run failed; retrying');
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer);
-      void this.retry(dispatched).catch(() => undefined);
+      void this.retry(dispatched)
+        .then((retried) => retried && this.report([retried]))
+        .catch(() => undefined);
     }, delay);
     timer.unref();
     this.retryTimers.add(timer);
@@ -231,6 +246,19 @@ export class PolicyScheduler {
       const late = due.length > 0 && now - due[due.length - 1]!.at.getTime() > MAX_SLEEP_MS * 2;
       if (late && this.options.catchUp === false) {
         this.log?.info({ policy: policy.name, missed: due.length }, 'missed runs skipped (catch-up is off)');
+        const missed = due.length;
+        for (const agent of policy.sources.flatMap((s) => s.agents)) {
+          const kind = due.some((d) => d.kind === 'full') ? 'full' : 'incremental';
+          out.push({
+            policy: policy.name,
+            job: policyJobName(policy, agent),
+            agent,
+            kind,
+            at: now,
+            attempt: 1,
+            skipped: `${missed} run(s) missed while the server was down; catch-up is off`,
+          });
+        }
         due = [];
       }
       // Several fire times at once (missed while down, or a coarse test clock), and a run

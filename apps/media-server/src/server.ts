@@ -8,12 +8,15 @@
  * class holds that state and its lifecycle; each route module handles one concern.
  */
 import { Catalog, type SnapshotRecord } from '@hoard/catalog';
-import { parseSchedule, validatePolicy, type Policy, type RunView } from '@hoard/protocol';
+import { parseSchedule, validatePolicy, type Policy, type RunView, type TargetSettings } from '@hoard/protocol';
 import type { Repository, SnapshotInfo } from '@hoard/repository';
 import { pino, type Logger } from 'pino';
 import { Authenticator, hashToken, newToken } from './auth.js';
 import { Api } from './http/api.js';
+import { buildReport } from './capacity-report.js';
 import { MaintenanceScheduler } from './maintenance-scheduler.js';
+import { Notifier } from './notify/notifier.js';
+import { NotificationSources, type WatchOptions } from './notify/sources.js';
 import { Maintenance } from './maintenance.js';
 import { ServerMetrics } from './metrics.js';
 import { PolicyScheduler, policyJobs, type SchedulerClock } from './policy-scheduler.js';
@@ -24,6 +27,18 @@ import { SessionRegistry } from './session-registry.js';
 import { StateMirror, type StateMirrorOptions } from './state-mirror.js';
 import { StoreHub } from './store-hub.js';
 import { CopyTargets, type CopyTargetConfig } from './copy-targets.js';
+
+/** Notification settings (docs/notifications.md); the config file's `notifications`. */
+export interface NotificationOptions extends WatchOptions {
+  /** Targets from the config file (read-only through the API). */
+  targets?: Record<string, TargetSettings>;
+  /** The server's name in events (default its URL). */
+  serverName?: string;
+  /** First retry delay of a failed delivery (default 10 s). */
+  retryBaseMs?: number;
+  /** Longest delay between delivery attempts (default 15 minutes). */
+  retryMaxMs?: number;
+}
 
 export interface MediaServerOptions {
   repo: Repository;
@@ -79,6 +94,8 @@ export interface MediaServerOptions {
   adoptState?: boolean;
   /** How soon changes reach the server state in the bucket (state-mirror.ts). */
   stateMirror?: StateMirrorOptions;
+  /** Notification targets and checks (docs/notifications.md). */
+  notifications?: NotificationOptions;
   /** Second repositories a policy's copy-to names (config `copyTargets`, docs/sync.md). */
   copyTargets?: Record<string, CopyTargetConfig>;
 }
@@ -98,6 +115,8 @@ export class MediaServer {
   readonly sessions: SessionRegistry;
   readonly auth: Authenticator;
   readonly stateMirror: StateMirror;
+  readonly notifier: Notifier;
+  readonly notificationSources: NotificationSources;
   readonly log: Logger;
   /** Aborted when the server stops: long polls answer at once. */
   readonly polls = new AbortController();
@@ -122,7 +141,27 @@ export class MediaServer {
       log: this.log.child({ component: 'leases' }),
       onEnded: (run) => this.scheduler.runFinished(run),
     });
-    this.scheduler = new PolicyScheduler(catalog, this.runs, { clock: options.clock, catchUp: options.catchUpMissedRuns, log: this.log });
+    const notify = options.notifications ?? {};
+    this.notifier = new Notifier(catalog, {
+      configTargets: notify.targets,
+      serverName: () => notify.serverName ?? this.url,
+      retryBaseMs: notify.retryBaseMs,
+      retryMaxMs: notify.retryMaxMs,
+      log: this.log.child({ component: 'notify' }),
+      onDelivery: (target, ok) => this.metrics.notifications.inc({ target, result: ok ? 'delivered' : 'failed' }),
+    });
+    this.notificationSources = new NotificationSources(catalog, this.notifier, {
+      ...notify,
+      log: this.log.child({ component: 'notify' }),
+      now: () => this.now().getTime(),
+      capacity: () => this.capacityFigures(),
+    });
+    this.scheduler = new PolicyScheduler(catalog, this.runs, {
+      clock: options.clock,
+      catchUp: options.catchUpMissedRuns,
+      log: this.log,
+      onDispatched: (runs) => void this.notificationSources.dispatched(runs),
+    });
     this.maintenance = new Maintenance(
       repo,
       catalog,
@@ -177,6 +216,8 @@ export class MediaServer {
       server.url = await server.api.listen(options.host ?? '127.0.0.1', options.port ?? DEFAULT_PORT);
       server.log.info({ url: server.url, repository: server.repo.location }, 'media server listening');
       server.leases.start();
+      server.notifier.start();
+      server.notificationSources.start();
       if (options.scheduler !== false) {
         server.scheduler.start();
         server.maintenanceScheduler.start();
@@ -197,11 +238,13 @@ export class MediaServer {
     this.leases.stop();
     this.scheduler.stop();
     this.maintenanceScheduler.stop();
+    await this.notificationSources.close();
     await this.settled();
     clearInterval(this.expiry);
     this.polls.abort();
     this.runs.close();
     if (this.api) await this.api.close();
+    await this.notifier.close();
     await this.stateMirror.close();
     await this.stores.close();
     await this.catalog.close();
@@ -214,6 +257,13 @@ export class MediaServer {
     });
     await this.catalog.replaceSnapshots(undefined, all.map(snapshotRecord));
     return all.length;
+  }
+
+  /** Stored bytes against the quota, and the forecast: the store-capacity check's input. */
+  async capacityFigures(): Promise<{ storedBytes: number; quotaBytes: number | null; fillDays: number | null }> {
+    if (this.options.quotaBytes === undefined) return { storedBytes: 0, quotaBytes: null, fillDays: null };
+    const { capacity } = await buildReport(this.catalog, this.repo, { now: this.now(), quotaBytes: this.options.quotaBytes, growthYears: 1 });
+    return { storedBytes: capacity.storedBytes, quotaBytes: capacity.quotaBytes, fillDays: capacity.fill.status === 'full' ? 0 : capacity.fill.days };
   }
 
   /** The scheduler's clock, so what `policy show` lists is what the scheduler will do. */

@@ -265,6 +265,7 @@ const REFUSALS: Array<[string, unknown, RegExp, RegExp?]> = [
   ['objectLockDays', 0, /objectLockDays must be a whole number of days from 1 to 36500/],
   ['objectLockDays', 1.5, /objectLockDays must be a whole number of days from 1 to 36500/],
   ['objectLockMode', 'legal-hold', /objectLockMode must be compliance or governance/],
+  ['notifications', 'mail me', /notifications must be an object of notification settings/],
 ];
 
 describe('refusals name the file, the key, what was given and what is allowed', () => {
@@ -283,6 +284,25 @@ describe('refusals name the file, the key, what was given and what is allowed', 
       if (detail) expect(line).toMatch(detail);
     });
   }
+
+  it('a notification target is checked as its kind, naming the target and the field', async () => {
+    const { file, error } = await refusal({
+      notifications: {
+        targets: {
+          mail: { kind: 'smtp', host: 'mail.example.org', from: 'a@example.org' },
+          hook: { kind: 'webhook', url: 'ftp://x' },
+          page: { kind: 'pager' },
+        },
+      },
+    });
+    expect(error.problems).toEqual([
+      `--config ${file}: notifications.targets.mail.to is missing: it must be recipients`,
+      expect.stringMatching(
+        /^--config .*: notifications\.targets\.hook\.url must be http:\/\/ or https:\/\/ URL that receives a POST of the event; got "ftp:\/\/x"$/,
+      ),
+      expect.stringMatching(/notifications\.targets\.page must be an object whose kind is "smtp", "webhook", "command"/),
+    ]);
+  });
 
   it('the example of the issue', async () => {
     const { file, error } = await refusal({ sessionIdleSeconds: 'ten' });

@@ -26,6 +26,9 @@ import type {
   ExportOptions,
   JobInput,
   JobRecord,
+  NotifyConditionRecord,
+  NotifyTargetRecord,
+  OutboxRecord,
   PolicyRecord,
   RunQuery,
   RunRecord,
@@ -594,7 +597,7 @@ export class Catalog {
     return this.#write(async () => {
       const old = await this.#get<RunRecord>(key);
       await this.#batch(upsertOps(key, record, old, runIndexKeys));
-      this.#emit('run');
+      this.#emit('run', { run: record });
       return record;
     });
   }
@@ -615,7 +618,7 @@ export class Catalog {
       const record = cleanRun(next);
       if (record.id !== old.id) throw new CatalogValidationError('run id', `updateRun may not change a run's id (${old.id} -> ${record.id})`);
       await this.#batch(upsertOps(key, record, old, runIndexKeys));
-      this.#emit('run');
+      this.#emit('run', { run: record });
       return record;
     });
   }
@@ -676,7 +679,7 @@ export class Catalog {
       const lease = options.leaseMs === undefined ? {} : { leaseRenewedAt: at, leaseExpiresAt: new Date(Date.parse(at) + options.leaseMs).toISOString() };
       const running: RunRecord = { ...run, state: 'running', startedAt: at, ...lease };
       await this.#batch(upsertOps(keys.run(run.id), running, run, runIndexKeys));
-      this.#emit('run');
+      this.#emit('run', { run: running });
       return running;
     });
   }
@@ -690,7 +693,7 @@ export class Catalog {
     return this.#write(async () => {
       const old = await this.#get<TaskRecord>(key);
       await this.#batch(upsertOps(key, record, old, taskIndexKeys));
-      this.#emit('task');
+      this.#emit('task', { task: record });
       return record;
     });
   }
@@ -712,6 +715,143 @@ export class Catalog {
       query,
       kind === undefined ? undefined : (t) => t.kind === kind,
     );
+  }
+
+  // ---------------------------------------------------------------- notifications
+
+  /** Creates or replaces a notification target; `createdAt` is kept from the one it replaces. */
+  async putNotifyTarget(name: string, settings: Record<string, unknown>): Promise<NotifyTargetRecord> {
+    v.jobName(name, 'notification target name');
+    v.record(settings, 'notification target settings');
+    return this.#write(async () => {
+      const existing = await this.#get<NotifyTargetRecord>(keys.notifyTarget(name));
+      const now = nowIso();
+      const record: NotifyTargetRecord = { name, settings, createdAt: existing?.createdAt ?? now, updatedAt: now };
+      await this.#db.put(keys.notifyTarget(name), record);
+      this.#emit('notify-target');
+      return record;
+    });
+  }
+
+  async getNotifyTarget(name: string): Promise<NotifyTargetRecord | undefined> {
+    this.#check();
+    return this.#get<NotifyTargetRecord>(keys.notifyTarget(v.jobName(name, 'notification target name')));
+  }
+
+  async listNotifyTargets(): Promise<NotifyTargetRecord[]> {
+    this.#check();
+    return this.#values<NotifyTargetRecord>(prefixes.notifyTarget);
+  }
+
+  /** True if it was there; what waited for delivery to it is dropped with it. */
+  async deleteNotifyTarget(name: string): Promise<boolean> {
+    const k = keys.notifyTarget(v.jobName(name, 'notification target name'));
+    return this.#write(async () => {
+      if ((await this.#get(k)) === undefined) return false;
+      const ops: Op[] = [{ type: 'del', key: k }];
+      for (const key of await this.#keys(prefixes.outboxTarget(name))) ops.push({ type: 'del', key });
+      await this.#batch(ops);
+      this.#emit('notify-target');
+      return true;
+    });
+  }
+
+  /**
+   * Records an event for delivery to `targets`, in one batch with its condition: with a
+   * `condition` that is open already, nothing is queued (the repeat is counted) and false
+   * is returned; otherwise the condition (if any) opens and the event is queued for every
+   * target. One batch, so a crash never leaves a condition open whose event was lost.
+   */
+  async raiseNotification(condition: string | undefined, event: Record<string, unknown>, targets: readonly string[]): Promise<boolean> {
+    if (condition !== undefined) v.conditionKey(condition);
+    for (const t of targets) v.jobName(t, 'notification target name');
+    v.record(event, 'event');
+    return this.#write(async () => {
+      const now = nowIso();
+      const ops: Op[] = [];
+      if (condition !== undefined) {
+        const open = await this.#get<NotifyConditionRecord>(keys.notifyCondition(condition));
+        if (open) {
+          await this.#db.put(keys.notifyCondition(condition), { ...open, lastAt: now, repeats: open.repeats + 1 });
+          return false;
+        }
+        const record: NotifyConditionRecord = { key: condition, openedAt: now, lastAt: now, repeats: 0, event };
+        ops.push({ type: 'put', key: keys.notifyCondition(condition), value: record });
+      }
+      ops.push(...this.#outboxOps(event, targets, now));
+      await this.#batch(ops);
+      this.#emit('notification');
+      return true;
+    });
+  }
+
+  /**
+   * Clears an open condition and queues what `resolved` makes of it (the "resolved"
+   * event and its targets), in one batch. Undefined when the condition was not open.
+   */
+  async resolveNotification(
+    condition: string,
+    resolved: (open: NotifyConditionRecord) => { event: Record<string, unknown>; targets: readonly string[] },
+  ): Promise<NotifyConditionRecord | undefined> {
+    const k = keys.notifyCondition(v.conditionKey(condition));
+    return this.#write(async () => {
+      const open = await this.#get<NotifyConditionRecord>(k);
+      if (!open) return undefined;
+      const { event, targets } = resolved(open);
+      await this.#batch([{ type: 'del', key: k }, ...this.#outboxOps(event, targets, nowIso())]);
+      this.#emit('notification');
+      return open;
+    });
+  }
+
+  async listConditions(): Promise<NotifyConditionRecord[]> {
+    this.#check();
+    return this.#values<NotifyConditionRecord>(prefixes.notifyCondition);
+  }
+
+  /** The oldest `limit` notifications waiting for `target`, oldest first. */
+  async outbox(target: string, limit = 100): Promise<OutboxRecord[]> {
+    this.#check();
+    const prefix = prefixes.outboxTarget(v.jobName(target, 'notification target name'));
+    const out: OutboxRecord[] = [];
+    for await (const value of this.#db.values({ gte: prefix, lt: prefix + HIGH, limit })) out.push(value as OutboxRecord);
+    return out;
+  }
+
+  /** Every notification waiting for delivery, by target then age. */
+  async listOutbox(): Promise<OutboxRecord[]> {
+    this.#check();
+    return this.#values<OutboxRecord>(prefixes.outbox);
+  }
+
+  /** A notification was delivered (or given up on): it leaves the outbox. */
+  async outboxDone(target: string, id: string): Promise<void> {
+    const k = keys.outbox(v.jobName(target, 'notification target name'), v.recordId(id, 'outbox id'));
+    await this.#write(async () => {
+      await this.#db.del(k);
+      this.#emit('notification');
+    });
+  }
+
+  /** A delivery attempt failed: counted, with its error and when to try again. */
+  async outboxRetry(target: string, id: string, failure: { error: string; nextAttemptAt: string }): Promise<void> {
+    const k = keys.outbox(v.jobName(target, 'notification target name'), v.recordId(id, 'outbox id'));
+    await this.#write(async () => {
+      const entry = await this.#get<OutboxRecord>(k);
+      if (!entry) return;
+      await this.#db.put(k, { ...entry, attempts: entry.attempts + 1, lastError: failure.error, nextAttemptAt: failure.nextAttemptAt });
+    });
+  }
+
+  #outboxSeq = 0;
+  #outboxOps(event: Record<string, unknown>, targets: readonly string[], now: string): Op[] {
+    // Time first, then a counter: enqueue order within a target, also within a millisecond.
+    const id = `${timeKey(Date.parse(now))}-${String(this.#outboxSeq++ % 1e9).padStart(9, '0')}`;
+    return targets.map((target) => ({
+      type: 'put' as const,
+      key: keys.outbox(target, id),
+      value: { id, target, event, enqueuedAt: now, attempts: 0 } satisfies OutboxRecord,
+    }));
   }
 
   // ---------------------------------------------------------------- export and import
@@ -763,7 +903,8 @@ export class Catalog {
         (t) => t.job ?? '',
         (t) => t.startedAt,
       );
-      return { agents, apiTokens, jobs, policies, runs, sessions, tasks };
+      const notifyTargets = await read<NotifyTargetRecord>(prefixes.notifyTarget);
+      return { agents, apiTokens, jobs, policies, runs, sessions, tasks, notifyTargets };
     } finally {
       await snapshot.close();
     }
@@ -790,6 +931,8 @@ export class Catalog {
     const runs = list<RunRecord>('runs', (x) => cleanRun(x));
     const sessions = list<SessionRecord>('sessions', (x) => cleanSession(x));
     const tasks = list<TaskRecord>('tasks', (x) => cleanTask(x));
+    // Optional: states exported before notifications existed have none.
+    const notifyTargets = r.notifyTargets === undefined ? [] : list('notifyTargets', cleanNotifyTarget);
     const ops: Op[] = [];
     const tokens = new Map<string, string>();
     const claim = (hash: string, holder: string): void => {
@@ -812,6 +955,7 @@ export class Catalog {
     for (const run of runs) ops.push(...upsertOps(keys.run(run.id), run, undefined, runIndexKeys));
     for (const session of sessions) ops.push(...upsertOps(keys.session(session.id), session, undefined, sessionIndexKeys));
     for (const task of tasks) ops.push(...upsertOps(keys.task(task.id), task, undefined, taskIndexKeys));
+    for (const t of notifyTargets) ops.push({ type: 'put', key: keys.notifyTarget(t.name), value: t });
     return this.#write(async () => {
       const held = await this.#heldKinds();
       if (held.length > 0) throw new CatalogNotEmptyError(this.dir, held.join(', '));
@@ -825,6 +969,7 @@ export class Catalog {
         runs: runs.length,
         sessions: sessions.length,
         tasks: tasks.length,
+        notifyTargets: notifyTargets.length,
       };
     });
   }
@@ -839,6 +984,7 @@ export class Catalog {
       ['runs', prefixes.run],
       ['sessions', prefixes.session],
       ['tasks', prefixes.task],
+      ['notification targets', prefixes.notifyTarget],
     ];
     const held: string[] = [];
     for (const [what, prefix] of kinds) {
@@ -916,10 +1062,10 @@ export class Catalog {
   }
 
   /** Tells the listeners; called inside the write queue after the change is written. */
-  #emit(kind: CatalogChangeKind): void {
+  #emit(kind: CatalogChangeKind, written: Omit<CatalogChange, 'kind'> = {}): void {
     for (const listener of this.#listeners) {
       try {
-        listener({ kind });
+        listener({ kind, ...written });
       } catch {
         // a listener's problem is not the write's
       }
@@ -1110,6 +1256,13 @@ function cleanPolicy(input: PolicyRecord, what: string): PolicyRecord {
   v.isoTime(r.createdAt, `${what}.createdAt`);
   v.isoTime(r.updatedAt, `${what}.updatedAt`);
   return { name: v.jobName(r.name, `${what}.name`), document: v.record(r.document, `${what}.document`), createdAt: r.createdAt, updatedAt: r.updatedAt };
+}
+
+function cleanNotifyTarget(input: NotifyTargetRecord, what: string): NotifyTargetRecord {
+  const r = v.record(input, what) as unknown as NotifyTargetRecord;
+  v.isoTime(r.createdAt, `${what}.createdAt`);
+  v.isoTime(r.updatedAt, `${what}.updatedAt`);
+  return { name: v.jobName(r.name, `${what}.name`), settings: v.record(r.settings, `${what}.settings`), createdAt: r.createdAt, updatedAt: r.updatedAt };
 }
 
 function cleanSnapshot(input: SnapshotRecord, what = 'snapshot'): SnapshotRecord {

@@ -30,6 +30,9 @@ export const keys = {
   session: (id: string) => `session/${id}`,
   run: (id: string) => `run/${id}`,
   task: (id: string) => `task/${id}`,
+  notifyTarget: (name: string) => `notify-target/${name}`,
+  notifyCondition: (key: string) => `notify-condition/${key}`,
+  outbox: (target: string, id: string) => `notify-outbox/${target}/${id}`,
 };
 
 /** Key prefixes, each ending in `/`. */
@@ -56,6 +59,10 @@ export const prefixes = {
   task: 'task/',
   taskAt: 'task-at/',
   taskJob: (job: string) => `task-job/${job}/`,
+  notifyTarget: 'notify-target/',
+  notifyCondition: 'notify-condition/',
+  outbox: 'notify-outbox/',
+  outboxTarget: (target: string) => `notify-outbox/${target}/`,
 };
 
 /** Every prefix under which index entries (value = the primary key they point at) live. */

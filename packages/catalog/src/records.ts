@@ -235,10 +235,27 @@ export interface SchemaRecord {
  * What a write changed, as Catalog.onChange reports it: one kind per method family.
  * `agent-contact` is touchAgent (lastSeenAt, hostname, version), `import` importRecords.
  */
-export type CatalogChangeKind = 'meta' | 'agent' | 'agent-contact' | 'api-token' | 'job' | 'policy' | 'snapshot' | 'session' | 'run' | 'task' | 'import';
+export type CatalogChangeKind =
+  | 'meta'
+  | 'agent'
+  | 'agent-contact'
+  | 'api-token'
+  | 'job'
+  | 'policy'
+  | 'snapshot'
+  | 'session'
+  | 'run'
+  | 'task'
+  | 'notify-target'
+  | 'notification'
+  | 'import';
 
 export interface CatalogChange {
   kind: CatalogChangeKind;
+  /** The run as written (putRun, updateRun, claimNextRun). */
+  run?: RunRecord;
+  /** The task as written (putTask). */
+  task?: TaskRecord;
 }
 
 /**
@@ -253,6 +270,8 @@ export interface CatalogRecords {
   runs: RunRecord[];
   sessions: SessionRecord[];
   tasks: TaskRecord[];
+  /** Notification targets (added after the first release: an older export has none). */
+  notifyTargets?: NotifyTargetRecord[];
 }
 
 export interface ExportOptions {
@@ -262,4 +281,46 @@ export interface ExportOptions {
    * as one job. Omitted: all history.
    */
   historyPerJob?: number;
+}
+
+// ---------------------------------------------------------------- notifications
+
+/**
+ * A notification target made through the API (`hoard notify target add`). `settings` is
+ * the target's definition as the server's schema checked it (the catalog keeps it as
+ * given, as it keeps policy documents).
+ */
+export interface NotifyTargetRecord {
+  name: string;
+  settings: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * An open condition (docs/notifications.md, "Coalescing"): a problem that was notified
+ * once and has not cleared. Further events of it are counted, not sent, until it clears.
+ */
+export interface NotifyConditionRecord {
+  /** e.g. `run-failed:db1`. */
+  key: string;
+  openedAt: string;
+  lastAt: string;
+  /** Events of the condition after the first one (not sent). */
+  repeats: number;
+  /** The event that opened it. */
+  event: Record<string, unknown>;
+}
+
+/** A notification waiting for delivery to one target, in order. */
+export interface OutboxRecord {
+  /** Sorts in enqueue order within its target. */
+  id: string;
+  target: string;
+  event: Record<string, unknown>;
+  enqueuedAt: string;
+  attempts: number;
+  /** Not before this time (after a failed attempt). */
+  nextAttemptAt?: string;
+  lastError?: string;
 }

@@ -92,6 +92,19 @@ export function oneOf<T extends string>(value: unknown, allowed: readonly T[], f
   return value as T;
 }
 
+const CONDITION_KEY = /^[a-z][a-z-]{0,63}(:[A-Za-z0-9._-]{1,128}){0,3}$/;
+
+/** A notification condition: `kind` or `kind:subject[:subject...]`, e.g. `run-failed:db1`. */
+export function conditionKey(key: unknown): string {
+  if (typeof key !== 'string' || !CONDITION_KEY.test(key)) {
+    throw new CatalogValidationError(
+      'condition',
+      `condition ${JSON.stringify(key)}: use an event kind and up to three names, joined by ':' (e.g. run-failed:db1)`,
+    );
+  }
+  return key;
+}
+
 export function metaKey(key: unknown): string {
   if (typeof key !== 'string' || !META_KEY.test(key)) {
     throw new CatalogValidationError('meta key', `meta key must be 1-200 printable ASCII characters without spaces, got ${describe(key)}`);

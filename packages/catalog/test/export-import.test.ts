@@ -136,7 +136,7 @@ describe('export and import', () => {
 
     const b = await fresh('b');
     expect(await b.isEmpty()).toBe(true);
-    expect(await b.importRecords(records)).toEqual({ agents: 2, apiTokens: 3, jobs: 1, policies: 1, runs: 6, sessions: 6, tasks: 7 });
+    expect(await b.importRecords(records)).toEqual({ agents: 2, apiTokens: 3, jobs: 1, policies: 1, runs: 6, sessions: 6, tasks: 7, notifyTargets: 0 });
     expect(await b.isEmpty()).toBe(false);
     expect(await b.exportRecords()).toEqual(records);
     expect(await b.checkConsistency()).toEqual([]);

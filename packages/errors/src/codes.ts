@@ -125,6 +125,11 @@ export const ERROR_CODES = {
   },
   source_changed: { status: 409, exit: 'failure', meaning: 'a source grew or shrank while it was read; nothing was committed' },
   tool_missing: { status: 500, exit: 'failure', meaning: 'a program hoard needs (qemu-nbd, pg_dump, virsh, psql, ...) is not installed or not on PATH' },
+  notification_failed: {
+    status: 502,
+    exit: 'failure',
+    meaning: 'a notification target did not take the event (mail server, webhook or command); the message says why',
+  },
   // --- the work as a whole -------------------------------------------------------------
   work_failed: { status: 500, exit: 'failure', meaning: 'a backup, restore or run failed; the message says where' },
   internal: { status: 500, exit: 'failure', meaning: 'an error hoard did not expect: a bug; please report it' },

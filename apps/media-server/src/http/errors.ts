@@ -63,17 +63,31 @@ export function errorBody(e: DescribedError): Record<string, unknown> {
  * A schema validation failure in words a user can act on: `body.full must be boolean`
  * becomes `full must be boolean` (the field the user typed), with what was given.
  */
-export function validationMessage(
-  context: string,
-  errors: readonly {
-    instancePath: string;
-    message?: string;
-    params?: Record<string, unknown>;
-    keyword: string;
-    parentSchema?: { description?: string; properties?: Record<string, { description?: string }> };
-  }[],
-  value: unknown,
-): string {
+interface ValidationError {
+  instancePath: string;
+  schemaPath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+  keyword: string;
+  parentSchema?: { description?: string; properties?: Record<string, { description?: string }> };
+}
+
+/**
+ * A union of objects told apart by `kind` (notification targets) fails in every branch;
+ * only the errors of the branch whose kind was given say what is wrong. With no branch of
+ * that kind, the errors about `kind` itself ("must be one of smtp, webhook, command").
+ */
+function byKind(errors: readonly ValidationError[]): readonly ValidationError[] {
+  const branchOf = (e: ValidationError) => /\/anyOf\/(\d+)\//.exec(e.schemaPath ?? '')?.[1];
+  const isKind = (e: ValidationError) => e.keyword === 'const' && e.instancePath.endsWith('/kind');
+  const wrongKind = new Set(errors.filter(isKind).map(branchOf));
+  if (wrongKind.size === 0) return errors;
+  const kept = errors.filter((e) => branchOf(e) !== undefined && !wrongKind.has(branchOf(e)));
+  return kept.length > 0 ? kept : errors.filter(isKind);
+}
+
+export function validationMessage(context: string, all: readonly ValidationError[], value: unknown): string {
+  const errors = byKind(all);
   // A wrong value says more than a missing neighbour: report it first.
   const first = errors.find((e) => e.keyword !== 'required') ?? errors[0];
   if (!first) return `${context} is not valid`;

@@ -3,6 +3,7 @@ import type { Api } from '../http/api.js';
 import type { MediaServer } from '../server.js';
 import { agentRoutes } from './agents.js';
 import { maintenanceRoutes } from './maintenance.js';
+import { notifyRoutes } from './notify.js';
 import { policyRoutes } from './policies.js';
 import { runRoutes } from './runs.js';
 import { serverRoutes } from './server-info.js';
@@ -19,4 +20,5 @@ export function registerRoutes(api: Api, server: MediaServer): void {
   runRoutes(api, server);
   sessionRoutes(api, server);
   snapshotRoutes(api, server);
+  notifyRoutes(api, server);
 }

@@ -4,3 +4,4 @@ export * from './routes.js';
 export * as replySchemas from './replies.js';
 export * from './requests.js';
 export * from './methods.js';
+export * from './notify.js';

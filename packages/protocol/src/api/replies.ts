@@ -398,6 +398,7 @@ export const PolicyDocument = record(
     }),
     'copy-to': optional(Type.String({ description: "a copy target of the server's config: each successful run's snapshots are copied there" })),
     'copy-keep': optional(RetentionDocument),
+    'alert-after': optional(Type.String({ description: 'a job-overdue notification when a job has no successful backup for this long, e.g. `26h`' })),
   },
   { title: 'PolicyDocument' },
 );

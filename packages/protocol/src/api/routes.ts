@@ -6,6 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { AgentName, Bytes, Count, IdParams, IsoTime, JobName, JobParams, PolicyName, READ_TIME, SnapshotId, WaitQuery } from './common.js';
 import { defineRoute, READERS } from './contract.js';
+import { NotificationEvent, TargetSettings, TargetView } from './notify.js';
 import * as R from './replies.js';
 import { BeginSessionRequest, CommitRequest, CreateRunRequest, RunProgress } from './requests.js';
 
@@ -558,6 +559,68 @@ export const snapshotChunks = defineRoute({
   replyPayload: 'binary',
 });
 
+// --- notifications (docs/notifications.md) ------------------------------------------------
+
+const TargetParams = Type.Object({ name: JobName });
+
+export const listNotifyTargets = defineRoute({
+  id: 'listNotifyTargets',
+  method: 'GET',
+  path: '/v1/notify/targets',
+  access: ['admin'],
+  tag: 'notifications',
+  summary: 'Notification targets (secrets shown as "(set)"), with what waits for delivery to each',
+  reply: Type.Object({ targets: Type.Array(TargetView) }),
+});
+
+export const putNotifyTarget = defineRoute({
+  id: 'putNotifyTarget',
+  method: 'PUT',
+  path: '/v1/notify/targets/:name',
+  access: ['admin'],
+  tag: 'notifications',
+  summary: 'Create or replace a notification target (SMTP, webhook or command) and what it matches',
+  params: TargetParams,
+  body: TargetSettings,
+  reply: TargetView,
+});
+
+export const deleteNotifyTarget = defineRoute({
+  id: 'deleteNotifyTarget',
+  method: 'DELETE',
+  path: '/v1/notify/targets/:name',
+  access: ['admin'],
+  tag: 'notifications',
+  summary: 'Remove a notification target; what waited for delivery to it is dropped',
+  params: TargetParams,
+  reply: Type.Object({ name: Type.String(), removed: Type.Literal(true), dropped: Count }),
+});
+
+export const testNotifyTarget = defineRoute({
+  id: 'testNotifyTarget',
+  method: 'POST',
+  path: '/v1/notify/targets/:name/test',
+  access: ['admin'],
+  tag: 'notifications',
+  summary: 'Send a test event to a target now and say whether it was delivered',
+  params: TargetParams,
+  reply: Type.Object({ name: Type.String(), delivered: Type.Boolean(), error: optional(Type.String()), ms: Count, event: NotificationEvent }),
+});
+
+export const listNotifyConditions = defineRoute({
+  id: 'listNotifyConditions',
+  method: 'GET',
+  path: '/v1/notify/conditions',
+  access: READERS,
+  tag: 'notifications',
+  summary: 'Open conditions: problems notified once that have not cleared yet',
+  reply: Type.Object({
+    conditions: Type.Array(
+      Type.Object({ condition: Type.String(), openedAt: IsoTime, lastAt: IsoTime, repeats: Count, event: NotificationEvent }, { additionalProperties: false }),
+    ),
+  }),
+});
+
 /** Every route by id (each key is its route's id): what the server registers and the client calls. */
 export const API_ROUTES = {
   health,
@@ -604,6 +667,11 @@ export const API_ROUTES = {
   restore,
   setProtection,
   snapshotChunks,
+  listNotifyTargets,
+  putNotifyTarget,
+  deleteNotifyTarget,
+  testNotifyTarget,
+  listNotifyConditions,
 } as const;
 
 export type ApiRoutes = typeof API_ROUTES;

@@ -198,6 +198,7 @@ export function policyToDocument(policy: Policy, options: { redactSecrets?: bool
     'read-data': policy.verify.readData ? policy.verify.readData.expression : 'off',
     ...(policy.verify.readData ? { subset: `${policy.verify.subset}%` } : {}),
   };
+  if (policy.alertAfter) doc['alert-after'] = policy.alertAfter.text;
   if (policy.copyTo !== undefined) doc['copy-to'] = policy.copyTo;
   if (policy.copyKeep) doc['copy-keep'] = retentionDocument(policy.copyKeep);
   // Built key by key in the order a policy file lists them; the shape is api/replies.ts's PolicyDocument.

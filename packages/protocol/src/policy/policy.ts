@@ -12,7 +12,7 @@ import { ScheduleError } from './cron.js';
 import { formatPath, PolicyError, ProblemList, unknownKeyMessage, type PathSegment } from './errors.js';
 import { parseSchedule, type Schedule } from './schedule.js';
 import { checkTimeZone } from './timezone.js';
-import { inRunWindowMinutes, parseBandwidth, parsePercent, parseRunWindow, type Bandwidth, type RunWindow } from './units.js';
+import { inRunWindowMinutes, parseBandwidth, parseElapsed, parsePercent, parseRunWindow, type Bandwidth, type Elapsed, type RunWindow } from './units.js';
 
 export interface PolicySource {
   /** Agents that run these specs (each agent at most once per policy). */
@@ -70,6 +70,8 @@ export interface Policy {
   store: PolicyStore;
   limits: PolicyLimits;
   verify: VerifyPolicy;
+  /** No successful backup of a job for longer than this raises job-overdue (docs/notifications.md). */
+  alertAfter?: Elapsed;
   /** A copy target of the server's config: each successful run's snapshots are copied there (docs/sync.md). */
   copyTo?: string;
   /** Retention of the copies in the copy target; absent: the copies are kept. */
@@ -81,7 +83,19 @@ export const POLICY_DEFAULTS = Object.freeze({
   verify: Object.freeze({ structure: 'daily', readData: 'weekly', subset: 10 } as const),
 });
 
-export const POLICY_KEYS = ['name', 'description', 'sources', 'schedule', 'retention', 'store', 'limits', 'verify', 'copy-to', 'copy-keep'] as const;
+export const POLICY_KEYS = [
+  'name',
+  'description',
+  'sources',
+  'schedule',
+  'retention',
+  'store',
+  'limits',
+  'verify',
+  'alert-after',
+  'copy-to',
+  'copy-keep',
+] as const;
 const SOURCE_KEYS = ['agent', 'agents', 'specs', 'hooks'] as const;
 const HOOK_KEYS = ['pre', 'post'] as const;
 const SCHEDULE_KEYS = ['timezone', 'full', 'incremental'] as const;
@@ -338,7 +352,7 @@ function everInWindow(s: Schedule, window: RunWindow): boolean {
 
 /** Checks one policy (as parsed from YAML/JSON, kebab-case keys), reporting problems under `path`. */
 export function checkPolicy(value: unknown, path: PathSegment[], problems: ProblemList): Policy | undefined {
-  const o = mapping(value, path, POLICY_KEYS, problems, 'name, sources, schedule, retention, store, limits, verify');
+  const o = mapping(value, path, POLICY_KEYS, problems, 'name, sources, schedule, retention, store, limits, verify, alert-after');
   if (!o) return undefined;
   const before = problems.size;
   const name =
@@ -397,6 +411,7 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
   const copyKeep = o['copy-keep'] === undefined ? undefined : checkRetention(o['copy-keep'], [...path, 'copy-keep'], problems);
   if (o['copy-keep'] !== undefined && o['copy-to'] === undefined)
     problems.add([...path, 'copy-keep'], 'applies to the copies of copy-to, which is not given; add copy-to: TARGET or remove copy-keep');
+  const alertAfter = o['alert-after'] === undefined ? undefined : guard([...path, 'alert-after'], problems, () => parseElapsed(o['alert-after']));
 
   if (schedule && limits.runWindow) {
     for (const kind of ['full', 'incremental'] as const) {
@@ -413,6 +428,7 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
   const policy: Policy = { name, sources, schedule, store, limits, verify };
   if (description !== undefined) policy.description = description;
   if (retention !== undefined) policy.retention = retention;
+  if (alertAfter !== undefined) policy.alertAfter = alertAfter;
   if (copyTo !== undefined) policy.copyTo = copyTo;
   if (copyKeep !== undefined) policy.copyKeep = copyKeep;
   return reorder(policy);
@@ -428,6 +444,7 @@ function reorder(p: Policy): Policy {
   out.store = p.store;
   out.limits = p.limits;
   out.verify = p.verify;
+  if (p.alertAfter !== undefined) out.alertAfter = p.alertAfter;
   if (p.copyTo !== undefined) out.copyTo = p.copyTo;
   if (p.copyKeep !== undefined) out.copyKeep = p.copyKeep;
   return out;

@@ -137,3 +137,41 @@ export function parsePercent(value: unknown): number {
   if (!(n > 0 && n <= 100)) throw new Error(`must be more than 0% and at most 100%; got ${JSON.stringify(value)}`);
   return n;
 }
+
+// --- elapsed durations ----------------------------------------------------------------------
+
+export interface Elapsed {
+  /** Canonical text, units in the order d h min: `1d2h`. */
+  text: string;
+  ms: number;
+}
+
+const ELAPSED_EXAMPLE = 'a whole number of d, h or min (days, hours, minutes), or several in that order, e.g. 26h, 2d, 90min, 1d12h';
+
+/**
+ * `26h`, `2d`, `90min`, `1d12h` as elapsed time (a day is 24 hours): alert-after and the
+ * server's alert delays. `m` alone is refused: in retention it means months.
+ */
+export function parseElapsed(value: unknown): Elapsed {
+  const text = typeof value === 'string' ? value.replace(/\s+/g, '').toLowerCase() : '';
+  const quoted = JSON.stringify(value);
+  if (/^\d+m$/.test(text)) throw new Error(`${quoted}: write min for minutes (m would read as months elsewhere in a policy); use ${ELAPSED_EXAMPLE}`);
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)min)?$/.exec(text);
+  if (!m || text === '') throw new Error(`must be a duration: ${ELAPSED_EXAMPLE}; got ${quoted}`);
+  const [d, h, min] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+  const ms = ((d * 24 + h) * 60 + min) * 60_000;
+  if (ms < 60_000) throw new Error(`${quoted} is zero; use at least 1min`);
+  if (d > 3660) throw new Error(`${quoted} is too long (at most 3660d)`);
+  const parts: [number, string][] = [
+    [d, 'd'],
+    [h, 'h'],
+    [min, 'min'],
+  ];
+  return {
+    text: parts
+      .filter(([n]) => n > 0)
+      .map(([n, u]) => `${n}${u}`)
+      .join(''),
+    ms,
+  };
+}
