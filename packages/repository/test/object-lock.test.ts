@@ -32,6 +32,7 @@ import {
   restore,
   StreamSink,
   type ObjectLockConfig,
+  type ObjectStore,
 } from '../dist/index.js';
 import { S3ObjectStore } from '../dist/s3.js';
 import { s3StoreOptions, s3TestServer } from '../../../test-support/s3-test-env.js';
@@ -108,7 +109,7 @@ async function restored(repo: Repository, job: string): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function keys(store: S3ObjectStore, prefix: string): Promise<string[]> {
+async function keys(store: ObjectStore, prefix: string): Promise<string[]> {
   const out: string[] = [];
   for await (const o of listAll(store, prefix)) out.push(o.key);
   return out;
@@ -347,6 +348,22 @@ describe('S3 Object Lock', () => {
     expect(first.locked).toEqual({ packs: 0, pages: 0, extended: 0 });
     expect(first.packs.condemned).toBeGreaterThan(0);
     expect((await collectGarbage(repo, { graceMs: 0 })).packs.deleted).toBe(first.packs.condemned);
+  });
+
+  it('a copy of a locked repository in a directory opens with a warning, restores, and takes backups (unlocked)', async () => {
+    const { store, repo } = await lockedRepo({ mode: 'COMPLIANCE', days: 1 });
+    const original = data(7, 8);
+    await run(repo, 'web', original);
+    const dir = await mkdtemp(join(tmpdir(), 'hoard-lock-copy-'));
+    dirs.push(dir);
+    const copy = await FsObjectStore.open(dir, { create: true });
+    for (const key of await keys(store, '')) await copy.putIfAbsent(key, await store.get(key));
+    const warnings: string[] = [];
+    const opened = await Repository.open(copy, { onWarning: (m) => warnings.push(m) });
+    expect(warnings).toEqual([expect.stringMatching(/was created with S3 Object Lock, but a directory cannot lock objects \(a copy\?\): it is read as usual/)]);
+    expect(Buffer.compare(await restored(opened, 'web'), original)).toBe(0);
+    await run(opened, 'db', data(9));
+    expect(await opened.lockedObjects(await keys(copy, 'packs/'))).toEqual(new Map());
   });
 
   it('refuses object lock on a bucket without it and on a directory, writing nothing', async () => {

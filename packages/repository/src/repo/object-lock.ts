@@ -51,14 +51,25 @@ export function validateObjectLock(value: unknown): asserts value is ObjectLockC
   }
 }
 
-/** Tells `objects` to lock what the repository writes; a store that cannot is refused. */
+/** Tells `objects` to lock what the repository writes (init: the bucket was checked). */
 export function applyObjectLock(objects: ObjectStore, lock: ObjectLockConfig): void {
-  if (!objects.applyRetention) {
-    throw new ObjectLockUnavailableError(
-      `the repository at ${objects.location} asks for S3 Object Lock, which only an S3 bucket created with Object Lock enabled provides (a directory cannot lock objects)`,
-    );
+  objects.applyRetention?.({ mode: lock.mode, days: lock.days, locks: isLockedKey });
+}
+
+/**
+ * Opening a repository whose config asks for Object Lock: locks from now on if the store
+ * can. A copy in a directory or in a bucket without Object Lock (made with another tool,
+ * for a restore elsewhere) stays usable: it is read as usual, and `warn` is told that what
+ * is written there is not locked.
+ */
+export async function applyObjectLockOnOpen(objects: ObjectStore, lock: ObjectLockConfig, warn: (message: string) => void): Promise<void> {
+  if (objects.applyRetention && objects.objectLockEnabled && (await objects.objectLockEnabled())) {
+    applyObjectLock(objects, lock);
+    return;
   }
-  objects.applyRetention({ mode: lock.mode, days: lock.days, locks: isLockedKey });
+  warn(
+    `the repository at ${objects.location} was created with S3 Object Lock, but ${objects.applyRetention ? 'its bucket does not have Object Lock enabled' : 'a directory cannot lock objects'} (a copy?): it is read as usual, and nothing written to it is locked`,
+  );
 }
 
 /** HEAD requests in flight while asking which objects are locked. */

@@ -35,7 +35,7 @@ import {
   type StoreScope,
 } from './records.js';
 import { DEFAULT_PACK_BYTES } from '../pack/pack-writer.js';
-import { applyObjectLock, lockedObjects, ObjectLockUnavailableError, validateObjectLock, type ObjectLockConfig } from './object-lock.js';
+import { applyObjectLock, applyObjectLockOnOpen, lockedObjects, ObjectLockUnavailableError, validateObjectLock, type ObjectLockConfig } from './object-lock.js';
 import { encodeProtection, PROTECTED_PREFIX, protectionKey, SnapshotProtectedError, snapshotKeyOfProtection } from './protection.js';
 
 export const GLOBAL_STORE = 'global';
@@ -116,7 +116,7 @@ export class Repository {
     if (!info) throw new RepositoryNotFoundError(objects.location);
     const config = decodeConfig(await objects.get(CONFIG_KEY));
     // Every writer locks alike: the config, not the writer's options, says so.
-    if (config.objectLock) applyObjectLock(objects, config.objectLock);
+    if (config.objectLock) await applyObjectLockOnOpen(objects, config.objectLock, options.onWarning ?? ((message) => process.emitWarning(message)));
     return new Repository(objects, config, options);
   }
 
