@@ -136,6 +136,9 @@ export class S3FaultProxy {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
+    // A client killed mid-request (the tests SIGKILL them) must not take the proxy down.
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const key = objectKey(url);

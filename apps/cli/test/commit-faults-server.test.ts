@@ -115,7 +115,7 @@ async function queue(job: string, source: string): Promise<RunView> {
 /** Queues a run of `job` and waits until the proxy holds the put `rule` matches. */
 async function runUntilHeld(job: string, rule: Omit<FaultRule, 'action'>, after = false) {
   const { source, bytes } = await newSource();
-  proxy.setRules([{ ...rule, action: { kind: 'hold', after } }]);
+  proxy.setRules([{ nth: 1, ...rule, action: { kind: 'hold', after } }]);
   const run = await queue(job, source);
   const held = await proxy.nextHold();
   proxy.setRules([]);

@@ -257,11 +257,11 @@ describe('the backup process SIGKILLed while its put is held (embedded)', () => 
 
   it.each([
     { name: 'a pack put', rule: { method: 'PUT', key: /\/packs\//, nth: 2 }, after: false, committed: false },
-    { name: 'the index segment put', rule: { method: 'PUT', key: /\/index\// }, after: false, committed: false },
-    { name: 'the manifest put, before it lands', rule: { method: 'PUT', key: /\/snapshots\// }, after: false, committed: false },
+    { name: 'the index segment put', rule: { method: 'PUT', key: /\/index\//, nth: 1 }, after: false, committed: false },
+    { name: 'the manifest put, before it lands', rule: { method: 'PUT', key: /\/snapshots\//, nth: 1 }, after: false, committed: false },
     // The window the check after the manifest guards (docs/design.md, "What a crash leaves"):
     // the snapshot stands, whole, not re-checked against a GC (none runs here).
-    { name: 'the manifest put, after it landed', rule: { method: 'PUT', key: /\/snapshots\// }, after: true, committed: true },
+    { name: 'the manifest put, after it landed', rule: { method: 'PUT', key: /\/snapshots\//, nth: 1 }, after: true, committed: true },
   ])('$name: verify is clean, the snapshot is whole or absent, and the next backup succeeds', async ({ rule, after, committed }) => {
     const { direct, childOptions } = await newRepo(NO_RETRY);
     const bytes = randomBytes(SOURCE_BYTES);
