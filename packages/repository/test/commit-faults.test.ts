@@ -185,6 +185,46 @@ describe('a fault at each step of the commit order (embedded, S3 through the fau
   });
 });
 
+describe('two faults in a row at the manifest (embedded)', () => {
+  it('the manifest lands with its answer lost and asking whether it is there fails: it is withdrawn, nothing is committed', async () => {
+    const { faulty, direct } = await newRepo(NO_RETRY);
+    const bytes = randomBytes(SOURCE_BYTES);
+    proxy.setRules([
+      { method: 'PUT', key: /\/snapshots\//, nth: 1, action: lost },
+      { method: 'HEAD', key: /\/snapshots\//, nth: 1, action: fail },
+    ]);
+    const first = await outcome(run(faulty, bytes));
+    const fired = proxy.fired();
+    proxy.setRules([]);
+    expect(fired).toEqual([1, 1]);
+    expect(first).toBeInstanceOf(Error);
+    expect(await direct.snapshots('db')).toEqual([]);
+    await expectClean(direct);
+    expect((await run(await Repository.open(faulty.objects), bytes)).bytesNew).toBe(0);
+  });
+
+  it('the check after the manifest fails and so does its withdrawal: the error names the snapshot that stands unchecked', async () => {
+    const { faulty, direct } = await newRepo(NO_RETRY);
+    const bytes = randomBytes(SOURCE_BYTES);
+    proxy.setRules([
+      { method: 'HEAD', key: /\/packs\//, nth: 1, action: fail },
+      // DeleteObjects: POST /bucket?delete
+      { method: 'POST', query: /^delete/, nth: 1, action: fail },
+    ]);
+    const first = await outcome(run(faulty, bytes));
+    const fired = proxy.fired();
+    proxy.setRules([]);
+    expect(fired).toEqual([1, 1]);
+    const [standing] = await direct.snapshots('db');
+    expect(standing).toBeDefined();
+    expect((first as Error).message).toContain(`delete ${standing!.key} in `);
+    expect((first as Error).message).toMatch(/could not be withdrawn, so it may stand unchecked against garbage collection: run hoard verify/);
+    // Whole all the same: everything it references was durable before it was written.
+    await expectClean(direct);
+    expect((await restored(direct.objects, standing!)).equals(bytes)).toBe(true);
+  });
+});
+
 describe('faults at a fixed rate (embedded, S3 through the fault proxy)', () => {
   it('with the normal retry policy, backups ride out 5xx, resets and slow answers and complete', async () => {
     const { faulty, direct } = await newRepo(FAST_RETRY);
