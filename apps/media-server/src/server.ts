@@ -179,7 +179,7 @@ export class MediaServer {
     });
     this.auth = new Authenticator(catalog);
     this.stateMirror = new StateMirror(repo, catalog, this.log.child({ component: 'state-mirror' }), options.stateMirror);
-    this.metrics = new ServerMetrics(this.stores, () => this.sessions.running);
+    this.metrics = new ServerMetrics(this.stores, () => this.sessions.running, catalog);
     this.sessions = new SessionRegistry(catalog, this.leases, this.metrics, this.log, options.sessionIdleMs ?? 10 * 60_000);
     this.expiry = setInterval(() => void this.sessions.expireIdle(), Math.min(5_000, this.sessions.idleMs));
     this.expiry.unref();

@@ -237,9 +237,21 @@ describe('notifications', () => {
 
     // A second success clears nothing more.
     await queueRun(agent.name, job);
-    await finishNext(agent.token, 'succeeded');
+    const last = await finishNext(agent.token, 'succeeded');
     await settle();
     expect(hook.hooks).toHaveLength(2);
+
+    // What monitoring systems alert on: per job, per agent, the queue, deliveries.
+    const metrics = (await call(t.url, 'GET', '/metrics')).bytes.toString('utf8');
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    expect(value(`hoard_job_last_run_status{job="${job}",status="succeeded"}`)).toBe(1);
+    expect(value(`hoard_job_last_run_status{job="${job}",status="failed"}`)).toBe(0);
+    expect(value(`hoard_job_last_success_timestamp_seconds{job="${job}"}`)).toBe(Date.parse(last.finishedAt!) / 1000);
+    expect(value(`hoard_job_last_duration_seconds{job="${job}"}`)).toBeGreaterThanOrEqual(0);
+    expect(value(`hoard_agent_last_seen_timestamp_seconds{agent="${agent.name}"}`)).toBeGreaterThan(Date.now() / 1000 - 600);
+    expect(value('hoard_runs{state="queued"}')).toBe(0);
+    expect(value('hoard_notifications_total{target="hooks",result="delivered"}')).toBe(2);
+    expect(value('hoard_notifications_total{target="ops-mail",result="delivered"}')).toBe(2);
   });
 
   it('a target that is down gets every event once it is back, in order; a hanging target never holds up a run', async () => {
