@@ -323,6 +323,7 @@ program
   .addOption(repoOption())
   .option('--dry-run', 'report what would be done; write and delete nothing')
   .option('--forget-broken', 'forget the snapshots whose data is gone (protected ones are kept); gc then frees their data')
+  .option('--undelete', 'S3 Object Lock: bring back objects hidden behind delete markers (deleted without their version id)')
   .option('--break-lock', 'remove a gc/lock left by a gc or repair that died')
   .addOption(passphraseFile())
   .option('--json', 'print the report as JSON')

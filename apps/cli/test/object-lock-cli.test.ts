@@ -132,6 +132,33 @@ describe('hoard init --object-lock', () => {
     expectUsageError(await cli(['init', '--repo', fresh, '--object-lock-mode', 'governance']), /--object-lock-mode needs --object-lock/);
   });
 
+  it('hoard repair lists objects hidden behind delete markers, and --undelete brings them back', async () => {
+    const b = bucket('hide');
+    const repo = `s3://${b}/r`;
+    expect((await cli(['init', '--repo', repo, '--object-lock', '1'])).code).toBe(0);
+    const source = randomBytes(256 * 1024);
+    expect((await cli(['backup', '--repo', repo, '--job', 'db', '-'], source)).code).toBe(0);
+    const [manifest] = await keys(b, 'r/snapshots/');
+    const [pack] = await keys(b, 'r/packs/');
+    // The thief's plain DELETEs: the snapshot is gone from view.
+    await bucketView(b).deleteMany([manifest, pack]);
+    const listed = await cli(['snapshots', '--repo', repo, '--json']);
+    expect(JSON.parse(listed.stdout)).toEqual([]);
+
+    const dry = await cli(['repair', '--repo', repo, '--dry-run', '--undelete']);
+    expect(dry.stdout).toMatch(/2 object\(s\) are hidden behind S3 delete markers .*--undelete without --dry-run would bring them back/);
+    expect(dry.stdout).toContain(manifest.slice('r/'.length));
+    expect(JSON.parse((await cli(['snapshots', '--repo', repo, '--json'])).stdout)).toEqual([]);
+
+    const undone = await cli(['repair', '--repo', repo, '--undelete', '--json']);
+    expect(undone.code, undone.stderr).toBe(0);
+    expect(JSON.parse(undone.stdout).hidden).toEqual({ keys: [pack, manifest].map((k) => k.slice('r/'.length)).sort(), undeleted: true });
+    expect(JSON.parse((await cli(['snapshots', '--repo', repo, '--json'])).stdout)).toHaveLength(1);
+    const restored = await cli(['restore', '--repo', repo, 'db', '--to', '-']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(Buffer.compare(restored.stdoutBytes, source)).toBe(0);
+  });
+
   it('governance mode is recorded and applied', async () => {
     const b = bucket('gov');
     const repo = `s3://${b}/r`;

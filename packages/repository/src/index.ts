@@ -97,6 +97,7 @@ export {
   isLockedKey,
   type ObjectLockConfig,
 } from './repo/object-lock.js';
+export { hiddenObjects, undeleteObjects } from './repo/undelete.js';
 export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOptions, type SnapshotInfo } from './repo/repository.js';
 export { FingerprintStore, hashChunkRef, streamHasher } from './repo/fingerprint-store.js';
 export { StoreIndex, type BlobLocation } from './repo/store-index.js';

@@ -25,12 +25,14 @@ import {
   backup,
   collectGarbage,
   FsObjectStore,
+  hiddenObjects,
   listAll,
   ObjectLockUnavailableError,
   pruneJob,
   Repository,
   restore,
   StreamSink,
+  undeleteObjects,
   type ObjectLockConfig,
   type ObjectStore,
 } from '../dist/index.js';
@@ -206,10 +208,13 @@ describe('S3 Object Lock', () => {
     expect((await versions(store.bucket, pack)).versions.map((v) => v.id)).toEqual([packVersion]);
     // A plain DELETE hides the objects behind delete markers: the snapshot is gone from view.
     await expect(repo.findSnapshot('web')).rejects.toThrow(/no snapshots/);
-    // Recovery: remove the delete markers (docs/storage.md), and everything is back.
+    // Recovery: remove the delete markers (docs/storage.md; `hoard repair --undelete`), and everything is back.
     const hidden = await versions(store.bucket);
     expect(hidden.markers.map((m) => m.key).sort()).toEqual([manifest, pack].sort());
-    for (const m of hidden.markers) await sdk().send(new DeleteObjectCommand({ Bucket: store.bucket, Key: m.key, VersionId: m.id }));
+    expect(await hiddenObjects(repo)).toEqual([manifest, pack].sort());
+    await undeleteObjects(repo, await hiddenObjects(repo));
+    expect((await versions(store.bucket)).markers).toEqual([]);
+    expect(await hiddenObjects(repo)).toEqual([]);
     expect(Buffer.compare(await restored(repo, 'web'), original)).toBe(0);
   });
 

@@ -1,18 +1,32 @@
-/** `hoard repair --repo R [--dry-run] [--forget-broken] [--break-lock] [--json]` (docs/repair.md) */
-import { repair, type RepairReport } from '@hoard/repository';
+/** `hoard repair --repo R [--dry-run] [--forget-broken] [--undelete] [--break-lock] [--json]` (docs/repair.md) */
+import { hiddenObjects, repair, undeleteObjects, type RepairReport } from '@hoard/repository';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 
 export interface RepairCommandOptions extends RepoOptions {
   dryRun?: boolean;
   forgetBroken?: boolean;
+  /** S3 Object Lock: remove the delete markers hiding locked objects. */
+  undelete?: boolean;
   breakLock?: boolean;
   json?: boolean;
+}
+
+/** Hidden objects found (S3 Object Lock) and whether they were made visible again. */
+export interface HiddenReport {
+  keys: string[];
+  undeleted: boolean;
 }
 
 /** Resolves to true when nothing damaged or lost is left (exit 0), else false (exit 3). */
 export async function runRepair(options: RepairCommandOptions, out: (line: string) => void): Promise<boolean> {
   const repo = await openRepository(options, false);
+  // First, so that what comes back is checked and indexed like everything else.
+  const hidden: HiddenReport = { keys: await hiddenObjects(repo), undeleted: false };
+  if (options.undelete && !options.dryRun && hidden.keys.length > 0) {
+    await undeleteObjects(repo, hidden.keys);
+    hidden.undeleted = true;
+  }
   const progress = ProgressLine.forCommand(options.json);
   const report = await repair(repo, {
     dryRun: options.dryRun,
@@ -21,7 +35,7 @@ export async function runRepair(options: RepairCommandOptions, out: (line: strin
     onProgress: (p) => progress.update(p.done, undefined, `${p.phase} ${p.done}/${p.total}`),
   });
   progress.done();
-  printRepairReport(report, repo.location, options, out);
+  printRepairReport(report, repo.location, options, out, hidden);
   return report.ok;
 }
 
@@ -33,13 +47,15 @@ const list = (items: string[], out: (line: string) => void, max = 20): void => {
 export function printRepairReport(
   report: RepairReport,
   location: string,
-  options: { json?: boolean; forgetBroken?: boolean },
+  options: { json?: boolean; forgetBroken?: boolean; undelete?: boolean },
   out: (line: string) => void,
+  hidden?: HiddenReport,
 ): void {
   if (options.json) {
     out(
       JSON.stringify({
         ...report,
+        ...(hidden ? { hidden } : {}),
         snapshots: { ...report.snapshots, broken: report.snapshots.broken.map((b) => ({ ...b, firstMissing: b.firstMissing ?? null })) },
       }),
     );
@@ -48,6 +64,14 @@ export function printRepairReport(
   const dry = report.dryRun;
   const { segments, packs, snapshots } = report;
   if (dry) out('dry run: nothing is written or deleted');
+  if (hidden && hidden.keys.length > 0) {
+    out(
+      hidden.undeleted
+        ? `undeleted ${hidden.keys.length} object(s) that were hidden behind S3 delete markers (Object Lock had kept their bytes):`
+        : `${hidden.keys.length} object(s) are hidden behind S3 delete markers (deleted without their version; Object Lock kept their bytes): ${dry ? '--undelete without --dry-run would bring them back' : `hoard repair --repo ${location} --undelete brings them back`}:`,
+    );
+    list(hidden.keys, out);
+  }
   out(`index segments: ${segments.readable} readable, ${segments.damaged.length} damaged; packs: ${packs.total} in the bucket`);
   for (const note of report.notes) out(`note: ${note}`);
   if (segments.damaged.length > 0) {

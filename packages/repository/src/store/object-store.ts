@@ -79,6 +79,14 @@ export interface ObjectStore {
    * extended).
    */
   extendLock?(key: string, until: Date): Promise<boolean>;
+  /**
+   * Optional (versioned buckets): keys under `prefix` whose current version is a delete
+   * marker while an older version still holds bytes: deleted without their version id,
+   * which a lock kept (or anyone can undo).
+   */
+  hiddenKeys?(prefix: string): Promise<string[]>;
+  /** Optional, with hiddenKeys: removes the delete markers above each key's newest version, so it is visible again. */
+  undelete?(keys: string[]): Promise<void>;
   /** Optional, with applyRetention: whether the bucket has Object Lock enabled (init checks before it records the setting). */
   objectLockEnabled?(): Promise<boolean>;
 }

@@ -270,6 +270,51 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async hiddenKeys(prefix: string): Promise<string[]> {
+    checkListArguments(prefix, {});
+    const latestMarker = new Set<string>();
+    const withBytes = new Set<string>();
+    try {
+      let keyMarker: string | undefined;
+      let versionMarker: string | undefined;
+      for (;;) {
+        const response = await this.#client.send(
+          new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: this.#keyPrefix + prefix, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
+        );
+        for (const m of response.DeleteMarkers ?? []) if (m.IsLatest) latestMarker.add(m.Key ?? '');
+        for (const v of response.Versions ?? []) withBytes.add(v.Key ?? '');
+        if (response.IsTruncated !== true) break;
+        keyMarker = response.NextKeyMarker;
+        versionMarker = response.NextVersionIdMarker;
+      }
+    } catch (err) {
+      throw this.#wrap('list', prefix, err);
+    }
+    const out: string[] = [];
+    for (const s3Key of latestMarker) {
+      const key = withBytes.has(s3Key) ? this.#storeKey(s3Key) : undefined;
+      if (key !== undefined) out.push(key);
+    }
+    return out.sort();
+  }
+
+  async undelete(keys: string[]): Promise<void> {
+    for (const key of keys) validateKey(key);
+    await mapLimit([...new Set(keys)], DELETE_CONCURRENCY, async (key) => {
+      try {
+        const versions = await this.#versions(key);
+        const newest = Math.max(-1, ...versions.filter((v) => !v.marker).map((v) => v.modified));
+        if (newest < 0) return;
+        // Deleting a delete marker removes no bytes: it only uncovers the version below.
+        for (const m of versions.filter((v) => v.marker && v.modified >= newest)) {
+          await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#s3Key(key), VersionId: m.id }));
+        }
+      } catch (err) {
+        throw this.#wrap('delete', key, err);
+      }
+    });
+  }
+
   /**
    * putIfAbsent in a versioned bucket. Ceph RGW ignores If-None-Match there (a second PUT
    * just adds a version), so the key is looked up first. An immutable object is locked: two
