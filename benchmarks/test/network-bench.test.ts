@@ -23,7 +23,9 @@ function runBench(args: string[]): Promise<{ code: number | null; stdout: string
 }
 
 describe('bench network, tiny', () => {
-  it('runs server and agents as processes and reports every figure', { timeout: 60_000 }, async () => {
+  // The config's 120 s timeout, not 60 s: this took 35 s in a sequential run on a loaded
+  // 2-core machine, and runs beside another test file now.
+  it('runs server and agents as processes and reports every figure', async () => {
     const r = await runBench(['network', '--json', '--image-mib', '8', '--dump-mib', '2', '--days', '2', '--agents', '2', '--agent-image-mib', '4']);
     expect(r.code, r.stderr.slice(-3000)).toBe(0);
     const res = JSON.parse(r.stdout) as Record<string, unknown> & { days: NetworkDay[]; four_agents: { agents: number; per_agent_s: number[] } };

@@ -8,7 +8,7 @@
  *   pack, no file and no .partial left; through the server to stdout, bytes were already
  *   out when the error came, and it still reached the client (the framed stream).
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { cp, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,13 +24,10 @@ let server: ServerProcess;
 
 /** Deterministic incompressible bytes (so packs fill and offsets are far apart). */
 function noise(seed: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let block = createHash('sha256').update(String(seed)).digest();
-  for (let at = 0; at < length; at += 32) {
-    block = createHash('sha256').update(block).digest();
-    block.copy(out, at, 0, Math.min(32, length - at));
-  }
-  return out;
+  // An AES-128-CTR keystream keyed from the seed: a SHA-256 chain over 32-byte blocks took
+  // 3-10 s for the 44 MiB below on a loaded 2-core machine, this 0.5-2 s.
+  const key = createHash('sha256').update(String(seed)).digest().subarray(0, 16);
+  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
 }
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
