@@ -15,10 +15,23 @@ export {
   type FingerprintCheck,
   PAYLOAD_RAW,
   PAYLOAD_LZ4,
+  PAYLOAD_ZSTD,
   CODEC_ENCRYPTED,
   DATA_KEY_BYTES,
 } from './blob/codec.js';
 export { BlobCorruptError, BlobCodecConfigError, type BlobCheck } from './blob/errors.js';
+export {
+  type BlobCompression,
+  DEFAULT_COMPRESSION,
+  LEGACY_COMPRESSION,
+  COMPRESSION_SYNTAX,
+  ZSTD_DEFAULT_LEVEL,
+  ZSTD_MIN_LEVEL,
+  ZSTD_MAX_LEVEL,
+  parseCompression,
+  compressionFrom,
+  formatCompression,
+} from './blob/compression.js';
 export {
   type StoreSecrets,
   type KeyFile,
@@ -103,7 +116,7 @@ export { FingerprintStore, hashChunkRef, streamHasher } from './repo/fingerprint
 export { StoreIndex, type BlobLocation } from './repo/store-index.js';
 export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
 export { restore, snapshotChunkRefs, RESTORE_MEMORY, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
-export { FileSink, StreamSink, type RestoreSink, type PositionalTarget } from './repo/restore-sink.js';
+export { FileSink, NullSink, StreamSink, type RestoreSink, type PositionalTarget } from './repo/restore-sink.js';
 export { DecodePool, DecodeWorkerError, defaultDecodeWorkers } from './restore/decode-pool.js';
 export { RestoreWriteError } from './restore/batch-decoder.js';
 export { openRangeReader, type RangeReader } from './store/object-store.js';

@@ -2,7 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { blake3 } from '@napi-rs/blake-hash';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BlobCodec, BlobCodecConfigError, BlobCorruptError, CODEC_ENCRYPTED, PAYLOAD_LZ4, PAYLOAD_RAW } from '../dist/index.js';
+import {
+  BlobCodec,
+  BlobCodecConfigError,
+  type BlobCompression,
+  BlobCorruptError,
+  CODEC_ENCRYPTED,
+  compressionFrom,
+  DEFAULT_COMPRESSION,
+  formatCompression,
+  PAYLOAD_LZ4,
+  PAYLOAD_RAW,
+  PAYLOAD_ZSTD,
+  parseCompression,
+} from '../dist/index.js';
 
 const verify = (raw: Uint8Array) => blake3(raw);
 
@@ -129,3 +142,134 @@ describe('BlobCodec', () => {
     await expect(BlobCodec.create({ dataKey: new Uint8Array(16) })).rejects.toThrow(/32 bytes, got 16/);
   });
 });
+const ZSTD3: BlobCompression = { kind: 'zstd', level: 3 };
+const settings: BlobCompression[] = [ZSTD3, { kind: 'zstd', level: 1 }, { kind: 'zstd', level: 19 }, { kind: 'lz4' }, { kind: 'none' }];
+const kindOf = (codec: number) => codec & ~CODEC_ENCRYPTED;
+const text = (bytes: number) => Buffer.from('INSERT INTO orders VALUES (1, 42, now());\n'.repeat(Math.ceil(bytes / 42))).subarray(0, bytes);
+
+describe('BlobCodec compression settings', () => {
+  it('round-trips any chunk under every setting, encrypted or not, async and sync', async () => {
+    const key = randomBytes(32);
+    const codecs = await Promise.all(settings.flatMap((compression) => [BlobCodec.create({ compression }), BlobCodec.create({ compression, dataKey: key })]));
+    await fc.assert(
+      fc.asyncProperty(chunkBytes, fc.nat({ max: codecs.length - 1 }), async (raw, which) => {
+        const codec = codecs[which];
+        const fp = blake3(raw);
+        const blob = await codec.encode(raw, fp);
+        const expected = { zstd: PAYLOAD_ZSTD, lz4: PAYLOAD_LZ4, none: PAYLOAD_RAW }[codec.compression.kind];
+        expect([PAYLOAD_RAW, expected]).toContain(kindOf(blob.codec));
+        if (kindOf(blob.codec) !== PAYLOAD_RAW) expect(blob.stored.length).toBeLessThan(raw.length + (codec.encrypted ? 28 : 0));
+        expect(Buffer.from(await codec.decode(blob.stored, blob, fp, verify)).equals(Buffer.from(raw))).toBe(true);
+        expect(Buffer.from(codec.decodeSync(blob.stored, blob, fp, verify)).equals(Buffer.from(raw))).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('zstd beats lz4 on text, and every codec reads blobs written under any other setting', async () => {
+    const raw = Buffer.concat([text(300_000), Buffer.from(readableNoise(200_000))]);
+    const fp = blake3(raw);
+    const codecs = await Promise.all(settings.map((compression) => BlobCodec.create({ compression })));
+    const blobs = await Promise.all(codecs.map((c) => c.encode(raw, fp)));
+    const [zstd3, , , lz4, none] = blobs;
+    expect(zstd3.codec).toBe(PAYLOAD_ZSTD);
+    expect(lz4.codec).toBe(PAYLOAD_LZ4);
+    expect(none.codec).toBe(PAYLOAD_RAW);
+    expect(zstd3.stored.length).toBeLessThan(lz4.stored.length * 0.8);
+    for (const reader of codecs) {
+      for (const blob of blobs) {
+        expect(Buffer.from(await reader.decode(blob.stored, blob, fp, verify)).equals(raw)).toBe(true);
+        expect(Buffer.from(reader.decodeSync(blob.stored, blob, fp, verify)).equals(raw)).toBe(true);
+      }
+    }
+  });
+
+  it('stores incompressible chunks raw, and the probe decides without a full attempt', async () => {
+    const codec = await BlobCodec.create({ compression: ZSTD3 });
+    const noise = randomBytes(1 << 20);
+    const n = await codec.encode(noise, blake3(noise));
+    expect(n.codec).toBe(PAYLOAD_RAW);
+    expect(Buffer.from(n.stored).equals(noise)).toBe(true);
+    // Random where the probe samples (4 KiB at the start, the end and two evenly spaced
+    // points between), zeros everywhere else: a full zstd attempt would shrink this to
+    // almost nothing, so storing it raw shows the probe made the decision.
+    const length = 1 << 20;
+    const sampled = new Uint8Array(length);
+    const stride = (length - 4096) / 3;
+    for (let i = 0; i < 4; i++) sampled.set(randomBytes(4096), Math.floor(i * stride));
+    expect((await codec.encode(sampled, blake3(sampled))).codec).toBe(PAYLOAD_RAW);
+    // Small chunks are not probed, they are tried: a compressible one is compressed.
+    const small = text(10_000);
+    expect((await codec.encode(small, blake3(small))).codec).toBe(PAYLOAD_ZSTD);
+  });
+
+  it('a forged raw length is refused from the frame header, before decompressing', async () => {
+    const codec = await BlobCodec.create({ compression: ZSTD3 });
+    const raw = text(100_000);
+    const fp = blake3(raw);
+    const blob = await codec.encode(raw, fp);
+    for (const rawLength of [99_999, 100_001, 2 ** 31]) {
+      const meta = { ...blob, rawLength };
+      expect(() => codec.decodeSync(blob.stored, meta, fp)).toThrow(/zstd frame holds 100000 bytes, the trailer says/);
+      await expect(codec.decode(blob.stored, meta, fp)).rejects.toMatchObject({ check: 'length' });
+    }
+  });
+
+  it('a damaged zstd frame is a BlobCorruptError naming decompression (or, if it still decodes, the fingerprint)', async () => {
+    const codec = await BlobCodec.create({ compression: ZSTD3 });
+    const raw = text(100_000);
+    const fp = blake3(raw);
+    const blob = await codec.encode(raw, fp);
+    const variants: [string, Uint8Array][] = [
+      ['bad magic', Uint8Array.from(blob.stored, (b, i) => (i === 0 ? b ^ 0xff : b))],
+      ['truncated', blob.stored.subarray(0, blob.stored.length - 3)],
+      ['trailing bytes', Buffer.concat([blob.stored, Buffer.from([1, 2, 3])])],
+      ['empty', new Uint8Array(0)],
+    ];
+    for (const [what, stored] of variants) {
+      const meta = { ...blob, checksum: codec.checksum(stored) };
+      const error = await codec.decode(stored, meta, fp, verify).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, what).toBeInstanceOf(BlobCorruptError);
+      expect((error as BlobCorruptError).check, what).toBe('decompression');
+      expect(() => codec.decodeSync(stored, meta, fp, verify), what).toThrow(/decompression/);
+    }
+    // Damage anywhere, checksum recomputed by the forger: refused by some check, never wrong bytes.
+    await fc.assert(
+      fc.asyncProperty(fc.nat(), fc.integer({ min: 0, max: 7 }), async (at, bit) => {
+        const damaged = Uint8Array.from(blob.stored);
+        damaged[at % damaged.length] ^= 1 << bit;
+        const meta = { ...blob, checksum: codec.checksum(damaged) };
+        const outcome = await codec.decode(damaged, meta, fp, verify).then(
+          (bytes) => ({ bytes }),
+          (error: unknown) => ({ error }),
+        );
+        if ('error' in outcome) expect(outcome.error).toBeInstanceOf(BlobCorruptError);
+        else expect(Buffer.from(outcome.bytes).equals(raw)).toBe(true);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('parses zstd[:LEVEL] | lz4 | none, and names the accepted forms otherwise', () => {
+    expect(parseCompression('zstd')).toEqual({ kind: 'zstd', level: 3 });
+    expect(parseCompression('zstd:19')).toEqual({ kind: 'zstd', level: 19 });
+    expect(parseCompression('lz4')).toEqual({ kind: 'lz4' });
+    expect(parseCompression('none')).toEqual({ kind: 'none' });
+    for (const bad of ['zstd:0', 'zstd:20', 'zstd:', 'zstd:-1', 'zstd:3.5', 'ZSTD', 'gzip', '']) expect(parseCompression(bad), bad).toBeUndefined();
+    expect(DEFAULT_COMPRESSION).toEqual({ kind: 'zstd', level: 3 });
+    for (const c of settings) expect(parseCompression(formatCompression(c))).toEqual(c);
+    expect(() => compressionFrom('gzip', 'store config')).toThrow(
+      'store config: compression must be zstd[:LEVEL] (LEVEL 1-19, default 3), lz4 or none; got "gzip"',
+    );
+  });
+});
+
+/** Printable bytes with a skewed distribution and few repeats: entropy coding pays, match finding barely. */
+function readableNoise(length: number): Uint8Array {
+  const out = randomBytes(length);
+  for (let i = 0; i < length; i++) out[i] = 0x41 + (out[i] % 16);
+  return out;
+}

@@ -1,7 +1,8 @@
 /**
  * How a chunk's bytes become a stored blob and back (format: docs/format.md, "Blobs").
  *
- *   raw bytes --lz4 if smaller--> payload --AES-256-GCM if the store has a key--> stored
+ *   raw bytes --zstd or lz4 (the store's setting) if smaller--> payload
+ *             --AES-256-GCM if the store has a key--> stored
  *   stored --xxh64--> checksum (kept in the pack trailer, checked before anything else)
  *
  * The checksum covers the stored bytes so `verify --read-data` can scrub a pack without
@@ -11,11 +12,14 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { compress, uncompress, uncompressSync } from 'lz4-napi';
 import { loadXxh64, xxh64 } from '../checksum.js';
+import { type BlobCompression, LEGACY_COMPRESSION } from './compression.js';
 import { BlobCodecConfigError, BlobCorruptError } from './errors.js';
+import { ZstdCodec } from './zstd.js';
 
 /** Payload encodings (low 7 bits of the codec byte). */
 export const PAYLOAD_RAW = 0;
 export const PAYLOAD_LZ4 = 1;
+export const PAYLOAD_ZSTD = 2;
 /** High bit of the codec byte: the payload is AES-256-GCM encrypted. */
 export const CODEC_ENCRYPTED = 0x80;
 
@@ -45,16 +49,25 @@ export interface StoredBlobInfo {
 export type FingerprintCheck = (raw: Uint8Array) => Uint8Array;
 
 export class BlobCodec {
-  private constructor(private readonly dataKey: Buffer | undefined) {}
+  private readonly zstd = new ZstdCodec();
 
-  /** `dataKey`: the store's 32-byte data key when the store is encrypted. */
-  static async create(options: { dataKey?: Uint8Array } = {}): Promise<BlobCodec> {
-    const { dataKey } = options;
+  private constructor(
+    private readonly dataKey: Buffer | undefined,
+    /** How new blobs are compressed; decoding follows each blob's codec byte. */
+    readonly compression: BlobCompression,
+  ) {}
+
+  /**
+   * `dataKey`: the store's 32-byte data key when the store is encrypted. `compression`:
+   * the store's setting (lz4, what stores had before the setting existed, when not given).
+   */
+  static async create(options: { dataKey?: Uint8Array; compression?: BlobCompression } = {}): Promise<BlobCodec> {
+    const { dataKey, compression = LEGACY_COMPRESSION } = options;
     if (dataKey !== undefined && (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_BYTES)) {
       throw new BlobCodecConfigError(`data key must be ${DATA_KEY_BYTES} bytes, got ${dataKey?.length ?? typeof dataKey}`);
     }
     await loadXxh64();
-    return new BlobCodec(dataKey ? Buffer.from(dataKey) : undefined);
+    return new BlobCodec(dataKey ? Buffer.from(dataKey) : undefined, compression);
   }
 
   get encrypted(): boolean {
@@ -72,7 +85,16 @@ export class BlobCodec {
   async encode(raw: Uint8Array, fingerprint: Uint8Array, options: { borrow?: boolean } = {}): Promise<EncodedBlob> {
     let payload: Uint8Array = raw;
     let codec = PAYLOAD_RAW;
-    if (raw.length > 0) {
+    /** `payload` lives in memory reused by the next encode (the zstd scratch buffer). */
+    let transient = false;
+    if (this.compression.kind === 'zstd') {
+      const frame = this.zstd.compress(raw, this.compression.level);
+      if (frame) {
+        payload = frame;
+        codec = PAYLOAD_ZSTD;
+        transient = true;
+      }
+    } else if (this.compression.kind === 'lz4' && raw.length > 0) {
       const packed = await compress(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
       if (packed.length < raw.length) {
         payload = packed;
@@ -83,9 +105,9 @@ export class BlobCodec {
     if (this.dataKey) {
       stored = this.seal(payload, fingerprint);
       codec |= CODEC_ENCRYPTED;
-    } else if (payload === raw && !options.borrow) {
+    } else if (transient || (payload === raw && !options.borrow)) {
       // The caller may reuse `raw`'s buffer (the chunker's reuseBuffers): keep our own copy.
-      stored = Uint8Array.prototype.slice.call(raw);
+      stored = Uint8Array.prototype.slice.call(payload);
     }
     return { stored, codec, rawLength: raw.length, checksum: this.checksum(stored) };
   }
@@ -93,7 +115,8 @@ export class BlobCodec {
   /**
    * Checks and decodes a stored blob. Order: checksum if given (cheap, catches storage damage),
    * authentication, decompression, length, and, when `verify` is given, the fingerprint.
-   * Decompression runs on the libuv pool; `decodeSync` is the same for worker threads.
+   * lz4 decompression runs on the libuv pool, zstd on the calling thread; `decodeSync` is
+   * the same for worker threads.
    */
   async decode(stored: Uint8Array, blob: StoredBlobInfo, fingerprint: Uint8Array, verify?: FingerprintCheck): Promise<Uint8Array> {
     const payload = this.openPayload(stored, blob, fingerprint);
@@ -104,14 +127,16 @@ export class BlobCodec {
       } catch (err) {
         throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
       }
+    } else if (isZstd(blob.codec)) {
+      raw = this.zstd.decompress(payload, blob.rawLength);
     }
     return this.checkRaw(raw, blob, fingerprint, verify);
   }
 
   /**
    * `decode` on the calling thread (the restore pipeline's decode workers). `uncompress`
-   * replaces lz4-napi's (the workers decode into a reused arena); it returns undefined
-   * for a malformed block.
+   * replaces lz4-napi's for lz4 blocks (the workers decode into a reused arena); it returns
+   * undefined for a malformed block. zstd frames decode into a new buffer.
    */
   decodeSync(
     stored: Uint8Array,
@@ -130,6 +155,8 @@ export class BlobCodec {
         throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
       }
       if (raw === undefined) throw new BlobCorruptError('decompression', `not a valid lz4 block of ${blob.rawLength} bytes`);
+    } else if (isZstd(blob.codec)) {
+      raw = this.zstd.decompress(payload, blob.rawLength);
     }
     return this.checkRaw(raw, blob, fingerprint, verify);
   }
@@ -160,7 +187,8 @@ export class BlobCodec {
       if (declared !== blob.rawLength) {
         throw new BlobCorruptError('length', `the lz4 block holds ${declared} bytes, the trailer says ${blob.rawLength}`);
       }
-    } else if (kind !== PAYLOAD_RAW) {
+    } else if (kind !== PAYLOAD_RAW && kind !== PAYLOAD_ZSTD) {
+      // (zstd's declared size is checked by ZstdCodec.decompress, before it decodes anything.)
       throw new BlobCorruptError('decompression', `unknown payload codec ${kind}`);
     }
     return payload;
@@ -214,6 +242,7 @@ export class BlobCodec {
 }
 
 const isLz4 = (codec: number) => (codec & ~CODEC_ENCRYPTED) === PAYLOAD_LZ4;
+const isZstd = (codec: number) => (codec & ~CODEC_ENCRYPTED) === PAYLOAD_ZSTD;
 const asBuffer = (b: Uint8Array) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,5 +1,5 @@
 /**
- * Decode worker: decodes (AES-GCM, lz4) and re-hashes every blob of a fetched pack range
+ * Decode worker: decodes (AES-GCM, lz4 or zstd) and re-hashes every blob of a fetched pack range
  * against its fingerprint (invariant 4), then writes the pieces the restore wants straight
  * into the target file at their stream positions, or sends the decoded bytes back.
  *
@@ -47,7 +47,7 @@ port.on('message', (job: DecodeJob) => {
 /** Output buffers are made in multiples of this, so that one fits later jobs of about the same size. */
 const OUTPUT_GRAIN = 256 * 1024;
 
-/** One per worker: every job's lz4 blocks decode into the same memory. */
+/** One per worker: every job's lz4 blocks decode into the same memory (zstd frames, into their own buffers: BlobCodec.decodeSync). */
 const lz4 = new Lz4ArenaDecoder();
 const uncompress = (payload: Uint8Array, rawLength: number) => lz4.decode(payload, rawLength);
 
