@@ -355,7 +355,7 @@ describe('S3 Object Lock', () => {
     expect((await collectGarbage(repo, { graceMs: 0 })).packs.deleted).toBe(first.packs.condemned);
   });
 
-  it('a copy of a locked repository in a directory opens with a warning, restores, and takes backups (unlocked)', async () => {
+  it('a copy of a locked repository in a directory or a bucket without Object Lock opens with a warning, restores, and takes backups (unlocked)', async () => {
     const { store, repo } = await lockedRepo({ mode: 'COMPLIANCE', days: 1 });
     const original = data(7, 8);
     await run(repo, 'web', original);
@@ -369,6 +369,18 @@ describe('S3 Object Lock', () => {
     expect(Buffer.compare(await restored(opened, 'web'), original)).toBe(0);
     await run(opened, 'db', data(9));
     expect(await opened.lockedObjects(await keys(copy, 'packs/'))).toEqual(new Map());
+
+    // The same in a bucket without Object Lock: a backup there would fail if it sent lock headers.
+    const plain = await S3ObjectStore.open({ ...s3StoreOptions(bucketName('copy')), create: true });
+    stores.push(plain);
+    for (const key of await keys(store, '')) await plain.putIfAbsent(key, await store.get(key));
+    const inBucket: string[] = [];
+    const fromBucket = await Repository.open(plain, { onWarning: (m) => inBucket.push(m) });
+    expect(inBucket).toEqual([expect.stringMatching(/but its bucket does not have Object Lock enabled \(a copy\?\)/)]);
+    await run(fromBucket, 'db', data(10));
+    expect(Buffer.compare(await restored(fromBucket, 'web'), original)).toBe(0);
+    const [pack] = await keys(plain, 'packs/');
+    expect((await head(plain.bucket, pack)).ObjectLockMode).toBeUndefined();
   });
 
   it('refuses object lock on a bucket without it and on a directory, writing nothing', async () => {

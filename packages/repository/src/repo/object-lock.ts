@@ -63,9 +63,14 @@ export function applyObjectLock(objects: ObjectStore, lock: ObjectLockConfig): v
  * is written there is not locked.
  */
 export async function applyObjectLockOnOpen(objects: ObjectStore, lock: ObjectLockConfig, warn: (message: string) => void): Promise<void> {
-  if (objects.applyRetention && objects.objectLockEnabled && (await objects.objectLockEnabled())) {
-    applyObjectLock(objects, lock);
-    return;
+  if (objects.applyRetention && objects.objectLockEnabled) {
+    // A user without permission to read the bucket's lock configuration still writes
+    // locked objects (init checked the bucket): only a clear "not enabled" turns locking off.
+    const enabled = await objects.objectLockEnabled().catch(() => true);
+    if (enabled) {
+      applyObjectLock(objects, lock);
+      return;
+    }
   }
   warn(
     `the repository at ${objects.location} was created with S3 Object Lock, but ${objects.applyRetention ? 'its bucket does not have Object Lock enabled' : 'a directory cannot lock objects'} (a copy?): it is read as usual, and nothing written to it is locked`,
