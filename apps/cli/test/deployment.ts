@@ -21,6 +21,9 @@ export interface RunView {
 export function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let text = '';
+    let errors = '';
+    const other = stream === 'stdout' ? child.stderr : child.stdout;
+    other?.on('data', (d: Buffer) => (errors = (errors + d.toString()).slice(-4000)));
     const onData = (d: Buffer): void => {
       text += d.toString();
       if (pattern.test(text)) {
@@ -29,7 +32,7 @@ export function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pa
       }
     };
     child[stream]!.on('data', onData);
-    child.once('exit', (code, signal) => reject(new Error(`${what} exited (${code ?? signal}) before it was ready: ${text}`)));
+    child.once('exit', (code, signal) => reject(new Error(`${what} exited (${code ?? signal}) before it was ready: ${errors}${text}`)));
   });
 }
 
