@@ -33,7 +33,7 @@ import {
   type TokenBucket,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, hashChunkRef, mapLimit, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
+import { BlobCodec, compressionFrom, hashChunkRef, mapLimit, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
 import { RemotePreviousSnapshot } from './previous-snapshot.js';
 import { SMALL_FILE_BYTES, type DirArchiveStats } from './sources/dir.js';
 import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/source.js';
@@ -193,7 +193,12 @@ class SessionUpload {
 
   async init(): Promise<void> {
     const secrets = this.session.store.secrets;
-    this.codec = await BlobCodec.create({ dataKey: secrets ? Buffer.from(secrets.dataKey, 'base64') : undefined });
+    // The store's setting; a server from before the setting sends none, and its stores use lz4.
+    const { compression = 'lz4' } = this.session.store;
+    this.codec = await BlobCodec.create({
+      dataKey: secrets ? Buffer.from(secrets.dataKey, 'base64') : undefined,
+      compression: compressionFrom(compression, `the session's store ${this.session.store.name}`),
+    });
   }
 
   async run(input: OpenedSource): Promise<Totals> {

@@ -110,6 +110,7 @@ program
   .option('--encrypt', 'encrypt it: AES-256-GCM, a random key per fingerprint store wrapped by your passphrase (scrypt)')
   .addOption(passphraseFile())
   .option('--pack-size <MiB>', 'target pack object size, 4-128 MiB (default 16)')
+  .option('--compression <codec>', 'how its stores compress new chunks: zstd[:LEVEL] (LEVEL 1-19), lz4 or none (default zstd:3)')
   .option(
     '--object-lock [days]',
     'S3 only: lock packs, index segments, chunk-list pages and manifests (S3 Object Lock) for DAYS after each write (default 30); creates the bucket with Object Lock, or checks an existing one has it',

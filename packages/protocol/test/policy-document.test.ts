@@ -69,7 +69,7 @@ describe('parsing', () => {
     // planRetention's rules for the policy: the retention block in the schedule's time zone.
     expect(policyRetentionRules(p)).toEqual({ ...p.retention, timeZone: 'Europe/Berlin' });
     expect(policyRetentionRules({ ...p, retention: undefined })).toBeUndefined();
-    expect(p.store).toEqual({ scope: 'global', compression: 'lz4', encryption: false });
+    expect(p.store).toEqual({ scope: 'global', compression: 'zstd:3', encryption: false });
     expect(p.limits).toEqual({});
     expect(p.verify.structure?.expression).toBe('daily');
     expect(p.verify.readData?.expression).toBe('weekly');
@@ -159,7 +159,8 @@ describe('validation messages', () => {
     ['keep-within minutes', base('retention: {keep-within: 30min}'), 'retention.keep-within: "30min": durations have no minutes or seconds ("m" means months)'],
     ['keep-within garbage', base('retention: {keep-within: soon}'), 'retention.keep-within: "soon": use a whole number followed by h, d, w, m or y'],
     ['store scope', base('store: {scope: tenant}'), 'store.scope: must be global'],
-    ['compression', base('store: {compression: zstd}'), 'store.compression: must be lz4 or none; got string "zstd"'],
+    ['compression', base('store: {compression: gzip}'), 'store.compression: must be zstd[:LEVEL] (LEVEL 1-19), lz4 or none; got string "gzip"'],
+    ['compression level', base('store: {compression: "zstd:20"}'), 'store.compression: must be zstd[:LEVEL] (LEVEL 1-19), lz4 or none; got string "zstd:20"'],
     ['encryption', base('store: {encryption: "yes"}'), 'store.encryption: must be true or false'],
     [
       'concurrency',
@@ -305,7 +306,7 @@ const policyDoc = fc
         { requiredKeys: ['keep-last'] },
       ),
       store: fc.record(
-        { scope: fc.constantFrom('global', 'job'), compression: fc.constantFrom('lz4', 'none'), encryption: fc.boolean() },
+        { scope: fc.constantFrom('global', 'job'), compression: fc.constantFrom('zstd', 'zstd:1', 'zstd:19', 'lz4', 'none'), encryption: fc.boolean() },
         { requiredKeys: [] },
       ),
       limits: fc.record(

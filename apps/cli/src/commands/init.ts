@@ -1,11 +1,20 @@
-/** `hoard init --repo R [--encrypt] [--pack-size MIB] [--object-lock [DAYS]] [--object-lock-mode compliance|governance]` */
-import { DEFAULT_OBJECT_LOCK_MODE, MAX_OBJECT_LOCK_DAYS, Repository, type ObjectLockConfig } from '@hoard/repository';
+/** `hoard init --repo R [--encrypt] [--pack-size MIB] [--compression C] [--object-lock [DAYS]] [--object-lock-mode compliance|governance]` */
+import {
+  COMPRESSION_SYNTAX,
+  DEFAULT_OBJECT_LOCK_MODE,
+  MAX_OBJECT_LOCK_DAYS,
+  parseCompression,
+  Repository,
+  type BlobCompression,
+  type ObjectLockConfig,
+} from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { openObjectStore, passphrase, type RepoOptions } from '../repo-location.js';
 
 export interface InitCommandOptions extends RepoOptions {
   encrypt?: boolean;
   packSize?: string;
+  compression?: string;
   /** `--object-lock` alone is true; with a value, the days. */
   objectLock?: boolean | string;
   objectLockMode?: string;
@@ -47,6 +56,11 @@ export async function runInit(options: InitCommandOptions, out: (line: string) =
     if (!Number.isInteger(mib) || mib < 4 || mib > 128) throw new UsageError(`--pack-size ${options.packSize}: give a whole number of MiB from 4 to 128`);
     packBytes = mib * 1024 * 1024;
   }
+  let compression: BlobCompression | undefined;
+  if (options.compression !== undefined) {
+    compression = parseCompression(options.compression);
+    if (!compression) throw new UsageError(`--compression ${options.compression}: use ${COMPRESSION_SYNTAX}`);
+  }
   const objectLock = objectLockOption(options);
   let secret: string | undefined;
   if (options.encrypt) {
@@ -54,14 +68,21 @@ export async function runInit(options: InitCommandOptions, out: (line: string) =
     if (secret === undefined) throw new UsageError('--encrypt needs a passphrase: set HOARD_PASSPHRASE, give --passphrase-file, or run on a terminal');
   }
   const objects = await openObjectStore(options.repo, { create: true, objectLock: objectLock !== undefined });
-  const repo = await Repository.init(objects, { passphrase: secret, packBytes, objectLock });
+  const repo = await Repository.init(objects, { passphrase: secret, packBytes, compression, objectLock });
   const lock = repo.config.objectLock;
   if (options.json) {
     out(
-      JSON.stringify({ repository: repo.location, id: repo.config.id, encrypted: repo.encrypted, packBytes: repo.config.packBytes, objectLock: lock ?? null }),
+      JSON.stringify({
+        repository: repo.location,
+        id: repo.config.id,
+        encrypted: repo.encrypted,
+        packBytes: repo.config.packBytes,
+        compression: repo.config.compression,
+        objectLock: lock ?? null,
+      }),
     );
   } else {
-    out(`created ${repo.encrypted ? 'encrypted ' : ''}repository ${repo.config.id} at ${repo.location}`);
+    out(`created ${repo.encrypted ? 'encrypted ' : ''}repository ${repo.config.id} at ${repo.location} (compression ${repo.config.compression})`);
     if (lock)
       out(
         `object lock: packs, index segments, chunk-list pages and manifests are locked (${lock.mode.toLowerCase()}) for ${lock.days} day(s) after each write; keep the longest retention of your policies plus the gc grace below that`,

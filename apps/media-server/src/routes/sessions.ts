@@ -12,7 +12,7 @@ import {
   type BeginSessionResponse,
   type CommitResponse,
 } from '@hoard/protocol';
-import type { SnapshotInfo } from '@hoard/repository';
+import { formatCompression, type SnapshotInfo } from '@hoard/repository';
 import { BackupSession } from '../backup-session.js';
 import type { Api } from '../http/api.js';
 import { BodyReader, readBody, requireContentType, sendBinary, sendJson } from '../http-util.js';
@@ -66,7 +66,13 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
     log.info({ session: id, job: body.job, source: body.source.name, store: store.store.name, discovered: discovered.length > 0 }, 'session started');
     const response: BeginSessionResponse = {
       session: id,
-      store: { id: store.store.id, name: store.store.name, encrypted: store.store.encrypted, secrets: store.store.wireSecrets() },
+      store: {
+        id: store.store.id,
+        name: store.store.name,
+        encrypted: store.store.encrypted,
+        secrets: store.store.wireSecrets(),
+        compression: formatCompression(store.store.compression),
+      },
       chunker: chunkerToWire(chunker) as BeginSessionResponse['chunker'],
       maxChunk,
       limits: {

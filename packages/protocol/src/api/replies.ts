@@ -99,11 +99,21 @@ export const WireChunker = Type.Union(
 );
 export type WireChunker = Static<typeof WireChunker>;
 
+/** A compression setting as text (the repository's parseCompression reads it). */
+const Compression = (description: string) =>
+  Type.String({ pattern: '^(zstd(:([1-9]|1[0-9]))?|lz4|none)$', description: `zstd[:LEVEL] (LEVEL 1-19), lz4 or none: ${description}` });
+
 export const BeginSessionResponse = record(
   {
     session: Type.String({ pattern: '^[0-9a-f]{32}$', description: "the session's id" }),
     store: record(
-      { id: StoreId, name: Text, encrypted: Type.Boolean(), secrets: optional(WireStoreSecrets) },
+      {
+        id: StoreId,
+        name: Text,
+        encrypted: Type.Boolean(),
+        secrets: optional(WireStoreSecrets),
+        compression: optional(Compression('how the agent compresses new blobs for this store; absent from older servers: lz4')),
+      },
       { description: 'the fingerprint store the session writes to; secrets only when it is encrypted' },
     ),
     chunker: WireChunker,
@@ -381,7 +391,7 @@ export const PolicyDocument = record(
     retention: optional(RetentionDocument),
     store: record({
       scope: Type.Union([Type.Literal('global'), Type.Literal('job')]),
-      compression: Type.Union([Type.Literal('lz4'), Type.Literal('none')]),
+      compression: Compression('as written in the policy'),
       encryption: Type.Boolean(),
     }),
     limits: optional(

@@ -36,7 +36,9 @@ export interface PolicySchedule {
 export type RetentionRules = Omit<PlanRetentionRules, 'timeZone'>;
 
 export type StoreScope = 'global' | 'job';
-export type Compression = 'lz4' | 'none';
+/** `zstd`, `zstd:LEVEL` (1-19), `lz4` or `none`: the repository's compression settings, as text. */
+export type Compression = string;
+const COMPRESSION = /^(zstd(:([1-9]|1[0-9]))?|lz4|none)$/;
 
 export interface PolicyStore {
   /** `global`: the shared fingerprint store; `job`: a store of this policy's own (isolated dedup). */
@@ -79,7 +81,7 @@ export interface Policy {
 }
 
 export const POLICY_DEFAULTS = Object.freeze({
-  store: Object.freeze({ scope: 'global', compression: 'lz4', encryption: false } as const),
+  store: Object.freeze({ scope: 'global', compression: 'zstd:3', encryption: false } as const),
   verify: Object.freeze({ structure: 'daily', readData: 'weekly', subset: 10 } as const),
 });
 
@@ -282,7 +284,7 @@ function checkRetention(v: unknown, path: PathSegment[], problems: ProblemList):
 function checkStore(v: unknown, path: PathSegment[], problems: ProblemList): PolicyStore {
   const store: PolicyStore = { ...POLICY_DEFAULTS.store };
   if (v === undefined) return store;
-  const o = mapping(v, path, STORE_KEYS, problems, 'scope: global|job, compression: lz4|none, encryption: true|false');
+  const o = mapping(v, path, STORE_KEYS, problems, 'scope: global|job, compression: zstd[:LEVEL]|lz4|none, encryption: true|false');
   if (!o) return store;
   if (o.scope !== undefined) {
     if (o.scope === 'global' || o.scope === 'job') store.scope = o.scope;
@@ -293,8 +295,8 @@ function checkStore(v: unknown, path: PathSegment[], problems: ProblemList): Pol
       );
   }
   if (o.compression !== undefined) {
-    if (o.compression === 'lz4' || o.compression === 'none') store.compression = o.compression;
-    else problems.add([...path, 'compression'], `must be lz4 or none; got ${describe(o.compression)}`);
+    if (typeof o.compression === 'string' && COMPRESSION.test(o.compression)) store.compression = o.compression;
+    else problems.add([...path, 'compression'], `must be zstd[:LEVEL] (LEVEL 1-19), lz4 or none; got ${describe(o.compression)}`);
   }
   if (o.encryption !== undefined) {
     if (typeof o.encryption === 'boolean') store.encryption = o.encryption;

@@ -7,6 +7,7 @@
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { chunkingFor, createFingerprinter, type ChunkerSpec, type Fingerprinter, type FingerprintSpec, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import { BlobCodec } from '../blob/codec.js';
+import { type BlobCompression, compressionFrom, LEGACY_COMPRESSION } from '../blob/compression.js';
 import type { StoreSecrets } from '../crypto/store-secrets.js';
 import type { DecodeKeys } from '../restore/decode-protocol.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -56,6 +57,11 @@ export function hashChunkRef(hasher: Blake3Hasher, length: number, fingerprint: 
 
 const chunkRecord = Buffer.alloc(40);
 
+/** A store record's compression (checked when the record was decoded); lz4 when it predates the setting. */
+export function storeCompression(record: StoreRecord): BlobCompression {
+  return record.compression === undefined ? LEGACY_COMPRESSION : compressionFrom(record.compression, `store ${record.name}`);
+}
+
 export class FingerprintStore {
   readonly idBytes: Uint8Array;
   readonly fingerprintSpec: FingerprintSpec;
@@ -81,7 +87,13 @@ export class FingerprintStore {
     secrets: StoreSecrets | undefined,
     options: { onWarning?: (message: string) => void } = {},
   ): Promise<FingerprintStore> {
-    return new FingerprintStore(objects, record, await BlobCodec.create({ dataKey: secrets?.dataKey }), secrets, options.onWarning ?? defaultWarning);
+    const codec = await BlobCodec.create({ dataKey: secrets?.dataKey, compression: storeCompression(record) });
+    return new FingerprintStore(objects, record, codec, secrets, options.onWarning ?? defaultWarning);
+  }
+
+  /** How new blobs of this store are compressed (its record says; lz4 for records older than the setting). */
+  get compression(): BlobCompression {
+    return this.codec.compression;
   }
 
   get name(): string {

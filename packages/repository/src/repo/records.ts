@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ErrorCode } from '@hoard/errors';
+import { COMPRESSION_SYNTAX, parseCompression } from '../blob/compression.js';
 import type { KeyFile } from '../crypto/store-secrets.js';
 import { MAX_PACK_BYTES, MIN_PACK_BYTES } from '../pack/pack-writer.js';
 import { ObjectFormatError } from '../format-error.js';
@@ -31,6 +32,11 @@ export interface RepositoryConfig {
   packBytes: number;
   /** Present when the bucket has S3 Object Lock: immutable objects are written with a retention date. */
   objectLock?: ObjectLockConfig;
+  /**
+   * `zstd[:LEVEL] | lz4 | none`: the compression stores created later get unless told
+   * otherwise. Absent in configs written before the setting existed (new stores: zstd:3).
+   */
+  compression?: string;
 }
 
 /** `global`: any job may dedup against it; `job`: bound to one job (isolated). */
@@ -45,6 +51,11 @@ export interface StoreRecord {
   createdAt: string;
   /** Present in encrypted repositories: the store's own secrets, wrapped. */
   keyFile?: KeyFile;
+  /**
+   * `zstd[:LEVEL] | lz4 | none`: how new blobs of the store are compressed. Absent in
+   * records written before the setting existed: those stores keep lz4.
+   */
+  compression?: string;
 }
 
 export class RecordFormatError extends ObjectFormatError {
@@ -106,6 +117,7 @@ export function decodeConfig(bytes: Uint8Array): RepositoryConfig {
   if (typeof v.createdAt !== 'string') throw new RecordFormatError(CONFIG_KEY, 'createdAt is missing');
   if (typeof v.packBytes !== 'number') throw new RecordFormatError(CONFIG_KEY, 'packBytes is missing');
   validatePackBytes(v.packBytes);
+  checkCompression(CONFIG_KEY, v.compression);
   if (v.objectLock !== undefined) {
     try {
       validateObjectLock(v.objectLock);
@@ -126,7 +138,14 @@ export function decodeStoreRecord(key: string, bytes: Uint8Array): StoreRecord {
     throw new RecordFormatError(key, 'scope is neither {"kind":"global"} nor {"kind":"job","job":NAME}');
   }
   if (v.keyFile !== undefined && (v.keyFile === null || typeof v.keyFile !== 'object')) throw new RecordFormatError(key, 'keyFile is not an object');
+  checkCompression(key, v.compression);
   return v as unknown as StoreRecord;
+}
+
+function checkCompression(key: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'string' || !parseCompression(value))) {
+    throw new RecordFormatError(key, `compression is ${JSON.stringify(value)}, expected ${COMPRESSION_SYNTAX}`);
+  }
 }
 
 export const describeScope = (scope: StoreScope): string => (scope.kind === 'global' ? 'global' : `job ${scope.job}`);

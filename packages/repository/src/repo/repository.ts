@@ -8,6 +8,7 @@ import { compactTime, decodeManifest, validateJobName, type Manifest, type Snaps
 import { listAll, type ObjectStore } from '../store/object-store.js';
 import { ObjectNotFoundError } from '../store/errors.js';
 import { ObjectFormatError } from '../format-error.js';
+import { type BlobCompression, DEFAULT_COMPRESSION, formatCompression, parseCompression } from '../blob/compression.js';
 import { mapConcurrent } from './concurrency.js';
 import {
   MetadataDamagedError,
@@ -52,6 +53,8 @@ export interface InitOptions {
    * Object Lock enabled. Recorded in the config, so every writer applies it.
    */
   objectLock?: ObjectLockConfig;
+  /** How the stores of the repository compress new blobs (default zstd:3); recorded in the config and in each store's record. */
+  compression?: BlobCompression;
 }
 
 export interface OpenOptions {
@@ -101,6 +104,7 @@ export class Repository {
       createdAt: new Date().toISOString(),
       encrypted: options.passphrase !== undefined,
       packBytes,
+      compression: formatCompression(options.compression ?? DEFAULT_COMPRESSION),
       ...(options.objectLock ? { objectLock: { mode: options.objectLock.mode, days: options.objectLock.days } } : {}),
     };
     if (config.objectLock) applyObjectLock(objects, config.objectLock);
@@ -147,11 +151,16 @@ export class Repository {
     return decodeStoreRecord(key, await this.objects.get(key));
   }
 
-  /** Creates a store (fails if the name is taken). Its secrets are new and its own. */
-  async createStore(name: string, scope: StoreScope): Promise<StoreRecord> {
+  /**
+   * Creates a store (fails if the name is taken). Its secrets are new and its own. Its
+   * compression: `options.compression`, else the repository's, else zstd:3; recorded in
+   * its record for good (a record is never rewritten).
+   */
+  async createStore(name: string, scope: StoreScope, options: { compression?: BlobCompression } = {}): Promise<StoreRecord> {
     validateStoreName(name);
     if (scope.kind === 'job') validateJobName(scope.job);
-    const record: StoreRecord = { version: 1, name, id: newId(), scope, createdAt: new Date().toISOString() };
+    const compression = options.compression ?? parseCompression(this.config.compression ?? '') ?? DEFAULT_COMPRESSION;
+    const record: StoreRecord = { version: 1, name, id: newId(), scope, createdAt: new Date().toISOString(), compression: formatCompression(compression) };
     if (this.config.encrypted) {
       record.keyFile = await wrapSecrets(generateSecrets(), this.requirePassphrase(), this.options.scryptCost);
     }
