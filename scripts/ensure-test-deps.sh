@@ -29,6 +29,10 @@ DEPS=(
   qemu-nbd:qemu-utils
   qemu-io:qemu-utils
   virsh:libvirt-clients
+  # The validity report's PDF (apps/cli/test/report-validity-cli.test.ts): printed by a
+  # headless chromium, checked with pdftoppm and pdftotext.
+  chromium:chromium
+  pdftoppm:poppler-utils
 )
 
 missing=()

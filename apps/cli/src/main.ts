@@ -622,6 +622,27 @@ serverCommand(
   )
   .action((opts) => runReport(opts, out));
 
+serverCommand(
+  (program.commands.find((c) => c.name() === 'report') as Command)
+    .command('validity')
+    .description(
+      'the backup-validity report: per job planned vs run vs succeeded, last good snapshot, retention, verify, restore drills; text, JSON, HTML or PDF',
+    ),
+)
+  .option('--since <days>', 'the period: days back from now, e.g. 90d (default 90d)')
+  .addOption(
+    new Option('--format <format>', 'text (default), json, html, or pdf (needs --out and a headless Chromium)').choices(['text', 'json', 'html', 'pdf']),
+  )
+  .option('--out <file>', 'write the report to FILE instead of stdout')
+  .option('--drill', 'first run a restore drill of each job on the server: its newest snapshot restored and checked, nothing written')
+  .option('--job <name>', 'only this job (repeat for more; with --drill, drill only these)', (v: string, prev: string[] = []) => [...prev, v])
+  .addHelpText(
+    'after',
+    '\nWhat each column means: docs/cli.md, "report validity". Exit 0 whatever the report finds: read its status column or .ok in JSON.\n\nExamples:\n  hoard report validity --since 90d\n  hoard report validity --since 90d --drill --format pdf --out /srv/reports/2026-Q4.pdf\n  hoard report validity --format json | jq \'.jobs[] | select(.ok | not) | .job\'\n',
+  )
+  // `report` has --server and --token too, and takes them wherever they are given: merged here.
+  .action(async (_opts, command: Command) => (await import('./commands/report-validity.js')).runValidityReport(command.optsWithGlobals(), out));
+
 program
   .command('demo')
   .description(

@@ -29,7 +29,18 @@ ${examples(
   'hoard notify conditions',
 )}`,
     );
-  const target = group.command('target').description('notification targets: add, list, test, remove');
+  const target = group
+    .command('target')
+    .description('notification targets: add, list, test, remove')
+    .addHelpText(
+      'after',
+      examples(
+        'hoard notify target add ops-mail --smtp-host mail.example.org --from hoard@example.org --to ops@example.org',
+        'hoard notify target list',
+        'hoard notify target test ops-mail',
+        'hoard notify target remove ops-mail',
+      ),
+    );
 
   withServer(target.command('add').description('add or replace a target (SMTP mail, webhook or command) and what it receives'))
     .argument('<name>', 'a name for the target: letters, digits, ".", "_" or "-"')

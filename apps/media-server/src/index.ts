@@ -17,3 +17,4 @@ export {
   type ServerSettings,
   type ServerStartOptions,
 } from './config.js';
+export { buildValidityReport } from './validity-report.js';

@@ -15,7 +15,9 @@ import type { Logger } from 'pino';
 import { policyRetentionRules, RequestError, type Policy } from '@hoard/protocol';
 import {
   collectGarbage,
+  NullSink,
   pruneJob,
+  restore,
   syncRepositories,
   verify,
   type GcReport,
@@ -29,6 +31,15 @@ import { CopyTargets } from './copy-targets.js';
 import type { StoreHub } from './store-hub.js';
 import { policyJobs } from './policy-scheduler.js';
 import { timeOrderedId } from './run-board.js';
+
+/** What a restore drill restored and checked. */
+export interface DrillResult {
+  job: string;
+  snapshot: string;
+  snapshotStartedAt: string;
+  bytes: number;
+  ms: number;
+}
 
 export interface GcRequest {
   dryRun?: boolean;
@@ -199,6 +210,29 @@ export class Maintenance {
         `${r.findings.length === 0 ? 'ok' : `${r.findings.length} problem(s)`}: ${r.snapshots} snapshot(s), ${r.packs} pack(s)${request.readData ? `, data of ${r.packsRead} pack(s) read (${request.subset ?? 100}%)` : ', structure only'}`,
       (r) => r,
       (r) => (r.findings.length > 0 ? `${r.findings.length} problem(s), first: ${r.findings[0]!.object}: ${r.findings[0]!.problem}` : undefined),
+    );
+  }
+
+  /**
+   * A restore drill: the job's newest snapshot restored through the whole restore pipeline
+   * into nothing (every chunk decoded and checked against its fingerprint, the stream hash
+   * checked), recorded as a `drill` task. What `hoard restore --verify-only` does, on the
+   * server, for the validity report.
+   */
+  async drill(job: string, about: { policy?: string } = {}): Promise<DrillResult> {
+    return this.recorded(
+      'drill',
+      { job, policy: about.policy },
+      async () => {
+        const [newest] = (await this.repo.snapshots(job)).sort((a, b) => b.meta.startedAt.localeCompare(a.meta.startedAt));
+        if (!newest) throw new RequestError('snapshot_not_found', `job ${job} has no snapshot to restore`);
+        const started = Date.now();
+        const sink = new NullSink({ discards: true });
+        const restored = await restore(this.repo, newest, sink);
+        return { job, snapshot: newest.id, snapshotStartedAt: newest.meta.startedAt, bytes: restored.bytesWritten, ms: Date.now() - started };
+      },
+      (r) => `snapshot ${r.snapshot} of ${r.snapshotStartedAt} restored and checked: ${r.bytes} bytes in ${(r.ms / 1000).toFixed(1)} s`,
+      (r) => r,
     );
   }
 

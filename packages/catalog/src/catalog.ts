@@ -52,7 +52,7 @@ export const SCHEMA_VERSION = 1;
 
 const SESSION_STATES: readonly SessionState[] = ['running', 'committed', 'failed', 'expired'];
 const RUN_STATES: readonly RunState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-const TASK_KINDS: readonly TaskKind[] = ['verify', 'prune', 'gc', 'copy'];
+const TASK_KINDS: readonly TaskKind[] = ['verify', 'prune', 'gc', 'copy', 'drill'];
 const TASK_STATES: readonly TaskState[] = ['running', 'succeeded', 'failed'];
 
 type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };

@@ -161,7 +161,8 @@ export interface SessionQuery {
 export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 /** Work the server does itself, on a schedule or on request (not dispatched to an agent). */
-export type TaskKind = 'verify' | 'prune' | 'gc' | 'copy';
+/** `drill`: a restore drill, the newest snapshot of a job read back and checked (validity report). */
+export type TaskKind = 'verify' | 'prune' | 'gc' | 'copy' | 'drill';
 export type TaskState = 'running' | 'succeeded' | 'failed';
 
 /**

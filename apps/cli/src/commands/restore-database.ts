@@ -550,24 +550,6 @@ export function damagedAfterData(cause: Error, sink: DatabaseSink): RestoreDamag
   );
 }
 
-/** A sink that checks and drops: `--verify-only`. */
-export class NullSink implements RestoreSink {
-  bytes = 0;
-  /** With `discards`, a restore never hands it bytes (its pipeline only checks them). */
-  readonly discards: boolean;
-  constructor(options: { discards?: boolean } = {}) {
-    this.discards = options.discards === true;
-  }
-  async write(data: Uint8Array): Promise<void> {
-    this.bytes += data.length;
-  }
-  async zeros(length: number): Promise<void> {
-    this.bytes += length;
-  }
-  async finish(): Promise<void> {}
-  async abort(): Promise<void> {}
-}
-
 /**
  * Pull-side adapter of a RestoreSink: restore() pushes into the sink, the consumer
  * iterates; each write waits until the consumer took the previous piece (one piece in

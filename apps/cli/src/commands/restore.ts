@@ -15,6 +15,7 @@ import {
   BlobCorruptError,
   readArchiveEntries,
   restore,
+  NullSink,
   StreamSink,
   validateJobName,
   type ArchiveSource,
@@ -26,7 +27,7 @@ import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { parseTime } from '../time.js';
-import { DatabaseSink, damagedAfterData, isDatabaseUrl, NullSink, parseDatabaseTarget, sinkToIterable, type ParallelRestore } from './restore-database.js';
+import { DatabaseSink, damagedAfterData, isDatabaseUrl, parseDatabaseTarget, sinkToIterable, type ParallelRestore } from './restore-database.js';
 
 export interface RestoreCommandOptions extends RepoOptions {
   at?: string;

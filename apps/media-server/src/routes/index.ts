@@ -4,6 +4,7 @@ import type { MediaServer } from '../server.js';
 import { agentRoutes } from './agents.js';
 import { maintenanceRoutes } from './maintenance.js';
 import { notifyRoutes } from './notify.js';
+import { reportRoutes } from './reports.js';
 import { policyRoutes } from './policies.js';
 import { runRoutes } from './runs.js';
 import { serverRoutes } from './server-info.js';
@@ -21,4 +22,5 @@ export function registerRoutes(api: Api, server: MediaServer): void {
   sessionRoutes(api, server);
   snapshotRoutes(api, server);
   notifyRoutes(api, server);
+  reportRoutes(api, server);
 }

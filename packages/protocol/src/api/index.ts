@@ -5,3 +5,4 @@ export * as replySchemas from './replies.js';
 export * from './requests.js';
 export * from './methods.js';
 export * from './notify.js';
+export * from './validity.js';

@@ -460,6 +460,7 @@ export const HistoryKind = Type.Union(
     Type.Literal('prune'),
     Type.Literal('gc'),
     Type.Literal('copy'),
+    Type.Literal('drill'),
   ],
   {
     description: "runs: `full` or `incremental` (a policy's schedule) or `manual` (an admin's run); tasks: their kind",

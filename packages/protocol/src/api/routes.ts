@@ -7,6 +7,7 @@ import { Type } from '@sinclair/typebox';
 import { AgentName, Bytes, Count, IdParams, IsoTime, JobName, JobParams, PolicyName, READ_TIME, SnapshotId, WaitQuery } from './common.js';
 import { defineRoute, READERS } from './contract.js';
 import { NotificationEvent, TargetSettings, TargetView } from './notify.js';
+import { DrillReply, ValidityQuery, ValidityReport } from './validity.js';
 import * as R from './replies.js';
 import { BeginSessionRequest, CommitRequest, CreateRunRequest, RunProgress } from './requests.js';
 
@@ -621,6 +622,30 @@ export const listNotifyConditions = defineRoute({
   }),
 });
 
+// --- the backup-validity report --------------------------------------------------------
+
+export const validityReport = defineRoute({
+  id: 'validityReport',
+  method: 'GET',
+  path: '/v1/reports/validity',
+  access: READERS,
+  tag: 'reports',
+  summary: 'The backup-validity report: per job planned vs run vs succeeded, last good snapshot, retention, verify, restore drills',
+  query: ValidityQuery,
+  reply: ValidityReport,
+});
+
+export const runDrills = defineRoute({
+  id: 'runDrills',
+  method: 'POST',
+  path: '/v1/reports/drills',
+  access: ['admin', 'operator'],
+  tag: 'reports',
+  summary: "Restore drills now: each job's newest snapshot restored on the server and checked, nothing written",
+  body: Type.Object({ jobs: optional(Type.Array(JobName, { minItems: 1, maxItems: 1000, description: 'the jobs (default every job with a snapshot)' })) }),
+  reply: DrillReply,
+});
+
 /** Every route by id (each key is its route's id): what the server registers and the client calls. */
 export const API_ROUTES = {
   health,
@@ -672,6 +697,8 @@ export const API_ROUTES = {
   deleteNotifyTarget,
   testNotifyTarget,
   listNotifyConditions,
+  validityReport,
+  runDrills,
 } as const;
 
 export type ApiRoutes = typeof API_ROUTES;

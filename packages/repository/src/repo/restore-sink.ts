@@ -232,3 +232,24 @@ export class StreamSink implements RestoreSink {
     this.out.end();
   }
 }
+
+/**
+ * A sink that keeps nothing: a verify-only restore (`hoard restore --verify-only`, the
+ * server's restore drills). With `discards` the pipeline's workers decode and check every
+ * chunk and hand nothing back; `bytes` counts what passed.
+ */
+export class NullSink implements RestoreSink {
+  bytes = 0;
+  readonly discards: boolean;
+  constructor(options: { discards?: boolean } = {}) {
+    this.discards = options.discards === true;
+  }
+  async write(data: Uint8Array): Promise<void> {
+    this.bytes += data.length;
+  }
+  async zeros(length: number): Promise<void> {
+    this.bytes += length;
+  }
+  async finish(): Promise<void> {}
+  async abort(): Promise<void> {}
+}

@@ -1,0 +1,114 @@
+/**
+ * The backup-validity report (`hoard report validity`, GET /v1/reports/validity;
+ * docs/cli.md, "report validity"): per job, what was planned, run and kept over a period,
+ * the last good snapshot, retention compliance, verify coverage and the restore drills,
+ * and the repository's stored bytes over time with the capacity forecast. Declared once:
+ * the server builds it, the CLI renders it (JSON, HTML, PDF).
+ */
+import { Type, type Static, type TProperties } from '@sinclair/typebox';
+
+const optional = Type.Optional;
+const record = <T extends TProperties>(properties: T, options: { title?: string; description?: string } = {}) =>
+  Type.Object(properties, { ...options, additionalProperties: false });
+const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Number> | ReturnType<typeof Type.Integer>>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+const Count = Type.Integer({ minimum: 0 });
+const Time = Type.String({ description: 'ISO-8601 UTC' });
+
+export const DayState = Type.Union([Type.Literal('ok'), Type.Literal('failed'), Type.Literal('mixed'), Type.Literal('missed'), Type.Literal('none')], {
+  description: 'ok: runs that day all succeeded; failed: none succeeded; mixed: some did; missed: a run was planned and none ran; none: nothing planned or run',
+});
+export type DayState = Static<typeof DayState>;
+
+export const RetentionCheck = record({
+  rule: Type.String({ description: 'e.g. keep-daily 7' }),
+  /** Periods (or snapshots) the rule asks for that the job has existed for. */
+  expected: Count,
+  /** Of those, the ones a snapshot exists for. */
+  present: Count,
+  ok: Type.Boolean(),
+});
+export type RetentionCheck = Static<typeof RetentionCheck>;
+
+export const DrillSummary = record({
+  at: Time,
+  ok: Type.Boolean(),
+  snapshot: Nullable(Type.String()),
+  bytes: Nullable(Type.Integer({ minimum: 0 })),
+  ms: Nullable(Type.Integer({ minimum: 0 })),
+  error: Nullable(Type.String()),
+});
+export type DrillSummary = Static<typeof DrillSummary>;
+
+export const JobValidity = record({
+  job: Type.String(),
+  policy: Nullable(Type.String()),
+  agent: Nullable(Type.String()),
+  /** Scheduled fire times in the period (a job without a policy plans nothing). */
+  planned: Count,
+  runs: Count,
+  succeeded: Count,
+  failed: Count,
+  cancelled: Count,
+  /** succeeded / runs; null without runs. */
+  successRate: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
+  lastGood: Type.Union([record({ snapshot: Type.String(), at: Time, logicalBytes: Count }), Type.Null()]),
+  snapshotsKept: Count,
+  /** One entry per UTC day of the period, oldest first. */
+  days: Type.Array(record({ day: Type.String({ description: 'YYYY-MM-DD (UTC)' }), state: DayState })),
+  retention: Type.Array(RetentionCheck),
+  verify: record({
+    runs: Count,
+    lastAt: Nullable(Type.String()),
+    lastOk: Type.Union([Type.Boolean(), Type.Null()]),
+    findings: Count,
+  }),
+  drills: record({ runs: Count, failed: Count, last: Type.Union([DrillSummary, Type.Null()]) }),
+  /** Everything the report checks holds for the job. */
+  ok: Type.Boolean(),
+  /** Why not, one line each. */
+  problems: Type.Array(Type.String()),
+});
+export type JobValidity = Static<typeof JobValidity>;
+
+export const ValidityReport = record(
+  {
+    generatedAt: Time,
+    since: Time,
+    until: Time,
+    server: Type.String(),
+    jobs: Type.Array(JobValidity),
+    storage: record({
+      storedBytes: Count,
+      logicalBytes: Count,
+      dedupFactor: Type.Number({ minimum: 0 }),
+      /** Stored bytes at the end of each day of the period that had sessions, from the session records. */
+      history: Type.Array(record({ day: Type.String(), storedBytes: Count })),
+      quotaBytes: Nullable(Type.Integer({ minimum: 0 })),
+      fillAt: Nullable(Type.String()),
+      fillDays: Nullable(Type.Number()),
+      bytesPerDay: Nullable(Type.Number()),
+    }),
+    ok: Type.Boolean(),
+  },
+  { title: 'ValidityReport' },
+);
+export type ValidityReport = Static<typeof ValidityReport>;
+
+export const DrillReply = record({
+  drills: Type.Array(
+    record({
+      job: Type.String(),
+      ok: Type.Boolean(),
+      snapshot: Nullable(Type.String()),
+      bytes: Nullable(Type.Integer({ minimum: 0 })),
+      ms: Nullable(Type.Integer({ minimum: 0 })),
+      error: Nullable(Type.String()),
+    }),
+  ),
+});
+export type DrillReply = Static<typeof DrillReply>;
+
+export const ValidityQuery = Type.Object({
+  since: optional(Type.String({ pattern: '^[1-9][0-9]{0,3}d$', description: 'the period: a number of days back from now, e.g. 90d (default 90d)' })),
+});
