@@ -248,7 +248,11 @@ describe('answers match their reply schemas', () => {
       API_ROUTES.beginSession,
       await call(s.url, 'POST', '/v1/sessions', { token: agent.token, json: { job, source: { name: 'disk', kind: 'file' }, chunking: 'vm-image' } }),
     );
-    expect(session.store).toMatchObject({ encrypted: true, secrets: { dataKey: expect.any(String), fingerprintKey: expect.any(String) } });
+    expect(session.store).toMatchObject({
+      encrypted: true,
+      secrets: { dataKey: expect.any(String), fingerprintKey: expect.any(String) },
+      compression: 'zstd:3', // a new repository's stores, so the agent encodes with zstd
+    });
     expect(session.chunker).toMatchObject({ kind: 'fastcdc', seed: expect.any(Object) });
     const data = randomData(100 * 1024, 3);
     const chunks = await chunkFor(session, data);

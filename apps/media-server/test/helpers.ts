@@ -24,7 +24,7 @@ import {
   type CommitResponse,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, FsObjectStore, Repository, type EncodedBlob, type ObjectStore } from '@hoard/repository';
+import { BlobCodec, compressionFrom, FsObjectStore, Repository, type EncodedBlob, type ObjectStore } from '@hoard/repository';
 import { MediaServer, type MediaServerOptions } from '../dist/index.js';
 
 export const SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -87,9 +87,13 @@ export function streamHash(session: BeginSessionResponse, data: Uint8Array): str
   return Buffer.from(createFingerprinter(fingerprintSpec(session)).digest(data)).toString('hex');
 }
 
+/** Encodes as the agent does: with the store's key and the store's compression. */
 export async function codecFor(session: BeginSessionResponse): Promise<BlobCodec> {
   const key = session.store.secrets?.dataKey;
-  return BlobCodec.create({ dataKey: key ? Buffer.from(key, 'base64') : undefined });
+  return BlobCodec.create({
+    dataKey: key ? Buffer.from(key, 'base64') : undefined,
+    compression: compressionFrom(session.store.compression ?? 'lz4', 'session answer'),
+  });
 }
 
 export interface WireBlob {
