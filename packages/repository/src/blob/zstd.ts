@@ -20,6 +20,7 @@ export class ZstdCodec {
   private readonly cctx = new zstd.CCtx();
   private readonly dctx = new zstd.DCtx();
   private scratch = Buffer.alloc(0);
+  private readonly sample = Buffer.allocUnsafe(PROBE_SLICE * PROBE_SLICES);
 
   /**
    * The compressed frame, or undefined when it would not be smaller than `raw` (the caller
@@ -41,7 +42,7 @@ export class ZstdCodec {
    */
   private probe(raw: Uint8Array): boolean {
     if (raw.length <= PROBE_SLICE * PROBE_SLICES) return true;
-    const sample = Buffer.allocUnsafe(PROBE_SLICE * PROBE_SLICES);
+    const sample = this.sample;
     const stride = (raw.length - PROBE_SLICE) / (PROBE_SLICES - 1);
     for (let i = 0; i < PROBE_SLICES; i++) {
       const at = Math.floor(i * stride);

@@ -4,7 +4,7 @@
  *   stream -> Chunker (FastCDC + fingerprints, worker threads)
  *          -> zero chunks: recorded, never stored
  *          -> known fingerprints (store index, or encoding right now): recorded only
- *          -> new chunks: BlobCodec (lz4 on the libuv pool, AES-GCM) -> PackWriter
+ *          -> new chunks: BlobCodec (the store's compression: zstd on this thread, lz4 on the libuv pool; AES-GCM) -> PackWriter
  *          -> full packs uploaded -> index segments for uploaded packs
  *   chunk refs -> chunk-list pages (uploaded as they fill)
  *   end -> last pack, last segment, last page -> manifest (invariant 1: last of all)
@@ -233,7 +233,7 @@ class BackupRun {
     const slot = this.slots.pop() ?? Buffer.allocUnsafeSlow(this.maxChunk);
     const raw = slot.subarray(0, bytes.length);
     raw.set(bytes);
-    // Encodes finish out of order (libuv pool); blobs still go into the pack in stream
+    // Encodes may finish out of order (lz4 on the libuv pool); blobs still go into the pack in stream
     // order, so a restore reads a run of new chunks as one contiguous range.
     const previous = this.lastAppend;
     const encoded = this.store.codec.encode(raw, fingerprint, { borrow: true });

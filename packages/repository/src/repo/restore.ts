@@ -6,7 +6,7 @@
  *   -> per window, reads planned by pack and merged (read-plan.ts)
  *   -> ranged reads, READS in flight across all windows in flight (the store's
  *      readConcurrency: 4 local, 12 on S3), on files kept open (fs)
- *   -> decode workers (decode-worker.ts): AES-GCM, lz4, BLAKE3 re-hash of every chunk
+ *   -> decode workers (decode-worker.ts): AES-GCM, lz4 or zstd, BLAKE3 re-hash of every chunk
  *      against its fingerprint (invariant 4), and for a file or device the writes
  *      themselves, at each piece's position, in whatever order pieces arrive
  *   -> ordered sinks (stdout, a database, an HTTP response) get the bytes back and are
