@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Argument, Command, CommanderError, Option } from 'commander';
-import { EXIT_DAMAGED, EXIT_USAGE } from './errors.js';
+import { EXIT_DAMAGED, EXIT_USAGE, UsageError } from './errors.js';
 import { resolveTarget, serverOption, tokenFileOption, tokenOption } from './server-client.js';
 import { registerNotifyCommands } from './notify-commands.js';
 import { registerAgentRotate, registerTokenCommands } from './token-commands.js';
@@ -655,9 +655,11 @@ program
     'after',
     '\nExamples:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n',
   )
-  .action(async (opts: { json?: boolean; keep?: boolean; embedded?: boolean }) => {
-    const run = opts.embedded ? runDemo : runNetworkDemo;
-    await run({ json: Boolean(opts.json), keep: Boolean(opts.keep), out });
+  .option('--report <dir>', 'also write a sample backup-validity report of the demo server (HTML and PDF) into DIR, after a restore drill')
+  .action(async (opts: { json?: boolean; keep?: boolean; embedded?: boolean; report?: string }) => {
+    if (opts.embedded && opts.report !== undefined) throw new UsageError('--report needs the server demo: drop --embedded');
+    if (opts.embedded) return runDemo({ json: Boolean(opts.json), keep: Boolean(opts.keep), out });
+    await runNetworkDemo({ json: Boolean(opts.json), keep: Boolean(opts.keep), report: opts.report, out });
   });
 
 const login = program

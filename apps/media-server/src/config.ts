@@ -209,6 +209,18 @@ export const ServerConfigSchema = Type.Object(
           fillWithinDays: Type.Optional(
             Type.Integer({ minimum: 1, maximum: 3650, allowed: 'days: store-capacity when the forecast fills quotaBytes within them, default 30' }),
           ),
+          report: Type.Optional(
+            Type.Object(
+              {
+                schedule: Type.String({ format: 'hoard-gc-schedule', allowed: 'a cron expression such as "0 6 1 * *" or a calendar word such as monthly' }),
+                timeZone: Type.Optional(Type.String({ format: 'hoard-time-zone', allowed: 'an IANA time zone such as UTC or Europe/Berlin' })),
+                days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650, allowed: 'the days the report covers, 1 to 3650 (default 90)' })),
+                drill: Type.Optional(Type.Boolean({ allowed: 'true (a restore drill of every job first, the default) or false' })),
+                targets: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, allowed: 'the names of the notification targets that get the report' }),
+              },
+              { additionalProperties: false, allowed: 'an object {schedule, timeZone, days, drill, targets}: the periodic validity report' },
+            ),
+          ),
         },
         { additionalProperties: false, allowed: 'an object of notification settings (docs/notifications.md)' },
       ),
@@ -428,6 +440,7 @@ export interface ServerStartOptions {
     agentOfflineAfterMs?: number;
     usagePercent?: number;
     fillWithinDays?: number;
+    report?: { schedule: string; timeZone?: string; days?: number; drill?: boolean; targets: string[] };
   };
   /** Second repositories a policy's copy-to names (docs/sync.md). */
   copyTargets?: Record<string, { repository: string; endpoint?: string; passphraseFile?: string }>;
@@ -520,5 +533,6 @@ function notificationSettings(n: NonNullable<ServerConfig['notifications']>): No
     ...(n.agentOfflineMinutes !== undefined ? { agentOfflineAfterMs: Math.round(n.agentOfflineMinutes * 60_000) } : {}),
     ...(n.usagePercent !== undefined ? { usagePercent: n.usagePercent } : {}),
     ...(n.fillWithinDays !== undefined ? { fillWithinDays: n.fillWithinDays } : {}),
+    ...(n.report !== undefined ? { report: n.report } : {}),
   };
 }

@@ -18,3 +18,4 @@ export {
   type ServerStartOptions,
 } from './config.js';
 export { buildValidityReport } from './validity-report.js';
+export { renderValidityHtml } from './validity-html.js';

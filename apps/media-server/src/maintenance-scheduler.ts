@@ -23,6 +23,7 @@ import { policyJobs, type SchedulerClock } from './policy-scheduler.js';
 const MAX_SLEEP_MS = 60_000;
 const VERIFY_STATE = (policy: string) => `maintenance/verify/${policy}`;
 const GC_STATE = 'maintenance/gc';
+const REPORT_STATE = 'maintenance/validity-report';
 
 interface CheckState {
   checkedUntil: number;
@@ -36,10 +37,12 @@ export interface MaintenanceSchedulerOptions {
   gcGraceMs?: number;
   /** The server's logger; the scheduler logs through a child of it (component maintenance-scheduler). */
   log: Logger;
+  /** The periodic backup-validity report: when, and what sends it (the server's notifications). */
+  validityReport?: { schedule: Schedule; send: () => Promise<void> };
 }
 
 export interface MaintenanceDone {
-  kind: 'verify-structure' | 'verify-data' | 'prune' | 'gc' | 'copy';
+  kind: 'verify-structure' | 'verify-data' | 'prune' | 'gc' | 'copy' | 'validity-report';
   job?: string;
   policy?: string;
   ok: boolean;
@@ -160,6 +163,19 @@ export class MaintenanceScheduler {
           out.push({ kind: 'gc', ok: true });
         } catch (err) {
           out.push({ kind: 'gc', ok: false, error: (err as Error).message });
+        }
+      }
+    }
+    const report = this.options.validityReport;
+    if (report) {
+      const due = await this.due(REPORT_STATE, now, (from, to) => timesBetween(report.schedule, from, to));
+      if (due.length > 0) {
+        try {
+          await report.send();
+          out.push({ kind: 'validity-report', ok: true });
+        } catch (err) {
+          this.log.warn({ error: (err as Error).message }, 'validity report failed');
+          out.push({ kind: 'validity-report', ok: false, error: (err as Error).message });
         }
       }
     }

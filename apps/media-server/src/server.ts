@@ -14,6 +14,7 @@ import { pino, type Logger } from 'pino';
 import { Authenticator, hashToken, newToken } from './auth.js';
 import { Api } from './http/api.js';
 import { buildReport } from './capacity-report.js';
+import { buildValidityReport } from './validity-report.js';
 import { MaintenanceScheduler } from './maintenance-scheduler.js';
 import { Notifier } from './notify/notifier.js';
 import { NotificationSources, type WatchOptions } from './notify/sources.js';
@@ -38,6 +39,21 @@ export interface NotificationOptions extends WatchOptions {
   retryBaseMs?: number;
   /** Longest delay between delivery attempts (default 15 minutes). */
   retryMaxMs?: number;
+  /** The periodic backup-validity report, sent to targets (docs/notifications.md). */
+  report?: ValidityReportSchedule;
+}
+
+export interface ValidityReportSchedule {
+  /** A cron expression or calendar word, e.g. `0 6 1 * *` or `monthly`. */
+  schedule: string;
+  /** Time zone of the schedule (default UTC). */
+  timeZone?: string;
+  /** The period the report covers, in days (default 90). */
+  days?: number;
+  /** Run a restore drill of every job first (default true). */
+  drill?: boolean;
+  /** Notification targets that get it. */
+  targets: string[];
 }
 
 export interface MediaServerOptions {
@@ -176,6 +192,14 @@ export class MediaServer {
       gcSchedule,
       gcGraceMs: options.gcGraceMs,
       log: this.log,
+      ...(options.notifications?.report
+        ? {
+            validityReport: {
+              schedule: parseSchedule(options.notifications.report.schedule, options.notifications.report.timeZone ?? 'UTC'),
+              send: () => this.sendValidityReport(options.notifications!.report!),
+            },
+          }
+        : {}),
     });
     this.auth = new Authenticator(catalog);
     this.stateMirror = new StateMirror(repo, catalog, this.log.child({ component: 'state-mirror' }), options.stateMirror);
@@ -264,6 +288,39 @@ export class MediaServer {
     if (this.options.quotaBytes === undefined) return { storedBytes: 0, quotaBytes: null, fillDays: null };
     const { capacity } = await buildReport(this.catalog, this.repo, { now: this.now(), quotaBytes: this.options.quotaBytes, growthYears: 1 });
     return { storedBytes: capacity.storedBytes, quotaBytes: capacity.quotaBytes, fillDays: capacity.fill.status === 'full' ? 0 : capacity.fill.days };
+  }
+
+  /**
+   * The periodic validity report: drills first (when asked), then the report over the
+   * period, queued for its targets like any notification (a mail attaches the HTML page).
+   */
+  async sendValidityReport(schedule: ValidityReportSchedule): Promise<void> {
+    if (schedule.drill !== false) {
+      for (const job of [...new Set((await this.catalog.listSnapshots({})).map((s) => s.job))].sort()) {
+        const policy = (await this.policies()).find((p) => policyJobs(p).includes(job));
+        await this.maintenance.drill(job, { policy: policy?.name }).catch(() => undefined); // recorded as a failed drill task
+      }
+    }
+    const report = await buildValidityReport(this.catalog, this.repo, {
+      now: this.now(),
+      days: schedule.days ?? 90,
+      server: this.options.notifications?.serverName ?? this.url,
+      quotaBytes: this.options.quotaBytes,
+    });
+    const attention = report.jobs.filter((j) => !j.ok);
+    await this.notifier.send(
+      {
+        kind: 'validity-report',
+        severity: report.ok ? 'info' : 'warning',
+        summary: `backup validity report ${report.since.slice(0, 10)} to ${report.until.slice(0, 10)}: ${report.ok ? 'every job complies' : `${attention.length} of ${report.jobs.length} job(s) need attention`}`,
+        detail: [
+          `${report.jobs.length} job(s); the report is attached as an HTML page.`,
+          ...attention.flatMap((j) => j.problems.map((p) => `${j.job}: ${p}`)),
+        ].join('\n'),
+        data: { report },
+      },
+      schedule.targets,
+    );
   }
 
   /** The scheduler's clock, so what `policy show` lists is what the scheduler will do. */

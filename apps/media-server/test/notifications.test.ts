@@ -126,7 +126,7 @@ afterAll(async () => {
   await hook.close();
 });
 
-async function start(extra: { quotaBytes?: number } = {}): Promise<void> {
+async function start(extra: { quotaBytes?: number; report?: { schedule: string; targets: string[]; days?: number } } = {}): Promise<void> {
   now = Date.now();
   mail.mails.length = 0;
   hook.hooks.length = 0;
@@ -136,8 +136,9 @@ async function start(extra: { quotaBytes?: number } = {}): Promise<void> {
     server: {
       scheduler: false,
       clock,
-      ...extra,
+      ...(extra.quotaBytes !== undefined ? { quotaBytes: extra.quotaBytes } : {}),
       notifications: {
+        ...(extra.report ? { report: extra.report } : {}),
         serverName: 'backup-test',
         targets: {
           'ops-mail': {
@@ -463,6 +464,31 @@ alert-after: 1d12h
     const tested = await call(t.url, 'POST', '/v1/notify/targets/cmd/test', { token: t.admin });
     expect(tested.json).toMatchObject({ name: 'cmd', delivered: true });
     expect((await readFile(out, 'utf8')).trim().split('\n')).toHaveLength(2);
+  });
+
+  it('the periodic validity report: drills, then one mail with the report attached as HTML and one webhook with it as data', async () => {
+    await start({ report: { schedule: '0 6 * * *', targets: ['ops-mail', 'hooks'], days: 30 } });
+    const agent = await addAgent(t);
+    const job = await defineJob(t, agent.name, uniqueName('reported'));
+    await backup(t, { token: agent.token, job }, randomData(64 * 1024, 5));
+    now = Date.parse('2026-12-01T05:00:00Z');
+    await t.server.maintenanceScheduler.tick(); // first sight
+    now = Date.parse('2026-12-01T06:00:00Z');
+    const done = await t.server.maintenanceScheduler.tick();
+    expect(done).toContainEqual({ kind: 'validity-report', ok: true });
+    await until('the report mail and webhook', () => mail.mails.length === 1 && hook.hooks.length === 1);
+    const [m] = mail.mails;
+    expect(m!.parsed.subject).toBe('[hoard] INFO backup validity report 2026-11-01 to 2026-12-01: every job complies');
+    const [attachment] = m!.parsed.attachments;
+    expect(attachment!.filename).toBe('backup-validity-2026-12-01.html');
+    const page = attachment!.content.toString('utf8');
+    expect(page).toContain('<h1>Backup validity report</h1>');
+    expect(page).toContain(`<td>${job}</td>`);
+    const report = hook.hooks[0]!.event.data!.report as { jobs: { job: string; drills: { runs: number; last: { ok: boolean } } }[] };
+    expect(hook.hooks[0]!.event.kind).toBe('validity-report');
+    expect(report.jobs.find((j) => j.job === job)?.drills).toMatchObject({ runs: 1, last: { ok: true } });
+    // Not again until the next fire time.
+    expect(await t.server.maintenanceScheduler.tick()).toEqual([]);
   });
 
   it('the API: bad targets are refused with the field named; config targets cannot be changed; roles', async () => {

@@ -89,7 +89,7 @@ async function chooseDump(onStarted: (pg: DemoPostgres) => void): Promise<DumpCh
   }
 }
 
-export async function runNetworkDemo(options: { json: boolean; keep?: boolean; out: (s: string) => void }): Promise<void> {
+export async function runNetworkDemo(options: { json: boolean; keep?: boolean; report?: string; out: (s: string) => void }): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'hoard-demo-'));
   const say = (line: string): void => {
     if (!options.json) options.out(line);
@@ -241,6 +241,7 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
       if (options.keep) say(`\nkept in ${dir} (repository in repo/, catalog in catalog/)`);
     }
     if (restores.some((r) => !r.identical)) throw new Error('a point-in-time restore did not match the source');
+    if (options.report !== undefined) await writeSampleReport(admin, options.report, say);
   } finally {
     await agent?.close();
     await server?.close();
@@ -248,5 +249,28 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; o
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (!options.keep) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `--report DIR`: a restore drill of every job, then the backup-validity report of the
+ * demo's server as DIR/validity-report.html and .pdf (the PDF needs a headless chromium;
+ * without one the HTML is still written and the reason printed).
+ */
+async function writeSampleReport(admin: HoardClient, dir: string, say: (line: string) => void): Promise<void> {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { renderValidityHtml } = await import('@hoard/media-server');
+  const { writePdf } = await import('../report/validity-pdf.js');
+  await mkdir(dir, { recursive: true });
+  await admin.api.runDrills({ body: {} });
+  const html = renderValidityHtml(await admin.api.validityReport({ query: { since: '7d' } }));
+  await writeFile(join(dir, 'validity-report.html'), html);
+  say(`validity report: ${join(dir, 'validity-report.html')}`);
+  try {
+    await writePdf(html, join(dir, 'validity-report.pdf'));
+    say(`validity report: ${join(dir, 'validity-report.pdf')}`);
+  } catch (err) {
+    say(`validity report: no PDF (${(err as Error).message})`);
   }
 }

@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { ValidityReport } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
-import { renderValidityHtml } from '../report/validity-html.js';
+import { renderValidityHtml } from '@hoard/media-server';
 import { writePdf } from '../report/validity-pdf.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';

@@ -134,6 +134,19 @@ export class Notifier {
     }
   }
 
+  /**
+   * Queues a one-off event for the named targets, whatever they match (the periodic
+   * validity report goes where its schedule says). Unknown names are dropped and logged.
+   */
+  async send(problem: Problem, targetNames: readonly string[]): Promise<string[]> {
+    const known = new Set((await this.targets()).map((t) => t.name));
+    const targets = targetNames.filter((n) => known.has(n));
+    const unknown = targetNames.filter((n) => !known.has(n));
+    if (unknown.length > 0) this.options.log.warn({ kind: problem.kind, unknown }, 'notification targets not defined; skipped');
+    await this.catalog.raiseNotification(undefined, this.event(problem, 'firing', undefined), targets);
+    return targets;
+  }
+
   /** Clears a problem's condition: one `resolved` event if it was open. Never throws. */
   async resolve(kind: EventKind, subject: string[], summary: string): Promise<boolean> {
     const condition = [kind, ...subject].join(':');

@@ -26,6 +26,7 @@ export function mailText(event: NotificationEvent): string {
     ['event id', event.id],
   ];
   for (const [name, value] of facts) if (value !== undefined) lines.push(`${name.padEnd(17)} ${value}`);
-  if (event.data && Object.keys(event.data).length > 0) lines.push('', 'data:', JSON.stringify(event.data, null, 2));
+  // The validity report is attached as a page, not printed as data.
+  if (event.data && Object.keys(event.data).length > 0 && event.kind !== 'validity-report') lines.push('', 'data:', JSON.stringify(event.data, null, 2));
   return `${lines.join('\n')}\n`;
 }

@@ -5,12 +5,15 @@
  */
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import type { CommandTarget, NotificationEvent, SmtpTarget, TargetSettings, WebhookTarget } from '@hoard/protocol';
+import type { ErrorCode } from '@hoard/errors';
+import type { CommandTarget, NotificationEvent, SmtpTarget, TargetSettings, ValidityReport, WebhookTarget } from '@hoard/protocol';
 import nodemailer from 'nodemailer';
+import { renderValidityHtml } from '../validity-html.js';
 import { mailText, subjectLine } from './render.js';
 
 export class DeliveryError extends Error {
   override readonly name = 'DeliveryError';
+  readonly code: ErrorCode = 'notification_failed';
 }
 
 /** How long one attempt may take before it counts as failed. */
@@ -53,12 +56,20 @@ async function sendMail(target: SmtpTarget, event: NotificationEvent): Promise<v
       subject: subjectLine(event),
       text: mailText(event),
       headers: { 'X-Hoard-Event': event.kind, 'X-Hoard-Event-Id': event.id, 'X-Hoard-Status': event.status },
+      attachments: attachmentsOf(event),
     });
   } catch (err) {
     throw new DeliveryError(`mail to ${target.host}:${port} failed: ${(err as Error).message}`);
   } finally {
     transport.close();
   }
+}
+
+/** The validity report travels as an HTML page (the mail's text is its summary). */
+function attachmentsOf(event: NotificationEvent): { filename: string; content: string; contentType: string }[] {
+  const report = event.kind === 'validity-report' ? (event.data?.report as ValidityReport | undefined) : undefined;
+  if (!report) return [];
+  return [{ filename: `backup-validity-${report.until.slice(0, 10)}.html`, content: renderValidityHtml(report), contentType: 'text/html; charset=utf-8' }];
 }
 
 /** `sha256=<hex>` of HMAC-SHA256(secret, body): what X-Hoard-Signature carries. */

@@ -19,6 +19,7 @@ export const EVENT_KINDS = {
   'agent-offline': "an agent has not been seen for longer than the server's agent-offline-after",
   'store-capacity': "the repository's usage passed its threshold, or its forecast fills the quota within the warning days",
   'maintenance-failed': 'a prune or garbage collection failed',
+  'validity-report': 'the periodic backup-validity report (data.report; a mail carries it as an HTML attachment)',
   test: 'a test event (`hoard notify test TARGET`)',
 } as const;
 export type EventKind = keyof typeof EVENT_KINDS;
