@@ -178,6 +178,13 @@ async function finishNext(token: string, state: 'succeeded' | 'failed', error = 
   return done.json as unknown as RunView;
 }
 
+/** A policy of one agent running `cmd:true` on `cron`, with more keys after it. */
+async function applyPolicy(name: string, agent: string, cron: string, extra: string): Promise<void> {
+  const document = `name: ${name}\nsources:\n  - agent: ${agent}\n    specs: ["cmd:true"]\nschedule:\n  timezone: UTC\n  full: "${cron}"\n${extra}\n`;
+  const applied = await call(t.url, 'POST', '/v1/policies', { token: t.admin, json: { document, mode: 'apply' } });
+  expect(applied.status, JSON.stringify(applied.json)).toBe(200);
+}
+
 async function queueRun(agent: string, job: string): Promise<void> {
   const r = await call(t.url, 'POST', '/v1/runs', { token: t.admin, json: { agent, job, sources: ['cmd:true'] } });
   expect(r.status, JSON.stringify(r.json)).toBe(201);
@@ -311,19 +318,7 @@ describe('notifications', () => {
     await start();
     const agent = await addAgent(t);
     const name = uniqueName('nightly');
-    const policy = `
-name: ${name}
-sources:
-  - agent: ${agent.name}
-    specs: ["cmd:true"]
-schedule:
-  timezone: UTC
-  full: "0 1 * * *"
-alert-after: 26h
-`;
-    const applied = await call(t.url, 'POST', '/v1/policies', { token: t.admin, json: { document: policy, mode: 'apply' } });
-    expect(applied.status, JSON.stringify(applied.json)).toBe(200);
-    expect(applied.json).toBeDefined();
+    await applyPolicy(name, agent.name, '0 1 * * *', 'alert-after: 26h');
     await t.server.notificationSources.check();
     await settle();
     expect(hook.hooks).toHaveLength(0);
@@ -346,17 +341,7 @@ alert-after: 26h
     await start();
     const agent = await addAgent(t);
     const name = uniqueName('hourly');
-    const policy = `
-name: ${name}
-sources:
-  - agent: ${agent.name}
-    specs: ["cmd:true"]
-schedule:
-  timezone: UTC
-  full: "0 * * * *"
-alert-after: 1d12h
-`;
-    expect((await call(t.url, 'POST', '/v1/policies', { token: t.admin, json: { document: policy, mode: 'apply' } })).status).toBe(200);
+    await applyPolicy(name, agent.name, '0 * * * *', 'alert-after: 1d12h');
     const shown = await call(t.url, 'GET', `/v1/policies/${name}`, { token: t.admin });
     expect(JSON.stringify(shown.json)).toContain('"alert-after":"1d12h"');
     now = Date.parse('2026-11-02T00:30:00Z');

@@ -95,17 +95,9 @@ export const ValidityReport = record(
 );
 export type ValidityReport = Static<typeof ValidityReport>;
 
+/** A drill's outcome as POST /v1/reports/drills answers it: the job, and the summary without its time. */
 export const DrillReply = record({
-  drills: Type.Array(
-    record({
-      job: Type.String(),
-      ok: Type.Boolean(),
-      snapshot: Nullable(Type.String()),
-      bytes: Nullable(Type.Integer({ minimum: 0 })),
-      ms: Nullable(Type.Integer({ minimum: 0 })),
-      error: Nullable(Type.String()),
-    }),
-  ),
+  drills: Type.Array(record({ job: Type.String(), ...Type.Omit(DrillSummary, ['at']).properties })),
 });
 export type DrillReply = Static<typeof DrillReply>;
 
