@@ -337,8 +337,8 @@ class SessionUpload {
 function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<{ fingerprint: Uint8Array; blob: EncodedBlob }[]> {
   return mapLimit(wanted, ENCODES_IN_FLIGHT, async (w) => ({
     fingerprint: w.fingerprint,
-    // borrow: the arena is not touched until this batch has been sent.
-    blob: await codec.encode(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint, { borrow: true }),
+    // zstd in the encode workers; otherwise borrowed: the arena is not touched until this batch has been sent.
+    blob: await codec.encodeOffThread(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint),
   }));
 }
 

@@ -273,3 +273,24 @@ function readableNoise(length: number): Uint8Array {
   for (let i = 0; i < length; i++) out[i] = 0x41 + (out[i] % 16);
   return out;
 }
+
+describe('BlobCodec.encodeOffThread (the encode workers)', () => {
+  it('gives what encode gives: same codec, decodable, raw for noise, and the caller may reuse its buffer at once', async () => {
+    const key = randomBytes(32);
+    for (const dataKey of [undefined, key]) {
+      const codec = await BlobCodec.create({ compression: ZSTD3, dataKey });
+      const inputs = [text(300_000), randomBytes(1 << 20), text(5_000)];
+      const originals = inputs.map((b) => Buffer.from(b));
+      const pending = inputs.map((raw, i) => codec.encodeOffThread(raw, blake3(originals[i])));
+      for (const raw of inputs) raw.fill(0); // the pool copied them
+      const blobs = await Promise.all(pending);
+      expect(blobs.map((b) => kindOf(b.codec))).toEqual([PAYLOAD_ZSTD, PAYLOAD_RAW, PAYLOAD_ZSTD]);
+      blobs.forEach((blob, i) => {
+        expect(Boolean(blob.codec & CODEC_ENCRYPTED)).toBe(dataKey !== undefined);
+        expect(blob.rawLength).toBe(originals[i].length);
+        expect(blob.checksum).toBe(codec.checksum(blob.stored));
+        expect(Buffer.from(codec.decodeSync(blob.stored, blob, blake3(originals[i]), verify)).equals(originals[i])).toBe(true);
+      });
+    }
+  });
+});

@@ -34,12 +34,13 @@ afterEach(async () => {
  * Backs up `data`, restores it to a file (through the decode workers) and returns the
  * payload kinds of the blobs in the store's packs (read from the pack trailers).
  */
-async function roundTrip(repo: Repository, data: Uint8Array, job: string, store?: string): Promise<{ kinds: Set<number>; bytesStored: number }> {
+async function roundTrip(repo: Repository, data: Uint8Array, job: string, store?: string): Promise<{ kinds: Set<number>; storedPerNew: number }> {
   const result = await backup(repo, { stream: pieces(data), name: job, kind: 'file', expectedBytes: data.length }, { job, store, workers: 1 });
   const out = join(dir, `${job}.out`);
   await restore(repo, result.snapshot, await FileSink.create(out));
   expect(Buffer.compare(await readFile(out), Buffer.from(data))).toBe(0);
-  return { kinds: await blobKinds(repo.objects, result.snapshot.meta.store), bytesStored: result.bytesStored };
+  // Per new byte: stores of an encrypted repository cut chunks differently (their own seeds), so dedup inside `data` differs.
+  return { kinds: await blobKinds(repo.objects, result.snapshot.meta.store), storedPerNew: result.bytesStored / result.bytesNew };
 }
 
 /** The test data mixes compressible and random chunks: the store's kind, and raw for the rest. */
@@ -87,9 +88,9 @@ describe('store compression setting', () => {
       const stored: Record<string, number> = {};
       for (const [name, job, compression, kind] of expected) {
         expect((await reopened.storeByName(name)).compression).toEqual(compression);
-        const { kinds, bytesStored } = await roundTrip(reopened, data, job, name);
+        const { kinds, storedPerNew } = await roundTrip(reopened, data, job, name);
         expectKinds(kinds, kind);
-        stored[name] = bytesStored;
+        stored[name] = storedPerNew;
       }
       expect(stored.dense).toBeLessThan(stored.global);
       expect(stored.global).toBeLessThan(stored.plain);

@@ -13,6 +13,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { compress, uncompress, uncompressSync } from 'lz4-napi';
 import { loadXxh64, xxh64 } from '../checksum.js';
 import { type BlobCompression, LEGACY_COMPRESSION } from './compression.js';
+import { EncodePool } from './encode-pool.js';
 import { BlobCodecConfigError, BlobCorruptError } from './errors.js';
 import { ZstdCodec } from './zstd.js';
 
@@ -110,6 +111,16 @@ export class BlobCodec {
       stored = Uint8Array.prototype.slice.call(payload);
     }
     return { stored, codec, rawLength: raw.length, checksum: this.checksum(stored) };
+  }
+
+  /**
+   * `encode`, for a stream of chunks (a backup): zstd runs in the shared encode workers, since
+   * it is synchronous and would hold this thread; lz4 and none run here (lz4 on the libuv
+   * pool) with `borrow` (the caller keeps `raw` unchanged until the promise settles).
+   */
+  encodeOffThread(raw: Uint8Array, fingerprint: Uint8Array): Promise<EncodedBlob> {
+    if (this.compression.kind !== 'zstd' || raw.length === 0) return this.encode(raw, fingerprint, { borrow: true });
+    return EncodePool.shared().encode(raw, fingerprint, { dataKey: this.dataKey, compression: this.compression });
   }
 
   /**

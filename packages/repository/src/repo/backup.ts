@@ -4,7 +4,7 @@
  *   stream -> Chunker (FastCDC + fingerprints, worker threads)
  *          -> zero chunks: recorded, never stored
  *          -> known fingerprints (store index, or encoding right now): recorded only
- *          -> new chunks: BlobCodec (the store's compression: zstd on this thread, lz4 on the libuv pool; AES-GCM) -> PackWriter
+ *          -> new chunks: BlobCodec (the store's compression: zstd in the encode workers, lz4 on the libuv pool; AES-GCM) -> PackWriter
  *          -> full packs uploaded -> index segments for uploaded packs
  *   chunk refs -> chunk-list pages (uploaded as they fill)
  *   end -> last pack, last segment, last page -> manifest (invariant 1: last of all)
@@ -236,7 +236,7 @@ class BackupRun {
     // Encodes may finish out of order (lz4 on the libuv pool); blobs still go into the pack in stream
     // order, so a restore reads a run of new chunks as one contiguous range.
     const previous = this.lastAppend;
-    const encoded = this.store.codec.encode(raw, fingerprint, { borrow: true });
+    const encoded = this.store.codec.encodeOffThread(raw, fingerprint);
     encoded.catch(() => undefined);
     const encode = previous
       .then(() => encoded)
