@@ -653,7 +653,7 @@ program
   .option('--keep', 'keep the demo repository and print where it is')
   .addHelpText(
     'after',
-    '\nExamples:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n',
+    '\nExamples:\n  hoard demo              # server + agent on loopback: bytes read, sent, new, stored per source and day\n  hoard demo --embedded   # the embedded path (no server)\n  hoard demo --report /tmp/hoard-report   # also a sample validity report (HTML, PDF)\n',
   )
   .option('--report <dir>', 'also write a sample backup-validity report of the demo server (HTML and PDF) into DIR, after a restore drill')
   .action(async (opts: { json?: boolean; keep?: boolean; embedded?: boolean; report?: string }) => {
