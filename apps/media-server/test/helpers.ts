@@ -243,6 +243,8 @@ export interface TestServer {
 
 export interface StartOptions {
   passphrase?: string;
+  /** The new repository's compression (default zstd:3), e.g. `none` to look for bytes in objects. */
+  compression?: string;
   objects?: ObjectStore;
   server?: Partial<Omit<MediaServerOptions, 'repo' | 'catalogDir'>>;
 }
@@ -252,7 +254,11 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   const repoDir = join(dir, 'repo');
   const catalogDir = join(dir, 'catalog');
   const objects = options.objects ?? (await FsObjectStore.open(repoDir, { create: true }));
-  const repo = await Repository.init(objects, { passphrase: options.passphrase, scryptCost: SCRYPT });
+  const repo = await Repository.init(objects, {
+    passphrase: options.passphrase,
+    scryptCost: SCRYPT,
+    ...(options.compression !== undefined ? { compression: compressionFrom(options.compression, 'startServer') } : {}),
+  });
   const start = (on: Repository) => MediaServer.start({ repo: on, catalogDir, port: 0, logLevel: 'silent', ...options.server });
   const { server, adminToken } = await start(repo);
   if (!adminToken) throw new Error('a fresh catalog must hand out an admin token');
