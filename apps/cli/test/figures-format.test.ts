@@ -52,9 +52,14 @@ describe('formatDedup', () => {
         expect(factor).toBe(logical / fresh);
         const shown = formatDedup(logical, fresh);
         if (factor > DEDUP_SHOWN_UP_TO) expect(shown).toBe('>1000x');
-        else expect(Math.abs(Number(shown.slice(0, -1)) - factor)).toBeLessThanOrEqual(factor < 10 ? 0.005 : factor < 100 ? 0.05 : 0.5);
+        // Half a unit of the last printed digit, and a hair for binary floating point: a
+        // factor half-way between two printed values (2.125) prints 2.13, which as a double
+        // can lie a few ulps more than 0.005 away.
+        else expect(Math.abs(Number(shown.slice(0, -1)) - factor)).toBeLessThanOrEqual((factor < 10 ? 0.005 : factor < 100 ? 0.05 : 0.5) + 1e-9);
       }),
     );
+    // The counterexample a CI run found (seed 242786457): 0.875 prints as 0.88.
+    expect(formatDedup(14, 16)).toBe('0.88x');
     expect(dedupFactor(4096, 0)).toBeNull();
     expect(dedupFactor(0, 0)).toBeNull();
     expect(dedupFactor(Number.NaN, 1)).toBeNull();
