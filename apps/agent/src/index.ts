@@ -3,3 +3,4 @@ export { agentLogger, type AgentLogLevel } from './log.js';
 export { uploadSource, BackupFailedError, type UploadOptions, type UploadResult } from './uploader.js';
 export * from './sources/index.js';
 export { restoreFramesToFile, RestoreIncompleteError, type FileRestoreTarget, type FileRestoreOptions } from './restore-to-file.js';
+export { findOnPath } from './sources/mysql.js';

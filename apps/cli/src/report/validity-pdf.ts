@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { findOnPath } from '@hoard/agent';
 import type { ErrorCode } from '@hoard/errors';
 
 export class ChromiumMissingError extends Error {
@@ -24,19 +25,8 @@ const CANDIDATES = ['chromium', 'chromium-browser', 'google-chrome'];
 
 async function findChromium(): Promise<string> {
   if (process.env.HOARD_CHROMIUM) return process.env.HOARD_CHROMIUM;
-  for (const name of CANDIDATES) {
-    for (const dir of (process.env.PATH ?? '').split(':')) {
-      if (dir === '') continue;
-      const path = join(dir, name);
-      if (
-        await stat(path).then(
-          (s) => s.isFile(),
-          () => false,
-        )
-      )
-        return path;
-    }
-  }
+  const found = CANDIDATES.find((name) => findOnPath(name, process.env));
+  if (found) return found;
   throw new ChromiumMissingError(
     "a PDF needs a headless Chromium: install Debian's chromium package (apt-get install chromium) or set HOARD_CHROMIUM; --format html gives the same report without it",
   );

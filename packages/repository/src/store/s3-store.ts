@@ -158,19 +158,7 @@ export class S3ObjectStore implements ObjectStore {
     if (!(data instanceof Uint8Array)) throw new TypeError(`putIfAbsent(${key}): data must be a Uint8Array`);
     if (this.#retention) return this.#putVersioned(key, data, this.#retention);
     try {
-      await this.#client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: this.#s3Key(key),
-          Body: data,
-          ContentLength: data.byteLength,
-          ContentType: 'application/octet-stream',
-          // The server creates the object only if the key is free, atomically (412 if
-          // not): the S3 equivalent of the fs store's link(). A PUT is atomic, so no
-          // reader ever sees part of it.
-          IfNoneMatch: '*',
-        }),
-      );
+      await this.#client.send(this.#putCommand(key, data));
       return true;
     } catch (err) {
       // S3 is strongly consistent: a 412 means a complete object is there. (A retried PUT
@@ -316,6 +304,24 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
+   * The one PUT of an object: created only if the key is free, atomically (412 if not),
+   * the S3 equivalent of the fs store's link(); a PUT is atomic, so no reader ever sees
+   * part of it. `lock`: Object Lock fields for a locked object (a versioned bucket, where
+   * RGW ignores If-None-Match: #putVersioned checks first).
+   */
+  #putCommand(key: string, data: Uint8Array, lock: { ObjectLockMode?: StoreRetention['mode']; ObjectLockRetainUntilDate?: Date } = {}): PutObjectCommand {
+    return new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: this.#s3Key(key),
+      Body: data,
+      ContentLength: data.byteLength,
+      ContentType: 'application/octet-stream',
+      IfNoneMatch: '*',
+      ...lock,
+    });
+  }
+
+  /**
    * putIfAbsent in a versioned bucket. Ceph RGW ignores If-None-Match there (a second PUT
    * just adds a version), so the key is looked up first. An immutable object is locked: two
    * writers racing past the lookup leave two versions of the same content-named bytes,
@@ -329,15 +335,11 @@ export class S3ObjectStore implements ObjectStore {
     try {
       if ((await this.#size(key)) !== undefined) return false;
       const response = await this.#client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: this.#s3Key(key),
-          Body: data,
-          ContentLength: data.byteLength,
-          ContentType: 'application/octet-stream',
-          IfNoneMatch: '*',
-          ...(locked ? { ObjectLockMode: retention.mode, ObjectLockRetainUntilDate: new Date(Date.now() + retention.days * DAY_MS) } : {}),
-        }),
+        this.#putCommand(
+          key,
+          data,
+          locked ? { ObjectLockMode: retention.mode, ObjectLockRetainUntilDate: new Date(Date.now() + retention.days * DAY_MS) } : {},
+        ),
       );
       versionId = response.VersionId;
       if (locked || versionId === undefined) return true;
