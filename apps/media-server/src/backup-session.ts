@@ -10,7 +10,7 @@
  * without being applied twice.
  */
 import type { ChunkerSpec } from '@hoard/chunker';
-import { CODEC_ENCRYPTED, findEnvironmentError, SnapshotWriter, type EncodedBlob, type Repository, type SnapshotInfo } from '@hoard/repository';
+import { CODEC_ENCRYPTED, DecodePool, findEnvironmentError, SnapshotWriter, type Repository, type SnapshotInfo } from '@hoard/repository';
 import {
   BATCH_HEADER_BYTES,
   BLOB_HEADER_BYTES,
@@ -25,6 +25,7 @@ import {
   type SessionTotals,
   type SourceKind,
 } from '@hoard/protocol';
+import { BlobIntake } from './blob-intake.js';
 import type { BodyReader } from './http-util.js';
 import type { OpenStore } from './store-hub.js';
 
@@ -70,7 +71,6 @@ export class BackupSession {
    */
   private readonly referencedPacks = new Set<number>();
   private readonly pendingReferences = new Map<number, Uint8Array>();
-  private blobBuffer: Buffer | undefined;
 
   constructor(
     repo: Repository,
@@ -112,34 +112,41 @@ export class BackupSession {
     let storedBytes = 0;
     const blobHeader = Buffer.allocUnsafe(BLOB_HEADER_BYTES);
     const blobLengths = new Map<string, number>();
-    for (let i = 0; i < header.blobCount; i++) {
-      await body.readInto(blobHeader, `the header of blob ${i}`);
-      const h = decodeBlobHeader(blobHeader, i, this.init.maxChunk);
-      blobLengths.set(hex(h.fingerprint), h.rawLength);
-      const bytes = this.blobSpace(h.storedLength);
-      await body.readInto(bytes, `blob ${i} (${hex(h.fingerprint)})`);
-      if (store.encrypted !== ((h.codec & CODEC_ENCRYPTED) !== 0)) {
-        throw new RequestError(
-          'upload_rejected',
-          `blob ${i} (${hex(h.fingerprint)}) is ${store.encrypted ? 'not ' : ''}encrypted, but store ${store.name} is ${store.encrypted ? '' : 'not '}encrypted`,
-        );
-      }
-      const blob: EncodedBlob = { stored: bytes, codec: h.codec, rawLength: h.rawLength, checksum: store.codec.checksum(bytes) };
-      if (this.init.verifyUploads && !writer.has(h.fingerprint)) {
-        // A blob that does not decode to its fingerprint would poison every later backup
-        // that dedups against it; it is refused here rather than found at restore.
-        try {
-          await store.codec.decode(bytes, blob, h.fingerprint, (raw) => store.fingerprinter.digest(raw));
-        } catch (err) {
-          throw new RequestError('upload_rejected', `blob ${i} does not match its fingerprint ${hex(h.fingerprint)}: ${(err as Error).message}`);
+    const intake = new BlobIntake({
+      pool: this.init.verifyUploads ? DecodePool.shared() : undefined,
+      keys: store.decodeKeys(),
+      maxStored: this.init.maxChunk + 64,
+      checksum: (stored) => store.codec.checksum(stored),
+      store: async (fingerprint, blob) => {
+        if (await writer.add(fingerprint, blob)) {
+          stored++;
+          bytesNew += blob.rawLength;
+          storedBytes += blob.stored.length;
+        } else duplicate++;
+        this.lastActivity = Date.now();
+      },
+    });
+    try {
+      for (let i = 0; i < header.blobCount; i++) {
+        await body.readInto(blobHeader, `the header of blob ${i}`);
+        const h = decodeBlobHeader(blobHeader, i, this.init.maxChunk);
+        const { fingerprint } = h;
+        blobLengths.set(hex(fingerprint), h.rawLength);
+        if (store.encrypted !== ((h.codec & CODEC_ENCRYPTED) !== 0)) {
+          throw new RequestError(
+            'upload_rejected',
+            `blob ${i} (${hex(fingerprint)}) is ${store.encrypted ? 'not ' : ''}encrypted, but store ${store.name} is ${store.encrypted ? '' : 'not '}encrypted`,
+          );
         }
+        const bytes = await intake.space(h.storedLength);
+        await body.readInto(bytes, `blob ${i} (${hex(fingerprint)})`);
+        intake.add({ index: i, fingerprint, codec: h.codec, rawLength: h.rawLength, verify: !writer.has(fingerprint) }, h.storedLength);
+        this.lastActivity = Date.now();
       }
-      if (await writer.add(h.fingerprint, blob)) {
-        stored++;
-        bytesNew += h.rawLength;
-        storedBytes += h.storedLength;
-      } else duplicate++;
-      this.lastActivity = Date.now();
+      await intake.finish();
+    } catch (err) {
+      await intake.settle();
+      throw err;
     }
     await body.expectEnd();
     // Every reference must name a blob the store has or is storing right now.
@@ -266,10 +273,5 @@ export class BackupSession {
   private forgetDurable(): void {
     const { writer } = this.init.store;
     for (const pack of this.dependsOn) if (writer.packState(pack) === 'durable') this.dependsOn.delete(pack);
-  }
-
-  private blobSpace(length: number): Buffer {
-    if (!this.blobBuffer || this.blobBuffer.length < length) this.blobBuffer = Buffer.allocUnsafeSlow(Math.max(length, this.init.maxChunk + 64));
-    return this.blobBuffer.subarray(0, length);
   }
 }
