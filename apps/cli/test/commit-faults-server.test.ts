@@ -140,6 +140,16 @@ async function sessionEnded(job: string): Promise<string> {
   throw new Error(`the session of ${job} did not end`);
 }
 
+/** The run once its record names `snapshot` among its targets (the server adds it after ending the run). */
+async function runNaming(id: string, snapshot: string): Promise<RunView> {
+  for (let i = 0; i < 100; i++) {
+    const run = await d.api<RunView>('GET', `/v1/runs/${id}`);
+    if (run.targets.some((t) => t.snapshot?.id === snapshot && t.ok)) return run;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`run ${id} never named snapshot ${snapshot}`);
+}
+
 const PACK = { method: 'PUT', key: /\/packs\// };
 const SEGMENT = { method: 'PUT', key: /\/index\// };
 const MANIFEST = { method: 'PUT', key: /\/snapshots\// };
@@ -205,7 +215,16 @@ describe('the agent SIGKILLed while the server holds a put', () => {
     // The server goes on with the commit the agent asked for: it either commits the whole
     // snapshot or nothing, whatever the run's lease did meanwhile.
     const session = await sessionEnded(job);
-    expect(await snapshotIds(job)).toHaveLength(session === 'committed' ? 1 : 0);
+    const ids = await snapshotIds(job);
+    expect(ids).toHaveLength(session === 'committed' ? 1 : 0);
+    if (session === 'committed') {
+      // The run stays failed (it never finished), but its record names the snapshot its
+      // commit left, instead of a failed run beside a snapshot nothing mentions.
+      const late = await runNaming(run.id, ids[0]!);
+      expect(late.state).toBe('failed');
+      expect(late.error).toContain(`snapshot ${ids[0]} of `);
+      expect(late.error).toContain('was committed although the run did not finish; it is whole and restores');
+    }
     await d.startAgent('a1', agentToken);
     await expectVerified(job, bytes);
     await expectNextRunSucceeds(job, source, bytes);

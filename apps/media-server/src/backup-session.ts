@@ -60,6 +60,8 @@ export class BackupSession {
   /** What the commit answered, repeated to an agent that retries a commit whose answer it lost. */
   committed: unknown;
   error: string | undefined;
+  /** The server ended this session's run while a request of it was under way: why (session-registry.ts, endRun). */
+  runEnded: string | undefined;
   readonly totals: SessionTotals = { bytesRead: 0, bytesSent: 0, bytesNew: 0, bytesStored: 0, chunks: 0, chunksNew: 0 };
   private readonly writer: SnapshotWriter;
   /** Packs (StoreWriter sequence numbers) holding referenced blobs that were not durable yet. */

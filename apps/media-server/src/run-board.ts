@@ -187,6 +187,29 @@ export class RunBoard {
   }
 
   /**
+   * Adds snapshots that sessions of run `id` committed although the server ended the run
+   * (run-results.ts, recordLateSnapshots). The run stays as it ended (it did not finish);
+   * its record names each such snapshot and its error says so. Already listed snapshots
+   * are skipped, so calling twice changes nothing.
+   */
+  async addLateTargets(id: string, targets: readonly TargetResult[]): Promise<RunView | undefined> {
+    let added = false;
+    const stored = await this.catalog.updateRun(this.checkId(id), (run) => {
+      if (run.state === 'queued' || run.state === 'running') return undefined;
+      const result = run.result as RunResult;
+      const listed = new Set(result.targets.map((t) => t.snapshot?.id).filter((s) => s !== undefined));
+      const late = targets.filter((t) => t.snapshot !== undefined && !listed.has(t.snapshot.id));
+      if (late.length === 0) return undefined;
+      added = true;
+      const notes = late.map((t) => `snapshot ${t.snapshot!.id} of ${t.name} was committed although the run did not finish; it is whole and restores`);
+      return { ...run, error: [run.error, ...notes].filter((e) => e !== undefined).join('; '), result: { ...result, targets: [...result.targets, ...late] } };
+    });
+    if (!stored || !added) return undefined;
+    this.wake(this.runWaiters, id);
+    return view(stored);
+  }
+
+  /**
    * Cancels a run (docs/protocol.md, "Cancelling a run"): a queued run becomes
    * `cancelled` at once; a running one records the request, and its agent, told so in
    * the answer to its next progress report, abandons its session and finishes the run
@@ -319,7 +342,8 @@ function finished(run: RunRecord): boolean {
   return run.state === 'succeeded' || run.state === 'failed' || run.state === 'cancelled';
 }
 
-function view(run: RunRecord): RunView {
+/** A run as the API shows it (the console's event stream sends the same view). */
+export function view(run: RunRecord): RunView {
   const result = (run.result ?? { targets: [], discovered: [] }) as RunResult;
   return {
     id: run.id,

@@ -23,6 +23,7 @@ import { ServerMetrics } from './metrics.js';
 import { PolicyScheduler, policyJobs, type SchedulerClock } from './policy-scheduler.js';
 import { registerRoutes } from './routes/index.js';
 import { RunBoard } from './run-board.js';
+import { recordLateSnapshots } from './run-results.js';
 import { RunLeases } from './run-leases.js';
 import { SessionRegistry } from './session-registry.js';
 import { StateMirror, type StateMirrorOptions } from './state-mirror.js';
@@ -155,7 +156,13 @@ export class MediaServer {
     this.leases = new RunLeases(catalog, this.runs, {
       checkMs: options.runLeaseCheckMs,
       log: this.log.child({ component: 'leases' }),
-      onEnded: (run) => this.scheduler.runFinished(run),
+      onEnded: async (run) => {
+        // What the run's sessions were doing can no longer finish it; a commit already
+        // under way may still land, and then the run's record names its snapshot.
+        await this.sessions.endRun(run.id, `run ${run.id} ended ${run.state}: ${run.error ?? 'no reason given'}`);
+        await recordLateSnapshots(catalog, this.runs, run.id);
+        return this.scheduler.runFinished(run);
+      },
     });
     const notify = options.notifications ?? {};
     this.notifier = new Notifier(catalog, {

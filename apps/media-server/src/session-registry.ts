@@ -53,7 +53,26 @@ export class SessionRegistry {
         committed: session.committed,
       });
     if (session.state === 'failed') throw new RequestError('conflict', `session ${id} failed (${session.error}); start a new session`);
+    if (session.runEnded !== undefined && !session.busy) {
+      const reason = session.runEnded;
+      void this.end(session, 'failed', reason);
+      throw new RequestError('run_not_running', `session ${id} belongs to a run the server ended (${reason}); nothing more is taken for it`);
+    }
     return session;
+  }
+
+  /**
+   * The server ended run `runId` (its lease passed, its agent restarted): its sessions can no
+   * longer finish a source of it, so they end now rather than at their idle expiry. A session
+   * in the middle of a request ends when the request is done; a commit under way completes
+   * (whole, or nothing) and the run's record names its snapshot (run-results.ts).
+   */
+  async endRun(runId: string, reason: string): Promise<void> {
+    for (const session of this.sessions.values()) {
+      if (session.init.run !== runId || session.state !== 'running') continue;
+      if (session.busy) session.runEnded = reason;
+      else await this.end(session, 'failed', reason);
+    }
   }
 
   /** Runs `work` with the session marked busy: one request at a time per session. */

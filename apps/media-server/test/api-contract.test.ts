@@ -171,6 +171,10 @@ describe('the contract and the server agree', () => {
       restore: { params: jobA },
       snapshotChunks: { params: { job: agentA.job, id: snapshot }, query: 'offset=0&length=1' },
       setProtection: { params: { job: agentA.job, id: 'ffffffffffffffff' } },
+      pickSnapshot: { params: jobA },
+      browseSnapshot: { params: { job: agentA.job, id: snapshot } },
+      downloadSnapshot: { params: { job: agentA.job, id: snapshot } },
+      checkPolicies: { json: { document: policyYaml('checked-only', agentA.agent) } },
     };
     live = {
       ...safe,

@@ -172,6 +172,75 @@ describe('run leases', () => {
   });
 });
 
+describe('sessions of a run the server ended', () => {
+  const begin = (s: TestServer, token: string, job: string, run: string) =>
+    call(s.url, 'POST', '/v1/sessions', { token, json: { job, source: { name: 'dump', kind: 'stream' }, chunking: 'db-dump', run } });
+
+  it('end with the run, not at their idle expiry: the catalog says why, and a late batch or commit is refused', async () => {
+    const s = await server({ runLeaseMs: 400, sessionIdleMs: 600_000 });
+    const agent = await addAgent(s);
+    const job = await defineJob(s, agent.name);
+    const run = await claim(s, agent.token);
+    const begun = await begin(s, agent.token, job, run.id);
+    expect(begun.status, JSON.stringify(begun.json)).toBe(201);
+    const session = begun.json as never as { session: string };
+    const data = randomData(200_000, 71);
+    const chunks = await chunkFor(begun.json as never, data);
+    // The agent is killed before it uploads: no renewal, no request on the session.
+    expect((await ended(s, run.id)).state).toBe('failed');
+    const sessions = (await admin(s, 'GET', `/v1/sessions?job=${job}`)).json.sessions as { id: string; state: string; error: string }[];
+    expect(sessions).toEqual([
+      expect.objectContaining({
+        id: session.session,
+        state: 'failed',
+        error: expect.stringMatching(new RegExp(`^run ${run.id} ended failed: agent ${agent.name} stopped renewing its lease`)),
+      }),
+    ]);
+    // An agent that was only cut off comes back: what it sends for that run is refused.
+    expectError(await commit(s, agent.token, begun.json as never, commitRequest(begun.json as never, data, chunks, 0)), 409, /failed \(run .* ended failed/);
+  });
+
+  it('a snapshot committed before the agent died is named in the run the lease ended', async () => {
+    const s = await server({ runLeaseMs: 400 });
+    const agent = await addAgent(s);
+    const job = await defineJob(s, agent.name);
+    const run = await claim(s, agent.token);
+    // Renew while backing up; the agent dies after its commit, before it reports the finish.
+    const renewals = setInterval(() => void call(s.url, 'POST', `/v1/runs/${run.id}/lease`, { token: agent.token, json: {} }), 100);
+    let snapshot: string;
+    try {
+      const begun = await begin(s, agent.token, job, run.id);
+      const data = randomData(300_000, 72);
+      const chunks = await chunkFor(begun.json as never, data);
+      const { batches } = await sendBatches(s, agent.token, begun.json as never, chunks);
+      const committed = await commit(s, agent.token, begun.json as never, commitRequest(begun.json as never, data, chunks, batches));
+      expect(committed.status, JSON.stringify(committed.json)).toBe(200);
+      snapshot = (committed.json as unknown as CommitResponse).snapshot.id;
+    } finally {
+      clearInterval(renewals);
+    }
+    await ended(s, run.id);
+    let named: RunView | undefined;
+    await eventually(
+      async () => {
+        named = (await admin(s, 'GET', `/v1/runs/${run.id}`)).json as unknown as RunView;
+        return named.targets.length > 0;
+      },
+      10_000,
+      'the run to name its snapshot',
+    );
+    if (!named) throw new Error('no run');
+    expect(named.state).toBe('failed');
+    expect(named.targets).toEqual([expect.objectContaining({ name: 'dump', ok: true, snapshot: expect.objectContaining({ id: snapshot, job }) })]);
+    expect(named.targets[0]!.totals?.bytesRead).toBe(300_000);
+    expect(named.error).toMatch(
+      new RegExp(
+        `^agent ${agent.name} stopped renewing its lease .*; snapshot ${snapshot} of dump was committed although the run did not finish; it is whole and restores$`,
+      ),
+    );
+  });
+});
+
 describe('cancelling a run whose agent is gone', () => {
   it('a cancel asked while the lease still runs ends the run cancelled when the lease passes', async () => {
     const s = await server({ runLeaseMs: 400 });

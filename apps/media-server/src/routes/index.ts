@@ -5,6 +5,7 @@ import { agentRoutes } from './agents.js';
 import { maintenanceRoutes } from './maintenance.js';
 import { notifyRoutes } from './notify.js';
 import { reportRoutes } from './reports.js';
+import { restoreBrowseRoutes } from './restore-browse.js';
 import { policyRoutes } from './policies.js';
 import { runRoutes } from './runs.js';
 import { serverRoutes } from './server-info.js';
@@ -23,4 +24,5 @@ export function registerRoutes(api: Api, server: MediaServer): void {
   snapshotRoutes(api, server);
   notifyRoutes(api, server);
   reportRoutes(api, server);
+  restoreBrowseRoutes(api, server);
 }

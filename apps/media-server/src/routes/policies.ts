@@ -11,6 +11,7 @@ import {
   type PolicyDocument,
 } from '@hoard/protocol';
 import type { Api } from '../http/api.js';
+import { checkPolicyDocument, serverPolicyProblems } from '../policy-check.js';
 import { policyJobName } from '../policy-scheduler.js';
 import type { MediaServer } from '../server.js';
 
@@ -27,22 +28,9 @@ export function policyRoutes(api: Api, server: MediaServer): void {
     const mode = body.mode ?? 'apply';
     const dryRun = body.dryRun === true;
     const policies = parsePolicyDocument(body.document, { format: body.format, file: body.file });
+    const refused = (await serverPolicyProblems(policies, { catalog, copyTargets: server.maintenance.copyTargetNames() }))[0];
+    if (refused) throw new RequestError(refused.code, refused.message);
     for (const policy of policies) {
-      for (const agent of policy.sources.flatMap((s) => s.agents)) {
-        const record = await catalog.getAgent(agent);
-        if (!record || record.revokedAt)
-          throw new RequestError('agent_not_found', `policy ${policy.name}: no agent ${agent} (\`hoard agent add ${agent}\` creates it)`);
-        const job = policyJobName(policy, agent);
-        if (job.length > 128)
-          throw new RequestError('invalid_name', `policy ${policy.name}: job name ${job} is longer than 128 characters; use a shorter policy name`);
-      }
-      if (policy.copyTo !== undefined && !server.maintenance.copyTargetNames().includes(policy.copyTo)) {
-        const known = server.maintenance.copyTargetNames();
-        throw new RequestError(
-          'invalid_policy',
-          `policy ${policy.name}: copy-to ${policy.copyTo} is no copy target of the server config (${known.length > 0 ? `copyTargets: ${known.join(', ')}` : 'it has no copyTargets'}; docs/sync.md)`,
-        );
-      }
       const exists = (await catalog.getPolicy(policy.name)) !== undefined;
       if (mode === 'create' && exists)
         throw new RequestError('policy_exists', `policy ${policy.name} exists; use \`hoard policy update\` or \`apply\` to change it`);
@@ -62,6 +50,11 @@ export function policyRoutes(api: Api, server: MediaServer): void {
     }
     return { dryRun, policies: stored };
   });
+
+  /** The editor's check: every problem with its line, and what applying would change (nothing is stored). */
+  api.json(R.checkPolicies, async ({ body }) =>
+    checkPolicyDocument(body.document, body.format, { catalog, copyTargets: server.maintenance.copyTargetNames() }),
+  );
 
   api.json(R.listPolicies, async () => {
     const now = server.now();

@@ -17,6 +17,7 @@ import { BackupSession } from '../backup-session.js';
 import type { Api } from '../http/api.js';
 import { BodyReader, readBody, requireContentType, sendBinary, sendJson } from '../http-util.js';
 import { snapshotRecord, type MediaServer } from '../server.js';
+import { recordLateSnapshots } from '../run-results.js';
 import { checkCommit } from './request-checks.js';
 
 export function sessionRoutes(api: Api, server: MediaServer): void {
@@ -136,6 +137,9 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
     log.info({ session: session.id, job: session.init.job, snapshot: snapshot.id, ...session.totals }, 'snapshot committed');
     const response: CommitResponse = { snapshot: summary(snapshot), totals: session.totals, dedupRatio: session.dedupRatio() };
     session.committed = response;
+    // The server may have ended this session's run while the commit's last writes were
+    // under way (its lease passed): the snapshot is whole, and the run's record says so.
+    if (session.init.run !== undefined) await recordLateSnapshots(catalog, server.runs, session.init.run);
     return response;
   });
 

@@ -6,3 +6,4 @@ export * from './requests.js';
 export * from './methods.js';
 export * from './notify.js';
 export * from './validity.js';
+export * from './restore-browse.js';
