@@ -12,7 +12,10 @@
  * reused from group to group.
  */
 import { RequestError } from '@hoard/protocol';
-import type { DecodePool, DecodeKeys, EncodedBlob } from '@hoard/repository';
+import type { DecodePool, EncodedBlob } from '@hoard/repository';
+
+/** The store's keys as the decode workers take them (restore/decode-protocol.ts). */
+type DecodeKeys = Parameters<DecodePool['run']>[0]['keys'];
 
 const GROUP_BYTES = 1 << 20;
 const GROUPS_IN_FLIGHT = 3;
