@@ -7,8 +7,12 @@ import { readIndexFile, writeIndexFile, type IndexSink, type IndexSource } from 
  *
  * 4096 shards, each a Robin Hood linear-probing table in one Int32Array. Sharding keeps
  * every resize down to one small shard (no multi-second pause at 10M entries); Robin
- * Hood keeps probes short at a 0.9 load factor, which is what keeps memory under
- * 32 bytes per entry.
+ * Hood keeps probes short at a 0.95 load factor, which is what keeps the media server's
+ * entries (3 value words, 28-byte slots) under 32 bytes each.
+ *
+ * Equality is exact on all 128 key bits: the shard is k0's top 12 bits, the tag holds its
+ * other 20, and k1..k3 are compared in full, so no shorter prefix ever answers "present"
+ * (the server tells agents not to send a chunk on that answer).
  *
  * Slot = `4 + valueWords` int32 words: [tag, k1, k2, k3, value...]. The shard already
  * implies the top 12 bits of k0, so the tag stores only its low 20 bits plus an
@@ -24,7 +28,7 @@ import { readIndexFile, writeIndexFile, type IndexSink, type IndexSource } from 
 export interface FingerprintIndexOptions {
   /** uint32 words of value per entry, 1..4 (default 2). */
   valueWords?: number;
-  /** Expected number of entries; pre-sizes the shards so loading never grows them. */
+  /** Expected number of entries; pre-sizes the shards so that loading grows each at most a step or two. */
   initialCapacity?: number;
 }
 
@@ -38,14 +42,26 @@ const DIST_SHIFT = LOW_BITS + 1;
 const DIST_ONE = 1 << DIST_SHIFT;
 const DIST_MASK = 0x3ff << DIST_SHIFT;
 const MAX_DIST = 0x3ff;
-/** Robin Hood stays fast at 0.9; much higher and probe lengths blow up. */
-const MAX_LOAD = 0.9;
 /**
- * Small growth steps keep the load factor between 0.75 and 0.9 (~0.82 on average), so
- * the table never spends more than 32 bytes per entry; each step costs one shard rehash.
+ * Robin Hood keeps lookups short up to a 0.95 load factor (mean probe distance measured at
+ * 0.95: see docs/chunker-index.md); the batched lookup touches the next cache lines anyway.
  */
-const GROWTH = 1.2;
-const MIN_SLOTS = 8;
+const MAX_LOAD = 0.95;
+/**
+ * Small growth steps keep the load factor between 0.86 and 0.95 (~0.91 on average), so
+ * the media server's entries (16-byte key + 3 value words = 28 bytes a slot) cost at most
+ * 32 bytes each; each step costs one shard rehash.
+ */
+const GROWTH = 1.1;
+/**
+ * Shards up to this many slots fill completely before they grow: a probe in them reads at
+ * most a few cache lines anyway, and small indexes (a few entries per shard) would
+ * otherwise spend a third of their slots on the rounding of a 0.95 load limit.
+ */
+const FULL_LOAD_SLOTS = 32;
+const MIN_SLOTS = 1;
+/** grow() skips a rung of the ladder that would grow a shard by less than this (a presized shard sits between rungs). */
+const MIN_STEP = 1.05;
 /** Beyond 2^21 slots, `k1 * slots` no longer fits a double's 53-bit mantissa exactly. */
 const MAX_SLOTS = 1 << 21;
 /** A hint beyond this is surely a mistake (it would pre-allocate ~100 GiB). */
@@ -57,10 +73,8 @@ const RECORDS_PER_SAVE_CHUNK = 4096;
 const SCATTER_STEP = 2_654_435_761;
 /** Keys whose home slots are touched together before probing (see missing()). */
 const PREFETCH_GROUP = 16;
-/** Slack after each table so lookupMany()'s look-ahead reads (up to +32 words) stay in bounds. */
-const TAIL_WORDS = 32;
-/** lookupMany() batches up to this many keys reuse one result buffer. */
-const MAX_REUSED_RESULT = 1 << 16;
+/** lookupMany() batches up to this many keys reuse one result buffer (16 KiB); bigger ones get their own. */
+const MAX_REUSED_RESULT = 1 << 12;
 /** Unaligned lookupMany() input is re-packed this many keys at a time. */
 const GATHER_KEYS = 1024;
 
@@ -109,7 +123,6 @@ export class FingerprintIndex {
   private readonly tables: Int32Array[];
   private readonly slots = new Int32Array(SHARDS);
   private readonly counts = new Int32Array(SHARDS);
-  private readonly growAt = new Int32Array(SHARDS);
   /** Growth generation per shard; see slotsFor(). */
   private readonly generations = new Uint8Array(SHARDS);
   /** 1 while a running save() still references the shard's current array. */
@@ -119,7 +132,8 @@ export class FingerprintIndex {
   /** The entry being moved by a Robin Hood insert. */
   private readonly carry: Int32Array;
   private missScratch = new Uint32Array(0);
-  private readonly gatherScratch = new Int32Array(4 * GATHER_KEYS);
+  /** Allocated by the first unaligned lookupMany(). */
+  private gatherScratch = new Int32Array(0);
   /** Written only so that lookupMany()'s touching loads cannot be optimised away. */
   private touched = 0;
   private count = 0;
@@ -137,7 +151,7 @@ export class FingerprintIndex {
     }
     this.valueWords = valueWords;
     this.stride = 4 + valueWords;
-    this.emptyTable = new Int32Array(this.stride + TAIL_WORDS);
+    this.emptyTable = new Int32Array(this.stride);
     this.carry = new Int32Array(this.stride);
     this.tables = new Array<Int32Array>(SHARDS).fill(this.emptyTable);
     this.slots.fill(1);
@@ -158,7 +172,6 @@ export class FingerprintIndex {
       this.gatherScratch.byteLength +
       this.slots.byteLength +
       this.counts.byteLength +
-      this.growAt.byteLength +
       this.generations.byteLength +
       this.frozen.byteLength
     );
@@ -257,6 +270,7 @@ export class FingerprintIndex {
       m = this.missing(words, stride >>> 2, n, out, m);
     } else {
       // Unaligned (or big-endian): gather the keys into aligned words one block at a time.
+      if (this.gatherScratch.length === 0) this.gatherScratch = new Int32Array(4 * GATHER_KEYS);
       const keys = this.gatherScratch;
       for (let first = 0; first < n; first += GATHER_KEYS) {
         const count = Math.min(GATHER_KEYS, n - first);
@@ -296,8 +310,10 @@ export class FingerprintIndex {
         const s = words[o] >>> LOW_BITS;
         const t = tables[s];
         const base = homeSlot(words[o + 1], slots[s]) * S;
-        // The home cache line and the next two: a probe rarely runs past them.
-        acc ^= t[base] ^ t[base + 16] ^ t[base + 32];
+        // The home cache line and the next three (~7 slots of 28 bytes, past the mean
+        // probe run at a 0.95 load), clamped: tables have no slack after them.
+        const last = t.length - 1;
+        acc ^= t[base] ^ t[Math.min(base + 16, last)] ^ t[Math.min(base + 32, last)] ^ t[Math.min(base + 48, last)];
       }
       for (let i = g, o = go; i < groupEnd; i++, o += ws) {
         const k0 = words[o];
@@ -314,7 +330,7 @@ export class FingerprintIndex {
     const S = this.stride;
     for (let s = 0; s < SHARDS; s++) {
       const t = this.tables[s];
-      for (let base = 0, end = t.length - TAIL_WORDS; base < end; base += S) {
+      for (let base = 0, end = t.length; base < end; base += S) {
         if (t[base] === 0) continue;
         const key = new Uint8Array(KEY_BYTES);
         const view = new DataView(key.buffer);
@@ -393,7 +409,7 @@ export class FingerprintIndex {
 
   /** Makes shard s writable with room for one more entry (call before filling `carry`). */
   private makeRoom(s: number): void {
-    if (this.tables[s] === this.emptyTable || this.counts[s] >= this.growAt[s]) this.grow(s);
+    if (this.tables[s] === this.emptyTable || this.counts[s] >= capacityOf(this.slots[s])) this.grow(s);
     else this.thaw(s);
   }
 
@@ -454,7 +470,7 @@ export class FingerprintIndex {
     }
     // A presized shard sits between two rungs: skip a rung that would be a tiny step.
     let g = this.generations[s] + 1;
-    while (slotsFor(g, s) < this.slots[s] * 1.1) g++;
+    while (slotsFor(g, s) < this.slots[s] * MIN_STEP) g++;
     this.resize(s, slotsFor(g, s));
   }
 
@@ -465,10 +481,10 @@ export class FingerprintIndex {
     const oldInUse = old !== this.emptyTable;
     for (;;) {
       if (slots > MAX_SLOTS) throw new RangeError(`fingerprint index shard ${s} cannot grow beyond ${MAX_SLOTS} slots`);
-      const t = new Int32Array(slots * S + TAIL_WORDS);
+      const t = new Int32Array(slots * S);
       let ok = true;
       if (oldInUse) {
-        for (let base = 0, end = old.length - TAIL_WORDS; base < end && ok; base += S) {
+        for (let base = 0, end = old.length; base < end && ok; base += S) {
           if (old[base] === 0) continue;
           this.carry[0] = old[base] & ~DIST_MASK;
           for (let j = 1; j < S; j++) this.carry[j] = old[base + j];
@@ -483,7 +499,6 @@ export class FingerprintIndex {
       this.tableBytes += t.byteLength;
       this.tables[s] = t;
       this.slots[s] = slots;
-      this.growAt[s] = Math.floor(slots * MAX_LOAD);
       // The rung at or below this size, so the next grow() is a step up the ladder.
       let g = 0;
       while (slotsFor(g + 1, s) <= slots) g++;
@@ -495,12 +510,14 @@ export class FingerprintIndex {
 
   /** Grows every shard (none shrinks) to hold `entries` in all without further growth. */
   private presize(entries: number): void {
-    // Shards receive binomial shares of the keys: two standard deviations of slack mean
-    // ~2% of shards grow once, which costs less than over-allocating all of them.
-    const mean = entries / SHARDS;
-    const perShard = Math.ceil(mean + 2 * Math.sqrt(mean) + 1);
+    // Shards receive binomial shares of the keys, but slack for the fuller ones would be
+    // paid by all of them (two standard deviations put a 1M-entry index at 36 bytes per
+    // entry): size each for the mean, and let the half that receives more grow a step.
+    const perShard = Math.ceil(entries / SHARDS);
+    // Small shards fill completely and grow by a slot at a time, cheaply: left alone, they
+    // end up fuller than sized for a mean they mostly miss.
+    if (perShard <= FULL_LOAD_SLOTS) return;
     const slots = Math.min(MAX_SLOTS, Math.ceil(perShard / MAX_LOAD) + 1);
-    if (slots <= MIN_SLOTS) return;
     for (let s = 0; s < SHARDS; s++) if (this.slots[s] < slots) this.resize(s, slots);
   }
 
@@ -532,7 +549,7 @@ export class FingerprintIndex {
     let o = 0;
     for (let s = 0; s < SHARDS && remaining > 0; s++) {
       const t = snapshot.tables[s];
-      const slots = (t.length - TAIL_WORDS) / S;
+      const slots = t.length / S;
       // Visit the slots in a scattered order (a prime step, coprime to any slot count):
       // in slot order the keys would come out sorted by home, and inserting sorted keys
       // makes load() walk one ever-longer cluster per shard (10x slower at 10M entries).
@@ -562,6 +579,11 @@ export class FingerprintIndex {
  */
 function slotsFor(g: number, s: number): number {
   return Math.max(MIN_SLOTS, Math.round(MIN_SLOTS * Math.pow(GROWTH, g + s / SHARDS)));
+}
+
+/** Entries a shard of `slots` slots holds before it grows (see FULL_LOAD_SLOTS). */
+function capacityOf(slots: number): number {
+  return slots <= FULL_LOAD_SLOTS ? slots : Math.floor(slots * MAX_LOAD);
 }
 
 function checkKey(fingerprint: Uint8Array, offset: number): void {
