@@ -5,8 +5,10 @@
  *     -> "which of these are missing?" -> encode only those (lz4 [+ AES-GCM]) -> PUT batch
  *   end -> the source's exit status -> commit (the server writes the manifest)
  *
- * Memory is bounded: two batch arenas (one filling while the other is sent), each at most
- * the server's batchBytes plus one chunk, and the encoded blobs of one batch.
+ * Batches are pipelined: while batch N uploads, batch N+1 is asked about and encoded and
+ * batch N+2 fills. Memory is bounded: BATCHES_IN_FLIGHT + 1 batch arenas, each at most the
+ * batch size (the server's batchBytes, at most AGENT_BATCH_BYTES) plus one chunk, and the
+ * encoded blobs of the batches in flight.
  *
  * A dropped connection is retried within the session: a batch is resent under the same
  * sequence number (the server applies it once), so a flaky link costs time, not a restart.
@@ -40,6 +42,14 @@ import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/sou
 
 const ENCODES_IN_FLIGHT = 8;
 /**
+ * Batches past the one filling: being asked about, encoded, or on the wire (one upload at
+ * a time, in order). The chunker waits when all are taken, so the agent holds at most
+ * BATCHES_IN_FLIGHT + 1 arenas and the encoded blobs of BATCHES_IN_FLIGHT batches.
+ */
+const BATCHES_IN_FLIGHT = 2;
+/** The agent's batch size when the server allows more: smaller batches keep the pipeline full with less memory. */
+const AGENT_BATCH_BYTES = 8 * 1024 * 1024;
+/**
  * A request to the server is tried this many times in all while it fails as retryableStatus
  * says, waiting 100-200 ms after the first failure, doubling up to 2.5-5 s (the wait is
  * half random, so agents that lost the server at once do not come back at once).
@@ -64,6 +74,8 @@ export interface UploadOptions {
   clock?: () => number;
   /** Caps the bytes sent in batch bodies (the run's bandwidth limit). */
   throttle?: TokenBucket;
+  /** Caps the bytes read from the source (the agent's read limit, footprint.ts). */
+  readThrottle?: TokenBucket;
 }
 
 export interface UploadResult extends CommitResponse {
@@ -90,6 +102,8 @@ interface Totals {
 }
 
 interface PendingBlob {
+  /** The fingerprint in hex. */
+  key: string;
   ref: number;
   at: number;
   length: number;
@@ -169,6 +183,10 @@ class SessionUpload {
   private readonly fingerprint: FingerprintSpec;
   private readonly hasher: Blake3Hasher;
   private seq = 0;
+  /** Blobs of batches in flight that the server lacked (hex): sent by those batches, not asked for again. */
+  private readonly carried = new Set<string>();
+  private queryChain: Promise<void> = Promise.resolve();
+  private uploadChain: Promise<void> = Promise.resolve();
   wireBytes = 0;
   private bytesNew = 0;
   /** The source's size when known (a file, a device): progress then carries a total, for percent and ETA. */
@@ -188,7 +206,7 @@ class SessionUpload {
     this.hasher = streamHasher(fingerprintKey);
     this.chunker = chunkerFromWire(session.chunker);
     this.batchChunks = Math.max(1, Math.min(session.limits.batchChunks, session.limits.queryFingerprints));
-    this.batchBytes = Math.max(session.limits.batchBytes, session.maxChunk);
+    this.batchBytes = Math.max(Math.min(session.limits.batchBytes, AGENT_BATCH_BYTES), session.maxChunk);
   }
 
   async init(): Promise<void> {
@@ -204,9 +222,10 @@ class SessionUpload {
   async run(input: OpenedSource): Promise<Totals> {
     this.bytesTotal = input.expectedBytes;
     const arenaBytes = this.batchBytes + this.session.maxChunk;
-    const spare = [new Batch(Buffer.allocUnsafeSlow(arenaBytes)), new Batch(Buffer.allocUnsafeSlow(arenaBytes))];
+    const spare = Array.from({ length: BATCHES_IN_FLIGHT + 1 }, () => new Batch(Buffer.allocUnsafeSlow(arenaBytes)));
     let current = spare.pop()!;
-    let sending: Promise<Batch> | undefined;
+    /** Batches handed to the pipeline, oldest first; each resolves to its arena once sent. */
+    const inFlight: Promise<Batch>[] = [];
     const totals: Totals = { bytesRead: 0, logicalBytes: 0, chunks: 0 };
     const chunker = new Chunker({
       chunker: this.chunker,
@@ -219,9 +238,9 @@ class SessionUpload {
     const small = input.parts ? new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: 0, reuseBuffers: true }) : undefined;
     const ship = async (): Promise<void> => {
       const full = current;
-      // One batch on the wire while the next one fills: the arena comes back when sent.
-      if (sending) spare.push(await sending);
-      sending = this.send(full, totals.bytesRead).then(() => full);
+      inFlight.push(this.pipeline(full, totals.bytesRead).then(() => full));
+      // Backpressure: with every arena in the pipeline, the chunker waits for the oldest batch.
+      if (spare.length === 0) spare.push(await inFlight.shift()!);
       current = spare.pop()!;
       current.reset();
     };
@@ -238,14 +257,14 @@ class SessionUpload {
         if (!current.seen.has(hex)) {
           current.seen.add(hex);
           current.arena.set(bytes, current.used);
-          current.blobs.push({ ref: current.refs.length - 1, at: current.used, length: ref.length, fingerprint: ref.fingerprint });
+          current.blobs.push({ key: hex, ref: current.refs.length - 1, at: current.used, length: ref.length, fingerprint: ref.fingerprint });
           current.used += ref.length;
         }
       }
       if (current.refs.length >= this.batchChunks || current.used >= this.batchBytes) await ship();
     };
     const chunkAll = async (stream: AsyncIterable<Uint8Array>, using: Chunker): Promise<void> => {
-      for await (const chunk of using.chunk(stream)) {
+      for await (const chunk of using.chunk(throttled(stream, this.options.readThrottle, this.options.signal))) {
         totals.bytesRead += chunk.length;
         await add({ length: chunk.length, zero: chunk.zero, fingerprint: chunk.zero ? new Uint8Array(32) : Uint8Array.from(chunk.fingerprint) }, chunk.bytes);
       }
@@ -263,9 +282,9 @@ class SessionUpload {
         await chunkAll(input.stream, chunker);
       }
       if (current.refs.length > 0) await ship();
-      if (sending) await sending;
+      while (inFlight.length > 0) await inFlight.shift();
     } catch (err) {
-      await sending?.catch(() => undefined);
+      await Promise.allSettled(inFlight);
       throw err;
     } finally {
       await chunker.close();
@@ -274,18 +293,43 @@ class SessionUpload {
     return totals;
   }
 
-  /** Asks which blobs the server lacks, encodes those, and sends the batch. */
-  private async send(batch: Batch, bytesRead: number): Promise<void> {
+  /**
+   * One batch through the pipeline: its fingerprint query (after the previous batch's, so
+   * it knows which blobs that one carries), its encodes, then its upload once the previous
+   * batch's upload was answered. The query and encodes of batch N+1 run while batch N uploads.
+   */
+  private pipeline(batch: Batch, bytesRead: number): Promise<void> {
+    const queried = this.queryChain.then(() => this.query(batch));
+    this.queryChain = queried.then(
+      () => undefined,
+      () => undefined,
+    );
+    const encoded = queried.then((wanted) => encodeAll(this.codec, batch, wanted));
+    // Uploads go in sequence order (the server applies batch N+1 only after batch N).
+    const sent = Promise.all([encoded, this.uploadChain]).then(([blobs]) => this.upload(batch, blobs, bytesRead));
+    this.uploadChain = sent;
+    return sent;
+  }
+
+  /**
+   * The batch's blobs the server lacks. A blob an earlier batch still in flight carries is
+   * not asked for: that batch is applied first, so this one may refer to it.
+   */
+  private async query(batch: Batch): Promise<PendingBlob[]> {
+    const candidates = batch.blobs.filter((b) => !this.carried.has(b.key));
+    if (candidates.length === 0) return [];
+    const query = Buffer.allocUnsafe(candidates.length * 32);
+    candidates.forEach((b, i) => query.set(b.fingerprint, i * 32));
+    const bitmap = await withRetries(() => this.client.missing(this.session.session, query), this.options.signal);
+    this.wireBytes += query.length;
+    const wanted = candidates.filter((_, i) => isMissing(bitmap, i));
+    for (const w of wanted) this.carried.add(w.key);
+    return wanted;
+  }
+
+  /** Sends the batch (its references and the encoded blobs the server lacked). */
+  private async upload(batch: Batch, encoded: EncodedPending[], bytesRead: number): Promise<void> {
     const id = this.session.session;
-    let wanted: PendingBlob[] = [];
-    if (batch.blobs.length > 0) {
-      const query = Buffer.allocUnsafe(batch.blobs.length * 32);
-      batch.blobs.forEach((b, i) => query.set(b.fingerprint, i * 32));
-      const bitmap = await withRetries(() => this.client.missing(id, query), this.options.signal);
-      this.wireBytes += query.length;
-      wanted = batch.blobs.filter((_, i) => isMissing(bitmap, i));
-    }
-    const encoded = await encodeAll(this.codec, batch, wanted);
     const refs = encodeRefs(batch.refs);
     const header = encodeBatchHeader({ refCount: batch.refs.length, blobCount: encoded.length });
     const seq = this.seq++;
@@ -298,9 +342,10 @@ class SessionUpload {
       }
     }
     await withRetries(() => this.client.batch(id, seq, throttled(body(), this.options.throttle, this.options.signal)), this.options.signal);
+    for (const e of encoded) this.carried.delete(e.key);
     const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
     this.wireBytes += bodyBytes;
-    this.bytesNew += wanted.reduce((n, b) => n + b.length, 0);
+    this.bytesNew += encoded.reduce((n, e) => n + e.blob.rawLength, 0);
     this.options.onProgress?.({
       target: this.target.name,
       bytesRead,
@@ -334,8 +379,15 @@ class SessionUpload {
   }
 }
 
-function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<{ fingerprint: Uint8Array; blob: EncodedBlob }[]> {
+interface EncodedPending {
+  key: string;
+  fingerprint: Uint8Array;
+  blob: EncodedBlob;
+}
+
+function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<EncodedPending[]> {
   return mapLimit(wanted, ENCODES_IN_FLIGHT, async (w) => ({
+    key: w.key,
     fingerprint: w.fingerprint,
     // zstd in the encode workers; otherwise borrowed: the arena is not touched until this batch has been sent.
     blob: await codec.encodeOffThread(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint),
