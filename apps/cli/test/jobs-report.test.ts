@@ -5,6 +5,7 @@
 import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CapacityReport } from '@hoard/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STACK_TRACE } from './helpers.js';
 import { startServerProcess, type AgentProcess, type ServerProcess } from './server-processes.js';
@@ -130,13 +131,7 @@ describe('hoard job and hoard report through a server and an agent', () => {
     expect((await server.cli(['job', 'history', 'nope'])).code).toBe(2);
     expect((await server.cli(['job', 'history', 'disk', '--limit', 'x'])).code).toBe(2);
 
-    const report = await json<{ jobs: Record<string, any>[]; stores: Record<string, any>[]; capacity: Record<string, any> }>([
-      'report',
-      '--quota',
-      '1GB',
-      '--growth-years',
-      '3',
-    ]);
+    const report = await json<CapacityReport>(['report', '--quota', '1GB', '--growth-years', '3']);
     const r = report.jobs.find((j) => j.job === 'disk')!;
     expect(r).toMatchObject({ snapshotsKept: snapshots, logicalBytesKept: snapshots * SIZE, newestLogicalBytes: SIZE, lastFailure: null });
     expect(r.storedBytesWritten).toBe(first.targets[0]!.totals!.bytesStored);
