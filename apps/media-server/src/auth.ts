@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Catalog, TokenRole } from '@hoard/catalog';
 import { RequestError, type Role } from '@hoard/protocol';
+import { sessionIdOf, type ConsoleSessions } from './console-sessions.js';
 
 export type Principal = { kind: TokenRole; tokenId: string } | { kind: 'agent'; name: string };
 
@@ -25,10 +26,16 @@ export function tokenId(hash: string): string {
 }
 
 export class Authenticator {
-  constructor(private readonly catalog: Catalog) {}
+  constructor(
+    private readonly catalog: Catalog,
+    /** The web console's sessions: a request without a Bearer header may carry their cookie. */
+    private readonly consoleSessions?: ConsoleSessions,
+  ) {}
 
   async principal(req: IncomingMessage): Promise<Principal> {
     const header = req.headers.authorization;
+    const session = header ? undefined : sessionIdOf(req);
+    if (session !== undefined && this.consoleSessions) return this.consoleSessions.principal(req, session);
     if (!header)
       throw new RequestError('unauthenticated', 'no token: send "Authorization: Bearer TOKEN" (an agent token from `hoard agent add`, or an API token)');
     const match = /^Bearer\s+(\S+)$/i.exec(header);

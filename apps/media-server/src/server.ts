@@ -29,6 +29,9 @@ import { SessionRegistry } from './session-registry.js';
 import { StateMirror, type StateMirrorOptions } from './state-mirror.js';
 import { StoreHub } from './store-hub.js';
 import { CopyTargets, type CopyTargetConfig } from './copy-targets.js';
+import { ConsoleEvents } from './console-events.js';
+import { ConsoleSessions } from './console-sessions.js';
+import { registerConsoleAssets } from './http/console-assets.js';
 
 /** Notification settings (docs/notifications.md); the config file's `notifications`. */
 export interface NotificationOptions extends WatchOptions {
@@ -115,6 +118,10 @@ export interface MediaServerOptions {
   notifications?: NotificationOptions;
   /** Second repositories a policy's copy-to names (config `copyTargets`, docs/sync.md). */
   copyTargets?: Record<string, CopyTargetConfig>;
+  /** How long a web console sign-in lasts (default 8 hours; docs/console.md). */
+  consoleSessionMs?: number;
+  /** The built web console served under /ui (default apps/console/dist of this checkout). */
+  consoleDir?: string;
 }
 
 const DEFAULT_PORT = 8420;
@@ -134,6 +141,10 @@ export class MediaServer {
   readonly stateMirror: StateMirror;
   readonly notifier: Notifier;
   readonly notificationSources: NotificationSources;
+  /** Web console sign-ins (in memory: console-sessions.ts says why). */
+  readonly consoleSessions: ConsoleSessions;
+  /** The console's live event stream (GET /v1/events). */
+  readonly consoleEvents: ConsoleEvents;
   readonly log: Logger;
   /** Aborted when the server stops: long polls answer at once. */
   readonly polls = new AbortController();
@@ -208,7 +219,9 @@ export class MediaServer {
           }
         : {}),
     });
-    this.auth = new Authenticator(catalog);
+    this.consoleSessions = new ConsoleSessions(catalog, { ttlMs: options.consoleSessionMs });
+    this.consoleEvents = new ConsoleEvents(catalog);
+    this.auth = new Authenticator(catalog, this.consoleSessions);
     this.stateMirror = new StateMirror(repo, catalog, this.log.child({ component: 'state-mirror' }), options.stateMirror);
     this.metrics = new ServerMetrics(this.stores, () => this.sessions.running, catalog);
     this.sessions = new SessionRegistry(catalog, this.leases, this.metrics, this.log, options.sessionIdleMs ?? 10 * 60_000);
@@ -244,6 +257,7 @@ export class MediaServer {
       server.stateMirror.start();
       server.api = await Api.create({ auth: server.auth, metrics: server.metrics, log: server.log, tls: options.tls, version: VERSION });
       registerRoutes(server.api, server);
+      registerConsoleAssets(server.api.app, options.consoleDir);
       server.url = await server.api.listen(options.host ?? '127.0.0.1', options.port ?? DEFAULT_PORT);
       server.log.info({ url: server.url, repository: server.repo.location }, 'media server listening');
       server.leases.start();
@@ -274,6 +288,7 @@ export class MediaServer {
     clearInterval(this.expiry);
     this.polls.abort();
     this.runs.close();
+    this.consoleEvents.close();
     if (this.api) await this.api.close();
     await this.notifier.close();
     await this.stateMirror.close();

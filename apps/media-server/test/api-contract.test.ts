@@ -48,9 +48,19 @@ interface Sample {
  */
 function callRoute(base: string, route: RouteContract, token: string | undefined, sample: Sample = {}): Promise<Reply> {
   const path = fillPath(route, sample.params) + (sample.query ? `?${sample.query}` : '');
+  if (route.replyPayload === 'events') return callStream(base, path, token);
   if (route.bodyPayload === 'binary') return call(base, route.method, path, { token, body: new Uint8Array(0), contentType: 'application/octet-stream' });
   if (route.body !== undefined) return call(base, route.method, path, { token, json: sample.json ?? {} });
   return call(base, route.method, path, { token });
+}
+
+/** An event stream never ends: its status (and a refusal's JSON body) is the answer; then the stream is closed. */
+async function callStream(base: string, path: string, token: string | undefined): Promise<Reply> {
+  const abort = new AbortController();
+  const res = await fetch(base + path, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: abort.signal });
+  const json = (res.headers.get('content-type') ?? '').startsWith('application/json') ? ((await res.json()) as Record<string, unknown>) : {};
+  abort.abort();
+  return { status: res.status, headers: res.headers, json, bytes: Buffer.from(JSON.stringify(json)) };
 }
 
 /** A valid policy document: one agent, a schedule, a retention. */

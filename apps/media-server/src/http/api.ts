@@ -357,6 +357,11 @@ function documentBinaryPayloads(document: OpenApiDocument): void {
       operation.responses ??= {};
       if (route.replyPayload === 'binary')
         operation.responses[status] = { description: 'binary (docs/protocol.md)', content: { [CONTENT_TYPE_BINARY]: binary } };
+      else if (route.replyPayload === 'events')
+        operation.responses[status] = {
+          description: 'server-sent events (docs/console.md)',
+          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        };
       else if (route.replyPayload === 'text')
         operation.responses[status] = { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } };
       else if (!route.reply) operation.responses[status] ??= { description: 'OK' };

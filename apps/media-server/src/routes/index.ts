@@ -2,6 +2,7 @@
 import type { Api } from '../http/api.js';
 import type { MediaServer } from '../server.js';
 import { agentRoutes } from './agents.js';
+import { consoleRoutes } from './console.js';
 import { maintenanceRoutes } from './maintenance.js';
 import { notifyRoutes } from './notify.js';
 import { reportRoutes } from './reports.js';
@@ -24,5 +25,6 @@ export function registerRoutes(api: Api, server: MediaServer): void {
   snapshotRoutes(api, server);
   notifyRoutes(api, server);
   reportRoutes(api, server);
+  consoleRoutes(api, server);
   restoreBrowseRoutes(api, server);
 }

@@ -25,8 +25,9 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
  * What the body and the answer are on the wire. json: validated against the schema.
  * binary: `application/octet-stream` read or written as a stream by the handler (the
  * formats are in docs/protocol.md byte by byte). text: Prometheus' exposition format.
+ * events: a `text/event-stream` of server-sent events (the console's live updates).
  */
-export type Payload = 'json' | 'binary' | 'frames' | 'text' | 'none';
+export type Payload = 'json' | 'binary' | 'frames' | 'text' | 'events' | 'none';
 
 export interface RouteContract {
   /** The OpenAPI operationId and the typed client's method name. */

@@ -6,4 +6,5 @@ export * from './requests.js';
 export * from './methods.js';
 export * from './notify.js';
 export * from './validity.js';
+export * from './console.js';
 export * from './restore-browse.js';

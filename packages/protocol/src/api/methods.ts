@@ -20,7 +20,7 @@ export type CallInput<R extends RouteContract> = (Has<R['params']> extends true 
 
 /** Routes whose answer is JSON (or nothing). */
 type JsonRouteId = {
-  [K in keyof ApiRoutes]: ApiRoutes[K] extends { replyPayload: 'binary' | 'text' | 'frames' }
+  [K in keyof ApiRoutes]: ApiRoutes[K] extends { replyPayload: 'binary' | 'text' | 'frames' | 'events' }
     ? never
     : ApiRoutes[K] extends { bodyPayload: 'binary' }
       ? never
@@ -61,7 +61,14 @@ export function apiMethods(call: Caller): ApiMethods {
     (input?: { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; signal?: AbortSignal }) => Promise<unknown>
   > = {};
   for (const route of Object.values(API_ROUTES) as RouteContract[]) {
-    if (route.replyPayload === 'binary' || route.replyPayload === 'text' || route.replyPayload === 'frames' || route.bodyPayload === 'binary') continue;
+    if (
+      route.replyPayload === 'binary' ||
+      route.replyPayload === 'text' ||
+      route.replyPayload === 'frames' ||
+      route.replyPayload === 'events' ||
+      route.bodyPayload === 'binary'
+    )
+      continue;
     methods[route.id] = (input = {}) => call(route, callPath(route, input), route.body !== undefined ? (input.body ?? {}) : undefined, input.signal);
   }
   return methods as unknown as ApiMethods;
