@@ -29,6 +29,7 @@ import {
 import { retrying } from '@hoard/repository';
 import { runHook } from './hooks.js';
 import { silentLogger, type Logger } from './log.js';
+import { applyPriority, describeFootprint, readThrottle, type AgentFootprint } from './footprint.js';
 import { executeRestoreRun } from './restore-run.js';
 import { resolveSource, type SourceTarget } from './sources/index.js';
 import { uploadSource } from './uploader.js';
@@ -57,8 +58,10 @@ export interface AgentOptions {
   logger?: Logger;
   /** Environment for dump commands and tools (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Chunker worker threads. */
+  /** Chunker worker threads (footprint.workers when not given). */
   workers?: number;
+  /** Nice level, I/O class, worker threads and source read cap (footprint.ts). */
+  footprint?: AgentFootprint;
   /** What snapshots record as their start time, in ms (default Date.now; tests simulate months). */
   clock?: () => number;
 }
@@ -80,6 +83,8 @@ export class AgentDaemon {
   private readonly endedByServer = new Map<string, string>();
   /** How many runs the server lets this agent run at once (in each claim answer; 1 until told). */
   private concurrency = 1;
+  /** One read cap for the whole agent: runs at once share it. */
+  private readonly readThrottle: TokenBucket | undefined;
   name = '';
 
   constructor(private readonly options: AgentOptions) {
@@ -87,13 +92,18 @@ export class AgentDaemon {
     const logger = options.logger ?? silentLogger;
     this.log = logger.child({ component: 'daemon' });
     this.sourceLog = logger.child({ component: 'sources' });
+    this.readThrottle = readThrottle(options.footprint ?? {});
   }
 
   /** Registers with the server; fails fast on a bad token or an unreachable server. */
   async start(): Promise<void> {
+    const footprint = this.options.footprint ?? {};
+    applyPriority(footprint);
+    // The encode pool starts on the first encode: its size is read then.
+    if (footprint.workers !== undefined) process.env.HOARD_ENCODE_WORKERS = String(footprint.workers);
     const hello = await this.client.hello({ hostname: hostname(), version: AGENT_VERSION });
     this.name = hello.agent;
-    this.log.info({ agent: this.name, server: this.client.base }, 'agent connected');
+    this.log.info({ agent: this.name, server: this.client.base, footprint: describeFootprint(footprint) }, 'agent connected');
     this.loop = this.pollLoop();
   }
 
@@ -310,10 +320,11 @@ export class AgentDaemon {
         run: run.id,
         signal: this.runSignal(run.id),
         onProgress,
-        workers: this.options.workers,
+        workers: this.options.workers ?? this.options.footprint?.workers,
         full: run.full,
         clock: this.options.clock,
         throttle: run.bandwidth ? new TokenBucket(run.bandwidth) : undefined,
+        readThrottle: this.readThrottle,
       });
       await pendingReport;
       this.log.info({ run: run.id, target: target.name, snapshot: result.snapshot.id, ...result.totals }, 'snapshot committed');

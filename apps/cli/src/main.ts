@@ -455,9 +455,13 @@ const agentStart = agent
   .addOption(new Option('--token <token>', "this agent's token (from `hoard agent add`)").env('HOARD_TOKEN'))
   .addOption(tokenFileOption())
   .option('--log-level <level>', 'info, warn or error (default info); JSON lines on stderr')
+  .addOption(new Option('--nice <n>', 'CPU nice level 0-19 of the agent and the programs it starts').env('HOARD_AGENT_NICE'))
+  .addOption(new Option('--io-class <class>', 'I/O class of the agent and its programs: idle or best-effort:0-7').env('HOARD_AGENT_IO_CLASS'))
+  .addOption(new Option('--workers <n>', 'chunker and encode worker threads, 1-64 (1 on a busy host)').env('HOARD_AGENT_WORKERS'))
+  .addOption(new Option('--read-limit <rate>', 'cap on the bytes read from sources, e.g. 100MB/s').env('HOARD_AGENT_READ_LIMIT'))
   .addHelpText(
     'after',
-    '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\n\nExamples:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n',
+    '\nThe agent only connects out to the server (it may sit behind NAT) and runs until SIGINT/SIGTERM.\nFootprint settings: docs/operations.md, "Agent footprint".\n\nExamples:\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token\n  hoard agent start --server https://backup:8420 --token-file /etc/hoard/agent-token --nice 10 --io-class idle --workers 1 --read-limit 200MB/s\n',
   )
   .action((opts) => runAgentStart(opts, out));
 noSavedConnection.add(agentStart);

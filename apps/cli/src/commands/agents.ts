@@ -2,7 +2,7 @@
  * `hoard agent add NAME | list | revoke NAME` (admin, against the server) and
  * `hoard agent start --server URL --token T` (the daemon on a hypervisor host).
  */
-import { AgentDaemon, agentLogger, type AgentLogLevel } from '@hoard/agent';
+import { AgentDaemon, agentLogger, describeFootprint, parseFootprint, type AgentLogLevel, type FootprintText } from '@hoard/agent';
 import { replySchemas } from '@hoard/protocol';
 import { withNulls } from '../json-output.js';
 import { renderTable } from '../table.js';
@@ -38,14 +38,16 @@ export async function runAgentRevoke(name: string, options: ServerOptions & { js
   out(options.json ? JSON.stringify(revoked) : `agent ${revoked.name} revoked: its token no longer works`);
 }
 
-export async function runAgentStart(options: ServerOptions & { logLevel?: string }, out: (line: string) => void): Promise<void> {
-  const client = await serverClient(options);
+export async function runAgentStart(options: ServerOptions & { logLevel?: string } & FootprintText, out: (line: string) => void): Promise<void> {
   const level = options.logLevel ?? 'info';
   if (!['info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${level}: use info, warn or error`);
+  // Checked before anything else: a typo in a unit file fails at once, naming the setting.
+  const footprint = parseFootprint(options);
+  const client = await serverClient(options);
   // JSON lines on stderr (pino): what a systemd journal or a log shipper wants.
-  const agent = new AgentDaemon({ server: client.base, token: client.token, logger: agentLogger(level as AgentLogLevel) });
+  const agent = new AgentDaemon({ server: client.base, token: client.token, logger: agentLogger(level as AgentLogLevel), footprint });
   await agent.start();
-  out(`hoard agent ${agent.name} connected to ${client.base}; waiting for runs`);
+  out(`hoard agent ${agent.name} connected to ${client.base} (${describeFootprint(footprint)}); waiting for runs`);
   await untilStopSignal();
   await agent.close();
 }
