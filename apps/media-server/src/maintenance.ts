@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Catalog, TaskKind, TaskRecord } from '@hoard/catalog';
 import type { Logger } from 'pino';
-import { policyRetentionRules, RequestError, type Policy } from '@hoard/protocol';
+import { policyRetentionRules, RequestError, type DrillDatabase, type DrillPolicy, type Policy } from '@hoard/protocol';
 import {
   collectGarbage,
   NullSink,
@@ -28,6 +28,7 @@ import {
   type VerifyReport,
 } from '@hoard/repository';
 import { CopyTargets } from './copy-targets.js';
+import { drillIntoPostgres } from './drill-database.js';
 import type { StoreHub } from './store-hub.js';
 import { policyJobs } from './policy-scheduler.js';
 import { timeOrderedId } from './run-board.js';
@@ -39,6 +40,8 @@ export interface DrillResult {
   snapshotStartedAt: string;
   bytes: number;
   ms: number;
+  /** With a policy `drill:`: the restore into the scratch database and the query's answer. */
+  database?: DrillDatabase;
 }
 
 export interface GcRequest {
@@ -94,6 +97,37 @@ export class Maintenance {
     private readonly copyTargets: CopyTargets = new CopyTargets(),
   ) {}
 
+  /** Names of the copy targets in the server config. */
+  copyTargetNames(): string[] {
+    return this.copyTargets.names;
+  }
+
+  /**
+   * Collects the garbage of each copy target this server manages (config `gc`, default on):
+   * copy-keep forgets copies there, and without a GC their packs would stay forever. One
+   * `gc` task per target, its summary naming the target; a target that fails does not stop
+   * the others (each failure is its task's error, and a maintenance-failed notification).
+   */
+  async gcCopyTargets(request: Pick<GcRequest, 'graceMs'> = {}): Promise<{ target: string; ok: boolean; error?: string }[]> {
+    const out: { target: string; ok: boolean; error?: string }[] = [];
+    for (const name of this.copyTargets.collected) {
+      try {
+        await this.recorded(
+          'gc',
+          {},
+          () => this.copyTargets.with(name, (target) => collectGarbage(target, { graceMs: request.graceMs, now: this.now })),
+          (r) =>
+            `copy target ${name}: condemned ${r.packs.condemned} pack(s), repacked ${r.packs.repacked}, deleted ${r.packs.deleted}; stored ${r.bytes.before} -> ${r.bytes.after} bytes`,
+          (r) => ({ target: name, ...r }),
+        );
+        out.push({ target: name, ok: true });
+      } catch (err) {
+        out.push({ target: name, ok: false, error: `copy target ${name}: ${(err as Error).message}` });
+      }
+    }
+    return out;
+  }
+
   /**
    * Copies a job's snapshots into the policy's copy target (docs/sync.md): every snapshot
    * the target has no copy of, or with copy-keep only those copy-keep keeps (planned over
@@ -101,11 +135,6 @@ export class Maintenance {
    * pruned copy is not copied again); then the target is pruned by copy-keep. Recorded as a
    * `copy` task of the job.
    */
-  /** Names of the copy targets in the server config. */
-  copyTargetNames(): string[] {
-    return this.copyTargets.names;
-  }
-
   async copyJob(job: string, policy: Policy): Promise<{ sync: SyncReport; prune?: PruneResult }> {
     const name = policy.copyTo;
     if (name === undefined) throw new RequestError('invalid_request', `policy ${policy.name} has no copy-to`);
@@ -218,20 +247,38 @@ export class Maintenance {
    * into nothing (every chunk decoded and checked against its fingerprint, the stream hash
    * checked), recorded as a `drill` task. What `hoard restore --verify-only` does, on the
    * server, for the validity report.
+   *
+   * With `database` (the policy's `drill:`), the job's newest PostgreSQL dump is restored
+   * into a scratch database instead, and the policy's query must succeed there
+   * (drill-database.ts); a failing query fails the drill with the database's message.
    */
-  async drill(job: string, about: { policy?: string } = {}): Promise<DrillResult> {
+  async drill(job: string, about: { policy?: string; database?: DrillPolicy } = {}): Promise<DrillResult> {
     return this.recorded(
       'drill',
       { job, policy: about.policy },
       async () => {
-        const [newest] = (await this.repo.snapshots(job)).sort((a, b) => b.meta.startedAt.localeCompare(a.meta.startedAt));
-        if (!newest) throw new RequestError('snapshot_not_found', `job ${job} has no snapshot to restore`);
+        const snapshots = (await this.repo.snapshots(job)).sort((a, b) => b.meta.startedAt.localeCompare(a.meta.startedAt));
         const started = Date.now();
+        if (about.database) {
+          // The database drill needs a PostgreSQL dump: the agent names such a source postgres://host:port/db.
+          const newest = snapshots.find((s) => /^postgres(ql)?:\/\//i.test(s.meta.source.name));
+          if (!newest)
+            throw new RequestError(
+              'snapshot_not_found',
+              `job ${job} has no snapshot of a PostgreSQL dump (a postgres:// source) to restore into a scratch database; remove drill: from policy ${about.policy ?? '?'} or back up a postgres:// source in it`,
+            );
+          const { bytes, database } = await drillIntoPostgres(this.repo, newest, about.database, this.now());
+          return { job, snapshot: newest.id, snapshotStartedAt: newest.meta.startedAt, bytes, ms: Date.now() - started, database };
+        }
+        const [newest] = snapshots;
+        if (!newest) throw new RequestError('snapshot_not_found', `job ${job} has no snapshot to restore`);
         const sink = new NullSink({ discards: true });
         const restored = await restore(this.repo, newest, sink);
         return { job, snapshot: newest.id, snapshotStartedAt: newest.meta.startedAt, bytes: restored.bytesWritten, ms: Date.now() - started };
       },
-      (r) => `snapshot ${r.snapshot} of ${r.snapshotStartedAt} restored and checked: ${r.bytes} bytes in ${(r.ms / 1000).toFixed(1)} s`,
+      (r) =>
+        `snapshot ${r.snapshot} of ${r.snapshotStartedAt} restored and checked: ${r.bytes} bytes in ${(r.ms / 1000).toFixed(1)} s` +
+        (r.database ? `, into ${r.database.database} on ${r.database.server} with ${r.database.tool}; the query returned ${r.database.rows} row(s)` : ''),
       (r) => r,
     );
   }

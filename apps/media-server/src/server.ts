@@ -320,7 +320,7 @@ export class MediaServer {
     if (schedule.drill !== false) {
       for (const job of [...new Set((await this.catalog.listSnapshots({})).map((s) => s.job))].sort()) {
         const policy = (await this.policies()).find((p) => policyJobs(p).includes(job));
-        await this.maintenance.drill(job, { policy: policy?.name }).catch(() => undefined); // recorded as a failed drill task
+        await this.maintenance.drill(job, { policy: policy?.name, database: policy?.drill }).catch(() => undefined); // recorded as a failed drill task
       }
     }
     const report = await buildValidityReport(this.catalog, this.repo, {

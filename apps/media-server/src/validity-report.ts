@@ -5,16 +5,17 @@
  * retention asks for exist; verify coverage and findings; the restore drills. Built from
  * the catalog (runs, tasks, snapshots, policies) and the repository's figures.
  *
- * Days are UTC days. Retention is checked per rule over the periods the rule covers that
- * the job has existed for: `keep-daily 7` expects a snapshot in each of the last 7 UTC
- * days since the job's first snapshot, `keep-last 5` expects min(5, snapshots made).
+ * Days are UTC days. Retention compliance is exact (retention-compliance.ts): the
+ * snapshots the policy's retention keeps, planned by @hoard/retention over every snapshot
+ * the job made, against those that exist.
  */
 import type { Catalog, RunRecord, TaskRecord } from '@hoard/catalog';
-import { nextPolicyRuns, type JobValidity, type Policy, type ValidityReport } from '@hoard/protocol';
+import { nextPolicyRuns, policyRetentionRules, type DrillDatabase, type JobValidity, type Policy, type ValidityReport } from '@hoard/protocol';
 import type { Repository } from '@hoard/repository';
 import { buildReport } from './capacity-report.js';
 import { DAY_MS, dailyCumulative } from './capacity.js';
 import { jobRuns, policiesByJob } from './job-history.js';
+import { retentionCompliance, type MadeSnapshot } from './retention-compliance.js';
 
 const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 /** Fire times counted at most per job (hourly for 90 days is 2160). */
@@ -33,7 +34,8 @@ export async function buildValidityReport(
   const jobs: JobValidity[] = [];
   for (const job of await catalog.listJobs()) {
     const policy = policies.get(job.name);
-    const runs = (await jobRuns(catalog, job)).filter((r) => isBackup(r) && inPeriod(r.createdAt, since, until));
+    const allRuns = (await jobRuns(catalog, job)).filter(isBackup);
+    const runs = allRuns.filter((r) => inPeriod(r.createdAt, since, until));
     const snapshots = await catalog.listSnapshots({ job: job.name, newestFirst: true });
     const from = Math.max(since, policy ? (policyCreated.get(policy.name) ?? since) : since);
     const planned = policy ? plannedRuns(policy, from, until) : [];
@@ -43,11 +45,9 @@ export async function buildValidityReport(
     const drills = tasks.filter((t) => t.kind === 'drill' && t.job === job.name && t.state !== 'running');
     const lastVerify = newest(verifies);
     const lastDrill = newest(drills);
-    const retention = retentionChecks(
-      policy,
-      snapshots.map((s) => Date.parse(s.startedAt)),
-      until,
-    );
+    const rules = policy ? policyRetentionRules(policy) : undefined;
+    const made: MadeSnapshot[] = [...snapshots.map((s) => ({ id: s.id, source: s.source.name, startedAt: s.startedAt })), ...runSnapshots(allRuns)];
+    const retention = rules ? retentionCompliance(rules, made, new Set(snapshots.map((s) => s.id))) : [];
     const entry: JobValidity = {
       job: job.name,
       policy: policy?.name ?? null,
@@ -79,6 +79,9 @@ export async function buildValidityReport(
               bytes: (lastDrill.result as { bytes?: number } | undefined)?.bytes ?? null,
               ms: (lastDrill.result as { ms?: number } | undefined)?.ms ?? null,
               error: lastDrill.error ?? null,
+              ...((lastDrill.result as { database?: DrillDatabase } | undefined)?.database
+                ? { database: (lastDrill.result as { database: DrillDatabase }).database }
+                : {}),
             }
           : null,
       },
@@ -173,42 +176,16 @@ function dayStates(since: number, until: number, runs: RunRecord[], planned: num
   return out;
 }
 
-const PERIOD_RULES = [
-  ['keep-daily', 'keepDaily', 1],
-  ['keep-weekly', 'keepWeekly', 7],
-  ['keep-monthly', 'keepMonthly', 30],
-  ['keep-yearly', 'keepYearly', 365],
-] as const;
-
-/**
- * Whether the snapshots each retention rule asks for exist. Periods are UTC days, 7-day
- * weeks, 30-day months and 365-day years counted back from now (an approximation of the
- * policy's calendar buckets, documented as such).
- */
-function retentionChecks(policy: Policy | undefined, snapshotTimes: number[], now: number): JobValidity['retention'] {
-  const rules = policy?.retention;
-  if (!rules || snapshotTimes.length === 0) return [];
-  const first = Math.min(...snapshotTimes);
-  const out: JobValidity['retention'] = [];
-  if (rules.keepLast !== undefined) {
-    const expected = Math.min(rules.keepLast, snapshotTimes.length);
-    out.push({ rule: `keep-last ${rules.keepLast}`, expected, present: Math.min(rules.keepLast, snapshotTimes.length), ok: true });
-  }
-  for (const [name, field, days] of PERIOD_RULES) {
-    const n = rules[field];
-    if (n === undefined) continue;
-    const span = days * DAY_MS;
-    // Periods counted back from now; only those that end after the first snapshot are expected.
-    let expected = 0;
-    let present = 0;
-    for (let i = 0; i < n; i++) {
-      const end = now - i * span;
-      const start = end - span;
-      if (end <= first) break;
-      expected++;
-      if (snapshotTimes.some((t) => t > start && t <= end)) present++;
+/** The snapshots a job's runs recorded in their results (targets[].snapshot), pruned since or not. */
+function runSnapshots(runs: RunRecord[]): MadeSnapshot[] {
+  const out: MadeSnapshot[] = [];
+  for (const r of runs) {
+    const targets = (r.result as { targets?: { snapshot?: { id?: unknown; startedAt?: unknown; source?: { name?: unknown } } }[] } | undefined)?.targets;
+    for (const t of targets ?? []) {
+      const s = t.snapshot;
+      if (typeof s?.id === 'string' && typeof s.startedAt === 'string' && typeof s.source?.name === 'string')
+        out.push({ id: s.id, source: s.source.name, startedAt: s.startedAt });
     }
-    out.push({ rule: `${name} ${n}`, expected, present, ok: present >= expected });
   }
   return out;
 }
@@ -221,7 +198,8 @@ function problemsOf(j: JobValidity, policy: Policy | undefined, now: number): st
   if (j.failed > 0 && j.days.at(-1)?.state === 'failed') out.push('the last day with runs failed');
   if (policy?.alertAfter && j.lastGood && Date.parse(j.lastGood.at) < now - policy.alertAfter.ms)
     out.push(`no snapshot newer than alert-after ${policy.alertAfter.text}`);
-  for (const r of j.retention) if (!r.ok) out.push(`${r.rule}: ${r.present} of ${r.expected} periods have a snapshot`);
+  for (const r of j.retention)
+    if (!r.ok) out.push(`${r.rule}: ${r.expected - r.present} of the ${r.expected} snapshot(s) it keeps are missing (${(r.missing ?? []).join(', ')})`);
   if (j.verify.findings > 0) out.push(`verify found ${j.verify.findings} problem(s)`);
   if (j.drills.last && !j.drills.last.ok) out.push(`the last restore drill failed: ${j.drills.last.error ?? 'unknown error'}`);
   return out;

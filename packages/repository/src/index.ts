@@ -117,6 +117,18 @@ export { StoreIndex, type BlobLocation } from './repo/store-index.js';
 export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
 export { restore, snapshotChunkRefs, RESTORE_MEMORY, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';
 export { FileSink, NullSink, StreamSink, type RestoreSink, type PositionalTarget } from './repo/restore-sink.js';
+export {
+  checkTempSpace,
+  damagedAfterData,
+  DatabaseRestoreRefusedError,
+  DatabaseSink,
+  DatabaseToolError,
+  RestoreDamagedError,
+  type DatabaseTarget,
+  type ParallelRestore,
+} from './database/database-sink.js';
+export { findInDirs, findPostgresProgram, findProgram, pathDirs, postgresBinDirs } from './database/programs.js';
+export { otherDatabase, postgresConnection, type PostgresConnection } from './database/postgres-connection.js';
 export { DecodePool, DecodeWorkerError, defaultDecodeWorkers } from './restore/decode-pool.js';
 export { RestoreWriteError } from './restore/batch-decoder.js';
 export { openRangeReader, type RangeReader } from './store/object-store.js';

@@ -9,6 +9,7 @@
  * compresses chunks itself. Plain format is SQL text for psql.
  */
 import type { PostgresSourceSpec } from '@hoard/protocol';
+import { postgresConnection } from '@hoard/repository';
 import { spawnSource } from './process.js';
 import type { SourceTarget } from './source.js';
 
@@ -22,32 +23,18 @@ export interface Invocation {
 
 /** What runs for a postgres spec (exported so tests can check that no password reaches argv). */
 export function pgDumpInvocation(spec: PostgresSourceSpec, env: NodeJS.ProcessEnv): Invocation {
-  const url = new URL(spec.url);
-  const password = decodeURIComponent(url.password);
-  url.password = '';
-  url.protocol = 'postgresql:';
-  const host = url.hostname || url.searchParams.get('host') || 'localhost';
-  const port = url.port || url.searchParams.get('port') || '5432';
-  const db = url.pathname.replace(/^\//, '');
-  const childEnv: NodeJS.ProcessEnv = { ...env };
-  if (password !== '') childEnv.PGPASSWORD = password;
+  const c = postgresConnection(spec.url, env);
   return {
-    name: `postgres://${nameHost(host)}:${port}/${db}`,
+    name: c.name,
     command: 'pg_dump',
     args: [
-      `--dbname=${url.toString()}`,
+      `--dbname=${c.url}`,
       spec.format === 'plain' ? '--format=plain' : '--format=custom',
       ...(spec.format === 'custom' ? ['--compress=0'] : []),
       '--no-password',
     ],
-    env: childEnv,
+    env: c.env,
   };
-}
-
-/** A host for the target name: a socket directory percent-encoded (as libpq URIs write it), a bare IPv6 address in brackets. */
-function nameHost(host: string): string {
-  if (host.startsWith('/')) return encodeURIComponent(host);
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
 export function postgresTarget(spec: PostgresSourceSpec, env: NodeJS.ProcessEnv): SourceTarget {

@@ -24,8 +24,8 @@ export function reportRoutes(api: Api, server: MediaServer): void {
     for (const job of jobs) {
       const policy = policies.find((p) => policyJobs(p).includes(job));
       try {
-        const r = await server.maintenance.drill(job, { policy: policy?.name });
-        drills.push({ job, ok: true, snapshot: r.snapshot, bytes: r.bytes, ms: r.ms, error: null });
+        const r = await server.maintenance.drill(job, { policy: policy?.name, database: policy?.drill });
+        drills.push({ job, ok: true, snapshot: r.snapshot, bytes: r.bytes, ms: r.ms, error: null, ...(r.database ? { database: r.database } : {}) });
       } catch (err) {
         drills.push({ job, ok: false, snapshot: null, bytes: null, ms: null, error: (err as Error).message });
       }

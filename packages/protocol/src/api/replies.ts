@@ -409,6 +409,12 @@ export const PolicyDocument = record(
     'copy-to': optional(Type.String({ description: "a copy target of the server's config: each successful run's snapshots are copied there" })),
     'copy-keep': optional(RetentionDocument),
     'alert-after': optional(Type.String({ description: 'a job-overdue notification when a job has no successful backup for this long, e.g. `26h`' })),
+    drill: optional(
+      record({
+        'postgres-url': Type.String({ description: 'the PostgreSQL server the restore drill creates its scratch database on; a password shown as ***' }),
+        query: Type.String({ description: 'SQL run in the restored scratch database; it must succeed and return at least one row' }),
+      }),
+    ),
   },
   { title: 'PolicyDocument' },
 );

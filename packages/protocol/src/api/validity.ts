@@ -22,13 +22,31 @@ export type DayState = Static<typeof DayState>;
 
 export const RetentionCheck = record({
   rule: Type.String({ description: 'e.g. keep-daily 7' }),
-  /** Periods (or snapshots) the rule asks for that the job has existed for. */
+  /** The snapshots the policy's retention keeps for this rule (planRetention over every snapshot the job made). */
   expected: Count,
-  /** Of those, the ones a snapshot exists for. */
+  /** Of those, the ones that exist. */
   present: Count,
   ok: Type.Boolean(),
+  /** Ids of snapshots the rule keeps that do not exist (pruned wrongly or lost), at most 10. */
+  missing: optional(Type.Array(Type.String())),
 });
 export type RetentionCheck = Static<typeof RetentionCheck>;
+
+/** The database part of a drill (a policy's `drill:`): the dump restored into a scratch database, the query run there. */
+export const DrillDatabase = record({
+  /** postgres://host:port, no user or password. */
+  server: Type.String(),
+  /** The scratch database (created and dropped by the drill). */
+  database: Type.String(),
+  /** pg_restore (custom-format dump) or psql (plain SQL). */
+  tool: Type.String(),
+  query: Type.String(),
+  /** Rows the query returned; null when the drill failed before the query ran. */
+  rows: Nullable(Type.Integer({ minimum: 0 })),
+  /** The first row, as psql prints it unaligned (at most 200 characters). */
+  firstRow: Nullable(Type.String()),
+});
+export type DrillDatabase = Static<typeof DrillDatabase>;
 
 export const DrillSummary = record({
   at: Time,
@@ -37,6 +55,8 @@ export const DrillSummary = record({
   bytes: Nullable(Type.Integer({ minimum: 0 })),
   ms: Nullable(Type.Integer({ minimum: 0 })),
   error: Nullable(Type.String()),
+  /** With a policy `drill:`: the scratch-database restore and query; absent for a restore into nothing. */
+  database: optional(DrillDatabase),
 });
 export type DrillSummary = Static<typeof DrillSummary>;
 

@@ -201,6 +201,11 @@ export function policyToDocument(policy: Policy, options: { redactSecrets?: bool
   if (policy.alertAfter) doc['alert-after'] = policy.alertAfter.text;
   if (policy.copyTo !== undefined) doc['copy-to'] = policy.copyTo;
   if (policy.copyKeep) doc['copy-keep'] = retentionDocument(policy.copyKeep);
+  if (policy.drill)
+    doc.drill = {
+      'postgres-url': options.redactSecrets ? formatSourceSpec(parseSourceSpec(policy.drill.postgresUrl)) : policy.drill.postgresUrl,
+      query: policy.drill.query,
+    };
   // Built key by key in the order a policy file lists them; the shape is api/replies.ts's PolicyDocument.
   return doc as PolicyDocument;
 }

@@ -13,6 +13,7 @@ export {
   policyRetentionRules,
   validatePolicy,
   type Compression,
+  type DrillPolicy,
   type Policy,
   type PolicyLimits,
   type PolicySchedule,

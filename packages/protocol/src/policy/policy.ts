@@ -78,6 +78,16 @@ export interface Policy {
   copyTo?: string;
   /** Retention of the copies in the copy target; absent: the copies are kept. */
   copyKeep?: RetentionRules;
+  /** The restore drill restores the job's newest PostgreSQL dump into a scratch database there and runs the query (docs/policies.md, drill). */
+  drill?: DrillPolicy;
+}
+
+/** `drill:` of a policy: a restore into a scratch PostgreSQL database and a query that must succeed. */
+export interface DrillPolicy {
+  /** postgres://user[:password]@host:port/db: the server the scratch database is created on, connecting to `db` (default postgres) to create and drop it. */
+  postgresUrl: string;
+  /** Run in the restored scratch database; must succeed and return at least one row. */
+  query: string;
 }
 
 export const POLICY_DEFAULTS = Object.freeze({
@@ -97,6 +107,7 @@ export const POLICY_KEYS = [
   'alert-after',
   'copy-to',
   'copy-keep',
+  'drill',
 ] as const;
 const SOURCE_KEYS = ['agent', 'agents', 'specs', 'hooks'] as const;
 const HOOK_KEYS = ['pre', 'post'] as const;
@@ -105,6 +116,7 @@ export const RETENTION_KEYS = ['keep-last', 'keep-hourly', 'keep-daily', 'keep-w
 const STORE_KEYS = ['scope', 'compression', 'encryption'] as const;
 const LIMIT_KEYS = ['max-concurrent-jobs-per-agent', 'bandwidth', 'run-window'] as const;
 const VERIFY_KEYS = ['structure', 'read-data', 'subset'] as const;
+const DRILL_KEYS = ['postgres-url', 'query'] as const;
 
 const MAX_SOURCES = 64;
 const MAX_SPECS = 64;
@@ -347,6 +359,27 @@ function checkVerify(v: unknown, timeZone: string | undefined, path: PathSegment
   return { structure, readData, subset };
 }
 
+function checkDrill(v: unknown, path: PathSegment[], problems: ProblemList): DrillPolicy | undefined {
+  const o = mapping(v, path, DRILL_KEYS, problems, 'postgres-url: postgres://user@host:5432/postgres, query: "select count(*) from accounts"');
+  if (!o) return undefined;
+  const before = problems.size;
+  let postgresUrl: string | undefined;
+  if (o['postgres-url'] === undefined)
+    problems.add(path, 'has no postgres-url; add postgres-url: postgres://user@host:5432/postgres (the server the scratch database is created on)');
+  else if (typeof o['postgres-url'] !== 'string' || !/^postgres(ql)?:\/\//i.test(o['postgres-url'].trim()))
+    problems.add([...path, 'postgres-url'], `must be a postgres:// URL such as postgres://hoard@db-scratch:5432/postgres; got ${describe(o['postgres-url'])}`);
+  else {
+    const url = o['postgres-url'].trim();
+    if (guard([...path, 'postgres-url'], problems, () => parseSourceSpec(url)) !== undefined) postgresUrl = url;
+  }
+  let query: string | undefined;
+  if (o.query === undefined)
+    problems.add(path, 'has no query; add query: with SQL that must return a row in the restored database, e.g. "select count(*) from accounts"');
+  else query = text(o.query, [...path, 'query'], problems);
+  if (problems.size !== before || postgresUrl === undefined || query === undefined) return undefined;
+  return { postgresUrl, query: query.trim() };
+}
+
 /** Whether some time of day the schedule fires at lies inside the window. */
 function everInWindow(s: Schedule, window: RunWindow): boolean {
   return s.fields.hours.some((h) => s.fields.minutes.some((m) => inRunWindowMinutes(window, h * 60 + m)));
@@ -354,7 +387,7 @@ function everInWindow(s: Schedule, window: RunWindow): boolean {
 
 /** Checks one policy (as parsed from YAML/JSON, kebab-case keys), reporting problems under `path`. */
 export function checkPolicy(value: unknown, path: PathSegment[], problems: ProblemList): Policy | undefined {
-  const o = mapping(value, path, POLICY_KEYS, problems, 'name, sources, schedule, retention, store, limits, verify, alert-after');
+  const o = mapping(value, path, POLICY_KEYS, problems, 'name, sources, schedule, retention, store, limits, verify, alert-after, drill');
   if (!o) return undefined;
   const before = problems.size;
   const name =
@@ -414,6 +447,7 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
   if (o['copy-keep'] !== undefined && o['copy-to'] === undefined)
     problems.add([...path, 'copy-keep'], 'applies to the copies of copy-to, which is not given; add copy-to: TARGET or remove copy-keep');
   const alertAfter = o['alert-after'] === undefined ? undefined : guard([...path, 'alert-after'], problems, () => parseElapsed(o['alert-after']));
+  const drill = o.drill === undefined ? undefined : checkDrill(o.drill, [...path, 'drill'], problems);
 
   if (schedule && limits.runWindow) {
     for (const kind of ['full', 'incremental'] as const) {
@@ -433,6 +467,7 @@ export function checkPolicy(value: unknown, path: PathSegment[], problems: Probl
   if (alertAfter !== undefined) policy.alertAfter = alertAfter;
   if (copyTo !== undefined) policy.copyTo = copyTo;
   if (copyKeep !== undefined) policy.copyKeep = copyKeep;
+  if (drill !== undefined) policy.drill = drill;
   return reorder(policy);
 }
 
@@ -449,6 +484,7 @@ function reorder(p: Policy): Policy {
   if (p.alertAfter !== undefined) out.alertAfter = p.alertAfter;
   if (p.copyTo !== undefined) out.copyTo = p.copyTo;
   if (p.copyKeep !== undefined) out.copyKeep = p.copyKeep;
+  if (p.drill !== undefined) out.drill = p.drill;
   return out;
 }
 
