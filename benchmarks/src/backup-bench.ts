@@ -26,9 +26,9 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rename, rm, statfs } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { dumpSeries, vmImageSeries, type DataSeries } from '@hoard/bench-data';
+import { dumpSeries, vmImageSeries } from '@hoard/bench-data';
 import {
   computeRatios,
   evaluateTargets,
@@ -47,6 +47,7 @@ import { combineFloors, measurePageCacheWrite, measureSeriesFloors, type Floors,
 import { machine } from './machine.js';
 import { dirBytes, findFiles, killRunning, runMeasured, type Measured } from './measure.js';
 import { ALL_TOOLS, HOARD_CLI, checkHoardCli, createTool, ensureInstalled, type BackupTool, type Hoard, type ToolName } from './peers.js';
+import { pgbenchDumpSeries, usrTarSeries, type BenchSeries, type RealSeries } from './real-series.js';
 import { resolveRestic, type ResticBinary } from './restic-sid.js';
 import { ensureRgwInstalled, startRgw } from './rgw.js';
 
@@ -56,6 +57,9 @@ const GiB = 1 << 30;
 export interface BackupBenchOptions {
   vmImageBytes: number;
   dumpBytes: number;
+  usrBytes: number;
+  pgbenchScale: number;
+  pgbenchTransactions: number;
   days: number;
   seed: number;
   tools: ToolName[];
@@ -67,13 +71,35 @@ export interface BackupBenchOptions {
   restic?: string;
   /** Restore from a Ceph RGW too (off with --no-s3). */
   s3: boolean;
+  /** Which series run: the generated ones, the real-data ones (real-series.ts), or both. */
+  series: SeriesChoice;
   log: (line: string) => void;
 }
 
-type Sizes = Pick<BackupBenchOptions, 'vmImageBytes' | 'dumpBytes' | 'days' | 'seed'>;
+export type SeriesChoice = 'all' | 'generated' | 'real';
+export const SERIES_CHOICES: readonly SeriesChoice[] = ['all', 'generated', 'real'];
 
-export const fullBackupRun: Sizes = { vmImageBytes: 2 * GiB, dumpBytes: 512 * MiB, days: 5, seed: 1 };
-export const quickBackupRun: Sizes = { vmImageBytes: 128 * MiB, dumpBytes: 32 * MiB, days: 3, seed: 1 };
+/** The series' sizes. usrBytes: bytes of /usr in usr_tar; pgbenchScale: `pgbench -i -s` (about 10 MiB of dump per unit); pgbenchTransactions: between two days. */
+type Sizes = Pick<BackupBenchOptions, 'vmImageBytes' | 'dumpBytes' | 'days' | 'seed' | 'usrBytes' | 'pgbenchScale' | 'pgbenchTransactions'>;
+
+export const fullBackupRun: Sizes = {
+  vmImageBytes: 2 * GiB,
+  dumpBytes: 512 * MiB,
+  days: 5,
+  seed: 1,
+  usrBytes: 384 * MiB,
+  pgbenchScale: 30,
+  pgbenchTransactions: 5000,
+};
+export const quickBackupRun: Sizes = {
+  vmImageBytes: 128 * MiB,
+  dumpBytes: 32 * MiB,
+  days: 3,
+  seed: 1,
+  usrBytes: 48 * MiB,
+  pgbenchScale: 3,
+  pgbenchTransactions: 1000,
+};
 
 export interface BackupArgs {
   json: boolean;
@@ -85,11 +111,12 @@ export interface BackupArgs {
   keep: boolean;
   restic?: string;
   s3: boolean;
+  series: SeriesChoice;
 }
 
 /** Parses the arguments after `backup`. Returns an error message for bad input. */
 export function parseBackupArgs(argv: string[]): BackupArgs | { error: string } {
-  const a: BackupArgs = { json: false, quick: false, help: false, tools: [...ALL_TOOLS], encrypt: false, keep: false, s3: true };
+  const a: BackupArgs = { json: false, quick: false, help: false, tools: [...ALL_TOOLS], encrypt: false, keep: false, s3: true, series: 'all' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -130,6 +157,13 @@ export function parseBackupArgs(argv: string[]): BackupArgs | { error: string } 
         a.restic = v;
         break;
       }
+      case '--series': {
+        const v = value();
+        if (!v || !(SERIES_CHOICES as readonly string[]).includes(v))
+          return { error: `--series takes one of ${SERIES_CHOICES.join(', ')}; got ${v ?? 'nothing'}` };
+        a.series = v as SeriesChoice;
+        break;
+      }
       case '--no-s3':
         if (eq > 0) return { error: 'option --no-s3 takes no value' };
         a.s3 = false;
@@ -145,11 +179,13 @@ interface SeriesSpec {
   name: string;
   job: string;
   fileName: string;
-  series: DataSeries;
+  series: BenchSeries;
+  /** A real-data series (real-series.ts): its figures are reported apart from the generated ones. */
+  real?: boolean;
 }
 
 /** Writes day `day` of `series` to `path` (beside it, then renamed over it); returns its size and SHA-256. */
-export async function materialize(series: DataSeries, day: number, path: string): Promise<{ bytes: number; sha256: string }> {
+export async function materialize(series: BenchSeries, day: number, path: string): Promise<{ bytes: number; sha256: string }> {
   const tmp = `${path}.tmp`;
   const hash = createHash('sha256');
   const fh = await open(tmp, 'w');
@@ -248,6 +284,10 @@ async function runSeries(
     await t.init(repoOf(t));
   }
   const result: SeriesResult = { name: spec.name, job, days: series.days, day_bytes: [], backups: [], restores: [] };
+  if (spec.real) {
+    result.real = true;
+    result.describe = (series as RealSeries).describe;
+  }
   const snapshots = new Map<ToolName, string>();
   let last = { bytes: 0, sha256: '' };
   for (let day = 0; day < series.days; day++) {
@@ -407,11 +447,14 @@ async function runS3(
 
 /**
  * Rough disk need: the day's file twice (while the next one is written), a restore, and
- * per tool up to ~1.5 days of repository (borg on the default run: 1.4x the image).
+ * per tool up to ~1.5 days of repository (borg on the default run: 1.4x the image); the
+ * real-data series likewise, plus the pgbench database (about twice its dump).
  */
 export function diskNeed(o: Sizes & { tools: readonly ToolName[] }): number {
   const dump = o.dumpBytes * 1.1;
-  return Math.round(3 * Math.max(o.vmImageBytes, dump) + o.tools.length * 1.5 * (o.vmImageBytes + dump) + GiB);
+  const pg = o.pgbenchScale * 12 * MiB;
+  const real = 2 * pg + o.tools.length * 1.5 * (o.usrBytes + pg);
+  return Math.round(3 * Math.max(o.vmImageBytes, dump) + o.tools.length * 1.5 * (o.vmImageBytes + dump) + real + GiB);
 }
 
 /** Why the S3 restores are not measured before anything runs, or null to try them. */
@@ -423,6 +466,9 @@ function s3SkipReason(o: BackupBenchOptions): string | null {
 
 export async function runBackupBench(o: BackupBenchOptions): Promise<Record<string, unknown>> {
   const started = Date.now();
+  // Others may run tests on this machine at the same time: the load is part of the record.
+  const loadAtStart = loadavg().map((l) => Number(l.toFixed(2)));
+  o.log(`load average at start: ${loadAtStart.join(' ')}`);
   if (o.tools.includes('hoard')) checkHoardCli();
   // restic is Debian unstable's (or --restic PATH), not the machine's package.
   ensureInstalled(
@@ -447,10 +493,14 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
   const versions = Object.fromEntries(tools.map((t) => [t.name, t.version()]));
   for (const t of tools) o.log(`${t.name}: ${versions[t.name]}; ${t.settings}`);
   if (restic) o.log(`restic binary: ${restic.path} (${restic.source})`);
-  const specs: SeriesSpec[] = [
-    { name: 'vm_image', job: 'vm', fileName: 'vm.img', series: vmImageSeries({ seed: o.seed, imageBytes: o.vmImageBytes, days: o.days }) },
-    { name: 'db_dump', job: 'dump', fileName: 'dump.sql', series: dumpSeries({ seed: o.seed, approxBytes: o.dumpBytes, days: o.days }) },
-  ];
+  const specs: SeriesSpec[] =
+    o.series === 'real'
+      ? []
+      : [
+          { name: 'vm_image', job: 'vm', fileName: 'vm.img', series: vmImageSeries({ seed: o.seed, imageBytes: o.vmImageBytes, days: o.days }) },
+          { name: 'db_dump', job: 'dump', fileName: 'dump.sql', series: dumpSeries({ seed: o.seed, approxBytes: o.dumpBytes, days: o.days }) },
+        ];
+  const realSeries: RealSeries[] = [];
   const series: SeriesResult[] = [];
   const floorsBySeries: Record<string, SeriesFloors> = {};
   let s3: S3Result = { status: 'skipped', reason: s3Skip, series: 'vm_image', bytes: null, backups: [], restores: [] };
@@ -472,6 +522,16 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    if (o.series !== 'generated') {
+      const usr = await usrTarSeries({ budgetBytes: o.usrBytes, days: o.days, seed: o.seed });
+      realSeries.push(usr);
+      specs.push({ name: 'usr_tar', job: 'usr', fileName: 'usr.tar', series: usr, real: true });
+      o.log(`usr_tar: ${usr.describe}`);
+      const pg = await pgbenchDumpSeries({ scale: o.pgbenchScale, transactions: o.pgbenchTransactions, days: o.days, seed: o.seed, log: o.log });
+      realSeries.push(pg);
+      specs.push({ name: 'pgbench_dump', job: 'pgbench', fileName: 'pgbench.dump', series: pg, real: true });
+      o.log(`pgbench_dump: ${pg.describe}`);
+    }
     for (const spec of specs) {
       const after = async (a: AfterSeries): Promise<Partial<SeriesResult>> => {
         const extra: Partial<SeriesResult> = {};
@@ -487,6 +547,7 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
     pageCacheWrite = measurePageCacheWrite(work);
     syncDisks();
   } finally {
+    for (const r of realSeries) await r.close().catch((err: Error) => o.log(`could not stop a real-data series: ${err.message}`));
     killDaemons();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -510,9 +571,19 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
         'hoard server start --storage fs:<the series hoard repository> --listen 127.0.0.1:0 (plain HTTP), then hoard restore --server URL --token T JOB --snapshot ID --to PATH',
       s3: 'Ceph RGW (test-support/ceph-rgw.sh: memstore OSD, objects in RAM) on 127.0.0.1; hoard: s3://hoard-vm with HOARD_S3_ENDPOINT; restic: -r s3:http://127.0.0.1:PORT/restic-vm; the last VM-image day',
     },
-    data: { vm_image_bytes: o.vmImageBytes, db_dump_bytes_day0: o.dumpBytes, days: o.days, seed: o.seed },
+    data: {
+      series: o.series,
+      vm_image_bytes: o.vmImageBytes,
+      db_dump_bytes_day0: o.dumpBytes,
+      usr_tar_bytes: o.usrBytes,
+      pgbench_scale: o.pgbenchScale,
+      pgbench_transactions_per_day: o.pgbenchTransactions,
+      days: o.days,
+      seed: o.seed,
+    },
     series: Object.fromEntries(series.map((s) => [s.name, s])),
     machine: machine(),
+    load_average: { start: loadAtStart, end: loadavg().map((l) => Number(l.toFixed(2))) },
     seconds: Math.round((Date.now() - started) / 1000),
   };
 }
@@ -547,7 +618,17 @@ export async function backupCommand(argv: string[], usage: string): Promise<numb
   const sizes = args.quick ? quickBackupRun : fullBackupRun;
   let res: Record<string, unknown>;
   try {
-    res = await runBackupBench({ ...sizes, tools: args.tools, encrypt: args.encrypt, dir: args.dir, keep: args.keep, restic: args.restic, s3: args.s3, log });
+    res = await runBackupBench({
+      ...sizes,
+      tools: args.tools,
+      encrypt: args.encrypt,
+      dir: args.dir,
+      keep: args.keep,
+      restic: args.restic,
+      s3: args.s3,
+      series: args.series,
+      log,
+    });
   } catch (err) {
     process.stderr.write(`bench backup: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

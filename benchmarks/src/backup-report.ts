@@ -50,6 +50,10 @@ export interface SeriesResult {
   restores: RestoreRun[];
   /** hoard restores of the last day through a media server serving the same repository. */
   server_restores?: ServerRestoreRun[];
+  /** A real-data series (usr_tar, pgbench_dump): its ratios are reported apart (`*_real`). */
+  real?: boolean;
+  /** What a real-data series' bytes are. */
+  describe?: string;
 }
 
 /** Restores of the last VM-image day from one Ceph RGW, each tool from its own bucket. */
@@ -101,6 +105,15 @@ export interface BackupRatios {
   restore_s3_time_ratio_restic: number | null;
   /** hoard restore peak RSS / restic restore peak RSS; worst of the local series and S3. */
   restore_peak_rss_ratio_restic: number | null;
+  /**
+   * The real-data series (usr_tar, pgbench_dump) apart: the figures above are the generated
+   * series' only, so that they compare with earlier runs.
+   */
+  backup_time_ratio_restic_real: number | null;
+  backup_time_ratio_borg_real: number | null;
+  stored_bytes_ratio_restic_real: number | null;
+  stored_bytes_ratio_borg_real: number | null;
+  peak_rss_ratio_restic_real: number | null;
 }
 
 export interface Target {
@@ -192,7 +205,9 @@ function restoreRssRatios(series: SeriesResult[], s3: S3Result | null): number[]
   return out;
 }
 
-export function computeRatios(series: SeriesResult[], s3: S3Result | null = null): BackupRatios {
+export function computeRatios(allSeries: SeriesResult[], s3: S3Result | null = null): BackupRatios {
+  const series = allSeries.filter((s) => !s.real);
+  const real = allSeries.filter((s) => s.real);
   const all = () => true;
   const first = (d: number) => d === 0;
   const later = (d: number) => d > 0;
@@ -225,6 +240,11 @@ export function computeRatios(series: SeriesResult[], s3: S3Result | null = null
     restore_s3_mb_s_restic: minMbS(s3Restores, 'restic'),
     restore_s3_time_ratio_restic: s3h && s3r ? round(s3h.restore_s / s3r.restore_s) : null,
     restore_peak_rss_ratio_restic: maxOrNull(restoreRssRatios(series, s3)),
+    backup_time_ratio_restic_real: maxOrNull(timeRatios(real, 'restic', all)),
+    backup_time_ratio_borg_real: maxOrNull(timeRatios(real, 'borg', all)),
+    stored_bytes_ratio_restic_real: maxOrNull(storedRatios(real, 'restic')),
+    stored_bytes_ratio_borg_real: maxOrNull(storedRatios(real, 'borg')),
+    peak_rss_ratio_restic_real: rssRatio(real, 'restic'),
   };
 }
 
@@ -249,6 +269,7 @@ export function evaluateTargets(r: BackupRatios): Target[] {
     t('restore_s3_time_ratio_restic', '<=', 0.5),
     t('restore_server_ratio_embedded', '>=', 0.9),
     t('restore_peak_rss_ratio_restic', '<=', 1),
+    t('stored_bytes_ratio_restic_real', '<=', 0.9),
   ];
 }
 
@@ -273,7 +294,7 @@ export function renderSeries(s: SeriesResult): string {
     ['restore', 'day', 'MiB', 'restore s', 'MB/s', 'peak RSS MiB', 'CPU s'],
     s.restores.map((r) => [r.tool, String(r.day), mib(r.bytes), secs(r.restore_s), fmt.mbps(r.restore_mb_s), mib(r.peak_rss_bytes), secs(r.cpu_s)]),
   );
-  return `${s.name} (${s.days} days, ${mib(s.day_bytes[0])} MiB on day 0)\n\n${backups}\n\n${restores}`;
+  return `${s.name} (${s.real ? 'real data: ' : ''}${s.describe ? `${s.describe}; ` : ''}${s.days} days, ${mib(s.day_bytes[0])} MiB on day 0)\n\n${backups}\n\n${restores}`;
 }
 
 /** Every restore of the run side by side: local repositories, through the server, from S3. */

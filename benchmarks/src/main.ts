@@ -38,6 +38,8 @@ backup options:
                 ~/.cache/hoard-bench on first use
   --no-s3       skip the restores from a Ceph RGW (installed with apt-get when missing,
                 as root)
+  --series S    all (default), generated (the VM-image and dump series) or real (a tar of
+                part of /usr and a pg_dump of a pgbench database changed by pgbench)
 
 network options (default: 1 GiB image + 256 MiB dump x 5 days, 4 agents x 512 MiB;
 --quick: 128 MiB + 32 MiB x 3 days, 4 agents x 64 MiB):

@@ -308,7 +308,7 @@ export class Hoard implements BackupTool {
 
   constructor(ctx: ToolContext) {
     this.encrypt = ctx.encrypt;
-    this.settings = `${ctx.encrypt ? '--encrypt' : 'unencrypted'}, --chunking vm-image (avg 64 KiB) / db-dump (avg 16 KiB), CLI default compression (lz4)`;
+    this.settings = `${ctx.encrypt ? '--encrypt' : 'unencrypted'}, --chunking vm-image (avg 64 KiB) / db-dump (avg 16 KiB), the default compression of new repositories (zstd:3)`;
     this.env = { ...process.env, ...ctx.env, XDG_CACHE_HOME: join(ctx.stateDir, 'hoard-cache'), HOARD_PASSPHRASE: PASSPHRASE };
   }
 

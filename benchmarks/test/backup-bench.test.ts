@@ -20,6 +20,7 @@ import {
 import { combineFloors } from '../dist/floors.js';
 import { dirBytes, findFiles, parseTimeOutput } from '../dist/measure.js';
 import { hoardSnapshotId, missingPackages, resticSnapshotId, type ToolName } from '../dist/peers.js';
+import { usrTarSeries } from '../dist/real-series.js';
 
 describe('parseTimeOutput', () => {
   it('reads "%e %M %U %S" (RSS in KiB)', () => {
@@ -68,7 +69,16 @@ describe('dirBytes and findFiles', () => {
 
 describe('parseBackupArgs', () => {
   it('defaults to all three tools, tables, full size', () => {
-    expect(parseBackupArgs([])).toEqual({ json: false, quick: false, help: false, tools: ['hoard', 'restic', 'borg'], encrypt: false, keep: false, s3: true });
+    expect(parseBackupArgs([])).toEqual({
+      json: false,
+      quick: false,
+      help: false,
+      tools: ['hoard', 'restic', 'borg'],
+      encrypt: false,
+      keep: false,
+      s3: true,
+      series: 'all',
+    });
   });
 
   it('takes --tools as "--tools a,b" or "--tools=a,b", in canonical order', () => {
@@ -82,6 +92,9 @@ describe('parseBackupArgs', () => {
     expect(parseBackupArgs(['--restic=/opt/restic'])).toMatchObject({ restic: '/opt/restic', s3: true });
     expect(parseBackupArgs(['--restic'])).toEqual({ error: expect.stringMatching(/--restic needs/) });
     expect(parseBackupArgs(['--no-s3=1'])).toEqual({ error: expect.stringMatching(/takes no value/) });
+    expect(parseBackupArgs(['--series', 'real'])).toMatchObject({ series: 'real' });
+    expect(parseBackupArgs(['--series=generated'])).toMatchObject({ series: 'generated' });
+    expect(parseBackupArgs(['--series', 'usr'])).toEqual({ error: '--series takes one of all, generated, real; got usr' });
   });
 
   it('rejects unknown tools, options and arguments', () => {
@@ -90,6 +103,40 @@ describe('parseBackupArgs', () => {
     expect(parseBackupArgs(['--fast'])).toEqual({ error: 'unknown option --fast' });
     expect(parseBackupArgs(['chunker'])).toEqual({ error: 'unexpected argument "chunker"' });
     expect(parseBackupArgs(['--json=1'])).toEqual({ error: expect.stringMatching(/takes no value/) });
+  });
+});
+
+describe('usrTarSeries', () => {
+  it('tars the first files of a sorted walk up to the budget, and swaps some for later ones each day', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hoard-bench-usr-'));
+    try {
+      for (let i = 0; i < 40; i++) await writeFile(join(root, `f${String(i).padStart(2, '0')}`), Buffer.alloc(1000, i));
+      const s = await usrTarSeries({ root, budgetBytes: 20_000, days: 3, seed: 1, churn: 0.25 });
+      const names = async (day: number): Promise<string[]> => {
+        const pieces: Buffer[] = [];
+        for await (const p of s.day(day)) pieces.push(Buffer.from(p));
+        const tar = Buffer.concat(pieces);
+        const out: string[] = [];
+        // ustar headers: a name in the first 100 bytes of each 512-byte header, 1000-byte bodies padded to 1024.
+        for (let at = 0; at + 512 <= tar.length; at += 512 + 1024) {
+          const name = tar
+            .subarray(at, at + 100)
+            .toString('utf8')
+            .replace(/\0.*$/s, '');
+          if (name === '') break;
+          out.push(name.slice(name.lastIndexOf('/') + 1));
+        }
+        return out;
+      };
+      const day0 = await names(0);
+      expect(day0).toEqual(Array.from({ length: 20 }, (_, i) => `f${String(i).padStart(2, '0')}`));
+      const day1 = await names(1);
+      expect(day1).not.toEqual(day0);
+      expect(day1.some((n) => n >= 'f20')).toBe(true); // files from further along the walk
+      expect([...day1].sort()).toEqual(day1); // still in path order
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
@@ -179,6 +226,19 @@ describe('computeRatios', () => {
       ['borg', 0.4, 100],
     ],
   );
+
+  it("reports a real-data series apart: its ratios are the *_real ones, the others stay the generated series'", () => {
+    const real = { ...series('usr_tar', [run('hoard', 0, 3, 90), run('restic', 0, 2, 100), run('borg', 0, 6, 150)], []), days: 1, real: true };
+    const r = computeRatios([vm, dump, real]);
+    expect(r.stored_bytes_ratio_restic).toBe(1.2); // the generated series only, as without the real one
+    expect(r.backup_time_ratio_restic).toBe(0.4);
+    expect(r.stored_bytes_ratio_restic_real).toBe(0.9);
+    expect(r.backup_time_ratio_restic_real).toBe(1.5);
+    expect(r.backup_time_ratio_borg_real).toBe(0.5);
+    const target = evaluateTargets(r).find((t) => t.measure === 'stored_bytes_ratio_restic_real');
+    expect(target).toMatchObject({ op: '<=', target: 0.9, met: true });
+    expect(computeRatios([vm, dump]).stored_bytes_ratio_restic_real).toBeNull();
+  });
 
   it('takes the worst day, the last day, the highest peak and the slowest restore', () => {
     const r = computeRatios([vm, dump]);
@@ -274,6 +334,7 @@ describe('computeRatios', () => {
       restore_s3_time_ratio_restic: null,
       restore_server_ratio_embedded: null,
       restore_peak_rss_ratio_restic: true,
+      stored_bytes_ratio_restic_real: null, // no real-data series
     });
   });
 
