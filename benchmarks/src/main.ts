@@ -5,16 +5,18 @@
  */
 import { backupCommand } from './backup-bench.js';
 import { fullRun, quickRun, renderChunkerReport, runChunkerBench } from './chunker-bench.js';
-import { runIndexBench } from './index-bench.js';
+import { peakRss, runIndexBench } from './index-bench.js';
 import { machine } from './machine.js';
 import { networkCommand } from './network-bench.js';
 import { renderTable } from './table.js';
 
-const USAGE = `usage: pnpm bench <benchmark> [--json] [--quick]
+const USAGE = `usage: pnpm bench <benchmark> [--json] [--quick] [--scale]
 
 benchmarks:
   chunker   FastCDC/fixed throughput, BLAKE3 vs SHA-256, fingerprint index, dedup ratios
-  index     the fingerprint index alone (10M entries; 1M with --quick)
+  index     the media server's fingerprint index alone (3 value words; 10M entries, 1M
+            with --quick, 50M with --scale: ~1.6 GB of index plus as much again for the
+            random-read floor, a few minutes), lookups against that floor
   backup    hoard vs restic vs borg end to end on the VM-image and dump series: backup time
             per day, repository size, peak RSS, restore (local, through a media server,
             from S3) and the machine's floors (installs borgbackup and Ceph with apt-get
@@ -50,13 +52,18 @@ network options (default: 1 GiB image + 256 MiB dump x 5 days, 4 agents x 512 Mi
   --dir DIR, --keep    as for backup
 `;
 
+/** The media server's StoreIndex: pack ordinal, offset, stored length | codec. */
+const SERVER_INDEX_VALUE_WORDS = 3;
+/** `bench index --scale`: the issue's scale run. */
+const SCALE_INDEX_ENTRIES = 50_000_000;
+
 async function main(argv: string[]): Promise<number> {
   const at = argv.findIndex((a) => !a.startsWith('--'));
   if (argv[at] === 'backup') return backupCommand([...argv.slice(0, at), ...argv.slice(at + 1)], USAGE);
   if (argv[at] === 'network') return networkCommand([...argv.slice(0, at), ...argv.slice(at + 1)], USAGE);
   const args = argv.filter((a) => !a.startsWith('--'));
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
-  const unknown = [...flags].filter((f) => !['--json', '--quick', '--help'].includes(f));
+  const unknown = [...flags].filter((f) => !['--json', '--quick', '--help', ...(args[0] === 'index' ? ['--scale'] : [])].includes(f));
   if (flags.has('--help') || args.length === 0) {
     process.stdout.write(USAGE);
     return args.length === 0 && !flags.has('--help') ? 2 : 0;
@@ -68,7 +75,17 @@ async function main(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const preset = flags.has('--quick') ? quickRun : fullRun;
   if (args[0] === 'index') {
-    const result = { benchmark: 'index', index_entries: preset.indexEntries, ...(await runIndexBench({ entries: preset.indexEntries })), machine: machine() };
+    const entries = flags.has('--scale') ? SCALE_INDEX_ENTRIES : preset.indexEntries;
+    const started = Date.now();
+    const figures = await runIndexBench({ entries, valueWords: SERVER_INDEX_VALUE_WORDS, log });
+    const result = {
+      benchmark: 'index',
+      index_entries: entries,
+      ...figures,
+      peak_rss_bytes: peakRss() ?? null,
+      seconds: Math.round((Date.now() - started) / 1000),
+      machine: machine(),
+    };
     if (flags.has('--json')) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else
       process.stdout.write(
