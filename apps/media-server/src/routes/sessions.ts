@@ -12,10 +12,11 @@ import {
   type BeginSessionResponse,
   type CommitResponse,
 } from '@hoard/protocol';
-import { formatCompression, type SnapshotInfo } from '@hoard/repository';
+import { compressionFrom, formatCompression, type SnapshotInfo } from '@hoard/repository';
 import { BackupSession } from '../backup-session.js';
 import type { Api } from '../http/api.js';
 import { BodyReader, readBody, requireContentType, sendBinary, sendJson } from '../http-util.js';
+import { policyJobs } from '../policy-scheduler.js';
 import { snapshotRecord, type MediaServer } from '../server.js';
 import { recordLateSnapshots } from '../run-results.js';
 import { checkCommit } from './request-checks.js';
@@ -43,6 +44,7 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
         throw new RequestError('run_not_running', `run ${body.run} is ${run.state}, not running${run.error ? `: ${run.error}` : ''}`);
     }
     const store = await server.stores.forJob(body.job, job?.store);
+    const policy = (await server.policies()).find((p) => policyJobs(p).includes(body.job));
     const chunker = store.store.chunking(body.chunking);
     const maxChunk = resolveChunker(chunker).maxSize;
     const parent = await server.repo.latestSnapshot(body.job, (s) => s.meta.source.name === body.source.name);
@@ -72,7 +74,9 @@ export function sessionRoutes(api: Api, server: MediaServer): void {
         name: store.store.name,
         encrypted: store.store.encrypted,
         secrets: store.store.wireSecrets(),
-        compression: formatCompression(store.store.compression),
+        // A policy's store.compression applies to its jobs' new blobs (each blob records its
+        // own codec, so one store may hold several); other jobs use the store record's.
+        compression: formatCompression(policy ? compressionFrom(policy.store.compression, `policy ${policy.name}`) : store.store.compression),
       },
       chunker: chunkerToWire(chunker) as BeginSessionResponse['chunker'],
       maxChunk,
