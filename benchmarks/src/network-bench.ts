@@ -11,8 +11,8 @@
  *   hoard_received_bytes_total and with what the server process read from its sockets),
  *   the new and new-compressed bytes, wall times and CPU seconds of both processes;
  * - the server's peak RSS (VmHWM) per million indexed chunks, and its idle RSS;
- * - N agents at once, each backing up its own image (a different seed of the VM-image
- *   generator): total MB/s.
+ * - 1, 2, 4 ... N agents at once, each backing up its own image (a different seed of the
+ *   VM-image generator): total MB/s, and its ratio to one such image backed up embedded.
  *
  * Method notes (see benchmarks/README.md, "network"): every file is generated before any
  * run and read once right before each timed run (warm page cache); `sync` runs between
@@ -299,7 +299,16 @@ async function timedCli(
 export function diskNeed(o: NetworkSizes): number {
   const dump = o.dumpBytes * 1.1;
   // The day's files twice, two repositories of ~1.5 days each, the agents' images and their share of the server repository.
-  return Math.round(2 * (o.vmImageBytes + dump) + 2 * 1.5 * (o.vmImageBytes + dump) + 2 * o.agents * o.agentImageBytes);
+  const fleetImages = fleetSizes(o.agents).reduce((n, c) => n + c, 0) + 1;
+  return Math.round(2 * (o.vmImageBytes + dump) + 2 * 1.5 * (o.vmImageBytes + dump) + 2 * fleetImages * o.agentImageBytes);
+}
+
+/** The fleet phases: 1, 2, 4, ... agents at once, up to `agents` (which is always one of them). */
+export function fleetSizes(agents: number): number[] {
+  const sizes: number[] = [];
+  for (let n = 1; n < agents; n *= 2) sizes.push(n);
+  if (agents > 0) sizes.push(agents);
+  return sizes;
 }
 
 export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<string, unknown>> {
@@ -482,53 +491,69 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
     const afterSeries = await server.daemon.memory();
     loads.after_series = load1();
 
-    // N agents at once, each its own image.
-    let fleet: FleetResult | null = null;
+    // 1, 2, 4 ... agents at once (up to --agents), each its own image: every phase has new
+    // images (seeds of their own), so each is a first backup with nothing to dedup against.
+    // One image of the same size through the embedded path gives the ratio's reference.
+    const fleets: FleetResult[] = [];
+    let fleetEmbedded: { wall_s: number; mb_s: number; cpu_s: number | null } | null = null;
     if (o.agents > 0) {
-      const files: string[] = [];
-      for (let i = 0; i < o.agents; i++) {
-        const file = join(src, `fleet-${i}.img`);
-        await materialize(vmImageSeries({ seed: o.seed + 100 + i, imageBytes: o.agentImageBytes, days: 1 }), 0, file);
-        files.push(file);
-      }
-      syncDisks();
-      for (const f of files) await readThrough(f);
-      o.log(`${o.agents} agents at once, ${(o.agentImageBytes / MiB).toFixed(0)} MiB each ...`);
-      const load_1m = load1();
-      const before = await reading(server, agents);
-      const t0 = process.hrtime.bigint();
-      const queued = await Promise.all(
-        files.map((f, i) => server.api<RunViewLite>('POST', '/v1/runs', { agent: `a${i}`, job: `fleet-${i}`, sources: [`file:${f}`] })),
-      );
-      const finished = await Promise.all(
-        queued.map(async (q) => {
-          let run = q;
-          while (run.state === 'queued' || run.state === 'running') run = await server.api<RunViewLite>('GET', `/v1/runs/${run.id}?wait=30`);
-          return { run, s: Number(process.hrtime.bigint() - t0) / 1e9 };
-        }),
-      );
-      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-      const after = await reading(server, agents);
-      const totals = finished.map((f, i) => targetOf(f.run, `agent a${i}`).totals);
-      const logical = totals.reduce((n, t) => n + t.bytesRead, 0);
-      fleet = {
-        agents: o.agents,
-        image_bytes: o.agentImageBytes,
-        logical_bytes: logical,
-        wall_s: r3(wall),
-        mb_s: mbps(logical, wall),
-        per_agent_s: finished.map((f) => r3(f.s)),
-        bytes_sent: totals.reduce((n, t) => n + t.bytesSent, 0),
-        bytes_stored: totals.reduce((n, t) => n + t.bytesStored, 0),
-        server_cpu_s: r3(after.serverCpu - before.serverCpu),
-        agents_cpu_s: r3(after.agentsCpu - before.agentsCpu),
-        others_cpu_s: othersCpu(before, after, 0),
-        load_1m,
+      const makeImage = async (seed: number, name: string): Promise<string> => {
+        const file = join(src, name);
+        await materialize(vmImageSeries({ seed, imageBytes: o.agentImageBytes, days: 1 }), 0, file);
+        return file;
       };
-      o.log(`  ${fleet.wall_s.toFixed(2)} s, ${fleet.mb_s.toFixed(0)} MB/s in total`);
-      for (const f of files) await rm(f, { force: true });
+      const reference = await makeImage(o.seed + 99, 'fleet-embedded.img');
       syncDisks();
+      await readThrough(reference);
+      const emb = await timedCli(['backup', '--repo', embRepo, '--job', 'fleet-embedded', '--chunking', 'vm-image', reference, '--json'], env);
+      fleetEmbedded = { wall_s: r3(emb.wall_s), mb_s: mbps(o.agentImageBytes, emb.wall_s), cpu_s: emb.cpu_s === null ? null : r3(emb.cpu_s) };
+      o.log(`one ${(o.agentImageBytes / MiB).toFixed(0)} MiB image embedded: ${fleetEmbedded.wall_s.toFixed(2)} s, ${fleetEmbedded.mb_s.toFixed(0)} MB/s`);
+      await rm(reference, { force: true });
+      for (const count of fleetSizes(o.agents)) {
+        const files: string[] = [];
+        for (let i = 0; i < count; i++) files.push(await makeImage(o.seed + 100 + 10 * count + i, `fleet-${count}-${i}.img`));
+        syncDisks();
+        for (const f of files) await readThrough(f);
+        o.log(`${count} agent(s) at once, ${(o.agentImageBytes / MiB).toFixed(0)} MiB each ...`);
+        const load_1m = load1();
+        const before = await reading(server, agents);
+        const t0 = process.hrtime.bigint();
+        const queued = await Promise.all(
+          files.map((f, i) => server.api<RunViewLite>('POST', '/v1/runs', { agent: `a${i}`, job: `fleet-${count}-${i}`, sources: [`file:${f}`] })),
+        );
+        const finished = await Promise.all(
+          queued.map(async (q) => {
+            let run = q;
+            while (run.state === 'queued' || run.state === 'running') run = await server.api<RunViewLite>('GET', `/v1/runs/${run.id}?wait=30`);
+            return { run, s: Number(process.hrtime.bigint() - t0) / 1e9 };
+          }),
+        );
+        const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+        const after = await reading(server, agents);
+        const totals = finished.map((f, i) => targetOf(f.run, `agent a${i}`).totals);
+        const logical = totals.reduce((n, t) => n + t.bytesRead, 0);
+        const fleet: FleetResult = {
+          agents: count,
+          image_bytes: o.agentImageBytes,
+          logical_bytes: logical,
+          wall_s: r3(wall),
+          mb_s: mbps(logical, wall),
+          per_agent_s: finished.map((f) => r3(f.s)),
+          bytes_sent: totals.reduce((n, t) => n + t.bytesSent, 0),
+          bytes_stored: totals.reduce((n, t) => n + t.bytesStored, 0),
+          server_cpu_s: r3(after.serverCpu - before.serverCpu),
+          agents_cpu_s: r3(after.agentsCpu - before.agentsCpu),
+          others_cpu_s: othersCpu(before, after, 0),
+          load_1m,
+          ratio_embedded: r3(mbps(logical, wall) / fleetEmbedded.mb_s),
+        };
+        fleets.push(fleet);
+        o.log(`  ${fleet.wall_s.toFixed(2)} s, ${fleet.mb_s.toFixed(0)} MB/s in total (${fleet.ratio_embedded} x embedded)`);
+        for (const f of files) await rm(f, { force: true });
+        syncDisks();
+      }
     }
+    const fleet = fleets.find((f) => f.agents === o.agents) ?? null;
 
     const end = await server.daemon.memory();
     const index = await server.index();
@@ -557,6 +582,10 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
       fixed_cost: fixed,
       days,
       four_agents: fleet,
+      fleets,
+      fleet_embedded: fleetEmbedded,
+      agents_mb_s: Object.fromEntries(fleets.map((f) => [String(f.agents), f.mb_s])),
+      agents_ratio_embedded: Object.fromEntries(fleets.map((f) => [String(f.agents), f.ratio_embedded ?? null])),
       loads,
       settings: {
         vm_image: 'file: source on the agent, chunking vm-image (FastCDC avg 64 KiB); embedded: hoard backup --chunking vm-image FILE',
@@ -571,7 +600,8 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
         seed: o.seed,
         agents: o.agents,
         agent_image_bytes: o.agentImageBytes,
-        agent_image_seeds: Array.from({ length: o.agents }, (_, i) => o.seed + 100 + i),
+        agent_image_seeds: Object.fromEntries(fleetSizes(o.agents).map((n) => [String(n), Array.from({ length: n }, (_, i) => o.seed + 100 + 10 * n + i)])),
+        embedded_image_seed: o.seed + 99,
       },
       version: hoardVersion(),
       machine: machine(),
@@ -598,7 +628,8 @@ export function renderNetworkReport(res: Record<string, unknown>): string {
   const parts = [renderDays(days)];
   const fixed = res.fixed_cost as FixedCost | undefined;
   if (fixed) parts.push(`Fixed cost, a 1 MiB file (best of 3)\n\n${renderFixed(fixed)}`);
-  if (fleet) parts.push(`Agents at once\n\n${renderFleet(fleet)}`);
+  const fleets = (res.fleets as FleetResult[] | undefined) ?? (fleet ? [fleet] : []);
+  if (fleets.length > 0) parts.push(`Agents at once\n\n${renderFleet(fleets, res.fleet_embedded as { mb_s: number } | null)}`);
   parts.push(renderSummary(figures, evaluateTargets(figures)));
   parts.push(`loads: ${JSON.stringify(res.loads)}\nhoard ${String(res.version)}; machine: ${JSON.stringify(res.machine)}; ${String(res.seconds)} s`);
   return parts.join('\n\n');

@@ -100,6 +100,8 @@ export interface FleetResult {
   agents_cpu_s: number;
   others_cpu_s: number | null;
   load_1m: number;
+  /** mb_s / one image of the same size backed up embedded (hoard backup --repo). */
+  ratio_embedded?: number;
 }
 
 /** What each path costs for a 1 MiB file: process start, session, commit (best of 3). */
@@ -300,13 +302,14 @@ export function renderDays(days: NetworkDay[]): string {
   return `Bytes on the wire per day (agent -> server, request bodies)\n\n${wire}\n\nThroughput: network path vs embedded (\`hoard backup --repo\`)\n\n${speed}`;
 }
 
-export function renderFleet(f: FleetResult): string {
-  return renderTable(
+export function renderFleet(fleets: FleetResult[], embedded?: { mb_s: number } | null): string {
+  const table = renderTable(
     [
       'agents at once',
       'MiB each',
       'wall s',
       'MB/s total',
+      'x embedded',
       'slowest s',
       'fastest s',
       'sent MiB',
@@ -316,23 +319,23 @@ export function renderFleet(f: FleetResult): string {
       'load',
       'others CPU s',
     ],
-    [
-      [
-        String(f.agents),
-        mib(f.image_bytes),
-        secs(f.wall_s),
-        fmt.mbps(f.mb_s),
-        secs(Math.max(...f.per_agent_s)),
-        secs(Math.min(...f.per_agent_s)),
-        mib(f.bytes_sent),
-        mib(f.bytes_stored),
-        secs(f.server_cpu_s),
-        secs(f.agents_cpu_s),
-        f.load_1m.toFixed(2),
-        f.others_cpu_s === null ? '-' : secs(f.others_cpu_s),
-      ],
-    ],
+    fleets.map((f) => [
+      String(f.agents),
+      mib(f.image_bytes),
+      secs(f.wall_s),
+      fmt.mbps(f.mb_s),
+      f.ratio_embedded === undefined ? '-' : f.ratio_embedded.toFixed(2),
+      secs(Math.max(...f.per_agent_s)),
+      secs(Math.min(...f.per_agent_s)),
+      mib(f.bytes_sent),
+      mib(f.bytes_stored),
+      secs(f.server_cpu_s),
+      secs(f.agents_cpu_s),
+      f.load_1m.toFixed(2),
+      f.others_cpu_s === null ? '-' : secs(f.others_cpu_s),
+    ]),
   );
+  return embedded ? `${table}\n\none image of the same size embedded: ${fmt.mbps(embedded.mb_s)} MB/s` : table;
 }
 
 export function renderFixed(f: FixedCost): string {

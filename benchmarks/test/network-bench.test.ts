@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseNetworkArgs, sizesFor } from '../dist/network-bench.js';
+import { fleetSizes, parseNetworkArgs, sizesFor } from '../dist/network-bench.js';
 import { computeFigures, evaluateTargets, wireBudget, type NetworkDay, type ServerMemory } from '../dist/network-report.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../dist/main.js');
@@ -53,11 +53,25 @@ describe('bench network, tiny', () => {
     expect(res.four_agents.agents).toBe(2);
     expect(res.four_agents.per_agent_s).toHaveLength(2);
     expect(res.concurrent_agents).toBe(2);
+    // 1 agent, then 2 at once, each phase with the ratio to the same image size embedded.
+    const fleets = res.fleets as Array<{ agents: number; mb_s: number; ratio_embedded: number }>;
+    expect(fleets.map((f) => f.agents)).toEqual([1, 2]);
+    expect(Object.keys(res.agents_mb_s as object)).toEqual(['1', '2']);
+    for (const f of fleets) expect(f.ratio_embedded).toBeCloseTo(f.mb_s / (res.fleet_embedded as { mb_s: number }).mb_s, 2);
     const fixed = res.fixed_cost as Record<string, number>;
     for (const k of ['net_wall_s', 'net_run_s', 'net_agent_s', 'emb_wall_s']) expect(fixed[k], k).toBeGreaterThan(0);
     expect(res.index_entries as number).toBeGreaterThan(0);
     expect(res.server_peak_rss_bytes as number).toBeGreaterThanOrEqual(res.server_idle_rss_bytes as number);
     expect((res.targets as Array<{ measure: string }>).map((t) => t.measure)).toEqual(['wire_over_budget_ratio', 'throughput_ratio_embedded']);
+  });
+});
+
+describe('fleetSizes', () => {
+  it('doubles from 1 up to the agent count, which is always included', () => {
+    expect(fleetSizes(0)).toEqual([]);
+    expect(fleetSizes(1)).toEqual([1]);
+    expect(fleetSizes(4)).toEqual([1, 2, 4]);
+    expect(fleetSizes(6)).toEqual([1, 2, 4, 6]);
   });
 });
 
