@@ -44,7 +44,8 @@ export async function launchBrowser(): Promise<Browser> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check', '--lang=en-US'],
     env: { ...process.env, TZ: process.env.TZ ?? 'Europe/Berlin' },
   });
-  browser.once('disconnected', () => void rm(profile, { recursive: true, force: true }));
+  // Chromium may still be writing its profile as it goes: retry, and never fail a test over a temp dir.
+  browser.once('disconnected', () => void rm(profile, { recursive: true, force: true, maxRetries: 5 }).catch(() => undefined));
   return browser;
 }
 

@@ -11,9 +11,12 @@ import type { RouteId } from '@hoard/protocol/api';
 import { api, ApiError, errorText, may, whenSignedOut, type Role } from './api.js';
 import { VIEWER_ZONE } from './components/format.js';
 import { AgentsPage } from './pages/agents.js';
+import { BrowsePage } from './pages/browse.js';
 import { DashboardPage } from './pages/dashboard.js';
 import { JobPage } from './pages/job.js';
 import { NotFoundPage } from './pages/not-found.js';
+import { PolicyEditorPage } from './pages/policy-editor.js';
+import { RestorePage } from './pages/restore.js';
 import { SignInPage } from './pages/sign-in.js';
 import { TasksPage } from './pages/tasks.js';
 import { Link, matchPath, navigate, useLocation } from './router.js';
@@ -39,6 +42,9 @@ export const PAGES: PageEntry[] = [
   { path: '/jobs/:job', page: JobPage },
   { path: '/agents', page: AgentsPage, nav: 'Agents', needs: 'listAgents' },
   { path: '/tasks', page: TasksPage, nav: 'Tasks', needs: 'listJobs' },
+  { path: '/restore', page: RestorePage, nav: 'Restore', needs: 'pickSnapshot' },
+  { path: '/browse/:job/:id', page: BrowsePage, needs: 'browseSnapshot' },
+  { path: '/policies', page: PolicyEditorPage, nav: 'Policies', needs: 'checkPolicies' },
 ];
 
 type Auth = { state: 'checking' } | { state: 'signed-out'; reason?: string } | { state: 'signed-in'; session: Session };
