@@ -19,6 +19,7 @@ import { CALENDAR_WORDS, TargetSettings, checkTimeZone, parseSchedule, type Targ
 import { DEFAULT_GC_GRACE_MS, parseS3Url } from '@hoard/repository';
 import { parseDocument } from 'yaml';
 import { DEFAULT_RUN_LEASE_MS } from './run-board.js';
+import type { CopyTargetConfig } from './copy-targets.js';
 
 /** A config file (or a command-line setting) the server cannot start with. */
 export class ServerConfigError extends Error {
@@ -181,12 +182,18 @@ export const ServerConfigSchema = Type.Object(
             repository: Type.String({ format: 'hoard-storage', allowed: 'a directory or s3://bucket/prefix, created with hoard init' }),
             endpoint: Type.Optional(Type.String({ minLength: 1, allowed: "the S3 endpoint URL of the target, when it is not the environment's" })),
             passphraseFile: Type.Optional(path('the path of a file whose first line is the passphrase of the encrypted target')),
+            gc: Type.Optional(
+              Type.Boolean({
+                allowed:
+                  "true (default: the server collects the target's garbage on its gcSchedule, after its own) or false (another host runs hoard gc on it)",
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
         {
           allowed:
-            'named copy targets for policies\' copy-to, e.g. {"offsite": {"repository": "s3://offsite/hoard", "passphraseFile": "/etc/hoard/offsite.pass"}}, each with repository and optional endpoint and passphraseFile',
+            'named copy targets for policies\' copy-to, e.g. {"offsite": {"repository": "s3://offsite/hoard", "passphraseFile": "/etc/hoard/offsite.pass"}}, each with repository and optional endpoint, passphraseFile and gc',
         },
       ),
     ),
@@ -443,7 +450,7 @@ export interface ServerStartOptions {
     report?: { schedule: string; timeZone?: string; days?: number; drill?: boolean; targets: string[] };
   };
   /** Second repositories a policy's copy-to names (docs/sync.md). */
-  copyTargets?: Record<string, { repository: string; endpoint?: string; passphraseFile?: string }>;
+  copyTargets?: Record<string, CopyTargetConfig>;
 }
 
 /**
@@ -512,15 +519,14 @@ export function resolveServerSettings(config: ServerConfig, overrides: ServerCon
 }
 
 /** Copy targets with their directories and files as absolute paths (the server may change its working directory). */
-function resolveCopyTargets(
-  targets: NonNullable<ServerConfig['copyTargets']>,
-): Record<string, { repository: string; endpoint?: string; passphraseFile?: string }> {
-  const out: Record<string, { repository: string; endpoint?: string; passphraseFile?: string }> = {};
+function resolveCopyTargets(targets: NonNullable<ServerConfig['copyTargets']>): Record<string, CopyTargetConfig> {
+  const out: Record<string, CopyTargetConfig> = {};
   for (const [name, t] of Object.entries(targets)) {
     out[name] = {
       repository: t.repository.startsWith('s3://') ? t.repository : resolve(t.repository.startsWith('fs:') ? t.repository.slice(3) : t.repository),
       ...(t.endpoint !== undefined ? { endpoint: t.endpoint } : {}),
       ...(t.passphraseFile !== undefined ? { passphraseFile: resolve(t.passphraseFile) } : {}),
+      ...(t.gc !== undefined ? { gc: t.gc } : {}),
     };
   }
   return out;

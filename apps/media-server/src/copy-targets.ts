@@ -16,6 +16,8 @@ export interface CopyTargetConfig {
   endpoint?: string;
   /** First line: the passphrase of an encrypted target. */
   passphraseFile?: string;
+  /** Collect the target's garbage on the server's gcSchedule (default true). */
+  gc?: boolean;
 }
 
 /** A policy names a copy target the server config does not have. */
@@ -31,6 +33,11 @@ export class CopyTargets {
 
   get names(): string[] {
     return Object.keys(this.targets).sort();
+  }
+
+  /** The targets whose garbage this server collects (all but those with `gc: false`). */
+  get collected(): string[] {
+    return this.names.filter((name) => this.targets[name]!.gc !== false);
   }
 
   /** Runs `work` on the target opened afresh, after any copy into it still running; closes it afterwards. */

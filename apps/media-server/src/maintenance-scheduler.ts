@@ -45,6 +45,8 @@ export interface MaintenanceDone {
   kind: 'verify-structure' | 'verify-data' | 'prune' | 'gc' | 'copy' | 'validity-report';
   job?: string;
   policy?: string;
+  /** A copy target's GC: which target. */
+  target?: string;
   ok: boolean;
   error?: string;
 }
@@ -164,6 +166,9 @@ export class MaintenanceScheduler {
         } catch (err) {
           out.push({ kind: 'gc', ok: false, error: (err as Error).message });
         }
+        // Then the copy targets': what copy-keep forgot there is freed on the same schedule.
+        for (const done of await this.maintenance.gcCopyTargets({ graceMs: this.options.gcGraceMs }))
+          out.push({ kind: 'gc', ok: done.ok, target: done.target, ...(done.error !== undefined ? { error: done.error } : {}) });
       }
     }
     const report = this.options.validityReport;

@@ -97,6 +97,37 @@ export class Maintenance {
     private readonly copyTargets: CopyTargets = new CopyTargets(),
   ) {}
 
+  /** Names of the copy targets in the server config. */
+  copyTargetNames(): string[] {
+    return this.copyTargets.names;
+  }
+
+  /**
+   * Collects the garbage of each copy target this server manages (config `gc`, default on):
+   * copy-keep forgets copies there, and without a GC their packs would stay forever. One
+   * `gc` task per target, its summary naming the target; a target that fails does not stop
+   * the others (each failure is its task's error, and a maintenance-failed notification).
+   */
+  async gcCopyTargets(request: Pick<GcRequest, 'graceMs'> = {}): Promise<{ target: string; ok: boolean; error?: string }[]> {
+    const out: { target: string; ok: boolean; error?: string }[] = [];
+    for (const name of this.copyTargets.collected) {
+      try {
+        await this.recorded(
+          'gc',
+          {},
+          () => this.copyTargets.with(name, (target) => collectGarbage(target, { graceMs: request.graceMs, now: this.now })),
+          (r) =>
+            `copy target ${name}: condemned ${r.packs.condemned} pack(s), repacked ${r.packs.repacked}, deleted ${r.packs.deleted}; stored ${r.bytes.before} -> ${r.bytes.after} bytes`,
+          (r) => ({ target: name, ...r }),
+        );
+        out.push({ target: name, ok: true });
+      } catch (err) {
+        out.push({ target: name, ok: false, error: `copy target ${name}: ${(err as Error).message}` });
+      }
+    }
+    return out;
+  }
+
   /**
    * Copies a job's snapshots into the policy's copy target (docs/sync.md): every snapshot
    * the target has no copy of, or with copy-keep only those copy-keep keeps (planned over
@@ -104,11 +135,6 @@ export class Maintenance {
    * pruned copy is not copied again); then the target is pruned by copy-keep. Recorded as a
    * `copy` task of the job.
    */
-  /** Names of the copy targets in the server config. */
-  copyTargetNames(): string[] {
-    return this.copyTargets.names;
-  }
-
   async copyJob(job: string, policy: Policy): Promise<{ sync: SyncReport; prune?: PruneResult }> {
     const name = policy.copyTo;
     if (name === undefined) throw new RequestError('invalid_request', `policy ${policy.name} has no copy-to`);

@@ -5,24 +5,25 @@
  * fails is a failed task, never a failed run. A policy naming a target the config lacks is
  * refused.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RunView } from '@hoard/protocol';
-import { FsObjectStore, Repository } from '@hoard/repository';
+import { FsObjectStore, Repository, verify } from '@hoard/repository';
 import { addAgent, backup, call, randomData, startServer, type TestServer } from './helpers.js';
 
 let t: TestServer;
 let targetDir: string;
-let now = Date.parse('2026-11-01T00:00:00Z'); // a Sunday
+// A Sunday later than any real clock the objects are written at, so GC's age rule sees them as old.
+let now = Date.parse('2027-11-07T00:00:00Z');
 const clock = { now: () => now };
 
 beforeEach(async () => {
-  now = Date.parse('2026-11-01T00:00:00Z');
+  now = Date.parse('2027-11-07T00:00:00Z');
   targetDir = join(await mkdtemp(join(tmpdir(), 'hoard-copy-to-')), 'offsite');
   await Repository.init(await FsObjectStore.open(targetDir, { create: true }));
-  t = await startServer({ server: { scheduler: false, clock, copyTargets: { offsite: { repository: targetDir } } } });
+  t = await startServer({ server: { scheduler: false, clock, gcGraceMs: 0, copyTargets: { offsite: { repository: targetDir } } } });
 });
 afterEach(async () => {
   await t?.close();
@@ -56,6 +57,14 @@ async function scheduledRun(agent: { token: string }, seed: number): Promise<{ r
   return { run: finished.json as unknown as RunView, snapshot: committed.snapshot.key };
 }
 
+/** Bytes under the target's packs/, as listed on disk (not taken from GC's report). */
+async function targetPackBytes(): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(join(targetDir, 'packs'), { recursive: true, withFileTypes: true }))
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+  return total;
+}
+
 async function copies(): Promise<{ key: string; origin?: string }[]> {
   const target = await Repository.open(await FsObjectStore.open(targetDir));
   return (await target.snapshots()).map((s) => ({ key: s.key, origin: s.meta.origin?.snapshot }));
@@ -76,6 +85,7 @@ describe('policy copy-to', () => {
     const shown = await call(t.url, 'GET', '/v1/policies/copied', { token: t.admin });
     expect(shown.json.document).toMatchObject({ 'copy-to': 'offsite', 'copy-keep': { 'keep-last': 1 } });
     await t.server.scheduler.tick();
+    await t.server.maintenanceScheduler.tick(); // the GC schedule starts from now
 
     const first = await scheduledRun(agent, 1);
     expect(await copies()).toEqual([{ key: expect.any(String), origin: first.snapshot }]);
@@ -87,6 +97,33 @@ describe('policy copy-to', () => {
       ['succeeded', 'copied'],
       ['succeeded', 'copied'],
     ]);
+
+    // The server's nightly GC (04:30) then collects the target's garbage too: the first
+    // night condemns the packs only the copy copy-keep forgot used, the next deletes them;
+    // the copy that stays verifies with all its data.
+    const packsBefore = await targetPackBytes();
+    const summaries: string[] = [];
+    for (const night of [0, 1]) {
+      now += (night === 0 ? 4.5 : 24) * 3_600_000;
+      const done = await t.server.maintenanceScheduler.tick();
+      expect(done.filter((d) => d.kind === 'gc')).toEqual([
+        { kind: 'gc', ok: true },
+        { kind: 'gc', ok: true, target: 'offsite' },
+      ]);
+      // One gc task per night for the target, beside the server's own.
+      const targetTasks = (await t.server.catalog.listTasks({ kind: 'gc' })).filter((task) => task.summary?.startsWith('copy target offsite: '));
+      expect(targetTasks).toHaveLength(night + 1);
+      const tonight = targetTasks.find((task) => task.startedAt === new Date(now).toISOString());
+      expect(tonight).toMatchObject({ state: 'succeeded', result: expect.objectContaining({ target: 'offsite' }) });
+      summaries.push(tonight!.summary!);
+    }
+    expect(summaries[0]).toMatch(/condemned [1-9]\d* pack/);
+    expect(summaries[1]).toMatch(/deleted [1-9]\d*;/);
+    expect(await targetPackBytes()).toBeLessThan(packsBefore);
+    const target = await Repository.open(await FsObjectStore.open(targetDir));
+    const checked = await verify(target, { readData: true });
+    expect(checked.findings).toEqual([]);
+    expect(checked.snapshots).toBe(1);
 
     // The target is gone: the run still succeeds, the copy task fails and says why.
     await rm(targetDir, { recursive: true, force: true });
