@@ -14,6 +14,7 @@ import { ResponseSink } from '../http/restore-sinks.js';
 import { ArchiveTableCache, baseName } from '../restore-browse/archive-tables.js';
 import { contentDisposition } from '../restore-browse/content-disposition.js';
 import { planTar, TarSink } from '../restore-browse/tar-download.js';
+import { VerdictHoldingSink } from '../restore-browse/verdict-sink.js';
 import type { MediaServer } from '../server.js';
 
 const DEFAULT_PAGE = 200;
@@ -82,8 +83,8 @@ export function restoreBrowseRoutes(api: Api, server: MediaServer): void {
       const name = `${params.job}-${snapshot.id}-${basename(snapshot.meta.source.name) || 'snapshot'}`;
       res.writeHead(200, headers(snapshot, total, contentDisposition(name), 'application/octet-stream'));
       log.info({ ...context, bytes: total }, 'download started');
-      // The whole stream: every chunk and the stream hash checked before the end.
-      await restore(repo, snapshot, new ResponseSink(res)).catch(fail);
+      // The whole stream: every chunk checked, and the last byte held back until the stream hash is.
+      await restore(repo, snapshot, new VerdictHoldingSink(res)).catch(fail);
       return;
     }
 
@@ -109,6 +110,7 @@ export function restoreBrowseRoutes(api: Api, server: MediaServer): void {
     const plan = planTar(tree.subtree(entry.path), top);
     res.writeHead(200, headers(snapshot, plan.bytes, contentDisposition(`${top.toString('utf8')}.tar`), 'application/x-tar'));
     log.info({ ...context, bytes: plan.bytes, entries: plan.items.length }, 'download started (tar)');
+    // The whole tree: the tar's end blocks are written by finish(), after the stream-hash check.
     const whole = entry.path.equals(Buffer.from('.'));
     const sink = new TarSink(plan, new ResponseSink(res), whole ? 0 : (plan.range?.offset ?? 0));
     if (whole) await restore(repo, snapshot, sink).catch(fail);
