@@ -1,7 +1,6 @@
 /** `hoard backup --repo R --job NAME [--store S] <file|device|->` */
-import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { formatBytes } from '@hoard/chunker';
+import { formatBytes, readFileReusing } from '@hoard/chunker';
 import { backup, type BackupSource } from '@hoard/repository';
 import { blockDeviceSize } from '@hoard/agent';
 import { dedupFactor, formatDedup } from '../dedup.js';
@@ -54,7 +53,8 @@ async function openSource(path: string, options: BackupCommandOptions): Promise<
   }
   return {
     progressTotal: expectedBytes ?? (kind === 'file' ? info.size : deviceBytes),
-    stream: createReadStream(path, { highWaterMark: 1 << 20 }),
+    // One reused read buffer: the chunker copies each piece before asking for the next.
+    stream: readFileReusing(path),
     name: options.name ?? path,
     kind,
     expectedBytes: expectedBytes ?? (kind === 'file' ? info.size : undefined),

@@ -36,6 +36,12 @@ export interface EncodedBlob {
   rawLength: number;
   /** xxh64 of `stored`. */
   checksum: bigint;
+  /**
+   * Set by encodeOffThread: hands `stored`'s memory back for the next chunk once the caller
+   * is done with it (copied it into a pack). Calling it is optional (without, the memory is
+   * garbage as usual); `stored` must not be used afterwards.
+   */
+  release?: () => void;
 }
 
 /** What decoding needs to know of a stored blob (from the index or the pack trailer). */
@@ -82,8 +88,10 @@ export class BlobCodec {
   /**
    * `borrow`: the caller keeps `raw` unchanged until it is done with the result (e.g. the
    * PackWriter copied it), so an uncompressed, unencrypted blob may share its bytes.
+   * `transient`: the caller copies `stored` before the next encode on this codec, so a zstd
+   * frame may stay in the codec's scratch buffer (the encode workers).
    */
-  async encode(raw: Uint8Array, fingerprint: Uint8Array, options: { borrow?: boolean } = {}): Promise<EncodedBlob> {
+  async encode(raw: Uint8Array, fingerprint: Uint8Array, options: { borrow?: boolean; transient?: boolean } = {}): Promise<EncodedBlob> {
     let payload: Uint8Array = raw;
     let codec = PAYLOAD_RAW;
     /** `payload` lives in memory reused by the next encode (the zstd scratch buffer). */
@@ -106,7 +114,7 @@ export class BlobCodec {
     if (this.dataKey) {
       stored = this.seal(payload, fingerprint);
       codec |= CODEC_ENCRYPTED;
-    } else if (transient || (payload === raw && !options.borrow)) {
+    } else if ((transient && !options.transient) || (payload === raw && !options.borrow)) {
       // The caller may reuse `raw`'s buffer (the chunker's reuseBuffers): keep our own copy.
       stored = Uint8Array.prototype.slice.call(payload);
     }

@@ -22,17 +22,33 @@ function codecFor(job: EncodeJob): Promise<BlobCodec> {
   return codec;
 }
 
+/**
+ * Jobs one after another: with `transient` a zstd frame lives in the codec's scratch buffer
+ * until it is copied out, so the next job must not encode before that (jobs that arrive
+ * while the codec is still loading would otherwise all encode first, then copy).
+ */
+let queue: Promise<void> = Promise.resolve();
+
 port.on('message', (job: EncodeJob) => {
-  codecFor(job)
-    .then((codec) => codec.encode(new Uint8Array(job.raw), job.fingerprint, { borrow: true }))
+  queue = queue.then(() => encodeJob(job));
+});
+
+function encodeJob(job: EncodeJob): Promise<void> {
+  return codecFor(job)
+    .then((codec) => codec.encode(new Uint8Array(job.raw, 0, job.length), job.fingerprint, { borrow: true, transient: true }))
     .then(
       (blob) => {
-        // `borrow`: a raw blob may be `job.raw` itself, which is ours to send back.
-        const stored = blob.stored.byteOffset === 0 && blob.stored.byteLength === blob.stored.buffer.byteLength ? blob.stored : blob.stored.slice();
-        port.postMessage({ id: job.id, stored: stored.buffer as ArrayBuffer, codec: blob.codec, checksum: blob.checksum } satisfies EncodeDone, [
-          stored.buffer as ArrayBuffer,
-        ]);
+        // The raw bytes are encoded: their buffer carries the stored bytes back (the pool
+        // reuses it for a later chunk), unless they do not fit (a sealed blob that did not
+        // compress), which then travel in a buffer of their own.
+        let out = job.raw;
+        let offset = 0;
+        if (blob.stored.buffer === job.raw) offset = blob.stored.byteOffset;
+        else if (blob.stored.length <= job.raw.byteLength) new Uint8Array(job.raw).set(blob.stored);
+        else out = blob.stored.slice().buffer as ArrayBuffer;
+        const reply: EncodeDone = { id: job.id, stored: out, offset, length: blob.stored.length, codec: blob.codec, checksum: blob.checksum };
+        port.postMessage(reply, [out]);
       },
       (err: unknown) => port.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) } satisfies EncodeFailed),
     );
-});
+}

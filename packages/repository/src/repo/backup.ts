@@ -10,7 +10,8 @@
  *   end -> last pack, last segment, last page -> manifest (invariant 1: last of all)
  *
  * Memory is bounded by constants, never by the stream (invariant 6): ENCODES_IN_FLIGHT
- * chunks being encoded, one open pack, UPLOADS_IN_FLIGHT sealed packs, one page of refs.
+ * chunks being encoded, the chunker's segments, one open pack (streamed into a temp file
+ * on a local store, whole in memory for S3), UPLOADS_IN_FLIGHT sealed packs, one page of refs.
  */
 import { Chunker, MAX_CHUNK_SIZE, resolveChunker, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import { validateJobName, type SourceKind } from '../snapshot/manifest.js';
@@ -24,10 +25,11 @@ import { StoreWriter } from './store-writer.js';
 const ENCODES_IN_FLIGHT = 8;
 const UPLOADS_IN_FLIGHT = 1;
 /**
- * Chunker segments: 8 MiB (the chunker's default is 16) x 4 in flight. Each pack and
- * segment buffer is resident memory; this keeps a backup's peak RSS near 150 MiB.
+ * Chunker segments: 4 MiB (the chunker's default is 16) x 3 in flight plus the one
+ * filling. Every segment is resident memory: 8 MiB segments cost ~17 MiB more peak RSS for
+ * no measurable speed (docs/operations.md, "Memory budget").
  */
-const CHUNKER_PIPELINE = { segmentBytes: 8 * 1024 * 1024 };
+const CHUNKER_PIPELINE = { segmentBytes: 4 * 1024 * 1024 };
 /** Packs per index segment: a crash loses at most this many packs' worth of dedup. */
 const PACKS_PER_SEGMENT = 16;
 
@@ -240,7 +242,14 @@ class BackupRun {
     encoded.catch(() => undefined);
     const encode = previous
       .then(() => encoded)
-      .then((blob) => this.writer.add(fingerprint, blob))
+      .then(async (blob) => {
+        try {
+          await this.writer.add(fingerprint, blob);
+        } finally {
+          // The writer copied the bytes into the pack (or dropped a duplicate).
+          blob.release?.();
+        }
+      })
       .then(
         () => undefined,
         (err: unknown) => {

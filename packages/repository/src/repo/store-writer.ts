@@ -8,14 +8,17 @@
  * shared by every session writing to that store, so two sessions that upload the same new
  * chunk store it once and fill packs together.
  *
- * Memory: one open pack, `uploadsInFlight` sealed packs, and the pending map, whose
- * entries leave as soon as their pack is indexed (at most packsPerSegment + uploads + 1
- * packs' worth of entries).
+ * Memory: where the store can stage objects (fs), packs are streamed into it as they fill
+ * (pack-stream.ts: a few MiB whatever the pack size); elsewhere (S3) one open pack and
+ * `uploadsInFlight` sealed packs are held whole. Plus the pending map, whose entries
+ * leave as soon as their pack is indexed (at most packsPerSegment + uploads + 1 packs'
+ * worth of entries). docs/operations.md, "Memory budget", has the figures.
  */
 import type { ErrorCode } from '@hoard/errors';
 import type { EncodedBlob } from '../blob/codec.js';
 import { hashOfContentKey } from '../content-key.js';
 import { encodeIndexSegment, type SegmentPack } from '../index-segment/index-segment.js';
+import { PackStreamWriter } from '../pack/pack-stream.js';
 import { PackWriter } from '../pack/pack-writer.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { FingerprintStore } from './fingerprint-store.js';
@@ -55,7 +58,7 @@ export class StoreWriteError extends Error {
 const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 export class StoreWriter {
-  private readonly pack: PackWriter;
+  private readonly pack: PackWriter | PackStreamWriter;
   /** Open pack's sequence number; every pack gets the next one when it opens. */
   private openSeq = 1;
   /** Fingerprint (hex) -> sequence number of the pack holding it, while not yet indexed. */
@@ -83,7 +86,8 @@ export class StoreWriter {
     readonly index: StoreIndex,
     options: StoreWriterOptions,
   ) {
-    this.pack = new PackWriter(store.idBytes, options.packBytes);
+    const stage = objects.stageObject?.bind(objects);
+    this.pack = stage ? new PackStreamWriter(store.idBytes, options.packBytes, stage) : new PackWriter(store.idBytes, options.packBytes);
     this.uploadsInFlight = options.uploadsInFlight ?? 1;
     this.packsPerSegment = options.packsPerSegment ?? 16;
     this.recordPacks = options.recordPacks ?? false;
@@ -134,6 +138,7 @@ export class StoreWriter {
     this.stats.blobs++;
     this.stats.storedBytes += blob.stored.length;
     if (this.pack.full) this.seal();
+    if (this.pack instanceof PackStreamWriter) await this.pack.drain();
     while (this.uploads.size > this.uploadsInFlight) await Promise.race(this.uploads);
     return true;
   }
@@ -168,13 +173,12 @@ export class StoreWriter {
 
   private seal(): void {
     const seq = this.openSeq++;
-    const sealed = this.pack.seal();
+    const sealed = this.sealPack();
     this.undurable.add(seq);
     this.stats.packs++;
     const packHash = hashOfContentKey(sealed.key);
-    const upload: Promise<void> = this.objects.putIfAbsent(sealed.key, sealed.bytes).then(
+    const upload: Promise<void> = sealed.stored.then(
       async () => {
-        this.pack.recycle(sealed.bytes);
         this.unindexed.push({ packHash, entries: sealed.entries, seq });
         if (this.unindexed.length >= this.packsPerSegment) await this.writeSegment();
       },
@@ -184,6 +188,15 @@ export class StoreWriter {
     );
     this.uploads.add(upload);
     void upload.finally(() => this.uploads.delete(upload));
+  }
+
+  /** The open pack sealed, and its way into the bucket: streamed already, or one put of the whole pack. */
+  private sealPack(): { key: string; entries: SegmentPack['entries']; stored: Promise<unknown> } {
+    const pack = this.pack;
+    if (pack instanceof PackStreamWriter) return pack.seal();
+    const sealed = pack.seal();
+    const stored = this.objects.putIfAbsent(sealed.key, sealed.bytes).then(() => pack.recycle(sealed.bytes));
+    return { key: sealed.key, entries: sealed.entries, stored };
   }
 
   /** Segments are written one at a time, in the order their packs were uploaded. */

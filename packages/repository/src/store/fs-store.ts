@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { access, link, lstat, mkdir, open, readdir, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { mapLimit } from '../map-limit.js';
 import {
   EnvironmentError,
@@ -13,7 +13,7 @@ import {
   type StoreOperation,
 } from './errors.js';
 import { checkListArguments, isKeySegment, validateKey } from './keys.js';
-import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, RangeReader } from './object-store.js';
+import type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, RangeReader, StagedObject } from './object-store.js';
 
 /**
  * Where temp files live, inside the root. '~' is outside the key alphabet, so no key can
@@ -241,19 +241,31 @@ export class FsObjectStore implements ObjectStore {
   // --- put ---
 
   async #put(key: string, data: Uint8Array): Promise<boolean> {
-    const path = this.#path(key);
-    const dir = keyDir(key);
+    if (await this.#alreadyStored(key)) return false;
+    return this.#publish(key, await this.#writeTemp(data));
+  }
+
+  /**
+   * True (and its name made durable) if the object `key` exists; otherwise makes sure its
+   * directories do, for the link that follows.
+   */
+  async #alreadyStored(key: string): Promise<boolean> {
     if (await this.#parentIsInside('put', key)) {
       // Content-named objects are often offered again: answer without writing the bytes.
-      if (await this.#isExistingObject(key, path)) {
-        await this.#syncDirChain(dir);
-        return false;
+      if (await this.#isExistingObject(key, this.#path(key))) {
+        await this.#syncDirChain(keyDir(key));
+        return true;
       }
     } else {
       await this.#makeKeyDirs('put', key);
     }
+    return false;
+  }
 
-    const temp = await this.#writeTemp(data);
+  /** Links a complete, synced temp file in as `key` unless the key exists; removes the temp either way. */
+  async #publish(key: string, temp: string): Promise<boolean> {
+    const path = this.#path(key);
+    const dir = keyDir(key);
     try {
       try {
         // link() fails with EEXIST when the name exists, atomically: this is the "if
@@ -271,14 +283,72 @@ export class FsObjectStore implements ObjectStore {
       await this.#syncDirChain(dir);
       return true;
     } finally {
-      try {
-        await unlink(temp);
-      } catch {
-        // The put itself is complete; a temp that cannot be removed is reported by
-        // leftoverTemps() like a crash's.
-      }
-      this.#tempsInFlight.delete(temp);
+      await this.#dropTemp(temp);
     }
+  }
+
+  async #dropTemp(temp: string): Promise<void> {
+    try {
+      await unlink(temp);
+    } catch {
+      // The put itself is complete (or failed); a temp that cannot be removed is reported
+      // by leftoverTemps() like a crash's.
+    }
+    this.#tempsInFlight.delete(temp);
+  }
+
+  /**
+   * A pack as it fills: appended to a temp file, which commit() syncs and links in under
+   * its key exactly as putIfAbsent does. Nothing but the temp file exists before commit,
+   * so a crash leaves only debris for leftoverTemps().
+   */
+  stageObject(): StagedObject {
+    let temp: string | undefined;
+    let handle: FileHandle | undefined;
+    const file = async (): Promise<FileHandle> => {
+      if (handle) return handle;
+      await this.#ensureTempDir();
+      temp = this.#newTempPath();
+      this.#tempsInFlight.add(temp);
+      handle = await open(temp, 'wx', OBJECT_MODE);
+      return handle;
+    };
+    const discard = async (): Promise<void> => {
+      const h = handle;
+      handle = undefined;
+      await h?.close().catch(() => {});
+      if (temp !== undefined) await this.#dropTemp(temp);
+      temp = undefined;
+    };
+    return {
+      append: async (bytes) => {
+        try {
+          const h = await file();
+          for (let done = 0; done < bytes.length; ) done += (await h.write(bytes, done, bytes.length - done)).bytesWritten;
+        } catch (err) {
+          throw this.#wrap('put', `${FS_TEMP_DIR}/${temp ? basename(temp) : '(new)'}`, err);
+        }
+      },
+      commit: async (key) => {
+        validateKey(key);
+        try {
+          const h = await file();
+          // The bytes must be on disk before the name that makes them visible is.
+          await h.sync();
+          await h.close();
+          handle = undefined;
+          const staged = temp!;
+          const written = !(await this.#alreadyStored(key)) && (await this.#publish(key, staged));
+          temp = undefined;
+          await this.#dropTemp(staged);
+          return written;
+        } catch (err) {
+          await discard();
+          throw this.#wrap('put', key, err);
+        }
+      },
+      abort: discard,
+    };
   }
 
   /**
@@ -334,9 +404,7 @@ export class FsObjectStore implements ObjectStore {
 
   async #writeTemp(data: Uint8Array): Promise<string> {
     await this.#ensureTempDir();
-    // The pid tells an operator whose debris a leftover is; the UUID makes names unique
-    // across instances and processes sharing the root.
-    const temp = join(this.#tempDir, `${process.pid}-${randomUUID()}`);
+    const temp = this.#newTempPath();
     this.#tempsInFlight.add(temp);
     let handle: FileHandle | undefined;
     try {
@@ -352,6 +420,12 @@ export class FsObjectStore implements ObjectStore {
       this.#tempsInFlight.delete(temp);
       throw err;
     }
+  }
+
+  #newTempPath(): string {
+    // The pid tells an operator whose debris a leftover is; the UUID makes names unique
+    // across instances and processes sharing the root.
+    return join(this.#tempDir, `${process.pid}-${randomUUID()}`);
   }
 
   #ensureTempDir(): Promise<void> {

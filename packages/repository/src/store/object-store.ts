@@ -89,6 +89,26 @@ export interface ObjectStore {
   undelete?(keys: string[]): Promise<void>;
   /** Optional, with applyRetention: whether the bucket has Object Lock enabled (init checks before it records the setting). */
   objectLockEnabled?(): Promise<boolean>;
+  /**
+   * Optional: an object written piece by piece whose key is known only at the end (a pack
+   * is named by the hash of all its bytes). Memory stays at what the caller holds, not
+   * the object's size. A store implements it when it can keep the pieces somewhere cheap
+   * until the name is known (fs: a temp file; see docs/storage.md, "Streamed packs").
+   */
+  stageObject?(): StagedObject;
+}
+
+/** See ObjectStore.stageObject. Calls must not overlap: each waits for the previous one. */
+export interface StagedObject {
+  /** Appends `bytes`; the caller may reuse them once the promise resolves. */
+  append(bytes: Uint8Array): Promise<void>;
+  /**
+   * Makes the bytes appended so far the object `key` unless that key exists: the same
+   * answer and durability as putIfAbsent. The staged bytes are gone afterwards, also on failure.
+   */
+  commit(key: string): Promise<boolean>;
+  /** Drops the staged bytes; nothing is written. Safe after a failed append or commit. */
+  abort(): Promise<void>;
 }
 
 /** S3 Object Lock's two modes: COMPLIANCE binds everyone; GOVERNANCE can be lifted by a user with the bypass permission. */

@@ -1,0 +1,149 @@
+/**
+ * Writes packs straight into the object store as blobs arrive (ObjectStore.stageObject),
+ * instead of collecting a whole pack in memory first (pack-writer.ts). The bytes and the
+ * layout are the same; only where they wait differs.
+ *
+ * Blobs are copied into pieces of PIECE_BYTES, and each full piece is appended to the
+ * staged object in order. The pack's name, the BLAKE3 of its bytes (invariant 2), is
+ * hashed along the way, so sealing needs no pass over the pack. Memory is a few pieces
+ * however large the pack: the one filling, at most MAX_QUEUED_PIECES being written (add()
+ * callers wait in `drain` beyond that), and the free ones kept for reuse.
+ */
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import type { EncodedBlob } from '../blob/codec.js';
+import { contentKeyFromHash } from '../content-key.js';
+import type { StagedObject } from '../store/object-store.js';
+import { encodeTrailer, PACK_ENTRY_BYTES, PACK_FOOTER_BYTES, STORE_ID_BYTES, type PackEntry } from './pack-format.js';
+import { MAX_PACK_BYTES, MIN_PACK_BYTES } from './pack-writer.js';
+
+/** One write to the staged object: large enough that a pack is a few dozen writes. */
+export const PIECE_BYTES = 1024 * 1024;
+const MAX_QUEUED_PIECES = 2;
+
+/** A sealed streamed pack: `stored` settles when it is durable under `key` (or failed, and then nothing of it is). */
+export interface StreamedPack {
+  key: string;
+  entries: PackEntry[];
+  /** Like putIfAbsent: true if this writer stored it, false if the key existed. */
+  stored: Promise<boolean>;
+}
+
+/** The staged object of the open pack, and its appends in order (they never reject: the first failure is kept). */
+interface Staging {
+  object: StagedObject;
+  writes: Promise<void>;
+  failure?: { err: unknown };
+}
+
+export class PackStreamWriter {
+  private readonly entries: PackEntry[] = [];
+  private blobBytes = 0;
+  private hasher = new Blake3Hasher();
+  private staging: Staging | undefined;
+  private piece: Buffer | undefined;
+  private pieceFill = 0;
+  private readonly free: Buffer[] = [];
+  /** Pieces handed to appends that have not finished (of any pack). */
+  private queued = 0;
+  /** The newest append (of any pack): drain() waits for it. */
+  private lastWrite: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly storeId: Uint8Array,
+    readonly targetBytes: number,
+    private readonly stage: () => StagedObject,
+  ) {
+    if (storeId.length !== STORE_ID_BYTES) throw new RangeError(`store id must be ${STORE_ID_BYTES} bytes, got ${storeId.length}`);
+    if (!Number.isSafeInteger(targetBytes) || targetBytes < MIN_PACK_BYTES || targetBytes > MAX_PACK_BYTES) {
+      throw new RangeError(`pack size must be from 4 MiB to 128 MiB, got ${targetBytes} bytes`);
+    }
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** Bytes the pack would have if sealed now. */
+  get size(): number {
+    return this.blobBytes + this.entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
+  }
+
+  get full(): boolean {
+    return this.size >= this.targetBytes;
+  }
+
+  /** Copies the blob into the pack; the caller may reuse `blob.stored` afterwards. */
+  add(fingerprint: Uint8Array, blob: EncodedBlob): PackEntry {
+    if (fingerprint.length !== 32) throw new RangeError(`fingerprint must be 32 bytes, got ${fingerprint.length}`);
+    const entry: PackEntry = {
+      fingerprint: Uint8Array.from(fingerprint),
+      offset: this.blobBytes,
+      storedLength: blob.stored.length,
+      rawLength: blob.rawLength,
+      codec: blob.codec,
+      checksum: blob.checksum,
+    };
+    this.write(blob.stored);
+    this.entries.push(entry);
+    this.blobBytes += blob.stored.length;
+    return entry;
+  }
+
+  /** Resolves once no more than MAX_QUEUED_PIECES pieces wait to be written (backpressure for add()). */
+  async drain(): Promise<void> {
+    while (this.queued > MAX_QUEUED_PIECES) await this.lastWrite;
+  }
+
+  /** Appends the trailer and commits the pack; the writer starts a new pack afterwards. */
+  seal(): StreamedPack {
+    this.write(encodeTrailer(this.storeId, this.entries, this.blobBytes));
+    this.flushPiece();
+    const key = contentKeyFromHash('packs', this.hasher.digestBuffer());
+    const entries = this.entries.splice(0);
+    const staging = this.staging!;
+    this.staging = undefined;
+    this.hasher = new Blake3Hasher();
+    this.blobBytes = 0;
+    const stored = staging.writes.then(async () => {
+      if (staging.failure) {
+        await staging.object.abort();
+        throw staging.failure.err;
+      }
+      return staging.object.commit(key);
+    });
+    return { key, entries, stored };
+  }
+
+  private write(bytes: Uint8Array): void {
+    this.hasher.update(bytes);
+    for (let done = 0; done < bytes.length; ) {
+      this.piece ??= this.free.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
+      const n = Math.min(bytes.length - done, PIECE_BYTES - this.pieceFill);
+      this.piece.set(bytes.subarray(done, done + n), this.pieceFill);
+      this.pieceFill += n;
+      done += n;
+      if (this.pieceFill === PIECE_BYTES) this.flushPiece();
+    }
+  }
+
+  private flushPiece(): void {
+    const piece = this.piece;
+    if (!piece || this.pieceFill === 0) return;
+    const length = this.pieceFill;
+    this.piece = undefined;
+    this.pieceFill = 0;
+    const staging = (this.staging ??= { object: this.stage(), writes: Promise.resolve() });
+    this.queued++;
+    staging.writes = staging.writes.then(async () => {
+      try {
+        if (!staging.failure) await staging.object.append(piece.subarray(0, length));
+      } catch (err) {
+        staging.failure ??= { err };
+      } finally {
+        this.queued--;
+        if (this.free.length <= MAX_QUEUED_PIECES) this.free.push(piece);
+      }
+    });
+    this.lastWrite = staging.writes;
+  }
+}
