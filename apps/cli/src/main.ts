@@ -116,10 +116,16 @@ program
     'S3 only: lock packs, index segments, chunk-list pages and manifests (S3 Object Lock) for DAYS after each write (default 30); creates the bucket with Object Lock, or checks an existing one has it',
   )
   .option('--object-lock-mode <mode>', 'compliance (default: nobody can delete a locked object early) or governance (a user with the bypass permission can)')
+  .option(
+    '--fingerprints-from <location>',
+    "with --encrypt: share this encrypted repository's fingerprint key (not its data key), so copies from it (hoard sync, copy-to) read only what is missing",
+  )
+  .option('--from-passphrase-file <file>', 'passphrase of the --fingerprints-from repository (default: HOARD_PASSPHRASE)')
+  .option('--from-endpoint <url>', 'S3 endpoint of --fingerprints-from, when it differs from the environment')
   .option('--json', 'print the result as JSON')
   .addHelpText(
     'after',
-    '\nExamples:\n  hoard init --repo /srv/hoard\n  HOARD_PASSPHRASE=... hoard init --repo s3://backups/hoard --encrypt\n  hoard init --repo s3://immutable-backups/hoard --object-lock 45\n',
+    '\nExamples:\n  hoard init --repo /srv/hoard\n  HOARD_PASSPHRASE=... hoard init --repo s3://backups/hoard --encrypt\n  hoard init --repo s3://immutable-backups/hoard --object-lock 45\n  hoard init --repo s3://offsite/hoard --encrypt --passphrase-file off.pass --fingerprints-from s3://backups/hoard --from-passphrase-file main.pass\n',
   )
   .action((opts) => runInit(opts, out));
 

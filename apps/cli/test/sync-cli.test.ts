@@ -153,6 +153,33 @@ describe('hoard sync', () => {
     expect(ok.stdout).toMatch(/1 copied/);
     const check = await hoardCli(['restore', '--repo', secretTarget, '--passphrase-file', join(dir, 'p2'), 'db', '--verify-only']);
     expectCode(check, 0);
+
+    // A copy target paired with the source (sync.md, "Paired stores"), and what is refused.
+    const paired = join(dir, 'paired-target');
+    const noEncrypt = await hoardCli(['init', '--repo', paired, '--fingerprints-from', secretSource]);
+    expectCode(noEncrypt, 2);
+    expect(noEncrypt.stderr).toMatch(/^hoard: --fingerprints-from pairs two encrypted repositories: add --encrypt/);
+    const fromPlain = await hoardCli(['init', '--repo', paired, '--encrypt', '--passphrase-file', join(dir, 'p2'), '--fingerprints-from', plain]);
+    expectCode(fromPlain, 2);
+    expect(fromPlain.stderr).toMatch(/that repository is not encrypted/);
+    const made = await hoardCli([
+      'init',
+      '--repo',
+      paired,
+      '--encrypt',
+      '--passphrase-file',
+      join(dir, 'p2'),
+      '--fingerprints-from',
+      secretSource,
+      '--from-passphrase-file',
+      join(dir, 'p1'),
+      '--json',
+    ]);
+    expectCode(made, 0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ encrypted: true, pairedWith: secretSource });
+    const copied = await hoardCli(['sync', '--from', secretSource, '--to', paired, '--from-passphrase-file', join(dir, 'p1'), '--to-passphrase-file', join(dir, 'p2')]);
+    expectCode(copied, 0);
+    expectCode(await hoardCli(['restore', '--repo', paired, '--passphrase-file', join(dir, 'p2'), 'db', '--verify-only']), 0);
   });
 
   it('a damaged source blob: exit 3, naming the pack, and nothing committed', async () => {

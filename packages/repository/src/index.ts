@@ -112,7 +112,7 @@ export {
 } from './repo/object-lock.js';
 export { hiddenObjects, undeleteObjects } from './repo/undelete.js';
 export { Repository, GLOBAL_STORE, snapshotId, type InitOptions, type OpenOptions, type SnapshotInfo } from './repo/repository.js';
-export { FingerprintStore, hashChunkRef, streamHasher } from './repo/fingerprint-store.js';
+export { FingerprintStore, hashChunkRef, streamHasher, type StorePairing } from './repo/fingerprint-store.js';
 export { StoreIndex, type BlobLocation } from './repo/store-index.js';
 export { backup, type BackupSource, type BackupOptions, type BackupProgress, type BackupResult } from './repo/backup.js';
 export { restore, snapshotChunkRefs, RESTORE_MEMORY, type RestoreOptions, type RestoreProgress, type RestoreResult } from './repo/restore.js';

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   backup,
   FsObjectStore,
+  GLOBAL_STORE,
   listAll,
   Repository,
   restore,
@@ -209,6 +210,62 @@ describe('hoard sync: RGW -> fs', () => {
     // Same fingerprints, same chunk list: the stream hash is the source's.
     expect(copy.meta.streamHash).toBe(second.snapshot.meta.streamHash);
     expect((await restored(await FsObjectStore.open(target.path), copy)).equals(day2)).toBe(true);
+  });
+});
+
+describe('hoard sync: paired encrypted stores (sync.md, "Paired stores")', () => {
+  it('read only the blobs the target lacks, in the global store paired at init and in a job store sync creates; the data keys stay apart', async () => {
+    const source = await s3Repo({ passphrase: 'primary' });
+    const sourceGlobal = await source.repo.storeByName(GLOBAL_STORE);
+    const path = join(dir, `repo-${names++}`);
+    const target = await Repository.init(await FsObjectStore.open(path, { create: true }), {
+      packBytes: PACK_BYTES,
+      passphrase: 'secondary',
+      globalPairing: sourceGlobal.pairing(),
+      ...FAST_KDF,
+    });
+    const day1 = noise(13, 8 * MiB);
+    await backupOf(source.repo, day1);
+    // A job with a store of its own: the target has no such store until sync creates it.
+    const own = (bytes: Buffer) =>
+      backup(source.repo, { stream: pieces(bytes), name: 'dump', kind: 'stream' }, { job: 'mail', store: 'mail-own', chunking: 'db-dump', workers: 0 });
+    await own(noise(14, 4 * MiB));
+    expectSound(await syncRepositories(source.repo, target));
+    await nextSecond();
+    const day2 = nextDay(day1);
+    const second = await backupOf(source.repo, day2);
+    const mail2 = await own(Buffer.concat([noise(14, 4 * MiB), noise(15, MiB)]));
+    const report = await syncRepositories(source.repo, target);
+    expectSound(report);
+    expect(report.snapshots.filter((e) => e.status === 'copied')).toHaveLength(2);
+    expect(report.blobsWritten).toBe(second.chunksNew + mail2.chunksNew);
+    // Only the new chunks of both were read, not the 12 MiB they share with day 1.
+    expect(report.bytesFetched).toBeLessThan(4 * MiB);
+    for (const [job, made] of [
+      ['db', second],
+      ['mail', mail2],
+    ] as const) {
+      const copy = (await target.snapshots(job)).find((s) => s.meta.origin?.snapshot === made.snapshot.key)!;
+      // One fingerprint per chunk on both sides: the chunk list, and so the stream hash, are the source's.
+      expect(copy.meta.streamHash).toBe(made.snapshot.meta.streamHash);
+      expect(
+        (await restored(await FsObjectStore.open(path), copy, 'secondary')).equals(job === 'db' ? day2 : Buffer.concat([noise(14, 4 * MiB), noise(15, MiB)])),
+      ).toBe(true);
+    }
+    for (const name of [GLOBAL_STORE, 'mail-own']) {
+      const a = await source.repo.storeByName(name);
+      const b = await target.storeByName(name);
+      expect(Buffer.from(b.decodeKeys().fingerprintKey!).equals(Buffer.from(a.decodeKeys().fingerprintKey!))).toBe(true);
+      expect(Buffer.from(b.decodeKeys().dataKey!).equals(Buffer.from(a.decodeKeys().dataKey!))).toBe(false);
+    }
+  });
+
+  it('an unencrypted repository cannot be paired', async () => {
+    const source = await s3Repo({ passphrase: 'primary' });
+    const pairing = (await source.repo.storeByName(GLOBAL_STORE)).pairing();
+    await expect(Repository.init(await FsObjectStore.open(join(dir, `repo-${names++}`), { create: true }), { globalPairing: pairing })).rejects.toThrow(
+      /encrypted repositories only/,
+    );
   });
 });
 

@@ -1,15 +1,18 @@
-/** `hoard init --repo R [--encrypt] [--pack-size MIB] [--compression C] [--object-lock [DAYS]] [--object-lock-mode compliance|governance]` */
+/** `hoard init --repo R [--encrypt [--fingerprints-from R2]] [--pack-size MIB] [--compression C] [--object-lock [DAYS]] [--object-lock-mode compliance|governance]` */
 import {
   COMPRESSION_SYNTAX,
   DEFAULT_OBJECT_LOCK_MODE,
   MAX_OBJECT_LOCK_DAYS,
   parseCompression,
+  GLOBAL_STORE,
   Repository,
   type BlobCompression,
   type ObjectLockConfig,
+  type StorePairing,
 } from '@hoard/repository';
 import { UsageError } from '../errors.js';
 import { openObjectStore, passphrase, type RepoOptions } from '../repo-location.js';
+import { openSide } from './sync.js';
 
 export interface InitCommandOptions extends RepoOptions {
   encrypt?: boolean;
@@ -18,7 +21,33 @@ export interface InitCommandOptions extends RepoOptions {
   /** `--object-lock` alone is true; with a value, the days. */
   objectLock?: boolean | string;
   objectLockMode?: string;
+  /** Pair the new global store with this repository's (sync.md, "Paired stores"). */
+  fingerprintsFrom?: string;
+  fromPassphraseFile?: string;
+  fromEndpoint?: string;
   json?: boolean;
+}
+
+/**
+ * `--fingerprints-from REPO`: the pairing of REPO's global store, for a new encrypted
+ * repository that will hold copies of it (copies then read only what the target lacks).
+ */
+async function globalPairingFrom(options: InitCommandOptions): Promise<StorePairing | undefined> {
+  if (options.fingerprintsFrom === undefined) {
+    if (options.fromPassphraseFile !== undefined || options.fromEndpoint !== undefined)
+      throw new UsageError('--from-passphrase-file and --from-endpoint go with --fingerprints-from REPO');
+    return undefined;
+  }
+  if (!options.encrypt)
+    throw new UsageError('--fingerprints-from pairs two encrypted repositories: add --encrypt (an unencrypted repository fingerprints without a key)');
+  const source = await openSide('from', options.fingerprintsFrom, options.fromEndpoint, options.fromPassphraseFile);
+  if (!source.encrypted)
+    throw new UsageError(
+      `--fingerprints-from ${options.fingerprintsFrom}: that repository is not encrypted, so it has no fingerprint key to share; copies from it need no pairing`,
+    );
+  const pairing = (await source.storeByName(GLOBAL_STORE)).pairing();
+  if (!pairing) throw new UsageError(`--fingerprints-from ${options.fingerprintsFrom}: its global store has no keys`);
+  return pairing;
 }
 
 /** Days of retention when `--object-lock` gives none. */
@@ -62,13 +91,14 @@ export async function runInit(options: InitCommandOptions, out: (line: string) =
     if (!compression) throw new UsageError(`--compression ${options.compression}: use ${COMPRESSION_SYNTAX}`);
   }
   const objectLock = objectLockOption(options);
+  const globalPairing = await globalPairingFrom(options);
   let secret: string | undefined;
   if (options.encrypt) {
     secret = await passphrase(options, { ask: true, confirm: true });
     if (secret === undefined) throw new UsageError('--encrypt needs a passphrase: set HOARD_PASSPHRASE, give --passphrase-file, or run on a terminal');
   }
   const objects = await openObjectStore(options.repo, { create: true, objectLock: objectLock !== undefined });
-  const repo = await Repository.init(objects, { passphrase: secret, packBytes, compression, objectLock });
+  const repo = await Repository.init(objects, { passphrase: secret, packBytes, compression, objectLock, globalPairing });
   const lock = repo.config.objectLock;
   if (options.json) {
     out(
@@ -79,6 +109,7 @@ export async function runInit(options: InitCommandOptions, out: (line: string) =
         packBytes: repo.config.packBytes,
         compression: repo.config.compression,
         objectLock: lock ?? null,
+        pairedWith: options.fingerprintsFrom ?? null,
       }),
     );
   } else {
@@ -87,6 +118,8 @@ export async function runInit(options: InitCommandOptions, out: (line: string) =
       out(
         `object lock: packs, index segments, chunk-list pages and manifests are locked (${lock.mode.toLowerCase()}) for ${lock.days} day(s) after each write; keep the longest retention of your policies plus the gc grace below that`,
       );
+    if (globalPairing)
+      out(`its global store shares the fingerprint key of ${options.fingerprintsFrom}'s (not its data key): copies from there read only what is missing here`);
     if (repo.encrypted) out('keep the passphrase safe: without it the data cannot be restored');
   }
 }

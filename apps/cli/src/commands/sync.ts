@@ -58,7 +58,13 @@ async function sidePassphrase(side: Side, file: string | undefined): Promise<str
   return promptHidden(`passphrase of the --${side} repository: `);
 }
 
-async function openSide(side: Side, location: string | undefined, endpoint: string | undefined, passphraseFile: string | undefined): Promise<Repository> {
+/** One side of a copy, opened with its own endpoint and passphrase (also `hoard init --fingerprints-from`). */
+export async function openSide(
+  side: Side,
+  location: string | undefined,
+  endpoint: string | undefined,
+  passphraseFile: string | undefined,
+): Promise<Repository> {
   const onWarning = (message: string): void => void process.stderr.write(`hoard: warning: ${message}\n`);
   const repo = await Repository.open(await openStore(side, location, endpoint), { onWarning });
   if (!repo.encrypted) {

@@ -62,6 +62,13 @@ export function storeCompression(record: StoreRecord): BlobCompression {
   return record.compression === undefined ? LEGACY_COMPRESSION : compressionFrom(record.compression, `store ${record.name}`);
 }
 
+/**
+ * The secrets two encrypted stores share so that a chunk has one fingerprint in both (and
+ * one boundary: the chunker seed): a copy between them then reads only the blobs the
+ * target lacks. Each keeps its own data key.
+ */
+export type StorePairing = Pick<StoreSecrets, 'fingerprintKey' | 'chunkerSeed'>;
+
 export class FingerprintStore {
   readonly idBytes: Uint8Array;
   readonly fingerprintSpec: FingerprintSpec;
@@ -128,12 +135,20 @@ export class FingerprintStore {
     return spec;
   }
 
-  /** Whole-stream hash: BLAKE3, keyed in encrypted stores like the fingerprints. */
   /** The keys the restore pipeline's decode workers need (none for an unencrypted store). */
   decodeKeys(): DecodeKeys {
     return this.secrets ? { dataKey: this.secrets.dataKey, fingerprintKey: this.secrets.fingerprintKey } : {};
   }
 
+  /**
+   * What a paired store shares with this one (sync.md, "Paired stores"): the fingerprint key
+   * and the chunker seed, never the data key. Undefined for an unencrypted store.
+   */
+  pairing(): StorePairing | undefined {
+    return this.secrets ? { fingerprintKey: this.secrets.fingerprintKey, chunkerSeed: this.secrets.chunkerSeed } : undefined;
+  }
+
+  /** Whole-stream hash: BLAKE3, keyed in encrypted stores like the fingerprints. */
   streamHasher(): Blake3Hasher {
     return streamHasher(this.secrets?.fingerprintKey);
   }

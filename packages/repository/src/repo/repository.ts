@@ -19,7 +19,7 @@ import {
   StoreScopeError,
   UnknownStoreError,
 } from './errors.js';
-import { FingerprintStore } from './fingerprint-store.js';
+import { FingerprintStore, type StorePairing } from './fingerprint-store.js';
 import {
   CONFIG_KEY,
   STORES_PREFIX,
@@ -55,6 +55,12 @@ export interface InitOptions {
   objectLock?: ObjectLockConfig;
   /** How the stores of the repository compress new blobs (default zstd:3); recorded in the config and in each store's record. */
   compression?: BlobCompression;
+  /**
+   * An encrypted repository's global store shares these with a store of another repository
+   * (`hoard init --fingerprints-from`): copies between the two then read only what the
+   * target lacks (sync.md, "Paired stores").
+   */
+  globalPairing?: StorePairing;
 }
 
 export interface OpenOptions {
@@ -110,7 +116,9 @@ export class Repository {
     if (config.objectLock) applyObjectLock(objects, config.objectLock);
     const repo = new Repository(objects, config, options);
     // The global store first: a config without it would be a repository nobody can use.
-    await repo.createStore(GLOBAL_STORE, { kind: 'global' });
+    if (options.globalPairing && !config.encrypted)
+      throw new StoreScopeError('fingerprints are shared between encrypted repositories only: give a passphrase to pair the new repository');
+    await repo.createStore(GLOBAL_STORE, { kind: 'global' }, { pairing: options.globalPairing });
     if (!(await objects.putIfAbsent(CONFIG_KEY, encodeRecord(config)))) throw new RepositoryExistsError(objects.location);
     return repo;
   }
@@ -156,13 +164,16 @@ export class Repository {
    * compression: `options.compression`, else the repository's, else zstd:3; recorded in
    * its record for good (a record is never rewritten).
    */
-  async createStore(name: string, scope: StoreScope, options: { compression?: BlobCompression } = {}): Promise<StoreRecord> {
+  /** `pairing`: share a store's fingerprint key and chunker seed (encrypted repositories; sync.md, "Paired stores"). */
+  async createStore(name: string, scope: StoreScope, options: { compression?: BlobCompression; pairing?: StorePairing } = {}): Promise<StoreRecord> {
     validateStoreName(name);
     if (scope.kind === 'job') validateJobName(scope.job);
     const compression = options.compression ?? parseCompression(this.config.compression ?? '') ?? DEFAULT_COMPRESSION;
     const record: StoreRecord = { version: 1, name, id: newId(), scope, createdAt: new Date().toISOString(), compression: formatCompression(compression) };
     if (this.config.encrypted) {
-      record.keyFile = await wrapSecrets(generateSecrets(), this.requirePassphrase(), this.options.scryptCost);
+      const secrets = generateSecrets();
+      const paired = options.pairing ? { ...secrets, fingerprintKey: options.pairing.fingerprintKey, chunkerSeed: options.pairing.chunkerSeed } : secrets;
+      record.keyFile = await wrapSecrets(paired, this.requirePassphrase(), this.options.scryptCost);
     }
     if (!(await this.objects.putIfAbsent(storeKey(name), encodeRecord(record)))) {
       throw new StoreScopeError(`a fingerprint store named ${name} already exists`);

@@ -18,7 +18,7 @@ import type { ErrorCode } from '@hoard/errors';
 import type { DecodePool } from '../restore/decode-pool.js';
 import { RepositoryError, SnapshotNotFoundError, StoreScopeError } from '../repo/errors.js';
 import type { FingerprintStore } from '../repo/fingerprint-store.js';
-import { describeScope, type StoreRecord } from '../repo/records.js';
+import { describeScope } from '../repo/records.js';
 import type { Repository, SnapshotInfo } from '../repo/repository.js';
 import { validateJobName } from '../snapshot/manifest.js';
 import type { ObjectFormatError } from '../format-error.js';
@@ -153,7 +153,7 @@ export async function syncRepositories(source: Repository, target: Repository, o
     const sourceStore = await source.storeById(snapshot.meta.store);
     let targetStore = stores.get(`${snapshot.meta.job}\0${sourceStore.name}`);
     if (!targetStore) {
-      targetStore = targetStoreFor(target, snapshot.meta.job, sourceStore.record);
+      targetStore = targetStoreFor(target, snapshot.meta.job, sourceStore);
       stores.set(`${snapshot.meta.job}\0${sourceStore.name}`, targetStore);
     }
     const parentInfo = snapshot.meta.parent ? byKey.get(snapshot.meta.parent) : undefined;
@@ -216,13 +216,16 @@ function selectSnapshots(all: SnapshotInfo[], ids: readonly string[] | undefined
 /**
  * The target store a job's copies go into: the store of the same name, created with the
  * source store's scope when the target has none. It must be one the job may use there too
- * (global, or bound to this job: invariant 5).
+ * (global, or bound to this job: invariant 5). A store created here in an encrypted target
+ * is paired with the source's (same fingerprint key and chunker seed, its own data key), so
+ * later copies read only the blobs it lacks.
  */
-async function targetStoreFor(target: Repository, job: string, sourceRecord: StoreRecord): Promise<FingerprintStore> {
+async function targetStoreFor(target: Repository, job: string, sourceStore: FingerprintStore): Promise<FingerprintStore> {
+  const sourceRecord = sourceStore.record;
   let record = await target.storeRecord(sourceRecord.name);
   if (!record) {
     try {
-      await target.createStore(sourceRecord.name, sourceRecord.scope);
+      await target.createStore(sourceRecord.name, sourceRecord.scope, { pairing: target.encrypted ? sourceStore.pairing() : undefined });
     } catch (err) {
       if (!(err instanceof StoreScopeError)) throw err; // created meanwhile by another writer
     }
