@@ -73,6 +73,29 @@ describe('hoard report validity', () => {
     expect(page).toContain('<td>files</td>');
     expect(page).toContain('Every job complies.');
     expect(page).toContain('aria-label="success timeline of files"');
+    // Per store: stored bytes with its forecast line and dedup, day by day.
+    expect(page).toContain('<h2>Stores</h2>');
+    expect(page).toContain('aria-label="stored bytes and dedup of store global"');
+    expect(page).toMatch(/<polyline class="stored" [^>]*points="[\d., ]+"/);
+    expect(page).toMatch(/<polyline class="dedup" [^>]*points="[\d., ]+"/);
+    expect(page).toContain('class="forecast"');
+    expect(text.stdout).toMatch(/^store global: stored [\d.]+ (B|KiB|MiB), dedup [\d.]+x, growth /m);
+    expect(page).toMatch(/Last restore drill .*: passed, snapshot [0-9a-f]{16} restored into nothing, every chunk checked\./);
+  });
+
+  it('JSON: each store stored bytes and dedup day by day, from its sessions', async () => {
+    const r = await admin(['report', 'validity', '--since', '7d', '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as ValidityReport;
+    const store = report.storage.stores?.find((s) => s.name === 'global');
+    expect(store).toBeDefined();
+    const today = store!.history.at(-1)!;
+    expect(today.day).toBe(report.until.slice(0, 10));
+    // One run of 200 000 bytes of repeated text: stored far less than read; dedup = read / new = 1 here or more.
+    expect(today.storedBytes).toBeGreaterThan(0);
+    expect(today.storedBytes).toBeLessThan(200_000);
+    expect(today.dedupFactor).toBeGreaterThanOrEqual(1);
+    expect(store!.storedBytes).toBeGreaterThan(0);
   });
 
   it('PDF: printed by headless chromium; its page renders and reads back', async () => {
@@ -88,6 +111,8 @@ describe('hoard report validity', () => {
     expect(stdout).toContain('Backup validity report');
     expect(stdout).toContain('files');
     expect(stdout).toContain('Every job complies.');
+    expect(stdout).toContain('Stores');
+    expect(stdout).toMatch(/global: stored .* dedup/);
   });
 
   it('bad input is exit 2 in one line', async () => {

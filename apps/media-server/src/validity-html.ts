@@ -1,10 +1,10 @@
 /**
  * The backup-validity report as one self-contained HTML page (no scripts, no external
  * files): a summary table, a success timeline per job (one square per day), the
- * repository's stored bytes over the period with the capacity forecast, and each job's
- * findings. The PDF is this page printed by a headless Chromium (report-pdf.ts).
+ * repository's stored bytes over the period with the capacity forecast, per store its
+ * stored bytes and dedup over the period with its own forecast, and each job's findings. The PDF is this page printed by a headless Chromium (report-pdf.ts).
  */
-import type { DayState, JobValidity, ValidityReport } from '@hoard/protocol';
+import type { DayState, JobValidity, StoreHistory, ValidityReport } from '@hoard/protocol';
 
 const COLORS: Record<DayState, string> = { ok: '#2e7d32', failed: '#c62828', mixed: '#f9a825', missed: '#6a1b9a', none: '#e0e0e0' };
 const LABELS: Record<DayState, string> = {
@@ -76,6 +76,56 @@ function storageChart(report: ValidityReport): string {
   return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="stored bytes over time">${parts.join('')}</svg>`;
 }
 
+const FORECAST_DAYS = 30;
+
+/**
+ * One store: stored bytes (left axis, blue, the dashed line the 30-day forecast at the
+ * store's growth trend) and dedup (right axis, green) day by day.
+ */
+export function storeChart(store: StoreHistory): string {
+  const points = store.history;
+  if (points.length === 0) return `<p>${escapeHtml(store.name)}: no sessions in the period.</p>`;
+  const w = 640;
+  const h = 180;
+  const pad = 48;
+  const last = points[points.length - 1]!.storedBytes;
+  const forecastEnd = last + Math.max(0, store.bytesPerDay ?? 0) * FORECAST_DAYS;
+  const maxBytes = Math.max(1, ...points.map((p) => p.storedBytes), forecastEnd);
+  const dedups = points.map((p) => p.dedupFactor).filter((d): d is number => d !== null);
+  const maxDedup = Math.max(1, ...dedups);
+  const n = points.length - 1 + FORECAST_DAYS;
+  const x = (i: number) => pad + (i / Math.max(1, n)) * (w - 2 * pad);
+  const yBytes = (v: number) => h - pad / 2 - (v / maxBytes) * (h - pad);
+  const yDedup = (v: number) => h - pad / 2 - (v / maxDedup) * (h - pad);
+  const stored = points.map((p, i) => `${x(i).toFixed(1)},${yBytes(p.storedBytes).toFixed(1)}`).join(' ');
+  const dedup = points
+    .map((p, i) => (p.dedupFactor === null ? null : `${x(i).toFixed(1)},${yDedup(p.dedupFactor).toFixed(1)}`))
+    .filter((p) => p !== null)
+    .join(' ');
+  const parts = [
+    `<polyline class="stored" fill="none" stroke="#1565c0" stroke-width="2" points="${stored}"/>`,
+    `<line class="forecast" x1="${x(points.length - 1).toFixed(1)}" y1="${yBytes(last).toFixed(1)}" x2="${x(n).toFixed(1)}" y2="${yBytes(forecastEnd).toFixed(1)}" stroke="#1565c0" stroke-dasharray="5,4"/>`,
+    dedup ? `<polyline class="dedup" fill="none" stroke="#2e7d32" stroke-width="1.5" points="${dedup}"/>` : '',
+    `<text x="4" y="${yBytes(maxBytes) + 4}" font-size="10" fill="#1565c0">${formatBytes(maxBytes)}</text>`,
+    `<text x="4" y="${h - pad / 2}" font-size="10">0</text>`,
+    `<text x="${w - pad + 4}" y="${yDedup(maxDedup) + 4}" font-size="10" fill="#2e7d32">${maxDedup.toFixed(1)}x</text>`,
+    `<text x="${pad}" y="${h - 4}" font-size="10">${points[0]!.day}</text>`,
+    `<text x="${x(n) - 90}" y="${h - 4}" font-size="10">forecast +${FORECAST_DAYS} d</text>`,
+  ];
+  const growth = store.bytesPerDay === null ? 'no trend yet' : `${formatBytes(Math.max(0, store.bytesPerDay))} per day`;
+  return `<figure class="store"><figcaption>${escapeHtml(store.name)}: stored ${formatBytes(store.storedBytes)}, dedup ${store.dedupFactor}x, growth ${growth}; <span style="color:#1565c0">stored bytes</span> (dashed: forecast), <span style="color:#2e7d32">dedup</span></figcaption><svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="stored bytes and dedup of store ${escapeHtml(store.name)}">${parts.join('')}</svg></figure>`;
+}
+
+function drillLine(j: JobValidity): string {
+  const d = j.drills.last;
+  if (!d) return '';
+  const db = d.database;
+  const into = db
+    ? ` into scratch database ${escapeHtml(db.database)} on ${escapeHtml(db.server)} (${escapeHtml(db.tool)}); query <code>${escapeHtml(db.query)}</code> returned ${db.rows ?? '-'} row(s)${db.firstRow !== null ? `, first: ${escapeHtml(db.firstRow)}` : ''}`
+    : ' into nothing, every chunk checked';
+  return `<p>Last restore drill ${day(d.at)}: ${d.ok ? `passed, snapshot ${escapeHtml(d.snapshot ?? '-')} restored${into}` : `FAILED: ${escapeHtml(d.error ?? 'unknown error')}`}.</p>`;
+}
+
 export function renderValidityHtml(report: ValidityReport): string {
   const rows = report.jobs
     .map((j) => {
@@ -88,7 +138,8 @@ export function renderValidityHtml(report: ValidityReport): string {
     .map(
       (j) => `<section class="job"><h3>${escapeHtml(j.job)}</h3>
 <p>${timeline(j)}</p>
-${j.retention.length > 0 ? `<p>Retention: ${j.retention.map((r) => `${escapeHtml(r.rule)}: ${r.present} of ${r.expected} ${r.ok ? 'present' : 'present (gap)'}`).join('; ')}</p>` : ''}
+${j.retention.length > 0 ? `<p>Retention (the snapshots the policy keeps): ${j.retention.map((r) => `${escapeHtml(r.rule)}: ${r.present} of ${r.expected} present${r.ok ? '' : ` (missing ${escapeHtml((r.missing ?? []).join(', '))})`}`).join('; ')}</p>` : ''}
+${drillLine(j)}
 ${j.problems.length > 0 ? `<ul class="problems">${j.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul>` : '<p>No findings.</p>'}
 </section>`,
     )
@@ -124,6 +175,7 @@ ${details}
 <h2>Storage</h2>
 <p>Stored ${formatBytes(s.storedBytes)} for ${formatBytes(s.logicalBytes)} of backups (dedup ${s.dedupFactor}x). ${s.bytesPerDay !== null ? `Growth ${formatBytes(Math.max(0, s.bytesPerDay))} per day.` : ''} ${s.quotaBytes !== null ? `Quota ${formatBytes(s.quotaBytes)}; ${s.fillAt ? `full by ${day(s.fillAt)} at this rate` : 'no fill date at this rate'}.` : 'No quota set.'}</p>
 ${storageChart(report)}
+${(s.stores ?? []).length > 0 ? `<h2>Stores</h2>\n${(s.stores ?? []).map(storeChart).join('\n')}` : ''}
 </body></html>
 `;
 }

@@ -9,8 +9,16 @@
  * snapshots the policy's retention keeps, planned by @hoard/retention over every snapshot
  * the job made, against those that exist.
  */
-import type { Catalog, RunRecord, TaskRecord } from '@hoard/catalog';
-import { nextPolicyRuns, policyRetentionRules, type DrillDatabase, type JobValidity, type Policy, type ValidityReport } from '@hoard/protocol';
+import type { Catalog, RunRecord, SessionRecord, TaskRecord } from '@hoard/catalog';
+import {
+  nextPolicyRuns,
+  policyRetentionRules,
+  type DrillDatabase,
+  type JobValidity,
+  type Policy,
+  type StoreHistory,
+  type ValidityReport,
+} from '@hoard/protocol';
 import type { Repository } from '@hoard/repository';
 import { buildReport } from './capacity-report.js';
 import { DAY_MS, dailyCumulative } from './capacity.js';
@@ -92,8 +100,21 @@ export async function buildValidityReport(
     entry.ok = entry.problems.length === 0;
     jobs.push(entry);
   }
-  const capacity = (await buildReport(catalog, repo, { now: options.now, quotaBytes: options.quotaBytes, growthYears: 1 })).capacity;
+  const capacityReport = await buildReport(catalog, repo, { now: options.now, quotaBytes: options.quotaBytes, growthYears: 1 });
+  const capacity = capacityReport.capacity;
   const sessions = await catalog.listSessions({});
+  const stores: StoreHistory[] = capacityReport.stores.map((store) => ({
+    name: store.name,
+    id: store.id,
+    storedBytes: store.storedBytes,
+    dedupFactor: store.dedupFactor,
+    bytesPerDay: store.trend?.bytesPerDay ?? null,
+    history: storeHistory(
+      sessions.filter((x) => x.store === store.id),
+      until,
+      options.days,
+    ),
+  }));
   const history = dailyCumulative(
     sessions.map((s) => ({ at: Date.parse(s.finishedAt ?? s.startedAt), bytes: s.bytesStored })),
     until,
@@ -114,9 +135,39 @@ export async function buildValidityReport(
       fillAt: capacity.fill.at,
       fillDays: capacity.fill.days,
       bytesPerDay: capacity.trend?.bytesPerDay ?? null,
+      stores,
     },
     ok: jobs.every((j) => j.ok),
   };
+}
+
+/**
+ * A store's stored bytes and dedup at the end of each day (from its first session in the
+ * period's window): stored bytes written, and logical bytes read / new bytes of its
+ * committed sessions, each cumulative.
+ */
+function storeHistory(sessions: SessionRecord[], until: number, days: number): StoreHistory['history'] {
+  const at = (s: SessionRecord) => Date.parse(s.finishedAt ?? s.startedAt);
+  const series = (pick: (s: SessionRecord) => number, of: SessionRecord[]) =>
+    new Map(
+      dailyCumulative(
+        of.map((s) => ({ at: at(s), bytes: pick(s) })),
+        until,
+        days,
+      ).map((p) => [p.day, p.cumulative]),
+    );
+  const stored = dailyCumulative(
+    sessions.map((s) => ({ at: at(s), bytes: s.bytesStored })),
+    until,
+    days,
+  );
+  const committed = sessions.filter((s) => s.state === 'committed');
+  const read = series((s) => s.bytesRead, committed);
+  const fresh = series((s) => s.bytesNew, committed);
+  return stored.map((p) => {
+    const n = fresh.get(p.day) ?? 0;
+    return { day: p.day, storedBytes: p.cumulative, dedupFactor: n > 0 ? Math.round(((read.get(p.day) ?? 0) / n) * 100) / 100 : null };
+  });
 }
 
 function isBackup(run: RunRecord): boolean {

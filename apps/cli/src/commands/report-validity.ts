@@ -5,6 +5,7 @@
  * nothing written), so the report shows today's drill.
  */
 import { writeFile } from 'node:fs/promises';
+import { formatBytes } from '@hoard/chunker';
 import type { ValidityReport } from '@hoard/protocol';
 import { UsageError } from '../errors.js';
 import { renderValidityHtml } from '@hoard/media-server';
@@ -30,7 +31,7 @@ export async function runValidityReport(options: ValidityOptions, out: (line: st
     const { drills } = await client.api.runDrills({ body: options.job ? { jobs: options.job } : {} });
     for (const d of drills)
       process.stderr.write(
-        `restore drill ${d.job}: ${d.ok ? `snapshot ${d.snapshot} restored and checked, ${d.bytes} bytes in ${((d.ms ?? 0) / 1000).toFixed(1)} s` : `FAILED: ${d.error}`}\n`,
+        `restore drill ${d.job}: ${d.ok ? `snapshot ${d.snapshot} restored and checked, ${d.bytes} bytes in ${((d.ms ?? 0) / 1000).toFixed(1)} s${d.database ? `, into ${d.database.database} on ${d.database.server}; the query returned ${d.database.rows} row(s)` : ''}` : `FAILED: ${d.error}`}\n`,
       );
   }
   const report = await client.api.validityReport({ query: { since } });
@@ -70,5 +71,9 @@ function textReport(r: ValidityReport): string {
     ),
   ];
   for (const j of r.jobs) for (const p of j.problems) lines.push(`  ${j.job}: ${p}`);
+  for (const s of r.storage.stores ?? []) {
+    const growth = s.bytesPerDay === null ? 'no trend yet' : `${formatBytes(Math.max(0, s.bytesPerDay))} per day`;
+    lines.push(`store ${s.name}: stored ${formatBytes(s.storedBytes)}, dedup ${s.dedupFactor}x, growth ${growth}`);
+  }
   return lines.join('\n');
 }

@@ -60,6 +60,24 @@ export const DrillSummary = record({
 });
 export type DrillSummary = Static<typeof DrillSummary>;
 
+/** One store over the period, from its sessions (the charts of the HTML/PDF report). */
+export const StoreHistory = record({
+  name: Type.String(),
+  id: Type.String(),
+  /** Now, measured in the bucket. */
+  storedBytes: Count,
+  dedupFactor: Type.Number({ minimum: 0 }),
+  /** Growth of stored bytes per day over the last 30 days (least squares); null with less than two days of history. */
+  bytesPerDay: Nullable(Type.Number()),
+  /**
+   * At the end of each day of the period from the store's first session: stored bytes written
+   * so far, and dedup so far (logical bytes read / new bytes, docs/cli.md "dedup"; null before
+   * anything new was written).
+   */
+  history: Type.Array(record({ day: Type.String(), storedBytes: Count, dedupFactor: Nullable(Type.Number({ minimum: 0 })) })),
+});
+export type StoreHistory = Static<typeof StoreHistory>;
+
 export const JobValidity = record({
   job: Type.String(),
   policy: Nullable(Type.String()),
@@ -108,6 +126,8 @@ export const ValidityReport = record(
       fillAt: Nullable(Type.String()),
       fillDays: Nullable(Type.Number()),
       bytesPerDay: Nullable(Type.Number()),
+      /** Per fingerprint store: its stored bytes and dedup day by day over the period, and its growth trend for the forecast. */
+      stores: optional(Type.Array(StoreHistory)),
     }),
     ok: Type.Boolean(),
   },
