@@ -379,6 +379,22 @@ describe('round trips', () => {
     expect(shown).not.toContain('hunter2');
     expect(shown).toContain('postgres://backup:***@db1/shop');
   });
+
+  it('drill: postgres-url and query round-trip; the URL password is redacted; both are required and checked', () => {
+    const p = parsePolicyDocument(base('drill:\n  postgres-url: postgres://hoard:s3cret@scratch:5432/postgres\n  query: select count(*) from accounts\n'))[0]!;
+    expect(p.drill).toEqual({ postgresUrl: 'postgres://hoard:s3cret@scratch:5432/postgres', query: 'select count(*) from accounts' });
+    expect(parsePolicyDocument(serializePolicies(p))[0]).toEqual(p);
+    const shown = serializePolicies(p, { redactSecrets: true });
+    expect(shown).not.toContain('s3cret');
+    expect(shown).toContain('postgres-url: postgres://hoard:***@scratch:5432/postgres');
+    expect(only(base('drill:\n  query: select 1\n')).message).toMatch(/has no postgres-url; add postgres-url: postgres:\/\//);
+    expect(only(base('drill:\n  postgres-url: mysql://x@y/z\n  query: select 1\n'))).toMatchObject({
+      path: 'drill.postgres-url',
+      message: expect.stringMatching(/must be a postgres:\/\/ URL/),
+    });
+    expect(only(base('drill:\n  postgres-url: postgres://x@y/z\n')).message).toMatch(/has no query/);
+    expect(only(base('drill:\n  postgres-url: postgres://x@y/z\n  query: select 1\n  database: x\n')).path).toBe('drill.database');
+  });
 });
 
 describe('policy runs', () => {
