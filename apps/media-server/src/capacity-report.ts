@@ -17,7 +17,6 @@ import {
   fillDate,
   trendOf,
   type ClassicInputs,
-  type DailyPoint,
   type KeptBackup,
   type Trend,
 } from './capacity.js';
