@@ -209,7 +209,7 @@ export class AgentDaemon {
     if (run.restore) {
       // A restore run: write a snapshot on this host (restore-run.ts).
       this.log.info({ run: run.id, job: run.job, snapshot: run.restore.snapshot, path: run.restore.path }, 'restore run started');
-      const report = await executeRestoreRun(this.client, run, { agent: this.name, signal: this.runSignal(run.id) });
+      const report = await executeRestoreRun(this.client, run, { agent: this.name, signal: this.runSignal(run.id), env: this.options.env });
       this.cancels.delete(run.id);
       if (this.endedByServer.has(run.id)) return this.log.warn({ run: run.id, reason: this.endedByServer.get(run.id) }, 'restore run ended by the server');
       await this.report(run, report);

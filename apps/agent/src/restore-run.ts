@@ -10,6 +10,7 @@
  *   refused unless `force`. A block device is overwritten in place.
  * - a directory snapshot: as a tree in the new directory PATH (extractArchive builds it
  *   in `PATH.partial` and renames it); PATH must not exist.
+ * - a dump with `database`: into that database with its own tool (restore-into-database.ts).
  *
  * The result (bytes, snapshot, path) or the failure goes back to the server as the run's
  * one target; the CLI that queued the run prints it.
@@ -19,6 +20,7 @@ import { dirname } from 'node:path';
 import type { HoardClient, FinishRunRequest, RestoreResult, RestoreRunSpec, RunProgress, RunView } from '@hoard/protocol';
 import type { ErrorCode } from '@hoard/errors';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, type ArchiveSource } from '@hoard/repository';
+import { restoreIntoDatabase } from './restore-into-database.js';
 import { restoreFramesToFile } from './restore-to-file.js';
 
 const PROGRESS_EVERY_MS = 1_000;
@@ -38,6 +40,8 @@ export class RestoreRefusedError extends Error {
 export interface RestoreRunOptions {
   /** This agent's name, for messages. */
   agent: string;
+  /** Environment of the database tools (a database restore); default process.env. */
+  env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
 }
 
@@ -75,6 +79,8 @@ async function restoreOnHost(
   options: RestoreRunOptions,
   progress: (bytes: number, total?: number) => void,
 ): Promise<RestoreResult> {
+  if (spec.database !== undefined)
+    return restoreIntoDatabase(client, job, { ...spec, database: spec.database }, { env: options.env ?? process.env, signal: options.signal, progress });
   const path = spec.path;
   const read = (offset: number, length: number): AsyncIterable<Uint8Array> => client.restoreRange(job, spec.snapshot, offset, length, options.signal);
   const source: ArchiveSource = { snapshot: spec.snapshot, length: spec.logicalBytes, read };

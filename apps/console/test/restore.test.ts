@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, newPage, Screenshots, signIn, startConsoleServer, type ConsoleTestServer } from '../../../test-support/browser.js';
+import { startPostgres, type RunningPostgres } from '../../../test-support/postgres.js';
 import { AgentDaemon } from '../../agent/dist/index.js';
 
 let t: ConsoleTestServer;
@@ -28,6 +29,7 @@ let now = Date.parse('2026-03-01T10:00:00Z');
 const images: { id: string; bytes: Buffer }[] = [];
 let dirSnapshot: string;
 let dataBin: Buffer;
+let pg: RunningPostgres;
 
 interface Run {
   id: string;
@@ -45,12 +47,14 @@ async function backup(job: string, source: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  [t, browser] = await Promise.all([startConsoleServer(), launchBrowser()]);
+  [t, browser, pg] = await Promise.all([startConsoleServer(), launchBrowser(), startPostgres()]);
   shots = new Screenshots('console-restore');
   work = await mkdtemp(join(tmpdir(), 'hoard-console-restore-'));
   operator = await t.token('operator');
   viewer = await t.token('viewer');
-  agent = new AgentDaemon({ server: t.url, token: await t.agent('files1'), workers: 0, clock: () => now });
+  // The agent's host knows the database password; no URL the server sees carries it.
+  const env = { ...process.env, PGPASSWORD: pg.password };
+  agent = new AgentDaemon({ server: t.url, token: await t.agent('files1'), workers: 0, clock: () => now, env });
   await agent.start();
 
   // Two snapshots of an image, two days apart (by the agent's clock).
@@ -69,12 +73,18 @@ beforeAll(async () => {
   await writeFile(join(tree, 'index.html'), '<h1>hello</h1>\n');
   now = Date.parse('2026-03-04T10:00:00Z');
   dirSnapshot = await backup('www', `dir:${tree}`);
+  // A PostgreSQL database and its dump.
+  await pg.createDatabase('shop');
+  await pg.psql("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 500) g;", 'shop');
+  now = Date.parse('2026-03-05T10:00:00Z');
+  await backup('shop', `postgres://postgres@127.0.0.1:${pg.port}/shop`);
 });
 
 afterAll(async () => {
   await browser?.close();
   await agent?.close();
   await t?.close();
+  await pg?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
 
@@ -151,6 +161,32 @@ describe('the restore pages', () => {
     expect(result).toContain('whole-stream hash');
     expect((await readFile(target)).equals(images[0]!.bytes)).toBe(true);
     await shots.save(page, 'restore-onto-agent');
+    await page.close();
+  });
+
+  it('the wizard restores a PostgreSQL dump into a new database through a restore run on the agent', async () => {
+    await pg.createDatabase('shop_copy');
+    const page = await newPage(browser);
+    await signIn(page, t.url, operator, '/ui/restore?job=shop');
+    await page.waitForFunction(() => document.querySelector('#picked')?.textContent?.includes('Picks snapshot'));
+    await page.click('input[name=restore-target][value=database]');
+    await page.waitForSelector('#restore-agent option[value=files1]');
+    await page.type('#restore-database', `postgres://postgres@127.0.0.1:${pg.port}/shop_copy`);
+    await page.click('#restore-start');
+    await page.waitForSelector('#restore-result', { timeout: 60_000 });
+    expect(await page.$eval('#restore-result', (e) => e.textContent ?? '')).toMatch(
+      new RegExp(`Restored snapshot [0-9a-f]{16} to postgres://127\\.0\\.0\\.1:${pg.port}/shop_copy .*before the database tool was told the dump was complete`),
+    );
+    expect(await pg.psql('SELECT count(*), sum(id) FROM orders', 'shop_copy')).toBe('500|125250');
+    await shots.save(page, 'restore-into-database');
+    // A password in the URL is refused: run records are shown to every reader.
+    const refused = await fetch(`${t.url}/v1/runs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: 'files1', job: 'shop', restore: { database: `postgres://postgres:${pg.password}@127.0.0.1:${pg.port}/shop_copy` } }),
+    });
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toMatch(/must not carry a password/);
     await page.close();
   });
 

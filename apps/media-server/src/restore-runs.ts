@@ -26,6 +26,11 @@ export async function queueRestoreRun(catalog: Catalog, repo: Repository, runs: 
       `agent ${body.agent} was revoked at ${agent.revokedAt}: it can no longer connect, so it would never pick up this restore; restore to another agent`,
     );
   }
+  const database = request.database === undefined ? undefined : checkDatabaseUrl(request.database);
+  if ((database === undefined) === (request.path === undefined))
+    throw new RequestError('invalid_request', 'restore: give path (a file, device or new directory on the agent) or database (a URL), one of them');
+  if (database !== undefined && (request.file !== undefined || request.force))
+    throw new RequestError('invalid_request', 'restore: file and force do not apply to a database restore');
   const snapshot = await repo.findSnapshot(body.job, {
     id: request.snapshot,
     at: request.at === undefined ? undefined : new Date(request.at),
@@ -38,13 +43,19 @@ export async function queueRestoreRun(catalog: Catalog, repo: Repository, runs: 
       `--file picks one file out of a directory snapshot, but snapshot ${snapshot.id} of job ${body.job} is a ${kind} snapshot`,
     );
   }
+  if (database !== undefined && kind !== 'stream')
+    throw new RequestError(
+      'invalid_request',
+      `a database restore takes a dump (a stream snapshot), but snapshot ${snapshot.id} of job ${body.job} is a ${kind} snapshot`,
+    );
   const spec: RestoreRunSpec = {
     snapshot: snapshot.id,
     source: snapshot.meta.source.name,
     kind,
     startedAt: snapshot.meta.startedAt,
     logicalBytes: snapshot.meta.logicalBytes,
-    path: request.path,
+    path: request.path ?? database!,
+    ...(database !== undefined ? { database } : {}),
     ...(request.force ? { force: true } : {}),
     ...(request.file !== undefined ? { file: request.file } : {}),
   };
@@ -68,4 +79,28 @@ export async function restoreReadAccess(catalog: Catalog, who: Principal, job: s
   }
   if (pinned.size === 0) throw new RequestError('forbidden', `agent ${who.name} may not restore job ${job}`);
   return (id) => pinned.has(id);
+}
+
+/**
+ * A database URL a restore run may carry: one of the engines the agent restores into, and
+ * no password. Run records are listed to every reader, and the server keeps no database
+ * secrets: the agent's host supplies the password (~/.pgpass, PGPASSWORD, ~/.my.cnf,
+ * MYSQL_PWD), as it does for its dumps.
+ */
+export function checkDatabaseUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new RequestError('invalid_request', `restore.database must be a URL such as postgres://user@host:5432/db; got ${JSON.stringify(text)}`);
+  }
+  if (!['postgres:', 'postgresql:', 'mysql:', 'mariadb:'].includes(url.protocol))
+    throw new RequestError('invalid_request', `restore.database: expected postgres://, postgresql://, mysql:// or mariadb://; got ${url.protocol}//`);
+  if (url.password !== '')
+    throw new RequestError(
+      'invalid_request',
+      "restore.database must not carry a password (run records are shown to every reader): put it on the agent's host (~/.pgpass or PGPASSWORD; ~/.my.cnf or MYSQL_PWD)",
+    );
+  if (url.pathname.replace(/^\//, '') === '') throw new RequestError('invalid_request', `restore.database ${url.href}: name the database to restore into`);
+  return url.href;
 }

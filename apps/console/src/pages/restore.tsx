@@ -4,9 +4,9 @@
  * target: a download in the browser, or a restore run onto an agent's path whose progress
  * and result (the snapshot, what was checked) are shown here.
  *
- * Database targets: a PostgreSQL/MySQL restore needs the database tools next to the
- * database, so it belongs on an agent as a restore run; that run kind does not exist yet,
- * and the wizard says so and shows the CLI command that does it (docs/console.md).
+ * Database targets: a PostgreSQL/MySQL restore needs the database's own tools and a
+ * network path to the database, so it runs on an agent as a restore run with `database`
+ * (apps/agent/src/restore-into-database.ts), never on the server (docs/console.md).
  */
 import './restore-pages.css';
 import { useEffect, useState } from 'preact/hooks';
@@ -118,7 +118,7 @@ export function RestorePage({ query }: PageProps) {
         ) : target === 'agent' ? (
           <AgentTarget snapshot={snapshot} />
         ) : (
-          <DatabaseTarget snapshot={snapshot} />
+          <AgentTarget snapshot={snapshot} database />
         )
       ) : null}
     </Page>
@@ -164,11 +164,16 @@ function DownloadTarget({ snapshot }: { snapshot: PickedSnapshot }) {
   );
 }
 
-function AgentTarget({ snapshot }: { snapshot: PickedSnapshot }) {
+/**
+ * A restore run on an agent: onto a path, or (`database`) a dump into a database the agent
+ * reaches; the run's progress, then its result.
+ */
+function AgentTarget({ snapshot, database = false }: { snapshot: PickedSnapshot; database?: boolean }) {
   const agents = useApi((signal) => api.listAgents({ signal }), []);
   const live = (agents.data?.agents ?? []).filter((a) => !a.revokedAt);
   const [agent, setAgent] = useState('');
   const [path, setPath] = useState('');
+  const [url, setUrl] = useState('');
   const [file, setFile] = useState('');
   const [force, setForce] = useState(false);
   const [run, setRun] = useState<RunView | undefined>();
@@ -185,7 +190,9 @@ function AgentTarget({ snapshot }: { snapshot: PickedSnapshot }) {
         body: {
           agent: chosen,
           job: snapshot.job,
-          restore: { snapshot: snapshot.id, path, ...(force ? { force: true } : {}), ...(file ? { file } : {}) },
+          restore: database
+            ? { snapshot: snapshot.id, database: url }
+            : { snapshot: snapshot.id, path, ...(force ? { force: true } : {}), ...(file ? { file } : {}) },
         },
       });
       setRun(queued);
@@ -201,9 +208,17 @@ function AgentTarget({ snapshot }: { snapshot: PickedSnapshot }) {
     }
   };
 
+  if (database && snapshot.source.kind !== 'stream')
+    return (
+      <section class="panel">
+        <p class="notice error">
+          Snapshot {snapshot.id} is a {snapshot.source.kind} snapshot; only a database dump (a stream snapshot) goes into a database.
+        </p>
+      </section>
+    );
   return (
     <section class="panel">
-      <h2>Restore onto an agent</h2>
+      <h2>{database ? 'Restore into a database' : 'Restore onto an agent'}</h2>
       <ErrorNotice error={agents.error} />
       <form onSubmit={start} class="restore-agent">
         <label for="restore-agent">Agent</label>
@@ -214,20 +229,40 @@ function AgentTarget({ snapshot }: { snapshot: PickedSnapshot }) {
             </option>
           ))}
         </select>
-        <label for="restore-path">
-          {snapshot.source.kind === 'directory' && !file ? 'New directory on the agent (must not exist)' : 'File or device path on the agent'}
-        </label>
-        <input id="restore-path" required pattern="/.*" placeholder="/restore/here" value={path} onInput={(e) => setPath(e.currentTarget.value)} />
-        {snapshot.source.kind === 'directory' ? (
+        {database ? (
+          <>
+            <label for="restore-database">
+              Database URL, as the agent reaches it (no password: the agent's ~/.pgpass, PGPASSWORD, ~/.my.cnf or MYSQL_PWD supply it)
+            </label>
+            <input
+              id="restore-database"
+              required
+              placeholder="postgres://postgres@127.0.0.1:5432/shop_copy"
+              value={url}
+              onInput={(e) => setUrl(e.currentTarget.value)}
+            />
+            <p class="muted small">A custom-format dump goes through pg_restore, an SQL dump through psql in one transaction, a MySQL dump through mysql.</p>
+          </>
+        ) : (
+          <>
+            <label for="restore-path">
+              {snapshot.source.kind === 'directory' && !file ? 'New directory on the agent (must not exist)' : 'File or device path on the agent'}
+            </label>
+            <input id="restore-path" required pattern="/.*" placeholder="/restore/here" value={path} onInput={(e) => setPath(e.currentTarget.value)} />
+          </>
+        )}
+        {!database && snapshot.source.kind === 'directory' ? (
           <>
             <label for="restore-file">Only this file of the snapshot (optional, e.g. etc/hosts)</label>
             <input id="restore-file" value={file} onInput={(e) => setFile(e.currentTarget.value)} />
           </>
         ) : null}
-        <label class="choice">
-          <input type="checkbox" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} /> Replace an existing file
-        </label>
-        <button type="submit" id="restore-start" disabled={busy || !chosen || !path}>
+        {database ? null : (
+          <label class="choice">
+            <input type="checkbox" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} /> Replace an existing file
+          </label>
+        )}
+        <button type="submit" id="restore-start" disabled={busy || !chosen || (database ? !url : !path)}>
           Restore snapshot {snapshot.id}
         </button>
       </form>
@@ -265,24 +300,9 @@ function RunOutcome({ run }: { run: RunView }) {
 }
 
 /** What the restore path checked, by what the agent wrote (docs/console.md). */
-function checksDone(wrote: 'stream' | 'tree' | 'file'): string {
+function checksDone(wrote: 'stream' | 'tree' | 'file' | 'database'): string {
+  if (wrote === 'database') return 'Checked: every chunk and the whole-stream hash, before the database tool was told the dump was complete.';
   if (wrote === 'file') return 'Checked: every chunk of the file against its fingerprint.';
   if (wrote === 'tree') return 'Checked: every chunk, the whole-stream hash, and the entry table read twice and compared.';
   return 'Checked: every chunk and the whole-stream hash; the file was synced and put in place only after that.';
-}
-
-function DatabaseTarget({ snapshot }: { snapshot: PickedSnapshot }) {
-  return (
-    <section class="panel">
-      <h2>Into a database</h2>
-      <p>
-        A dump is restored with the database's own tools (psql, pg_restore, mysql), which run next to the database. The console cannot start that yet: run it
-        from a host with the tools and network access to the database:
-      </p>
-      <pre>
-        hoard restore --server URL {snapshot.job} --snapshot {snapshot.id} --to postgres://USER@HOST/DB
-      </pre>
-      <p class="muted small">(or mysql://…; the CLI checks every chunk and the stream hash before it tells the tool the dump is complete)</p>
-    </section>
-  );
 }

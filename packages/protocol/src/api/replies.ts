@@ -217,7 +217,8 @@ export const RestoreRunSpec = record(
     kind: SourceKind,
     startedAt: IsoTime,
     logicalBytes: Bytes,
-    path: Type.String({ description: "the absolute path on the agent's host to write to" }),
+    path: Type.String({ description: "the absolute path on the agent's host to write to; for a database restore, the database URL" }),
+    database: optional(Type.String({ description: 'a database restore: the database URL (no password) the agent restores the dump into' })),
     force: optional(Type.Boolean({ description: 'replace an existing file; sent only as true (absent: refuse)' })),
     file: optional(Type.String({ description: 'one file of a directory snapshot, relative to the backed-up directory' })),
   },
@@ -231,8 +232,8 @@ export const RestoreResult = record(
     snapshot: Text,
     path: Text,
     bytes: Type.Integer({ minimum: 0, description: "bytes written (the files' contents for a tree)" }),
-    wrote: Type.Union([Type.Literal('stream'), Type.Literal('tree'), Type.Literal('file')], {
-      description: '`stream`: a file or device; `tree`: a directory snapshot as a tree; `file`: one file of it',
+    wrote: Type.Union([Type.Literal('stream'), Type.Literal('tree'), Type.Literal('file'), Type.Literal('database')], {
+      description: '`stream`: a file or device; `tree`: a directory snapshot as a tree; `file`: one file of it; `database`: a dump into a database',
     }),
     device: optional(Type.Boolean({ description: 'the path was a block device' })),
     files: optional(Count),

@@ -21,7 +21,15 @@ export const RestoreRunRequest = Type.Object(
     snapshot: optional(Type.String({ minLength: 4, maxLength: 64, description: 'a snapshot id or a unique prefix of 4+ hex digits' })),
     at: optional(Type.String({ maxLength: 64, description: 'ISO-8601: the newest snapshot that started at or before it' })),
     source: optional(Text(4096)),
-    path: Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: "an absolute path on the agent's host" }),
+    path: optional(Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: "an absolute path on the agent's host (or give database)" })),
+    database: optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        description:
+          "a dump snapshot into this database, reached from the agent's host: postgres://, postgresql://, mysql:// or mariadb:// without a password (the agent's ~/.pgpass, PGPASSWORD, ~/.my.cnf or MYSQL_PWD supply it)",
+      }),
+    ),
     force: optional(Type.Boolean()),
     file: optional(Text(4096)),
   },
