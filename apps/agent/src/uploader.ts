@@ -232,7 +232,8 @@ class SessionUpload {
       fingerprint: this.fingerprint,
       workers: this.options.workers,
       reuseBuffers: true,
-      pipeline: { segmentBytes: 8 * 1024 * 1024 },
+      // 4 MiB segments, as the embedded backup (docs/operations.md, "Memory budget").
+      pipeline: { segmentBytes: 4 * 1024 * 1024 },
     });
     // Small parts (most files of a directory) are cut in-thread: a worker round trip per file costs more than it saves.
     const small = input.parts ? new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: 0, reuseBuffers: true }) : undefined;
@@ -346,6 +347,8 @@ class SessionUpload {
     const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
     this.wireBytes += bodyBytes;
     this.bytesNew += encoded.reduce((n, e) => n + e.blob.rawLength, 0);
+    // Sent and answered: the encode workers may reuse the blobs' memory (not garbage to collect).
+    for (const e of encoded) e.blob.release?.();
     this.options.onProgress?.({
       target: this.target.name,
       bytesRead,

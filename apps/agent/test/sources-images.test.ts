@@ -46,7 +46,7 @@ async function resolve(spec: string, warnings?: string[]): Promise<SourceTarget[
 
 async function readAll(opened: OpenedSource): Promise<Buffer> {
   const parts: Uint8Array[] = [];
-  for await (const part of opened.stream!) parts.push(part);
+  for await (const part of opened.stream!) parts.push(Buffer.from(part)); // pieces are valid until the next one
   return Buffer.concat(parts);
 }
 

@@ -70,7 +70,11 @@ export interface SourceChunkRef {
 export type SourcePart = { kind: 'bytes'; stream: AsyncIterable<Uint8Array>; sizeHint?: number } | { kind: 'chunks'; refs: AsyncIterable<SourceChunkRef> };
 
 export interface OpenedSource {
-  /** The bytes, in order; iterate it once. Consumed with backpressure: the producer waits for the reader. */
+  /**
+   * The bytes, in order; iterate it once. Consumed with backpressure: the producer waits for
+   * the reader. A piece is valid only until the next one is asked for (files and devices
+   * are read into one reused buffer): copy what you keep.
+   */
   stream?: AsyncIterable<Uint8Array>;
   /**
    * Instead of `stream`: the source in parts (directory archives). The snapshot's stream

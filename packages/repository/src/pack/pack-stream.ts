@@ -114,6 +114,21 @@ export class PackStreamWriter {
     return { key, entries, stored };
   }
 
+  /** Drops the open pack (a failed or cancelled backup): its temp object is removed once its appends settle. */
+  async discard(): Promise<void> {
+    const staging = this.staging;
+    this.staging = undefined;
+    this.entries.length = 0;
+    this.blobBytes = 0;
+    this.hasher = new Blake3Hasher();
+    if (this.piece) this.free.push(this.piece);
+    this.piece = undefined;
+    this.pieceFill = 0;
+    if (!staging) return;
+    await staging.writes;
+    await staging.object.abort();
+  }
+
   private write(bytes: Uint8Array): void {
     this.hasher.update(bytes);
     for (let done = 0; done < bytes.length; ) {

@@ -269,6 +269,8 @@ class BackupRun {
   private async settle(): Promise<void> {
     await Promise.allSettled(this.encodes);
     await this.writer.settle();
+    // Nothing will seal the open pack now: drop it (and its temp file on a local store).
+    await this.writer.discardOpenPack().catch(() => undefined);
     await this.snapshot.settle();
   }
 }

@@ -164,6 +164,20 @@ export class StoreWriter {
     await Promise.allSettled([...this.uploads, this.segmentChain]);
   }
 
+  /**
+   * Drops the open pack's blobs and, when streamed, its temp object (a failing backup that
+   * owns this writer; a writer shared by sessions keeps its open pack for the others).
+   */
+  async discardOpenPack(): Promise<void> {
+    if (this.pack.count === 0 && !(this.pack instanceof PackStreamWriter)) return;
+    const seq = this.openSeq++;
+    this.failed.add(seq);
+    this.failures.set(seq, new Error('the open pack was discarded'));
+    for (const [hex, s] of this.pending) if (s === seq) this.pending.delete(hex);
+    if (this.pack instanceof PackStreamWriter) await this.pack.discard();
+    else this.pack.seal();
+  }
+
   private throwErrors(): void {
     if (this.errors.length === 0) return;
     const [first] = this.errors;
