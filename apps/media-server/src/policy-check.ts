@@ -70,7 +70,17 @@ export async function checkPolicyDocument(text: string, format: 'yaml' | 'json' 
     if (!(err instanceof PolicyError)) throw err;
     return { ok: false, problems: err.problems.map(({ path, message, line, column }) => ({ path, message, line, column })), policies: [] };
   }
-  const problems: PolicyCheckProblem[] = (await serverPolicyProblems(policies, context)).map((p) => ({
+  const masked: ServerPolicyProblem[] = policies.flatMap((policy) =>
+    policy.sources
+      .flatMap((source) => source.specs)
+      .filter((spec) => spec.includes(':***@'))
+      .map((spec) => ({
+        code: 'invalid_policy' as const,
+        message: `policy ${policy.name}: ${spec} has its password masked as *** (as the server shows it); type the real password, or applying stores ***`,
+        value: spec,
+      })),
+  );
+  const problems: PolicyCheckProblem[] = [...masked, ...(await serverPolicyProblems(policies, context))].map((p) => ({
     path: '',
     message: p.message,
     ...locateInText(text, p),

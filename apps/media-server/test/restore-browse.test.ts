@@ -332,6 +332,10 @@ describe('restore from a browser: pick, browse, download, policy check', () => {
       message: expect.stringMatching(/^YAML syntax/),
       line: expect.any(Number),
     });
+    // A password as the server shows it (masked) would be stored as ***: the check says so at its line.
+    const masked = fixed.replace(`[${agentName}, no-such-agent]`, `[${agentName}]`).replace('"cmd:true"', '"postgres://app:***@db.example/shop"');
+    const maskedCheck = await call(t.url, 'POST', '/v1/policies/check', { token: t.admin, json: { document: masked } });
+    expect(maskedCheck.json.problems).toEqual([{ path: '', message: expect.stringMatching(/password masked as \*\*\*/), line: 4, column: expect.any(Number) }]);
     expect((await as(t.admin, '/v1/policies/web-check')).status).toBe(404);
   });
 
