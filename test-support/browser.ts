@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (page.evaluate callbacks run in the browser: the test files that use this harness name DOM types.)
 /**
  * Browser tests of the web console (apps/console/test): a headless Chromium from Debian's
  * `chromium` package (scripts/ensure-test-deps.sh installs it; HOARD_CHROMIUM names

@@ -41,7 +41,7 @@ export const PAGES: PageEntry[] = [
   { path: '/', page: DashboardPage, nav: 'Dashboard' },
   { path: '/jobs/:job', page: JobPage },
   { path: '/agents', page: AgentsPage, nav: 'Agents', needs: 'listAgents' },
-  { path: '/tasks', page: TasksPage, nav: 'Tasks', needs: 'listJobs' },
+  { path: '/tasks', page: TasksPage, nav: 'Tasks', needs: 'listTasks' },
   { path: '/restore', page: RestorePage, nav: 'Restore', needs: 'pickSnapshot' },
   { path: '/browse/:job/:id', page: BrowsePage, needs: 'browseSnapshot' },
   { path: '/policies', page: PolicyEditorPage, nav: 'Policies', needs: 'checkPolicies' },

@@ -242,6 +242,12 @@ export async function runNetworkDemo(options: { json: boolean; keep?: boolean; r
     }
     if (restores.some((r) => !r.identical)) throw new Error('a point-in-time restore did not match the source');
     if (options.report !== undefined) await writeSampleReport(admin, options.report, say);
+    if (options.keep && !options.json) {
+      // The web console (docs/console.md) of the demo's server: it runs until Ctrl-C.
+      say(`\nweb console: ${server.url}/ui/  (sign in with the admin token ${started.adminToken})`);
+      say('the media server and agent keep running; press Ctrl-C to stop them (the directory stays)');
+      await new Promise<never>(() => undefined);
+    }
   } finally {
     await agent?.close();
     await server?.close();

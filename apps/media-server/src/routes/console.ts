@@ -1,4 +1,4 @@
-/** The web console's routes: sign-in and sign-out (session cookie), the session, the live event stream. */
+/** The web console's routes: sign-in and sign-out (session cookie), the session, the live event stream, the task list. */
 import { API_ROUTES as R, RequestError } from '@hoard/protocol';
 import { clearedSessionCookie, sessionIdOf } from '../console-sessions.js';
 import type { Api } from '../http/api.js';
@@ -29,5 +29,28 @@ export function consoleRoutes(api: Api, server: MediaServer): void {
 
   api.raw(R.events, async ({ res }) => {
     server.consoleEvents.attach(res);
+  });
+
+  api.json(R.listTasks, async ({ query }) => {
+    const tasks = await server.catalog.listTasks({
+      ...(query.kind ? { kind: query.kind } : {}),
+      ...(query.job ? { job: query.job } : {}),
+      limit: query.limit ?? 100,
+      newestFirst: true,
+    });
+    return {
+      tasks: tasks.map((t) => ({
+        id: t.id,
+        kind: t.kind,
+        state: t.state,
+        startedAt: t.startedAt,
+        ...(t.job ? { job: t.job } : {}),
+        ...(t.policy ? { policy: t.policy } : {}),
+        ...(t.finishedAt ? { finishedAt: t.finishedAt } : {}),
+        ...(t.summary ? { summary: t.summary } : {}),
+        ...(t.error ? { error: t.error } : {}),
+        ...(t.result !== undefined ? { result: t.result } : {}),
+      })),
+    };
   });
 }

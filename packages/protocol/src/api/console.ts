@@ -98,3 +98,36 @@ export type TaskEvent = Static<typeof TaskEvent>;
 /** `event: changed`: records of these kinds changed (snapshots, agents, jobs, policies, alerts); reload what shows them. */
 export const ChangedEvent = Type.Object({ kinds: Type.Array(Type.String()) }, { title: 'ChangedEvent' });
 export type ChangedEvent = Static<typeof ChangedEvent>;
+
+/** A maintenance task as the catalog keeps it: verify, prune, GC, copy or drill, with its report. */
+export const TaskView = Type.Object(
+  {
+    id: Type.String(),
+    kind: Type.Union([Type.Literal('verify'), Type.Literal('prune'), Type.Literal('gc'), Type.Literal('copy'), Type.Literal('drill')]),
+    job: optional(Type.String()),
+    policy: optional(Type.String({ description: 'the policy that scheduled it; absent when someone asked for it' })),
+    state: Type.Union([Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed')]),
+    startedAt: IsoTime,
+    finishedAt: optional(IsoTime),
+    summary: optional(Type.String()),
+    error: optional(Type.String()),
+    result: optional(Type.Unknown({ description: "the task's full report (the GC, verify, prune or drill report)" })),
+  },
+  { title: 'TaskView' },
+);
+export type TaskView = Static<typeof TaskView>;
+
+export const listTasks = defineRoute({
+  id: 'listTasks',
+  method: 'GET',
+  path: '/v1/tasks',
+  access: READERS,
+  tag: 'maintenance',
+  summary: 'Verify, prune, GC, copy and drill tasks with their reports, newest first',
+  query: Type.Object({
+    kind: optional(Type.Union([Type.Literal('verify'), Type.Literal('prune'), Type.Literal('gc'), Type.Literal('copy'), Type.Literal('drill')])),
+    job: optional(Type.String({ minLength: 1, maxLength: 128 })),
+    limit: optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'at most this many (default 100)' })),
+  }),
+  reply: Type.Object({ tasks: Type.Array(TaskView) }),
+});

@@ -8,7 +8,7 @@ import { AgentName, Bytes, Count, IdParams, IsoTime, JobName, JobParams, PolicyN
 import { defineRoute, READERS } from './contract.js';
 import { NotificationEvent, TargetSettings, TargetView } from './notify.js';
 import { DrillReply, ValidityQuery, ValidityReport } from './validity.js';
-import { consoleSession, events, signIn, signOut } from './console.js';
+import { consoleSession, events, listTasks, signIn, signOut } from './console.js';
 import { browseSnapshot, checkPolicies, downloadSnapshot, pickSnapshot } from './restore-browse.js';
 import * as R from './replies.js';
 import { BeginSessionRequest, CommitRequest, CreateRunRequest, RunProgress } from './requests.js';
@@ -709,6 +709,7 @@ export const API_ROUTES = {
   consoleSession,
   signOut,
   events,
+  listTasks,
 } as const;
 
 export type ApiRoutes = typeof API_ROUTES;
