@@ -14,7 +14,20 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BeginSessionResponse, CommitResponse } from '@hoard/protocol';
 import { encodeArchiveTrailer, encodeEntry, type DirEntry } from '@hoard/repository';
-import { addAgent, call, chunkFor, commit, commitRequest, defineJob, randomData, sendBatches, startServer, type Reply, type TestServer } from './helpers.js';
+import {
+  addAgent,
+  call,
+  chunkFor,
+  commit,
+  commitRequest,
+  defineJob,
+  eventually,
+  randomData,
+  sendBatches,
+  startServer,
+  type Reply,
+  type TestServer,
+} from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -364,6 +377,35 @@ describe('restore from a browser: pick, browse, download, policy check', () => {
       { op: '-', text: '  keep-last: 3' },
       { op: '+', text: '  keep-last: 5' },
     ]);
+  });
+
+  it('a browser that goes away mid-download stops the read (the request ends as a client disconnect)', async () => {
+    // 64 MiB of zeros: nothing to upload (zero chunks are holes), far more than socket buffers hold.
+    const agent = await addAgent(t);
+    const zerosJob = await defineJob(t, agent.name);
+    const zeros = await upload(
+      t,
+      { token: agent.token, job: zerosJob },
+      Buffer.alloc(64 * 1024 * 1024),
+      { name: '/vm/zeros.img', kind: 'file' },
+      '2026-03-05T00:00:00.000Z',
+    );
+    const disconnects = async (): Promise<number> => {
+      const text = (await call(t.url, 'GET', '/metrics')).bytes.toString();
+      return Number(/^hoard_http_client_disconnects_total (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await disconnects();
+    const abort = new AbortController();
+    const res = await fetch(`${t.url}/v1/jobs/${zerosJob}/snapshots/${zeros.snapshot.id}/download`, {
+      headers: { authorization: `Bearer ${operator}` },
+      signal: abort.signal,
+    });
+    expect(res.headers.get('content-length')).toBe(String(64 * 1024 * 1024));
+    const reader = res.body!.getReader();
+    expect((await reader.read()).done).toBe(false);
+    abort.abort();
+    await reader.cancel().catch(() => undefined);
+    await eventually(async () => (await disconnects()) > before, 30_000, 'the download to end as a client disconnect');
   });
 
   // Last: it damages the repository.
