@@ -10,16 +10,7 @@
 import type { Catalog, RunRecord, SessionRecord, SnapshotRecord } from '@hoard/catalog';
 import { repositoryStats, type Repository } from '@hoard/repository';
 import type { TargetResult } from '@hoard/protocol';
-import {
-  classicEstimate,
-  classicInputs,
-  dailyCumulative,
-  fillDate,
-  trendOf,
-  type ClassicInputs,
-  type KeptBackup,
-  type Trend,
-} from './capacity.js';
+import { classicEstimate, classicInputs, dailyCumulative, fillDate, trendOf, type ClassicInputs, type KeptBackup, type Trend } from './capacity.js';
 import type { CapacityReport } from '@hoard/protocol';
 import { jobRuns, policiesByJob, runKind, snapshotRuns } from './job-history.js';
 
