@@ -253,7 +253,7 @@ describe('the web console', () => {
     expect(await textOf(page, '#gc-title + p + .actions + .notice')).toMatch(/^Dry run: would condemn \d+ pack/);
     // The real run (the default grace period keeps everything this young) is recorded as a task.
     await page.click('button ::-p-text(Run GC now)');
-    await page.waitForSelector('tr[data-kind="gc"]');
+    await page.waitForSelector('tr[data-kind="gc"] .badge.ok');
     expect(await textOf(page, 'tr[data-kind="gc"]')).toMatch(/succeeded.*condemned 0 pack/);
     await shots.save(page, 'tasks');
     await page.browserContext().close();

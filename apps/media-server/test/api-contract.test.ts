@@ -432,7 +432,8 @@ describe('operators and viewers', () => {
     expectForbidden(await as('GET', `/v1/jobs/${a.job}/restore?id=${snapshot}`), 'GET /v1/jobs/JOB/restore?id=');
 
     const before = await state(s);
-    const writes = ROUTES.filter((route) => route.method !== 'GET');
+    // The console's own session (sign-in with a token, sign-out of one's session) changes no data.
+    const writes = ROUTES.filter((route) => route.method !== 'GET' && route.tag !== 'console');
     expect(writes.length).toBeGreaterThan(20);
     for (const route of writes) {
       expect(route.access === 'public' || !route.access.includes('viewer'), `${route.id} lets viewers write`).toBe(true);
