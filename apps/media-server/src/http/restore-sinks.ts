@@ -6,8 +6,34 @@ import type { ServerResponse } from 'node:http';
 import { dataFrameHeader, endFrame, errorFrame, zerosFrame, type RestoreEnd, type RestoreFailure } from '@hoard/protocol';
 import { StreamSink } from '@hoard/repository';
 
+/**
+ * A response as a restore's output, which stops the restore when the client goes away: a
+ * response whose socket has closed never emits 'drain', so a restore waiting on
+ * backpressure would wait forever, holding its windows of decoded data. Here a write
+ * fails as soon as the response closes unfinished; restore() aborts and the request ends
+ * as a client disconnect (client-gone.ts: ECONNRESET), not as a server error.
+ */
+class ClientSink extends StreamSink {
+  private readonly gone: Promise<never>;
+
+  constructor(res: ServerResponse) {
+    super(res);
+    this.gone = new Promise<never>((_, reject) => {
+      res.once('close', () => {
+        if (!res.writableFinished) reject(Object.assign(new Error('the client closed the connection mid-restore'), { code: 'ECONNRESET' }));
+      });
+    });
+    // Nobody may be writing when it closes: not an unhandled rejection.
+    this.gone.catch(() => undefined);
+  }
+
+  override write(data: Uint8Array): Promise<void> {
+    return Promise.race([super.write(data), this.gone]);
+  }
+}
+
 /** A restore's output: on failure the error handler cuts the connection (not a clean end). */
-export class ResponseSink extends StreamSink {
+export class ResponseSink extends ClientSink {
   override async abort(): Promise<void> {}
 }
 
@@ -16,7 +42,7 @@ export class ResponseSink extends StreamSink {
  * (adjacent runs merged), then the verdict. finish() sends nothing: the route sends the
  * end frame with the result, or the error frame.
  */
-export class FrameSink extends StreamSink {
+export class FrameSink extends ClientSink {
   private zerosPending = 0;
 
   constructor(private readonly res: ServerResponse) {

@@ -6,9 +6,9 @@
  * byte short of its Content-Length and the connection is cut: a failed download.
  */
 import type { ServerResponse } from 'node:http';
-import { DownloadSink } from './download-sink.js';
+import { ResponseSink } from '../http/restore-sinks.js';
 
-export class VerdictHoldingSink extends DownloadSink {
+export class VerdictHoldingSink extends ResponseSink {
   private held: Buffer | undefined;
 
   constructor(private readonly res: ServerResponse) {

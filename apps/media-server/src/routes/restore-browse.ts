@@ -10,9 +10,9 @@ import { API_ROUTES as R, RequestError, type PickedSnapshot, type TreeEntry } fr
 import { archivePath, ArchiveEntryNotFoundError, restore, type DirEntry, type Repository, type SnapshotInfo } from '@hoard/repository';
 import { clientGone } from '../client-gone.js';
 import type { Api } from '../http/api.js';
+import { ResponseSink } from '../http/restore-sinks.js';
 import { ArchiveTableCache, baseName } from '../restore-browse/archive-tables.js';
 import { contentDisposition } from '../restore-browse/content-disposition.js';
-import { DownloadSink } from '../restore-browse/download-sink.js';
 import { planTar, TarSink } from '../restore-browse/tar-download.js';
 import { VerdictHoldingSink } from '../restore-browse/verdict-sink.js';
 import type { MediaServer } from '../server.js';
@@ -100,7 +100,7 @@ export function restoreBrowseRoutes(api: Api, server: MediaServer): void {
         res.end();
         return;
       }
-      await restore(repo, snapshot, new DownloadSink(res), { range: { offset: entry.offset, length: entry.size } }).catch(fail);
+      await restore(repo, snapshot, new ResponseSink(res), { range: { offset: entry.offset, length: entry.size } }).catch(fail);
       return;
     }
     if (entry.type === 'symlink' && query.format === 'raw')
@@ -112,7 +112,7 @@ export function restoreBrowseRoutes(api: Api, server: MediaServer): void {
     log.info({ ...context, bytes: plan.bytes, entries: plan.items.length }, 'download started (tar)');
     // The whole tree: the tar's end blocks are written by finish(), after the stream-hash check.
     const whole = entry.path.equals(Buffer.from('.'));
-    const sink = new TarSink(plan, new DownloadSink(res), whole ? 0 : (plan.range?.offset ?? 0));
+    const sink = new TarSink(plan, new ResponseSink(res), whole ? 0 : (plan.range?.offset ?? 0));
     if (whole) await restore(repo, snapshot, sink).catch(fail);
     else if (plan.range) await restore(repo, snapshot, sink, { range: plan.range }).catch(fail);
     else await sink.finish();
