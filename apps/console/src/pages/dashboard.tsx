@@ -355,7 +355,7 @@ function capacityChart(report: CapacityReport): { options: Omit<import('uplot').
       axes: [{}, { values: (_u, ticks) => ticks.map((t) => formatBytes(t)), size: 80 }],
       // A few days around the points at least, so one day of history is not stretched over years.
       scales: {
-        x: { time: true, range: (_u, min, max) => [Math.min(min, max - 3 * 86_400) - 86_400, max + 86_400] },
+        x: { time: true, auto: false, min: Math.min(xs[0]!, xs[xs.length - 1]! - 3 * 86_400) - 86_400, max: xs[xs.length - 1]! + 86_400 },
         y: { range: (_u, _min, max) => [0, Math.max(max, 1024) * 1.15] },
       },
     },
