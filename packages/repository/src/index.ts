@@ -55,6 +55,7 @@ export {
   decodeFooter,
 } from './pack/pack-format.js';
 export { PackWriter, type SealedPack, DEFAULT_PACK_BYTES, MIN_PACK_BYTES, MAX_PACK_BYTES } from './pack/pack-writer.js';
+export { PackStreamWriter, PIECE_BYTES, type StreamedPack } from './pack/pack-stream.js';
 export { readPackTrailer } from './pack/pack-reader.js';
 export {
   type IndexSegment,
@@ -131,7 +132,7 @@ export { findInDirs, findPostgresProgram, findProgram, pathDirs, postgresBinDirs
 export { otherDatabase, postgresConnection, type PostgresConnection } from './database/postgres-connection.js';
 export { DecodePool, DecodeWorkerError, defaultDecodeWorkers } from './restore/decode-pool.js';
 export { RestoreWriteError } from './restore/batch-decoder.js';
-export { openRangeReader, type RangeReader } from './store/object-store.js';
+export { openRangeReader, type RangeReader, type StagedObject } from './store/object-store.js';
 export { verify, type VerifyOptions, type VerifyPhase, type VerifyFinding, type VerifyReport } from './repo/verify.js';
 export { repositoryStats, type RepositoryStats, type StoreStats, type StatsFigures } from './repo/stats.js';
 // S3ObjectStore is in '@hoard/repository/s3': the AWS SDK takes half a second to load,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { blake3 } from '@napi-rs/blake-hash';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BlobCodec, PACK_FOOTER_BYTES, PackFormatError, PackWriter, decodeTrailer, loadPackHashing } from '../dist/index.js';
+import { BlobCodec, PACK_FOOTER_BYTES, PIECE_BYTES, PackFormatError, PackStreamWriter, PackWriter, decodeTrailer, loadPackHashing } from '../dist/index.js';
 
 const MiB = 1 << 20;
 const storeId = randomBytes(16);
@@ -84,5 +84,75 @@ describe('packs', () => {
     expect(writer.count).toBe(0);
     expect(() => new PackWriter(storeId, MiB)).toThrow(/4 MiB to 128 MiB/);
     expect(() => new PackWriter(new Uint8Array(8))).toThrow(/16 bytes/);
+  });
+});
+
+describe('streamed packs (PackStreamWriter)', () => {
+  /** A staged object in memory that records how it was written. */
+  function memoryStage() {
+    const staged = { pieces: [] as Buffer[], committed: undefined as string | undefined, aborted: false, maxPiece: 0 };
+    const stage = () => ({
+      append: async (bytes: Uint8Array) => {
+        staged.maxPiece = Math.max(staged.maxPiece, bytes.length);
+        staged.pieces.push(Buffer.from(bytes)); // the writer reuses its pieces
+      },
+      commit: async (key: string) => {
+        staged.committed = key;
+        return true;
+      },
+      abort: async () => {
+        staged.aborted = true;
+      },
+    });
+    return { staged, stage };
+  }
+
+  it('writes the same bytes under the same key as PackWriter, in pieces no larger than PIECE_BYTES', async () => {
+    const chunks = Array.from({ length: 150 }, (_, i) => (i % 2 === 0 ? randomBytes(70_000) : Buffer.from(`row ${i};`.repeat(7000))));
+    const blobs = await Promise.all(chunks.map((c) => codec.encode(c, blake3(c))));
+    const whole = new PackWriter(storeId, 4 * MiB);
+    const { staged, stage } = memoryStage();
+    const streamed = new PackStreamWriter(storeId, 4 * MiB, stage);
+    let sealedWhole;
+    let sealedStreamed;
+    for (let i = 0; i < chunks.length; i++) {
+      whole.add(blake3(chunks[i]), blobs[i]);
+      streamed.add(blake3(chunks[i]), blobs[i]);
+      await streamed.drain();
+      expect(streamed.full).toBe(whole.full);
+      if (whole.full) {
+        sealedWhole = whole.seal();
+        sealedStreamed = streamed.seal();
+        break;
+      }
+    }
+    expect(sealedWhole).toBeDefined();
+    expect(await sealedStreamed!.stored).toBe(true);
+    expect(sealedStreamed!.key).toBe(sealedWhole!.key);
+    expect(staged.committed).toBe(sealedWhole!.key);
+    expect(Buffer.concat(staged.pieces).equals(Buffer.from(sealedWhole!.bytes))).toBe(true);
+    expect(staged.pieces.length).toBeGreaterThan(1);
+    expect(staged.maxPiece).toBeLessThanOrEqual(PIECE_BYTES);
+    expect(sealedStreamed!.entries).toEqual(sealedWhole!.entries);
+  });
+
+  it('a failed append fails the pack: nothing is committed and the staged object is aborted', async () => {
+    let appends = 0;
+    let committed = false;
+    let aborted = false;
+    const writer = new PackStreamWriter(storeId, 4 * MiB, () => ({
+      append: async () => {
+        if (++appends === 2) throw new Error('disk full');
+      },
+      commit: async () => (committed = true),
+      abort: async () => {
+        aborted = true;
+      },
+    }));
+    const chunk = randomBytes(3 * MiB);
+    writer.add(blake3(chunk), await codec.encode(chunk, blake3(chunk)));
+    await expect(writer.seal().stored).rejects.toThrow(/disk full/);
+    expect(committed).toBe(false);
+    expect(aborted).toBe(true);
   });
 });
