@@ -177,7 +177,17 @@ describe('hoard sync', () => {
     ]);
     expectCode(made, 0);
     expect(JSON.parse(made.stdout)).toMatchObject({ encrypted: true, pairedWith: secretSource });
-    const copied = await hoardCli(['sync', '--from', secretSource, '--to', paired, '--from-passphrase-file', join(dir, 'p1'), '--to-passphrase-file', join(dir, 'p2')]);
+    const copied = await hoardCli([
+      'sync',
+      '--from',
+      secretSource,
+      '--to',
+      paired,
+      '--from-passphrase-file',
+      join(dir, 'p1'),
+      '--to-passphrase-file',
+      join(dir, 'p2'),
+    ]);
     expectCode(copied, 0);
     expectCode(await hoardCli(['restore', '--repo', paired, '--passphrase-file', join(dir, 'p2'), 'db', '--verify-only']), 0);
   });
