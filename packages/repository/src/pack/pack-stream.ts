@@ -10,11 +10,10 @@
  * callers wait in `drain` beyond that), and the free ones kept for reuse.
  */
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import type { EncodedBlob } from '../blob/codec.js';
 import { contentKeyFromHash } from '../content-key.js';
 import type { StagedObject } from '../store/object-store.js';
-import { encodeTrailer, PACK_ENTRY_BYTES, PACK_FOOTER_BYTES, STORE_ID_BYTES, type PackEntry } from './pack-format.js';
-import { MAX_PACK_BYTES, MIN_PACK_BYTES } from './pack-writer.js';
+import { encodeTrailer, type PackEntry } from './pack-format.js';
+import { PackFill } from './pack-fill.js';
 
 /** One write to the staged object: large enough that a pack is a few dozen writes. */
 export const PIECE_BYTES = 1024 * 1024;
@@ -35,9 +34,7 @@ interface Staging {
   failure?: { err: unknown };
 }
 
-export class PackStreamWriter {
-  private readonly entries: PackEntry[] = [];
-  private blobBytes = 0;
+export class PackStreamWriter extends PackFill {
   private hasher = new Blake3Hasher();
   private staging: Staging | undefined;
   private piece: Buffer | undefined;
@@ -49,44 +46,15 @@ export class PackStreamWriter {
   private lastWrite: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly storeId: Uint8Array,
-    readonly targetBytes: number,
+    storeId: Uint8Array,
+    targetBytes: number,
     private readonly stage: () => StagedObject,
   ) {
-    if (storeId.length !== STORE_ID_BYTES) throw new RangeError(`store id must be ${STORE_ID_BYTES} bytes, got ${storeId.length}`);
-    if (!Number.isSafeInteger(targetBytes) || targetBytes < MIN_PACK_BYTES || targetBytes > MAX_PACK_BYTES) {
-      throw new RangeError(`pack size must be from 4 MiB to 128 MiB, got ${targetBytes} bytes`);
-    }
+    super(storeId, targetBytes);
   }
 
-  get count(): number {
-    return this.entries.length;
-  }
-
-  /** Bytes the pack would have if sealed now. */
-  get size(): number {
-    return this.blobBytes + this.entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
-  }
-
-  get full(): boolean {
-    return this.size >= this.targetBytes;
-  }
-
-  /** Copies the blob into the pack; the caller may reuse `blob.stored` afterwards. */
-  add(fingerprint: Uint8Array, blob: EncodedBlob): PackEntry {
-    if (fingerprint.length !== 32) throw new RangeError(`fingerprint must be 32 bytes, got ${fingerprint.length}`);
-    const entry: PackEntry = {
-      fingerprint: Uint8Array.from(fingerprint),
-      offset: this.blobBytes,
-      storedLength: blob.stored.length,
-      rawLength: blob.rawLength,
-      codec: blob.codec,
-      checksum: blob.checksum,
-    };
-    this.write(blob.stored);
-    this.entries.push(entry);
-    this.blobBytes += blob.stored.length;
-    return entry;
+  protected putBlobBytes(bytes: Uint8Array): void {
+    this.write(bytes);
   }
 
   /** Resolves once no more than MAX_QUEUED_PIECES pieces wait to be written (backpressure for add()). */
@@ -99,11 +67,10 @@ export class PackStreamWriter {
     this.write(encodeTrailer(this.storeId, this.entries, this.blobBytes));
     this.flushPiece();
     const key = contentKeyFromHash('packs', this.hasher.digestBuffer());
-    const entries = this.entries.splice(0);
+    const entries = this.takeEntries();
     const staging = this.staging!;
     this.staging = undefined;
     this.hasher = new Blake3Hasher();
-    this.blobBytes = 0;
     const stored = staging.writes.then(async () => {
       if (staging.failure) {
         await staging.object.abort();
@@ -118,8 +85,7 @@ export class PackStreamWriter {
   async discard(): Promise<void> {
     const staging = this.staging;
     this.staging = undefined;
-    this.entries.length = 0;
-    this.blobBytes = 0;
+    this.takeEntries();
     this.hasher = new Blake3Hasher();
     if (this.piece) this.free.push(this.piece);
     this.piece = undefined;

@@ -7,12 +7,10 @@
  * packs can be handed back with `recycle` once uploaded: fresh memory costs a page fault
  * per 4 KiB on first touch, which at 16 MiB a pack is measurable.
  */
-import type { EncodedBlob } from '../blob/codec.js';
-import { encodeTrailer, packKey, PACK_ENTRY_BYTES, PACK_FOOTER_BYTES, STORE_ID_BYTES, type PackEntry } from './pack-format.js';
+import { encodeTrailer, packKey, type PackEntry } from './pack-format.js';
+import { DEFAULT_PACK_BYTES, PackFill } from './pack-fill.js';
 
-export const DEFAULT_PACK_BYTES = 16 * 1024 * 1024;
-export const MIN_PACK_BYTES = 4 * 1024 * 1024;
-export const MAX_PACK_BYTES = 128 * 1024 * 1024;
+export { DEFAULT_PACK_BYTES, MAX_PACK_BYTES, MIN_PACK_BYTES } from './pack-fill.js';
 
 export interface SealedPack {
   key: string;
@@ -24,51 +22,17 @@ export interface SealedPack {
 const SLACK_BYTES = 1024 * 1024;
 const RECYCLED_MAX = 2;
 
-export class PackWriter {
+export class PackWriter extends PackFill {
   private buffer: Buffer | undefined;
   private readonly recycled: Buffer[] = [];
-  private readonly entries: PackEntry[] = [];
-  private blobBytes = 0;
 
-  constructor(
-    private readonly storeId: Uint8Array,
-    readonly targetBytes = DEFAULT_PACK_BYTES,
-  ) {
-    if (storeId.length !== STORE_ID_BYTES) throw new RangeError(`store id must be ${STORE_ID_BYTES} bytes, got ${storeId.length}`);
-    if (!Number.isSafeInteger(targetBytes) || targetBytes < MIN_PACK_BYTES || targetBytes > MAX_PACK_BYTES) {
-      throw new RangeError(`pack size must be from 4 MiB to 128 MiB, got ${targetBytes} bytes`);
-    }
+  constructor(storeId: Uint8Array, targetBytes = DEFAULT_PACK_BYTES) {
+    super(storeId, targetBytes);
   }
 
-  get count(): number {
-    return this.entries.length;
-  }
-
-  /** Bytes the pack would have if sealed now. */
-  get size(): number {
-    return this.blobBytes + this.entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
-  }
-
-  get full(): boolean {
-    return this.size >= this.targetBytes;
-  }
-
-  /** Copies the blob into the pack; the caller may reuse `blob.stored` afterwards. */
-  add(fingerprint: Uint8Array, blob: EncodedBlob): PackEntry {
-    if (fingerprint.length !== 32) throw new RangeError(`fingerprint must be 32 bytes, got ${fingerprint.length}`);
-    const entry: PackEntry = {
-      fingerprint: Uint8Array.from(fingerprint),
-      offset: this.blobBytes,
-      storedLength: blob.stored.length,
-      rawLength: blob.rawLength,
-      codec: blob.codec,
-      checksum: blob.checksum,
-    };
-    this.reserve(this.blobBytes + blob.stored.length);
-    this.buffer!.set(blob.stored, this.blobBytes);
-    this.entries.push(entry);
-    this.blobBytes += blob.stored.length;
-    return entry;
+  protected putBlobBytes(bytes: Uint8Array): void {
+    this.reserve(this.blobBytes + bytes.length);
+    this.buffer!.set(bytes, this.blobBytes);
   }
 
   /** The finished pack; the writer is empty again afterwards. */
@@ -78,9 +42,8 @@ export class PackWriter {
     const buffer = this.buffer!;
     buffer.set(trailer, this.blobBytes);
     const bytes = buffer.subarray(0, this.blobBytes + trailer.length);
-    const entries = this.entries.splice(0);
+    const entries = this.takeEntries();
     this.buffer = undefined;
-    this.blobBytes = 0;
     return { key: packKey(bytes), bytes, entries };
   }
 
