@@ -20,10 +20,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backup, collectGarbage, Repository, restore, StreamSink, verify, type BackupResult, type ObjectStore, type SnapshotInfo } from '../dist/index.js';
+import { backup, collectGarbage, Repository, verify, type BackupResult } from '../dist/index.js';
+import { restored } from './restored.js';
 import { S3ObjectStore, type S3ObjectStoreOptions } from '../dist/s3.js';
 import { S3FaultProxy, type FaultAction, type FaultRule } from '../../../test-support/s3-fault-proxy.js';
 import { s3StoreOptions, s3TestServer } from '../../../test-support/s3-test-env.js';
@@ -71,21 +71,6 @@ async function* pieces(bytes: Buffer): AsyncGenerator<Uint8Array> {
 
 function run(repo: Repository, bytes: Buffer): Promise<BackupResult> {
   return backup(repo, { stream: pieces(bytes), name: 'src', kind: 'stream' }, { job: 'db', chunking: 'db-dump', workers: 0 });
-}
-
-class Collector extends Writable {
-  readonly parts: Buffer[] = [];
-  override _write(chunk: Buffer, _e: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.parts.push(Buffer.from(chunk));
-    cb();
-  }
-}
-
-/** Restores through a freshly opened repository on the direct store (its index read from the bucket now). */
-async function restored(objects: ObjectStore, snapshot: SnapshotInfo): Promise<Buffer> {
-  const out = new Collector();
-  await restore(await Repository.open(objects), snapshot, new StreamSink(out));
-  return Buffer.concat(out.parts);
 }
 
 /** verify (with `readData`, every blob read and checked): no finding. */

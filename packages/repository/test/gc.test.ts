@@ -8,7 +8,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   backup,
@@ -19,14 +18,13 @@ import {
   GcLockedError,
   listAll,
   Repository,
-  restore,
   SnapshotProtectedError,
-  StreamSink,
   verify,
   type BackupResult,
   type ObjectStore,
   type SnapshotInfo,
 } from '../dist/index.js';
+import { restored } from './restored.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -70,21 +68,6 @@ async function* pieces(bytes: Uint8Array, gate?: { at: number; open: Promise<voi
 
 function run(repo: Repository, job: string, bytes: Buffer, gate?: { at: number; open: Promise<void>; reached: () => void }): Promise<BackupResult> {
   return backup(repo, { stream: pieces(bytes, gate), name: 'src', kind: 'stream' }, { job, chunking: 'db-dump', workers: 0 });
-}
-
-class Collector extends Writable {
-  readonly parts: Buffer[] = [];
-  override _write(chunk: Buffer, _e: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.parts.push(Buffer.from(chunk));
-    cb();
-  }
-}
-
-/** Restores through a freshly opened repository (its index loaded from the bucket now). */
-async function restored(objects: ObjectStore, snapshot: SnapshotInfo): Promise<Buffer> {
-  const out = new Collector();
-  await restore(await Repository.open(objects), snapshot, new StreamSink(out));
-  return Buffer.concat(out.parts);
 }
 
 async function keys(objects: ObjectStore, prefix = ''): Promise<string[]> {

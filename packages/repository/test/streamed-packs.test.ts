@@ -8,25 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backup, FsObjectStore, Repository, restore, StreamSink, verify, type ObjectStore, type SnapshotInfo } from '../dist/index.js';
+import { backup, FsObjectStore, Repository, verify, type ObjectStore } from '../dist/index.js';
+import { restored } from './restored.js';
 
 const MiB = 1024 * 1024;
-
-class Collector extends Writable {
-  readonly parts: Buffer[] = [];
-  override _write(chunk: Buffer, _e: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.parts.push(Buffer.from(chunk));
-    cb();
-  }
-}
-
-async function restored(objects: ObjectStore, snapshot: SnapshotInfo): Promise<Buffer> {
-  const out = new Collector();
-  await restore(await Repository.open(objects), snapshot, new StreamSink(out));
-  return Buffer.concat(out.parts);
-}
 
 async function* pieces(bytes: Buffer): AsyncGenerator<Uint8Array> {
   for (let o = 0; o < bytes.length; o += 256 * 1024) yield bytes.subarray(o, o + 256 * 1024);

@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   backup,
@@ -17,8 +16,6 @@ import {
   GLOBAL_STORE,
   listAll,
   Repository,
-  restore,
-  StreamSink,
   syncRepositories,
   verify,
   type BackupResult,
@@ -26,6 +23,7 @@ import {
   type SnapshotInfo,
   type SyncReport,
 } from '../dist/index.js';
+import { restored } from './restored.js';
 import { S3ObjectStore } from '../dist/s3.js';
 import { s3StoreOptions } from '../../../test-support/s3-test-env.js';
 
@@ -92,19 +90,9 @@ function backupOf(repo: Repository, bytes: Buffer, job = 'db', streamHashOver?: 
 /** Until the next second: manifests carry their finish time to the second. */
 const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
 
-class Collector extends Writable {
-  readonly parts: Buffer[] = [];
-  override _write(chunk: Buffer, _e: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.parts.push(Buffer.from(chunk));
-    cb();
-  }
-}
-
 /** Restores through a repository opened afresh on `objects` (its index read from the bucket now). */
-async function restored(objects: ObjectStore, snapshot: SnapshotInfo, passphrase?: string): Promise<Buffer> {
-  const out = new Collector();
-  await restore(await Repository.open(objects, { passphrase, ...FAST_KDF }), snapshot, new StreamSink(out));
-  return Buffer.concat(out.parts);
+function restoredFrom(objects: ObjectStore, snapshot: SnapshotInfo, passphrase?: string): Promise<Buffer> {
+  return restored(objects, snapshot, { passphrase, ...FAST_KDF });
 }
 
 async function objectKeys(objects: ObjectStore): Promise<string[]> {
@@ -169,8 +157,8 @@ describe('hoard sync: fs -> RGW, different codec and keys', () => {
     await rm(source.path, { recursive: true, force: true });
     const fresh = new S3ObjectStore(s3StoreOptions(BUCKET, { prefix: target.objects.prefix }));
     opened.push(fresh);
-    expect((await restored(fresh, copies[1], 'offsite secret')).equals(day1)).toBe(true);
-    expect((await restored(fresh, copies[0], 'offsite secret')).equals(day2)).toBe(true);
+    expect((await restoredFrom(fresh, copies[1], 'offsite secret')).equals(day1)).toBe(true);
+    expect((await restoredFrom(fresh, copies[0], 'offsite secret')).equals(day2)).toBe(true);
     const check = await verify(await Repository.open(fresh, { passphrase: 'offsite secret', ...FAST_KDF }), { readData: true });
     expect(check.findings).toEqual([]);
   });
@@ -188,7 +176,7 @@ describe('hoard sync: RGW -> fs', () => {
     const [copy] = await target.repo.snapshots('web');
     // The source's byte hash was checked on the way; the copy is hashed over its chunk list.
     expect(copy.meta.streamHashOver).toBe('chunks');
-    expect((await restored(await FsObjectStore.open(target.path), copy, 'secondary')).equals(data)).toBe(true);
+    expect((await restoredFrom(await FsObjectStore.open(target.path), copy, 'secondary')).equals(data)).toBe(true);
   });
 
   it('between unencrypted repositories reads only the blobs the target lacks', async () => {
@@ -209,7 +197,7 @@ describe('hoard sync: RGW -> fs', () => {
     const [copy] = await target.repo.snapshots('db');
     // Same fingerprints, same chunk list: the stream hash is the source's.
     expect(copy.meta.streamHash).toBe(second.snapshot.meta.streamHash);
-    expect((await restored(await FsObjectStore.open(target.path), copy)).equals(day2)).toBe(true);
+    expect((await restoredFrom(await FsObjectStore.open(target.path), copy)).equals(day2)).toBe(true);
   });
 });
 
@@ -249,7 +237,9 @@ describe('hoard sync: paired encrypted stores (sync.md, "Paired stores")', () =>
       // One fingerprint per chunk on both sides: the chunk list, and so the stream hash, are the source's.
       expect(copy.meta.streamHash).toBe(made.snapshot.meta.streamHash);
       expect(
-        (await restored(await FsObjectStore.open(path), copy, 'secondary')).equals(job === 'db' ? day2 : Buffer.concat([noise(14, 4 * MiB), noise(15, MiB)])),
+        (await restoredFrom(await FsObjectStore.open(path), copy, 'secondary')).equals(
+          job === 'db' ? day2 : Buffer.concat([noise(14, 4 * MiB), noise(15, MiB)]),
+        ),
       ).toBe(true);
     }
     for (const name of [GLOBAL_STORE, 'mail-own']) {
@@ -309,7 +299,7 @@ describe('hoard sync: stopped and resumed', () => {
     expect(report.present).toBe(2);
     const copies = (await target.repo.snapshots('db')).reverse();
     expect(copies.length).toBe(3);
-    for (const [i, copy] of copies.entries()) expect((await restored(target.objects, copy)).equals(days[i])).toBe(true);
+    for (const [i, copy] of copies.entries()) expect((await restoredFrom(target.objects, copy)).equals(days[i])).toBe(true);
   });
 });
 
