@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
+import { mix32 } from '@hoard/bench-data';
 import { FingerprintIndex } from '@hoard/chunker';
 
 /**
@@ -115,26 +116,16 @@ export function peakRss(): number | undefined {
   }
 }
 
-/** murmur3's 32-bit finalizer: a bijection, so distinct inputs give distinct words. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 /**
  * Key number i as four well-mixed words at `words[o..o+3]` (uniform like BLAKE3 output).
- * Word 0 is fmix32(4i), a bijection of i below 2^30, so distinct numbers are distinct keys
+ * Word 0 is mix32(4i), a bijection of i below 2^30, so distinct numbers are distinct keys
  * (and an absent key, numbered from ABSENT_BASE, never shares even word 0 with a present one).
  */
 function keyNumbered(words: Uint32Array, o: number, i: number): void {
-  words[o] = fmix32(4 * i);
-  words[o + 1] = fmix32(4 * i + 1);
-  words[o + 2] = fmix32(4 * i + 2);
-  words[o + 3] = fmix32(4 * i + 3);
+  words[o] = mix32(4 * i);
+  words[o + 1] = mix32(4 * i + 1);
+  words[o + 2] = mix32(4 * i + 2);
+  words[o + 3] = mix32(4 * i + 3);
 }
 
 /**
@@ -200,7 +191,7 @@ function measureFloor(bytes: number): { independent: number; dependent: number }
   const chain = FLOOR_READS / 4;
   let j = 0;
   const t0 = performance.now();
-  for (let i = 0; i < chain; i++) j = fmix32(j + a[j] + i) % words;
+  for (let i = 0; i < chain; i++) j = mix32(j + a[j] + i) % words;
   const dependentMs = performance.now() - t0;
   sink += j;
   if (sink === -1) throw new Error('unreachable');

@@ -8,3 +8,4 @@ export type { VmImageSeriesOptions, VmImageSeries, VmRegion, VmContentKind } fro
 export { dumpSeries } from './sql-dump.js';
 export type { DumpSeriesOptions, DumpSeries, DumpTableStats } from './sql-dump.js';
 export { demoSeries } from './demo.js';
+export { mix32 } from './prng.js';
