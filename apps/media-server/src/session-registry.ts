@@ -55,7 +55,7 @@ export class SessionRegistry {
     if (session.state === 'failed') throw new RequestError('conflict', `session ${id} failed (${session.error}); start a new session`);
     if (session.runEnded !== undefined && !session.busy) {
       const reason = session.runEnded;
-      void this.end(session, 'failed', reason);
+      void this.end(session, 'failed', reason).catch((err: unknown) => this.log.error({ err, session: id }, 'ending the session of an ended run failed'));
       throw new RequestError('run_not_running', `session ${id} belongs to a run the server ended (${reason}); nothing more is taken for it`);
     }
     return session;
