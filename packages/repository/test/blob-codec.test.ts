@@ -203,6 +203,22 @@ describe('BlobCodec compression settings', () => {
     expect((await codec.encode(small, blake3(small))).codec).toBe(PAYLOAD_ZSTD);
   });
 
+  it('skips the probe while chunks keep compressing, and probes again after one does not', async () => {
+    const codec = await BlobCodec.create({ compression: ZSTD3 });
+    // Random where the probe samples, zeros elsewhere: a full attempt compresses it, the probe refuses it.
+    const length = 1 << 20;
+    const sampled = new Uint8Array(length);
+    const stride = (length - 4096) / 3;
+    for (let i = 0; i < 4; i++) sampled.set(randomBytes(4096), Math.floor(i * stride));
+    const encodeKind = async (raw: Uint8Array) => kindOf((await codec.encode(raw, blake3(raw))).codec);
+    expect(await encodeKind(sampled)).toBe(PAYLOAD_RAW); // probed
+    expect(await encodeKind(text(100_000))).toBe(PAYLOAD_ZSTD); // probed, then compressed
+    expect(await encodeKind(sampled)).toBe(PAYLOAD_ZSTD); // not probed: a full attempt, which saves
+    const noise = randomBytes(200_000);
+    expect(await encodeKind(noise)).toBe(PAYLOAD_RAW); // not probed: the full attempt saves nothing
+    expect(await encodeKind(sampled)).toBe(PAYLOAD_RAW); // probed again
+  });
+
   it('a forged raw length is refused from the frame header, before decompressing', async () => {
     const codec = await BlobCodec.create({ compression: ZSTD3 });
     const raw = text(100_000);
@@ -292,5 +308,61 @@ describe('BlobCodec.encodeOffThread (the encode workers)', () => {
         expect(Buffer.from(codec.decodeSync(blob.stored, blob, blake3(originals[i]), verify)).equals(originals[i])).toBe(true);
       });
     }
+  });
+
+  it('any sequence of chunks, in groups of any size, comes back decodable, each under its own fingerprint', async () => {
+    const key = randomBytes(32);
+    const settings: { compression: BlobCompression; dataKey?: Uint8Array }[] = [
+      { compression: ZSTD3 },
+      { compression: ZSTD3, dataKey: key },
+      { compression: { kind: 'lz4' } },
+      { compression: { kind: 'lz4' }, dataKey: key },
+      { compression: { kind: 'none' }, dataKey: key },
+    ];
+    const codecs = await Promise.all(settings.map((s) => BlobCodec.create(s)));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ bytes: chunkBytes, codec: fc.integer({ min: 0, max: codecs.length - 1 }), release: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        async (chunks) => {
+          // One buffer reused for every input, as the chunker's reuseBuffers does; chunks of
+          // different settings interleave, so groups close early.
+          const scratch = new Uint8Array(200_000);
+          const pending = chunks.map(({ bytes, codec }) => {
+            scratch.set(bytes);
+            const done = codecs[codec].encodeOffThread(scratch.subarray(0, bytes.length), blake3(bytes));
+            scratch.fill(0xa5);
+            return done;
+          });
+          const blobs = await Promise.all(pending);
+          // Released blobs hand their group back for reuse: encode more, then check the
+          // blobs not released are intact.
+          blobs.forEach((blob, i) => chunks[i].release && blob.release?.());
+          await Promise.all(chunks.slice(0, 8).map(({ bytes, codec }) => codecs[codec].encodeOffThread(randomBytes(bytes.length), blake3(bytes))));
+          blobs.forEach((blob, i) => {
+            if (chunks[i].release) return;
+            const { bytes, codec } = chunks[i];
+            const c = codecs[codec];
+            expect(blob.rawLength).toBe(bytes.length);
+            expect(Boolean(blob.codec & CODEC_ENCRYPTED)).toBe(settings[codec].dataKey !== undefined);
+            expect(blob.checksum).toBe(c.checksum(blob.stored));
+            expect(Buffer.from(c.decodeSync(blob.stored, blob, blake3(bytes), verify)).equals(bytes)).toBe(true);
+          });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('groups past 1 MiB and 256 chunks: incompressible sealed chunks grow in place without overwriting the next', async () => {
+    const codec = await BlobCodec.create({ compression: ZSTD3, dataKey: randomBytes(32) });
+    const inputs = Array.from({ length: 600 }, (_, i) => (i % 3 === 0 ? text(3_000 + i) : randomBytes(4_000 + i)));
+    const blobs = await Promise.all(inputs.map((raw) => codec.encodeOffThread(raw, blake3(raw))));
+    blobs.forEach((blob, i) => {
+      expect(kindOf(blob.codec)).toBe(i % 3 === 0 ? PAYLOAD_ZSTD : PAYLOAD_RAW);
+      expect(Buffer.from(codec.decodeSync(blob.stored, blob, blake3(inputs[i]), verify)).equals(inputs[i])).toBe(true);
+    });
   });
 });

@@ -10,11 +10,12 @@
  * cannot be moved under another fingerprint without failing authentication.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { compress, uncompress, uncompressSync } from 'lz4-napi';
+import { compress, compressSync, uncompress, uncompressSync } from 'lz4-napi';
 import { loadXxh64, xxh64 } from '../checksum.js';
 import { type BlobCompression, LEGACY_COMPRESSION } from './compression.js';
 import { EncodePool } from './encode-pool.js';
 import { BlobCodecConfigError, BlobCorruptError } from './errors.js';
+import { GCM_NONCE_BYTES, GCM_TAG_BYTES } from './gcm.js';
 import { ZstdCodec } from './zstd.js';
 
 /** Payload encodings (low 7 bits of the codec byte). */
@@ -24,8 +25,7 @@ export const PAYLOAD_ZSTD = 2;
 /** High bit of the codec byte: the payload is AES-256-GCM encrypted. */
 export const CODEC_ENCRYPTED = 0x80;
 
-export const GCM_NONCE_BYTES = 12;
-export const GCM_TAG_BYTES = 16;
+export { GCM_NONCE_BYTES, GCM_TAG_BYTES } from './gcm.js';
 export const DATA_KEY_BYTES = 32;
 
 export interface EncodedBlob {
@@ -92,29 +92,45 @@ export class BlobCodec {
    * frame may stay in the codec's scratch buffer (the encode workers).
    */
   async encode(raw: Uint8Array, fingerprint: Uint8Array, options: { borrow?: boolean; transient?: boolean } = {}): Promise<EncodedBlob> {
-    let payload: Uint8Array = raw;
-    let codec = PAYLOAD_RAW;
-    /** `payload` lives in memory reused by the next encode (the zstd scratch buffer). */
-    let transient = false;
+    if (this.compression.kind === 'lz4' && raw.length > 0) {
+      const packed = await compress(asBuffer(raw));
+      return packed.length < raw.length
+        ? this.finish(raw, packed, PAYLOAD_LZ4, fingerprint, false, options)
+        : this.finish(raw, raw, PAYLOAD_RAW, fingerprint, false, options);
+    }
+    return this.encodeSync(raw, fingerprint, options);
+  }
+
+  /** `encode` on the calling thread, lz4 included (the encode workers). */
+  encodeSync(raw: Uint8Array, fingerprint: Uint8Array, options: { borrow?: boolean; transient?: boolean } = {}): EncodedBlob {
     if (this.compression.kind === 'zstd') {
       const frame = this.zstd.compress(raw, this.compression.level);
-      if (frame) {
-        payload = frame;
-        codec = PAYLOAD_ZSTD;
-        transient = true;
-      }
+      if (frame) return this.finish(raw, frame, PAYLOAD_ZSTD, fingerprint, true, options);
     } else if (this.compression.kind === 'lz4' && raw.length > 0) {
-      const packed = await compress(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
-      if (packed.length < raw.length) {
-        payload = packed;
-        codec = PAYLOAD_LZ4;
-      }
+      const packed = compressSync(asBuffer(raw));
+      if (packed.length < raw.length) return this.finish(raw, packed, PAYLOAD_LZ4, fingerprint, false, options);
     }
+    return this.finish(raw, raw, PAYLOAD_RAW, fingerprint, false, options);
+  }
+
+  /**
+   * Seals `payload` when the store is encrypted, else makes sure the result does not share
+   * memory the caller may reuse: `payloadIsScratch` means `payload` lives in memory the next
+   * encode reuses (the zstd scratch buffer).
+   */
+  private finish(
+    raw: Uint8Array,
+    payload: Uint8Array,
+    codec: number,
+    fingerprint: Uint8Array,
+    payloadIsScratch: boolean,
+    options: { borrow?: boolean; transient?: boolean },
+  ): EncodedBlob {
     let stored = payload;
     if (this.dataKey) {
       stored = this.seal(payload, fingerprint);
       codec |= CODEC_ENCRYPTED;
-    } else if ((transient && !options.transient) || (payload === raw && !options.borrow)) {
+    } else if ((payloadIsScratch && !options.transient) || (payload === raw && !options.borrow)) {
       // The caller may reuse `raw`'s buffer (the chunker's reuseBuffers): keep our own copy.
       stored = Uint8Array.prototype.slice.call(payload);
     }
@@ -122,12 +138,13 @@ export class BlobCodec {
   }
 
   /**
-   * `encode`, for a stream of chunks (a backup): zstd runs in the shared encode workers, since
-   * it is synchronous and would hold this thread; lz4 and none run here (lz4 on the libuv
-   * pool) with `borrow` (the caller keeps `raw` unchanged until the promise settles).
+   * `encode`, for a stream of chunks (a backup): compression and sealing run in the shared
+   * encode workers, several chunks per message, so this thread keeps to chunking, lookups
+   * and packing. Only an unencrypted store without compression encodes here (there is
+   * nothing to do but the checksum). The caller may reuse `raw` as soon as this returns.
    */
   encodeOffThread(raw: Uint8Array, fingerprint: Uint8Array): Promise<EncodedBlob> {
-    if (this.compression.kind !== 'zstd' || raw.length === 0) return this.encode(raw, fingerprint, { borrow: true });
+    if ((this.compression.kind === 'none' && !this.dataKey) || raw.length === 0) return this.encode(raw, fingerprint);
     return EncodePool.shared().encode(raw, fingerprint, { dataKey: this.dataKey, compression: this.compression });
   }
 

@@ -1,53 +1,87 @@
 /**
  * The encode workers of backups (encode-worker.ts): one pool per process, started on first
- * use, idle workers do not keep the process alive. Jobs go to the worker with the fewest
- * bytes queued; a worker that dies fails the jobs it held and is replaced.
+ * use, idle workers do not keep the process alive. A worker that dies fails the jobs it
+ * held and is replaced.
+ *
+ * Chunks travel in groups: `encode` copies each chunk into the open group's buffer, and a
+ * group goes to a worker when it is full or at the next turn of the event loop. The worker writes each chunk's stored
+ * bytes back into the same buffer and answers once per group. One message per chunk cost
+ * ~40 us on each side (a 512 MiB dump at 16 KiB chunks: a second of the worker's time in
+ * postMessage alone); per group it is noise.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '@hoard/errors';
 import type { EncodedBlob } from './codec.js';
 import type { BlobCompression } from './compression.js';
+import { GCM_NONCE_BYTES, GCM_TAG_BYTES } from './gcm.js';
 
-export interface EncodeJob {
+/** One group of chunks, sent to a worker. */
+export interface EncodeGroup {
   id: number;
-  /** The chunk's bytes (the first `length` of `raw`), transferred: the worker owns them. */
-  raw: ArrayBuffer;
-  length: number;
-  fingerprint: Uint8Array;
+  /** Chunk `i`'s bytes are `buffer[starts[i] .. starts[i] + lengths[i]]`; transferred. */
+  buffer: ArrayBuffer;
+  starts: Uint32Array;
+  lengths: Uint32Array;
+  /** 32 bytes per chunk; only for encrypted stores (the fingerprint is GCM's associated data). */
+  fingerprints?: Uint8Array;
   dataKey?: Uint8Array;
   compression: BlobCompression;
 }
-export interface EncodeDone {
+/** The group's buffer back, chunk `i`'s stored bytes at `buffer[offsets[i] .. + lengths[i]]`. */
+export interface EncodeGroupDone {
   id: number;
-  /** The job's `raw` buffer with the stored bytes in it (or, if they did not fit, a buffer of their own). */
-  stored: ArrayBuffer;
-  offset: number;
-  length: number;
-  codec: number;
-  checksum: bigint;
+  buffer: ArrayBuffer;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  codecs: Uint8Array;
+  checksums: BigUint64Array;
 }
-export interface EncodeFailed {
+export interface EncodeGroupFailed {
   id: number;
   error: string;
 }
+
+/**
+ * Bytes reserved after each chunk in a group: a sealed blob that did not compress is this
+ * much longer than the chunk, and the worker writes stored bytes back in place, so no
+ * chunk's output may reach the next chunk's input.
+ */
+export const SEAL_OVERHEAD = GCM_NONCE_BYTES + GCM_TAG_BYTES;
 
 export class EncodeWorkerError extends Error {
   override readonly name = 'EncodeWorkerError';
   readonly code: ErrorCode = 'work_failed';
 }
 
-interface Pending {
+interface Job {
   resolve: (blob: EncodedBlob) => void;
   reject: (err: Error) => void;
-  bytes: number;
-  rawLength: number;
+}
+
+/** A group being filled on this thread, then in flight to its worker. */
+interface Group {
+  id: number;
+  slot: Slot;
+  buffer: ArrayBuffer;
+  used: number;
+  starts: number[];
+  lengths: number[];
+  /** 32 bytes per chunk, copied in as chunks arrive; only for encrypted stores. */
+  fingerprints: Uint8Array | undefined;
+  jobs: Job[];
+  settings: EncodeSettings;
 }
 
 interface Slot {
   worker: Worker;
-  pending: Map<number, Pending>;
+  inFlight: Map<number, Group>;
   queuedBytes: number;
+}
+
+interface EncodeSettings {
+  dataKey?: Uint8Array;
+  compression: BlobCompression;
 }
 
 /**
@@ -63,18 +97,25 @@ export function defaultEncodeWorkers(): number {
 
 let shared: EncodePool | undefined;
 
-/** Job buffers come in powers of two from this size, so a released one fits most later chunks. */
-const MIN_JOB_BUFFER = 64 * 1024;
-/** Released job buffers kept for reuse (about the jobs a backup keeps in flight, 8, plus the workers' queues). */
-const KEEP_JOB_BUFFERS = 16;
+/**
+ * A group's buffer (larger only for a chunk that needs more): 1 MiB is a few ms of zstd,
+ * so a worker never waits long for its next group. A group is sent when the next chunk
+ * does not fit, at GROUP_CHUNKS chunks, or at the next turn of the event loop.
+ */
+const GROUP_BYTES = 1024 * 1024;
+const GROUP_CHUNKS = 256;
+/** Group buffers back from the workers kept for reuse (a backup keeps a few groups in flight). */
+const KEEP_GROUP_BUFFERS = 6;
 
 export class EncodePool {
   private readonly slots: Slot[] = [];
   private nextId = 1;
+  private open: Group | undefined;
+  private flushScheduled = false;
   /**
-   * Job buffers back from the workers, by size: each chunk's bytes travel to a worker and
-   * its stored bytes back in one buffer, reused for later chunks, so a backup does not
-   * leave a trail of garbage buffers behind (V8 only collects them after tens of MiB).
+   * Group buffers back from the workers, by size: chunks travel to a worker and their stored
+   * bytes back in one buffer, reused for a later group once every blob in it is released,
+   * so a backup does not leave a trail of garbage buffers (V8 collects them only after tens of MiB).
    */
   private readonly free = new Map<number, ArrayBuffer[]>();
   private freeCount = 0;
@@ -89,23 +130,102 @@ export class EncodePool {
   }
 
   /** Encodes a copy of `raw` (the caller may reuse `raw` as soon as this returns). */
-  encode(raw: Uint8Array, fingerprint: Uint8Array, settings: { dataKey?: Uint8Array; compression: BlobCompression }): Promise<EncodedBlob> {
-    const id = this.nextId++;
-    const buffer = this.takeBuffer(raw.length);
-    new Uint8Array(buffer).set(raw);
+  encode(raw: Uint8Array, fingerprint: Uint8Array, settings: EncodeSettings): Promise<EncodedBlob> {
+    const need = raw.length + SEAL_OVERHEAD;
+    let group = this.open;
+    if (group && (group.buffer.byteLength - group.used < need || !sameSettings(group.settings, settings))) {
+      this.send(group);
+      group = undefined;
+    }
+    group ??= this.openGroup(need, settings);
+    const start = group.used;
+    new Uint8Array(group.buffer, start, raw.length).set(raw);
+    group.used += need;
+    group.starts.push(start);
+    group.lengths.push(raw.length);
+    group.fingerprints?.set(fingerprint, 32 * group.starts.length - 32);
+    const done = new Promise<EncodedBlob>((resolve, reject) => group.jobs.push({ resolve, reject }));
+    if (group.jobs.length >= GROUP_CHUNKS) this.send(group);
+    else if (!this.flushScheduled) {
+      // A lone chunk must not wait for company: send what is open at the next turn of the loop.
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        if (this.open) this.send(this.open);
+      });
+    }
+    return done;
+  }
+
+  private openGroup(need: number, settings: EncodeSettings): Group {
     let slot = this.slots[0];
     for (const s of this.slots) if (s.queuedBytes < slot.queuedBytes) slot = s;
-    return new Promise((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject, bytes: raw.length, rawLength: raw.length });
-      slot.queuedBytes += raw.length;
-      if (slot.pending.size === 1) slot.worker.ref();
-      const job: EncodeJob = { id, raw: buffer, length: raw.length, fingerprint, dataKey: settings.dataKey, compression: settings.compression };
-      slot.worker.postMessage(job, [job.raw]);
+    const group: Group = {
+      id: this.nextId++,
+      slot,
+      buffer: this.takeBuffer(Math.max(GROUP_BYTES, need)),
+      used: 0,
+      starts: [],
+      lengths: [],
+      fingerprints: settings.dataKey ? new Uint8Array(32 * GROUP_CHUNKS) : undefined,
+      jobs: [],
+      settings,
+    };
+    this.open = group;
+    return group;
+  }
+
+  private send(group: Group): void {
+    if (this.open === group) this.open = undefined;
+    const { slot } = group;
+    slot.inFlight.set(group.id, group);
+    slot.queuedBytes += group.used;
+    if (slot.inFlight.size === 1) slot.worker.ref();
+    const message: EncodeGroup = {
+      id: group.id,
+      buffer: group.buffer,
+      starts: Uint32Array.from(group.starts),
+      lengths: Uint32Array.from(group.lengths),
+      fingerprints: group.fingerprints?.subarray(0, 32 * group.starts.length),
+      dataKey: group.settings.dataKey,
+      compression: group.settings.compression,
+    };
+    slot.worker.postMessage(message, [group.buffer]);
+  }
+
+  private settle(slot: Slot, reply: EncodeGroupDone | EncodeGroupFailed): void {
+    const group = slot.inFlight.get(reply.id);
+    if (!group) return;
+    slot.inFlight.delete(reply.id);
+    slot.queuedBytes -= group.used;
+    if (slot.inFlight.size === 0) slot.worker.unref();
+    if ('error' in reply) {
+      const err = new EncodeWorkerError(`encoding a chunk failed: ${reply.error}`);
+      for (const job of group.jobs) job.reject(err);
+      return;
+    }
+    // The buffer goes back to the free list when the caller has released every blob in it.
+    let held = group.jobs.length;
+    const release = (): void => {
+      if (--held === 0) this.giveBuffer(reply.buffer);
+    };
+    group.jobs.forEach((job, i) => {
+      let released = false;
+      job.resolve({
+        stored: new Uint8Array(reply.buffer, reply.offsets[i], reply.lengths[i]),
+        codec: reply.codecs[i],
+        rawLength: group.lengths[i],
+        checksum: reply.checksums[i],
+        release: () => {
+          if (!released) release();
+          released = true;
+        },
+      });
     });
   }
 
-  private takeBuffer(length: number): ArrayBuffer {
-    const size = Math.max(MIN_JOB_BUFFER, 2 ** Math.ceil(Math.log2(Math.max(1, length))));
+  private takeBuffer(bytes: number): ArrayBuffer {
+    const size = 2 ** Math.ceil(Math.log2(bytes));
     const reused = this.free.get(size)?.pop();
     if (reused) {
       this.freeCount--;
@@ -116,7 +236,7 @@ export class EncodePool {
 
   private giveBuffer(buffer: ArrayBuffer): void {
     const size = buffer.byteLength;
-    if (this.freeCount >= KEEP_JOB_BUFFERS || size < MIN_JOB_BUFFER || (size & (size - 1)) !== 0) return;
+    if (this.freeCount >= KEEP_GROUP_BUFFERS || (size & (size - 1)) !== 0) return;
     const list = this.free.get(size) ?? [];
     list.push(buffer);
     this.free.set(size, list);
@@ -126,33 +246,28 @@ export class EncodePool {
   private start(): Slot {
     const worker = new Worker(new URL('./encode-worker.js', import.meta.url));
     worker.unref();
-    const slot: Slot = { worker, pending: new Map(), queuedBytes: 0 };
-    worker.on('message', (reply: EncodeDone | EncodeFailed) => {
-      const p = slot.pending.get(reply.id);
-      if (!p) return;
-      slot.pending.delete(reply.id);
-      slot.queuedBytes -= p.bytes;
-      if (slot.pending.size === 0) worker.unref();
-      if ('error' in reply) p.reject(new EncodeWorkerError(`encoding a chunk failed: ${reply.error}`));
-      else {
-        const stored = new Uint8Array(reply.stored, reply.offset, reply.length);
-        let released = false;
-        const release = (): void => {
-          if (!released) this.giveBuffer(reply.stored);
-          released = true;
-        };
-        p.resolve({ stored, codec: reply.codec, rawLength: p.rawLength, checksum: reply.checksum, release });
-      }
-    });
+    const slot: Slot = { worker, inFlight: new Map(), queuedBytes: 0 };
+    worker.on('message', (reply: EncodeGroupDone | EncodeGroupFailed) => this.settle(slot, reply));
     const fail = (err: Error) => {
       const index = this.slots.indexOf(slot);
       if (index < 0) return;
-      for (const p of slot.pending.values()) p.reject(err);
-      slot.pending.clear();
-      this.slots[index] = this.start();
+      for (const group of slot.inFlight.values()) for (const job of group.jobs) job.reject(err);
+      slot.inFlight.clear();
+      // A group still being filled for this worker goes to the replacement.
+      const replacement = this.start();
+      this.slots[index] = replacement;
+      if (this.open?.slot === slot) this.open.slot = replacement;
     };
     worker.on('error', (err) => fail(new EncodeWorkerError(`a backup encode worker failed: ${err.message}`)));
     worker.on('exit', (code) => fail(new EncodeWorkerError(`a backup encode worker exited (code ${code})`)));
     return slot;
   }
+}
+
+function sameSettings(a: EncodeSettings, b: EncodeSettings): boolean {
+  if (a === b) return true;
+  if (a.compression.kind !== b.compression.kind) return false;
+  if (a.compression.kind === 'zstd' && b.compression.kind === 'zstd' && a.compression.level !== b.compression.level) return false;
+  if (!a.dataKey || !b.dataKey) return a.dataKey === b.dataKey;
+  return Buffer.compare(a.dataKey, b.dataKey) === 0;
 }

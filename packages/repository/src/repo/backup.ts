@@ -4,16 +4,16 @@
  *   stream -> Chunker (FastCDC + fingerprints, worker threads)
  *          -> zero chunks: recorded, never stored
  *          -> known fingerprints (store index, or encoding right now): recorded only
- *          -> new chunks: BlobCodec (the store's compression: zstd in the encode workers, lz4 on the libuv pool; AES-GCM) -> PackWriter
+ *          -> new chunks: BlobCodec (the store's compression and AES-GCM, in the encode workers) -> PackWriter
  *          -> full packs uploaded -> index segments for uploaded packs
  *   chunk refs -> chunk-list pages (uploaded as they fill)
  *   end -> last pack, last segment, last page -> manifest (invariant 1: last of all)
  *
- * Memory is bounded by constants, never by the stream (invariant 6): ENCODES_IN_FLIGHT
- * chunks being encoded, the chunker's segments, one open pack (streamed into a temp file
+ * Memory is bounded by constants, never by the stream (invariant 6): ENCODE_BYTES_IN_FLIGHT
+ * of chunks being encoded, the chunker's segments, one open pack (streamed into a temp file
  * on a local store, whole in memory for S3), UPLOADS_IN_FLIGHT sealed packs, one page of refs.
  */
-import { Chunker, MAX_CHUNK_SIZE, resolveChunker, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
+import { Chunker, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import { validateJobName, type SourceKind } from '../snapshot/manifest.js';
 import { SourceError } from './errors.js';
 import { hashChunkRef, type FingerprintStore } from './fingerprint-store.js';
@@ -22,7 +22,12 @@ import { SnapshotWriter } from './snapshot-writer.js';
 import type { StoreIndex } from './store-index.js';
 import { StoreWriter } from './store-writer.js';
 
-const ENCODES_IN_FLIGHT = 8;
+/**
+ * New chunks being encoded (bytes, and a count for tiny chunks): enough groups for the
+ * encode workers that they never wait for the main thread (docs/operations.md, "Memory budget").
+ */
+const ENCODE_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
+const ENCODES_IN_FLIGHT = 1024;
 const UPLOADS_IN_FLIGHT = 1;
 /**
  * Chunker segments: 4 MiB (the chunker's default is 16) x 3 in flight plus the one
@@ -102,11 +107,10 @@ class BackupRun {
    * must not be encoded twice. At most ENCODES_IN_FLIGHT entries.
    */
   private readonly encoding = new Set<string>();
-  private readonly encodes: Promise<void>[] = [];
+  /** Encodes started and not yet appended to a pack, oldest first, with their chunk sizes. */
+  private readonly encodes: { done: Promise<void>; bytes: number }[] = [];
+  private encodeBytes = 0;
   private lastAppend: Promise<void> = Promise.resolve();
-  /** Reused buffers that hold a new chunk's bytes while it is encoded. */
-  private readonly slots: Buffer[] = [];
-  private maxChunk = MAX_CHUNK_SIZE;
   private failure: unknown;
   /** Ordinals (in the store index) of packs this run deduplicated against: the commit check needs them. */
   private readonly reusedPacks = new Set<number>();
@@ -130,9 +134,8 @@ class BackupRun {
     const startedAt = new Date();
     const parent = await this.repo.latestSnapshot(this.options.job, (s) => s.meta.source.name === source.name);
     const spec = this.store.chunking(this.options.chunking ?? (source.kind === 'stream' ? 'db-dump' : 'vm-image'), this.options.avgChunkSize);
-    // reuseBuffers: chunk bytes are only valid until the next chunk, so new chunks are
-    // copied into an encode slot; known chunks (most of a later day) are never copied.
-    this.maxChunk = resolveChunker(spec).maxSize;
+    // reuseBuffers: chunk bytes are only valid until the next chunk; encodeOffThread copies
+    // a new chunk at once, and known chunks (most of a later day) are never copied.
     const chunker = new Chunker({
       chunker: spec,
       fingerprint: this.store.fingerprintSpec,
@@ -172,7 +175,7 @@ class BackupRun {
     }
     // Everything durable before the manifest (invariant 1).
     try {
-      await Promise.all(this.encodes.splice(0));
+      await Promise.all(this.encodes.splice(0).map((e) => e.done));
       this.rethrow();
       await this.writer.flush();
     } catch (err) {
@@ -232,15 +235,12 @@ class BackupRun {
     this.encoding.add(hex);
     this.progress.chunksNew++;
     this.progress.bytesNew += bytes.length;
-    const slot = this.slots.pop() ?? Buffer.allocUnsafeSlow(this.maxChunk);
-    const raw = slot.subarray(0, bytes.length);
-    raw.set(bytes);
-    // Encodes may finish out of order (lz4 on the libuv pool); blobs still go into the pack in stream
-    // order, so a restore reads a run of new chunks as one contiguous range.
+    // Encodes may finish out of order (several workers); blobs still go into the pack in
+    // stream order, so a restore reads a run of new chunks as one contiguous range.
     const previous = this.lastAppend;
-    const encoded = this.store.codec.encodeOffThread(raw, fingerprint);
+    const encoded = this.store.codec.encodeOffThread(bytes, fingerprint);
     encoded.catch(() => undefined);
-    const encode = previous
+    const done = previous
       .then(() => encoded)
       .then(async (blob) => {
         try {
@@ -249,6 +249,8 @@ class BackupRun {
           // The writer copied the bytes into the pack (or dropped a duplicate).
           blob.release?.();
         }
+        // Stored bytes grow here, also while the loop waits on a slow source.
+        this.options.onProgress?.(this.snapshotProgress());
       })
       .then(
         () => undefined,
@@ -256,18 +258,24 @@ class BackupRun {
           this.failure ??= err;
         },
       )
-      .finally(() => {
-        this.encoding.delete(hex);
-        this.slots.push(slot);
-      });
-    this.lastAppend = encode;
-    this.encodes.push(encode);
-    if (this.encodes.length >= ENCODES_IN_FLIGHT) await this.encodes.shift();
+      .finally(() => this.encoding.delete(hex));
+    this.lastAppend = done;
+    this.encodes.push({ done, bytes: bytes.length });
+    this.encodeBytes += bytes.length;
+    if (this.encodeBytes <= ENCODE_BYTES_IN_FLIGHT && this.encodes.length <= ENCODES_IN_FLIGHT) return;
+    // Over the bound: wait until half is done, not just the oldest chunk. Waiting yields to
+    // the event loop, which sends the encode pool's open group; waiting per chunk would
+    // send groups of one chunk each.
+    while (this.encodeBytes > ENCODE_BYTES_IN_FLIGHT / 2 || this.encodes.length > ENCODES_IN_FLIGHT / 2) {
+      const oldest = this.encodes.shift()!;
+      this.encodeBytes -= oldest.bytes;
+      await oldest.done;
+    }
   }
 
   /** Waits for everything started, ignoring outcomes (the backup is failing anyway). */
   private async settle(): Promise<void> {
-    await Promise.allSettled(this.encodes);
+    await Promise.allSettled(this.encodes.map((e) => e.done));
     await this.writer.settle();
     // Nothing will seal the open pack now: drop it (and its temp file on a local store).
     await this.writer.discardOpenPack().catch(() => undefined);
