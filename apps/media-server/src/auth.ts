@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Catalog, TokenRole } from '@hoard/catalog';
 import { RequestError, type Role } from '@hoard/protocol';
 import { sessionIdOf, type ConsoleSessions } from './console-sessions.js';
+import { TokenCache } from './token-cache.js';
 
 export type Principal = { kind: TokenRole; tokenId: string } | { kind: 'agent'; name: string };
 
@@ -26,11 +27,16 @@ export function tokenId(hash: string): string {
 }
 
 export class Authenticator {
+  /** Who holds which token, without a LevelDB get per request (dropped on every token change). */
+  private readonly tokens: TokenCache;
+
   constructor(
-    private readonly catalog: Catalog,
+    catalog: Catalog,
     /** The web console's sessions: a request without a Bearer header may carry their cookie. */
     private readonly consoleSessions?: ConsoleSessions,
-  ) {}
+  ) {
+    this.tokens = new TokenCache(catalog);
+  }
 
   async principal(req: IncomingMessage): Promise<Principal> {
     const header = req.headers.authorization;
@@ -41,11 +47,13 @@ export class Authenticator {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new RequestError('unauthenticated', 'the Authorization header must be "Bearer TOKEN"');
     const hash = hashToken(match[1]!);
-    const token = await this.catalog.getAdminToken(hash);
-    if (token) return { kind: token.role ?? 'admin', tokenId: tokenId(hash) };
-    const agent = await this.catalog.agentByTokenHash(hash);
-    if (!agent || agent.revokedAt) throw new RequestError('unauthenticated', 'unknown or revoked token');
-    return { kind: 'agent', name: agent.name };
+    const holder = await this.tokens.holder(hash);
+    if (!holder) throw new RequestError('unauthenticated', 'unknown or revoked token');
+    return holder.kind === 'agent' ? { kind: 'agent', name: holder.name } : { kind: holder.kind, tokenId: tokenId(hash) };
+  }
+
+  close(): void {
+    this.tokens.close();
   }
 }
 

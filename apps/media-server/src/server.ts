@@ -290,6 +290,7 @@ export class MediaServer {
     this.runs.close();
     this.consoleEvents.close();
     if (this.api) await this.api.close();
+    this.auth.close();
     await this.notifier.close();
     await this.stateMirror.close();
     await this.stores.close();

@@ -118,6 +118,37 @@ describe('tokens', () => {
     expect(restored.bytes.equals(data)).toBe(true);
   });
 
+  // The server keeps verified tokens in memory (token-cache.ts): each token below is used
+  // (and so cached) right before it is revoked or rotated, and must fail the next request.
+  it('a token used a moment ago is refused on the very next request after a revoke or rotate (agents and API tokens)', async () => {
+    const hello = (token: string) => call(t.url, 'POST', '/v1/agent/hello', { token, json: { hostname: 'h', version: '1' } });
+    const c = await agentWithJob(t);
+    expect((await hello(c.token)).status).toBe(200);
+    expect((await hello(c.token)).status).toBe(200);
+
+    const rotated = await call(t.url, 'POST', `/v1/agents/${c.agent}/rotate`, { token: t.admin });
+    expect(rotated.status).toBe(200);
+    const newToken = rotated.json.token as string;
+    expectError(await hello(c.token), 401, /unknown or revoked token/);
+    expect((await hello(newToken)).json).toMatchObject({ agent: c.agent });
+
+    expect((await call(t.url, 'DELETE', `/v1/agents/${c.agent}`, { token: t.admin })).status).toBe(200);
+    expectError(await hello(newToken), 401, /unknown or revoked token/);
+    // Added again under the same name: the new token works, the revoked ones stay refused.
+    const again = await call(t.url, 'POST', '/v1/agents', { token: t.admin, json: { name: c.agent } });
+    expect(again.status).toBe(201);
+    expect((await hello(again.json.token as string)).json).toMatchObject({ agent: c.agent });
+    expectError(await hello(newToken), 401, /unknown or revoked token/);
+    expectError(await hello(c.token), 401, /unknown or revoked token/);
+
+    const viewer = await call(t.url, 'POST', '/v1/tokens', { token: t.admin, json: { role: 'viewer', label: 'cached' } });
+    expect(viewer.status).toBe(201);
+    const viewerToken = viewer.json.token as string;
+    expect((await call(t.url, 'GET', '/v1/stores', { token: viewerToken })).status).toBe(200);
+    expect((await call(t.url, 'DELETE', `/v1/tokens/${viewer.json.id as string}`, { token: t.admin })).status).toBe(200);
+    expectError(await call(t.url, 'GET', '/v1/stores', { token: viewerToken }), 401, /unknown or revoked token/);
+  });
+
   it('an agent token on admin routes: 403 naming the admin token', async () => {
     for (const [method, path, json] of [
       ['POST', '/v1/agents', { name: 'sneaky' }],
