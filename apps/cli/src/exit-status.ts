@@ -6,9 +6,9 @@
  * the environment refused first (it may be wrapped in any error), then the error's code,
  * or for an answer of the media server the code in its JSON error body.
  */
-import { errorCodeOf, exitCodeOf, isErrorCode, type ErrorCode } from '@hoard/errors';
-import { describeEnvironmentProblem, environmentAdvice, findEnvironmentError, isEnvironmentErrno } from '@hoard/repository';
-import { ServerError, ServerUnreachableError } from '@hoard/protocol';
+import { errorCodeOf, exitCodeOf, isErrorCode } from '@hoard/errors';
+import { describeEnvironmentProblem, environmentAdvice, findEnvironmentError, isEnvironmentErrno } from '@hoard/repository/store-errors';
+import type { ServerError } from '@hoard/protocol/client';
 import { EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 
 export function exitStatus(err: unknown): { code: number; message: string } {
@@ -17,8 +17,9 @@ export function exitStatus(err: unknown): { code: number; message: string } {
   // to do, whatever wraps it (a failed pack upload is a StoreWriteError around it).
   const environment = environmentProblem(err, message);
   if (environment !== undefined) return { code: EXIT_FAILURE, message: environment };
-  if (err instanceof ServerError) return { code: serverExitCode(err), message: `server: ${message}` };
-  const code = codeOf(err);
+  if (isServerError(err)) return { code: serverExitCode(err), message: `server: ${message}` };
+  // ServerUnreachableError carries its code (server_unreachable) like our other errors.
+  const code = errorCodeOf(err);
   if (code !== undefined && code !== 'internal') return { code: exitCodeOf(code), message };
   // Not ours, and not a bug either: an errno of the CLI's own I/O (EIO, ENOENT...), and
   // a restore target that failed a write with one (RestoreWriteError keeps the errno); an abort.
@@ -32,11 +33,12 @@ export function exitStatus(err: unknown): { code: number; message: string } {
 }
 
 /**
- * The code of one of our errors. ServerUnreachableError (packages/protocol/src/client.ts)
- * does not carry its code yet.
+ * The media server's answer, known by the name its class (packages/protocol/src/client.ts)
+ * gives it rather than by instanceof: importing the class would load the client and the
+ * API's schemas (TypeBox, 200 modules) for every usage error and failed local command.
  */
-function codeOf(err: unknown): ErrorCode | undefined {
-  return errorCodeOf(err) ?? (err instanceof ServerUnreachableError ? 'server_unreachable' : undefined);
+function isServerError(err: unknown): err is ServerError {
+  return err instanceof Error && err.name === 'ServerError' && typeof (err as Partial<ServerError>).status === 'number';
 }
 
 /**

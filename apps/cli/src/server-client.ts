@@ -87,7 +87,7 @@ export async function serverClient(options: ServerOptions): Promise<HoardClient>
       'a token is required: --token, HOARD_TOKEN, --token-file, or `hoard login --server URL` to save one (the server prints the admin token at its first start)',
     );
   // Loaded here, not at start: `hoard --help` and embedded commands do not need it.
-  const { HoardClient } = await import('@hoard/protocol');
+  const { HoardClient } = await import('@hoard/protocol/client');
   try {
     return new HoardClient({ url: options.server, token });
   } catch (err) {

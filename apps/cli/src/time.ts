@@ -66,3 +66,10 @@ export function zonedTime(iso: string, timeZone: string | undefined): string {
   const name = zoned === undefined ? '' : ` ${timeZone}`;
   return `${there}${name} (${there.slice(0, 10) === utc.slice(0, 10) ? utc.slice(11) : utc} UTC)`;
 }
+
+/** An ISO-8601 time as local "YYYY-MM-DD HH:MM:SS", for tables. */
+export function localTime(iso: string): string {
+  const d = new Date(iso);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}

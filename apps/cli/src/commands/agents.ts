@@ -2,8 +2,8 @@
  * `hoard agent add NAME | list | revoke NAME` (admin, against the server) and
  * `hoard agent start --server URL --token T` (the daemon on a hypervisor host).
  */
-import { AgentDaemon, agentLogger, describeFootprint, parseFootprint, type AgentLogLevel, type FootprintText } from '@hoard/agent';
-import { replySchemas } from '@hoard/protocol';
+import type { AgentLogLevel, FootprintText } from '@hoard/agent';
+import { replySchemas } from '@hoard/protocol/api';
 import { withNulls } from '../json-output.js';
 import { renderTable } from '../table.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
@@ -41,6 +41,8 @@ export async function runAgentRevoke(name: string, options: ServerOptions & { js
 export async function runAgentStart(options: ServerOptions & { logLevel?: string } & FootprintText, out: (line: string) => void): Promise<void> {
   const level = options.logLevel ?? 'info';
   if (!['info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level ${level}: use info, warn or error`);
+  // The agent's modules (pino, the chunker workers, the sources) only for the command that runs one.
+  const { AgentDaemon, agentLogger, describeFootprint, parseFootprint } = await import('@hoard/agent');
   // Checked before anything else: a typo in a unit file fails at once, naming the setting.
   const footprint = parseFootprint(options);
   const client = await serverClient(options);

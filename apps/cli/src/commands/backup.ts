@@ -2,7 +2,6 @@
 import { open, stat } from 'node:fs/promises';
 import { formatBytes, readFileReusing } from '@hoard/chunker';
 import { backup, type BackupSource } from '@hoard/repository';
-import { blockDeviceSize } from '@hoard/agent';
 import { dedupFactor, formatDedup } from '../dedup.js';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
@@ -49,6 +48,8 @@ async function openSource(path: string, options: BackupCommandOptions): Promise<
   await (await open(path, 'r')).close();
   let deviceBytes: number | undefined;
   if (kind === 'block-device' && expectedBytes === undefined) {
+    // Loaded only for a device: @hoard/agent's index brings the protocol's schemas and pino.
+    const { blockDeviceSize } = await import('@hoard/agent');
     deviceBytes = await blockDeviceSize(path, path, await stat(path, { bigint: true })).catch(() => undefined);
   }
   return {

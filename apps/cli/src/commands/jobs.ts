@@ -10,16 +10,16 @@
  *   hoard report [--quota SIZE] [--growth-years N] [--json]
  */
 import { formatBytes } from '@hoard/chunker';
-import { replySchemas, ServerError } from '@hoard/protocol';
-import { validateJobName } from '@hoard/repository';
+import { replySchemas } from '@hoard/protocol/api';
+import { ServerError } from '@hoard/protocol/client';
+import { validateJobName } from '@hoard/repository/manifest';
 import { formatDedup, formatRatio } from '../dedup.js';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
-import { zonedTime } from '../time.js';
 import { followRun, runJson } from './remote.js';
-import { localTime } from './snapshots.js';
+import { localTime, zonedTime } from '../time.js';
 
 const bytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : formatBytes(n));
 

@@ -39,7 +39,7 @@ async function readToken(options: LoginOptions, server: string): Promise<string>
 
 export async function runLogin(options: LoginOptions, out: (line: string) => void): Promise<void> {
   if (!options.server) throw new UsageError('--server is required (or HOARD_SERVER): the media server URL, e.g. http://backup:8420');
-  const { HoardClient, ServerError } = await import('@hoard/protocol');
+  const { HoardClient, ServerError } = await import('@hoard/protocol/client');
   let client: InstanceType<typeof HoardClient>;
   try {
     client = new HoardClient({ url: options.server, token: 'x' });

@@ -4,11 +4,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ErrorCode } from '@hoard/errors';
-import { EVENT_KIND_NAMES, type EventMatch, type TargetSettings } from '@hoard/protocol';
+import { EVENT_KIND_NAMES, type EventMatch, type TargetSettings } from '@hoard/protocol/api';
 import { UsageError } from '../errors.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
-import { localTime } from './snapshots.js';
+import { localTime } from '../time.js';
 
 export interface TargetAddOptions extends ServerOptions {
   smtpHost?: string;

@@ -5,7 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ErrorCode } from '@hoard/errors';
-import { replySchemas, ServerError, type PolicyView } from '@hoard/protocol';
+import type { PolicyView } from '@hoard/protocol';
+import { replySchemas } from '@hoard/protocol/api';
+import { ServerError } from '@hoard/protocol/client';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
 import { serverClient, type ServerOptions } from '../server-client.js';

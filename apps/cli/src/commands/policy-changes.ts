@@ -3,7 +3,8 @@
  * it was (or, with --dry-run, would be) created or updated, or is unchanged. The server
  * does not rewrite an unchanged policy, so only created and updated ones changed.
  */
-import { AnswerFormatError, type API_ROUTES, type RouteReply } from '@hoard/protocol';
+import { AnswerFormatError } from '@hoard/protocol/client';
+import type { API_ROUTES, RouteReply } from '@hoard/protocol/api';
 
 export type PolicyChanges = RouteReply<typeof API_ROUTES.applyPolicies>;
 

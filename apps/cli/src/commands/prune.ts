@@ -7,7 +7,7 @@ import { parseRetentionRules, pruneJob, RetentionRuleError, validateJobName, typ
 import { UsageError } from '../errors.js';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { renderTable } from '../table.js';
-import { localTime } from './snapshots.js';
+import { localTime } from '../time.js';
 
 export interface PruneCommandOptions extends RepoOptions {
   job?: string;

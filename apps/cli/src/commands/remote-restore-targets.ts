@@ -10,7 +10,7 @@
  */
 import { formatBytes } from '@hoard/chunker';
 import { readArchiveEntries, validateJobName, type ArchiveSource } from '@hoard/repository';
-import { RestoreStreamError, type HoardClient } from '@hoard/protocol';
+import { RestoreStreamError, type HoardClient } from '@hoard/protocol/client';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient } from '../server-client.js';

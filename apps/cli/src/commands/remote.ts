@@ -7,8 +7,9 @@
  */
 import { stat } from 'node:fs/promises';
 import { formatBytes } from '@hoard/chunker';
-import { restoreFramesToFile, RestoreIncompleteError } from '@hoard/agent';
-import { parseSourceSpec, replySchemas, RestoreStreamError, type HoardClient, type RunView } from '@hoard/protocol';
+import type { RunView } from '@hoard/protocol';
+import { replySchemas } from '@hoard/protocol/api';
+import { parseSourceSpec, RestoreStreamError, type HoardClient } from '@hoard/protocol/client';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink, validateJobName, type ArchiveSource } from '@hoard/repository';
 import { formatDedup } from '../dedup.js';
 import { UsageError } from '../errors.js';
@@ -258,6 +259,8 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
   const progress = ProgressLine.forCommand(options.json || toStdout, { summary: true });
   let received = 0;
   const stream = { job, snapshot, offset, length };
+  // Loaded for a restore to a file only: @hoard/agent's index brings pino and the policy parser.
+  let agent: typeof import('@hoard/agent') | undefined;
   try {
     if (toStdout) {
       // stdout: holes become zeros here, not on the wire.
@@ -268,12 +271,15 @@ export async function runRemoteRestore(job: string, options: RemoteRestoreOption
         progress.update(received, length);
       }
     } else {
-      received = (await restoreFramesToFile(client, stream, { path: options.to, device }, { onProgress: (bytes) => progress.update(bytes, length) })).bytes;
+      agent = await import('@hoard/agent');
+      received = (await agent.restoreFramesToFile(client, stream, { path: options.to, device }, { onProgress: (bytes) => progress.update(bytes, length) }))
+        .bytes;
     }
   } catch (err) {
     progress.done();
-    const cause = err instanceof RestoreIncompleteError ? err.cause : err;
-    const message = `restore of snapshot ${snapshot} of job ${job} ${err instanceof RestoreIncompleteError ? err.message : `broke off after ${received} of ${length} bytes: ${(err as Error).message}`}`;
+    const incomplete = agent !== undefined && err instanceof agent.RestoreIncompleteError ? err : undefined;
+    const cause = incomplete ? incomplete.cause : err;
+    const message = `restore of snapshot ${snapshot} of job ${job} ${incomplete ? incomplete.message : `broke off after ${received} of ${length} bytes: ${(err as Error).message}`}`;
     // Damage the server found (also after the last byte) is exit 3, like an embedded restore's.
     if (cause instanceof RestoreStreamError && cause.code === 'data_damaged') throw new RestoreDamagedError(message, { cause });
     throw new RestoreFailedError(message, { cause });

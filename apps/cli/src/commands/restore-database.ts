@@ -102,7 +102,7 @@ export function isDatabaseUrl(to: string): boolean {
 /** Parses `--to` as a database URL; UsageError when it is malformed or names no database. */
 export async function parseDatabaseTarget(to: string, env: NodeJS.ProcessEnv = process.env): Promise<DatabaseTarget> {
   // Loaded here: every restore loads this module, few restore into a database.
-  const { parseSourceSpec, SourceSpecError } = await import('@hoard/protocol');
+  const { parseSourceSpec, SourceSpecError } = await import('@hoard/protocol/client');
   const { mysqldumpInvocation, pgDumpInvocation } = await import('@hoard/agent');
   let spec;
   try {

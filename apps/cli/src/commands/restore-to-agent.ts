@@ -7,8 +7,9 @@
  * and writes it (showing the run's progress), and prints what the agent reports.
  */
 import { formatBytes } from '@hoard/chunker';
-import { AGENT_NAME, type RestoreRunRequest } from '@hoard/protocol';
-import { validateJobName } from '@hoard/repository';
+import { AGENT_NAME } from '@hoard/errors';
+import type { RestoreRunRequest } from '@hoard/protocol/api';
+import { validateJobName } from '@hoard/repository/manifest';
 import { UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { serverClient } from '../server-client.js';

@@ -3,7 +3,7 @@ import { formatBytes } from '@hoard/chunker';
 import { validateJobName } from '@hoard/repository';
 import { openRepository, type RepoOptions } from '../repo-location.js';
 import { renderTable } from '../table.js';
-import { parseTime } from '../time.js';
+import { localTime, parseTime } from '../time.js';
 
 export interface SnapshotsCommandOptions extends RepoOptions {
   job?: string;
@@ -137,10 +137,4 @@ export function snapshotJson(s: {
     parent: s.parent ?? null,
     protected: s.protected ?? null,
   };
-}
-
-export function localTime(iso: string): string {
-  const d = new Date(iso);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }

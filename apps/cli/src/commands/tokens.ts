@@ -11,7 +11,7 @@
 import { UsageError } from '../errors.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
-import { localTime } from './snapshots.js';
+import { localTime } from '../time.js';
 
 export const TOKEN_ROLES = ['admin', 'operator', 'viewer'] as const;
 export type TokenRole = (typeof TOKEN_ROLES)[number];
