@@ -73,7 +73,9 @@ export class DecodePool {
   }
 
   private start(): Slot {
-    const worker = new Worker(new URL('./decode-worker.js', import.meta.url));
+    // Decoded blobs live in ArrayBuffers, not on the heap: a 4 MiB young generation (V8
+    // grows it to 32 MiB under load) is enough, as for the chunker's workers.
+    const worker = new Worker(new URL('./decode-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     worker.unref();
     const slot: Slot = { worker, pending: new Map(), queuedBytes: 0 };
     worker.on('message', (reply: DecodeReply) => {
