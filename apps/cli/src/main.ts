@@ -6,6 +6,22 @@ import { resolveTarget, serverOption, tokenFileOption, tokenOption } from './ser
 import { registerNotifyCommands } from './notify-commands.js';
 import { registerAgentRotate, registerTokenCommands } from './token-commands.js';
 import { checkSnapshotId, checkStdoutTarget } from './option-checks.js';
+import { setFlagsFromString } from 'node:v8';
+
+/*
+ * V8 grows the young generation to 16 MiB x 2 under a backup's allocation rate: ~20 MiB of
+ * peak RSS for a few per cent of CPU (benchmarks/README.md, "Memory (issue 14, item 2)").
+ * --max-semi-space-size is read only when a heap is made, the growth factor at each
+ * collection: set here, before any command's modules load, it holds the young generation
+ * at its starting size in this thread and in every worker. Each new isolate's heap setup
+ * puts the factor back to 2 (V8's ConfigureHeap), so it is set again once a worker runs.
+ * A young-generation option of the caller's own (NODE_OPTIONS=--max-semi-space-size=16) wins.
+ */
+if (!`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`.includes('semi-space')) {
+  const holdYoungGeneration = () => setFlagsFromString('--semi-space-growth-factor=1');
+  holdYoungGeneration();
+  process.on('worker', (worker) => worker.once('online', holdYoungGeneration));
+}
 
 /*
  * Commands load their modules when they run, not at start: the restore path must not pay
