@@ -26,9 +26,10 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rename, rm, statfs } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dumpSeries, vmImageSeries } from '@hoard/bench-data';
+import type { SourceKind as ChunkingKind } from '@hoard/chunker';
 import {
   computeRatios,
   evaluateTargets,
@@ -541,7 +542,7 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
         if (spec.name === 'vm_image' && s3Skip === null && restic) {
           s3 = await runS3(a, { encrypt: o.encrypt, resticBin: restic.path, stateDir, work, unavailable: rgwUnavailable, log: o.log });
         }
-        floorsBySeries[spec.name] = await measureSeriesFloors(a.file, FLOOR_SAMPLE_BYTES);
+        floorsBySeries[spec.name] = await measureSeriesFloors(a.file, FLOOR_SAMPLE_BYTES, spec.series.name as ChunkingKind);
         return extra;
       };
       series.push(await runSeries(spec, tools, work, o.log, after));
@@ -555,9 +556,9 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
     process.off('SIGTERM', onSignal);
     if (!o.keep) await rm(work, { recursive: true, force: true });
   }
-  const floors = combineFloors(floorsBySeries, pageCacheWrite);
+  const floors = combineFloors(floorsBySeries, pageCacheWrite, undefined, availableParallelism());
   o.log(`floors: lz4 decode ${floors.lz4_decode_mb_s} MB/s, BLAKE3 ${floors.blake3_mb_s} MB/s, page-cache write ${floors.page_cache_write_mb_s} MB/s`);
-  const ratios = computeRatios(series, s3);
+  const ratios = computeRatios(series, s3, floors);
   return {
     benchmark: 'backup',
     tools: o.tools,
@@ -593,7 +594,7 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
 export function renderBackupReport(res: Record<string, unknown>): string {
   const series = Object.values(res.series as Record<string, SeriesResult>);
   const s3 = (res.s3 as S3Result | undefined) ?? null;
-  const ratios = computeRatios(series, s3);
+  const ratios = computeRatios(series, s3, res.floors as Floors | undefined);
   const parts = series.map(renderSeries);
   parts.push(renderRestores(series, s3));
   if (res.floors) parts.push(renderFloors(res.floors as Floors));

@@ -251,6 +251,7 @@ describe('computeRatios', () => {
     expect(r.stored_bytes_ratio_borg).toBe(0.667); // dump: 120 / 180
     expect(r.peak_rss_ratio_restic).toBe(1.5); // 300 / 200
     expect(r.peak_rss_ratio_borg).toBe(3); // 300 / 100
+    expect(r.backup_peak_rss_ratio_restic).toBe(3); // backups only: 300 / 100 (restic's 200 was a restore)
     expect(r.restore_mb_s).toBe(1250); // dump: 1e9 B in 0.8 s
     expect(r.restore_time_ratio_restic).toBe(0.5);
     expect(r.restore_time_ratio_borg).toBe(2);
@@ -321,6 +322,49 @@ describe('computeRatios', () => {
     expect(renderSummary(r, evaluateTargets(r))).toContain('not measured');
   });
 
+  it('the first-backup floor: cut + non-zero BLAKE3 + compressible zstd on all cores, against restic and hoard on day 0', () => {
+    const floors = combineFloors(
+      {
+        // 1e9 B: (1/1000 + 0.5/2000 + 0.5 x 0.5/250) s per MB = 2.25 s, / 2 cores = 1.125 s
+        vm_image: {
+          sample_bytes: 1,
+          compressed_share: 1,
+          lz4_decode_mb_s: 1,
+          blake3_mb_s: 2000,
+          cdc_mb_s: 1000,
+          zstd_compress_mb_s: 250,
+          zstd_share: 0.5,
+          nonzero_share: 0.5,
+        },
+        // (1/1000 + 1/2000 + 1/250) = 5.5 s, / 2 = 2.75 s
+        db_dump: {
+          sample_bytes: 1,
+          compressed_share: 1,
+          lz4_decode_mb_s: 1,
+          blake3_mb_s: 2000,
+          cdc_mb_s: 1000,
+          zstd_compress_mb_s: 250,
+          zstd_share: 1,
+          nonzero_share: 1,
+        },
+      },
+      1000,
+      undefined,
+      2,
+    );
+    const r = computeRatios([vm, dump], null, floors);
+    expect(r.backup_floor_ratio_restic_first_day).toBe(0.55); // dump: 2.75 / 5 (vm: 1.125 / 10)
+    expect(r.backup_time_over_floor_first_day).toBe(3.556); // vm: 4 / 1.125 (dump: 2 / 2.75)
+    // Without the cut and zstd figures (an older run's floors) there is no floor.
+    const old = computeRatios(
+      [vm, dump],
+      null,
+      combineFloors({ vm_image: { sample_bytes: 1, compressed_share: 1, lz4_decode_mb_s: 1, blake3_mb_s: 1 } }, 1000, undefined, 2),
+    );
+    expect(old.backup_floor_ratio_restic_first_day).toBeNull();
+    expect(renderFloors(floors)).toMatch(/zstd3_compress_mb_s\s+250\s+250/);
+  });
+
   it('checks the issue targets', () => {
     const targets = evaluateTargets(computeRatios([vm, dump]));
     const met = Object.fromEntries(targets.map((t) => [t.measure, t.met]));
@@ -328,7 +372,7 @@ describe('computeRatios', () => {
       backup_time_ratio_restic_first_day: true,
       backup_time_ratio_restic_later_days: true,
       stored_bytes_ratio_restic: false,
-      peak_rss_ratio_restic: false,
+      backup_peak_rss_ratio_restic: false,
       restore_mb_s: true,
       restore_time_ratio_restic: true, // 0.5 on the worst series
       restore_s3_time_ratio_restic: null,
