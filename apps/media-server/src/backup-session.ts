@@ -130,7 +130,7 @@ export class BackupSession {
     });
     try {
       for (let i = 0; i < header.blobCount; i++) {
-        await body.readInto(blobHeader, `the header of blob ${i}`);
+        await body.readInto(blobHeader, () => `the header of blob ${i}`);
         const h = decodeBlobHeader(blobHeader, i, this.init.maxChunk);
         const { fingerprint } = h;
         blobLengths.set(hex(fingerprint), h.rawLength);
@@ -141,7 +141,7 @@ export class BackupSession {
           );
         }
         const bytes = await intake.space(h.storedLength);
-        await body.readInto(bytes, `blob ${i} (${hex(fingerprint)})`);
+        await body.readInto(bytes, () => `blob ${i} (${hex(fingerprint)})`);
         intake.add({ index: i, fingerprint, codec: h.codec, rawLength: h.rawLength, verify: !writer.has(fingerprint) }, h.storedLength);
         this.lastActivity = Date.now();
       }

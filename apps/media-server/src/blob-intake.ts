@@ -8,8 +8,10 @@
  * The main thread is left with reading sockets, the xxh64 checksum and packing: the
  * decompression and BLAKE3 of every new blob used to run here, one await per blob.
  *
- * Memory per request: at most GROUPS_IN_FLIGHT groups (plus one being read), buffers
- * reused from group to group.
+ * Memory per request: at most GROUPS_IN_FLIGHT groups (plus one being read). The group
+ * buffers are the process's, reused from group to group and from request to request (an
+ * 8 MiB batch used to allocate, zero and drop four 1 MiB buffers: garbage and page faults
+ * on every request); at most SPARE_BUFFERS of each size wait between requests.
  */
 import { RequestError } from '@hoard/protocol';
 import type { DecodePool, EncodedBlob } from '@hoard/repository';
@@ -19,6 +21,20 @@ type DecodeKeys = Parameters<DecodePool['run']>[0]['keys'];
 
 const GROUP_BYTES = 1 << 20;
 const GROUPS_IN_FLIGHT = 3;
+/** Group buffers kept between requests, per size: enough for two requests at full depth. */
+const SPARE_BUFFERS = 2 * (GROUPS_IN_FLIGHT + 1);
+/** Free group buffers by size (a size is a store's largest stored blob, at least GROUP_BYTES). */
+const spareBuffers = new Map<number, ArrayBuffer[]>();
+
+function takeBuffer(capacity: number): ArrayBuffer {
+  return spareBuffers.get(capacity)?.pop() ?? new ArrayBuffer(capacity);
+}
+
+function giveBack(buffer: ArrayBuffer): void {
+  let spare = spareBuffers.get(buffer.byteLength);
+  if (!spare) spareBuffers.set(buffer.byteLength, (spare = []));
+  if (spare.length < SPARE_BUFFERS) spare.push(buffer);
+}
 /** Fields per blob of a DecodeJob (decode-protocol.ts BLOB_FIELDS): offset, stored length, codec, raw length. */
 const FIELDS = 4;
 
@@ -52,7 +68,6 @@ const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
 
 export class BlobIntake {
   private current: Group;
-  private readonly free: ArrayBuffer[] = [];
   /** Groups sent off, oldest first: each settles once its blobs are with the writer. */
   private readonly queue: Promise<void>[] = [];
   /** Groups reach the writer one after another. */
@@ -80,6 +95,7 @@ export class BlobIntake {
   async finish(): Promise<void> {
     if (this.current.blobs.length > 0) await this.dispatch();
     while (this.queue.length > 0) await this.queue.shift();
+    this.release();
   }
 
   /**
@@ -89,11 +105,17 @@ export class BlobIntake {
   async settle(): Promise<void> {
     if (this.current.blobs.length > 0) await this.dispatch().catch(() => undefined);
     await Promise.allSettled(this.queue.splice(0));
+    this.release();
+  }
+
+  /** The group being read is not needed any more: its buffer serves the next request. */
+  private release(): void {
+    if (this.current.blobs.length === 0 && this.current.buffer.byteLength > 0) giveBack(this.current.buffer);
+    this.current = { buffer: new ArrayBuffer(0), used: 0, blobs: [] };
   }
 
   private newGroup(): Group {
-    const buffer = this.free.pop() ?? new ArrayBuffer(this.capacity);
-    return { buffer, used: 0, blobs: [] };
+    return { buffer: takeBuffer(this.capacity), used: 0, blobs: [] };
   }
 
   private async dispatch(): Promise<void> {
@@ -145,6 +167,6 @@ export class BlobIntake {
       await this.options.store(b.fingerprint, { stored, codec: b.codec, rawLength: b.rawLength, checksum: this.options.checksum(stored) });
     }
     // The writer copied every blob (StoreWriter.add resolves once it has): the buffer serves the next group.
-    if (this.free.length < GROUPS_IN_FLIGHT) this.free.push(buffer);
+    giveBack(buffer);
   }
 }

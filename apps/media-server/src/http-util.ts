@@ -68,13 +68,20 @@ export class BodyReader {
     this.iterator = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
-  /** Fills `into` completely; `what` names the part for the "truncated" message. */
-  async readInto(into: Uint8Array, what: string): Promise<void> {
+  /**
+   * Fills `into` completely; `what` names the part for the "truncated" message (a function:
+   * the name is made only when needed, not once per blob of every batch).
+   */
+  async readInto(into: Uint8Array, what: string | (() => string)): Promise<void> {
     let filled = 0;
     while (filled < into.length) {
       if (this.offset === this.current.length) {
         const next = await this.iterator.next();
-        if (next.done) throw new RequestError('invalid_request', `upload truncated: the body ended inside ${what} (${filled} of ${into.length} bytes)`);
+        if (next.done)
+          throw new RequestError(
+            'invalid_request',
+            `upload truncated: the body ended inside ${typeof what === 'string' ? what : what()} (${filled} of ${into.length} bytes)`,
+          );
         this.current = next.value;
         this.offset = 0;
       }
