@@ -44,7 +44,7 @@ import {
   type ServerRestoreRun,
 } from './backup-report.js';
 import { Server, killDaemons } from './daemon.js';
-import { combineFloors, measurePageCacheWrite, measureSeriesFloors, type Floors, type SeriesFloors } from './floors.js';
+import { combineFloors, measureSeriesFloors, measureWrites, type Floors, type SeriesFloors } from './floors.js';
 import { machine } from './machine.js';
 import { dirBytes, findFiles, killRunning, runMeasured, type Measured } from './measure.js';
 import { ALL_TOOLS, HOARD_CLI, checkHoardCli, createTool, ensureInstalled, type BackupTool, type Hoard, type ToolName } from './peers.js';
@@ -505,7 +505,7 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
   const series: SeriesResult[] = [];
   const floorsBySeries: Record<string, SeriesFloors> = {};
   let s3: S3Result = { status: 'skipped', reason: s3Skip, series: 'vm_image', bytes: null, backups: [], restores: [] };
-  let pageCacheWrite: number | null = null;
+  let writes: { pageCacheMbS: number; durableMbS: number } | null = null;
   // A full run would leave up to ~12 GiB behind if interrupted: clean up on Ctrl-C / SIGTERM too.
   // (The RGW's own watchdog stops it once this process is gone.)
   const onSignal = (signal: NodeJS.Signals) => {
@@ -547,7 +547,7 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
       };
       series.push(await runSeries(spec, tools, work, o.log, after));
     }
-    pageCacheWrite = measurePageCacheWrite(work);
+    writes = measureWrites(work);
     syncDisks();
   } finally {
     for (const r of realSeries) await r.close().catch((err: Error) => o.log(`could not stop a real-data series: ${err.message}`));
@@ -556,8 +556,10 @@ export async function runBackupBench(o: BackupBenchOptions): Promise<Record<stri
     process.off('SIGTERM', onSignal);
     if (!o.keep) await rm(work, { recursive: true, force: true });
   }
-  const floors = combineFloors(floorsBySeries, pageCacheWrite, undefined, availableParallelism());
-  o.log(`floors: lz4 decode ${floors.lz4_decode_mb_s} MB/s, BLAKE3 ${floors.blake3_mb_s} MB/s, page-cache write ${floors.page_cache_write_mb_s} MB/s`);
+  const floors = combineFloors(floorsBySeries, writes?.pageCacheMbS ?? null, { durableWriteMbS: writes?.durableMbS ?? null, cores: availableParallelism() });
+  o.log(
+    `floors: lz4 decode ${floors.lz4_decode_mb_s} MB/s, BLAKE3 ${floors.blake3_mb_s} MB/s, page-cache write ${floors.page_cache_write_mb_s} MB/s, durable write ${floors.durable_write_mb_s} MB/s`,
+  );
   const ratios = computeRatios(series, s3, floors);
   return {
     benchmark: 'backup',

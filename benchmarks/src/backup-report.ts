@@ -188,10 +188,11 @@ function floorRatios(series: SeriesResult[], floors: Floors | undefined): { over
   const hoardOver: number[] = [];
   for (const s of series) {
     const f = floors?.by_series[s.name];
-    const floor = f && floors?.cores ? firstBackupFloorSeconds(f, s.day_bytes[0], floors.cores) : null;
-    if (!floor) continue;
     const h = s.backups.find((b) => b.day === 0 && b.tool === 'hoard');
     const r = s.backups.find((b) => b.day === 0 && b.tool === 'restic');
+    const stored = h ? { bytes: h.stored_bytes, durableMbS: floors?.durable_write_mb_s } : undefined;
+    const floor = f && floors?.cores ? firstBackupFloorSeconds(f, s.day_bytes[0], floors.cores, stored) : null;
+    if (!floor) continue;
     if (r) overRestic.push(floor / r.backup_s);
     if (h) hoardOver.push(h.backup_s / floor);
   }
@@ -365,6 +366,7 @@ export function renderFloors(f: Floors): string {
     ['blake3_mb_s', show(f.blake3_mb_s), ...names.map((n) => show(f.by_series[n].blake3_mb_s))],
     ['page_cache_write_mb_s', show(f.page_cache_write_mb_s), ...names.map(() => '')],
   ];
+  if (f.durable_write_mb_s !== undefined) rows.push(['durable_write_mb_s', show(f.durable_write_mb_s), ...names.map(() => '')]);
   if (names.some((n) => f.by_series[n].zstd_compress_mb_s !== undefined)) {
     rows.push(
       ['cdc_mb_s', '', ...names.map((n) => show(f.by_series[n].cdc_mb_s))],
@@ -380,7 +382,7 @@ export function renderFloors(f: Floors): string {
     `lz4: lz4-napi uncompressSync of ${kib} KiB blocks of the last day's files (zero blocks left out); BLAKE3: @napi-rs/blake-hash on the same blocks;\n` +
     `page cache: ${(f.page_cache_write_bytes / MiB).toFixed(0)} MiB in 4 MiB writes to a new file, no fsync. ${sample}` +
     (f.cores
-      ? `\nFirst-backup floor: day 0's bytes x (1/cdc + non-zero share/BLAKE3 + non-zero x zstd share/zstd) / ${f.cores} cores (cut points of each series' preset; zstd level 3 in pieces of its average chunk size).`
+      ? `\nFirst-backup floor: the larger of day 0's bytes x (1/cdc + non-zero share/BLAKE3 + non-zero x zstd share/zstd) / ${f.cores} cores and hoard's day-0 stored bytes / durable_write_mb_s (cut points of each series' preset; zstd level 3 in pieces of its average chunk size).`
       : '')
   );
 }

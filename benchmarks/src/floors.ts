@@ -8,7 +8,8 @@
  * (BLAKE3), every compressible one compressed (zstd at the level new repositories get); on
  * all cores at once, with nothing else (reading, packing, writing, starting) counted, a
  * first backup of B bytes cannot take less than
- * B x (1/cut + nonzero/BLAKE3 + nonzero x compressible/zstd) / cores.
+ * B x (1/cut + nonzero/BLAKE3 + nonzero x compressible/zstd) / cores; nor less than
+ * what it stores divided by the durable write rate (1 GiB written and fsynced).
  *
  * - lz4 decode: the generated file of a series cut into 64 KiB blocks (sampled evenly up
  *   to `sampleBytes`; all-zero blocks left out, as hoard never stores them), each
@@ -26,7 +27,7 @@
  *   writes, no fsync, timed from open to close; then the file is deleted.
  */
 import { createRequire } from 'node:module';
-import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
@@ -89,20 +90,31 @@ export interface Floors {
   page_cache_write_mb_s: number | null;
   block_bytes: number;
   page_cache_write_bytes: number;
+  /** 1 GiB in 4 MiB writes then fsync, MB/s to the end of the fsync (the same file as the page-cache figure). */
+  durable_write_mb_s?: number | null;
   /** Cores the first-backup floor divides by. */
   cores?: number;
   by_series: Record<string, SeriesFloors>;
 }
 
 /**
- * The first-backup floor of `bytes` of a series, in seconds: cut, hash and compress on
- * all cores at once, nothing else. Null when the series has no cut or zstd figure.
+ * The first-backup floor of a series, in seconds: the larger of cutting, hashing and
+ * compressing `bytes` on all cores at once, and writing `storedBytes` (what the backup
+ * stored) durably at the measured rate; nothing else. Null when the series has no cut or
+ * zstd figure.
  */
-export function firstBackupFloorSeconds(f: SeriesFloors, bytes: number, cores: number): number | null {
+export function firstBackupFloorSeconds(
+  f: SeriesFloors,
+  bytes: number,
+  cores: number,
+  stored?: { bytes: number; durableMbS: number | null | undefined },
+): number | null {
   if (!f.cdc_mb_s || !f.zstd_compress_mb_s || !f.blake3_mb_s) return null;
   const nonzero = f.nonzero_share ?? 1;
   const perMb = 1 / f.cdc_mb_s + nonzero / f.blake3_mb_s + (nonzero * (f.zstd_share ?? 1)) / f.zstd_compress_mb_s;
-  return ((bytes / 1e6) * perMb) / cores;
+  const cpu = ((bytes / 1e6) * perMb) / cores;
+  const io = stored?.durableMbS ? stored.bytes / 1e6 / stored.durableMbS : 0;
+  return Math.max(cpu, io);
 }
 
 const mbps = (bytes: number, s: number) => Number((bytes / s / 1e6).toFixed(1));
@@ -194,24 +206,36 @@ export async function measureSeriesFloors(path: string, sampleBytes: number, chu
   return floors;
 }
 
-/** Writes `bytes` to a new file in `dir` in 4 MiB writes (no fsync), timed to close; deletes it. */
-export function measurePageCacheWrite(dir: string, bytes = GiB): number {
+/**
+ * Writes `bytes` to a new file in `dir` in 4 MiB writes, then fsyncs it; deletes it. The
+ * page-cache rate is timed from open to the last write, the durable rate to the end of
+ * the fsync (what a backup that makes its packs durable pays for every byte it stores).
+ */
+export function measureWrites(dir: string, bytes = GiB): { pageCacheMbS: number; durableMbS: number } {
   const path = join(dir, 'page-cache-floor.bin');
   const buf = randomFillSync(Buffer.allocUnsafe(4 * MiB));
   const t0 = process.hrtime.bigint();
   const fd = openSync(path, 'w');
+  let written: bigint;
   try {
     for (let done = 0; done < bytes; done += buf.length) writeSync(fd, buf, 0, Math.min(buf.length, bytes - done));
+    written = process.hrtime.bigint();
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const synced = process.hrtime.bigint();
   unlinkSync(path);
-  return mbps(bytes, s);
+  return { pageCacheMbS: mbps(bytes, Number(written - t0) / 1e9), durableMbS: mbps(bytes, Number(synced - t0) / 1e9) };
 }
 
 /** Puts the per-series figures and the page-cache figure together (slowest series first). */
-export function combineFloors(bySeries: Record<string, SeriesFloors>, pageCacheWriteMbS: number | null, pageCacheBytes = GiB, cores?: number): Floors {
+export function combineFloors(
+  bySeries: Record<string, SeriesFloors>,
+  pageCacheWriteMbS: number | null,
+  extra: { pageCacheBytes?: number; durableWriteMbS?: number | null; cores?: number } = {},
+): Floors {
+  const { pageCacheBytes = GiB, durableWriteMbS, cores } = extra;
   const values = Object.values(bySeries);
   const min = (k: 'lz4_decode_mb_s' | 'blake3_mb_s') => (values.length === 0 ? null : Math.min(...values.map((v) => v[k])));
   return {
@@ -220,6 +244,7 @@ export function combineFloors(bySeries: Record<string, SeriesFloors>, pageCacheW
     page_cache_write_mb_s: pageCacheWriteMbS,
     block_bytes: FLOOR_BLOCK,
     page_cache_write_bytes: pageCacheBytes,
+    ...(durableWriteMbS === undefined ? {} : { durable_write_mb_s: durableWriteMbS }),
     ...(cores === undefined ? {} : { cores }),
     by_series: bySeries,
   };

@@ -349,20 +349,25 @@ describe('computeRatios', () => {
         },
       },
       1000,
-      undefined,
-      2,
+      { cores: 2, durableWriteMbS: 200 },
     );
+    // Writing what hoard stored on day 0 durably: vm 500 B, dump 100 B: far below the CPU floor.
     const r = computeRatios([vm, dump], null, floors);
     expect(r.backup_floor_ratio_restic_first_day).toBe(0.55); // dump: 2.75 / 5 (vm: 1.125 / 10)
     expect(r.backup_time_over_floor_first_day).toBe(3.556); // vm: 4 / 1.125 (dump: 2 / 2.75)
+    // A slow disk: writing vm's 500 B at 100 B/s takes 5 s, above its 1.125 s of CPU.
+    const slowDisk = computeRatios([vm, dump], null, combineFloors(floors.by_series, 1000, { cores: 2, durableWriteMbS: 1e-4 }));
+    expect(slowDisk.backup_floor_ratio_restic_first_day).toBe(0.55); // dump: 100 B / 100 B/s = 1 s < 2.75 s
+    expect(slowDisk.backup_time_over_floor_first_day).toBe(0.8); // vm: 4 / 5: below a floor means the floor is not one
     // Without the cut and zstd figures (an older run's floors) there is no floor.
     const old = computeRatios(
       [vm, dump],
       null,
-      combineFloors({ vm_image: { sample_bytes: 1, compressed_share: 1, lz4_decode_mb_s: 1, blake3_mb_s: 1 } }, 1000, undefined, 2),
+      combineFloors({ vm_image: { sample_bytes: 1, compressed_share: 1, lz4_decode_mb_s: 1, blake3_mb_s: 1 } }, 1000, { cores: 2 }),
     );
     expect(old.backup_floor_ratio_restic_first_day).toBeNull();
     expect(renderFloors(floors)).toMatch(/zstd3_compress_mb_s\s+250\s+250/);
+    expect(renderFloors(floors)).toMatch(/durable_write_mb_s\s+200/);
   });
 
   it('checks the issue targets', () => {
