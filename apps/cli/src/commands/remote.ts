@@ -10,7 +10,8 @@ import { formatBytes } from '@hoard/chunker';
 import type { RunView } from '@hoard/protocol';
 import { replySchemas } from '@hoard/protocol/api';
 import { parseSourceSpec, RestoreStreamError, type HoardClient } from '@hoard/protocol/client';
-import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink, validateJobName, type ArchiveSource } from '@hoard/repository';
+import type { ArchiveSource } from '@hoard/repository';
+import { validateJobName } from '@hoard/repository/manifest';
 import { formatDedup } from '../dedup.js';
 import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
@@ -18,10 +19,9 @@ import { ProgressLine } from '../progress.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
 import { parseTime } from '../time.js';
-import { printProtection, protectRequest, type ProtectOptions } from './prune.js';
+import type { ProtectOptions } from './prune.js';
 import { snapshotJson, snapshotTable } from './snapshots.js';
-import { isDatabaseUrl, RestoreDamagedError, type ParallelRestore } from './restore-database.js';
-import { runRemoteRestoreToDatabase, runRemoteVerifyOnly } from './remote-restore-targets.js';
+import type { ParallelRestore } from './restore-database.js';
 import { AGENT_TARGET_PREFIX, runRestoreToAgent } from './restore-to-agent.js';
 
 /** A restore through the server did not complete (a chunk failed its check, the connection dropped); nothing was kept. */
@@ -154,6 +154,7 @@ export async function runRemoteSnapshots(options: RemoteSnapshotsOptions, out: (
  * server's repository. Operators may protect; lifting a protection takes an admin token.
  */
 export async function runRemoteProtect(options: ServerOptions & ProtectOptions, out: (line: string) => void): Promise<void> {
+  const { printProtection, protectRequest } = await import('./prune.js');
   const { job, id, protect } = protectRequest(options);
   const client = await serverClient(options);
   printProtection(await client.api.setProtection({ params: { job, id }, body: { protected: protect } }), options.json, out);
@@ -178,14 +179,18 @@ export interface RemoteRestoreOptions extends ServerOptions {
 
 export async function runRemoteRestore(job: string, options: RemoteRestoreOptions, out: (line: string) => void): Promise<void> {
   validateJobName(job);
-  if (options.verifyOnly) return runRemoteVerifyOnly(job, options, out);
+  // A restore loads the repository's modules (archive reader, sinks, database tools) here:
+  // listing snapshots and following runs do without them.
+  const { extractArchive, findEntry, readArchiveFile, readArchiveIndex, StreamSink } = await import('@hoard/repository');
+  const { isDatabaseUrl, RestoreDamagedError } = await import('./restore-database.js');
+  if (options.verifyOnly) return (await import('./remote-restore-targets.js')).runRemoteVerifyOnly(job, options, out);
   if (!options.to)
     throw new UsageError(
       '--to is required: a file path, a block device, a directory (for a directory snapshot), a database URL (postgres://, mysql://), or - for stdout',
     );
   if (options.to.startsWith(AGENT_TARGET_PREFIX)) return runRestoreToAgent(job, options, out);
   if (options.at !== undefined && options.snapshot !== undefined) throw new UsageError('give --at or --snapshot, not both');
-  if (isDatabaseUrl(options.to)) return runRemoteRestoreToDatabase(job, options, out);
+  if (isDatabaseUrl(options.to)) return (await import('./remote-restore-targets.js')).runRemoteRestoreToDatabase(job, options, out);
   const toStdout = options.to === '-';
   if (toStdout && options.json) throw new UsageError('--json and --to - both want stdout: restore to a file, or drop --json');
   if (options.file !== undefined && (options.offset !== undefined || options.length !== undefined))

@@ -1,7 +1,7 @@
 /** `hoard snapshots --repo R [--job J] [--source S] [--since T] [--until T] [--json]` (with --server: remote.ts) */
 import { formatBytes } from '@hoard/chunker';
-import { validateJobName } from '@hoard/repository';
-import { openRepository, type RepoOptions } from '../repo-location.js';
+import { validateJobName } from '@hoard/repository/manifest';
+import type { RepoOptions } from '../repo-location.js';
 import { renderTable } from '../table.js';
 import { localTime, parseTime } from '../time.js';
 
@@ -22,6 +22,8 @@ export async function runSnapshots(options: SnapshotsCommandOptions, out: (line:
   // The server's semantics (its catalog's [since, until)): since inclusive, until exclusive, by start time.
   const since = options.since !== undefined ? parseTime(options.since, '--since').getTime() : undefined;
   const until = options.until !== undefined ? parseTime(options.until, '--until').getTime() : undefined;
+  // The repository's modules load here, not with this file: `snapshots --server` prints with snapshotTable too.
+  const { openRepository } = await import('../repo-location.js');
   const repo = await openRepository(options, false);
   const marked = await repo.protectedSnapshots(options.job);
   let damaged = 0;
