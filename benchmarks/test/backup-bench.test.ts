@@ -323,30 +323,22 @@ describe('computeRatios', () => {
   });
 
   it('the first-backup floor: cut + non-zero BLAKE3 + compressible zstd on all cores, against restic and hoard on day 0', () => {
+    const measured = (share: number) => ({
+      sample_bytes: 1,
+      compressed_share: 1,
+      lz4_decode_mb_s: 1,
+      blake3_mb_s: 2000,
+      cdc_mb_s: 1000,
+      zstd_compress_mb_s: 250,
+      zstd_share: share,
+      nonzero_share: share,
+    });
     const floors = combineFloors(
       {
         // 1e9 B: (1/1000 + 0.5/2000 + 0.5 x 0.5/250) s per MB = 2.25 s, / 2 cores = 1.125 s
-        vm_image: {
-          sample_bytes: 1,
-          compressed_share: 1,
-          lz4_decode_mb_s: 1,
-          blake3_mb_s: 2000,
-          cdc_mb_s: 1000,
-          zstd_compress_mb_s: 250,
-          zstd_share: 0.5,
-          nonzero_share: 0.5,
-        },
+        vm_image: measured(0.5),
         // (1/1000 + 1/2000 + 1/250) = 5.5 s, / 2 = 2.75 s
-        db_dump: {
-          sample_bytes: 1,
-          compressed_share: 1,
-          lz4_decode_mb_s: 1,
-          blake3_mb_s: 2000,
-          cdc_mb_s: 1000,
-          zstd_compress_mb_s: 250,
-          zstd_share: 1,
-          nonzero_share: 1,
-        },
+        db_dump: measured(1),
       },
       1000,
       { cores: 2, durableWriteMbS: 200 },
