@@ -9,8 +9,9 @@ import { checkSnapshotId, checkStdoutTarget } from './option-checks.js';
 import { setFlagsFromString } from 'node:v8';
 
 /*
- * V8 grows the young generation to 16 MiB x 2 under a backup's allocation rate: ~20 MiB of
- * peak RSS for a few per cent of CPU (benchmarks/README.md, "Memory (issue 14, item 2)").
+ * V8 grows the young generation to 16 MiB x 2 under a backup's allocation rate; holding it
+ * saves 20-35 MiB of peak RSS at no CPU cost we could measure (benchmarks/README.md,
+ * "Memory (issue 14, item 2)").
  * --max-semi-space-size is read only when a heap is made, the growth factor at each
  * collection: set here, before any command's modules load, it holds the young generation
  * at its starting size in this thread and in every worker. Each new isolate's heap setup

@@ -10,7 +10,7 @@ interface Pending {
  * A segment worker allocates little on its heap (chunk ends, fingerprints: segments come
  * and go as transferred buffers), so its young generation is capped at 4 MiB (two 2 MiB
  * semi-spaces); V8 grows an uncapped one to 32 MiB under a high allocation rate. Below 4,
- * a synthetic allocation churn cost 2-6x the CPU.
+ * a synthetic allocation churn cost 2-10x the CPU.
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 } as const;
 
