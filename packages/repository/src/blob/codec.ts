@@ -10,7 +10,7 @@
  * cannot be moved under another fingerprint without failing authentication.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { compress, compressSync, uncompress, uncompressSync } from 'lz4-napi';
+import { createRequire } from 'node:module';
 import { loadXxh64, xxh64 } from '../checksum.js';
 import { type BlobCompression, LEGACY_COMPRESSION } from './compression.js';
 import { EncodePool } from './encode-pool.js';
@@ -93,7 +93,7 @@ export class BlobCodec {
    */
   async encode(raw: Uint8Array, fingerprint: Uint8Array, options: { borrow?: boolean; transient?: boolean } = {}): Promise<EncodedBlob> {
     if (this.compression.kind === 'lz4' && raw.length > 0) {
-      const packed = await compress(asBuffer(raw));
+      const packed = await lz4().compress(asBuffer(raw));
       return packed.length < raw.length
         ? this.finish(raw, packed, PAYLOAD_LZ4, fingerprint, false, options)
         : this.finish(raw, raw, PAYLOAD_RAW, fingerprint, false, options);
@@ -107,7 +107,7 @@ export class BlobCodec {
       const frame = this.zstd.compress(raw, this.compression.level);
       if (frame) return this.finish(raw, frame, PAYLOAD_ZSTD, fingerprint, true, options);
     } else if (this.compression.kind === 'lz4' && raw.length > 0) {
-      const packed = compressSync(asBuffer(raw));
+      const packed = lz4().compressSync(asBuffer(raw));
       if (packed.length < raw.length) return this.finish(raw, packed, PAYLOAD_LZ4, fingerprint, false, options);
     }
     return this.finish(raw, raw, PAYLOAD_RAW, fingerprint, false, options);
@@ -159,7 +159,7 @@ export class BlobCodec {
     let raw = payload;
     if (isLz4(blob.codec)) {
       try {
-        raw = await uncompress(asBuffer(payload));
+        raw = await lz4().uncompress(asBuffer(payload));
       } catch (err) {
         throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
       }
@@ -186,7 +186,7 @@ export class BlobCodec {
     if (isLz4(blob.codec)) {
       try {
         // The payload's first 4 bytes are the size lz4-napi prepends (checked in openPayload).
-        raw = uncompress ? uncompress(payload.subarray(4), blob.rawLength) : uncompressSync(asBuffer(payload));
+        raw = uncompress ? uncompress(payload.subarray(4), blob.rawLength) : lz4().uncompressSync(asBuffer(payload));
       } catch (err) {
         throw new BlobCorruptError('decompression', err instanceof Error ? err.message : String(err));
       }
@@ -276,6 +276,14 @@ export class BlobCodec {
     }
   }
 }
+
+/**
+ * lz4-napi, loaded on first use: the encode workers of a zstd store and the restore
+ * decode workers (which decode lz4 with their own WebAssembly decoder) never need it, and
+ * each worker isolate would otherwise carry the native module (a few MiB of RSS apiece).
+ */
+let lz4Napi: typeof import('lz4-napi') | undefined;
+const lz4 = (): typeof import('lz4-napi') => (lz4Napi ??= createRequire(import.meta.url)('lz4-napi') as typeof import('lz4-napi'));
 
 const isLz4 = (codec: number) => (codec & ~CODEC_ENCRYPTED) === PAYLOAD_LZ4;
 const isZstd = (codec: number) => (codec & ~CODEC_ENCRYPTED) === PAYLOAD_ZSTD;

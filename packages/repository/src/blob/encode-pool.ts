@@ -244,7 +244,10 @@ export class EncodePool {
   }
 
   private start(): Slot {
-    const worker = new Worker(new URL('./encode-worker.js', import.meta.url));
+    // Young generation capped as the chunker's and decode workers' are: its data lives in
+    // transferred buffers, and V8 would grow an uncapped one to 32 MiB under the allocation
+    // rate (below 4 MiB, minor GCs cost measurably more CPU).
+    const worker = new Worker(new URL('./encode-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     worker.unref();
     const slot: Slot = { worker, inFlight: new Map(), queuedBytes: 0 };
     worker.on('message', (reply: EncodeGroupDone | EncodeGroupFailed) => this.settle(slot, reply));
