@@ -103,6 +103,8 @@ export class RunBoard {
   async claim(agent: string, waitMs: number, signal: AbortSignal): Promise<RunView | undefined> {
     const deadline = Date.now() + waitMs;
     for (;;) {
+      // A poll whose client is gone must not take a run: nobody would start it.
+      if (signal.aborted) return undefined;
       const maxRunning = await agentRunLimitFromCatalog(this.catalog, agent);
       const run = await this.catalog.claimNextRun(agent, undefined, { maxRunning, leaseMs: this.leaseMs });
       if (run) {
@@ -302,6 +304,7 @@ export class RunBoard {
 
   private wait(waiters: Map<string, Set<() => void>>, key: string, ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
       let set = waiters.get(key);
       if (!set) waiters.set(key, (set = new Set()));
       const done = (): void => {

@@ -2,12 +2,12 @@
  * Clients that go away (issue 15, problem 7), over raw sockets: a client that closes its
  * connection mid-request is counted as a disconnect, not as an HTTP 500; a client that
  * sends its whole request and then half-closes (shuts down its write side) still gets its
- * answer.
+ * answer; an agent's long poll whose client is gone claims no run.
  */
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBatchHeader } from '@hoard/protocol';
-import { agentWithJob, beginSession, call, eventually, startServer, type TestServer } from './helpers.js';
+import { addAgent, agentWithJob, beginSession, call, defineJob, eventually, startServer, type TestServer } from './helpers.js';
 
 let t: TestServer;
 beforeAll(async () => {
@@ -85,5 +85,32 @@ describe('clients that go away', () => {
     });
     expect(r.status).toBe(409);
     expect(r.json.error).toMatch(/expects batch 0 next/);
+  });
+
+  it("an agent's long poll whose client went away claims no run: the agent's next poll gets it", async () => {
+    const { name, token } = await addAgent(t);
+    for (const leave of ['killed', 'half-close'] as const) {
+      const socket = await open();
+      const answer = readAll(socket);
+      socket.write(`GET /v1/agent/work?wait=30 HTTP/1.1\r\nHost: hoard\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+      // Let the poll reach the server and wait there, then leave as a killed agent does
+      // (its kernel closes the socket) or by shutting down the write side only.
+      await new Promise((r) => setTimeout(r, 300));
+      if (leave === 'killed') socket.destroy();
+      else socket.end();
+      await new Promise((r) => setTimeout(r, 300));
+      if (leave === 'half-close') {
+        // The half-closed poll is answered at once with "no run", not after its 30 s.
+        const text = await answer;
+        expect(text).toMatch(/^HTTP\/1\.1 204 /);
+      }
+      // A run queued now must wait for a live poll, not go to the one that is gone.
+      await defineJob(t, name);
+      const next = await call(t.url, 'GET', '/v1/agent/work?wait=5', { token });
+      expect(next.status, `${leave}: ${JSON.stringify(next.json)}`).toBe(200);
+      expect(next.json).toMatchObject({ agent: name, state: 'running' });
+      const done = await call(t.url, 'POST', `/v1/runs/${next.json.id as string}/finish`, { token, json: { state: 'succeeded', targets: [] } });
+      expect(done.status, JSON.stringify(done.json)).toBeLessThan(300);
+    }
   });
 });
