@@ -35,12 +35,11 @@ import {
   type TokenBucket,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, compressionFrom, hashChunkRef, mapLimit, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
+import { BlobCodec, compressionFrom, hashChunkRef, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
 import { RemotePreviousSnapshot } from './previous-snapshot.js';
 import { SMALL_FILE_BYTES, type DirArchiveStats } from './sources/dir.js';
 import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/source.js';
 
-const ENCODES_IN_FLIGHT = 8;
 /**
  * Batches past the one filling: being asked about, encoded, or on the wire (one upload at
  * a time, in order). The chunker waits when all are taken, so the agent holds at most
@@ -397,13 +396,19 @@ interface EncodedPending {
   blob: EncodedBlob;
 }
 
+/**
+ * Every wanted chunk of the batch at once: the encode pool sends them to its workers in
+ * groups of up to 1 MiB, one message each way per group (a few at a time would cut the
+ * groups short). The batch's size bounds what is in flight.
+ */
 function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<EncodedPending[]> {
-  return mapLimit(wanted, ENCODES_IN_FLIGHT, async (w) => ({
-    key: w.key,
-    fingerprint: w.fingerprint,
-    // zstd in the encode workers; otherwise borrowed: the arena is not touched until this batch has been sent.
-    blob: await codec.encodeOffThread(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint),
-  }));
+  return Promise.all(
+    wanted.map(async (w) => ({
+      key: w.key,
+      fingerprint: w.fingerprint,
+      blob: await codec.encodeOffThread(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint),
+    })),
+  );
 }
 
 /**
