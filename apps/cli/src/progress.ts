@@ -155,15 +155,20 @@ export class ProgressLine {
     return new ProgressLine(!json && process.stderr.isTTY === true, options);
   }
 
-  /** `done`/`total` in bytes (total may be unknown); `extra` is appended as is. */
-  update(done: number, total: number | undefined, extra = ''): void {
+  /**
+   * `done`/`total` in bytes (total may be unknown); `extra` is appended as is. A backup
+   * calls this once per chunk: give `extra` as a function and it is only formatted when
+   * the line is redrawn (a few times a second), not hundreds of thousands of times.
+   */
+  update(done: number, total: number | undefined, extra: string | (() => string) = ''): void {
     if (!this.enabled || this.finished) return;
     const now = this.now();
     this.meter.add(now, done);
     this.latest = done;
     if (now - this.last < REDRAW_MS) return;
     this.last = now;
-    let line = formatProgress({ done, total, elapsedSeconds: (now - this.started) / 1000, rate: this.meter.rate(), extra });
+    const text = typeof extra === 'function' ? extra() : extra;
+    let line = formatProgress({ done, total, elapsedSeconds: (now - this.started) / 1000, rate: this.meter.rate(), extra: text });
     const width = this.columns();
     if (width !== undefined && width > 1 && line.length >= width) line = line.slice(0, width - 1);
     this.write(`\r\x1b[K${line}`);

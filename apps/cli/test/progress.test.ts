@@ -191,6 +191,23 @@ describe('ProgressLine', () => {
     expect(written).toEqual(['\r\x1b[K5 GiB of 10', '\r\x1b[K']);
   });
 
+  it('formats an extra given as a function only when it redraws', () => {
+    const { line, written, tick } = fake(true);
+    let formatted = 0;
+    const extra = () => `new ${++formatted}`;
+    for (let i = 0; i < 100; i++) {
+      tick(10);
+      line.update(i * 1000, 100_000, extra);
+    }
+    // 1 s in 10 ms steps: a draw at the start and then every 250 ms.
+    expect(formatted).toBe(written.length);
+    expect(formatted).toBeLessThan(6);
+    expect(written[written.length - 1]).toContain(`new ${formatted}`);
+    const off = fake(false);
+    off.line.update(1, 2, extra);
+    expect(formatted).toBe(written.length); // disabled: never formatted
+  });
+
   it('disabled (not a terminal, --json): writes nothing, also no final line', () => {
     const { line, written, tick } = fake(false, true);
     for (let i = 0; i < 20; i++) {

@@ -79,7 +79,8 @@ export async function runBackup(path: string, options: BackupCommandOptions, out
       store: options.store,
       chunking: options.chunking as (typeof CHUNKING)[number] | undefined,
       signal: controller.signal,
-      onProgress: (p) => progress.update(p.bytesRead, source.progressTotal, `new ${formatBytes(p.bytesNew)}  dedup ${formatDedup(p.bytesRead, p.bytesNew)}`),
+      onProgress: (p) =>
+        progress.update(p.bytesRead, source.progressTotal, () => `new ${formatBytes(p.bytesNew)}  dedup ${formatDedup(p.bytesRead, p.bytesNew)}`),
     });
     progress.done();
     const seconds = result.durationMs / 1000;
