@@ -50,11 +50,14 @@ describe('validity report', () => {
         'alert-after': '26h',
       });
       const now = start + 90 * DAY + 3_600_000;
-      // Fire times: 01:00 UTC of each day after the policy was made, up to now.
+      // Fire times: 01:00 UTC of each day in the report's 90 days (after the policy was
+      // made, which is before them), up to now. The period starts an hour after `start`:
+      // between 00:00 and 01:00 UTC the first 01:00 is after start but before the period.
+      const since = now - 90 * DAY;
       const fires: number[] = [];
       for (let d = Math.floor(start / DAY); d * DAY <= now; d++) {
         const at = d * DAY + 3_600_000;
-        if (at > start && at <= now) fires.push(at);
+        if (at > Math.max(start, since) && at <= now) fires.push(at);
       }
       const expected = { runs: 0, succeeded: 0, failed: 0, days: new Map<string, string>() };
       let lastSnapshot: SnapshotRecord | undefined;
