@@ -30,12 +30,20 @@ function codecFor(group: EncodeGroup): Promise<BlobCodec> {
 let queue: Promise<void> = Promise.resolve();
 
 port.on('message', (group: EncodeGroup) => {
-  queue = queue.then(() =>
-    codecFor(group).then(
-      (codec) => port.postMessage(...encodeGroup(codec, group)),
-      (err: unknown) => port.postMessage(failed(group, err)),
-    ),
-  );
+  // Every group gets an answer, whatever fails: the pool's callers wait for it.
+  queue = queue.then(async () => {
+    let answer: [EncodeGroupDone | EncodeGroupFailed, ArrayBuffer[]?];
+    try {
+      answer = encodeGroup(await codecFor(group), group);
+    } catch (err) {
+      answer = [failed(group, err)];
+    }
+    try {
+      port.postMessage(...answer);
+    } catch (err) {
+      port.postMessage(failed(group, err));
+    }
+  });
 });
 
 function encodeGroup(codec: BlobCodec, group: EncodeGroup): [EncodeGroupDone | EncodeGroupFailed, ArrayBuffer[]?] {
