@@ -7,8 +7,8 @@
  *
  * Batches are pipelined: while batch N uploads, batch N+1 is asked about and encoded and
  * batch N+2 fills. Memory is bounded: BATCHES_IN_FLIGHT + 1 batch arenas, each at most the
- * batch size (the server's batchBytes, at most AGENT_BATCH_BYTES) plus one chunk, and the
- * encoded blobs of the batches in flight.
+ * batch size (the server's batchBytes, at most AGENT_BATCH_BYTES) plus one chunk; a batch's
+ * new chunks are encoded in its arena, where they lie.
  *
  * A dropped connection is retried within the session: a batch is resent under the same
  * sequence number (the server applies it once), so a flaky link costs time, not a restart.
@@ -35,7 +35,7 @@ import {
   type TokenBucket,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, compressionFrom, hashChunkRef, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
+import { BlobCodec, SEAL_OVERHEAD, compressionFrom, hashChunkRef, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
 import { RemotePreviousSnapshot } from './previous-snapshot.js';
 import { SMALL_FILE_BYTES, type DirArchiveStats } from './sources/dir.js';
 import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/source.js';
@@ -43,7 +43,7 @@ import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/sou
 /**
  * Batches past the one filling: being asked about, encoded, or on the wire (one upload at
  * a time, in order). The chunker waits when all are taken, so the agent holds at most
- * BATCHES_IN_FLIGHT + 1 arenas and the encoded blobs of BATCHES_IN_FLIGHT batches.
+ * BATCHES_IN_FLIGHT + 1 arenas (the encoded blobs live in them).
  * With one, the runs were a little slower for ~5-10 MiB less RSS (benchmarks/README.md,
  * "Token cache, shared intake buffers, 4 MiB agent batches").
  */
@@ -54,6 +54,8 @@ const BATCHES_IN_FLIGHT = 2;
  * 512 MiB first backup, the same CPU per byte).
  */
 const AGENT_BATCH_BYTES = 4 * 1024 * 1024;
+/** The agent's chunker segments (see `run`). */
+const AGENT_SEGMENT_BYTES = 2 * 1024 * 1024;
 /**
  * A request to the server is tried this many times in all while it fails as retryableStatus
  * says, waiting 100-200 ms after the first failure, doubling up to 2.5-5 s (the wait is
@@ -122,7 +124,12 @@ class Batch {
   readonly seen = new Set<string>();
   used = 0;
 
-  constructor(readonly arena: Buffer) {}
+  /**
+   * The batch's new chunks, each followed by SEAL_OVERHEAD spare bytes: the encode worker
+   * writes their stored bytes where they lie (the buffer travels to it and back), so a new
+   * chunk is copied once, here, and the agent holds no second buffer of encoded blobs.
+   */
+  constructor(public arena: Buffer) {}
 
   reset(): void {
     this.refs.length = 0;
@@ -226,7 +233,7 @@ class SessionUpload {
 
   async run(input: OpenedSource): Promise<Totals> {
     this.bytesTotal = input.expectedBytes;
-    const arenaBytes = this.batchBytes + this.session.maxChunk;
+    const arenaBytes = this.batchBytes + this.session.maxChunk + SEAL_OVERHEAD;
     const spare = Array.from({ length: BATCHES_IN_FLIGHT + 1 }, () => new Batch(Buffer.allocUnsafeSlow(arenaBytes)));
     let current = spare.pop()!;
     /** Batches handed to the pipeline, oldest first; each resolves to its arena once sent. */
@@ -237,8 +244,10 @@ class SessionUpload {
       fingerprint: this.fingerprint,
       workers: this.options.workers,
       reuseBuffers: true,
-      // 4 MiB segments, as the embedded backup (docs/operations.md, "Memory budget").
-      pipeline: { segmentBytes: 4 * 1024 * 1024 },
+      // 2 MiB segments (the embedded backup cuts 4): 4 segments are in flight with one
+      // chunker worker, and on a 4 GiB image 2 MiB held the agent's peak RSS 8 MiB lower
+      // for the same CPU (docs/operations.md, "Memory budget").
+      pipeline: { segmentBytes: AGENT_SEGMENT_BYTES },
     });
     // Small parts (most files of a directory) are cut in-thread: a worker round trip per file costs more than it saves.
     const small = input.parts ? new Chunker({ chunker: this.chunker, fingerprint: this.fingerprint, workers: 0, reuseBuffers: true }) : undefined;
@@ -266,7 +275,7 @@ class SessionUpload {
           current.seen.add(hex);
           current.arena.set(bytes, current.used);
           current.blobs.push({ key: hex, ref: current.refs.length - 1, at: current.used, length: ref.length, fingerprint: ref.fingerprint });
-          current.used += ref.length;
+          current.used += ref.length + SEAL_OVERHEAD;
         }
       }
       if (current.refs.length >= this.batchChunks || current.used >= this.batchBytes) await ship();
@@ -355,8 +364,6 @@ class SessionUpload {
     const bodyBytes = BATCH_HEADER_BYTES + refs.length + encoded.reduce((n, e) => n + BLOB_HEADER_BYTES + e.blob.stored.length, 0);
     this.wireBytes += bodyBytes;
     this.bytesNew += encoded.reduce((n, e) => n + e.blob.rawLength, 0);
-    // Sent and answered: the encode workers may reuse the blobs' memory (not garbage to collect).
-    for (const e of encoded) e.blob.release?.();
     this.options.onProgress?.({
       target: this.target.name,
       bytesRead,
@@ -397,18 +404,20 @@ interface EncodedPending {
 }
 
 /**
- * Every wanted chunk of the batch at once: the encode pool sends them to its workers in
- * groups of up to 1 MiB, one message each way per group (a few at a time would cut the
- * groups short). The batch's size bounds what is in flight.
+ * Every wanted chunk of the batch, encoded in the batch's own arena in one message to an
+ * encode worker (BlobCodec.encodeInPlace); the arena comes back holding the blobs and is
+ * the batch's again. The batch's size bounds what is in flight.
  */
-function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<EncodedPending[]> {
-  return Promise.all(
-    wanted.map(async (w) => ({
-      key: w.key,
-      fingerprint: w.fingerprint,
-      blob: await codec.encodeOffThread(batch.arena.subarray(w.at, w.at + w.length), w.fingerprint),
-    })),
+async function encodeAll(codec: BlobCodec, batch: Batch, wanted: PendingBlob[]): Promise<EncodedPending[]> {
+  if (wanted.length === 0) return [];
+  // Read before the transfer: a transferred buffer's views are left 0 bytes long.
+  const { byteOffset, length } = batch.arena;
+  const { buffer, blobs } = await codec.encodeInPlace(
+    batch.arena.buffer as ArrayBuffer,
+    wanted.map((w) => ({ start: byteOffset + w.at, length: w.length, fingerprint: w.fingerprint })),
   );
+  batch.arena = Buffer.from(buffer, byteOffset, length);
+  return wanted.map((w, i) => ({ key: w.key, fingerprint: w.fingerprint, blob: blobs[i] }));
 }
 
 /**

@@ -20,6 +20,7 @@ export {
   DATA_KEY_BYTES,
 } from './blob/codec.js';
 export { BlobCorruptError, BlobCodecConfigError, type BlobCheck } from './blob/errors.js';
+export { SEAL_OVERHEAD, type EncodedInPlace, type InPlaceChunk } from './blob/encode-pool.js';
 export {
   type BlobCompression,
   DEFAULT_COMPRESSION,

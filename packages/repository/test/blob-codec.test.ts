@@ -15,6 +15,7 @@ import {
   PAYLOAD_RAW,
   PAYLOAD_ZSTD,
   parseCompression,
+  SEAL_OVERHEAD,
 } from '../dist/index.js';
 
 const verify = (raw: Uint8Array) => blake3(raw);
@@ -364,5 +365,68 @@ describe('BlobCodec.encodeOffThread (the encode workers)', () => {
       expect(kindOf(blob.codec)).toBe(i % 3 === 0 ? PAYLOAD_ZSTD : PAYLOAD_RAW);
       expect(Buffer.from(codec.decodeSync(blob.stored, blob, blake3(inputs[i]), verify)).equals(inputs[i])).toBe(true);
     });
+  });
+
+  it("encodeInPlace: any chunks of a caller's buffer, any of them skipped, come back decodable in the same buffer", async () => {
+    const key = randomBytes(32);
+    const settings: { compression: BlobCompression; dataKey?: Uint8Array }[] = [
+      { compression: ZSTD3 },
+      { compression: ZSTD3, dataKey: key },
+      { compression: { kind: 'lz4' }, dataKey: key },
+      { compression: { kind: 'none' }, dataKey: key },
+      { compression: { kind: 'none' } },
+    ];
+    const codecs = await Promise.all(settings.map((s) => BlobCodec.create(s)));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ bytes: chunkBytes, wanted: fc.boolean() }), { minLength: 1, maxLength: 24 }),
+        fc.integer({ min: 0, max: codecs.length - 1 }),
+        fc.integer({ min: 0, max: 64 }),
+        async (chunks, which, lead) => {
+          // Laid out as the agent's batch arena is: each chunk followed by SEAL_OVERHEAD
+          // spare bytes, some chunks not wanted (the server has them), after `lead` bytes.
+          const size = lead + chunks.reduce((n, c) => n + c.bytes.length + SEAL_OVERHEAD, 0);
+          const arena = Buffer.allocUnsafeSlow(size);
+          let at = lead;
+          const placed = chunks.map((c) => {
+            arena.set(c.bytes, at);
+            const start = at;
+            at += c.bytes.length + SEAL_OVERHEAD;
+            return { start, length: c.bytes.length, fingerprint: blake3(c.bytes), bytes: c.bytes, wanted: c.wanted };
+          });
+          const wanted = placed.filter((c) => c.wanted);
+          const codec = codecs[which];
+          const { buffer, blobs } = await codec.encodeInPlace(arena.buffer as ArrayBuffer, wanted);
+          expect(buffer.byteLength).toBe(size);
+          expect(blobs).toHaveLength(wanted.length);
+          blobs.forEach((blob, i) => {
+            expect(blob.stored.buffer).toBe(buffer);
+            expect(blob.rawLength).toBe(wanted[i].length);
+            expect(Boolean(blob.codec & CODEC_ENCRYPTED)).toBe(settings[which].dataKey !== undefined);
+            expect(blob.checksum).toBe(codec.checksum(blob.stored));
+          });
+          // Decoded only after every blob is known: a later chunk's output must not have overwritten an earlier one's.
+          blobs.forEach((blob, i) => {
+            expect(Buffer.from(codec.decodeSync(blob.stored, blob, wanted[i].fingerprint, verify)).equals(wanted[i].bytes)).toBe(true);
+          });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it("encodeInPlace refuses chunks that overlap the previous one's spare bytes or run past the buffer", async () => {
+    const codec = await BlobCodec.create({ compression: ZSTD3 });
+    const fingerprint = new Uint8Array(32);
+    const buffer = new ArrayBuffer(1000);
+    expect(() =>
+      codec.encodeInPlace(buffer, [
+        { start: 0, length: 100, fingerprint },
+        { start: 100 + SEAL_OVERHEAD - 1, length: 10, fingerprint },
+      ]),
+    ).toThrow(/overlaps/);
+    expect(() => codec.encodeInPlace(buffer, [{ start: 900, length: 100 - SEAL_OVERHEAD + 1, fingerprint }])).toThrow(/overlaps/);
+    // Nothing was sent: the buffer is still the caller's.
+    expect(buffer.byteLength).toBe(1000);
   });
 });

@@ -13,7 +13,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { loadXxh64, xxh64 } from '../checksum.js';
 import { type BlobCompression, LEGACY_COMPRESSION } from './compression.js';
-import { EncodePool } from './encode-pool.js';
+import { EncodePool, type EncodedInPlace, type InPlaceChunk } from './encode-pool.js';
 import { BlobCodecConfigError, BlobCorruptError } from './errors.js';
 import { GCM_NONCE_BYTES, GCM_TAG_BYTES } from './gcm.js';
 import { ZstdCodec } from './zstd.js';
@@ -146,6 +146,21 @@ export class BlobCodec {
   encodeOffThread(raw: Uint8Array, fingerprint: Uint8Array): Promise<EncodedBlob> {
     if ((this.compression.kind === 'none' && !this.dataKey) || raw.length === 0) return this.encode(raw, fingerprint);
     return EncodePool.shared().encode(raw, fingerprint, { dataKey: this.dataKey, compression: this.compression });
+  }
+
+  /**
+   * `encodeOffThread` for chunks the caller already holds in one buffer, each followed by
+   * SEAL_OVERHEAD spare bytes: encoded where they lie, the buffer transferred to an encode
+   * worker and back (EncodePool.encodeInPlace). `stored` of each blob is a view of the
+   * returned buffer. Without compression or encryption nothing leaves this thread.
+   */
+  encodeInPlace(buffer: ArrayBuffer, chunks: readonly InPlaceChunk[]): Promise<EncodedInPlace> {
+    if (this.compression.kind === 'none' && !this.dataKey) {
+      const bytes = new Uint8Array(buffer);
+      const blobs = chunks.map((c) => this.encodeSync(bytes.subarray(c.start, c.start + c.length), c.fingerprint, { borrow: true }));
+      return Promise.resolve({ buffer, blobs });
+    }
+    return EncodePool.shared().encodeInPlace(buffer, chunks, { dataKey: this.dataKey, compression: this.compression });
   }
 
   /**

@@ -71,6 +71,8 @@ interface Group {
   fingerprints: Uint8Array | undefined;
   jobs: Job[];
   settings: EncodeSettings;
+  /** The caller's buffer (encodeInPlace): it goes back to the caller, never to the free list. */
+  borrowed?: boolean;
 }
 
 interface Slot {
@@ -82,6 +84,19 @@ interface Slot {
 interface EncodeSettings {
   dataKey?: Uint8Array;
   compression: BlobCompression;
+}
+
+/** A chunk of a caller's buffer for encodeInPlace: `buffer[start .. start + length]`. */
+export interface InPlaceChunk {
+  start: number;
+  length: number;
+  fingerprint: Uint8Array;
+}
+
+/** encodeInPlace's answer: the buffer back, chunk `i`'s stored bytes in `blobs[i].stored` (views of it). */
+export interface EncodedInPlace {
+  buffer: ArrayBuffer;
+  blobs: EncodedBlob[];
 }
 
 /**
@@ -157,12 +172,52 @@ export class EncodePool {
     return done;
   }
 
-  private openGroup(need: number, settings: EncodeSettings): Group {
-    let slot = this.slots[0];
-    for (const s of this.slots) if (s.queuedBytes < slot.queuedBytes) slot = s;
+  /**
+   * Encodes chunks of the caller's own buffer where they lie, in one message: the buffer is
+   * transferred to a worker (unusable here until the answer) and comes back holding the
+   * stored bytes, so a caller that gathers its chunks in a buffer anyway (the agent's batch
+   * arena) needs no group buffer and no second copy. Each chunk must be followed by
+   * SEAL_OVERHEAD bytes the caller does not need (a sealed blob grows by that much), chunks
+   * in increasing order. On failure the buffer is lost with the worker's answer.
+   */
+  encodeInPlace(buffer: ArrayBuffer, chunks: readonly InPlaceChunk[], settings: EncodeSettings): Promise<EncodedInPlace> {
+    let end = 0;
+    for (const c of chunks) {
+      if (c.start < end || c.start + c.length + SEAL_OVERHEAD > buffer.byteLength) {
+        throw new RangeError(`encodeInPlace: the chunk at ${c.start} (${c.length} bytes) overlaps the previous one's reserve or the buffer's end`);
+      }
+      end = c.start + c.length + SEAL_OVERHEAD;
+    }
+    if (chunks.length === 0) return Promise.resolve({ buffer, blobs: [] });
+    const encrypted = settings.dataKey !== undefined;
     const group: Group = {
       id: this.nextId++,
-      slot,
+      slot: this.leastQueued(),
+      buffer,
+      used: end,
+      starts: chunks.map((c) => c.start),
+      lengths: chunks.map((c) => c.length),
+      fingerprints: encrypted ? new Uint8Array(32 * chunks.length) : undefined,
+      jobs: [],
+      settings,
+      borrowed: true,
+    };
+    if (group.fingerprints) chunks.forEach((c, i) => group.fingerprints!.set(c.fingerprint, 32 * i));
+    const blobs = chunks.map(() => new Promise<EncodedBlob>((resolve, reject) => group.jobs.push({ resolve, reject })));
+    this.send(group);
+    return Promise.all(blobs).then((done) => ({ buffer: done[0].stored.buffer as ArrayBuffer, blobs: done }));
+  }
+
+  private leastQueued(): Slot {
+    let slot = this.slots[0];
+    for (const s of this.slots) if (s.queuedBytes < slot.queuedBytes) slot = s;
+    return slot;
+  }
+
+  private openGroup(need: number, settings: EncodeSettings): Group {
+    const group: Group = {
+      id: this.nextId++,
+      slot: this.leastQueued(),
       buffer: this.takeBuffer(Math.max(GROUP_BYTES, need)),
       used: 0,
       starts: [],
@@ -204,10 +259,11 @@ export class EncodePool {
       for (const job of group.jobs) job.reject(err);
       return;
     }
-    // The buffer goes back to the free list when the caller has released every blob in it.
+    // The buffer goes back to the free list when the caller has released every blob in it
+    // (a borrowed one is the caller's: its blobs have nothing to release).
     let held = group.jobs.length;
     const release = (): void => {
-      if (--held === 0) this.giveBuffer(reply.buffer);
+      if (--held === 0 && !group.borrowed) this.giveBuffer(reply.buffer);
     };
     group.jobs.forEach((job, i) => {
       let released = false;
