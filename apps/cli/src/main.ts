@@ -60,7 +60,7 @@ const runAgentStart = lazy(() => import('./commands/agents.js'), 'runAgentStart'
 const runRemoteRestore = lazy(() => import('./commands/remote.js'), 'runRemoteRestore');
 const runRemoteSnapshots = lazy(() => import('./commands/remote.js'), 'runRemoteSnapshots');
 const runRemoteProtect = lazy(() => import('./commands/remote.js'), 'runRemoteProtect');
-const runRun = lazy(() => import('./commands/remote.js'), 'runRun');
+const runRun = lazy(() => import('./commands/run.js'), 'runRun');
 const runServerStart = lazy(() => import('./commands/server.js'), 'runServerStart');
 const runJobCancel = lazy(() => import('./commands/jobs.js'), 'runJobCancel');
 const runJobDelete = lazy(() => import('./commands/jobs.js'), 'runJobDelete');

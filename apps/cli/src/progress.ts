@@ -13,7 +13,8 @@
  * What is drawn comes from pure functions (progressFigures, formatProgress, formatFinal)
  * so it can be tested without a terminal.
  */
-import { formatBytes } from '@hoard/chunker';
+// The subpath: the package's index loads the chunker, its workers and the native hash.
+import { formatBytes } from '@hoard/chunker/errors';
 
 /** The rate is smoothed over this much of the recent past. */
 export const RATE_WINDOW_MS = 5000;

@@ -7,3 +7,4 @@
 export * from './client.js';
 export * from './restore-frames.js';
 export * from './source-spec.js';
+export { RUN_VIEW_SHAPE, type RecordShape } from './api/record-shapes.js';

@@ -1,13 +1,19 @@
 /**
- * HTTP client for the media server, shared by the agent and the `hoard` CLI. Uses
- * Node's fetch (HTTP/1.1 keep-alive). Errors are typed: ServerError carries the server's
- * status and message; ServerUnreachableError means no answer at all (worth a retry).
+ * HTTP client for the media server, shared by the agent and the `hoard` CLI, over HTTP/1.1
+ * keep-alive. Errors are typed: ServerError carries the server's status and message;
+ * ServerUnreachableError means no answer at all (worth a retry).
+ *
+ * The JSON calls go through node:http, not fetch: a `hoard` command is a process of its
+ * own, and its first fetch loads and compiles undici (about 100 ms of CPU), then keeps
+ * the process alive about 150 ms after the last answer. The typed methods come from the
+ * routes' plain heads (api/route-heads.ts), so the client loads no schema library either.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { MAX_CHUNK_SIZE } from '@hoard/chunker';
 import type { ErrorCode } from '@hoard/errors';
-import { apiMethods, type ApiMethods } from './api/methods.js';
+import { methodsFor } from './api/call.js';
+import type { ApiMethods } from './api/methods.js';
+import { JSON_ROUTE_HEADS } from './api/route-heads.js';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, REF_BYTES, WireFormatError, decodeRefs, type WireRef } from './wire.js';
 import { CONTENT_TYPE_RESTORE_FRAMES, readRestoreFrames, RestoreStreamError, type RestoreEnd, type RestoreFrame } from './restore-frames.js';
 import type {
@@ -50,6 +56,19 @@ export class AnswerFormatError extends WireFormatError {
   override readonly code: ErrorCode = 'bad_answer';
 }
 
+/** The error for an answer with status >= 400: the server's message (`message` since error codes; `error` from servers before them). */
+function answerError(status: number, statusText: string, text: string): ServerError {
+  let parsed: Record<string, unknown> = {};
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value !== null && typeof value === 'object') parsed = value as Record<string, unknown>;
+  } catch {
+    // not JSON: keep the status alone
+  }
+  const message = typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : `HTTP ${status} ${statusText}`.trim();
+  return new ServerError(status, message, parsed);
+}
+
 export interface ClientOptions {
   /** http(s)://host:port */
   url: string;
@@ -58,8 +77,11 @@ export interface ClientOptions {
 
 export class HoardClient {
   readonly base: string;
-  /** Batch uploads go through node:http: fetch copies every piece of a streamed body. */
-  private readonly uploadAgent: HttpAgent;
+  /**
+   * The keep-alive sockets of the calls through node:http: the JSON calls, batch uploads
+   * (fetch copies every piece of a streamed body) and downloads.
+   */
+  private readonly httpAgent: HttpAgent;
 
   constructor(private readonly options: ClientOptions) {
     let url: URL;
@@ -70,11 +92,13 @@ export class HoardClient {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`server URL ${options.url} must start with http:// or https://`);
     this.base = url.origin;
-    this.uploadAgent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.httpAgent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   }
 
   /** One method per JSON route of the API, typed from its contract (api/methods.ts). */
-  readonly api: ApiMethods = apiMethods((route, path, body, signal) => this.json(route.method, path, body, signal));
+  readonly api: ApiMethods = methodsFor(Object.values(JSON_ROUTE_HEADS), (route, path, body, signal) =>
+    this.json(route.method, path, body, signal),
+  ) as unknown as ApiMethods;
 
   get token(): string {
     return this.options.token;
@@ -108,18 +132,7 @@ export class HoardClient {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
     }
-    if (res.status >= 400) {
-      let parsed: Record<string, unknown> = {};
-      try {
-        parsed = (await res.json()) as Record<string, unknown>;
-      } catch {
-        // not JSON: keep the status alone
-      }
-      // `message` since error codes; `error` from servers before them.
-      const message =
-        typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : `HTTP ${res.status} ${res.statusText}`;
-      throw new ServerError(res.status, message, parsed);
-    }
+    if (res.status >= 400) throw answerError(res.status, res.statusText, await res.text().catch(() => ''));
     return res;
   }
 
@@ -132,7 +145,7 @@ export class HoardClient {
     const url = new URL(path, this.base);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(url, { method: 'GET', agent: this.uploadAgent, signal, headers: { authorization: `Bearer ${this.options.token}` } });
+      const req = send(url, { method: 'GET', agent: this.httpAgent, signal, headers: { authorization: `Bearer ${this.options.token}` } });
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err.name === 'AbortError') reject(err);
         else reject(new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${err.code ?? err.message}`));
@@ -157,10 +170,43 @@ export class HoardClient {
     });
   }
 
-  async json<T>(method: string, path: string, json?: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await this.request(method, path, { json, signal });
-    if (res.status === 204) return undefined as T;
-    return (await res.json()) as T;
+  /** A call with a JSON body (or none) and a JSON answer (or none: 204), through node:http. */
+  json<T>(method: string, path: string, json?: unknown, signal?: AbortSignal): Promise<T> {
+    const url = new URL(path, this.base);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}` };
+    if (body !== undefined) {
+      headers['content-type'] = CONTENT_TYPE_JSON;
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const req = send(url, { method, agent: this.httpAgent, signal, headers });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.name === 'AbortError') reject(err);
+        else reject(new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${err.code ?? err.message}`));
+      });
+      req.on('response', (res: IncomingMessage) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('error', (err: Error) => {
+          if (err.name === 'AbortError') reject(err);
+          else reject(new ServerUnreachableError(`the media server at ${this.base} broke off its answer: ${err.message}`));
+        });
+        res.on('end', () => {
+          const status = res.statusCode ?? 500;
+          const text = Buffer.concat(parts).toString('utf8');
+          if (status >= 400) return reject(answerError(status, res.statusMessage ?? '', text));
+          if (status === 204 || text === '') return resolve(undefined as T);
+          try {
+            resolve(JSON.parse(text) as T);
+          } catch {
+            reject(new AnswerFormatError(`the answer to ${method} ${url.pathname} is not JSON: ${JSON.stringify(text.slice(0, 80))}`));
+          }
+        });
+      });
+      req.end(body);
+    });
   }
 
   // --- agent calls -----------------------------------------------------------------------
@@ -214,7 +260,7 @@ export class HoardClient {
     return new Promise<BatchResponse>((resolve, reject) => {
       const req = send(url, {
         method: 'PUT',
-        agent: this.uploadAgent,
+        agent: this.httpAgent,
         headers: { authorization: `Bearer ${this.options.token}`, 'content-type': CONTENT_TYPE_BINARY },
       });
       let settled = false;
@@ -286,6 +332,8 @@ export class HoardClient {
     const body = new Uint8Array(await res.arrayBuffer());
     if (body.length % REF_BYTES !== 0)
       throw new AnswerFormatError(`chunk list answer of ${body.length} bytes is not a whole number of ${REF_BYTES}-byte references`);
+    // Loaded here, not at start: the chunker (and its native hash) is start-up time for every CLI command.
+    const { MAX_CHUNK_SIZE } = await import('@hoard/chunker');
     return { first: Number(res.headers.get('x-hoard-first-offset') ?? offset), refs: decodeRefs(body, body.length / REF_BYTES, MAX_CHUNK_SIZE) };
   }
 

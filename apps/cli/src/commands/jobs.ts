@@ -18,7 +18,7 @@ import { UsageError } from '../errors.js';
 import { withNulls } from '../json-output.js';
 import { serverClient, type ServerOptions } from '../server-client.js';
 import { renderTable } from '../table.js';
-import { followRun, runJson } from './remote.js';
+import { followRun, runJson } from './run.js';
 import { localTime, zonedTime } from '../time.js';
 
 const bytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : formatBytes(n));

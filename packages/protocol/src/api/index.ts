@@ -8,3 +8,5 @@ export * from './notify.js';
 export * from './validity.js';
 export * from './console.js';
 export * from './restore-browse.js';
+export * from './route-heads.js';
+export * from './record-shapes.js';

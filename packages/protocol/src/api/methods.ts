@@ -9,7 +9,10 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import type { RouteBody, RouteContract, RouteParams, RouteQuery, RouteReply } from './contract.js';
+import { methodsFor, type Caller } from './call.js';
 import { API_ROUTES, type ApiRoutes } from './routes.js';
+
+export { callPath, methodsFor, type Caller, type RouteHead } from './call.js';
 
 type Has<S> = S extends TSchema ? true : false;
 
@@ -19,7 +22,7 @@ export type CallInput<R extends RouteContract> = (Has<R['params']> extends true 
   (Has<R['query']> extends true ? { query?: Partial<RouteQuery<R>> } : { query?: undefined }) & { signal?: AbortSignal };
 
 /** Routes whose answer is JSON (or nothing). */
-type JsonRouteId = {
+export type JsonRouteId = {
   [K in keyof ApiRoutes]: ApiRoutes[K] extends { replyPayload: 'binary' | 'text' | 'frames' | 'events' }
     ? never
     : ApiRoutes[K] extends { bodyPayload: 'binary' }
@@ -35,41 +38,21 @@ export type ApiMethods = {
   [K in JsonRouteId]: (...args: Args<ApiRoutes[K]>) => Promise<RouteReply<ApiRoutes[K]>>;
 };
 
-/** Sends one call; the client (HTTP, errors, token) provides it. */
-export type Caller = (route: RouteContract, path: string, body: unknown, signal?: AbortSignal) => Promise<unknown>;
-
-/** The path of a call: params put into the route's path, the query appended (undefined values left out). */
-export function callPath(route: RouteContract, input: { params?: Record<string, unknown>; query?: Record<string, unknown> } = {}): string {
-  const path = route.path.replace(/:([A-Za-z]+)/g, (_, name: string) => {
-    const value = input.params?.[name];
-    if (value === undefined || value === null || value === '') throw new TypeError(`${route.id}: path parameter ${name} is missing`);
-    return encodeURIComponent(String(value));
-  });
-  const query = new URLSearchParams();
-  for (const [key, value] of Object.entries(input.query ?? {})) {
-    if (value === undefined || value === null) continue;
-    query.set(key, Array.isArray(value) ? value.join(',') : String(value));
-  }
-  const text = query.toString();
-  return text === '' ? path : `${path}?${text}`;
+/** The methods object for a caller (every JSON route of API_ROUTES). */
+export function apiMethods(call: Caller<RouteContract>): ApiMethods {
+  return methodsFor(
+    (Object.values(API_ROUTES) as RouteContract[]).filter((route) => isJsonRoute(route)),
+    call,
+  ) as unknown as ApiMethods;
 }
 
-/** The methods object for a caller. */
-export function apiMethods(call: Caller): ApiMethods {
-  const methods: Record<
-    string,
-    (input?: { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown; signal?: AbortSignal }) => Promise<unknown>
-  > = {};
-  for (const route of Object.values(API_ROUTES) as RouteContract[]) {
-    if (
-      route.replyPayload === 'binary' ||
-      route.replyPayload === 'text' ||
-      route.replyPayload === 'frames' ||
-      route.replyPayload === 'events' ||
-      route.bodyPayload === 'binary'
-    )
-      continue;
-    methods[route.id] = (input = {}) => call(route, callPath(route, input), route.body !== undefined ? (input.body ?? {}) : undefined, input.signal);
-  }
-  return methods as unknown as ApiMethods;
+/** Whether the typed client has a method for a route: JSON (or no) body and answer. */
+export function isJsonRoute(route: RouteContract): boolean {
+  return !(
+    route.replyPayload === 'binary' ||
+    route.replyPayload === 'text' ||
+    route.replyPayload === 'frames' ||
+    route.replyPayload === 'events' ||
+    route.bodyPayload === 'binary'
+  );
 }

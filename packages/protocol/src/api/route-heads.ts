@@ -1,0 +1,65 @@
+/**
+ * The JSON routes of API_ROUTES as plain data: what the typed client needs to call them
+ * (method, path, whether a body is sent), without their TypeBox schemas. The `hoard` CLI
+ * starts a process per command, and loading TypeBox's 200 modules cost each one about
+ * 170 ms of CPU. test/client-tables.test.ts checks that this table matches API_ROUTES
+ * route by route: a JSON route added there without its line here fails it.
+ */
+import type { RouteHead } from './call.js';
+import type { JsonRouteId } from './methods.js';
+
+export const JSON_ROUTE_HEADS: { readonly [K in JsonRouteId]: RouteHead & { readonly id: K } } = {
+  health: { id: 'health', method: 'GET', path: '/v1/health' },
+  openapi: { id: 'openapi', method: 'GET', path: '/v1/openapi.json' },
+  whoami: { id: 'whoami', method: 'GET', path: '/v1/whoami' },
+  listStores: { id: 'listStores', method: 'GET', path: '/v1/stores' },
+  report: { id: 'report', method: 'GET', path: '/v1/report' },
+  addToken: { id: 'addToken', method: 'POST', path: '/v1/tokens', body: true },
+  listTokens: { id: 'listTokens', method: 'GET', path: '/v1/tokens' },
+  revokeToken: { id: 'revokeToken', method: 'DELETE', path: '/v1/tokens/:id' },
+  addAgent: { id: 'addAgent', method: 'POST', path: '/v1/agents', body: true },
+  listAgents: { id: 'listAgents', method: 'GET', path: '/v1/agents' },
+  revokeAgent: { id: 'revokeAgent', method: 'DELETE', path: '/v1/agents/:name' },
+  rotateAgent: { id: 'rotateAgent', method: 'POST', path: '/v1/agents/:name/rotate' },
+  agentHello: { id: 'agentHello', method: 'POST', path: '/v1/agent/hello', body: true },
+  agentWork: { id: 'agentWork', method: 'GET', path: '/v1/agent/work' },
+  applyPolicies: { id: 'applyPolicies', method: 'POST', path: '/v1/policies', body: true },
+  listPolicies: { id: 'listPolicies', method: 'GET', path: '/v1/policies' },
+  getPolicy: { id: 'getPolicy', method: 'GET', path: '/v1/policies/:name' },
+  deletePolicy: { id: 'deletePolicy', method: 'DELETE', path: '/v1/policies/:name' },
+  prune: { id: 'prune', method: 'POST', path: '/v1/prune', body: true },
+  gc: { id: 'gc', method: 'POST', path: '/v1/gc', body: true },
+  verify: { id: 'verify', method: 'POST', path: '/v1/verify', body: true },
+  createRun: { id: 'createRun', method: 'POST', path: '/v1/runs', body: true },
+  listRuns: { id: 'listRuns', method: 'GET', path: '/v1/runs' },
+  getRun: { id: 'getRun', method: 'GET', path: '/v1/runs/:id' },
+  runProgress: { id: 'runProgress', method: 'POST', path: '/v1/runs/:id/progress', body: true },
+  renewLease: { id: 'renewLease', method: 'POST', path: '/v1/runs/:id/lease', body: true },
+  finishRun: { id: 'finishRun', method: 'POST', path: '/v1/runs/:id/finish', body: true },
+  cancelRun: { id: 'cancelRun', method: 'POST', path: '/v1/runs/:id/cancel' },
+  listJobs: { id: 'listJobs', method: 'GET', path: '/v1/jobs' },
+  runJob: { id: 'runJob', method: 'POST', path: '/v1/jobs/:job/run', body: true },
+  jobHistory: { id: 'jobHistory', method: 'GET', path: '/v1/jobs/:job/history' },
+  deleteJob: { id: 'deleteJob', method: 'DELETE', path: '/v1/jobs/:job' },
+  renameJob: { id: 'renameJob', method: 'POST', path: '/v1/jobs/:job/rename', body: true },
+  beginSession: { id: 'beginSession', method: 'POST', path: '/v1/sessions', body: true },
+  listSessions: { id: 'listSessions', method: 'GET', path: '/v1/sessions' },
+  commitSession: { id: 'commitSession', method: 'POST', path: '/v1/sessions/:id/commit', body: true },
+  abortSession: { id: 'abortSession', method: 'DELETE', path: '/v1/sessions/:id' },
+  listSnapshots: { id: 'listSnapshots', method: 'GET', path: '/v1/snapshots' },
+  setProtection: { id: 'setProtection', method: 'PUT', path: '/v1/jobs/:job/snapshots/:id/protection', body: true },
+  pickSnapshot: { id: 'pickSnapshot', method: 'GET', path: '/v1/jobs/:job/pick' },
+  browseSnapshot: { id: 'browseSnapshot', method: 'GET', path: '/v1/jobs/:job/snapshots/:id/tree' },
+  checkPolicies: { id: 'checkPolicies', method: 'POST', path: '/v1/policies/check', body: true },
+  listNotifyTargets: { id: 'listNotifyTargets', method: 'GET', path: '/v1/notify/targets' },
+  putNotifyTarget: { id: 'putNotifyTarget', method: 'PUT', path: '/v1/notify/targets/:name', body: true },
+  deleteNotifyTarget: { id: 'deleteNotifyTarget', method: 'DELETE', path: '/v1/notify/targets/:name' },
+  testNotifyTarget: { id: 'testNotifyTarget', method: 'POST', path: '/v1/notify/targets/:name/test' },
+  listNotifyConditions: { id: 'listNotifyConditions', method: 'GET', path: '/v1/notify/conditions' },
+  validityReport: { id: 'validityReport', method: 'GET', path: '/v1/reports/validity' },
+  runDrills: { id: 'runDrills', method: 'POST', path: '/v1/reports/drills', body: true },
+  signIn: { id: 'signIn', method: 'POST', path: '/v1/console/session', body: true },
+  consoleSession: { id: 'consoleSession', method: 'GET', path: '/v1/console/session' },
+  signOut: { id: 'signOut', method: 'DELETE', path: '/v1/console/session' },
+  listTasks: { id: 'listTasks', method: 'GET', path: '/v1/tasks' },
+};
