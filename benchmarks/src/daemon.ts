@@ -3,9 +3,22 @@
  * they read from /proc about them: CPU seconds, RSS, bytes read.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HOARD_CLI } from './peers.js';
+import { HOARD_CLI, REPO_ROOT } from './peers.js';
+
+/**
+ * The `Environment=` settings of one of hoard's systemd units (deploy/systemd/NAME.service),
+ * so a benchmark runs the daemon as it is installed (the agent's unit holds V8's young
+ * generation and glibc's malloc arenas down) and follows the unit when it changes.
+ */
+export function unitEnvironment(unit: 'hoard-agent' | 'hoard-server'): Record<string, string> {
+  const text = readFileSync(join(REPO_ROOT, 'deploy/systemd', `${unit}.service`), 'utf8');
+  const env: Record<string, string> = {};
+  for (const m of text.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)) env[m[1]] = m[2].trim();
+  return env;
+}
 
 /** Clock ticks per second for /proc/PID/stat (100 on Linux almost everywhere). */
 export const CLK_TCK = (() => {

@@ -42,7 +42,7 @@ import {
   type ServerMemory,
 } from './network-report.js';
 import type { SessionTotals } from '@hoard/protocol';
-import { CLK_TCK, Daemon, Server, TextTail, killDaemons } from './daemon.js';
+import { CLK_TCK, Daemon, Server, TextTail, killDaemons, unitEnvironment } from './daemon.js';
 import { HOARD_CLI, REPO_ROOT, findOnPath } from './peers.js';
 
 const MiB = 1 << 20;
@@ -357,7 +357,11 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
     await mkdir(src, { recursive: true });
     await cli(['init', '--repo', embRepo], env);
 
-    const server = await Server.start(join(work, 'server-repo'), join(work, 'server-data'), env);
+    // Server and agents run with their systemd units' environment, as installed.
+    const serverEnv = { ...env, ...unitEnvironment('hoard-server') };
+    const agentEnv = { ...env, ...unitEnvironment('hoard-agent') };
+    o.log(`agent environment (deploy/systemd/hoard-agent.service): ${JSON.stringify(unitEnvironment('hoard-agent'))}`);
+    const server = await Server.start(join(work, 'server-repo'), join(work, 'server-data'), serverEnv);
     o.log(`media server ${server.url} (pid ${server.daemon.pid})`);
     const agentCount = Math.max(1, o.agents);
     const agents: Daemon[] = [];
@@ -365,7 +369,7 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
       const added = lastJson<{ name: string; token: string }>(
         (await cli(['agent', 'add', `a${i}`, '--server', server.url, '--token', server.adminToken, '--json'], env)).stdout,
       );
-      const agent = new Daemon(`agent a${i}`, ['agent', 'start', '--server', server.url, '--token', added.token, '--log-level', 'warn'], env);
+      const agent = new Daemon(`agent a${i}`, ['agent', 'start', '--server', server.url, '--token', added.token, '--log-level', 'warn'], agentEnv);
       agents.push(agent);
     }
     await Promise.all(agents.map((a) => a.waitFor(/connected to/)));
@@ -590,8 +594,9 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
       settings: {
         vm_image: 'file: source on the agent, chunking vm-image (FastCDC avg 64 KiB); embedded: hoard backup --chunking vm-image FILE',
         db_dump: 'cmd:cat FILE on the agent, which gets the "file" preset (FastCDC avg 64 KiB); embedded: hoard backup --chunking file FILE',
-        repository: 'unencrypted, lz4, fs: storage on the same disk; server: default settings (uploads verified)',
+        repository: 'unencrypted, the default compression (zstd:3), fs: storage on the same disk; server: default settings (uploads verified)',
         loopback: 'server on 127.0.0.1, plain HTTP',
+        daemon_environment: `each daemon with its systemd unit's Environment= lines: agent ${JSON.stringify(unitEnvironment('hoard-agent'))}, server ${JSON.stringify(unitEnvironment('hoard-server'))}`,
       },
       data: {
         vm_image_bytes: o.vmImageBytes,
