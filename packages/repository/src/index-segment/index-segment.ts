@@ -7,7 +7,7 @@
  * rewrites segments from packs alone (invariant 3), and StoreIndex reads around a damaged one.
  */
 import { contentKey, contentKeyFromHash } from '../content-key.js';
-import { PACK_ENTRY_BYTES, STORE_ID_BYTES, readEntry, writeEntry, type PackEntry } from '../pack/pack-format.js';
+import { PACK_ENTRY_BYTES, STORE_ID_BYTES, readEntry, viewOf, writeEntry, type PackEntry } from '../pack/pack-format.js';
 import { ObjectFormatError } from '../format-error.js';
 
 export const SEGMENT_MAGIC = Buffer.from('HOARDIX1', 'ascii');
@@ -49,13 +49,14 @@ export function encodeIndexSegment(segment: IndexSegment): { key: string; bytes:
   out.writeUInt16LE(0, 10);
   out.writeUInt32LE(segment.packs.length, 12);
   out.set(segment.storeId, 16);
+  const view = viewOf(out);
   let o = HEADER_BYTES;
   for (const p of segment.packs) {
     out.set(p.packHash, o);
     out.writeUInt32LE(p.entries.length, o + 32);
     o += PACK_HEADER_BYTES;
     for (const e of p.entries) {
-      writeEntry(out, o, e);
+      writeEntry(out, o, e, view);
       o += PACK_ENTRY_BYTES;
     }
   }

@@ -29,6 +29,11 @@ export abstract class PackFill {
     return this.entries.length;
   }
 
+  /** Entries of the blobs in the open pack so far (the writer's own array: read, do not keep). */
+  get openEntries(): readonly PackEntry[] {
+    return this.entries;
+  }
+
   /** Bytes the pack would have if sealed now. */
   get size(): number {
     return this.blobBytes + this.entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES;
@@ -38,11 +43,14 @@ export abstract class PackFill {
     return this.size >= this.targetBytes;
   }
 
-  /** Copies the blob into the pack; the caller may reuse `blob.stored` afterwards. */
-  add(fingerprint: Uint8Array, blob: EncodedBlob): PackEntry {
+  /**
+   * Copies the blob into the pack; the caller may reuse `blob.stored` afterwards. The
+   * fingerprint is copied too unless `owned` says the caller hands it over (never changes it).
+   */
+  add(fingerprint: Uint8Array, blob: EncodedBlob, owned = false): PackEntry {
     if (fingerprint.length !== 32) throw new RangeError(`fingerprint must be 32 bytes, got ${fingerprint.length}`);
     const entry: PackEntry = {
-      fingerprint: Uint8Array.from(fingerprint),
+      fingerprint: owned ? fingerprint : Uint8Array.from(fingerprint),
       offset: this.blobBytes,
       storedLength: blob.stored.length,
       rawLength: blob.rawLength,

@@ -45,15 +45,22 @@ export function packKey(packBytes: Uint8Array): string {
   return contentKey('packs', packBytes);
 }
 
-/** Writes one 53-byte entry (shared by pack trailers and index segments). */
-export function writeEntry(out: Buffer, o: number, e: PackEntry): void {
+/**
+ * Writes one 53-byte entry (shared by pack trailers and index segments). `view` is a
+ * DataView of all of `out` (the caller makes one per buffer): its setBigUint64 writes the
+ * checksum without the BigInt arithmetic, and garbage, of Buffer's writeBigUInt64LE, once
+ * per blob twice over (trailer and segment).
+ */
+export function writeEntry(out: Buffer, o: number, e: PackEntry, view = viewOf(out)): void {
   out.set(e.fingerprint, o);
-  out.writeUInt32LE(e.offset, o + 32);
-  out.writeUInt32LE(e.storedLength, o + 36);
-  out.writeUInt32LE(e.rawLength, o + 40);
-  out.writeUInt8(e.codec, o + 44);
-  out.writeBigUInt64LE(e.checksum, o + 45);
+  view.setUint32(o + 32, e.offset, true);
+  view.setUint32(o + 36, e.storedLength, true);
+  view.setUint32(o + 40, e.rawLength, true);
+  view.setUint8(o + 44, e.codec);
+  view.setBigUint64(o + 45, e.checksum, true);
 }
+
+export const viewOf = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
 export function readEntry(b: Buffer, o: number): PackEntry {
   return {
@@ -68,9 +75,10 @@ export function readEntry(b: Buffer, o: number): PackEntry {
 
 export function encodeTrailer(storeId: Uint8Array, entries: readonly PackEntry[], entriesOffset: number): Uint8Array {
   const out = Buffer.alloc(entries.length * PACK_ENTRY_BYTES + PACK_FOOTER_BYTES);
+  const view = viewOf(out);
   let o = 0;
   for (const e of entries) {
-    writeEntry(out, o, e);
+    writeEntry(out, o, e, view);
     o += PACK_ENTRY_BYTES;
   }
   PACK_MAGIC.copy(out, o);

@@ -57,6 +57,11 @@ export class PackStreamWriter extends PackFill {
     this.write(bytes);
   }
 
+  /** True while more than MAX_QUEUED_PIECES pieces wait to be written: the caller should wait for `drain()`. */
+  get mustDrain(): boolean {
+    return this.queued > MAX_QUEUED_PIECES;
+  }
+
   /** Resolves once no more than MAX_QUEUED_PIECES pieces wait to be written (backpressure for add()). */
   async drain(): Promise<void> {
     while (this.queued > MAX_QUEUED_PIECES) await this.lastWrite;
@@ -100,7 +105,8 @@ export class PackStreamWriter extends PackFill {
     for (let done = 0; done < bytes.length; ) {
       this.piece ??= this.free.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
       const n = Math.min(bytes.length - done, PIECE_BYTES - this.pieceFill);
-      this.piece.set(bytes.subarray(done, done + n), this.pieceFill);
+      // A blob that fits the piece whole (most do) needs no view made of it.
+      this.piece.set(n === bytes.length ? bytes : bytes.subarray(done, done + n), this.pieceFill);
       this.pieceFill += n;
       done += n;
       if (this.pieceFill === PIECE_BYTES) this.flushPiece();

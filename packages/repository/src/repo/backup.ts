@@ -13,7 +13,8 @@
  * of chunks being encoded, the chunker's segments, one open pack (streamed into a temp file
  * on a local store, whole in memory for S3), UPLOADS_IN_FLIGHT sealed packs, one page of refs.
  */
-import { Chunker, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
+import { Chunker, FingerprintIndex, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
+import type { EncodedBlob } from '../blob/codec.js';
 import { validateJobName, type SourceKind } from '../snapshot/manifest.js';
 import { SourceError } from './errors.js';
 import { hashChunkRef, type FingerprintStore } from './fingerprint-store.js';
@@ -99,19 +100,38 @@ export async function backup(repo: Repository, source: BackupSource, options: Ba
   return new BackupRun(repo, store, index, options).run(source);
 }
 
+/** A new chunk from the start of its encode until it is appended to a pack (or dropped). */
+interface Encode {
+  fingerprint: Uint8Array;
+  bytes: number;
+  /** Set when the encode succeeded. */
+  blob?: EncodedBlob;
+  /** Set when the encode failed (the error is the run's `failure`). */
+  failed?: boolean;
+}
+
 class BackupRun {
   private readonly progress: BackupProgress = { bytesRead: 0, bytesNew: 0, bytesStored: 0, bytesZero: 0, chunks: 0, chunksNew: 0, packs: 0 };
   private readonly writer: StoreWriter;
   private readonly snapshot: SnapshotWriter;
   /**
-   * Fingerprints (hex) this run is encoding right now: not in the writer yet, but they
-   * must not be encoded twice. At most ENCODES_IN_FLIGHT entries.
+   * Fingerprints of `encodes`: not in the writer yet, but they must not be encoded twice.
+   * At most ENCODES_IN_FLIGHT entries. A FingerprintIndex, as the writer's pending blobs:
+   * no string, Buffer or map entry per new chunk.
    */
-  private readonly encoding = new Set<string>();
-  /** Encodes started and not yet appended to a pack, oldest first, with their chunk sizes. */
-  private readonly encodes: { done: Promise<void>; bytes: number }[] = [];
+  private readonly encoding = new FingerprintIndex({ valueWords: 1 });
+  /**
+   * Encodes started and not yet appended to a pack, oldest first. Blobs are appended in
+   * this order whatever order the encodes finish in (several workers), so a restore reads
+   * a run of new chunks as one contiguous range. One object and one reaction per chunk:
+   * a promise chain per chunk cost the main thread several promises and closures each.
+   */
+  private readonly encodes: Encode[] = [];
   private encodeBytes = 0;
-  private lastAppend: Promise<void> = Promise.resolve();
+  /** True while appending waits for the writer (backpressure); the appends resume after. */
+  private appendWaiting = false;
+  /** Resolved whenever `encodes` shrinks (or a failure is recorded): the loop's and the end's waits. */
+  private waiters: (() => void)[] = [];
   private failure: unknown;
   /** Ordinals (in the store index) of packs this run deduplicated against: the commit check needs them. */
   private readonly reusedPacks = new Set<number>();
@@ -159,7 +179,10 @@ class BackupRun {
         else streamHash.update(chunk.bytes);
         this.snapshot.add(chunk.length, chunk.zero, fingerprint, true);
         if (chunk.zero) p.bytesZero += chunk.length;
-        else await this.storeChunk(fingerprint, chunk.bytes);
+        else {
+          const wait = this.storeChunk(fingerprint, chunk.bytes);
+          if (wait) await wait;
+        }
         this.options.onProgress?.(this.snapshotProgress());
       }
     } catch (err) {
@@ -176,7 +199,7 @@ class BackupRun {
     }
     // Everything durable before the manifest (invariant 1).
     try {
-      await Promise.all(this.encodes.splice(0).map((e) => e.done));
+      await this.appended(0);
       this.rethrow();
       await this.writer.flush();
     } catch (err) {
@@ -223,60 +246,101 @@ class BackupRun {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** A chunk with data: stored unless the store has it or is storing it right now. */
-  private async storeChunk(fingerprint: Uint8Array, bytes: Uint8Array): Promise<void> {
+  /**
+   * A chunk with data: stored unless the store has it or is storing it right now. Returns
+   * a promise only when too many encodes are in flight and the caller must wait.
+   */
+  private storeChunk(fingerprint: Uint8Array, bytes: Uint8Array): Promise<void> | undefined {
     const reused = this.index.packOf(fingerprint);
     if (reused !== undefined) {
       this.reusedPacks.add(reused);
-      return;
+      return undefined;
     }
-    if (this.writer.has(fingerprint)) return;
-    const hex = Buffer.from(fingerprint.buffer, fingerprint.byteOffset, fingerprint.byteLength).toString('hex');
-    if (this.encoding.has(hex)) return;
-    this.encoding.add(hex);
+    if (this.writer.has(fingerprint) || this.encoding.has(fingerprint)) return undefined;
+    this.encoding.add(fingerprint, NO_VALUE);
     this.progress.chunksNew++;
     this.progress.bytesNew += bytes.length;
-    // Encodes may finish out of order (several workers); blobs still go into the pack in
-    // stream order, so a restore reads a run of new chunks as one contiguous range.
-    const previous = this.lastAppend;
-    const encoded = this.store.codec.encodeOffThread(bytes, fingerprint);
-    encoded.catch(() => undefined);
-    const done = previous
-      .then(() => encoded)
-      .then(async (blob) => {
-        try {
-          await this.writer.add(fingerprint, blob);
-        } finally {
-          // The writer copied the bytes into the pack (or dropped a duplicate).
-          blob.release?.();
-        }
-        // Stored bytes grow here, also while the loop waits on a slow source.
-        this.options.onProgress?.(this.snapshotProgress());
-      })
-      .then(
-        () => undefined,
-        (err: unknown) => {
-          this.failure ??= err;
-        },
-      )
-      .finally(() => this.encoding.delete(hex));
-    this.lastAppend = done;
-    this.encodes.push({ done, bytes: bytes.length });
+    const encode: Encode = { fingerprint, bytes: bytes.length };
+    this.encodes.push(encode);
     this.encodeBytes += bytes.length;
-    if (this.encodeBytes <= ENCODE_BYTES_IN_FLIGHT && this.encodes.length <= ENCODES_IN_FLIGHT) return;
-    // Over the bound: wait until half is done, not just the oldest chunk. Waiting yields to
-    // the event loop, which sends the encode pool's open group; waiting per chunk would
+    this.store.codec.encodeOffThread(bytes, fingerprint).then(
+      (blob) => {
+        encode.blob = blob;
+        this.appendReady();
+      },
+      (err: unknown) => {
+        encode.failed = true;
+        this.failure ??= err;
+        this.appendReady();
+      },
+    );
+    if (this.encodeBytes <= ENCODE_BYTES_IN_FLIGHT && this.encodes.length <= ENCODES_IN_FLIGHT) return undefined;
+    // Over the bound: wait until half is appended, not just the oldest chunk. Waiting yields
+    // to the event loop, which sends the encode pool's open group; waiting per chunk would
     // send groups of one chunk each.
-    while (this.encodeBytes > ENCODE_BYTES_IN_FLIGHT / 2 || this.encodes.length > ENCODES_IN_FLIGHT / 2) {
-      const oldest = this.encodes.shift()!;
-      this.encodeBytes -= oldest.bytes;
-      await oldest.done;
+    return this.appended(ENCODE_BYTES_IN_FLIGHT / 2, ENCODES_IN_FLIGHT / 2);
+  }
+
+  /**
+   * Appends the encodes at the head of the queue whose blobs are ready, in stream order,
+   * until one is still encoding or the writer asks to wait. Synchronous unless it must
+   * wait: it runs in each encode's reaction, and an async function there would cost a
+   * promise per chunk. After a failure, blobs are dropped instead (nothing will commit).
+   */
+  private appendReady(): void {
+    if (this.appendWaiting) return;
+    let head: Encode | undefined;
+    while ((head = this.encodes[0]) !== undefined && (head.blob !== undefined || head.failed)) {
+      this.encodes.shift();
+      this.encodeBytes -= head.bytes;
+      this.encoding.delete(head.fingerprint);
+      const blob = head.blob;
+      if (!blob) continue;
+      try {
+        // The fingerprint is this run's own copy (the loop's), shared with the chunk list.
+        if (this.failure === undefined) this.writer.append(head.fingerprint, blob, true);
+      } catch (err) {
+        this.failure ??= err;
+      } finally {
+        // The writer copied the bytes into the pack (or dropped a duplicate).
+        blob.release?.();
+      }
+      const wait = this.writer.backpressure();
+      if (wait) {
+        this.appendWaiting = true;
+        this.wake();
+        void wait.then(() => {
+          this.appendWaiting = false;
+          this.appendReady();
+        });
+        return;
+      }
     }
+    // Stored bytes grow here, also while the loop waits on a slow source.
+    this.options.onProgress?.(this.snapshotProgress());
+    this.wake();
+  }
+
+  /**
+   * Resolves once at most `bytes` and `count` of encodes wait to be appended, or a failure
+   * is recorded. With nothing left (`count` 0), also once the last append's wait is over.
+   */
+  private async appended(bytes: number, count = 0): Promise<void> {
+    const busy = () => this.encodeBytes > bytes || this.encodes.length > count || (count === 0 && this.appendWaiting);
+    while (busy() && this.failure === undefined) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   /** Waits for everything started, ignoring outcomes (the backup is failing anyway). */
   private async settle(): Promise<void> {
-    await Promise.allSettled(this.encodes.map((e) => e.done));
+    // Every encode's reaction has run once the queue is empty (failed or not).
+    while (this.encodes.length > 0 || this.appendWaiting) await new Promise<void>((resolve) => this.waiters.push(resolve));
     await this.writer.settle();
     // Nothing will seal the open pack now: drop it (and its temp file on a local store).
     await this.writer.discardOpenPack().catch(() => undefined);
@@ -285,3 +349,5 @@ class BackupRun {
 }
 
 const EMPTY = new Uint8Array(32);
+/** The `encoding` index only needs its keys. */
+const NO_VALUE = new Uint32Array(1);

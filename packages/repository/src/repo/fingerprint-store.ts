@@ -50,7 +50,9 @@ export function streamHasher(fingerprintKey?: Uint8Array): Blake3Hasher {
  */
 export function hashChunkRef(hasher: Blake3Hasher, length: number, fingerprint: Uint8Array): void {
   // One record for every call (a backup hashes one per chunk): update() consumes it at once.
-  chunkRecord.writeBigUInt64LE(BigInt(length), 0);
+  // The u64 as two u32 words: writeBigUInt64LE allocates several BigInts a call.
+  chunkRecord.writeUInt32LE(length >>> 0, 0);
+  chunkRecord.writeUInt32LE(Math.floor(length / 0x1_0000_0000), 4);
   chunkRecord.set(fingerprint, 8);
   hasher.update(chunkRecord);
 }
