@@ -22,7 +22,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dumpSeries, vmImageSeries, type DataSeries } from '@hoard/bench-data';
 import { materialize, readThrough, syncDisks } from './backup-bench.js';
@@ -577,7 +577,7 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
     await Promise.all(agents.map((a) => a.stop()));
     await server.daemon.stop();
 
-    const figures = computeFigures(days, fleet, memory);
+    const figures = computeFigures(days, fleet, memory, availableParallelism());
     return {
       benchmark: 'network',
       ...figures,
@@ -629,7 +629,7 @@ function hoardVersion(): string {
 export function renderNetworkReport(res: Record<string, unknown>): string {
   const days = res.days as NetworkDay[];
   const fleet = res.four_agents as FleetResult | null;
-  const figures = computeFigures(days, fleet, res.server_memory as ServerMemory);
+  const figures = computeFigures(days, fleet, res.server_memory as ServerMemory, (res.machine as { cores?: number } | undefined)?.cores);
   const parts = [renderDays(days)];
   const fixed = res.fixed_cost as FixedCost | undefined;
   if (fixed) parts.push(`Fixed cost, a 1 MiB file (best of 3)\n\n${renderFixed(fixed)}`);

@@ -146,6 +146,16 @@ export interface NetworkFigures {
    * scheduler starts costs. The embedded side keeps its process start (it has no other).
    */
   throughput_ratio_embedded_run_timed: number | null;
+  /**
+   * The most throughput_ratio_embedded could be with the CPU the network path used: its
+   * processes' CPU seconds (server, agent, the source's process, the `hoard run` CLI) spread
+   * perfectly over the machine's cores, against the embedded wall time. The network wall
+   * time cannot be shorter than that CPU over the cores (on loopback every process shares
+   * them), so below the target this says the target needs less CPU, not better overlap.
+   * null without the cores or without CPU figures.
+   */
+  throughput_ratio_cpu_bound: number | null;
+  throughput_ratio_cpu_bound_first_day: number | null;
   /** Aggregate MB/s of each path over all days (logical bytes / wall time). */
   network_mb_s: number | null;
   embedded_mb_s: number | null;
@@ -187,7 +197,14 @@ function timeRatio(days: NetworkDay[], net_s: (d: NetworkDay) => number = (d) =>
   return days.length === 0 || net <= 0 ? null : round(sum(days.map((d) => d.emb_wall_s)) / net);
 }
 
-export function computeFigures(days: NetworkDay[], fleet: FleetResult | null, memory: ServerMemory): NetworkFigures {
+/** Embedded wall time / (network-path CPU seconds / cores), over `days` (see throughput_ratio_cpu_bound). */
+function cpuBoundRatio(days: NetworkDay[], cores: number | undefined): number | null {
+  if (!cores || days.length === 0) return null;
+  const cpu = sum(days.map((d) => d.server_cpu_s + d.agent_cpu_s + d.source_cpu_s + (d.cli_cpu_s ?? 0)));
+  return cpu > 0 ? round(sum(days.map((d) => d.emb_wall_s)) / (cpu / cores)) : null;
+}
+
+export function computeFigures(days: NetworkDay[], fleet: FleetResult | null, memory: ServerMemory, cores?: number): NetworkFigures {
   const first = days.filter((d) => d.day === 0);
   const later = days.filter((d) => d.day > 0);
   const logical = sum(days.map((d) => d.logical_bytes));
@@ -203,6 +220,8 @@ export function computeFigures(days: NetworkDay[], fleet: FleetResult | null, me
     throughput_ratio_embedded_first_day: timeRatio(first),
     throughput_ratio_embedded_later_days: timeRatio(later),
     throughput_ratio_embedded_run_timed: timeRatio(days, (d) => d.net_run_s),
+    throughput_ratio_cpu_bound: cpuBoundRatio(days, cores),
+    throughput_ratio_cpu_bound_first_day: cpuBoundRatio(first, cores),
     network_mb_s: netWall > 0 ? round(logical / netWall / 1e6, 1) : null,
     embedded_mb_s: embWall > 0 ? round(logical / embWall / 1e6, 1) : null,
     wire_count_mismatch:

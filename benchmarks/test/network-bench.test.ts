@@ -164,6 +164,7 @@ describe('computeFigures', () => {
         load_1m: 0,
       },
       memory,
+      2,
     );
     // vm day 1: 2.2e7 / (1.05 * 1.6e7 + 0.005 * 1e9) = 2.2e7 / 2.18e7
     expect(f.wire_over_budget_ratio).toBe(1.009);
@@ -172,6 +173,9 @@ describe('computeFigures', () => {
     expect(f.throughput_ratio_embedded_first_day).toBe(0.833); // 5 / 6
     expect(f.throughput_ratio_embedded_later_days).toBe(1);
     expect(f.throughput_ratio_embedded_run_timed).toBe(1.143); // 8 / 7
+    // 2 CPU s per day (server 1, agent 1) on 2 cores: 8 s embedded / (8 CPU s / 2); day 0: 5 / (4 / 2)
+    expect(f.throughput_ratio_cpu_bound).toBe(2);
+    expect(f.throughput_ratio_cpu_bound_first_day).toBe(2.5);
     expect(f.server_rss_bytes_per_million_chunks).toBe(400e6);
     expect(f.server_rss_above_idle_bytes_per_million_chunks).toBe(240e6);
     expect(f.index_bytes_per_entry).toBe(30);
@@ -191,6 +195,7 @@ describe('computeFigures', () => {
     expect(f.wire_over_budget_ratio).toBeNull();
     expect(f.throughput_ratio_embedded_later_days).toBeNull();
     expect(f.four_agents_mb_s).toBeNull();
+    expect(f.throughput_ratio_cpu_bound).toBeNull(); // no core count given
     expect(f.server_rss_bytes_per_million_chunks).toBeNull();
     expect(evaluateTargets(f)[0].met).toBeNull();
   });
