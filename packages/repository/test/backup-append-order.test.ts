@@ -79,6 +79,22 @@ describe('embedded backup: the append queue', () => {
     expect((await restored(objects, result.snapshot)).equals(data)).toBe(true);
   });
 
+  it('a progress callback that throws as blobs are appended fails the backup (nothing committed), not the process', async () => {
+    const { repo } = await newRepo();
+    let thrown = false;
+    // The first report with stored bytes comes from the appends (an encode's reaction).
+    const onProgress = (p: { bytesStored: number }) => {
+      if (p.bytesStored === 0 || thrown) return;
+      thrown = true;
+      throw new Error('progress display broke');
+    };
+    const data = randomBytes(SOURCE_BYTES);
+    await expect(backup(repo, { stream: pieces(data), name: 'progress', kind: 'stream' }, { job: 'progress', onProgress })).rejects.toThrow(
+      'progress display broke',
+    );
+    expect(await repo.snapshots('progress')).toEqual([]);
+  });
+
   it('an encode that fails fails the backup and commits nothing; the next backup of the same data succeeds', async () => {
     const { repo, objects } = await newRepo();
     const codec = (await repo.storeForJob('fails')).codec;

@@ -316,8 +316,13 @@ class BackupRun {
         return;
       }
     }
-    // Stored bytes grow here, also while the loop waits on a slow source.
-    this.options.onProgress?.(this.snapshotProgress());
+    try {
+      // Stored bytes grow here, also while the loop waits on a slow source.
+      this.options.onProgress?.(this.snapshotProgress());
+    } catch (err) {
+      // This runs in an encode's reaction: a callback that throws fails the backup, not the process.
+      this.failure ??= err;
+    }
     this.wake();
   }
 
