@@ -159,12 +159,13 @@ export class StoreWriter {
    * caller hands the fingerprint over and never changes it (else the pack keeps a copy).
    */
   append(fingerprint: Uint8Array, blob: EncodedBlob, owned = false): boolean {
-    if (this.has(fingerprint)) {
+    const key = pendingKey(fingerprint);
+    if (this.index.has(fingerprint) || this.pending.has(key)) {
       this.stats.duplicates++;
       return false;
     }
     this.pack.add(fingerprint, blob, owned);
-    this.pending.set(pendingKey(fingerprint), this.openSeq);
+    this.pending.set(key, this.openSeq);
     this.stats.blobs++;
     this.stats.storedBytes += blob.stored.length;
     if (this.pack.full) this.seal();
