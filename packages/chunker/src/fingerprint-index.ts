@@ -499,8 +499,11 @@ export class FingerprintIndex {
       this.tableBytes += t.byteLength;
       this.tables[s] = t;
       this.slots[s] = slots;
-      // The rung at or below this size, so the next grow() is a step up the ladder.
-      let g = 0;
+      // The rung at or below this size, so the next grow() is a step up the ladder. Shards
+      // only grow, so the search starts at the shard's current rung, not at 0: from 0 it
+      // cost a Math.pow per rung on every resize, most of adding entries to a fresh index
+      // (small shards resize once per entry).
+      let g = slotsFor(this.generations[s], s) <= slots ? this.generations[s] : 0;
       while (slotsFor(g + 1, s) <= slots) g++;
       this.generations[s] = g;
       this.frozen[s] = 0;
