@@ -35,7 +35,7 @@ import {
   type TokenBucket,
   type WireRef,
 } from '@hoard/protocol';
-import { BlobCodec, SEAL_OVERHEAD, compressionFrom, hashChunkRef, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
+import { BlobCodec, SEAL_OVERHEAD, compressionFrom, fingerprintKey, hashChunkRef, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
 import { RemotePreviousSnapshot } from './previous-snapshot.js';
 import { SMALL_FILE_BYTES, type DirArchiveStats } from './sources/dir.js';
 import type { OpenedSource, PreviousSnapshot, SourceTarget } from './sources/source.js';
@@ -109,7 +109,7 @@ interface Totals {
 }
 
 interface PendingBlob {
-  /** The fingerprint in hex. */
+  /** fingerprintKey(fingerprint). */
   key: string;
   ref: number;
   at: number;
@@ -195,7 +195,7 @@ class SessionUpload {
   private readonly fingerprint: FingerprintSpec;
   private readonly hasher: Blake3Hasher;
   private seq = 0;
-  /** Blobs of batches in flight that the server lacked (hex): sent by those batches, not asked for again. */
+  /** Blobs of batches in flight that the server lacked (by fingerprintKey): sent by those batches, not asked for again. */
   private readonly carried = new Set<string>();
   private queryChain: Promise<void> = Promise.resolve();
   private uploadChain: Promise<void> = Promise.resolve();
@@ -259,7 +259,8 @@ class SessionUpload {
       current = spare.pop()!;
       current.reset();
     };
-    const add = async (ref: WireRef, bytes?: Uint8Array): Promise<void> => {
+    /** Adds a chunk to the batch; a promise only when the batch is full and was shipped (wait for it). */
+    const add = (ref: WireRef, bytes?: Uint8Array): Promise<void> | undefined => {
       this.options.signal?.throwIfAborted();
       // The stream hash covers the chunk list (manifest streamHashOver "chunks"): the
       // restore checks it without a second pass over the bytes (docs/format.md).
@@ -268,22 +269,27 @@ class SessionUpload {
       totals.chunks++;
       current.refs.push(ref);
       if (bytes && !ref.zero) {
-        const fp = ref.fingerprint;
-        // A view, not Buffer.from(fp): that would copy the 32 bytes of every chunk first.
-        const hex = Buffer.from(fp.buffer, fp.byteOffset, fp.byteLength).toString('hex');
-        if (!current.seen.has(hex)) {
-          current.seen.add(hex);
+        const key = fingerprintKey(ref.fingerprint);
+        if (!current.seen.has(key)) {
+          current.seen.add(key);
           current.arena.set(bytes, current.used);
-          current.blobs.push({ key: hex, ref: current.refs.length - 1, at: current.used, length: ref.length, fingerprint: ref.fingerprint });
+          current.blobs.push({ key, ref: current.refs.length - 1, at: current.used, length: ref.length, fingerprint: ref.fingerprint });
           current.used += ref.length + SEAL_OVERHEAD;
         }
       }
-      if (current.refs.length >= this.batchChunks || current.used >= this.batchBytes) await ship();
+      return current.refs.length >= this.batchChunks || current.used >= this.batchBytes ? ship() : undefined;
     };
     const chunkAll = async (stream: AsyncIterable<Uint8Array>, using: Chunker): Promise<void> => {
-      for await (const chunk of using.chunk(throttled(stream, this.options.readThrottle, this.options.signal))) {
-        totals.bytesRead += chunk.length;
-        await add({ length: chunk.length, zero: chunk.zero, fingerprint: chunk.zero ? new Uint8Array(32) : Uint8Array.from(chunk.fingerprint) }, chunk.bytes);
+      // A segment's chunks at a time (Chunker.chunkBatches): no promise per chunk here.
+      for await (const batch of using.chunkBatches(throttled(stream, this.options.readThrottle, this.options.signal))) {
+        for (const chunk of batch) {
+          totals.bytesRead += chunk.length;
+          const shipped = add(
+            { length: chunk.length, zero: chunk.zero, fingerprint: chunk.zero ? new Uint8Array(32) : Uint8Array.from(chunk.fingerprint) },
+            chunk.bytes,
+          );
+          if (shipped) await shipped;
+        }
       }
     };
     try {

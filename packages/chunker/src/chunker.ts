@@ -13,7 +13,7 @@ import { BufferSource } from './buffers.js';
 import { ChunkerParameterError } from './errors.js';
 import { cutterFor, type Cutter } from './cutter.js';
 import { ChunkHasher, createFingerprinter, type FingerprintSpec } from './fingerprint.js';
-import { chunkParallel, type SegmentPipelineOptions } from './parallel/segment-pipeline.js';
+import { chunkParallel, chunkParallelBatches, type SegmentPipelineOptions } from './parallel/segment-pipeline.js';
 import { SegmentWorkerPool } from './parallel/worker-pool.js';
 import { resolveChunker, type ChunkerSpec } from './params.js';
 import { chunkSequential } from './sequential.js';
@@ -72,6 +72,23 @@ export class Chunker {
     if (this.workers === 0) return chunkSequential(source, this.cutter, this.hasher, buffers);
     this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
     return chunkParallel(source, this.cutter, this.hasher, this.pool, buffers, this.options.pipeline);
+  }
+
+  /**
+   * `chunk`, a batch of chunks at a time (with workers, one segment's: a few dozen to a few
+   * hundred chunks), for a consumer that handles every chunk: an async-generator step per
+   * chunk costs a promise and an iterator result each. With `reuseBuffers`, a batch's
+   * chunk bytes stay valid until the next batch is asked for. In-thread (0 workers) the
+   * batches hold one chunk each.
+   */
+  async *chunkBatches(source: ChunkSource): AsyncGenerator<Chunk[]> {
+    const buffers = new BufferSource(this.options.reuseBuffers === true);
+    if (this.workers === 0) {
+      for await (const chunk of chunkSequential(source, this.cutter, this.hasher, buffers)) yield [chunk];
+      return;
+    }
+    this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
+    yield* chunkParallelBatches(source, this.cutter, this.hasher, this.pool, buffers, this.options.pipeline);
   }
 
   async close(): Promise<void> {

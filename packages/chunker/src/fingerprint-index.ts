@@ -193,6 +193,20 @@ export class FingerprintIndex {
     return out;
   }
 
+  /**
+   * Word `word` of the key's value, or undefined when absent: `get` without the Uint32Array
+   * it allocates, for a lookup per chunk (the embedded backup asks each chunk's pack).
+   */
+  getWord(fingerprint: Uint8Array, word = 0, offset = 0): number | undefined {
+    checkKey(fingerprint, offset);
+    if (!Number.isInteger(word) || word < 0 || word >= this.valueWords) {
+      throw new ChunkerParameterError('word', word, `a value word from 0 to ${this.valueWords - 1}`);
+    }
+    const k0 = wordAt(fingerprint, offset);
+    const base = this.find(k0, wordAt(fingerprint, offset + 4), wordAt(fingerprint, offset + 8), wordAt(fingerprint, offset + 12));
+    return base < 0 ? undefined : this.tables[k0 >>> LOW_BITS][base + 4 + word] >>> 0;
+  }
+
   /** Inserts if absent (true); a present key keeps its first value (false). */
   add(fingerprint: Uint8Array, value: ArrayLike<number>, offset = 0): boolean {
     checkKey(fingerprint, offset);

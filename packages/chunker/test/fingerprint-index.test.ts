@@ -126,6 +126,8 @@ describe('FingerprintIndex against a Map', () => {
             case 'get': {
               const got = index.get(buf, op.offset);
               expect(got === undefined ? undefined : [...got]).toEqual(reference.get(id));
+              // getWord agrees with get, word by word (no allocation, same uint32 values).
+              for (let w = 0; w < valueWords; w++) expect(index.getWord(buf, w, op.offset)).toBe(reference.get(id)?.[w]);
               break;
             }
             case 'delete':
@@ -374,6 +376,17 @@ describe('save and load', () => {
     const loaded = await FingerprintIndex.load(chunked(bytes), 'empty');
     expect(loaded.size).toBe(0);
     expect(loaded.valueWords).toBe(4);
+  });
+});
+
+describe('getWord', () => {
+  it('refuses a word outside the value', () => {
+    const index = new FingerprintIndex({ valueWords: 2 });
+    const key = new Uint8Array(32).fill(7);
+    index.add(key, [1, 0xffffffff]);
+    expect(index.getWord(key, 1)).toBe(0xffffffff);
+    expect(() => index.getWord(key, 2)).toThrow(ChunkerParameterError);
+    expect(() => index.getWord(key, -1)).toThrow(/word/);
   });
 });
 

@@ -128,6 +128,36 @@ describe('streaming chunker', () => {
     );
   });
 
+  it('chunkBatches gives the chunks of chunk() in batches; with reuseBuffers every chunk of a batch is right until the next batch', async () => {
+    await fc.assert(
+      fc.asyncProperty(specs, fc.integer({ min: 0, max: 2_000_000 }), fc.integer(), fc.integer({ min: 0, max: 2 }), async (spec, length, seed, workers) => {
+        const data = imageLike(length, seed);
+        const reference = summary(await collect(new Chunker({ chunker: spec, workers: 0 }).chunk(inReads(data, [65536]))));
+        const chunker = new Chunker({ chunker: spec, workers, reuseBuffers: true, pipeline: { segmentBytes: 100_000 } });
+        const got: Chunk[] = [];
+        let batches = 0;
+        try {
+          for await (const batch of chunker.chunkBatches(inReads(data, [40_000]))) {
+            batches++;
+            expect(batch.length).toBeGreaterThan(0);
+            // Checked only once the whole batch is here: its views must all still hold their bytes.
+            for (const c of batch) {
+              expect(Buffer.compare(Buffer.from(c.bytes.buffer, c.bytes.byteOffset, c.length), data.subarray(c.offset, c.offset + c.length))).toBe(0);
+              expect(Buffer.from(c.fingerprint).equals(blake3(c.bytes))).toBe(true);
+            }
+            got.push(...batch.map((c) => ({ ...c, fingerprint: Uint8Array.from(c.fingerprint) })));
+          }
+        } finally {
+          await chunker.close();
+        }
+        expect(summary(got)).toEqual(reference);
+        // With workers, a batch is a segment's chunks, not one chunk each.
+        if (workers > 0 && reference.length > 20) expect(batches).toBeLessThan(reference.length);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
   it('keyed BLAKE3 and SHA-256 fingerprints are what their specs say', async () => {
     const data = randomBytes(200_000, 3);
     const key = new Uint8Array(32).fill(7);

@@ -21,6 +21,7 @@ export {
 } from './blob/codec.js';
 export { BlobCorruptError, BlobCodecConfigError, type BlobCheck } from './blob/errors.js';
 export { SEAL_OVERHEAD, type EncodedInPlace, type InPlaceChunk } from './blob/encode-pool.js';
+export { fingerprintKey } from './repo/fingerprint-key.js';
 export {
   type BlobCompression,
   DEFAULT_COMPRESSION,

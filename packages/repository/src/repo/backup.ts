@@ -170,22 +170,25 @@ class BackupRun {
     const hashChunks = this.options.streamHashOver !== 'bytes';
     const p = this.progress;
     try {
-      for await (const chunk of chunker.chunk(source.stream)) {
-        this.options.signal?.throwIfAborted();
-        this.rethrow();
-        p.bytesRead += chunk.length;
-        p.chunks++;
-        // The chunker may reuse the fingerprint's memory, and encoding outlives this chunk.
-        const fingerprint = chunk.zero ? EMPTY : Uint8Array.from(chunk.fingerprint);
-        if (hashChunks) hashChunkRef(streamHash, chunk.length, fingerprint);
-        else streamHash.update(chunk.bytes);
-        this.snapshot.add(chunk.length, chunk.zero, fingerprint, true);
-        if (chunk.zero) p.bytesZero += chunk.length;
-        else {
-          const wait = this.storeChunk(fingerprint, chunk.bytes);
-          if (wait) await wait;
+      // A segment's chunks at a time (Chunker.chunkBatches): no promise per chunk here.
+      for await (const batch of chunker.chunkBatches(source.stream)) {
+        for (const chunk of batch) {
+          this.options.signal?.throwIfAborted();
+          this.rethrow();
+          p.bytesRead += chunk.length;
+          p.chunks++;
+          // The chunker may reuse the fingerprint's memory, and encoding outlives this chunk.
+          const fingerprint = chunk.zero ? EMPTY : Uint8Array.from(chunk.fingerprint);
+          if (hashChunks) hashChunkRef(streamHash, chunk.length, fingerprint);
+          else streamHash.update(chunk.bytes);
+          this.snapshot.add(chunk.length, chunk.zero, fingerprint, true);
+          if (chunk.zero) p.bytesZero += chunk.length;
+          else {
+            const wait = this.storeChunk(fingerprint, chunk.bytes);
+            if (wait) await wait;
+          }
+          this.options.onProgress?.(this.snapshotProgress());
         }
-        this.options.onProgress?.(this.snapshotProgress());
       }
     } catch (err) {
       await this.settle();

@@ -160,7 +160,7 @@ export class StoreIndex {
 
   /** Ordinal of the pack holding the blob (no allocation: the backup asks this per dedup hit). */
   packOf(fingerprint: Uint8Array): number | undefined {
-    return this.table.get(fingerprint)?.[0];
+    return this.table.getWord(fingerprint, 0);
   }
 
   /** The BLAKE3 name of pack `ordinal`. */

@@ -23,6 +23,7 @@ import { PackWriter } from '../pack/pack-writer.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { FingerprintStore } from './fingerprint-store.js';
 import type { StoreIndex } from './store-index.js';
+import { fingerprintKey } from './fingerprint-key.js';
 
 export interface StoreWriterOptions {
   packBytes: number;
@@ -55,30 +56,11 @@ export class StoreWriteError extends Error {
   }
 }
 
-/**
- * A fingerprint's key in `pending`: its first 128 bits (what the store index compares,
- * too) as a string of eight 16-bit code units, 32 bytes of heap. The hex of all 32 bytes
- * (a Buffer and a 64-char string, twice per new chunk) was a measurable share of a
- * backup's main-thread garbage.
- */
-function pendingKey(f: Uint8Array): string {
-  return String.fromCharCode(
-    f[0] | (f[1] << 8),
-    f[2] | (f[3] << 8),
-    f[4] | (f[5] << 8),
-    f[6] | (f[7] << 8),
-    f[8] | (f[9] << 8),
-    f[10] | (f[11] << 8),
-    f[12] | (f[13] << 8),
-    f[14] | (f[15] << 8),
-  );
-}
-
 export class StoreWriter {
   private readonly pack: PackWriter | PackStreamWriter;
   /** Open pack's sequence number; every pack gets the next one when it opens. */
   private openSeq = 1;
-  /** pendingKey(fingerprint) -> sequence number of the pack holding it, while not yet indexed. */
+  /** fingerprintKey(fingerprint) -> sequence number of the pack holding it, while not yet indexed. */
   private readonly pending = new Map<string, number>();
   /** Packs sealed but not yet indexed (uploading, or uploaded and waiting for a segment). */
   private readonly undurable = new Set<number>();
@@ -112,7 +94,7 @@ export class StoreWriter {
 
   /** True when the store has the blob or this writer is storing it. */
   has(fingerprint: Uint8Array): boolean {
-    return this.index.has(fingerprint) || this.pending.has(pendingKey(fingerprint));
+    return this.index.has(fingerprint) || this.pending.has(fingerprintKey(fingerprint));
   }
 
   /**
@@ -121,7 +103,7 @@ export class StoreWriter {
    * (`isDurable`) before it commits anything that references it.
    */
   pendingPack(fingerprint: Uint8Array): number | undefined {
-    return this.pending.get(pendingKey(fingerprint));
+    return this.pending.get(fingerprintKey(fingerprint));
   }
 
   /** The error that made pack `seq` fail (undefined unless packState says 'failed'). */
@@ -159,7 +141,7 @@ export class StoreWriter {
    * caller hands the fingerprint over and never changes it (else the pack keeps a copy).
    */
   append(fingerprint: Uint8Array, blob: EncodedBlob, owned = false): boolean {
-    const key = pendingKey(fingerprint);
+    const key = fingerprintKey(fingerprint);
     if (this.index.has(fingerprint) || this.pending.has(key)) {
       this.stats.duplicates++;
       return false;
@@ -295,7 +277,7 @@ export class StoreWriter {
 
   private forget(entries: readonly { fingerprint: Uint8Array }[], seq: number): void {
     for (const e of entries) {
-      const key = pendingKey(e.fingerprint);
+      const key = fingerprintKey(e.fingerprint);
       if (this.pending.get(key) === seq) this.pending.delete(key);
     }
   }
