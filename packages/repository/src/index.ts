@@ -74,6 +74,7 @@ export {
   PAGE_CHUNKS,
   CHUNK_RECORD_BYTES,
   encodePage,
+  PageBuilder,
   decodePage,
   pageKey,
 } from './snapshot/chunk-list.js';

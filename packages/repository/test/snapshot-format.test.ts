@@ -11,6 +11,7 @@ import {
   decodePage,
   encodeManifest,
   encodePage,
+  PageBuilder,
   type ChunkRef,
   type Manifest,
 } from '../dist/index.js';
@@ -61,6 +62,34 @@ describe('chunk-list pages', () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it('PageBuilder writes the bytes encodePage gives, page after page, as the buffer grows', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(chunkRef, { maxLength: 2500 }), { minLength: 1, maxLength: 3 }), (pages) => {
+        const builder = new PageBuilder();
+        for (const chunks of pages) {
+          // A reused scratch for the fingerprint, as the chunker's views: the builder copies.
+          const scratch = new Uint8Array(64);
+          for (const c of chunks) {
+            scratch.set(c.fingerprint, 16);
+            builder.add(c.length, c.zero, scratch.subarray(16, 48));
+            scratch.fill(0xee);
+          }
+          const built = builder.finish();
+          const expected = encodePage(chunks);
+          expect(built.key).toBe(expected.key);
+          expect(Buffer.from(built.bytes).equals(Buffer.from(expected.bytes))).toBe(true);
+          expect(built.logicalBytes).toBe(expected.logicalBytes);
+          expect(built.chunks).toBe(chunks.length);
+        }
+      }),
+      { numRuns: 30 },
+    );
+    const builder = new PageBuilder();
+    for (let i = 0; i < PAGE_CHUNKS; i++) builder.add(1, true, new Uint8Array(32));
+    expect(builder.full).toBe(true);
+    expect(() => builder.add(1, true, new Uint8Array(32))).toThrow(/at most 65536/);
   });
 
   it('refuses damage, a wrong name, and more than a page holds', () => {

@@ -177,11 +177,12 @@ class BackupRun {
           this.rethrow();
           p.bytesRead += chunk.length;
           p.chunks++;
-          // The chunker may reuse the fingerprint's memory, and encoding outlives this chunk.
-          const fingerprint = chunk.zero ? EMPTY : Uint8Array.from(chunk.fingerprint);
+          // The chunker's view: the page copies it, and storeChunk copies it for a new chunk
+          // (whose encode outlives this chunk); a known chunk needs no copy.
+          const fingerprint = chunk.zero ? EMPTY : chunk.fingerprint;
           if (hashChunks) hashChunkRef(streamHash, chunk.length, fingerprint);
           else streamHash.update(chunk.bytes);
-          this.snapshot.add(chunk.length, chunk.zero, fingerprint, true);
+          this.snapshot.add(chunk.length, chunk.zero, fingerprint);
           if (chunk.zero) p.bytesZero += chunk.length;
           else {
             const wait = this.storeChunk(fingerprint, chunk.bytes);
@@ -262,6 +263,8 @@ class BackupRun {
       return undefined;
     }
     if (this.writer.has(fingerprint) || this.encoding.has(fingerprint)) return undefined;
+    // Our own copy: the chunker may reuse its memory, and the encode and the pack outlive this chunk.
+    fingerprint = Uint8Array.from(fingerprint);
     this.encoding.add(fingerprint, NO_VALUE);
     this.progress.chunksNew++;
     this.progress.bytesNew += bytes.length;
@@ -302,7 +305,7 @@ class BackupRun {
       const blob = head.blob;
       if (!blob) continue;
       try {
-        // The fingerprint is this run's own copy (the loop's), shared with the chunk list.
+        // The fingerprint is this run's own copy (storeChunk's): the pack keeps it.
         if (this.failure === undefined) this.writer.append(head.fingerprint, blob, true);
       } catch (err) {
         this.failure ??= err;

@@ -4,21 +4,20 @@
  * every referenced blob durable before commit() (invariant 1); the embedded backup and
  * the media server's sessions both do that through their StoreWriter.
  *
- * Memory: one page of references (at most PAGE_CHUNKS), whatever the stream's length.
+ * Memory: one page of references (at most PAGE_CHUNKS records of 37 bytes, written as
+ * they come: PageBuilder), whatever the stream's length.
  */
 import type { ChunkerSpec } from '@hoard/chunker';
 import { hashOfContentKey } from '../content-key.js';
-import { encodePage, PAGE_CHUNKS, type ChunkRef } from '../snapshot/chunk-list.js';
+import { PageBuilder } from '../snapshot/chunk-list.js';
 import { encodeManifest, type PageRef, type SnapshotMeta } from '../snapshot/manifest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { commitGuarded, withdrawManifest } from '../gc/commit-guard.js';
 import { snapshotId, type SnapshotInfo } from './repository.js';
 
-const NO_FINGERPRINT = new Uint8Array(32);
-
 export class SnapshotWriter {
   private readonly pages: PageRef[] = [];
-  private page: ChunkRef[] = [];
+  private readonly page = new PageBuilder();
   private pageOffset = 0;
   private readonly writes: Promise<void>[] = [];
   private failure: unknown;
@@ -28,16 +27,12 @@ export class SnapshotWriter {
 
   constructor(private readonly objects: ObjectStore) {}
 
-  /**
-   * Appends a reference. `fingerprint` is copied unless `owned` says the caller hands it
-   * over (the chunker reuses its fingerprint memory).
-   */
-  add(length: number, zero: boolean, fingerprint: Uint8Array, owned = false): void {
-    const fp = zero ? NO_FINGERPRINT : owned ? fingerprint : Uint8Array.from(fingerprint);
-    this.page.push({ length, zero, fingerprint: fp });
+  /** Appends a reference (its fingerprint is copied into the page: the caller may reuse its memory). */
+  add(length: number, zero: boolean, fingerprint: Uint8Array): void {
+    this.page.add(length, zero, fingerprint);
     this.chunks++;
     this.logicalBytes += length;
-    if (this.page.length === PAGE_CHUNKS) this.flushPage();
+    if (this.page.full) this.flushPage();
   }
 
   /**
@@ -49,7 +44,7 @@ export class SnapshotWriter {
     meta: Omit<SnapshotMeta, 'chunkCount' | 'logicalBytes'>,
     options: { packs?: () => Iterable<Uint8Array>; now?: () => number } = {},
   ): Promise<SnapshotInfo> {
-    if (this.page.length > 0 || this.pages.length === 0) this.flushPage();
+    if (this.page.count > 0 || this.pages.length === 0) this.flushPage();
     await Promise.all(this.writes.splice(0));
     if (this.failure !== undefined) throw this.failure;
     const full: SnapshotMeta = { ...meta, chunker: manifestChunker(meta.chunker), logicalBytes: this.logicalBytes, chunkCount: this.chunks };
@@ -70,10 +65,9 @@ export class SnapshotWriter {
   }
 
   private flushPage(): void {
-    const encoded = encodePage(this.page);
-    this.pages.push({ offset: this.pageOffset, logicalBytes: encoded.logicalBytes, chunks: this.page.length, hash: hashOfContentKey(encoded.key) });
+    const encoded = this.page.finish();
+    this.pages.push({ offset: this.pageOffset, logicalBytes: encoded.logicalBytes, chunks: encoded.chunks, hash: hashOfContentKey(encoded.key) });
     this.pageOffset += encoded.logicalBytes;
-    this.page = [];
     this.writes.push(
       this.objects.putIfAbsent(encoded.key, encoded.bytes).then(
         () => undefined,
