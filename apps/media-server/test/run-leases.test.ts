@@ -188,7 +188,15 @@ describe('sessions of a run the server ended', () => {
     const chunks = await chunkFor(begun.json as never, data);
     // The agent is killed before it uploads: no renewal, no request on the session.
     expect((await ended(s, run.id)).state).toBe('failed');
-    const sessions = (await admin(s, 'GET', `/v1/sessions?job=${job}`)).json.sessions as { id: string; state: string; error: string }[];
+    // The server ends the run's sessions right after the run (its onEnded step): on a
+    // loaded machine a read can fall between the two, so wait for the session to leave
+    // `running` (it must, long before its 600 s idle expiry).
+    const listed = async () => (await admin(s, 'GET', `/v1/sessions?job=${job}`)).json.sessions as { id: string; state: string; error: string }[];
+    let sessions = await listed();
+    for (let i = 0; i < 100 && sessions.some((x) => x.state === 'running'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      sessions = await listed();
+    }
     expect(sessions).toEqual([
       expect.objectContaining({
         id: session.session,
