@@ -47,15 +47,9 @@ export function defaultSegmentBytes(maxSize: number): number {
   return Math.max(16 * MiB, 4 * maxSize);
 }
 
-export async function* chunkParallel(
-  source: ChunkSource,
-  cutter: Cutter,
-  hasher: ChunkHasher,
-  pool: SegmentWorkerPool,
-  buffers: BufferSource,
-  options: SegmentPipelineOptions = {},
-): AsyncGenerator<Chunk> {
-  for await (const batch of chunkParallelBatches(source, cutter, hasher, pool, buffers, options)) yield* batch;
+/** The chunks of `chunkParallelBatches`, one at a time. */
+export async function* chunkParallel(...args: Parameters<typeof chunkParallelBatches>): AsyncGenerator<Chunk> {
+  for await (const batch of chunkParallelBatches(...args)) yield* batch;
 }
 
 /**
