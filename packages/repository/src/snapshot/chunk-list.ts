@@ -35,28 +35,17 @@ export function pageKey(bytes: Uint8Array): string {
 
 const ZERO_FP = new Uint8Array(32);
 
+/** A whole page at once (the same bytes as PageBuilder, which writes them). */
 export function encodePage(chunks: readonly ChunkRef[]): { key: string; bytes: Uint8Array; logicalBytes: number } {
   if (chunks.length > PAGE_CHUNKS) throw new RangeError(`a page holds at most ${PAGE_CHUNKS} chunks, got ${chunks.length}`);
-  const out = Buffer.alloc(PAGE_HEADER_BYTES + chunks.length * CHUNK_RECORD_BYTES);
-  PAGE_MAGIC.copy(out, 0);
-  out.writeUInt16LE(PAGE_VERSION, 8);
-  out.writeUInt16LE(0, 10);
-  out.writeUInt32LE(chunks.length, 12);
-  let o = PAGE_HEADER_BYTES;
-  let logicalBytes = 0;
-  for (const c of chunks) {
-    out.writeUInt32LE(c.length, o);
-    out.writeUInt8(c.zero ? FLAG_ZERO : 0, o + 4);
-    out.set(c.zero ? ZERO_FP : c.fingerprint, o + 5);
-    o += CHUNK_RECORD_BYTES;
-    logicalBytes += c.length;
-  }
-  return { key: pageKey(out), bytes: out, logicalBytes };
+  const builder = new PageBuilder();
+  for (const c of chunks) builder.add(c.length, c.zero, c.fingerprint);
+  const { key, bytes, logicalBytes } = builder.finish();
+  return { key, bytes, logicalBytes };
 }
 
 /**
- * A page written record by record as chunks arrive: the bytes `encodePage` gives for the
- * same chunks, without an object and a fingerprint copy per chunk held until the page is
+ * A page written record by record as chunks arrive (encodePage uses it for a whole list), without an object and a fingerprint copy per chunk held until the page is
  * full (a 65,536-chunk page of objects was ~10 MiB of heap; its records are 2.4 MiB).
  * The buffer starts small and doubles, so a small snapshot's page stays small.
  */
