@@ -66,12 +66,21 @@ export class Chunker {
     this.workers = workers;
   }
 
+  /**
+   * Starts the worker threads now instead of at the first stream: a worker takes tens of
+   * milliseconds to start, which then overlaps what the caller does before it has a stream
+   * (opening a repository). Idle workers do not keep the process alive; close() ends them.
+   */
+  start(): void {
+    if (this.workers > 0) this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
+  }
+
   /** Chunks one stream. May be called again (also concurrently); workers are shared. */
   chunk(source: ChunkSource): AsyncGenerator<Chunk> {
     const buffers = new BufferSource(this.options.reuseBuffers === true);
     if (this.workers === 0) return chunkSequential(source, this.cutter, this.hasher, buffers);
-    this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
-    return chunkParallel(source, this.cutter, this.hasher, this.pool, buffers, this.options.pipeline);
+    this.start();
+    return chunkParallel(source, this.cutter, this.hasher, this.pool!, buffers, this.options.pipeline);
   }
 
   /**
@@ -87,8 +96,8 @@ export class Chunker {
       for await (const chunk of chunkSequential(source, this.cutter, this.hasher, buffers)) yield [chunk];
       return;
     }
-    this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
-    yield* chunkParallelBatches(source, this.cutter, this.hasher, this.pool, buffers, this.options.pipeline);
+    this.start();
+    yield* chunkParallelBatches(source, this.cutter, this.hasher, this.pool!, buffers, this.options.pipeline);
   }
 
   async close(): Promise<void> {

@@ -183,6 +183,27 @@ describe('streaming chunker', () => {
     await expect(collect(chunkStream(42 as never, { chunker: { kind: 'fixed', size: 65536 }, workers: 0 }))).rejects.toThrow(/source/);
   });
 
+  it('start() runs the workers before any stream: the same chunks, twice over one pool; close() without a stream ends it', async () => {
+    const spec: ChunkerSpec = { kind: 'fastcdc', avgSize: 4096 };
+    const data = imageLike(700_000, 7);
+    const reference = summary(await collect(new Chunker({ chunker: spec, workers: 0 }).chunk(inReads(data, [65536]))));
+    const started = new Chunker({ chunker: spec, workers: 1, pipeline: { segmentBytes: 100_000 } });
+    started.start();
+    started.start();
+    try {
+      expect(summary(await collect(started.chunk(inReads(data, [30_000]))))).toEqual(reference);
+      const batches: Chunk[] = [];
+      for await (const batch of started.chunkBatches(inReads(data, [30_000]))) batches.push(...batch);
+      expect(summary(batches)).toEqual(reference);
+    } finally {
+      await started.close();
+    }
+    const idle = new Chunker({ chunker: spec, workers: 2 });
+    idle.start();
+    await idle.close();
+    await idle.close();
+  });
+
   it('an empty stream yields no chunks', async () => {
     for (const workers of [0, 1]) {
       expect(await collect(chunkStream(inReads(new Uint8Array(0), [1]), { chunker: { kind: 'fastcdc', avgSize: 4096 }, workers }))).toEqual([]);

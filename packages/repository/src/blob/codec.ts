@@ -149,6 +149,15 @@ export class BlobCodec {
   }
 
   /**
+   * Starts the encode workers encodeOffThread will use, if it will use them: a worker takes
+   * tens of milliseconds to start, better spent while the caller still sets up than when
+   * its first chunks wait.
+   */
+  startOffThread(): void {
+    if (this.compression.kind !== 'none' || this.dataKey) EncodePool.shared();
+  }
+
+  /**
    * `encodeOffThread` for chunks the caller already holds in one buffer, each followed by
    * SEAL_OVERHEAD spare bytes: encoded where they lie, the buffer transferred to an encode
    * worker and back (EncodePool.encodeInPlace). `stored` of each blob is a view of the

@@ -13,7 +13,7 @@
  * of chunks being encoded, the chunker's segments, one open pack (streamed into a temp file
  * on a local store, whole in memory for S3), UPLOADS_IN_FLIGHT sealed packs, one page of refs.
  */
-import { Chunker, FingerprintIndex, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
+import { Chunker, FingerprintIndex, type ChunkerSpec, type ChunkSource, type SourceKind as ChunkingKind } from '@hoard/chunker';
 import type { EncodedBlob } from '../blob/codec.js';
 import { validateJobName, type SourceKind } from '../snapshot/manifest.js';
 import { SourceError } from './errors.js';
@@ -96,10 +96,30 @@ export interface BackupResult extends BackupProgress {
 export async function backup(repo: Repository, source: BackupSource, options: BackupOptions): Promise<BackupResult> {
   validateJobName(options.job);
   const store = await repo.storeForJob(options.job, options.store);
-  const index = await store.index();
-  // The shared index learns this run's blobs only once their pack and segment are durable,
-  // so a failed run leaves nothing in it that the bucket lacks.
-  return new BackupRun(repo, store, index, options).run(source);
+  // The worker threads start first: their start-up (tens of ms each, on another core)
+  // overlaps loading the index and finding the parent snapshot instead of delaying the
+  // first chunks (idle encode workers do not keep the process alive).
+  store.codec.startOffThread();
+  const spec = store.chunking(options.chunking ?? (source.kind === 'stream' ? 'db-dump' : 'vm-image'), options.avgChunkSize);
+  const chunker = new Chunker({
+    chunker: spec,
+    fingerprint: store.fingerprintSpec,
+    workers: options.workers,
+    // reuseBuffers: chunk bytes are only valid until the next chunk; encodeOffThread copies
+    // a new chunk at once, and known chunks (most of a later day) are never copied.
+    reuseBuffers: true,
+    pipeline: CHUNKER_PIPELINE,
+  });
+  chunker.start();
+  try {
+    const index = await store.index();
+    // The shared index learns this run's blobs only once their pack and segment are durable,
+    // so a failed run leaves nothing in it that the bucket lacks.
+    return await new BackupRun(repo, store, index, chunker, spec, options).run(source);
+  } finally {
+    // (run() closes it as soon as the stream is chunked; closing twice is harmless.)
+    await chunker.close();
+  }
 }
 
 /** A new chunk from the start of its encode until it is appended to a pack (or dropped). */
@@ -142,6 +162,10 @@ class BackupRun {
     private readonly repo: Repository,
     private readonly store: FingerprintStore,
     private readonly index: StoreIndex,
+    /** Started by backup(), which also closes it. */
+    private readonly chunker: Chunker,
+    /** What the manifest records of the chunking. */
+    private readonly spec: ChunkerSpec,
     private readonly options: BackupOptions,
   ) {
     this.writer = new StoreWriter(repo.objects, store, index, {
@@ -156,16 +180,7 @@ class BackupRun {
   async run(source: BackupSource): Promise<BackupResult> {
     const startedAt = new Date();
     const parent = await this.repo.latestSnapshot(this.options.job, (s) => s.meta.source.name === source.name);
-    const spec = this.store.chunking(this.options.chunking ?? (source.kind === 'stream' ? 'db-dump' : 'vm-image'), this.options.avgChunkSize);
-    // reuseBuffers: chunk bytes are only valid until the next chunk; encodeOffThread copies
-    // a new chunk at once, and known chunks (most of a later day) are never copied.
-    const chunker = new Chunker({
-      chunker: spec,
-      fingerprint: this.store.fingerprintSpec,
-      workers: this.options.workers,
-      reuseBuffers: true,
-      pipeline: CHUNKER_PIPELINE,
-    });
+    const { chunker, spec } = this;
     const streamHash = this.store.streamHasher();
     const hashChunks = this.options.streamHashOver !== 'bytes';
     const p = this.progress;
