@@ -25,7 +25,7 @@ import {
   type RunProgress,
   type RunView,
   type TargetResult,
-} from '@hoard/protocol';
+} from '@hoard/protocol/agent';
 import { retrying } from '@hoard/repository';
 import { runHook } from './hooks.js';
 import { silentLogger, type Logger } from './log.js';

@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import type { ErrorCode } from '@hoard/errors';
-import { TokenBucket, parseBandwidth } from '@hoard/protocol';
+import { TokenBucket, parseBandwidth } from '@hoard/protocol/agent';
 
 export type IoPriority = { class: 'idle' } | { class: 'best-effort'; level: number };
 

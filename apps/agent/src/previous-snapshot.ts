@@ -7,7 +7,7 @@
  * unchanged files in the previous archive's order), so a run of many small unchanged
  * files costs one request per window, not one per file.
  */
-import type { HoardClient, SourceStat, WireRef } from '@hoard/protocol';
+import type { HoardClient, SourceStat, WireRef } from '@hoard/protocol/agent';
 import type { ErrorCode } from '@hoard/errors';
 import type { PreviousSnapshot, SourceChunkRef } from './sources/source.js';
 

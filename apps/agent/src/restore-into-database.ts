@@ -10,7 +10,7 @@
  * reader); this host's ~/.pgpass, PGPASSWORD, ~/.my.cnf or MYSQL_PWD supply it, as for
  * its dumps.
  */
-import { parseSourceSpec, type HoardClient, type RestoreResult, type RestoreRunSpec } from '@hoard/protocol';
+import { parseSourceSpec, type HoardClient, type RestoreResult, type RestoreRunSpec } from '@hoard/protocol/agent';
 import { DatabaseSink, postgresConnection, type DatabaseTarget } from '@hoard/repository';
 import { mysqldumpInvocation } from './sources/mysql.js';
 

@@ -17,7 +17,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { HoardClient, FinishRunRequest, RestoreResult, RestoreRunSpec, RunProgress, RunView } from '@hoard/protocol';
+import type { HoardClient, FinishRunRequest, RestoreResult, RestoreRunSpec, RunProgress, RunView } from '@hoard/protocol/agent';
 import type { ErrorCode } from '@hoard/errors';
 import { extractArchive, findEntry, readArchiveFile, readArchiveIndex, type ArchiveSource } from '@hoard/repository';
 import { restoreIntoDatabase } from './restore-into-database.js';

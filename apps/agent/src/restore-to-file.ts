@@ -11,7 +11,7 @@
  * error says which bytes are not restored.
  */
 import { rename, rm } from 'node:fs/promises';
-import type { HoardClient, RestoreEnd } from '@hoard/protocol';
+import type { HoardClient, RestoreEnd } from '@hoard/protocol/agent';
 import { FileSink } from '@hoard/repository';
 import type { ErrorCode } from '@hoard/errors';
 

@@ -34,7 +34,7 @@ import {
   type SourceStat,
   type TokenBucket,
   type WireRef,
-} from '@hoard/protocol';
+} from '@hoard/protocol/agent';
 import { BlobCodec, SEAL_OVERHEAD, compressionFrom, fingerprintKey, hashChunkRef, retrying, streamHasher, type EncodedBlob } from '@hoard/repository';
 import { RemotePreviousSnapshot } from './previous-snapshot.js';
 import { SMALL_FILE_BYTES, type DirArchiveStats } from './sources/dir.js';

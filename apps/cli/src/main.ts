@@ -56,7 +56,7 @@ const runPolicyWrite = lazy(() => import('./commands/policies.js'), 'runPolicyWr
 const runAgentAdd = lazy(() => import('./commands/agents.js'), 'runAgentAdd');
 const runAgentList = lazy(() => import('./commands/agents.js'), 'runAgentList');
 const runAgentRevoke = lazy(() => import('./commands/agents.js'), 'runAgentRevoke');
-const runAgentStart = lazy(() => import('./commands/agents.js'), 'runAgentStart');
+const runAgentStart = lazy(() => import('./commands/agent-start.js'), 'runAgentStart');
 const runRemoteRestore = lazy(() => import('./commands/remote.js'), 'runRemoteRestore');
 const runRemoteSnapshots = lazy(() => import('./commands/remote.js'), 'runRemoteSnapshots');
 const runRemoteProtect = lazy(() => import('./commands/remote.js'), 'runRemoteProtect');

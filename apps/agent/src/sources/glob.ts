@@ -8,7 +8,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import type { Dirent } from 'node:fs';
-import { hasGlobMagic } from '@hoard/protocol';
+import { hasGlobMagic } from '@hoard/protocol/agent';
 
 /** A RegExp matching one name (a path segment or a domain name) against `pattern`. */
 export function globToRegExp(pattern: string): RegExp {

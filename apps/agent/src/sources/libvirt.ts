@@ -16,8 +16,8 @@
  * magic.
  */
 import { execFile } from 'node:child_process';
-import type { LibvirtSourceSpec } from '@hoard/protocol';
-import { formatSourceSpec } from '@hoard/protocol';
+import type { LibvirtSourceSpec } from '@hoard/protocol/agent';
+import { formatSourceSpec } from '@hoard/protocol/agent';
 import { SourceToolMissingError } from './errors.js';
 import { globToRegExp } from './glob.js';
 import { fileTarget } from './file.js';

@@ -12,7 +12,7 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import type { MysqlSourceSpec } from '@hoard/protocol';
+import type { MysqlSourceSpec } from '@hoard/protocol/agent';
 import type { Invocation } from './postgres.js';
 import { spawnSource } from './process.js';
 import type { SourceTarget } from './source.js';

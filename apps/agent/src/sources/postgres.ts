@@ -8,7 +8,7 @@
  * everywhere when a few rows change, which defeats deduplication, and the repository
  * compresses chunks itself. Plain format is SQL text for psql.
  */
-import type { PostgresSourceSpec } from '@hoard/protocol';
+import type { PostgresSourceSpec } from '@hoard/protocol/agent';
 import { postgresConnection } from '@hoard/repository';
 import { spawnSource } from './process.js';
 import type { SourceTarget } from './source.js';

@@ -3,7 +3,7 @@
  * one or more targets, each opened as a byte stream for the chunker. docs/sources.md
  * describes every source type, how it is read and how it fails.
  */
-import type { SourceSpec, SourceStat } from '@hoard/protocol';
+import type { SourceSpec, SourceStat } from '@hoard/protocol/agent';
 import { cmdTarget } from './cmd.js';
 import { resolveDirSource, type DirArchiveStats } from './dir.js';
 import { resolveFileSource } from './file.js';

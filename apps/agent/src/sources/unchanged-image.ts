@@ -19,7 +19,7 @@
  * git has with its index); such an image is simply read again next time.
  */
 import { stat } from 'node:fs/promises';
-import type { SourceStat } from '@hoard/protocol';
+import type { SourceStat } from '@hoard/protocol/agent';
 import { SourceClosedError } from './errors.js';
 import { statError } from './file.js';
 import { abortError, deferred } from './process.js';

@@ -4,7 +4,7 @@
  * qcow2's magic is read as the guest sees it (qemu-nbd), anything else raw. The glob is
  * expanded on every resolve, so a VM image created since the last run is picked up.
  */
-import { hasGlobMagic } from '@hoard/protocol';
+import { hasGlobMagic } from '@hoard/protocol/agent';
 import { SourceFailedError, SourceNotFoundError, SourceUnsupportedError } from './errors.js';
 import { statError, statTarget } from './file.js';
 import { expandGlob } from './glob.js';
