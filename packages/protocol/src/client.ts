@@ -171,17 +171,39 @@ export class HoardClient {
   }
 
   /** A call with a JSON body (or none) and a JSON answer (or none: 204), through node:http. */
-  json<T>(method: string, path: string, json?: unknown, signal?: AbortSignal): Promise<T> {
+  async json<T>(method: string, path: string, json?: unknown, signal?: AbortSignal): Promise<T> {
+    const body = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+    const answer = await this.call(method, path, { body, contentType: CONTENT_TYPE_JSON, signal });
+    const text = answer.body.toString('utf8');
+    if (answer.status === 204 || text === '') return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new AnswerFormatError(`the answer to ${method} ${path.split('?')[0]} is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
+    }
+  }
+
+  /**
+   * A call through node:http whose answer is read whole: the JSON calls and the agent's
+   * binary ones (fingerprint queries, chunk lists). Not fetch: its first call loads undici
+   * and compiles its HTTP parser to WebAssembly, and V8's optimizing tier for that parser
+   * took ~30 MiB of scratch memory on a background thread, which glibc kept: an agent's
+   * peak RSS went up by that much. An answer >= 400 is a ServerError.
+   */
+  private call(
+    method: string,
+    path: string,
+    init: { body?: Uint8Array; contentType?: string; signal?: AbortSignal },
+  ): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
     const url = new URL(path, this.base);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const body = json === undefined ? undefined : JSON.stringify(json);
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}` };
-    if (body !== undefined) {
-      headers['content-type'] = CONTENT_TYPE_JSON;
-      headers['content-length'] = String(Buffer.byteLength(body));
+    if (init.body !== undefined) {
+      headers['content-type'] = init.contentType ?? CONTENT_TYPE_BINARY;
+      headers['content-length'] = String(init.body.byteLength);
     }
-    return new Promise<T>((resolve, reject) => {
-      const req = send(url, { method, agent: this.httpAgent, signal, headers });
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, agent: this.httpAgent, signal: init.signal, headers });
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err.name === 'AbortError') reject(err);
         else reject(new ServerUnreachableError(`cannot reach the media server at ${this.base}: ${err.code ?? err.message}`));
@@ -195,17 +217,12 @@ export class HoardClient {
         });
         res.on('end', () => {
           const status = res.statusCode ?? 500;
-          const text = Buffer.concat(parts).toString('utf8');
-          if (status >= 400) return reject(answerError(status, res.statusMessage ?? '', text));
-          if (status === 204 || text === '') return resolve(undefined as T);
-          try {
-            resolve(JSON.parse(text) as T);
-          } catch {
-            reject(new AnswerFormatError(`the answer to ${method} ${url.pathname} is not JSON: ${JSON.stringify(text.slice(0, 80))}`));
-          }
+          const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+          if (status >= 400) return reject(answerError(status, res.statusMessage ?? '', body.toString('utf8')));
+          resolve({ status, headers: res.headers, body });
         });
       });
-      req.end(body);
+      req.end(init.body);
     });
   }
 
@@ -243,8 +260,8 @@ export class HoardClient {
   }
 
   async missing(session: string, fingerprints: Uint8Array): Promise<Uint8Array> {
-    const res = await this.request('POST', `/v1/sessions/${session}/missing`, { body: fingerprints });
-    return new Uint8Array(await res.arrayBuffer());
+    const answer = await this.call('POST', `/v1/sessions/${session}/missing`, { body: fingerprints });
+    return answer.body;
   }
 
   /**
@@ -326,15 +343,16 @@ export class HoardClient {
    * MAX_CHUNK_REFS of them; `first` is the stream offset of the first one.
    */
   async snapshotChunks(job: string, id: string, offset: number, length: number, signal?: AbortSignal): Promise<{ first: number; refs: WireRef[] }> {
-    const res = await this.request('GET', `/v1/jobs/${encodeURIComponent(job)}/snapshots/${encodeURIComponent(id)}/chunks?offset=${offset}&length=${length}`, {
+    const answer = await this.call('GET', `/v1/jobs/${encodeURIComponent(job)}/snapshots/${encodeURIComponent(id)}/chunks?offset=${offset}&length=${length}`, {
       signal,
     });
-    const body = new Uint8Array(await res.arrayBuffer());
+    const body = answer.body;
     if (body.length % REF_BYTES !== 0)
       throw new AnswerFormatError(`chunk list answer of ${body.length} bytes is not a whole number of ${REF_BYTES}-byte references`);
     // Loaded here, not at start: the chunker (and its native hash) is start-up time for every CLI command.
     const { MAX_CHUNK_SIZE } = await import('@hoard/chunker');
-    return { first: Number(res.headers.get('x-hoard-first-offset') ?? offset), refs: decodeRefs(body, body.length / REF_BYTES, MAX_CHUNK_SIZE) };
+    const first = answer.headers['x-hoard-first-offset'];
+    return { first: Number(typeof first === 'string' ? first : offset), refs: decodeRefs(body, body.length / REF_BYTES, MAX_CHUNK_SIZE) };
   }
 
   /**
