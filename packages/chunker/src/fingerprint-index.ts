@@ -488,6 +488,26 @@ export class FingerprintIndex {
     this.resize(s, slotsFor(g, s));
   }
 
+  /**
+   * Room for `entries` in all (those present included) before a batch of adds of known
+   * size, where shards are small: a shard of up to FULL_LOAD_SLOTS slots grows by one slot
+   * per add, a table copy each (a first backup's 27,000 new blobs indexed at its end were
+   * 27,000 copies, on the last stretch of the backup). Each shard is sized once for its
+   * mean share plus about one standard deviation (shares are binomial); a fuller shard
+   * still grows a slot at a time. Larger shards grow geometrically already, so nothing is
+   * done for them, nor for a batch smaller than the number of shards (at most that many
+   * copies anyway). Never shrinks.
+   */
+  reserve(entries: number): void {
+    if (!Number.isSafeInteger(entries) || entries < 0 || entries > MAX_INITIAL_CAPACITY) {
+      throw new ChunkerParameterError('entries', entries, `an integer number of entries from 0 to ${MAX_INITIAL_CAPACITY}`);
+    }
+    const perShard = Math.ceil(entries / SHARDS);
+    if (entries - this.count < SHARDS || perShard > FULL_LOAD_SLOTS) return;
+    const slots = perShard + Math.ceil(Math.sqrt(perShard));
+    for (let s = 0; s < SHARDS; s++) if (this.slots[s] < slots) this.resize(s, slots);
+  }
+
   /** Rehashes shard s into a fresh table of at least `slots` slots. */
   private resize(s: number, slots: number): void {
     const S = this.stride;

@@ -420,6 +420,48 @@ describe('parameter errors', () => {
 });
 
 describe('growth', () => {
+  it('reserve() sizes small shards once for a batch: the entries, values and lookups of plain adds; nothing where it cannot help', () => {
+    const n = 30_000;
+    const keys = randomKeys(n);
+    const plain = new FingerprintIndex({ valueWords: 3 });
+    const reserved = new FingerprintIndex({ valueWords: 3 });
+    // Some entries first: reserve counts those present.
+    for (let i = 0; i < 1000; i++) {
+      plain.add(keys, [i, 1, 2], 32 * i);
+      reserved.add(keys, [i, 1, 2], 32 * i);
+    }
+    const before = reserved.memoryBytes;
+    reserved.reserve(n);
+    // Every shard got room for its share at once.
+    expect(reserved.memoryBytes).toBeGreaterThan(before);
+    const sized = reserved.memoryBytes;
+    for (let i = 1000; i < n; i++) {
+      expect(plain.add(keys, [i, 1, 2], 32 * i)).toBe(true);
+      expect(reserved.add(keys, [i, 1, 2], 32 * i)).toBe(true);
+    }
+    expect(reserved.size).toBe(n);
+    expect(reserved.lookupMany(keys).length).toBe(0);
+    for (let i = 0; i < n; i += 101) expect([...reserved.get(keys, 32 * i)!]).toEqual([...plain.get(keys, 32 * i)!]);
+    // Only the fuller shards grew past the reservation, and the table is no larger than ~1.5x plain growth's.
+    expect(reserved.memoryBytes).toBeLessThan(sized * 1.2);
+    expect(reserved.memoryBytes).toBeLessThan(plain.memoryBytes * 1.5);
+    // A batch smaller than the shard count, a larger index (geometric growth), or fewer entries than present: nothing to do.
+    for (const [index, entries] of [
+      [new FingerprintIndex(), 100],
+      [reserved, n + 100],
+      [reserved, 10],
+    ] as const) {
+      const bytes = index.memoryBytes;
+      index.reserve(entries);
+      expect(index.memoryBytes).toBe(bytes);
+    }
+    const large = new FingerprintIndex({ initialCapacity: 300_000 });
+    const largeBytes = large.memoryBytes;
+    large.reserve(400_000);
+    expect(large.memoryBytes).toBe(largeBytes);
+    expect(() => reserved.reserve(-1)).toThrow(ChunkerParameterError);
+  });
+
   it('keeps every entry through growth to 1.5M entries, with and without a capacity hint', () => {
     const n = 1_500_000;
     const keys = randomKeys(n);

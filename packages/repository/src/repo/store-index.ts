@@ -118,6 +118,11 @@ export class StoreIndex {
     return table.add(fingerprint, v);
   }
 
+  /** About to add `entries` more (a batch of packs): see FingerprintIndex.reserve. */
+  reserve(entries: number): void {
+    this.table.reserve(this.table.size + entries);
+  }
+
   addPackEntries(packHash: Uint8Array, entries: readonly PackEntry[]): void {
     const pack = this.packOrdinal(packHash);
     for (const e of entries) this.add(e.fingerprint, { pack, offset: e.offset, storedLength: e.storedLength, codec: e.codec });
