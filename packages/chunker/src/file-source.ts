@@ -6,6 +6,7 @@
  * was ~60 MiB of a backup's peak RSS.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import type { ReadIntoSource } from './types.js';
 
 /** Bytes per read: large enough for few system calls, small beside the chunker's segments. */
 export const FILE_PIECE_BYTES = 1024 * 1024;
@@ -37,4 +38,29 @@ export async function* readHandleReusing(handle: FileHandle, options: FileSource
     position += bytesRead;
     yield buffer.subarray(0, bytesRead);
   }
+}
+
+/**
+ * A file as a ReadIntoSource: the chunker's worker pipeline reads it straight into its
+ * segments (one copy of each byte less than a read buffer: on a 512 MiB dump ~80 ms of the
+ * backup's main thread); iterated, it is readFileReusing. Opened at the first read, closed
+ * by close() or at the end of an iteration.
+ */
+export function fileSource(path: string, options: FileSourceOptions = {}): ReadIntoSource {
+  let handle: Promise<FileHandle> | undefined;
+  let position = options.start ?? 0;
+  return {
+    async readInto(target, offset, length) {
+      handle ??= open(path, 'r');
+      const { bytesRead } = await (await handle).read(target, offset, length, position);
+      position += bytesRead;
+      return bytesRead;
+    },
+    async close() {
+      const opened = handle;
+      handle = undefined;
+      if (opened) await (await opened).close();
+    },
+    [Symbol.asyncIterator]: () => readFileReusing(path, options),
+  };
 }

@@ -25,9 +25,9 @@ export {
   isAllZero,
   ChunkHasher,
 } from './fingerprint.js';
-export type { Chunk, ChunkSource } from './types.js';
+export { type Chunk, type ChunkSource, type ReadIntoSource, isReadIntoSource } from './types.js';
 export { Chunker, chunkStream, defaultWorkerCount, type ChunkerOptions } from './chunker.js';
-export { FILE_PIECE_BYTES, readFileReusing, readHandleReusing, type FileSourceOptions } from './file-source.js';
+export { FILE_PIECE_BYTES, fileSource, readFileReusing, readHandleReusing, type FileSourceOptions } from './file-source.js';
 export { windowBytes } from './sequential.js';
 export { defaultSegmentBytes, type SegmentPipelineOptions } from './parallel/segment-pipeline.js';
 export { FingerprintIndex, type FingerprintIndexOptions } from './fingerprint-index.js';

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Chunker, ChunkerParameterError, chunkStream, findCutPoints, type Chunk, type ChunkerSpec } from '../dist/index.js';
+import { Chunker, ChunkerParameterError, chunkStream, fileSource, findCutPoints, readFileReusing, type Chunk, type ChunkerSpec } from '../dist/index.js';
 import { collect, inReads, randomBytes } from './helpers.js';
 
 const summary = (chunks: Chunk[]) => chunks.map((c) => [c.offset, c.length, Buffer.from(c.fingerprint).toString('hex'), c.zero]);
@@ -202,6 +205,59 @@ describe('streaming chunker', () => {
     idle.start();
     await idle.close();
     await idle.close();
+  });
+
+  it('a fileSource is read straight into the segments: the chunks of the same file read piece by piece; closed at the end and when the consumer stops', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hoard-file-source-'));
+    try {
+      const path = join(dir, 'data');
+      const data = imageLike(900_000, 11);
+      await writeFile(path, data);
+      const spec: ChunkerSpec = { kind: 'fastcdc', avgSize: 4096 };
+      const reference = summary(await collect(new Chunker({ chunker: spec, workers: 0 }).chunk(readFileReusing(path))));
+      for (const workers of [0, 1]) {
+        const chunker = new Chunker({ chunker: spec, workers, reuseBuffers: true, pipeline: { segmentBytes: 100_000 } });
+        try {
+          const source = fileSource(path);
+          let reads = 0;
+          let closes = 0;
+          const readInto = source.readInto.bind(source);
+          const close = source.close.bind(source);
+          source.readInto = (target, offset, length) => (reads++, readInto(target, offset, length));
+          source.close = () => (closes++, close());
+          const got: Chunk[] = [];
+          for await (const batch of chunker.chunkBatches(source))
+            got.push(...batch.map((c) => ({ ...c, bytes: Uint8Array.from(c.bytes), fingerprint: Uint8Array.from(c.fingerprint) })));
+          expect(summary(got)).toEqual(reference);
+          for (const c of got) expect(Buffer.compare(c.bytes, data.subarray(c.offset, c.offset + c.length))).toBe(0);
+          // In-thread, the chunker iterates the source (its own reused read buffer); with workers it reads into segments.
+          expect(reads > 0).toBe(workers > 0);
+          expect(closes).toBe(workers > 0 ? 1 : 0);
+
+          // A consumer that stops after the first batch: the file is closed all the same.
+          const early = fileSource(path);
+          let earlyCloses = 0;
+          const earlyClose = early.close.bind(early);
+          early.close = () => (earlyCloses++, earlyClose());
+          for await (const batch of chunker.chunkBatches(early)) {
+            expect(batch.length).toBeGreaterThan(0);
+            break;
+          }
+          expect(earlyCloses).toBe(workers > 0 ? 1 : 0);
+        } finally {
+          await chunker.close();
+        }
+      }
+      // A missing file fails the first read with the file system's error.
+      const missing = new Chunker({ chunker: spec, workers: 1 });
+      try {
+        await expect(collect(missing.chunk(fileSource(join(dir, 'missing'))))).rejects.toThrow('ENOENT');
+      } finally {
+        await missing.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('an empty stream yields no chunks', async () => {

@@ -1,6 +1,6 @@
 /** `hoard backup --repo R --job NAME [--store S] <file|device|->` */
 import { open, stat } from 'node:fs/promises';
-import { formatBytes, readFileReusing } from '@hoard/chunker';
+import { fileSource, formatBytes } from '@hoard/chunker';
 import { backup, type BackupSource } from '@hoard/repository';
 import { dedupFactor, formatDedup } from '../dedup.js';
 import { UsageError } from '../errors.js';
@@ -54,8 +54,8 @@ async function openSource(path: string, options: BackupCommandOptions): Promise<
   }
   return {
     progressTotal: expectedBytes ?? (kind === 'file' ? info.size : deviceBytes),
-    // One reused read buffer: the chunker copies each piece before asking for the next.
-    stream: readFileReusing(path),
+    // Read straight into the chunker's segments.
+    stream: fileSource(path),
     name: options.name ?? path,
     kind,
     expectedBytes: expectedBytes ?? (kind === 'file' ? info.size : undefined),

@@ -21,7 +21,7 @@ import { FINGERPRINT_BYTES, type ChunkHasher } from '../fingerprint.js';
 import { MiB } from '../params.js';
 import type { BufferSource } from '../buffers.js';
 import { readPieces } from '../source.js';
-import type { Chunk, ChunkSource } from '../types.js';
+import { type Chunk, type ChunkSource, isReadIntoSource } from '../types.js';
 import type { SegmentResult } from './protocol.js';
 import { processSegment } from './segment.js';
 import type { SegmentWorkerPool } from './worker-pool.js';
@@ -146,22 +146,38 @@ export async function* chunkParallelBatches(
   }
 
   let current = newSegment(0);
+  /** The current segment is full: send it, start the next with its overlap. */
+  async function* segmentFull(): AsyncGenerator<Chunk[]> {
+    const next = newSegment(current.base + own);
+    next.data.set(current.data.subarray(own, capacity));
+    next.total = max;
+    current.own = own;
+    dispatch(current);
+    current = next;
+    yield* drain(inFlight - 1);
+  }
   try {
-    for await (const piece of readPieces(source)) {
-      let p = 0;
-      while (p < piece.length) {
-        const n = Math.min(piece.length - p, capacity - current.total);
-        current.data.set(piece.subarray(p, p + n), current.total);
-        current.total += n;
-        p += n;
-        if (current.total === capacity) {
-          const next = newSegment(current.base + own);
-          next.data.set(current.data.subarray(own, capacity));
-          next.total = max;
-          current.own = own;
-          dispatch(current);
-          current = next;
-          yield* drain(inFlight - 1);
+    if (isReadIntoSource(source)) {
+      // Straight into the segment: no read buffer to copy from.
+      try {
+        for (;;) {
+          const n = await source.readInto(current.data, current.total, capacity - current.total);
+          if (n === 0) break;
+          current.total += n;
+          if (current.total === capacity) yield* segmentFull();
+        }
+      } finally {
+        await source.close();
+      }
+    } else {
+      for await (const piece of readPieces(source)) {
+        let p = 0;
+        while (p < piece.length) {
+          const n = Math.min(piece.length - p, capacity - current.total);
+          current.data.set(piece.subarray(p, p + n), current.total);
+          current.total += n;
+          p += n;
+          if (current.total === capacity) yield* segmentFull();
         }
       }
     }
