@@ -79,6 +79,20 @@ describe('embedded backup: the append queue', () => {
     expect((await restored(objects, result.snapshot)).equals(data)).toBe(true);
   });
 
+  it('every new chunk keeps its own fingerprint in the packs, past the first 1,024 (the backup copies fingerprints into shared slabs)', async () => {
+    const { repo, objects } = await newRepo();
+    const data = randomBytes(12 * MiB);
+    // 4 KiB chunks: ~3,000 new ones, three slabs' worth.
+    const result = await backup(repo, { stream: pieces(data), name: 'slabs', kind: 'stream' }, { job: 'slabs', avgChunkSize: 4096 });
+    expect(result.chunksNew).toBeGreaterThan(2 * 1024);
+    const fingerprints = new Set<string>();
+    for await (const info of listAll(objects, 'packs/'))
+      for (const e of (await readPackTrailer(objects, info.key)).entries) fingerprints.add(hex(e.fingerprint));
+    expect(fingerprints.size).toBe(result.chunksNew);
+    // The restore finds every chunk by its fingerprint and checks its bytes against it.
+    expect((await restored(objects, result.snapshot)).equals(data)).toBe(true);
+  });
+
   it('a progress callback that throws as blobs are appended fails the backup (nothing committed), not the process', async () => {
     const { repo } = await newRepo();
     let thrown = false;

@@ -155,6 +155,9 @@ class BackupRun {
   /** Resolved whenever `encodes` shrinks (or a failure is recorded): the loop's and the end's waits. */
   private waiters: (() => void)[] = [];
   private failure: unknown;
+  /** Where copyFingerprint puts the next fingerprint (a fresh slab when this one is full). */
+  private slab = new Uint8Array(FINGERPRINT_SLAB_BYTES);
+  private slabUsed = 0;
   /** Ordinals (in the store index) of packs this run deduplicated against: the commit check needs them. */
   private readonly reusedPacks = new Set<number>();
 
@@ -279,7 +282,7 @@ class BackupRun {
     }
     if (this.writer.has(fingerprint) || this.encoding.has(fingerprint)) return undefined;
     // Our own copy: the chunker may reuse its memory, and the encode and the pack outlive this chunk.
-    fingerprint = Uint8Array.from(fingerprint);
+    fingerprint = this.copyFingerprint(fingerprint);
     this.encoding.add(fingerprint, NO_VALUE);
     this.progress.chunksNew++;
     this.progress.bytesNew += bytes.length;
@@ -302,6 +305,22 @@ class BackupRun {
     // to the event loop, which sends the encode pool's open group; waiting per chunk would
     // send groups of one chunk each.
     return this.appended(ENCODE_BYTES_IN_FLIGHT / 2, ENCODES_IN_FLIGHT / 2);
+  }
+
+  /**
+   * A view of the fingerprint slab: the pack keeps each new chunk's fingerprint until its
+   * segment is written (on a first backup, to the end), and a typed array with a buffer of
+   * its own per chunk was several MiB the young generation copied and promoted.
+   */
+  private copyFingerprint(fingerprint: Uint8Array): Uint8Array {
+    if (this.slabUsed === FINGERPRINT_SLAB_BYTES) {
+      this.slab = new Uint8Array(FINGERPRINT_SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const copy = this.slab.subarray(this.slabUsed, this.slabUsed + 32);
+    copy.set(fingerprint);
+    this.slabUsed += 32;
+    return copy;
   }
 
   /**
@@ -377,5 +396,7 @@ class BackupRun {
 }
 
 const EMPTY = new Uint8Array(32);
+/** 1,024 fingerprints a slab. */
+const FINGERPRINT_SLAB_BYTES = 32 * 1024;
 /** The `encoding` index only needs its keys. */
 const NO_VALUE = new Uint32Array(1);
