@@ -493,6 +493,7 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
       await rm(file, { force: true });
     }
     const afterSeries = await server.daemon.memory();
+    const agentAfterSeries = await a0!.memory();
     loads.after_series = load1();
 
     // 1, 2, 4 ... agents at once (up to --agents), each its own image: every phase has new
@@ -573,6 +574,7 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
       index_entries: index.entries,
       index_memory_bytes: index.memoryBytes,
       agent_peak_rss_bytes: Math.max(...agentMem.map((m) => m.hwm)),
+      agent_peak_rss_after_series_bytes: agentAfterSeries.hwm,
     };
     await Promise.all(agents.map((a) => a.stop()));
     await server.daemon.stop();

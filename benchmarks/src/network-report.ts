@@ -129,6 +129,8 @@ export interface ServerMemory {
   index_memory_bytes: number;
   /** Highest VmHWM of any agent process. */
   agent_peak_rss_bytes: number;
+  /** VmHWM of the agent of the day series (a0) after them, before the concurrent agents. */
+  agent_peak_rss_after_series_bytes: number;
 }
 
 export interface NetworkFigures {
@@ -173,6 +175,8 @@ export interface NetworkFigures {
   server_peak_rss_bytes: number;
   index_entries: number;
   agent_peak_rss_bytes: number;
+  /** The day series' agent alone (before N agents at once share the cores). */
+  agent_peak_rss_after_series_bytes: number;
   /** N agents at once: total logical bytes / wall time, MB/s. */
   four_agents_mb_s: number | null;
   concurrent_agents: number;
@@ -234,6 +238,7 @@ export function computeFigures(days: NetworkDay[], fleet: FleetResult | null, me
     server_peak_rss_bytes: memory.peak_rss_bytes,
     index_entries: memory.index_entries,
     agent_peak_rss_bytes: memory.agent_peak_rss_bytes,
+    agent_peak_rss_after_series_bytes: memory.agent_peak_rss_after_series_bytes,
     four_agents_mb_s: fleet ? fleet.mb_s : null,
     concurrent_agents: fleet ? fleet.agents : 0,
     single_agent_first_day_mb_s: vmDay0 ? vmDay0.net_mb_s : null,

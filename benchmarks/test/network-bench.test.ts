@@ -138,6 +138,7 @@ describe('computeFigures', () => {
     index_entries: 500_000,
     index_memory_bytes: 15e6,
     agent_peak_rss_bytes: 1e8,
+    agent_peak_rss_after_series_bytes: 9e7,
   };
   const days = [
     day('vm_image', 0, { logical: 1e9, sent: 5e8, stored: 5e8, net: 5, emb: 4, run: 3 }),
