@@ -70,16 +70,20 @@ export class Chunker {
    * Starts the worker threads now instead of at the first stream: a worker takes tens of
    * milliseconds to start, which then overlaps what the caller does before it has a stream
    * (opening a repository). Idle workers do not keep the process alive; close() ends them.
+   * The promise settles when they have started (at once without workers); a failed start
+   * shows at the first stream.
    */
-  start(): void {
-    if (this.workers > 0) this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
+  start(): Promise<void> {
+    if (this.workers === 0) return Promise.resolve();
+    this.pool ??= new SegmentWorkerPool({ params: this.cutter.params, fingerprint: this.fingerprint }, this.workers);
+    return this.pool.online;
   }
 
   /** Chunks one stream. May be called again (also concurrently); workers are shared. */
   chunk(source: ChunkSource): AsyncGenerator<Chunk> {
     const buffers = new BufferSource(this.options.reuseBuffers === true);
     if (this.workers === 0) return chunkSequential(source, this.cutter, this.hasher, buffers);
-    this.start();
+    void this.start();
     return chunkParallel(source, this.cutter, this.hasher, this.pool!, buffers, this.options.pipeline);
   }
 
@@ -96,7 +100,7 @@ export class Chunker {
       for await (const chunk of chunkSequential(source, this.cutter, this.hasher, buffers)) yield [chunk];
       return;
     }
-    this.start();
+    void this.start();
     yield* chunkParallelBatches(source, this.cutter, this.hasher, this.pool!, buffers, this.options.pipeline);
   }
 

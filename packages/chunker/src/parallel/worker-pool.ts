@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { SegmentJob, SegmentReply, SegmentResult, SegmentWorkerConfig } from './protocol.js';
+import { WorkerHold } from './worker-online.js';
 
 interface Pending {
   resolve: (r: SegmentResult) => void;
@@ -17,26 +18,30 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 } as const;
 /** A fixed set of segment workers; jobs go to the least busy one. */
 export class SegmentWorkerPool {
   private readonly workers: Worker[] = [];
+  private readonly holds: WorkerHold[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly load: number[] = [];
   private readonly owner = new Map<number, number>();
   private nextId = 1;
   private failure: Error | undefined;
+  /** Settles once every worker has started (see Chunker.start). */
+  readonly online: Promise<void>;
 
   constructor(config: SegmentWorkerConfig, count: number) {
     const url = new URL('./segment-worker.js', import.meta.url);
     for (let i = 0; i < count; i++) {
       const worker = new Worker(url, { workerData: config, resourceLimits: WORKER_LIMITS });
-      // Idle workers must not keep a CLI process alive if a caller forgets close().
-      worker.unref();
       worker.on('message', (reply: SegmentReply) => this.settle(reply));
       worker.on('error', (err) => this.fail(err));
       worker.on('exit', (code) => {
         if (code !== 0) this.fail(new Error(`chunker worker exited with code ${code}`));
       });
       this.workers.push(worker);
+      // Idle workers must not keep a CLI process alive if a caller forgets close().
+      this.holds.push(new WorkerHold(worker));
       this.load.push(0);
     }
+    this.online = Promise.all(this.holds.map((h) => h.online)).then(() => undefined);
   }
 
   get size(): number {
@@ -54,6 +59,7 @@ export class SegmentWorkerPool {
     let w = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[w]) w = i;
     this.load[w]++;
+    this.holds[w].begin();
     this.owner.set(id, w);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -68,6 +74,7 @@ export class SegmentWorkerPool {
     const w = this.owner.get(reply.id)!;
     this.owner.delete(reply.id);
     this.load[w]--;
+    this.holds[w].end();
     if ('error' in reply) p.reject(new Error(`chunker worker failed: ${reply.error}`));
     else p.resolve(reply);
   }

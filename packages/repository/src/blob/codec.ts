@@ -151,10 +151,10 @@ export class BlobCodec {
   /**
    * Starts the encode workers encodeOffThread will use, if it will use them: a worker takes
    * tens of milliseconds to start, better spent while the caller still sets up than when
-   * its first chunks wait.
+   * its first chunks wait. The promise settles when they have started.
    */
-  startOffThread(): void {
-    if (this.compression.kind !== 'none' || this.dataKey) EncodePool.shared();
+  startOffThread(): Promise<void> {
+    return this.compression.kind !== 'none' || this.dataKey ? EncodePool.shared().online() : Promise.resolve();
   }
 
   /**

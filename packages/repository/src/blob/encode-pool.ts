@@ -11,6 +11,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+// The subpath, not the package index: the encode worker loads this module too, and needs none of the chunker.
+import { WorkerHold } from '@hoard/chunker/worker-online';
 import type { ErrorCode } from '@hoard/errors';
 import type { EncodedBlob } from './codec.js';
 import type { BlobCompression } from './compression.js';
@@ -79,6 +81,8 @@ interface Slot {
   worker: Worker;
   inFlight: Map<number, Group>;
   queuedBytes: number;
+  /** Held while it starts and while groups are in flight; `hold.online` settles once it has started. */
+  hold: WorkerHold;
 }
 
 interface EncodeSettings {
@@ -142,6 +146,11 @@ export class EncodePool {
   static shared(): EncodePool {
     shared ??= new EncodePool();
     return shared;
+  }
+
+  /** Settles once every worker of the pool has started. */
+  online(): Promise<void> {
+    return Promise.all(this.slots.map((s) => s.hold.online)).then(() => undefined);
   }
 
   /** Encodes a copy of `raw` (the caller may reuse `raw` as soon as this returns). */
@@ -235,7 +244,7 @@ export class EncodePool {
     const { slot } = group;
     slot.inFlight.set(group.id, group);
     slot.queuedBytes += group.used;
-    if (slot.inFlight.size === 1) slot.worker.ref();
+    slot.hold.begin();
     const message: EncodeGroup = {
       id: group.id,
       buffer: group.buffer,
@@ -253,7 +262,7 @@ export class EncodePool {
     if (!group) return;
     slot.inFlight.delete(reply.id);
     slot.queuedBytes -= group.used;
-    if (slot.inFlight.size === 0) slot.worker.unref();
+    slot.hold.end();
     if ('error' in reply) {
       const err = new EncodeWorkerError(`encoding a chunk failed: ${reply.error}`);
       for (const job of group.jobs) job.reject(err);
@@ -304,9 +313,9 @@ export class EncodePool {
     // transferred buffers, and V8 would grow an uncapped one to 32 MiB under the allocation
     // rate (below 4 MiB, minor GCs cost measurably more CPU).
     const worker = new Worker(new URL('./encode-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-    worker.unref();
-    const slot: Slot = { worker, inFlight: new Map(), queuedBytes: 0 };
     worker.on('message', (reply: EncodeGroupDone | EncodeGroupFailed) => this.settle(slot, reply));
+    // The hold after the 'message' listener (see WorkerHold).
+    const slot: Slot = { worker, inFlight: new Map(), queuedBytes: 0, hold: new WorkerHold(worker) };
     const fail = (err: Error) => {
       const index = this.slots.indexOf(slot);
       if (index < 0) return;

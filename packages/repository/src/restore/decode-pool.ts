@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { WorkerHold } from '@hoard/chunker/worker-online';
 import type { ErrorCode } from '@hoard/errors';
 import type { DecodeJob, DecodeReply } from './decode-protocol.js';
 
@@ -24,6 +25,8 @@ interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
   queuedBytes: number;
+  /** Held while it starts and while jobs are pending (a CLI restore awaits nothing else); idle, it lets the process go. */
+  hold: WorkerHold;
 }
 
 /** Workers of the shared pool: HOARD_RESTORE_WORKERS, else one per core up to 4. */
@@ -59,9 +62,7 @@ export class DecodePool {
       const bytes = job.byteLength;
       slot.pending.set(id, { resolve, reject, bytes });
       slot.queuedBytes += bytes;
-      // A worker with work keeps the process alive (a CLI restore awaits nothing else);
-      // an idle one must not.
-      if (slot.pending.size === 1) slot.worker.ref();
+      slot.hold.begin();
       slot.worker.postMessage({ ...job, id } satisfies DecodeJob, transfer);
     });
   }
@@ -76,16 +77,16 @@ export class DecodePool {
     // Decoded blobs live in ArrayBuffers, not on the heap: a 4 MiB young generation (V8
     // grows it to 32 MiB under load) is enough, as for the chunker's workers.
     const worker = new Worker(new URL('./decode-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-    worker.unref();
-    const slot: Slot = { worker, pending: new Map(), queuedBytes: 0 };
     worker.on('message', (reply: DecodeReply) => {
       const p = slot.pending.get(reply.id);
       if (!p) return;
       slot.pending.delete(reply.id);
       slot.queuedBytes -= p.bytes;
-      if (slot.pending.size === 0) worker.unref();
+      slot.hold.end();
       p.resolve(reply);
     });
+    // The hold after the 'message' listener (see WorkerHold).
+    const slot: Slot = { worker, pending: new Map(), queuedBytes: 0, hold: new WorkerHold(worker) };
     const fail = (err: Error) => {
       const index = this.slots.indexOf(slot);
       if (index < 0) return; // already replaced
