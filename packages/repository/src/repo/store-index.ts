@@ -118,9 +118,13 @@ export class StoreIndex {
     return table.add(fingerprint, v);
   }
 
-  /** About to add `entries` more (a batch of packs): see FingerprintIndex.reserve. */
-  reserve(entries: number): void {
-    this.table.reserve(this.table.size + entries);
+  /** About to add these packs' entries: see FingerprintIndex.reserve. */
+  reserveFor(packs: readonly { entries: readonly PackEntry[] }[]): void {
+    this.table.reserve(
+      (function* () {
+        for (const p of packs) for (const e of p.entries) yield e.fingerprint;
+      })(),
+    );
   }
 
   addPackEntries(packHash: Uint8Array, entries: readonly PackEntry[]): void {

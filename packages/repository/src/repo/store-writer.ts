@@ -254,7 +254,7 @@ export class StoreWriter {
       }
       this.stats.segments++;
       // Pack and segment are durable: from now on everyone may use the blobs.
-      this.index.reserve(packs.reduce((n, p) => n + p.entries.length, 0));
+      this.index.reserveFor(packs);
       for (const p of packs) {
         this.index.addPackEntries(p.packHash, p.entries);
         if (this.recordPacks) this.writtenPacks.push(p.packHash);
