@@ -443,6 +443,8 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
         if (t.bytesRead !== made.bytes) throw new Error(`${spec.name} day ${day}: the agent read ${t.bytesRead} bytes of a ${made.bytes}-byte file`);
         syncDisks();
 
+        const agentHwm = (await a0!.memory()).hwm;
+
         // Embedded path.
         await readThrough(file);
         const embBefore = await reading(server, [a0]);
@@ -474,6 +476,7 @@ export async function runNetworkBench(o: NetworkBenchOptions): Promise<Record<st
           agent_cpu_s: r3(after.agentsCpu - before.agentsCpu),
           source_cpu_s: r3(after.agentsChildrenCpu - before.agentsChildrenCpu),
           cli_cpu_s: run.cpu_s === null ? null : r3(run.cpu_s),
+          agent_peak_rss_bytes: agentHwm,
           net_others_cpu_s: othersCpu(before, after, run.cpu_s ?? 0),
           emb_wall_s: r3(emb.wall_s),
           emb_mb_s: mbps(made.bytes, emb.wall_s),

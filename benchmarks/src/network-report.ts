@@ -63,6 +63,8 @@ export interface NetworkDay {
   source_cpu_s: number;
   /** CPU of the `hoard run` CLI process itself (null without GNU time). */
   cli_cpu_s: number | null;
+  /** VmHWM of the series' agent (a0) after this day's run: its peak so far. */
+  agent_peak_rss_bytes: number;
   /**
    * CPU seconds the rest of the machine (anything but the benchmark's processes) used
    * during the network run: 0 on a quiet machine; on 2 cores, anything near the run's wall

@@ -119,6 +119,7 @@ function day(series: string, d: number, o: { logical: number; sent: number; stor
     agent_cpu_s: 1,
     source_cpu_s: 0,
     cli_cpu_s: null,
+    agent_peak_rss_bytes: 1.2e8,
     net_others_cpu_s: null,
     emb_wall_s: o.emb,
     emb_mb_s: o.logical / o.emb / 1e6,
