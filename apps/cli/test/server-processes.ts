@@ -18,7 +18,8 @@ export interface ServerProcess {
   child: ChildProcess;
   /** `hoard ARGS --server URL --token ADMIN`. */
   cli(args: string[], env?: Record<string, string>): ReturnType<typeof hoardCli>;
-  addAgent(name: string): Promise<AgentProcess>;
+  /** Starts `hoard agent start` for a new agent; `extraEnv` on top of the server's environment. */
+  addAgent(name: string, extraEnv?: Record<string, string>): Promise<AgentProcess>;
   stop(): Promise<void>;
 }
 
@@ -96,11 +97,14 @@ export async function startServerProcess(options: { storage?: string; env?: Reco
     dir,
     child,
     cli: (args, extraEnv = {}) => hoardCli([...args, '--server', url, '--token', adminToken], { env: { ...options.env, ...extraEnv } }),
-    async addAgent(name) {
+    async addAgent(name, extraEnv = {}) {
       const added = await server.cli(['agent', 'add', name, '--json']);
       if (added.code !== 0) throw new Error(`agent add failed: ${added.stderr}`);
       const { token } = JSON.parse(added.stdout) as { token: string };
-      const agentChild = spawn(process.execPath, [hoard, 'agent', 'start', '--server', url, '--token', token], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const agentChild = spawn(process.execPath, [hoard, 'agent', 'start', '--server', url, '--token', token], {
+        env: { ...env, ...extraEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       agentChild.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       await waitForLine(agentChild, /connected to/, `hoard agent ${name}`);
