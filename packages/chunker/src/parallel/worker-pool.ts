@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { SegmentJob, SegmentReply, SegmentResult, SegmentWorkerConfig } from './protocol.js';
-import { WorkerHold } from './worker-online.js';
+import { WorkerHold } from './worker-hold.js';
 
 interface Pending {
   resolve: (r: SegmentResult) => void;
@@ -58,8 +58,7 @@ export class SegmentWorkerPool {
     const id = this.nextId++;
     let w = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[w]) w = i;
-    this.load[w]++;
-    this.holds[w].begin();
+    this.holds[w].jobs(++this.load[w]);
     this.owner.set(id, w);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -73,8 +72,7 @@ export class SegmentWorkerPool {
     this.pending.delete(reply.id);
     const w = this.owner.get(reply.id)!;
     this.owner.delete(reply.id);
-    this.load[w]--;
-    this.holds[w].end();
+    this.holds[w].jobs(--this.load[w]);
     if ('error' in reply) p.reject(new Error(`chunker worker failed: ${reply.error}`));
     else p.resolve(reply);
   }

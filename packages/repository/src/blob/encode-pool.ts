@@ -12,7 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 // The subpath, not the package index: the encode worker loads this module too, and needs none of the chunker.
-import { WorkerHold } from '@hoard/chunker/worker-online';
+import { WorkerHold } from '@hoard/chunker/worker-hold';
 import type { ErrorCode } from '@hoard/errors';
 import type { EncodedBlob } from './codec.js';
 import type { BlobCompression } from './compression.js';
@@ -244,7 +244,7 @@ export class EncodePool {
     const { slot } = group;
     slot.inFlight.set(group.id, group);
     slot.queuedBytes += group.used;
-    slot.hold.begin();
+    slot.hold.jobs(slot.inFlight.size);
     const message: EncodeGroup = {
       id: group.id,
       buffer: group.buffer,
@@ -262,7 +262,7 @@ export class EncodePool {
     if (!group) return;
     slot.inFlight.delete(reply.id);
     slot.queuedBytes -= group.used;
-    slot.hold.end();
+    slot.hold.jobs(slot.inFlight.size);
     if ('error' in reply) {
       const err = new EncodeWorkerError(`encoding a chunk failed: ${reply.error}`);
       for (const job of group.jobs) job.reject(err);

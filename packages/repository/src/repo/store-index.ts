@@ -120,11 +120,7 @@ export class StoreIndex {
 
   /** About to add these packs' entries: see FingerprintIndex.reserve. */
   reserveFor(packs: readonly { entries: readonly PackEntry[] }[]): void {
-    this.table.reserve(
-      (function* () {
-        for (const p of packs) for (const e of p.entries) yield e.fingerprint;
-      })(),
-    );
+    this.table.reserve(packs.flatMap((p) => p.entries.map((e) => e.fingerprint)));
   }
 
   addPackEntries(packHash: Uint8Array, entries: readonly PackEntry[]): void {

@@ -94,7 +94,12 @@ export class StoreWriter {
 
   /** True when the store has the blob or this writer is storing it. */
   has(fingerprint: Uint8Array): boolean {
-    return this.index.has(fingerprint) || this.pending.has(fingerprintKey(fingerprint));
+    return this.hasKeyed(fingerprint, fingerprintKey(fingerprint));
+  }
+
+  /** `has` with the fingerprint's key already made (append keeps it for `pending`). */
+  private hasKeyed(fingerprint: Uint8Array, key: string): boolean {
+    return this.index.has(fingerprint) || this.pending.has(key);
   }
 
   /**
@@ -142,7 +147,7 @@ export class StoreWriter {
    */
   append(fingerprint: Uint8Array, blob: EncodedBlob, owned = false): boolean {
     const key = fingerprintKey(fingerprint);
-    if (this.index.has(fingerprint) || this.pending.has(key)) {
+    if (this.hasKeyed(fingerprint, key)) {
       this.stats.duplicates++;
       return false;
     }

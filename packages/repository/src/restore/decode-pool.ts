@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { WorkerHold } from '@hoard/chunker/worker-online';
+import { WorkerHold } from '@hoard/chunker/worker-hold';
 import type { ErrorCode } from '@hoard/errors';
 import type { DecodeJob, DecodeReply } from './decode-protocol.js';
 
@@ -62,7 +62,7 @@ export class DecodePool {
       const bytes = job.byteLength;
       slot.pending.set(id, { resolve, reject, bytes });
       slot.queuedBytes += bytes;
-      slot.hold.begin();
+      slot.hold.jobs(slot.pending.size);
       slot.worker.postMessage({ ...job, id } satisfies DecodeJob, transfer);
     });
   }
@@ -82,7 +82,7 @@ export class DecodePool {
       if (!p) return;
       slot.pending.delete(reply.id);
       slot.queuedBytes -= p.bytes;
-      slot.hold.end();
+      slot.hold.jobs(slot.pending.size);
       p.resolve(reply);
     });
     // The hold after the 'message' listener (see WorkerHold).

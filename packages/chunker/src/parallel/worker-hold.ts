@@ -5,7 +5,7 @@ import type { Worker } from 'node:worker_threads';
  * that, which its owner reports through its own listeners). Listen from the Worker's
  * creation: 'online' fires once.
  */
-export function whenOnline(worker: Worker): Promise<void> {
+function whenOnline(worker: Worker): Promise<void> {
   return new Promise<void>((settle) => {
     const done = (): void => {
       worker.off('online', done);
@@ -35,28 +35,24 @@ export class WorkerHold {
   /** Settles once the worker has started (or failed to). */
   readonly online: Promise<void>;
   private started = false;
-  private jobs = 0;
+  private busy = false;
 
   constructor(private readonly worker: Worker) {
     worker.ref();
     this.online = whenOnline(worker).then(() => {
       this.started = true;
-      this.release();
+      this.apply();
     });
   }
 
-  /** A job was sent to the worker. */
-  begin(): void {
-    if (this.jobs++ === 0) this.worker.ref();
+  /** The pool's count of the worker's unanswered jobs, after each send and each answer. */
+  jobs(count: number): void {
+    this.busy = count > 0;
+    this.apply();
   }
 
-  /** A job's answer came back (or the job failed). */
-  end(): void {
-    if (this.jobs > 0) this.jobs--;
-    this.release();
-  }
-
-  private release(): void {
-    if (this.started && this.jobs === 0) this.worker.unref();
+  private apply(): void {
+    if (this.busy || !this.started) this.worker.ref();
+    else this.worker.unref();
   }
 }
